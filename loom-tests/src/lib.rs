@@ -1,0 +1,1 @@
+//! loom models of the riptide-pool core; see `tests/`.

@@ -1,0 +1,1 @@
+//! `#[derive(Poolable)]` for `riptide-pool` (filled in by the derive issue).

@@ -1,0 +1,116 @@
+//! [`Pooled`]: the guard a checkout returns.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
+
+use crate::shared::{DestroyOnUnwind, Shared};
+use crate::stats::DestroyReason;
+use crate::Poolable;
+
+/// A checked-out object. Derefs to `T`; on drop it runs [`Poolable::reset`] and
+/// [`Poolable::is_healthy`] and returns the object to the pool (or destroys it when
+/// unhealthy, used up, or the pool is closed).
+///
+/// The guard holds no reference count: the slot it owns keeps the pool's shared state
+/// alive, even after every `Pool` handle is dropped (the object is then destroyed on
+/// return). Returning it costs one CAS when nobody waits.
+pub struct Pooled<T: Poolable> {
+    shared: NonNull<Shared<T>>,
+    obj: NonNull<T>,
+    slot: usize,
+    _owns: PhantomData<T>,
+}
+
+// SAFETY: the guard owns its object exclusively (the slot protocol); sending it sends the
+// object (`T: Send`) and a pointer to `Shared`, which is `Sync` for `T: Send`.
+unsafe impl<T: Poolable> Send for Pooled<T> {}
+// SAFETY: `&Pooled<T>` only gives `&T`, so sharing it needs `T: Sync`.
+unsafe impl<T: Poolable + Sync> Sync for Pooled<T> {}
+
+impl<T: Poolable> Pooled<T> {
+    /// Wraps owned slot `slot` after `Shared::checkout` recorded the checkout.
+    pub(crate) fn new(shared: &Shared<T>, slot: usize, obj: NonNull<T>) -> Self {
+        Pooled {
+            shared: NonNull::from(shared),
+            obj,
+            slot,
+            _owns: PhantomData,
+        }
+    }
+
+    fn shared(&self) -> &Shared<T> {
+        // SAFETY: while this guard's slot is BUSY the allocation is alive: a live `Pool`
+        // handle keeps it, and once the last one is gone the slot holds an orphan
+        // reference that only this guard's return gives up.
+        unsafe { self.shared.as_ref() }
+    }
+
+    /// The object's id, unique within its pool (as in `PoolEvent`s).
+    pub fn id(this: &Self) -> u64 {
+        this.shared()
+            .slots
+            .get(this.slot)
+            .id
+            .load(crate::sync::Ordering::Relaxed)
+    }
+
+    /// Takes the object out of the pool for good; its capacity is freed at once.
+    pub fn detach(this: Self) -> T {
+        let this = ManuallyDrop::new(this);
+        this.shared().detach(this.slot)
+    }
+
+    /// Destroys the object instead of returning it (e.g. a connection in a bad state).
+    pub fn discard(this: Self) {
+        let this = ManuallyDrop::new(this);
+        this.shared().destroy(this.slot, DestroyReason::Discarded);
+    }
+}
+
+impl<T: Poolable> Deref for Pooled<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard owns the slot, which holds an initialised object.
+        unsafe { self.obj.as_ref() }
+    }
+}
+
+impl<T: Poolable> DerefMut for Pooled<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`, and `&mut self` makes this the only access.
+        unsafe { self.obj.as_mut() }
+    }
+}
+
+impl<T: Poolable> Drop for Pooled<T> {
+    #[inline]
+    fn drop(&mut self) {
+        let shared = self.shared();
+        let unwind = DestroyOnUnwind {
+            shared,
+            slot: self.slot,
+        };
+        let mut obj = self.obj;
+        // SAFETY: the guard owns the object; no other reference to it exists now.
+        let obj = unsafe { obj.as_mut() };
+        obj.reset();
+        let healthy = obj.is_healthy();
+        unwind.disarm();
+        if !healthy {
+            shared.destroy(self.slot, DestroyReason::Unhealthy);
+        } else if shared.used_up(self.slot) {
+            shared.destroy(self.slot, DestroyReason::MaxUses);
+        } else {
+            shared.release(self.slot);
+        }
+    }
+}
+
+impl<T: Poolable + fmt::Debug> fmt::Debug for Pooled<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Pooled").field(&**self).finish()
+    }
+}

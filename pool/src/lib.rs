@@ -1,0 +1,75 @@
+//! # RipTide Pool
+//!
+//! A lock-free, generic resource pool for Rust: database connections, WebAssembly
+//! instances, compiled extractors, buffers — anything expensive to make and cheap to reuse.
+//!
+//! - **Fast path without locks**: checking out an idle object is one CAS on its slot;
+//!   returning it when nobody waits is one more. Capacity is reserved by CAS, so
+//!   `max_size` is never exceeded, even with concurrent creates.
+//! - **Fair, prioritised waiting**: four [`Priority`] levels, FIFO within a level, direct
+//!   hand-off from a returning guard to the best waiter, and aging: a waiter older than
+//!   `starvation_threshold` is served as `Critical`, so low priority is delayed by a bound,
+//!   never forever. A newcomer never takes an object ahead of queued callers.
+//! - **Cancellation safe**: drop an acquisition future at any point — even just after it
+//!   was handed an object — and nothing is lost; a create whose caller gave up still puts
+//!   its object into the pool.
+//! - **Observable**: [`Pool::stats`] (exact `pending_acquisitions`, wait-time percentiles
+//!   from a lock-free histogram), [`Pool::health`], [`Pool::events`].
+//!
+//! ```
+//! use riptide_pool::{Pool, Poolable, Priority};
+//! use std::time::Duration;
+//!
+//! #[derive(Debug)]
+//! struct Conn { id: u32, scratch: String }
+//! impl Poolable for Conn {
+//!     fn reset(&mut self) { self.scratch.clear() }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let next = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+//! let pool: Pool<Conn> = Pool::builder(move || {
+//!     let next = next.clone();
+//!     async move {
+//!         let id = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+//!         Ok::<_, std::io::Error>(Conn { id, scratch: String::new() })
+//!     }
+//! })
+//! .max_size(4)
+//! .acquire_timeout(Duration::from_secs(1))
+//! .build()?;
+//!
+//! let mut c = pool.get().await?;
+//! c.scratch.push_str("SELECT 1");
+//! drop(c);
+//! let c = pool.acquire().priority(Priority::High).timeout(Duration::from_millis(50)).await?;
+//! assert!(c.scratch.is_empty());
+//! assert_eq!(pool.stats().in_use, 1);
+//! # Ok(()) }
+//! ```
+//!
+//! How it works, and the invariants the code keeps: `docs/architecture.md`.
+
+#![warn(missing_docs)]
+
+mod acquire;
+mod config;
+mod error;
+mod exec;
+mod guard;
+mod histogram;
+mod pool;
+mod shared;
+mod slots;
+mod stats;
+mod sync;
+mod traits;
+mod waiters;
+
+pub use acquire::{Acquire, AcquireFuture, Priority};
+pub use config::PoolBuilder;
+pub use error::{BoxError, ConfigError, PoolError};
+pub use guard::Pooled;
+pub use pool::Pool;
+pub use stats::{DestroyReason, HealthLevel, HealthStatus, PoolEvent, PoolStats};
+pub use traits::{Factory, Poolable};

@@ -1,0 +1,258 @@
+//! [`Pool`]: the handle users hold.
+
+use std::future::IntoFuture;
+use std::panic::Location;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use crate::acquire::{Acquire, AcquireFuture, Priority};
+use crate::config::{Config, PoolBuilder};
+use crate::error::PoolError;
+use crate::shared::Shared;
+use crate::stats::{HealthLevel, HealthStatus, PoolStats};
+use crate::sync::{Arc, Ordering};
+use crate::traits::{DynFactory, Factory};
+use crate::{Poolable, Pooled};
+
+/// A pool of `T`. Cheap to clone (one `Arc`); `Send + Sync`.
+///
+/// ```
+/// use riptide_pool::{Pool, Poolable};
+///
+/// struct Buf(Vec<u8>);
+/// impl Poolable for Buf {
+///     fn reset(&mut self) { self.0.clear() }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = Pool::builder(|| async { Ok::<_, std::io::Error>(Buf(Vec::with_capacity(4096))) })
+///     .max_size(4)
+///     .build()?;
+/// let mut b = pool.get().await?;
+/// b.0.extend_from_slice(b"hello");
+/// drop(b); // reset, then idle again
+/// assert_eq!(pool.try_get()?.0.len(), 0);
+/// # Ok(()) }
+/// ```
+pub struct Pool<T: Poolable> {
+    handle: Arc<Handle<T>>,
+}
+
+/// Owns one reference to the shared state; the last `Pool` clone dropping it closes the
+/// pool (guards still out keep the state alive until they return).
+struct Handle<T: Poolable> {
+    shared: NonNull<Shared<T>>,
+}
+
+// SAFETY: `Handle` is a counted pointer to `Shared<T>`, which is `Send + Sync` for
+// `T: Poolable` (see `Shared`).
+unsafe impl<T: Poolable> Send for Handle<T> {}
+// SAFETY: as above.
+unsafe impl<T: Poolable> Sync for Handle<T> {}
+
+impl<T: Poolable> Drop for Handle<T> {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from `Box::into_raw` in `from_parts`; this gives up the
+        // handle's one reference, and the handle is never used again.
+        unsafe { Shared::orphan_and_unref(self.shared) };
+    }
+}
+
+impl<T: Poolable> Clone for Pool<T> {
+    fn clone(&self) -> Self {
+        Pool {
+            handle: self.handle.clone(),
+        }
+    }
+}
+
+impl<T: Poolable> std::fmt::Debug for Pool<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").field("stats", &self.stats()).finish()
+    }
+}
+
+impl<T: Poolable> Pool<T> {
+    /// Starts configuring a pool of objects made by `factory`.
+    pub fn builder<F: Factory<T>>(factory: F) -> PoolBuilder<T> {
+        PoolBuilder::new(factory)
+    }
+
+    pub(crate) fn from_parts(factory: Box<dyn DynFactory<T>>, config: Config) -> Self {
+        let shared = Box::new(Shared::new(factory, config));
+        Pool {
+            handle: Arc::new(Handle {
+                // SAFETY: `Box::into_raw` never returns null.
+                shared: unsafe { NonNull::new_unchecked(Box::into_raw(shared)) },
+            }),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn shared(&self) -> &Shared<T> {
+        // SAFETY: the handle's reference keeps the allocation alive while `self` lives.
+        unsafe { self.handle.shared.as_ref() }
+    }
+
+    #[inline]
+    pub(crate) fn guard(&self, slot: usize, loc: &'static Location<'static>) -> Pooled<T> {
+        let shared = self.shared();
+        let obj = shared.checkout(slot, loc);
+        Pooled::new(shared, slot, obj)
+    }
+
+    pub(crate) fn timed_out(&self) -> PoolError {
+        self.shared()
+            .counters
+            .timeouts
+            .fetch_add(1, Ordering::Relaxed);
+        PoolError::Timeout
+    }
+
+    /// Checks out an object, waiting up to `acquire_timeout`: an idle one, a new one if
+    /// the pool is below `max_size`, or the next one returned.
+    ///
+    /// Needs a tokio runtime (with time) when it has to wait. The future is `Send +
+    /// 'static`; dropping it at any point loses nothing.
+    #[track_caller]
+    pub fn get(&self) -> AcquireFuture<T> {
+        self.acquire().into_future()
+    }
+
+    /// An idle object now, or `PoolError::Exhausted` (also when callers are queued ahead).
+    /// Never waits and never creates.
+    #[track_caller]
+    #[inline]
+    pub fn try_get(&self) -> Result<Pooled<T>, PoolError> {
+        match self.shared().try_claim()? {
+            Some(i) => Ok(self.guard(i, Location::caller())),
+            None => Err(PoolError::Exhausted),
+        }
+    }
+
+    /// [`get`](Pool::get) for threads without a runtime.
+    ///
+    /// # Panics
+    /// On a tokio runtime worker thread: use `get().await` there, or `spawn_blocking`.
+    #[track_caller]
+    pub fn get_blocking(&self) -> Result<Pooled<T>, PoolError> {
+        self.acquire().blocking()
+    }
+
+    /// An acquisition with options: `.priority(..)`, `.timeout(..)`; then `.await` it or
+    /// call `.blocking()`.
+    #[track_caller]
+    pub fn acquire(&self) -> Acquire<'_, T> {
+        Acquire {
+            pool: self,
+            priority: Priority::Normal,
+            timeout: None,
+            location: Location::caller(),
+        }
+    }
+
+    /// Creates objects until `n` are idle (or the pool is full); returns how many it made.
+    /// The first create error is returned (objects already made stay in the pool).
+    pub async fn warm_up(&self, n: usize) -> Result<usize, PoolError> {
+        let shared = self.shared();
+        let want = n.saturating_sub(shared.scan().0);
+        let mut made = 0;
+        for _ in 0..want {
+            if shared.is_closed() {
+                return Err(PoolError::Closed);
+            }
+            if !shared.try_reserve() {
+                break;
+            }
+            // Same path as a caller's create: if this future is dropped, the object still
+            // lands in the pool and the reservation is never leaked.
+            let slot = crate::acquire::create(self, Priority::Normal).await?;
+            shared.release(slot);
+            made += 1;
+        }
+        Ok(made)
+    }
+
+    /// Changes `max_size` (clamped to at least 1). Never takes objects from users:
+    /// growing lets waiters create at once; shrinking destroys idle objects above the new
+    /// size now and the excess in use as it comes back.
+    pub fn resize(&self, max_size: usize) {
+        self.shared().resize(max_size);
+    }
+
+    /// Closes the pool: waiters and new calls get `PoolError::Closed`, idle objects are
+    /// dropped now, and objects returned later are dropped. Idempotent.
+    pub fn close(&self) {
+        self.shared().close();
+    }
+
+    /// Whether [`close`](Pool::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.shared().is_closed()
+    }
+
+    /// A snapshot of the counters. Costs a scan of the slots (no locks).
+    pub fn stats(&self) -> PoolStats {
+        let s = self.shared();
+        let (idle, in_use, acquired) = s.scan();
+        let c = &s.counters;
+        // Checkouts that never waited are not recorded (no shared write on the fast
+        // path): they are the difference between all checkouts and the recorded waits.
+        let zeros = acquired.saturating_sub(s.wait_hist.count());
+        let [p50, p95, p99] = s.wait_hist.percentiles(zeros, [0.5, 0.95, 0.99]);
+        PoolStats {
+            max_size: s.max_size.load(Ordering::Relaxed),
+            size: s.size.load(Ordering::Relaxed),
+            idle,
+            in_use,
+            pending_acquisitions: s.waiting(),
+            created: c.created.load(Ordering::Relaxed),
+            destroyed: c.destroyed.load(Ordering::Relaxed),
+            acquired,
+            timeouts: c.timeouts.load(Ordering::Relaxed),
+            leaks_detected: c.leaks_detected.load(Ordering::Relaxed),
+            wait_p50: p50,
+            wait_p95: p95,
+            wait_p99: p99,
+        }
+    }
+
+    /// Health from the live counters; levels are documented on [`HealthLevel`].
+    pub fn health(&self) -> HealthStatus {
+        let st = self.stats();
+        let s = self.shared();
+        let attempts = s.counters.create_attempts.load(Ordering::Relaxed);
+        let errors = s.counters.create_errors.load(Ordering::Relaxed);
+        let error_rate = if attempts == 0 { 0.0 } else { errors as f64 / attempts as f64 };
+        let utilization = st.in_use as f64 / st.max_size.max(1) as f64;
+        let waiting = st.pending_acquisitions > 0;
+        let level = if s.is_closed() || error_rate >= 0.5 {
+            HealthLevel::Critical
+        } else if (waiting && utilization >= 1.0) || error_rate >= 0.2 {
+            HealthLevel::Unhealthy
+        } else if utilization >= 0.9 || waiting || error_rate >= 0.05 {
+            HealthLevel::Degraded
+        } else {
+            HealthLevel::Healthy
+        };
+        let score = 100.0 - 40.0 * utilization.min(1.0) - 40.0 * error_rate - if waiting { 20.0 } else { 0.0 };
+        HealthStatus {
+            level,
+            utilization,
+            error_rate,
+            score: score.clamp(0.0, 100.0).round() as u8,
+        }
+    }
+
+    /// Subscribes to [`PoolEvent`](crate::PoolEvent)s (a tokio broadcast: a slow receiver
+    /// sees `Lagged`). Events are only built while someone subscribes.
+    #[cfg(not(loom))]
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<crate::PoolEvent> {
+        self.shared().subscribe()
+    }
+
+    /// The configured acquire timeout.
+    pub fn acquire_timeout(&self) -> Duration {
+        self.shared().config.acquire_timeout
+    }
+}

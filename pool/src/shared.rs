@@ -1,0 +1,690 @@
+//! The pool's shared state and its protocol; `docs/architecture.md` tells it in prose.
+//!
+//! Ownership rule: an object belongs to exactly one party at a time. `IDLE` objects belong
+//! to the pool; a `BUSY` slot belongs to whoever moved it there (a CAS on the slot), or to
+//! the waiter it was handed to (a CAS on the waiter's cell). Only the owner touches the
+//! object or the slot's metadata, and only the owner moves the slot out of `BUSY`.
+//!
+//! Locks: the fast path (claim an idle slot, release a slot nobody waits for) is one CAS
+//! each and takes no lock. Everything that involves waiters, capacity given back, closing
+//! or resizing runs under `queue`, a short `Mutex` that never spans an `.await` and never
+//! runs user code (objects are dropped after it is released).
+
+use std::mem::ManuallyDrop;
+use std::panic::Location;
+use std::ptr::{self, NonNull};
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::error::{BoxError, PoolError};
+use crate::histogram::Histogram;
+use crate::slots::{Slots, BUSY, EMPTY, IDLE, ORPHAN, STATE_MASK, WANTED};
+use crate::stats::{DestroyReason, PoolEvent};
+use crate::sync::{hint, Arc, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
+use crate::traits::DynFactory;
+use crate::waiters::{WaitQueue, Waiter, CLOSED, FAILED, HANDED, PERMIT};
+use crate::{Poolable, Priority};
+
+/// Bit 0 of `Shared::word`: the pool is closed. The rest is the number of queued waiters.
+const CLOSED_BIT: usize = 1;
+
+/// Monotonic counters: statistics only, nothing is published through them (`Relaxed`).
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub created: AtomicU64,
+    pub destroyed: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub create_attempts: AtomicU64,
+    pub create_errors: AtomicU64,
+    /// Checkouts of objects that are gone (a live slot's count is in the slot).
+    pub retired_uses: AtomicU64,
+    pub leaks_detected: AtomicU64,
+}
+
+/// What registering as a waiter produced.
+pub(crate) enum Reg {
+    /// An idle object, found by the registration sweep.
+    Got(usize),
+    /// Capacity was reserved: create an object.
+    Permit,
+    /// Queued: wait on the cell.
+    Queued(Arc<Waiter>),
+}
+
+pub(crate) struct Shared<T: Poolable> {
+    pub slots: Slots<T>,
+    queue: Mutex<WaitQueue>,
+    /// `queued waiters << 1 | CLOSED_BIT`: written under `queue`, read lock-free by the
+    /// fast path (fairness and close checks).
+    word: AtomicUsize,
+    /// Objects alive plus creates in flight (reserved capacity). Never exceeds
+    /// `max_size` except transiently after `resize` shrinks it.
+    pub size: AtomicUsize,
+    pub max_size: AtomicUsize,
+    /// References to this allocation: one for the `Handle`, one per orphaned slot.
+    refs: AtomicUsize,
+    next_id: AtomicU64,
+    pub counters: Counters,
+    pub wait_hist: Histogram,
+    pub config: Config,
+    /// `max_uses` resolved (`u64::MAX` = unlimited), read on every return.
+    max_uses: u64,
+    pub factory: Box<dyn DynFactory<T>>,
+    #[cfg(not(loom))]
+    epoch: std::time::Instant,
+    #[cfg(not(loom))]
+    pub runtime: Option<tokio::runtime::Handle>,
+    #[cfg(not(loom))]
+    events: tokio::sync::broadcast::Sender<PoolEvent>,
+}
+
+// SAFETY: objects move between threads (they are `Send`), and each is only ever accessed by
+// its single owner (see the module docs), so sharing `Shared` needs only `T: Send`. All
+// other fields are `Sync`.
+unsafe impl<T: Poolable> Sync for Shared<T> {}
+// SAFETY: as above; dropping the pool drops remaining objects on whatever thread that is.
+unsafe impl<T: Poolable> Send for Shared<T> {}
+
+impl<T: Poolable> Shared<T> {
+    pub(crate) fn new(factory: Box<dyn DynFactory<T>>, config: Config) -> Self {
+        Shared {
+            slots: Slots::new(config.max_size),
+            queue: Mutex::new(WaitQueue::default()),
+            word: AtomicUsize::new(0),
+            size: AtomicUsize::new(0),
+            max_size: AtomicUsize::new(config.max_size),
+            refs: AtomicUsize::new(1),
+            next_id: AtomicU64::new(1),
+            counters: Counters::default(),
+            wait_hist: Histogram::new(),
+            max_uses: config.max_uses.unwrap_or(u64::MAX),
+            config,
+            factory,
+            #[cfg(not(loom))]
+            epoch: std::time::Instant::now(),
+            #[cfg(not(loom))]
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            #[cfg(not(loom))]
+            events: tokio::sync::broadcast::channel(1024).0,
+        }
+    }
+
+    /// Time since the pool was built (aging). Constant under loom, which has no clock.
+    pub(crate) fn now(&self) -> Duration {
+        #[cfg(not(loom))]
+        return self.epoch.elapsed();
+        #[cfg(loom)]
+        return Duration::ZERO;
+    }
+
+    #[cfg(not(loom))]
+    pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<PoolEvent> {
+        self.events.subscribe()
+    }
+
+    /// Sends an event, building it only when someone listens.
+    fn emit(&self, event: impl FnOnce() -> PoolEvent) {
+        #[cfg(not(loom))]
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(event());
+        }
+        #[cfg(loom)]
+        let _ = event;
+    }
+
+    // ---------------------------------------------------------------- state word
+
+    /// Relaxed: this is a hint for fairness and close. A caller that happens-after
+    /// `close()` sees `CLOSED_BIT` by coherence; a racing one is ordered either way.
+    #[inline]
+    fn word(&self) -> usize {
+        self.word.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.word() & CLOSED_BIT != 0
+    }
+
+    pub(crate) fn waiting(&self) -> usize {
+        self.word() >> 1
+    }
+
+    /// Publishes the queue length; call with the lock held.
+    fn publish(&self, q: &WaitQueue) {
+        let closed = self.word.load(Ordering::Relaxed) & CLOSED_BIT;
+        self.word.store(q.len() << 1 | closed, Ordering::Relaxed);
+    }
+
+    // ---------------------------------------------------------------- fast path
+
+    /// Claims an idle object if nobody is queued: `Ok(None)` when there is none to take.
+    #[inline]
+    pub(crate) fn try_claim(&self) -> Result<Option<usize>, PoolError> {
+        let w = self.word();
+        if w & CLOSED_BIT != 0 {
+            return Err(PoolError::Closed);
+        }
+        if w != 0 {
+            // Callers are queued: taking an object now would jump ahead of them.
+            return Ok(None);
+        }
+        Ok(self.claim_idle())
+    }
+
+    /// One CAS `IDLE → BUSY` on the first idle slot, scanning from this thread's hint.
+    #[inline]
+    fn claim_idle(&self) -> Option<usize> {
+        let cap = self.slots.cap();
+        let mut i = hint::get();
+        if i >= cap {
+            i = 0;
+        }
+        for _ in 0..cap {
+            let s = &self.slots.get(i).state;
+            // The plain load keeps the scan from writing to cache lines it cannot claim.
+            // Acquire on the CAS pairs with the Release that made the slot idle: the last
+            // owner's writes to the object happen-before ours.
+            if s.load(Ordering::Relaxed) == IDLE
+                && s.compare_exchange(IDLE, BUSY, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                hint::set(i);
+                return Some(i);
+            }
+            i += 1;
+            if i == cap {
+                i = 0;
+            }
+        }
+        None
+    }
+
+    /// Records a checkout in the slot (owner-only writes) and returns the object pointer.
+    #[inline]
+    pub(crate) fn checkout(&self, i: usize, loc: &'static Location<'static>) -> NonNull<T> {
+        let s = self.slots.get(i);
+        s.uses
+            .store(s.uses.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        s.location.store(ptr::from_ref(loc).cast_mut(), Ordering::Relaxed);
+        // SAFETY: the slot array never hands out null.
+        unsafe { NonNull::new_unchecked(s.obj()) }
+    }
+
+    /// Whether a returned object must be retired for its use count.
+    #[inline]
+    pub(crate) fn used_up(&self, i: usize) -> bool {
+        self.slots.get(i).uses.load(Ordering::Relaxed) >= self.max_uses
+    }
+
+    /// Gives back an owned slot. Fast path: one CAS `BUSY → IDLE`; after it succeeds the
+    /// caller must not touch `self` again (an orphaned pool may be freed at any moment).
+    #[inline]
+    pub(crate) fn release(&self, i: usize) {
+        let s = &self.slots.get(i).state;
+        // Release: our writes to the object happen-before the next claimer's Acquire.
+        // Fails if the slot is marked (waiters, close, shrink, orphan): then slow path.
+        if s.compare_exchange(BUSY, IDLE, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            self.release_slow(i);
+        }
+    }
+
+    // ---------------------------------------------------------------- slow release
+
+    fn release_slow(&self, i: usize) {
+        let q = self.queue.lock();
+        // Stable under the lock: everyone else who writes a BUSY slot holds the lock.
+        let st = self.slots.get(i).state.load(Ordering::Relaxed);
+        if st & ORPHAN != 0 || self.is_closed() {
+            drop(q);
+            self.destroy(i, DestroyReason::Closed);
+        } else if self.size.load(Ordering::Relaxed) > self.max_size.load(Ordering::Relaxed) {
+            drop(q);
+            self.destroy(i, DestroyReason::Resized);
+        } else {
+            self.hand_or_idle(q, i);
+        }
+    }
+
+    /// With the lock held and slot `i` owned: hand it to the best waiter, else make it idle.
+    fn hand_or_idle(&self, mut q: MutexGuard<'_, WaitQueue>, i: usize) {
+        let s = &self.slots.get(i).state;
+        let now = self.now();
+        while let Some(w) = q.pop_best(now, self.config.starvation_threshold) {
+            // Keep the slot marked while others still wait, so its next release comes back
+            // here. Set before `decide`, whose Release publishes it to the new owner.
+            let mark = if q.is_empty() { 0 } else { WANTED };
+            s.store(BUSY | mark, Ordering::Relaxed);
+            if w.decide(HANDED + i) {
+                self.publish(&q);
+                drop(q);
+                w.waker.wake();
+                return;
+            }
+        }
+        self.publish(&q);
+        // Release: pairs with a claimer's Acquire CAS (the object's state is published).
+        s.store(IDLE, Ordering::Release);
+    }
+
+    // ---------------------------------------------------------------- capacity
+
+    /// Reserves capacity for one object by CAS below `max_size`; never exceeds it.
+    pub(crate) fn try_reserve(&self) -> bool {
+        let mut cur = self.size.load(Ordering::Relaxed);
+        loop {
+            if cur >= self.max_size.load(Ordering::Relaxed) {
+                return false;
+            }
+            // Relaxed: a counter; the bound is kept by the CAS's atomicity alone.
+            match self.size.compare_exchange_weak(
+                cur,
+                cur + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(c) => cur = c,
+            }
+        }
+    }
+
+    /// Gives back one unit of capacity: to the best waiter as a create permit if one is
+    /// queued (so it cannot be taken from under it), otherwise to the pool.
+    pub(crate) fn unreserve(&self) {
+        let mut q = self.queue.lock();
+        let shrinking = self.size.load(Ordering::Relaxed) > self.max_size.load(Ordering::Relaxed);
+        if !self.is_closed() && !shrinking {
+            let now = self.now();
+            while let Some(w) = q.pop_best(now, self.config.starvation_threshold) {
+                if w.decide(PERMIT) {
+                    self.publish(&q);
+                    drop(q);
+                    w.waker.wake();
+                    return;
+                }
+            }
+        }
+        self.size.fetch_sub(1, Ordering::Relaxed);
+        self.publish(&q);
+    }
+
+    // ---------------------------------------------------------------- objects in and out
+
+    /// Puts a freshly created object into an empty slot, which the caller then owns.
+    pub(crate) fn install(&self, obj: T) -> usize {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        loop {
+            // Free slots exist: non-empty slots ≤ size ≤ max_size ≤ cap, and `size`
+            // includes our reservation. A CAS can still lose to a concurrent mark; rescan.
+            for i in 0..self.slots.cap() {
+                let slot = self.slots.get(i);
+                let st = slot.state.load(Ordering::Relaxed);
+                // Acquire pairs with the destroyer's Release: its read of the old object
+                // happens-before our write of the new one. The WANTED mark is kept.
+                if st & STATE_MASK == EMPTY
+                    && slot
+                        .state
+                        .compare_exchange(st, BUSY | (st & WANTED), Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    // SAFETY: our CAS made us the slot's only owner, and the slot is empty.
+                    unsafe { slot.obj().write(obj) };
+                    slot.id.store(id, Ordering::Relaxed);
+                    slot.uses.store(0, Ordering::Relaxed);
+                    self.counters.created.fetch_add(1, Ordering::Relaxed);
+                    self.emit(|| PoolEvent::Created { id });
+                    return i;
+                }
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Moves the object out of owned slot `i` and frees the slot; returns the object and
+    /// whether the slot had been orphaned (the caller then owes `unref`).
+    fn take_out(&self, i: usize) -> (T, u64, bool) {
+        let slot = self.slots.get(i);
+        // SAFETY: we own slot `i` (BUSY) and it holds an initialised object; the slot is
+        // marked EMPTY below, so nobody reads it again before a new object is written.
+        let obj = unsafe { ptr::read(slot.obj()) };
+        let id = slot.id.load(Ordering::Relaxed);
+        let uses = slot.uses.swap(0, Ordering::Relaxed);
+        self.counters.retired_uses.fetch_add(uses, Ordering::Relaxed);
+        // Release: our read of the object happens-before a creator's write (its Acquire
+        // CAS). The WANTED mark survives; ORPHAN is ours to settle.
+        let mut st = slot.state.load(Ordering::Relaxed);
+        loop {
+            match slot.state.compare_exchange_weak(
+                st,
+                EMPTY | (st & WANTED),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(x) => st = x,
+            }
+        }
+        self.counters.destroyed.fetch_add(1, Ordering::Relaxed);
+        (obj, id, st & ORPHAN != 0)
+    }
+
+    /// Destroys the object in owned slot `i` and frees its capacity.
+    pub(crate) fn destroy(&self, i: usize, reason: DestroyReason) {
+        let (obj, id, orphan) = self.take_out(i);
+        self.emit(|| PoolEvent::Destroyed { id, reason });
+        self.unreserve();
+        // SAFETY (of the order): `unref` may free `self`; nothing below touches it.
+        if orphan {
+            // SAFETY: this orphaned slot held one reference, which we give up here.
+            unsafe { Self::unref(NonNull::from(self)) };
+        }
+        drop(obj);
+    }
+
+    /// Takes the object out of owned slot `i` for good (`Pooled::detach`).
+    pub(crate) fn detach(&self, i: usize) -> T {
+        let (obj, _, orphan) = self.take_out(i);
+        self.unreserve();
+        if orphan {
+            // SAFETY: this orphaned slot held one reference, which we give up here.
+            unsafe { Self::unref(NonNull::from(self)) };
+        }
+        obj
+    }
+
+    // ---------------------------------------------------------------- waiting path
+
+    /// Registers a caller that found nothing on the fast path. Under the lock: if nobody
+    /// is queued yet, sweep the slots — take an idle object if one appeared, else mark
+    /// every slot `WANTED` so no release can make an object idle behind our back — then
+    /// try to reserve capacity, else queue.
+    ///
+    /// Invariant kept by every path: while the queue is non-empty, no slot is `IDLE` and
+    /// every `BUSY`/`EMPTY` slot is marked (marks are only cleared under the lock when the
+    /// queue is empty; fresh slots are born marked). So only the first waiter sweeps.
+    pub(crate) fn register(&self, priority: Priority) -> Result<Reg, PoolError> {
+        let mut q = self.queue.lock();
+        if self.is_closed() {
+            return Err(PoolError::Closed);
+        }
+        if q.is_empty() {
+            for i in 0..self.slots.cap() {
+                let s = &self.slots.get(i).state;
+                let mut st = s.load(Ordering::Relaxed);
+                loop {
+                    let (want, ord) = if st == IDLE {
+                        // Acquire: as in `claim_idle`.
+                        (BUSY, Ordering::Acquire)
+                    } else if st & WANTED != 0 {
+                        break;
+                    } else {
+                        // Relaxed: the mark only diverts the owner's release to the slow
+                        // path, which takes this lock and so sees our queue entry.
+                        (st | WANTED, Ordering::Relaxed)
+                    };
+                    match s.compare_exchange(st, want, ord, Ordering::Relaxed) {
+                        Ok(_) if want == BUSY => return Ok(Reg::Got(i)),
+                        Ok(_) => break,
+                        Err(x) => st = x,
+                    }
+                }
+            }
+            if self.try_reserve() {
+                return Ok(Reg::Permit);
+            }
+        }
+        let w = Waiter::new(priority, self.now(), true);
+        q.push(w.clone());
+        self.publish(&q);
+        let waiting = q.len();
+        drop(q);
+        self.emit(|| PoolEvent::Exhausted { waiting });
+        Ok(Reg::Queued(w))
+    }
+
+    /// Settles a waiter whose future was dropped before it consumed the result: removes
+    /// it, or gives back whatever it was handed (object, permit).
+    pub(crate) fn cancel(&self, w: &Arc<Waiter>) {
+        if w.decide(crate::waiters::CANCELLED) {
+            if w.queued {
+                let mut q = self.queue.lock();
+                q.remove(w);
+                self.publish(&q);
+            }
+            return;
+        }
+        self.give_back(w.state.load(Ordering::Acquire));
+    }
+
+    /// Returns what a waiter cell was decided to, unused.
+    pub(crate) fn give_back(&self, state: usize) {
+        match state {
+            PERMIT => self.unreserve(),
+            s if s >= HANDED => self.release(s - HANDED),
+            _ => {}
+        }
+    }
+
+    // ---------------------------------------------------------------- creating
+
+    /// Runs the factory for a caller holding a reservation, and settles the result:
+    /// the object goes to `cell` if it still waits, else into the pool; a failure frees the
+    /// reservation and is left in `cell`.
+    pub(crate) fn finish_create(&self, result: Result<T, BoxError>, cell: &Waiter) {
+        self.counters.create_attempts.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok(obj) => {
+                let i = self.install(obj);
+                if self.is_closed() {
+                    self.destroy(i, DestroyReason::Closed);
+                    cell.decide_and_wake(CLOSED);
+                } else if !cell.decide_and_wake(HANDED + i) {
+                    // The caller left (timeout, cancel): the object is not lost.
+                    self.release(i);
+                }
+            }
+            Err(e) => {
+                self.counters.create_errors.fetch_add(1, Ordering::Relaxed);
+                self.unreserve();
+                *cell.error.lock() = Some(e);
+                cell.decide_and_wake(FAILED);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- resize, close
+
+    /// Changes `max_size` (clamped to 1..=MAX_SLOTS). Growing hands permits to waiters;
+    /// shrinking destroys idle objects above the new size and marks the rest so they are
+    /// destroyed as they come back.
+    pub(crate) fn resize(&self, n: usize) {
+        let n = n.clamp(1, crate::slots::MAX_SLOTS);
+        let mut q = self.queue.lock();
+        if self.is_closed() {
+            return;
+        }
+        self.slots.grow(n);
+        self.max_size.store(n, Ordering::Relaxed);
+        let mut wake = Vec::new();
+        let mut doomed = Vec::new();
+        let size = self.size.load(Ordering::Relaxed);
+        if size < n {
+            let now = self.now();
+            while self.try_reserve() {
+                match q.pop_best(now, self.config.starvation_threshold) {
+                    Some(w) if w.decide(PERMIT) => wake.push(w),
+                    Some(_) => {
+                        self.size.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    None => {
+                        self.size.fetch_sub(1, Ordering::Relaxed);
+                        break;
+                    }
+                }
+            }
+            self.publish(&q);
+        } else if size > n {
+            let mut excess = size - n;
+            for i in 0..self.slots.cap() {
+                let s = &self.slots.get(i).state;
+                let mut st = s.load(Ordering::Relaxed);
+                loop {
+                    let want = if st == IDLE && excess > 0 {
+                        BUSY
+                    } else if st & STATE_MASK == BUSY && st & WANTED == 0 {
+                        st | WANTED
+                    } else {
+                        break;
+                    };
+                    match s.compare_exchange(st, want, Ordering::Acquire, Ordering::Relaxed) {
+                        Ok(_) => {
+                            if want == BUSY {
+                                excess -= 1;
+                                doomed.push(i);
+                            }
+                            break;
+                        }
+                        Err(x) => st = x,
+                    }
+                }
+            }
+        }
+        drop(q);
+        for w in wake {
+            w.waker.wake();
+        }
+        for i in doomed {
+            self.destroy(i, DestroyReason::Resized);
+        }
+    }
+
+    /// Closes the pool: queued waiters get `Closed`, idle objects are destroyed, and every
+    /// checked-out slot is marked so its return destroys the object. Returns after the
+    /// idle objects are gone. Idempotent.
+    pub(crate) fn close(&self) {
+        let mut q = self.queue.lock();
+        if self.is_closed() {
+            return;
+        }
+        let waiters: Vec<_> = q.drain().collect();
+        self.word.store(CLOSED_BIT, Ordering::Relaxed);
+        let mut doomed = Vec::new();
+        for i in 0..self.slots.cap() {
+            let s = &self.slots.get(i).state;
+            let mut st = s.load(Ordering::Relaxed);
+            loop {
+                let want = if st == IDLE { BUSY } else if st & WANTED == 0 { st | WANTED } else { break };
+                match s.compare_exchange(st, want, Ordering::Acquire, Ordering::Relaxed) {
+                    Ok(_) => {
+                        if want == BUSY {
+                            doomed.push(i);
+                        }
+                        break;
+                    }
+                    Err(x) => st = x,
+                }
+            }
+        }
+        drop(q);
+        for w in waiters {
+            w.decide_and_wake(CLOSED);
+        }
+        for i in doomed {
+            self.destroy(i, DestroyReason::Closed);
+        }
+    }
+
+    /// Called once, when the last `Pool` handle goes: closes, then hands each slot still
+    /// checked out one reference to this allocation (`ORPHAN`), and drops the handle's.
+    ///
+    /// # Safety
+    /// `this` came from `Box::into_raw` in `Pool::from_parts`, and the caller gives up the
+    /// handle's reference.
+    pub(crate) unsafe fn orphan_and_unref(this: NonNull<Self>) {
+        // SAFETY: the handle's reference keeps the allocation alive until `unref` below.
+        let me = unsafe { this.as_ref() };
+        me.close();
+        let q = me.queue.lock();
+        for i in 0..me.slots.cap() {
+            let s = &me.slots.get(i).state;
+            // Under the lock and after `close` every checked-out slot is marked, so its
+            // owner's release CAS fails and it can only leave BUSY through the lock: a
+            // plain read-then-store is race-free.
+            let st = s.load(Ordering::Relaxed);
+            if st & STATE_MASK == BUSY {
+                me.refs.fetch_add(1, Ordering::Relaxed);
+                s.store(st | ORPHAN, Ordering::Relaxed);
+            }
+        }
+        drop(q);
+        // SAFETY: we give up the handle's reference.
+        unsafe { Self::unref(this) };
+    }
+
+    /// Drops one reference; the last frees the allocation.
+    ///
+    /// # Safety
+    /// The caller owns one reference and does not use `this` afterwards.
+    unsafe fn unref(this: NonNull<Self>) {
+        // SAFETY: the caller's reference keeps the allocation alive for this call.
+        let refs = unsafe { &this.as_ref().refs };
+        // AcqRel: every holder's last use of the pool happens-before the free (the same
+        // argument as `Arc`'s drop).
+        if refs.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // SAFETY: no references remain; the pointer came from `Box::into_raw`.
+            drop(unsafe { Box::from_raw(this.as_ptr()) });
+        }
+    }
+
+    // ---------------------------------------------------------------- stats
+
+    /// Counts idle and in-use slots and the checkouts of live objects.
+    pub(crate) fn scan(&self) -> (usize, usize, u64) {
+        let (mut idle, mut busy, mut uses) = (0, 0, 0);
+        for i in 0..self.slots.cap() {
+            let s = self.slots.get(i);
+            match s.state.load(Ordering::Relaxed) & STATE_MASK {
+                IDLE => idle += 1,
+                BUSY => busy += 1,
+                _ => {}
+            }
+            uses += s.uses.load(Ordering::Relaxed);
+        }
+        (idle, busy, uses + self.counters.retired_uses.load(Ordering::Relaxed))
+    }
+}
+
+impl<T: Poolable> Drop for Shared<T> {
+    fn drop(&mut self) {
+        // Only idle objects can remain (close destroyed them, orphans were settled), but
+        // be exact: drop whatever a slot still holds.
+        for i in 0..self.slots.cap() {
+            let s = self.slots.get(i);
+            if s.state.load(Ordering::Relaxed) & STATE_MASK != EMPTY {
+                // SAFETY: we are the last user; a non-empty slot holds an object.
+                drop(unsafe { ptr::read(s.obj()) });
+            }
+        }
+    }
+}
+
+/// Destroys slot `i` if dropped: guards a call into user code (`reset`, `is_healthy`) so a
+/// panic there cannot leak the object's capacity.
+pub(crate) struct DestroyOnUnwind<'a, T: Poolable> {
+    pub shared: &'a Shared<T>,
+    pub slot: usize,
+}
+
+impl<T: Poolable> DestroyOnUnwind<'_, T> {
+    pub(crate) fn disarm(self) {
+        let _ = ManuallyDrop::new(self);
+    }
+}
+
+impl<T: Poolable> Drop for DestroyOnUnwind<'_, T> {
+    fn drop(&mut self) {
+        self.shared.destroy(self.slot, DestroyReason::Panicked);
+    }
+}

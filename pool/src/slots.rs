@@ -1,0 +1,182 @@
+//! The slot array: one slot per live object, never moved, grown in segments.
+//!
+//! Segment 0 holds `BASE` slots, segment `k ≥ 1` holds `BASE << (k - 1)`, so index `i` is
+//! found with one `leading_zeros` and the array can grow (for `resize`) without moving an
+//! object that a guard points into. Segments are only ever added (under the pool's lock)
+//! and freed when the pool is freed.
+
+use std::mem::MaybeUninit;
+use std::panic::Location;
+use std::ptr;
+
+use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
+
+/// Slot state word. The low two bits are the state, `WANTED` and `ORPHAN` are flags.
+///
+/// - `EMPTY`: no object. `IDLE`: an object nobody holds. `BUSY`: an object owned by one
+///   party (a guard, a waiter it was handed to, a creator, or a destroyer).
+/// - `WANTED` (on `BUSY`/`EMPTY`): waiters are registered, or the pool is closing or
+///   shrinking. The fast release is a CAS from exactly `BUSY`, so a marked slot's release
+///   takes the slow path, which hands the object over under the waiter lock. This puts the
+///   "did the releaser see the waiter?" race on one location: the waiter's mark and the
+///   releaser's CAS are ordered by the slot's modification order, so no fence is needed
+///   and no wake-up can be lost.
+/// - `ORPHAN` (on `BUSY`): the last `Pool` handle was dropped while this slot was checked
+///   out; the slot's returner destroys the object and drops one reference to the pool's
+///   shared state.
+pub(crate) const EMPTY: usize = 0;
+pub(crate) const IDLE: usize = 1;
+pub(crate) const BUSY: usize = 2;
+pub(crate) const STATE_MASK: usize = 0b11;
+pub(crate) const WANTED: usize = 0b100;
+pub(crate) const ORPHAN: usize = 0b1000;
+
+const BASE: usize = 8;
+const SEGMENTS: usize = 24;
+/// The most slots a pool can have.
+pub(crate) const MAX_SLOTS: usize = BASE << (SEGMENTS - 1);
+
+pub(crate) struct Slot<T> {
+    pub state: AtomicUsize,
+    pub value: UnsafeCell<MaybeUninit<T>>,
+    /// Metadata below is written only by the slot's owner (a `BUSY` holder) and read
+    /// racily by `stats()`: `Relaxed` suffices, nothing is published through it.
+    pub id: AtomicU64,
+    /// Checkouts of the current object.
+    pub uses: AtomicU64,
+    /// Where the current holder took it (`#[track_caller]`).
+    pub location: AtomicPtr<Location<'static>>,
+}
+
+impl<T> Slot<T> {
+    fn new() -> Self {
+        Slot {
+            // Fresh slots start marked: the first release of an object created into one
+            // takes the slow path once, so a slot added while waiters are queued can never
+            // release to idle behind their backs (see `Shared::register`).
+            state: AtomicUsize::new(EMPTY | WANTED),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+            id: AtomicU64::new(0),
+            uses: AtomicU64::new(0),
+            location: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// Pointer to the object. Only the slot's owner may dereference it.
+    #[inline]
+    pub(crate) fn obj(&self) -> *mut T {
+        self.value.get().cast::<T>()
+    }
+}
+
+pub(crate) struct Slots<T> {
+    segs: [AtomicPtr<Slot<T>>; SEGMENTS],
+    /// Slots allocated so far; indices below it are valid. Grows only, under the pool lock.
+    cap: AtomicUsize,
+}
+
+#[inline]
+fn locate(i: usize) -> (usize, usize) {
+    if i < BASE {
+        (0, i)
+    } else {
+        let k = (usize::BITS - (i / BASE).leading_zeros()) as usize;
+        (k, i - (BASE << (k - 1)))
+    }
+}
+
+fn seg_len(k: usize) -> usize {
+    if k == 0 {
+        BASE
+    } else {
+        BASE << (k - 1)
+    }
+}
+
+impl<T> Slots<T> {
+    pub(crate) fn new(n: usize) -> Self {
+        let s = Slots {
+            segs: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+            cap: AtomicUsize::new(0),
+        };
+        s.grow(n);
+        s
+    }
+
+    /// Slots usable now. `Acquire` pairs with the `Release` in `grow`, so every segment
+    /// below the returned bound is visible.
+    #[inline]
+    pub(crate) fn cap(&self) -> usize {
+        self.cap.load(Ordering::Acquire)
+    }
+
+    /// Makes at least `n` slots available. Callers serialise growth (the pool's lock, or
+    /// exclusive access in `new`).
+    pub(crate) fn grow(&self, n: usize) {
+        let mut cap = self.cap.load(Ordering::Relaxed);
+        while cap < n.min(MAX_SLOTS) {
+            let (k, _) = locate(cap);
+            let seg: Box<[Slot<T>]> = (0..seg_len(k)).map(|_| Slot::new()).collect();
+            // Release: the initialised slots are visible to whoever loads the pointer.
+            self.segs[k].store(Box::into_raw(seg).cast::<Slot<T>>(), Ordering::Release);
+            cap += seg_len(k);
+            // Release: `cap()` readers that see the new bound see the segment too.
+            self.cap.store(cap, Ordering::Release);
+        }
+    }
+
+    /// The slot at `i`; `i` must be below a value `cap()` returned.
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> &Slot<T> {
+        let (k, off) = locate(i);
+        // Acquire pairs with the Release store in `grow`.
+        let seg = self.segs[k].load(Ordering::Acquire);
+        debug_assert!(!seg.is_null() && off < seg_len(k));
+        // SAFETY: `i < cap()` (callers' contract), so segment `k` was published with
+        // `seg_len(k) > off` initialised slots, and segments live as long as `self`.
+        unsafe { &*seg.add(off) }
+    }
+}
+
+impl<T> Drop for Slots<T> {
+    fn drop(&mut self) {
+        for (k, seg) in self.segs.iter().enumerate() {
+            let p = seg.load(Ordering::Relaxed);
+            if p.is_null() {
+                continue;
+            }
+            // SAFETY: `p` came from `Box::into_raw` of a boxed slice of `seg_len(k)` slots
+            // in `grow`; we are its last user. Objects still inside were dropped by the
+            // pool before this runs (slots only hold `MaybeUninit`).
+            drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(p, seg_len(k))) });
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_covers_every_index_once() {
+        let mut expect = (0, 0);
+        for i in 0..10_000 {
+            assert_eq!(locate(i), expect, "index {i}");
+            expect.1 += 1;
+            if expect.1 == seg_len(expect.0) {
+                expect = (expect.0 + 1, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn grow_keeps_existing_slots_in_place() {
+        let s: Slots<u64> = Slots::new(3);
+        assert_eq!(s.cap(), 8);
+        let p = s.get(5) as *const Slot<u64>;
+        s.grow(100);
+        assert!(s.cap() >= 100);
+        assert_eq!(p, s.get(5) as *const Slot<u64>);
+        assert_eq!(s.get(99).state.load(Ordering::Relaxed), EMPTY | WANTED);
+    }
+}

@@ -1,0 +1,126 @@
+//! Observability types: [`PoolStats`], [`HealthStatus`], [`PoolEvent`].
+
+use std::time::Duration;
+
+/// A snapshot of a pool's counters, from [`Pool::stats`](crate::Pool::stats).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStats {
+    /// The current `max_size`.
+    pub max_size: usize,
+    /// Objects alive or being created (`idle + in_use` plus creates in flight).
+    pub size: usize,
+    /// Objects idle in the pool.
+    pub idle: usize,
+    /// Objects checked out (or being handed to a waiter).
+    pub in_use: usize,
+    /// Callers waiting for an object right now.
+    pub pending_acquisitions: usize,
+    /// Objects created since the pool was built.
+    pub created: u64,
+    /// Objects destroyed since the pool was built.
+    pub destroyed: u64,
+    /// Successful checkouts since the pool was built.
+    pub acquired: u64,
+    /// Acquisitions that ended in `PoolError::Timeout`.
+    pub timeouts: u64,
+    /// Checkouts reported as suspected leaks.
+    pub leaks_detected: u64,
+    /// Median time a checkout waited (zero for checkouts served at once).
+    pub wait_p50: Duration,
+    /// 95th percentile wait.
+    pub wait_p95: Duration,
+    /// 99th percentile wait.
+    pub wait_p99: Duration,
+}
+
+/// How healthy a pool is; see [`HealthStatus`].
+///
+/// Thresholds ([`Pool::health`](crate::Pool::health)), first match from the top:
+/// - `Critical`: the pool is closed, or the circuit breaker is open, or the create error
+///   rate is ≥ 50 %.
+/// - `Unhealthy`: callers are waiting and utilization is 100 %, or error rate ≥ 20 %.
+/// - `Degraded`: utilization ≥ 0.9, or callers are waiting, or error rate ≥ 5 %.
+/// - `Healthy`: otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HealthLevel {
+    /// Working normally.
+    Healthy,
+    /// Busy or seeing some errors; still serving.
+    Degraded,
+    /// Saturated or failing often.
+    Unhealthy,
+    /// Not serving.
+    Critical,
+}
+
+/// A health summary from [`Pool::health`](crate::Pool::health).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HealthStatus {
+    /// The level, by the thresholds on [`HealthLevel`].
+    pub level: HealthLevel,
+    /// `in_use / max_size`.
+    pub utilization: f64,
+    /// Failed creates / create attempts since build (0 when nothing was created).
+    pub error_rate: f64,
+    /// 0..=100, higher is better: 100 − 40·utilization − 40·error_rate − 20·(waiters?).
+    pub score: u8,
+}
+
+/// Why an object was destroyed.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DestroyReason {
+    /// `Poolable::is_healthy` returned false on return.
+    Unhealthy,
+    /// Reached `max_uses` checkouts.
+    MaxUses,
+    /// Older than `max_lifetime`.
+    MaxLifetime,
+    /// Idle longer than `idle_timeout`.
+    IdleTimeout,
+    /// `Pooled::discard` was called.
+    Discarded,
+    /// The pool was closed or dropped.
+    Closed,
+    /// `resize` shrank the pool below its size.
+    Resized,
+    /// `Poolable::reset` panicked.
+    Panicked,
+}
+
+/// Something that happened in a pool; subscribe with [`Pool::events`](crate::Pool::events).
+#[non_exhaustive]
+#[derive(Debug, Clone)]
+pub enum PoolEvent {
+    /// An object was created.
+    Created {
+        /// The object's id (unique within the pool).
+        id: u64,
+    },
+    /// An object was destroyed.
+    Destroyed {
+        /// The object's id.
+        id: u64,
+        /// Why.
+        reason: DestroyReason,
+    },
+    /// An object has been held longer than `leak_threshold`.
+    LeakSuspected {
+        /// The object's id.
+        id: u64,
+        /// How long it has been held.
+        held_for: Duration,
+        /// The line that took it.
+        location: &'static std::panic::Location<'static>,
+    },
+    /// The circuit breaker opened.
+    CircuitOpened,
+    /// The circuit breaker closed.
+    CircuitClosed,
+    /// A caller found the pool at capacity and started waiting.
+    Exhausted {
+        /// Callers waiting, including this one.
+        waiting: usize,
+    },
+}

@@ -1,0 +1,98 @@
+//! The sync facade: every atomic, lock, cell and thread primitive of the core comes from
+//! here, from `std` normally and from `loom` under `cfg(loom)`, so the loom models in
+//! `loom-tests/` check the very code that ships.
+
+#[cfg(not(loom))]
+mod imp {
+    pub(crate) use atomic_waker::AtomicWaker;
+    pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::sync::Arc;
+
+    /// `std::sync::Mutex` whose `lock` ignores poisoning: no user code runs under our locks.
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T>(std::sync::Mutex<T>);
+    pub(crate) type MutexGuard<'a, T> = std::sync::MutexGuard<'a, T>;
+    impl<T> Mutex<T> {
+        pub(crate) fn new(v: T) -> Self {
+            Self(std::sync::Mutex::new(v))
+        }
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+
+    /// An `UnsafeCell` with the `loom` calling convention.
+    #[derive(Debug)]
+    pub(crate) struct UnsafeCell<T>(core::cell::UnsafeCell<T>);
+    impl<T> UnsafeCell<T> {
+        pub(crate) const fn new(v: T) -> Self {
+            Self(core::cell::UnsafeCell::new(v))
+        }
+        /// Raw pointer to the contents; the caller upholds the aliasing rules.
+        pub(crate) fn get(&self) -> *mut T {
+            self.0.get()
+        }
+    }
+}
+
+#[cfg(loom)]
+mod imp {
+    pub(crate) use loom::future::AtomicWaker;
+    pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::Arc;
+    pub(crate) use loom::thread;
+
+    /// `loom::sync::Mutex` with the same poison-free `lock` as the std build.
+    #[derive(Debug)]
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+    pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+    impl<T> Mutex<T> {
+        pub(crate) fn new(v: T) -> Self {
+            Self(loom::sync::Mutex::new(v))
+        }
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+
+    /// loom's `UnsafeCell`; `get` hands out the raw pointer (loom checks the access
+    /// where it is taken: the slot protocol decides who may take it).
+    #[derive(Debug)]
+    pub(crate) struct UnsafeCell<T>(loom::cell::UnsafeCell<T>);
+    impl<T> UnsafeCell<T> {
+        pub(crate) fn new(v: T) -> Self {
+            Self(loom::cell::UnsafeCell::new(v))
+        }
+        pub(crate) fn get(&self) -> *mut T {
+            self.0.with_mut(|p| p)
+        }
+    }
+}
+
+pub(crate) use imp::*;
+
+/// Where a thread last found an idle object: the next acquire by that thread starts its
+/// scan there, so a thread that keeps taking and returning one object touches one slot.
+#[cfg(not(loom))]
+pub(crate) mod hint {
+    use std::cell::Cell;
+    thread_local!(static HINT: Cell<usize> = const { Cell::new(0) });
+    #[inline]
+    pub(crate) fn get() -> usize {
+        HINT.with(Cell::get)
+    }
+    #[inline]
+    pub(crate) fn set(i: usize) {
+        HINT.with(|h| h.set(i))
+    }
+}
+
+/// Under loom the hint is constant: state that survives between model iterations would
+/// make executions non-deterministic.
+#[cfg(loom)]
+pub(crate) mod hint {
+    pub(crate) fn get() -> usize {
+        0
+    }
+    pub(crate) fn set(_: usize) {}
+}

@@ -1,0 +1,90 @@
+//! Test resources: objects that count themselves, factories that can fail or be slow.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use riptide_pool::{Pool, Poolable};
+
+/// Live objects and totals, shared between a factory and the test.
+#[derive(Default, Debug)]
+pub struct Census {
+    pub live: AtomicUsize,
+    pub made: AtomicUsize,
+    pub max_live: AtomicUsize,
+    pub resets: AtomicUsize,
+    pub fail: AtomicBool,
+}
+
+#[derive(Debug)]
+pub struct Obj {
+    pub id: usize,
+    pub dirty: bool,
+    pub healthy: bool,
+    census: Arc<Census>,
+}
+
+impl Poolable for Obj {
+    fn reset(&mut self) {
+        self.dirty = false;
+        self.census.resets.fetch_add(1, Ordering::SeqCst);
+    }
+    fn is_healthy(&self) -> bool {
+        self.healthy
+    }
+}
+
+impl Drop for Obj {
+    fn drop(&mut self) {
+        self.census.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+pub fn make(census: &Arc<Census>) -> Obj {
+    let live = census.live.fetch_add(1, Ordering::SeqCst) + 1;
+    census.max_live.fetch_max(live, Ordering::SeqCst);
+    Obj {
+        id: census.made.fetch_add(1, Ordering::SeqCst),
+        dirty: false,
+        healthy: true,
+        census: census.clone(),
+    }
+}
+
+/// A pool builder whose factory takes `delay` and fails while `census.fail` is set.
+pub fn builder(census: &Arc<Census>, delay: Duration) -> riptide_pool::PoolBuilder<Obj> {
+    let c = census.clone();
+    Pool::builder(move || {
+        let c = c.clone();
+        async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            if c.fail.load(Ordering::SeqCst) {
+                return Err(std::io::Error::other("backend down"));
+            }
+            Ok(make(&c))
+        }
+    })
+}
+
+/// Polls until `cond` holds (up to 5 s): for states reached through other tasks.
+pub async fn until(mut cond: impl FnMut() -> bool) {
+    for _ in 0..5000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("condition not reached in 5 s");
+}
+
+/// Every counter adds up for a quiescent pool.
+pub fn assert_consistent<T: Poolable>(pool: &Pool<T>) {
+    let s = pool.stats();
+    assert_eq!(s.pending_acquisitions, 0, "{s:?}");
+    assert_eq!(s.size, s.idle + s.in_use, "{s:?}");
+    assert_eq!(s.created - s.destroyed, s.size as u64, "{s:?}");
+    assert!(s.size <= s.max_size, "{s:?}");
+}
