@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use crate::error::PoolError;
 use crate::exec;
-use crate::shared::Reg;
+use crate::shared::{Reg, Shared};
 use crate::sync::{Arc, Ordering};
 use crate::traits::BoxFuture;
-use crate::waiters::{Waiter, CLOSED, FAILED, HANDED, PERMIT, WAITING};
+use crate::waiters::{Waiter, CLOSED, FAILED, HANDED, PERMIT, TIMED_OUT, WAITING};
 use crate::{Pool, Poolable, Pooled};
 
 /// Priority of a waiting caller. Higher is served first; within a level, first come first
@@ -67,7 +67,7 @@ impl<T: Poolable> Acquire<'_, T> {
             return Ok(self.pool.guard(i, self.location));
         }
         let d = self.timeout.unwrap_or(shared.config.acquire_timeout);
-        let slow = slow_path(self.pool.clone(), self.priority, self.location);
+        let slow = slow_path(self.pool, self.priority, self.location, d, Mode::Blocking);
         match exec::block_on_timeout(rt(self.pool), d, slow) {
             Some(r) => r,
             None => Err(self.pool.timed_out()),
@@ -134,12 +134,9 @@ impl<T: Poolable> Future for AcquireFuture<T> {
                 Ok(Some(i)) => return Poll::Ready(Ok(pool.guard(i, location))),
                 Ok(None) => {
                     let d = timeout.unwrap_or(pool.shared().config.acquire_timeout);
+                    exec::require_runtime(rt(&pool));
                     self.state = State::Slow(Box::pin(async move {
-                        let slow = slow_path(pool.clone(), priority, location);
-                        match exec::timeout(rt(&pool), d, slow).await {
-                            Some(r) => r,
-                            None => Err(pool.timed_out()),
-                        }
+                        slow_path(&pool, priority, location, d, Mode::Async).await
                     }));
                 }
             }
@@ -158,42 +155,104 @@ impl<T: Poolable> Future for AcquireFuture<T> {
     }
 }
 
+/// Who drives the wait: an async task (deadlines enforced by the pool's sweeper) or a
+/// blocking thread (its own `block_on` deadline, plus the sweeper when one runs).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Async,
+    Blocking,
+}
+
 /// The waiting path: register (sweep / reserve / queue), then wait for a hand-off, a
-/// permit (then create), or close. Records the wait time on success.
-async fn slow_path<T: Poolable>(
-    pool: Pool<T>,
+/// permit (then create), a deadline, or close. Records the wait time on success.
+pub(crate) async fn slow_path<T: Poolable>(
+    pool: &Pool<T>,
     priority: Priority,
     location: &'static Location<'static>,
+    timeout: Duration,
+    mode: Mode,
 ) -> Result<Pooled<T>, PoolError> {
     let shared = pool.shared();
-    #[cfg(not(loom))]
-    let start = std::time::Instant::now();
+    let since = shared.now();
+    let deadline = if mode == Mode::Async {
+        since.saturating_add(timeout)
+    } else {
+        Duration::MAX // the blocking driver enforces its own deadline
+    };
     // Nobody queued: the pool may just need another object.
     let reg = if shared.waiting() == 0 && shared.try_reserve() {
         Reg::Permit
     } else {
-        shared.register(priority)?
+        shared.register(priority, since, deadline)?
     };
     let slot = match reg {
         Reg::Got(i) => i,
-        Reg::Permit => create(&pool, priority).await?,
-        Reg::Queued(w) => match Wait::new(&pool, w).await {
-            s if s >= HANDED => s - HANDED,
-            PERMIT => create(&pool, priority).await?,
-            _ => return Err(PoolError::Closed),
-        },
+        Reg::Permit => create_until(pool, priority, since, timeout, mode).await?,
+        Reg::Queued(w, start_sweeper) => {
+            if start_sweeper {
+                start_deadline_sweeper(pool);
+            }
+            match Wait::new(shared, w).await {
+                s if s >= HANDED => s - HANDED,
+                PERMIT => create_until(pool, priority, since, timeout, mode).await?,
+                TIMED_OUT => return Err(pool.timed_out()),
+                _ => return Err(PoolError::Closed),
+            }
+        }
     };
-    #[cfg(not(loom))]
-    shared.wait_hist.record(start.elapsed());
+    shared.wait_hist.record(shared.now().saturating_sub(since));
     Ok(pool.guard(slot, location))
+}
+
+/// A create for a caller whose acquisition started at `since`: an async caller stops
+/// waiting for it at its deadline (the object still lands in the pool).
+async fn create_until<T: Poolable>(
+    pool: &Pool<T>,
+    priority: Priority,
+    since: Duration,
+    timeout: Duration,
+    mode: Mode,
+) -> Result<usize, PoolError> {
+    if mode == Mode::Blocking {
+        return create(pool, priority).await;
+    }
+    let left = (since + timeout).saturating_sub(pool.shared().now());
+    match exec::timeout(rt(pool), left, create(pool, priority)).await {
+        Some(r) => r,
+        None => Err(pool.timed_out()),
+    }
+}
+
+/// Starts the task that times out queued waiters at their deadlines. It holds the pool
+/// only while callers are queued (and they hold it anyway), then ends.
+fn start_deadline_sweeper<T: Poolable>(pool: &Pool<T>) {
+    #[cfg(not(loom))]
+    {
+        let p = pool.clone();
+        let started = exec::spawn_task(rt(pool), async move {
+            let s = p.shared();
+            while let Some(next) = s.sweep() {
+                let at = tokio::time::Instant::from_std(s.epoch() + next);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at) => {}
+                    _ = s.sweep_notify.notified() => {}
+                }
+            }
+        });
+        if !started {
+            pool.shared().sweeper_not_started();
+        }
+    }
+    #[cfg(loom)]
+    let _ = pool;
 }
 
 /// Creates an object with a capacity reservation the caller holds. The factory runs as
 /// its own task; if this future is dropped the object still lands in the pool.
 pub(crate) async fn create<T: Poolable>(pool: &Pool<T>, priority: Priority) -> Result<usize, PoolError> {
     let shared = pool.shared();
-    let cell = Waiter::new(priority, shared.now(), false);
-    let wait = Wait::new(pool, cell.clone());
+    let cell = Waiter::new(priority, shared.now(), Duration::MAX, false);
+    let wait = Wait::new(shared, cell.clone());
     let task_pool = pool.clone();
     let task_cell = cell.clone();
     let fut_pool = pool.clone();
@@ -223,23 +282,23 @@ pub(crate) async fn create<T: Poolable>(pool: &Pool<T>, priority: Priority) -> R
 
 /// Waits until a waiter cell is decided; if dropped first, settles the cell (cancels it or
 /// gives back what it was handed).
-struct Wait<T: Poolable> {
-    pool: Pool<T>,
+struct Wait<'a, T: Poolable> {
+    shared: &'a Shared<T>,
     cell: Arc<Waiter>,
     done: bool,
 }
 
-impl<T: Poolable> Wait<T> {
-    fn new(pool: &Pool<T>, cell: Arc<Waiter>) -> Self {
+impl<'a, T: Poolable> Wait<'a, T> {
+    fn new(shared: &'a Shared<T>, cell: Arc<Waiter>) -> Self {
         Wait {
-            pool: pool.clone(),
+            shared,
             cell,
             done: false,
         }
     }
 }
 
-impl<T: Poolable> Future for Wait<T> {
+impl<T: Poolable> Future for Wait<'_, T> {
     type Output = usize;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<usize> {
         // Acquire pairs with the decider's AcqRel CAS: the handed object, the error.
@@ -257,10 +316,10 @@ impl<T: Poolable> Future for Wait<T> {
     }
 }
 
-impl<T: Poolable> Drop for Wait<T> {
+impl<T: Poolable> Drop for Wait<'_, T> {
     fn drop(&mut self) {
         if !self.done {
-            self.pool.shared().cancel(&self.cell);
+            self.shared.cancel(&self.cell);
         }
     }
 }

@@ -69,6 +69,33 @@ pub(crate) fn spawn_bounded<F, R>(
     }
 }
 
+/// Spawns a task on the current or captured tokio runtime; false when there is none.
+#[cfg(not(loom))]
+pub(crate) fn spawn_task(rt: Option<&Runtime>, fut: impl Future<Output = ()> + Send + 'static) -> bool {
+    match tokio::runtime::Handle::try_current().ok().or_else(|| rt.cloned()) {
+        Some(h) => {
+            h.spawn(fut);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Panics with a clear message when an async acquisition has to wait with no tokio
+/// runtime reachable (its deadline and creates need one).
+#[cfg(not(loom))]
+pub(crate) fn require_runtime(rt: Option<&Runtime>) {
+    if rt.is_none() && tokio::runtime::Handle::try_current().is_err() {
+        panic!(
+            "riptide_pool: `get().await` needs a tokio runtime (with time enabled) when it has \
+             to wait; build the pool inside one, or use `get_blocking()` from plain threads"
+        );
+    }
+}
+
+#[cfg(loom)]
+pub(crate) fn require_runtime(_rt: Option<&Runtime>) {}
+
 #[cfg(not(loom))]
 pub(crate) type Runtime = tokio::runtime::Handle;
 #[cfg(loom)]

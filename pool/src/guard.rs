@@ -7,6 +7,7 @@ use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
 use crate::shared::{DestroyOnUnwind, Shared};
+use crate::slots::Slot;
 use crate::stats::DestroyReason;
 use crate::Poolable;
 
@@ -19,7 +20,8 @@ use crate::Poolable;
 /// return). Returning it costs one CAS when nobody waits.
 pub struct Pooled<T: Poolable> {
     shared: NonNull<Shared<T>>,
-    obj: NonNull<T>,
+    /// The slot (cached: saves the segment lookup on every deref and on return).
+    cell: NonNull<Slot<T>>,
     slot: usize,
     _owns: PhantomData<T>,
 }
@@ -32,10 +34,10 @@ unsafe impl<T: Poolable + Sync> Sync for Pooled<T> {}
 
 impl<T: Poolable> Pooled<T> {
     /// Wraps owned slot `slot` after `Shared::checkout` recorded the checkout.
-    pub(crate) fn new(shared: &Shared<T>, slot: usize, obj: NonNull<T>) -> Self {
+    pub(crate) fn new(shared: &Shared<T>, slot: usize, cell: &Slot<T>) -> Self {
         Pooled {
             shared: NonNull::from(shared),
-            obj,
+            cell: NonNull::from(cell),
             slot,
             _owns: PhantomData,
         }
@@ -50,11 +52,16 @@ impl<T: Poolable> Pooled<T> {
 
     /// The object's id, unique within its pool (as in `PoolEvent`s).
     pub fn id(this: &Self) -> u64 {
-        this.shared()
-            .slots
-            .get(this.slot)
-            .id
-            .load(crate::sync::Ordering::Relaxed)
+        this.cell().id.load(crate::sync::Ordering::Relaxed)
+    }
+
+    fn cell(&self) -> &Slot<T> {
+        // SAFETY: slots live as long as the shared state (see `shared`).
+        unsafe { self.cell.as_ref() }
+    }
+
+    fn obj(&self) -> *mut T {
+        self.cell().obj()
     }
 
     /// Takes the object out of the pool for good; its capacity is freed at once.
@@ -74,14 +81,14 @@ impl<T: Poolable> Deref for Pooled<T> {
     type Target = T;
     fn deref(&self) -> &T {
         // SAFETY: the guard owns the slot, which holds an initialised object.
-        unsafe { self.obj.as_ref() }
+        unsafe { &*self.obj() }
     }
 }
 
 impl<T: Poolable> DerefMut for Pooled<T> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`, and `&mut self` makes this the only access.
-        unsafe { self.obj.as_mut() }
+        unsafe { &mut *self.obj() }
     }
 }
 
@@ -93,18 +100,18 @@ impl<T: Poolable> Drop for Pooled<T> {
             shared,
             slot: self.slot,
         };
-        let mut obj = self.obj;
+        let cell = self.cell();
         // SAFETY: the guard owns the object; no other reference to it exists now.
-        let obj = unsafe { obj.as_mut() };
+        let obj = unsafe { &mut *cell.obj() };
         obj.reset();
         let healthy = obj.is_healthy();
         unwind.disarm();
         if !healthy {
             shared.destroy(self.slot, DestroyReason::Unhealthy);
-        } else if shared.used_up(self.slot) {
+        } else if shared.used_up(cell) {
             shared.destroy(self.slot, DestroyReason::MaxUses);
         } else {
-            shared.release(self.slot);
+            shared.release_slot(cell, self.slot);
         }
     }
 }

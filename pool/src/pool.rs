@@ -97,8 +97,8 @@ impl<T: Poolable> Pool<T> {
     #[inline]
     pub(crate) fn guard(&self, slot: usize, loc: &'static Location<'static>) -> Pooled<T> {
         let shared = self.shared();
-        let obj = shared.checkout(slot, loc);
-        Pooled::new(shared, slot, obj)
+        let cell = shared.checkout(slot, loc);
+        Pooled::new(shared, slot, cell)
     }
 
     pub(crate) fn timed_out(&self) -> PoolError {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::error::{BoxError, PoolError};
 use crate::histogram::Histogram;
-use crate::slots::{Slots, BUSY, EMPTY, IDLE, ORPHAN, STATE_MASK, WANTED};
+use crate::slots::{Slot, Slots, BUSY, EMPTY, IDLE, ORPHAN, STATE_MASK, WANTED};
 use crate::stats::{DestroyReason, PoolEvent};
 use crate::sync::{hint, Arc, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 use crate::traits::DynFactory;
@@ -47,8 +47,8 @@ pub(crate) enum Reg {
     Got(usize),
     /// Capacity was reserved: create an object.
     Permit,
-    /// Queued: wait on the cell.
-    Queued(Arc<Waiter>),
+    /// Queued: wait on the cell. `true`: no deadline sweeper runs yet, start one.
+    Queued(Arc<Waiter>, bool),
 }
 
 pub(crate) struct Shared<T: Poolable> {
@@ -76,6 +76,13 @@ pub(crate) struct Shared<T: Poolable> {
     pub runtime: Option<tokio::runtime::Handle>,
     #[cfg(not(loom))]
     events: tokio::sync::broadcast::Sender<PoolEvent>,
+    /// Set once `events()` was called: until then no event is built and the broadcast's
+    /// own lock (`receiver_count`) is never taken.
+    #[cfg(not(loom))]
+    subscribed: std::sync::atomic::AtomicBool,
+    /// Wakes the deadline sweeper when a waiter with an earlier deadline arrives.
+    #[cfg(not(loom))]
+    pub sweep_notify: tokio::sync::Notify,
 }
 
 // SAFETY: objects move between threads (they are `Send`), and each is only ever accessed by
@@ -106,6 +113,10 @@ impl<T: Poolable> Shared<T> {
             runtime: tokio::runtime::Handle::try_current().ok(),
             #[cfg(not(loom))]
             events: tokio::sync::broadcast::channel(1024).0,
+            #[cfg(not(loom))]
+            subscribed: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(not(loom))]
+            sweep_notify: tokio::sync::Notify::new(),
         }
     }
 
@@ -119,13 +130,25 @@ impl<T: Poolable> Shared<T> {
 
     #[cfg(not(loom))]
     pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<PoolEvent> {
+        // Relaxed: a receiver subscribed before this store misses nothing it could have
+        // seen (events sent before `subscribe` are not delivered to it anyway).
+        self.subscribed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.events.subscribe()
+    }
+
+    /// The pool's epoch, for turning `now()`-style durations back into instants.
+    #[cfg(not(loom))]
+    pub(crate) fn epoch(&self) -> std::time::Instant {
+        self.epoch
     }
 
     /// Sends an event, building it only when someone listens.
     fn emit(&self, event: impl FnOnce() -> PoolEvent) {
         #[cfg(not(loom))]
-        if self.events.receiver_count() > 0 {
+        if self.subscribed.load(std::sync::atomic::Ordering::Relaxed)
+            && self.events.receiver_count() > 0
+        {
             let _ = self.events.send(event());
         }
         #[cfg(loom)]
@@ -175,10 +198,8 @@ impl<T: Poolable> Shared<T> {
     #[inline]
     fn claim_idle(&self) -> Option<usize> {
         let cap = self.slots.cap();
-        let mut i = hint::get();
-        if i >= cap {
-            i = 0;
-        }
+        let start = hint::get();
+        let mut i = if start < cap { start } else { 0 };
         for _ in 0..cap {
             let s = &self.slots.get(i).state;
             // The plain load keeps the scan from writing to cache lines it cannot claim.
@@ -188,7 +209,9 @@ impl<T: Poolable> Shared<T> {
                 && s.compare_exchange(IDLE, BUSY, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
             {
-                hint::set(i);
+                if i != start {
+                    hint::set(i);
+                }
                 return Some(i);
             }
             i += 1;
@@ -199,28 +222,34 @@ impl<T: Poolable> Shared<T> {
         None
     }
 
-    /// Records a checkout in the slot (owner-only writes) and returns the object pointer.
+    /// Records a checkout in the slot (owner-only writes) and returns the slot.
     #[inline]
-    pub(crate) fn checkout(&self, i: usize, loc: &'static Location<'static>) -> NonNull<T> {
+    pub(crate) fn checkout(&self, i: usize, loc: &'static Location<'static>) -> &Slot<T> {
         let s = self.slots.get(i);
         s.uses
             .store(s.uses.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         s.location.store(ptr::from_ref(loc).cast_mut(), Ordering::Relaxed);
-        // SAFETY: the slot array never hands out null.
-        unsafe { NonNull::new_unchecked(s.obj()) }
+        s
     }
 
     /// Whether a returned object must be retired for its use count.
     #[inline]
-    pub(crate) fn used_up(&self, i: usize) -> bool {
-        self.slots.get(i).uses.load(Ordering::Relaxed) >= self.max_uses
+    pub(crate) fn used_up(&self, s: &Slot<T>) -> bool {
+        s.uses.load(Ordering::Relaxed) >= self.max_uses
     }
 
-    /// Gives back an owned slot. Fast path: one CAS `BUSY → IDLE`; after it succeeds the
-    /// caller must not touch `self` again (an orphaned pool may be freed at any moment).
+    /// Gives back owned slot `i`.
     #[inline]
     pub(crate) fn release(&self, i: usize) {
-        let s = &self.slots.get(i).state;
+        self.release_slot(self.slots.get(i), i);
+    }
+
+    /// Gives back owned slot `i` (`slot` is `self.slots.get(i)`). Fast path: one CAS
+    /// `BUSY → IDLE`; after it succeeds the caller must not touch `self` again (an
+    /// orphaned pool may be freed at any moment).
+    #[inline]
+    pub(crate) fn release_slot(&self, slot: &Slot<T>, i: usize) {
+        let s = &slot.state;
         // Release: our writes to the object happen-before the next claimer's Acquire.
         // Fails if the slot is marked (waiters, close, shrink, orphan): then slow path.
         if s.compare_exchange(BUSY, IDLE, Ordering::Release, Ordering::Relaxed)
@@ -250,8 +279,7 @@ impl<T: Poolable> Shared<T> {
     /// With the lock held and slot `i` owned: hand it to the best waiter, else make it idle.
     fn hand_or_idle(&self, mut q: MutexGuard<'_, WaitQueue>, i: usize) {
         let s = &self.slots.get(i).state;
-        let now = self.now();
-        while let Some(w) = q.pop_best(now, self.config.starvation_threshold) {
+        while let Some(w) = q.pop_best(|| self.now(), self.config.starvation_threshold) {
             // Keep the slot marked while others still wait, so its next release comes back
             // here. Set before `decide`, whose Release publishes it to the new owner.
             let mark = if q.is_empty() { 0 } else { WANTED };
@@ -296,8 +324,7 @@ impl<T: Poolable> Shared<T> {
         let mut q = self.queue.lock();
         let shrinking = self.size.load(Ordering::Relaxed) > self.max_size.load(Ordering::Relaxed);
         if !self.is_closed() && !shrinking {
-            let now = self.now();
-            while let Some(w) = q.pop_best(now, self.config.starvation_threshold) {
+            while let Some(w) = q.pop_best(|| self.now(), self.config.starvation_threshold) {
                 if w.decide(PERMIT) {
                     self.publish(&q);
                     drop(q);
@@ -404,7 +431,13 @@ impl<T: Poolable> Shared<T> {
     /// Invariant kept by every path: while the queue is non-empty, no slot is `IDLE` and
     /// every `BUSY`/`EMPTY` slot is marked (marks are only cleared under the lock when the
     /// queue is empty; fresh slots are born marked). So only the first waiter sweeps.
-    pub(crate) fn register(&self, priority: Priority) -> Result<Reg, PoolError> {
+    ///
+    /// `deadline` (time since the epoch) is enforced by the pool's deadline sweeper, one
+    /// task per pool that runs only while callers are queued, instead of one timer per
+    /// waiting call.
+    pub(crate) fn register(&self, priority: Priority, since: Duration, deadline: Duration) -> Result<Reg, PoolError> {
+        // Allocate outside the lock.
+        let w = Waiter::new(priority, since, deadline, true);
         let mut q = self.queue.lock();
         if self.is_closed() {
             return Err(PoolError::Closed);
@@ -435,13 +468,46 @@ impl<T: Poolable> Shared<T> {
                 return Ok(Reg::Permit);
             }
         }
-        let w = Waiter::new(priority, self.now(), true);
         q.push(w.clone());
         self.publish(&q);
         let waiting = q.len();
+        let start_sweeper = match q.sweeper {
+            None if deadline != Duration::MAX => {
+                q.sweeper = Some(deadline);
+                true
+            }
+            Some(armed) if deadline < armed => {
+                q.sweeper = Some(deadline);
+                #[cfg(not(loom))]
+                self.sweep_notify.notify_one();
+                false
+            }
+            _ => false,
+        };
         drop(q);
         self.emit(|| PoolEvent::Exhausted { waiting });
-        Ok(Reg::Queued(w))
+        Ok(Reg::Queued(w, start_sweeper))
+    }
+
+    /// One pass of the deadline sweeper: times out queued waiters past their deadline and
+    /// returns when to look again (`None`: nobody is queued; the sweeper ends, and the
+    /// next waiter starts a new one).
+    pub(crate) fn sweep(&self) -> Option<Duration> {
+        let now = self.now();
+        let mut q = self.queue.lock();
+        let (expired, next) = q.expire(now);
+        q.sweeper = next;
+        self.publish(&q);
+        drop(q);
+        for w in expired {
+            w.waker.wake();
+        }
+        next
+    }
+
+    /// Forgets a sweeper that could not be started (no runtime), so a later waiter tries.
+    pub(crate) fn sweeper_not_started(&self) {
+        self.queue.lock().sweeper = None;
     }
 
     /// Settles a waiter whose future was dropped before it consumed the result: removes
@@ -513,7 +579,7 @@ impl<T: Poolable> Shared<T> {
         if size < n {
             let now = self.now();
             while self.try_reserve() {
-                match q.pop_best(now, self.config.starvation_threshold) {
+                match q.pop_best(|| now, self.config.starvation_threshold) {
                     Some(w) if w.decide(PERMIT) => wake.push(w),
                     Some(_) => {
                         self.size.fetch_sub(1, Ordering::Relaxed);

@@ -22,6 +22,8 @@ pub(crate) const PERMIT: usize = 2;
 /// Its create failed; the error is in `error`.
 pub(crate) const FAILED: usize = 3;
 pub(crate) const CANCELLED: usize = 4;
+/// Its deadline passed while queued (expired by the pool's deadline sweeper).
+pub(crate) const TIMED_OUT: usize = 5;
 /// `HANDED + i`: the object in slot `i` now belongs to this waiter.
 pub(crate) const HANDED: usize = 8;
 
@@ -31,18 +33,21 @@ pub(crate) struct Waiter {
     pub priority: Priority,
     /// When it started waiting, as time since the pool's epoch (aging).
     pub since: Duration,
+    /// When it gives up, as time since the pool's epoch (`Duration::MAX`: never).
+    pub deadline: Duration,
     /// Whether it sits in the queue (a creator's own cell does not).
     pub queued: bool,
     pub error: Mutex<Option<BoxError>>,
 }
 
 impl Waiter {
-    pub(crate) fn new(priority: Priority, since: Duration, queued: bool) -> Arc<Self> {
+    pub(crate) fn new(priority: Priority, since: Duration, deadline: Duration, queued: bool) -> Arc<Self> {
         Arc::new(Waiter {
             state: AtomicUsize::new(WAITING),
             waker: AtomicWaker::new(),
             priority,
             since,
+            deadline,
             queued,
             error: Mutex::new(None),
         })
@@ -69,6 +74,8 @@ impl Waiter {
 #[derive(Default)]
 pub(crate) struct WaitQueue {
     levels: [VecDeque<Arc<Waiter>>; 4],
+    /// Whether a deadline sweeper task is running for this queue, and when it will wake.
+    pub sweeper: Option<Duration>,
 }
 
 impl WaitQueue {
@@ -95,6 +102,30 @@ impl WaitQueue {
         }
     }
 
+    /// Removes every waiter whose deadline is at or before `now` and decides it
+    /// `TIMED_OUT` (those that lost the race to a hand-off or cancel are just removed);
+    /// returns the ones to wake and the earliest deadline left.
+    pub(crate) fn expire(&mut self, now: Duration) -> (Vec<Arc<Waiter>>, Option<Duration>) {
+        let mut expired = Vec::new();
+        let mut next: Option<Duration> = None;
+        for q in &mut self.levels {
+            q.retain(|w| {
+                if w.state.load(Ordering::Acquire) != WAITING {
+                    return false;
+                }
+                if w.deadline <= now {
+                    if w.decide(TIMED_OUT) {
+                        expired.push(w.clone());
+                    }
+                    return false;
+                }
+                next = Some(next.map_or(w.deadline, |n| n.min(w.deadline)));
+                true
+            });
+        }
+        (expired, next)
+    }
+
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = Arc<Waiter>> + '_ {
         self.levels.iter_mut().flat_map(|q| q.drain(..))
     }
@@ -103,39 +134,52 @@ impl WaitQueue {
     /// `WAITING` (cancelled ones not yet removed by their owner).
     ///
     /// Order: effective priority, then age. A waiter that has waited at least `aging`
-    /// (its age at `now`) counts as `Critical`; among equals the one waiting longest wins.
-    /// Each level is FIFO, so its front is its oldest waiter and only fronts compete.
-    pub(crate) fn pop_best(&mut self, now: Duration, aging: Duration) -> Option<Arc<Waiter>> {
+    /// counts as `Critical`; among equals the one waiting longest wins. Each level is FIFO,
+    /// so its front is its oldest waiter and only fronts compete. The clock (`now`) is read
+    /// only when two or more levels have waiters: within one level aging cannot change the
+    /// order.
+    pub(crate) fn pop_best(&mut self, now: impl FnOnce() -> Duration, aging: Duration) -> Option<Arc<Waiter>> {
+        let mut now = Some(now);
+        let mut clock = None;
         loop {
-            let mut best: Option<(usize, Priority, Duration)> = None;
-            for (lvl, q) in self.levels.iter_mut().enumerate() {
+            for q in self.levels.iter_mut() {
                 while q
                     .front()
                     .is_some_and(|w| w.state.load(Ordering::Acquire) != WAITING)
                 {
                     q.pop_front();
                 }
-                let Some(w) = q.front() else { continue };
-                let eff = if now.saturating_sub(w.since) >= aging {
-                    Priority::Critical
-                } else {
-                    w.priority
-                };
-                let better = match best {
-                    None => true,
-                    Some((_, bp, bs)) => eff > bp || (eff == bp && w.since < bs),
-                };
-                if better {
-                    best = Some((lvl, eff, w.since));
-                }
             }
-            let (lvl, _, _) = best?;
+            let fronts = self.levels.iter().filter(|q| !q.is_empty()).count();
+            let lvl = if fronts <= 1 {
+                self.levels.iter().position(|q| !q.is_empty())?
+            } else {
+                let t = *clock.get_or_insert_with(|| (now.take().expect("read once"))());
+                let mut best: Option<(usize, Priority, Duration)> = None;
+                for (lvl, q) in self.levels.iter().enumerate() {
+                    let Some(w) = q.front() else { continue };
+                    let eff = if t.saturating_sub(w.since) >= aging {
+                        Priority::Critical
+                    } else {
+                        w.priority
+                    };
+                    let better = match best {
+                        None => true,
+                        Some((_, bp, bs)) => eff > bp || (eff == bp && w.since < bs),
+                    };
+                    if better {
+                        best = Some((lvl, eff, w.since));
+                    }
+                }
+                best?.0
+            };
             let w = self.levels[lvl].pop_front().expect("front exists");
             if w.state.load(Ordering::Acquire) == WAITING {
                 return Some(w);
             }
         }
     }
+
 }
 
 #[cfg(all(test, not(loom)))]
@@ -143,7 +187,7 @@ mod tests {
     use super::*;
 
     fn w(p: Priority, ms: u64) -> Arc<Waiter> {
-        Waiter::new(p, Duration::from_millis(ms), true)
+        Waiter::new(p, Duration::from_millis(ms), Duration::MAX, true)
     }
 
     #[test]
@@ -160,7 +204,7 @@ mod tests {
         }
         let now = Duration::from_millis(10);
         let aging = Duration::from_secs(1);
-        let order: Vec<_> = std::iter::from_fn(|| q.pop_best(now, aging)).collect();
+        let order: Vec<_> = std::iter::from_fn(|| q.pop_best(|| now, aging)).collect();
         let want = [&b, &c, &d, &a];
         assert_eq!(order.len(), 4);
         for (got, want) in order.iter().zip(want) {
@@ -176,12 +220,27 @@ mod tests {
         q.push(crit.clone());
         q.push(low.clone());
         // At 100 ms the low waiter is younger than the threshold: critical first.
-        let got = q.pop_best(Duration::from_millis(160), Duration::from_millis(200));
+        let got = q.pop_best(|| Duration::from_millis(160), Duration::from_millis(200));
         assert!(Arc::ptr_eq(&got.unwrap(), &crit));
         q.push(crit.clone());
         // At 250 ms the low waiter is 250 ms old: it is served as Critical, and it is older.
-        let got = q.pop_best(Duration::from_millis(250), Duration::from_millis(200));
+        let got = q.pop_best(|| Duration::from_millis(250), Duration::from_millis(200));
         assert!(Arc::ptr_eq(&got.unwrap(), &low));
+    }
+
+    #[test]
+    fn expire_times_out_only_past_deadlines() {
+        let mut q = WaitQueue::default();
+        let a = Waiter::new(Priority::Low, Duration::ZERO, Duration::from_millis(10), true);
+        let b = Waiter::new(Priority::High, Duration::ZERO, Duration::from_millis(30), true);
+        q.push(a.clone());
+        q.push(b.clone());
+        let (gone, next) = q.expire(Duration::from_millis(20));
+        assert_eq!(gone.len(), 1);
+        assert!(Arc::ptr_eq(&gone[0], &a));
+        assert_eq!(a.state.load(Ordering::Relaxed), TIMED_OUT);
+        assert_eq!(next, Some(Duration::from_millis(30)));
+        assert_eq!(q.len(), 1);
     }
 
     #[test]
@@ -192,7 +251,7 @@ mod tests {
         q.push(a.clone());
         q.push(b.clone());
         assert!(a.decide(CANCELLED));
-        let got = q.pop_best(Duration::ZERO, Duration::from_secs(1)).unwrap();
+        let got = q.pop_best(|| Duration::ZERO, Duration::from_secs(1)).unwrap();
         assert!(Arc::ptr_eq(&got, &b));
         assert!(q.is_empty());
     }
