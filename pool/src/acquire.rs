@@ -256,7 +256,7 @@ pub(crate) async fn create<T: Poolable>(pool: &Pool<T>, priority: Priority) -> R
     let task_pool = pool.clone();
     let task_cell = cell.clone();
     let fut_pool = pool.clone();
-    exec::spawn_bounded(
+    let _spawned = exec::spawn_bounded(
         rt(pool),
         shared.config.create_timeout,
         async move { fut_pool.shared().factory.create().await },
@@ -267,6 +267,8 @@ pub(crate) async fn create<T: Poolable>(pool: &Pool<T>, priority: Priority) -> R
             task_pool.shared().finish_create(r, &task_cell);
         },
     );
+    #[cfg(loom)]
+    shared.loom_tasks.lock().push(_spawned);
     match wait.await {
         s if s >= HANDED => Ok(s - HANDED),
         FAILED => Err(PoolError::Create(

@@ -17,7 +17,8 @@ pub(crate) fn spawn_bounded<F, R>(
     d: Duration,
     fut: F,
     finish: impl FnOnce(Option<R>) + Send + 'static,
-) where
+) -> Spawned
+where
     F: Future<Output = R> + Send + 'static,
     R: Send + 'static,
 {
@@ -65,9 +66,15 @@ pub(crate) fn spawn_bounded<F, R>(
         crate::sync::thread::spawn(move || {
             let r = loom::future::block_on(fut);
             finish.run(Some(r));
-        });
+        })
     }
 }
+
+/// What `spawn_bounded` leaves behind: nothing, or (loom) the thread to join.
+#[cfg(not(loom))]
+pub(crate) type Spawned = ();
+#[cfg(loom)]
+pub(crate) type Spawned = loom::thread::JoinHandle<()>;
 
 /// Spawns a task on the current or captured tokio runtime; false when there is none.
 #[cfg(not(loom))]

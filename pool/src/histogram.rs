@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::stat::AtomicU64;
+use std::sync::atomic::Ordering;
 
 const SUB: usize = 4;
 const BUCKETS: usize = 64 * SUB;

@@ -251,6 +251,31 @@ impl<T: Poolable> Pool<T> {
         self.shared().subscribe()
     }
 
+    /// loom models only: advances the pool's logical clock.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn loom_advance(&self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.shared().loom_clock.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// loom models only: joins the create threads started so far.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn loom_join_creates(&self) {
+        let tasks: Vec<_> = std::mem::take(&mut *self.shared().loom_tasks.lock());
+        for t in tasks {
+            t.join().expect("create thread");
+        }
+    }
+
+    /// loom models only: one pass of the deadline sweeper (a task in real builds).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn loom_sweep(&self) {
+        self.shared().sweep();
+    }
+
     /// The configured acquire timeout.
     pub fn acquire_timeout(&self) -> Duration {
         self.shared().config.acquire_timeout

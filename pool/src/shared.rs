@@ -72,6 +72,12 @@ pub(crate) struct Shared<T: Poolable> {
     pub factory: Box<dyn DynFactory<T>>,
     #[cfg(not(loom))]
     epoch: std::time::Instant,
+    /// Under loom: a logical clock (ns) the models advance, so deadlines are modelled.
+    #[cfg(loom)]
+    pub loom_clock: AtomicU64,
+    /// Under loom: create threads, so models can join them.
+    #[cfg(loom)]
+    pub loom_tasks: Mutex<Vec<loom::thread::JoinHandle<()>>>,
     #[cfg(not(loom))]
     pub runtime: Option<tokio::runtime::Handle>,
     #[cfg(not(loom))]
@@ -109,6 +115,10 @@ impl<T: Poolable> Shared<T> {
             factory,
             #[cfg(not(loom))]
             epoch: std::time::Instant::now(),
+            #[cfg(loom)]
+            loom_clock: AtomicU64::new(0),
+            #[cfg(loom)]
+            loom_tasks: Mutex::new(Vec::new()),
             #[cfg(not(loom))]
             runtime: tokio::runtime::Handle::try_current().ok(),
             #[cfg(not(loom))]
@@ -120,12 +130,12 @@ impl<T: Poolable> Shared<T> {
         }
     }
 
-    /// Time since the pool was built (aging). Constant under loom, which has no clock.
+    /// Time since the pool was built (aging, deadlines). Under loom, a logical clock.
     pub(crate) fn now(&self) -> Duration {
         #[cfg(not(loom))]
         return self.epoch.elapsed();
         #[cfg(loom)]
-        return Duration::ZERO;
+        return Duration::from_nanos(self.loom_clock.load(Ordering::Relaxed));
     }
 
     #[cfg(not(loom))]
@@ -506,6 +516,7 @@ impl<T: Poolable> Shared<T> {
     }
 
     /// Forgets a sweeper that could not be started (no runtime), so a later waiter tries.
+    #[cfg(not(loom))]
     pub(crate) fn sweeper_not_started(&self) {
         self.queue.lock().sweeper = None;
     }

@@ -4,7 +4,20 @@
 
 #[cfg(not(loom))]
 mod imp {
-    pub(crate) use atomic_waker::AtomicWaker;
+    /// `atomic_waker::AtomicWaker` under the facade's calling convention.
+    #[derive(Debug, Default)]
+    pub(crate) struct AtomicWaker(atomic_waker::AtomicWaker);
+    impl AtomicWaker {
+        pub(crate) fn new() -> Self {
+            Self(atomic_waker::AtomicWaker::new())
+        }
+        pub(crate) fn register(&self, w: &std::task::Waker) {
+            self.0.register(w);
+        }
+        pub(crate) fn wake(&self) {
+            self.0.wake();
+        }
+    }
     pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use std::sync::Arc;
 
@@ -37,7 +50,20 @@ mod imp {
 
 #[cfg(loom)]
 mod imp {
-    pub(crate) use loom::future::AtomicWaker;
+    /// `loom::future::AtomicWaker` under the facade's calling convention.
+    #[derive(Debug)]
+    pub(crate) struct AtomicWaker(loom::future::AtomicWaker);
+    impl AtomicWaker {
+        pub(crate) fn new() -> Self {
+            Self(loom::future::AtomicWaker::new())
+        }
+        pub(crate) fn register(&self, w: &std::task::Waker) {
+            self.0.register_by_ref(w);
+        }
+        pub(crate) fn wake(&self) {
+            self.0.wake();
+        }
+    }
     pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use loom::sync::Arc;
     pub(crate) use loom::thread;
@@ -70,6 +96,14 @@ mod imp {
 }
 
 pub(crate) use imp::*;
+
+/// Atomics for pure statistics (the wait-time histogram's buckets): always `std`, also
+/// under loom. They publish nothing and order nothing, so there is nothing for loom to
+/// find in them, and their hundreds of loads per `stats()` would only exhaust its branch
+/// budget. Everything that takes part in a protocol uses the modelled types above.
+pub(crate) mod stat {
+    pub(crate) use std::sync::atomic::AtomicU64;
+}
 
 /// Where a thread last found an idle object: the next acquire by that thread starts its
 /// scan there, so a thread that keeps taking and returning one object touches one slot.
