@@ -6,7 +6,7 @@ use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
-use crate::shared::{DestroyOnUnwind, Shared};
+use crate::shared::{DestroyOnUnwind, Owed, Shared};
 use crate::slots::Slot;
 use crate::stats::DestroyReason;
 use crate::Poolable;
@@ -33,10 +33,11 @@ unsafe impl<T: Poolable> Send for Pooled<T> {}
 unsafe impl<T: Poolable + Sync> Sync for Pooled<T> {}
 
 impl<T: Poolable> Pooled<T> {
-    /// Wraps owned slot `slot` after `Shared::checkout` recorded the checkout.
-    pub(crate) fn new(shared: &Shared<T>, slot: usize, cell: &Slot<T>) -> Self {
+    /// Wraps owned slot `slot` after `Shared::checkout` recorded the checkout. `shared` is
+    /// the pointer `Box::into_raw` returned (its provenance allows freeing; see `Owed`).
+    pub(crate) fn new(shared: NonNull<Shared<T>>, slot: usize, cell: &Slot<T>) -> Self {
         Pooled {
-            shared: NonNull::from(shared),
+            shared,
             cell: NonNull::from(cell),
             slot,
             _owns: PhantomData,
@@ -67,13 +68,27 @@ impl<T: Poolable> Pooled<T> {
     /// Takes the object out of the pool for good; its capacity is freed at once.
     pub fn detach(this: Self) -> T {
         let this = ManuallyDrop::new(this);
-        this.shared().detach(this.slot)
+        let (obj, owed) = this.shared().detach(this.slot);
+        this.settle(owed);
+        obj
     }
 
     /// Destroys the object instead of returning it (e.g. a connection in a bad state).
     pub fn discard(this: Self) {
         let this = ManuallyDrop::new(this);
-        this.shared().destroy(this.slot, DestroyReason::Discarded);
+        let owed = this.shared().destroy(this.slot, DestroyReason::Discarded);
+        this.settle(owed);
+    }
+
+    /// Gives up the orphan reference if returning the slot left us owing it. Call after the
+    /// last use of `self.shared()`.
+    #[inline]
+    fn settle(&self, owed: Owed) {
+        if owed.0 {
+            // SAFETY: the reference is ours (an orphaned slot's), `self.shared` came from
+            // `Box::into_raw`, and no `&Shared` is used after this.
+            unsafe { Shared::unref(self.shared) };
+        }
     }
 }
 
@@ -97,7 +112,7 @@ impl<T: Poolable> Drop for Pooled<T> {
     fn drop(&mut self) {
         let shared = self.shared();
         let unwind = DestroyOnUnwind {
-            shared,
+            shared: self.shared,
             slot: self.slot,
         };
         let cell = self.cell();
@@ -106,13 +121,14 @@ impl<T: Poolable> Drop for Pooled<T> {
         obj.reset();
         let healthy = obj.is_healthy();
         unwind.disarm();
-        if !healthy {
-            shared.destroy(self.slot, DestroyReason::Unhealthy);
+        let owed = if !healthy {
+            shared.destroy(self.slot, DestroyReason::Unhealthy)
         } else if shared.used_up(cell) {
-            shared.destroy(self.slot, DestroyReason::MaxUses);
+            shared.destroy(self.slot, DestroyReason::MaxUses)
         } else {
-            shared.release_slot(cell, self.slot);
-        }
+            shared.release_slot(cell, self.slot)
+        };
+        self.settle(owed);
     }
 }
 

@@ -98,7 +98,7 @@ impl<T: Poolable> Pool<T> {
     pub(crate) fn guard(&self, slot: usize, loc: &'static Location<'static>) -> Pooled<T> {
         let shared = self.shared();
         let cell = shared.checkout(slot, loc);
-        Pooled::new(shared, slot, cell)
+        Pooled::new(self.handle.shared, slot, cell)
     }
 
     pub(crate) fn timed_out(&self) -> PoolError {
@@ -167,7 +167,7 @@ impl<T: Poolable> Pool<T> {
             // Same path as a caller's create: if this future is dropped, the object still
             // lands in the pool and the reservation is never leaked.
             let slot = crate::acquire::create(self, Priority::Normal).await?;
-            shared.release(slot);
+            shared.release(slot).never();
             made += 1;
         }
         Ok(made)

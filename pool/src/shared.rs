@@ -41,6 +41,21 @@ pub(crate) struct Counters {
     pub leaks_detected: AtomicU64,
 }
 
+/// `true` when the caller now owes the allocation one reference: it settled a slot that was
+/// orphaned (the last `Pool` handle went while it was checked out). Only a guard can be
+/// handed an orphaned slot; it gives the reference up with [`Shared::unref`] through the
+/// pointer it got from `Box::into_raw`, after its last use of `&Shared` (freeing inside a
+/// `&self` method would free memory a live reference points to).
+#[must_use = "an owed reference must be given up with `Shared::unref`"]
+pub(crate) struct Owed(pub bool);
+
+impl Owed {
+    /// For callers that hold a `Pool` handle: their slots can never be orphaned.
+    pub(crate) fn never(self) {
+        debug_assert!(!self.0, "a slot held through a live handle was orphaned");
+    }
+}
+
 /// What registering as a waiter produced.
 pub(crate) enum Reg {
     /// An idle object, found by the registration sweep.
@@ -250,39 +265,41 @@ impl<T: Poolable> Shared<T> {
 
     /// Gives back owned slot `i`.
     #[inline]
-    pub(crate) fn release(&self, i: usize) {
-        self.release_slot(self.slots.get(i), i);
+    pub(crate) fn release(&self, i: usize) -> Owed {
+        self.release_slot(self.slots.get(i), i)
     }
 
     /// Gives back owned slot `i` (`slot` is `self.slots.get(i)`). Fast path: one CAS
     /// `BUSY → IDLE`; after it succeeds the caller must not touch `self` again (an
     /// orphaned pool may be freed at any moment).
     #[inline]
-    pub(crate) fn release_slot(&self, slot: &Slot<T>, i: usize) {
+    pub(crate) fn release_slot(&self, slot: &Slot<T>, i: usize) -> Owed {
         let s = &slot.state;
         // Release: our writes to the object happen-before the next claimer's Acquire.
         // Fails if the slot is marked (waiters, close, shrink, orphan): then slow path.
         if s.compare_exchange(BUSY, IDLE, Ordering::Release, Ordering::Relaxed)
             .is_err()
         {
-            self.release_slow(i);
+            return self.release_slow(i);
         }
+        Owed(false)
     }
 
     // ---------------------------------------------------------------- slow release
 
-    fn release_slow(&self, i: usize) {
+    fn release_slow(&self, i: usize) -> Owed {
         let q = self.queue.lock();
         // Stable under the lock: everyone else who writes a BUSY slot holds the lock.
         let st = self.slots.get(i).state.load(Ordering::Relaxed);
         if st & ORPHAN != 0 || self.is_closed() {
             drop(q);
-            self.destroy(i, DestroyReason::Closed);
+            self.destroy(i, DestroyReason::Closed)
         } else if self.size.load(Ordering::Relaxed) > self.max_size.load(Ordering::Relaxed) {
             drop(q);
-            self.destroy(i, DestroyReason::Resized);
+            self.destroy(i, DestroyReason::Resized)
         } else {
             self.hand_or_idle(q, i);
+            Owed(false)
         }
     }
 
@@ -408,27 +425,19 @@ impl<T: Poolable> Shared<T> {
     }
 
     /// Destroys the object in owned slot `i` and frees its capacity.
-    pub(crate) fn destroy(&self, i: usize, reason: DestroyReason) {
+    pub(crate) fn destroy(&self, i: usize, reason: DestroyReason) -> Owed {
         let (obj, id, orphan) = self.take_out(i);
         self.emit(|| PoolEvent::Destroyed { id, reason });
         self.unreserve();
-        // SAFETY (of the order): `unref` may free `self`; nothing below touches it.
-        if orphan {
-            // SAFETY: this orphaned slot held one reference, which we give up here.
-            unsafe { Self::unref(NonNull::from(self)) };
-        }
         drop(obj);
+        Owed(orphan)
     }
 
     /// Takes the object out of owned slot `i` for good (`Pooled::detach`).
-    pub(crate) fn detach(&self, i: usize) -> T {
+    pub(crate) fn detach(&self, i: usize) -> (T, Owed) {
         let (obj, _, orphan) = self.take_out(i);
         self.unreserve();
-        if orphan {
-            // SAFETY: this orphaned slot held one reference, which we give up here.
-            unsafe { Self::unref(NonNull::from(self)) };
-        }
-        obj
+        (obj, Owed(orphan))
     }
 
     // ---------------------------------------------------------------- waiting path
@@ -532,15 +541,18 @@ impl<T: Poolable> Shared<T> {
             }
             return;
         }
-        self.give_back(w.state.load(Ordering::Acquire));
+        self.give_back(w.state.load(Ordering::Acquire)).never();
     }
 
     /// Returns what a waiter cell was decided to, unused.
-    pub(crate) fn give_back(&self, state: usize) {
+    pub(crate) fn give_back(&self, state: usize) -> Owed {
         match state {
-            PERMIT => self.unreserve(),
+            PERMIT => {
+                self.unreserve();
+                Owed(false)
+            }
             s if s >= HANDED => self.release(s - HANDED),
-            _ => {}
+            _ => Owed(false),
         }
     }
 
@@ -555,11 +567,11 @@ impl<T: Poolable> Shared<T> {
             Ok(obj) => {
                 let i = self.install(obj);
                 if self.is_closed() {
-                    self.destroy(i, DestroyReason::Closed);
+                    self.destroy(i, DestroyReason::Closed).never();
                     cell.decide_and_wake(CLOSED);
                 } else if !cell.decide_and_wake(HANDED + i) {
                     // The caller left (timeout, cancel): the object is not lost.
-                    self.release(i);
+                    self.release(i).never();
                 }
             }
             Err(e) => {
@@ -633,7 +645,7 @@ impl<T: Poolable> Shared<T> {
             w.waker.wake();
         }
         for i in doomed {
-            self.destroy(i, DestroyReason::Resized);
+            self.destroy(i, DestroyReason::Resized).never();
         }
     }
 
@@ -669,7 +681,7 @@ impl<T: Poolable> Shared<T> {
             w.decide_and_wake(CLOSED);
         }
         for i in doomed {
-            self.destroy(i, DestroyReason::Closed);
+            self.destroy(i, DestroyReason::Closed).never();
         }
     }
 
@@ -703,8 +715,10 @@ impl<T: Poolable> Shared<T> {
     /// Drops one reference; the last frees the allocation.
     ///
     /// # Safety
-    /// The caller owns one reference and does not use `this` afterwards.
-    unsafe fn unref(this: NonNull<Self>) {
+    /// The caller owns one reference, `this` carries the provenance of the original
+    /// `Box::into_raw`, no `&Shared` derived from it is used afterwards, and the caller does
+    /// not use `this` afterwards.
+    pub(crate) unsafe fn unref(this: NonNull<Self>) {
         // SAFETY: the caller's reference keeps the allocation alive for this call.
         let refs = unsafe { &this.as_ref().refs };
         // AcqRel: every holder's last use of the pool happens-before the free (the same
@@ -749,19 +763,27 @@ impl<T: Poolable> Drop for Shared<T> {
 
 /// Destroys slot `i` if dropped: guards a call into user code (`reset`, `is_healthy`) so a
 /// panic there cannot leak the object's capacity.
-pub(crate) struct DestroyOnUnwind<'a, T: Poolable> {
-    pub shared: &'a Shared<T>,
+pub(crate) struct DestroyOnUnwind<T: Poolable> {
+    /// The allocation, with the provenance of `Box::into_raw` (see [`Owed`]).
+    pub shared: NonNull<Shared<T>>,
     pub slot: usize,
 }
 
-impl<T: Poolable> DestroyOnUnwind<'_, T> {
+impl<T: Poolable> DestroyOnUnwind<T> {
     pub(crate) fn disarm(self) {
         let _ = ManuallyDrop::new(self);
     }
 }
 
-impl<T: Poolable> Drop for DestroyOnUnwind<'_, T> {
+impl<T: Poolable> Drop for DestroyOnUnwind<T> {
     fn drop(&mut self) {
-        self.shared.destroy(self.slot, DestroyReason::Panicked);
+        // SAFETY: the slot is owned by the guard being dropped, which keeps the allocation
+        // alive (see `Pooled`); the reference is not used after `destroy` returns.
+        let owed = unsafe { self.shared.as_ref() }.destroy(self.slot, DestroyReason::Panicked);
+        if owed.0 {
+            // SAFETY: the orphaned slot's reference is ours to give up, `shared` came from
+            // `Box::into_raw`, and no reference derived from it is used after this.
+            unsafe { Shared::unref(self.shared) };
+        }
     }
 }

@@ -1,0 +1,136 @@
+//! The paths that run `unsafe` code, written to run under Miri as well as natively:
+//! slot segments and growth, guard deref, moving objects in and out of slots, orphaned
+//! guards freeing the shared state, and threads racing on the fast path. No tokio timers
+//! (Miri), so creation goes through the no-runtime path (`get_blocking`).
+//!
+//! `MIRIFLAGS="-Zmiri-strict-provenance -Zmiri-disable-isolation" cargo +nightly miri test
+//! -p riptide-pool --lib --test unsafe_paths`
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use riptide_pool::{Pool, Poolable, Pooled};
+
+struct Obj {
+    data: Vec<u64>,
+    live: Arc<AtomicUsize>,
+}
+
+impl Poolable for Obj {
+    fn reset(&mut self) {
+        self.data.clear();
+    }
+}
+
+impl Drop for Obj {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn pool(max: usize) -> (Pool<Obj>, Arc<AtomicUsize>) {
+    let live = Arc::new(AtomicUsize::new(0));
+    let l = live.clone();
+    let pool = Pool::builder(move || {
+        let l = l.clone();
+        async move {
+            l.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(Obj { data: Vec::with_capacity(4), live: l })
+        }
+    })
+    .max_size(max)
+    .build()
+    .unwrap();
+    (pool, live)
+}
+
+#[test]
+fn checkout_write_return_reuse() {
+    let (pool, live) = pool(2);
+    let mut a = pool.get_blocking().unwrap();
+    a.data.extend([1, 2, 3]);
+    drop(a);
+    let b = pool.try_get().unwrap();
+    assert!(b.data.is_empty() && b.data.capacity() >= 4);
+    let obj = Pooled::detach(b);
+    assert_eq!(live.load(Ordering::SeqCst), 1);
+    drop(obj);
+    let c = pool.get_blocking().unwrap();
+    Pooled::discard(c);
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn growing_past_the_first_segment_keeps_guards_valid() {
+    let (pool, live) = pool(2);
+    let mut first = pool.get_blocking().unwrap();
+    first.data.push(7);
+    pool.resize(20);
+    let mut many: Vec<_> = (0..19).map(|_| pool.get_blocking().unwrap()).collect();
+    for (i, g) in many.iter_mut().enumerate() {
+        g.data.push(i as u64);
+    }
+    assert_eq!(first.data, [7]);
+    drop(many);
+    drop(first);
+    assert_eq!(live.load(Ordering::SeqCst), 20);
+    pool.resize(3);
+    assert_eq!(live.load(Ordering::SeqCst), 3);
+    drop(pool);
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn guards_outliving_every_handle_free_everything() {
+    let (pool, live) = pool(3);
+    let a = pool.get_blocking().unwrap();
+    let b = pool.get_blocking().unwrap();
+    let d = pool.get_blocking().unwrap();
+    let c = Pooled::detach(d);
+    drop(pool);
+    drop(a);
+    let t = std::thread::spawn(move || drop(b));
+    t.join().unwrap();
+    assert_eq!(live.load(Ordering::SeqCst), 1);
+    drop(c);
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn threads_race_on_the_fast_path() {
+    let (pool, live) = pool(2);
+    drop((pool.get_blocking().unwrap(), pool.get_blocking().unwrap()));
+    let threads: Vec<_> = (0..3)
+        .map(|i| {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    if let Ok(mut g) = pool.try_get() {
+                        g.data.push(i);
+                        assert_eq!(g.data, [i]);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(live.load(Ordering::SeqCst), 2);
+    assert_eq!(pool.stats().idle, 2);
+}
+
+#[test]
+fn last_handle_drop_races_a_guard_return() {
+    for _ in 0..4 {
+        let (pool, live) = pool(2);
+        let a = pool.get_blocking().unwrap();
+        let b = pool.get_blocking().unwrap();
+        let t1 = std::thread::spawn(move || drop(a));
+        let t2 = std::thread::spawn(move || drop(pool));
+        drop(b);
+        t1.join().unwrap();
+        t2.join().unwrap();
+        assert_eq!(live.load(Ordering::SeqCst), 0);
+    }
+}
