@@ -1,4 +1,5 @@
 //! Criterion benches of the core cases against peers: `cargo bench -p riptide-benches`.
+#![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use riptide_benches::*;
@@ -6,7 +7,9 @@ use riptide_benches::*;
 fn sync_uncontended(c: &mut Criterion) {
     let mut g = c.benchmark_group("sync_get_drop");
     let ours = riptide_pool(4);
-    g.bench_function("riptide", |b| b.iter_custom(|n| sync_uncontended::riptide(&ours, n)));
+    g.bench_function("riptide", |b| {
+        b.iter_custom(|n| sync_uncontended::riptide(&ours, n))
+    });
     let lop = lockfree_object_pool::LinearObjectPool::<u64>::new(|| 0, |v| *v = 0);
     g.bench_function("lockfree-object-pool", |b| {
         b.iter_custom(|n| sync_uncontended::lockfree_object_pool(&lop, n))
@@ -16,11 +19,18 @@ fn sync_uncontended(c: &mut Criterion) {
 
 fn async_uncontended(c: &mut Criterion) {
     let mut g = c.benchmark_group("async_get_drop");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let ours = riptide_pool(4);
-    g.bench_function("riptide", |b| b.iter_custom(|n| async_uncontended::riptide(&rt, &ours, n)));
+    g.bench_function("riptide", |b| {
+        b.iter_custom(|n| async_uncontended::riptide(&rt, &ours, n))
+    });
     let dp = deadpool_pool(4);
-    g.bench_function("deadpool", |b| b.iter_custom(|n| async_uncontended::deadpool(&rt, &dp, n)));
+    g.bench_function("deadpool", |b| {
+        b.iter_custom(|n| async_uncontended::deadpool(&rt, &dp, n))
+    });
     g.finish();
 }
 

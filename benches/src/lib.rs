@@ -21,7 +21,10 @@ pub fn riptide_pool(n: usize) -> Pool<Res> {
         .max_size(n)
         .build()
         .expect("valid config");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(pool.warm_up(n)).expect("warm up");
     pool
 }
@@ -34,15 +37,25 @@ impl deadpool::managed::Manager for DeadpoolManager {
     async fn create(&self) -> Result<u64, Infallible> {
         Ok(0)
     }
-    async fn recycle(&self, _: &mut u64, _: &deadpool::managed::Metrics) -> deadpool::managed::RecycleResult<Infallible> {
+    async fn recycle(
+        &self,
+        _: &mut u64,
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<Infallible> {
         Ok(())
     }
 }
 
 /// A deadpool of `n` trivial objects, all created up front.
 pub fn deadpool_pool(n: usize) -> deadpool::managed::Pool<DeadpoolManager> {
-    let pool = deadpool::managed::Pool::builder(DeadpoolManager).max_size(n).build().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let pool = deadpool::managed::Pool::builder(DeadpoolManager)
+        .max_size(n)
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let held: Vec<_> = futures_all(&pool, n).await;
         drop(held);
@@ -50,7 +63,10 @@ pub fn deadpool_pool(n: usize) -> deadpool::managed::Pool<DeadpoolManager> {
     pool
 }
 
-async fn futures_all(pool: &deadpool::managed::Pool<DeadpoolManager>, n: usize) -> Vec<deadpool::managed::Object<DeadpoolManager>> {
+async fn futures_all(
+    pool: &deadpool::managed::Pool<DeadpoolManager>,
+    n: usize,
+) -> Vec<deadpool::managed::Object<DeadpoolManager>> {
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
         v.push(pool.get().await.unwrap());
@@ -73,7 +89,10 @@ pub mod sync_uncontended {
     }
 
     /// lockfree-object-pool `LinearObjectPool::pull` + drop.
-    pub fn lockfree_object_pool(pool: &lockfree_object_pool::LinearObjectPool<u64>, iters: u64) -> Duration {
+    pub fn lockfree_object_pool(
+        pool: &lockfree_object_pool::LinearObjectPool<u64>,
+        iters: u64,
+    ) -> Duration {
         let t = Instant::now();
         for _ in 0..iters {
             let g = pool.pull();
@@ -100,7 +119,11 @@ pub mod async_uncontended {
     }
 
     /// deadpool `get().await` + drop.
-    pub fn deadpool(rt: &tokio::runtime::Runtime, pool: &deadpool::managed::Pool<DeadpoolManager>, iters: u64) -> Duration {
+    pub fn deadpool(
+        rt: &tokio::runtime::Runtime,
+        pool: &deadpool::managed::Pool<DeadpoolManager>,
+        iters: u64,
+    ) -> Duration {
         rt.block_on(async {
             let t = Instant::now();
             for _ in 0..iters {
@@ -118,7 +141,12 @@ pub mod contended {
     use super::*;
 
     /// RipTide, `get().await`.
-    pub fn riptide(rt: &tokio::runtime::Runtime, pool: &Pool<Res>, tasks: usize, per_task: u64) -> Duration {
+    pub fn riptide(
+        rt: &tokio::runtime::Runtime,
+        pool: &Pool<Res>,
+        tasks: usize,
+        per_task: u64,
+    ) -> Duration {
         rt.block_on(async {
             let t = Instant::now();
             let hs: Vec<_> = (0..tasks)

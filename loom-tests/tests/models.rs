@@ -265,7 +265,10 @@ fn failed_create_returns_its_reservation() {
         let mine = block_on(p.get()).map(drop).map_err(|e| e.to_string());
         let theirs = t.join().unwrap();
         let failures = [&mine, &theirs].iter().filter(|r| r.is_err()).count();
-        assert_eq!(failures, 1, "exactly the caller whose create failed: {mine:?} {theirs:?}");
+        assert_eq!(
+            failures, 1,
+            "exactly the caller whose create failed: {mine:?} {theirs:?}"
+        );
         assert!(c.made.load(SeqCst) <= 1);
         quiescent(&p, &c);
     });

@@ -60,7 +60,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool: Pool<Conn> = Pool::builder(move || async move {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        Ok::<_, std::io::Error>(Conn { stream, buf: Vec::with_capacity(256), broken: false })
+        Ok::<_, std::io::Error>(Conn {
+            stream,
+            buf: Vec::with_capacity(256),
+            broken: false,
+        })
     })
     .max_size(8)
     .acquire_timeout(Duration::from_secs(5))
@@ -89,7 +93,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         e.0 += 1;
         e.1 += took;
     }
-    println!("200 echo requests over pooled connections in {:?}", t0.elapsed());
+    println!(
+        "200 echo requests over pooled connections in {:?}",
+        t0.elapsed()
+    );
     for (name, (n, total)) in ["low", "normal", "high"].iter().zip(by_prio) {
         println!("  {name:>6}: {n} requests, mean {:?}", total / n.max(1));
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::error::PoolError;
 use crate::exec;
-use crate::shared::{Reg, Shared};
+use crate::shared::{Reg, Shared, SharedRef};
 use crate::sync::{Arc, Ordering};
 use crate::traits::BoxFuture;
 use crate::waiters::{Waiter, CLOSED, FAILED, HANDED, PERMIT, TIMED_OUT, WAITING};
@@ -126,8 +126,12 @@ impl<T: Poolable> Future for AcquireFuture<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if !matches!(self.state, State::Start { .. }) {
             // Already waiting (or done): fall through.
-        } else if let State::Start { pool, priority, timeout, location } =
-            std::mem::replace(&mut self.state, State::Done)
+        } else if let State::Start {
+            pool,
+            priority,
+            timeout,
+            location,
+        } = std::mem::replace(&mut self.state, State::Done)
         {
             match pool.shared().try_claim() {
                 Err(e) => return Poll::Ready(Err(e)),
@@ -249,22 +253,29 @@ fn start_deadline_sweeper<T: Poolable>(pool: &Pool<T>) {
 
 /// Creates an object with a capacity reservation the caller holds. The factory runs as
 /// its own task; if this future is dropped the object still lands in the pool.
-pub(crate) async fn create<T: Poolable>(pool: &Pool<T>, priority: Priority) -> Result<usize, PoolError> {
+pub(crate) async fn create<T: Poolable>(
+    pool: &Pool<T>,
+    priority: Priority,
+) -> Result<usize, PoolError> {
     let shared = pool.shared();
     let cell = Waiter::new(priority, shared.now(), Duration::MAX, false);
     let wait = Wait::new(shared, cell.clone());
-    let task_pool = pool.clone();
+    // The create holds the shared state, not the pool: dropping the last `Pool` closes
+    // the pool at once, and a late object is destroyed instead of kept.
+    let task_ref = SharedRef::new(pool.raw());
+    let fut_ref = SharedRef::new(pool.raw());
     let task_cell = cell.clone();
-    let fut_pool = pool.clone();
+    #[allow(clippy::let_unit_value)] // a join handle under loom, `()` otherwise
     let _spawned = exec::spawn_bounded(
         rt(pool),
         shared.config.create_timeout,
-        async move { fut_pool.shared().factory.create().await },
+        async move { fut_ref.get().factory.create().await },
         move |r| {
             let r = r.unwrap_or_else(|| {
                 Err("the factory did not finish within create_timeout (or panicked)".into())
             });
-            task_pool.shared().finish_create(r, &task_cell);
+            let owed = task_ref.get().finish_create(r, &task_cell);
+            task_ref.settle(owed);
         },
     );
     #[cfg(loom)]

@@ -127,16 +127,25 @@ impl<T: Poolable> PoolBuilder<T> {
             return Err(ConfigError::invalid("min_idle", "must not exceed max_size"));
         }
         if c.acquire_timeout.is_zero() {
-            return Err(ConfigError::invalid("acquire_timeout", "must be greater than zero"));
+            return Err(ConfigError::invalid(
+                "acquire_timeout",
+                "must be greater than zero",
+            ));
         }
         if c.create_timeout.is_zero() {
-            return Err(ConfigError::invalid("create_timeout", "must be greater than zero"));
+            return Err(ConfigError::invalid(
+                "create_timeout",
+                "must be greater than zero",
+            ));
         }
         if c.max_uses == Some(0) {
             return Err(ConfigError::invalid("max_uses", "must be at least 1"));
         }
         if c.max_size > crate::slots::MAX_SLOTS {
-            return Err(ConfigError::invalid("max_size", "is larger than the pool can address"));
+            return Err(ConfigError::invalid(
+                "max_size",
+                "is larger than the pool can address",
+            ));
         }
         Ok(Pool::from_parts(self.factory, self.config))
     }

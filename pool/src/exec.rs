@@ -41,7 +41,9 @@ where
 
     #[cfg(not(loom))]
     {
-        let h = tokio::runtime::Handle::try_current().ok().or_else(|| rt.cloned());
+        let h = tokio::runtime::Handle::try_current()
+            .ok()
+            .or_else(|| rt.cloned());
         match h {
             Some(h) => {
                 h.spawn(async move {
@@ -78,8 +80,14 @@ pub(crate) type Spawned = loom::thread::JoinHandle<()>;
 
 /// Spawns a task on the current or captured tokio runtime; false when there is none.
 #[cfg(not(loom))]
-pub(crate) fn spawn_task(rt: Option<&Runtime>, fut: impl Future<Output = ()> + Send + 'static) -> bool {
-    match tokio::runtime::Handle::try_current().ok().or_else(|| rt.cloned()) {
+pub(crate) fn spawn_task(
+    rt: Option<&Runtime>,
+    fut: impl Future<Output = ()> + Send + 'static,
+) -> bool {
+    match tokio::runtime::Handle::try_current()
+        .ok()
+        .or_else(|| rt.cloned())
+    {
         Some(h) => {
             h.spawn(fut);
             true
@@ -114,7 +122,11 @@ pub(crate) type Runtime = ();
 /// # Panics
 /// With no tokio runtime reachable, or one without its time driver: `get()` needs one.
 #[cfg(not(loom))]
-pub(crate) async fn timeout<F: Future>(rt: Option<&Runtime>, d: Duration, fut: F) -> Option<F::Output> {
+pub(crate) async fn timeout<F: Future>(
+    rt: Option<&Runtime>,
+    d: Duration,
+    fut: F,
+) -> Option<F::Output> {
     let t = if tokio::runtime::Handle::try_current().is_ok() {
         tokio::time::timeout(d, fut)
     } else if let Some(h) = rt {
@@ -130,14 +142,21 @@ pub(crate) async fn timeout<F: Future>(rt: Option<&Runtime>, d: Duration, fut: F
 }
 
 #[cfg(loom)]
-pub(crate) async fn timeout<F: Future>(_rt: Option<&Runtime>, _d: Duration, fut: F) -> Option<F::Output> {
+pub(crate) async fn timeout<F: Future>(
+    _rt: Option<&Runtime>,
+    _d: Duration,
+    fut: F,
+) -> Option<F::Output> {
     Some(fut.await)
 }
 
 /// Polls `fut` on this thread, parking between polls, until it completes or `deadline`
 /// passes (then `None`, and `fut` is dropped).
 #[cfg(not(loom))]
-pub(crate) fn block_on_deadline<F: Future>(fut: F, deadline: Option<std::time::Instant>) -> Option<F::Output> {
+pub(crate) fn block_on_deadline<F: Future>(
+    fut: F,
+    deadline: Option<std::time::Instant>,
+) -> Option<F::Output> {
     use std::sync::Arc;
     use std::task::{Context, Poll, Wake, Waker};
 
@@ -175,8 +194,14 @@ pub(crate) fn block_on_deadline<F: Future>(fut: F, deadline: Option<std::time::I
 /// (tokio then panics if this is one of its worker threads, as it must: blocking a worker
 /// can deadlock the runtime), else on this thread.
 #[cfg(not(loom))]
-pub(crate) fn block_on_timeout<F: Future + Send>(rt: Option<&Runtime>, d: Duration, fut: F) -> Option<F::Output> {
-    let h = tokio::runtime::Handle::try_current().ok().or_else(|| rt.cloned());
+pub(crate) fn block_on_timeout<F: Future + Send>(
+    rt: Option<&Runtime>,
+    d: Duration,
+    fut: F,
+) -> Option<F::Output> {
+    let h = tokio::runtime::Handle::try_current()
+        .ok()
+        .or_else(|| rt.cloned());
     match h {
         Some(h) => {
             assert_not_worker(&h);
@@ -187,7 +212,11 @@ pub(crate) fn block_on_timeout<F: Future + Send>(rt: Option<&Runtime>, d: Durati
 }
 
 #[cfg(loom)]
-pub(crate) fn block_on_timeout<F: Future + Send>(_rt: Option<&Runtime>, _d: Duration, fut: F) -> Option<F::Output> {
+pub(crate) fn block_on_timeout<F: Future + Send>(
+    _rt: Option<&Runtime>,
+    _d: Duration,
+    fut: F,
+) -> Option<F::Output> {
     Some(loom::future::block_on(fut))
 }
 

@@ -91,13 +91,29 @@ mod tests {
     #[test]
     fn buckets_are_monotone_and_bound_their_values() {
         let mut last = 0;
-        for ns in [0u64, 1, 3, 4, 5, 7, 8, 100, 1_000, 123_456, 1 << 40, u64::MAX / 2] {
+        for ns in [
+            0u64,
+            1,
+            3,
+            4,
+            5,
+            7,
+            8,
+            100,
+            1_000,
+            123_456,
+            1 << 40,
+            u64::MAX / 2,
+        ] {
             let b = bucket_of(ns);
             assert!(b >= last, "bucket order at {ns}");
             last = b;
             assert!(bucket_upper(b) >= ns, "upper bound of {ns}");
             if ns > 8 {
-                assert!(bucket_upper(b) as f64 <= ns as f64 * 1.26, "precision at {ns}");
+                assert!(
+                    bucket_upper(b) as f64 <= ns as f64 * 1.26,
+                    "precision at {ns}"
+                );
             }
         }
     }

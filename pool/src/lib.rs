@@ -52,6 +52,10 @@
 
 #![warn(missing_docs)]
 
+#[cfg(all(doctest, not(loom)))]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 mod acquire;
 mod config;
 mod error;

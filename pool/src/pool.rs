@@ -68,7 +68,9 @@ impl<T: Poolable> Clone for Pool<T> {
 
 impl<T: Poolable> std::fmt::Debug for Pool<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool").field("stats", &self.stats()).finish()
+        f.debug_struct("Pool")
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
@@ -92,6 +94,11 @@ impl<T: Poolable> Pool<T> {
     pub(crate) fn shared(&self) -> &Shared<T> {
         // SAFETY: the handle's reference keeps the allocation alive while `self` lives.
         unsafe { self.handle.shared.as_ref() }
+    }
+
+    /// The allocation's pointer as `Box::into_raw` returned it.
+    pub(crate) fn raw(&self) -> NonNull<Shared<T>> {
+        self.handle.shared
     }
 
     #[inline]
@@ -223,7 +230,11 @@ impl<T: Poolable> Pool<T> {
         let s = self.shared();
         let attempts = s.counters.create_attempts.load(Ordering::Relaxed);
         let errors = s.counters.create_errors.load(Ordering::Relaxed);
-        let error_rate = if attempts == 0 { 0.0 } else { errors as f64 / attempts as f64 };
+        let error_rate = if attempts == 0 {
+            0.0
+        } else {
+            errors as f64 / attempts as f64
+        };
         let utilization = st.in_use as f64 / st.max_size.max(1) as f64;
         let waiting = st.pending_acquisitions > 0;
         let level = if s.is_closed() || error_rate >= 0.5 {
@@ -235,7 +246,10 @@ impl<T: Poolable> Pool<T> {
         } else {
             HealthLevel::Healthy
         };
-        let score = 100.0 - 40.0 * utilization.min(1.0) - 40.0 * error_rate - if waiting { 20.0 } else { 0.0 };
+        let score = 100.0
+            - 40.0 * utilization.min(1.0)
+            - 40.0 * error_rate
+            - if waiting { 20.0 } else { 0.0 };
         HealthStatus {
             level,
             utilization,

@@ -56,6 +56,47 @@ impl Owed {
     }
 }
 
+/// A counted reference to the shared state that is not a `Pool` handle: it keeps the
+/// allocation alive without keeping the pool open. A create in flight holds one, so
+/// dropping the last `Pool` closes the pool at once (the late object is then destroyed).
+pub(crate) struct SharedRef<T: Poolable>(NonNull<Shared<T>>);
+
+// SAFETY: a counted pointer to `Shared<T>`, which is `Send + Sync` (see `Shared`).
+unsafe impl<T: Poolable> Send for SharedRef<T> {}
+// SAFETY: as above.
+unsafe impl<T: Poolable> Sync for SharedRef<T> {}
+
+impl<T: Poolable> SharedRef<T> {
+    /// `ptr` is the `Box::into_raw` pointer, and the caller holds a reference already.
+    pub(crate) fn new(ptr: NonNull<Shared<T>>) -> Self {
+        // SAFETY: the caller's reference keeps the allocation alive.
+        let refs = unsafe { &ptr.as_ref().refs };
+        // Relaxed, as `Arc::clone`: the caller's own reference already orders everything.
+        refs.fetch_add(1, Ordering::Relaxed);
+        SharedRef(ptr)
+    }
+
+    pub(crate) fn get(&self) -> &Shared<T> {
+        // SAFETY: our reference keeps the allocation alive.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Gives up an orphaned slot's reference (ours still keeps the allocation alive).
+    pub(crate) fn settle(&self, owed: Owed) {
+        if owed.0 {
+            // SAFETY: the reference is the orphaned slot's; ours outlives this call.
+            unsafe { Shared::unref(self.0) };
+        }
+    }
+}
+
+impl<T: Poolable> Drop for SharedRef<T> {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference; `self.0` came from `Box::into_raw`.
+        unsafe { Shared::unref(self.0) };
+    }
+}
+
 /// What registering as a waiter produced.
 pub(crate) enum Reg {
     /// An idle object, found by the registration sweep.
@@ -253,7 +294,8 @@ impl<T: Poolable> Shared<T> {
         let s = self.slots.get(i);
         s.uses
             .store(s.uses.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        s.location.store(ptr::from_ref(loc).cast_mut(), Ordering::Relaxed);
+        s.location
+            .store(ptr::from_ref(loc).cast_mut(), Ordering::Relaxed);
         s
     }
 
@@ -380,7 +422,12 @@ impl<T: Poolable> Shared<T> {
                 if st & STATE_MASK == EMPTY
                     && slot
                         .state
-                        .compare_exchange(st, BUSY | (st & WANTED), Ordering::Acquire, Ordering::Relaxed)
+                        .compare_exchange(
+                            st,
+                            BUSY | (st & WANTED),
+                            Ordering::Acquire,
+                            Ordering::Relaxed,
+                        )
                         .is_ok()
                 {
                     // SAFETY: our CAS made us the slot's only owner, and the slot is empty.
@@ -405,7 +452,9 @@ impl<T: Poolable> Shared<T> {
         let obj = unsafe { ptr::read(slot.obj()) };
         let id = slot.id.load(Ordering::Relaxed);
         let uses = slot.uses.swap(0, Ordering::Relaxed);
-        self.counters.retired_uses.fetch_add(uses, Ordering::Relaxed);
+        self.counters
+            .retired_uses
+            .fetch_add(uses, Ordering::Relaxed);
         // Release: our read of the object happens-before a creator's write (its Acquire
         // CAS). The WANTED mark survives; ORPHAN is ours to settle.
         let mut st = slot.state.load(Ordering::Relaxed);
@@ -454,7 +503,12 @@ impl<T: Poolable> Shared<T> {
     /// `deadline` (time since the epoch) is enforced by the pool's deadline sweeper, one
     /// task per pool that runs only while callers are queued, instead of one timer per
     /// waiting call.
-    pub(crate) fn register(&self, priority: Priority, since: Duration, deadline: Duration) -> Result<Reg, PoolError> {
+    pub(crate) fn register(
+        &self,
+        priority: Priority,
+        since: Duration,
+        deadline: Duration,
+    ) -> Result<Reg, PoolError> {
         // Allocate outside the lock.
         let w = Waiter::new(priority, since, deadline, true);
         let mut q = self.queue.lock();
@@ -561,17 +615,25 @@ impl<T: Poolable> Shared<T> {
     /// Runs the factory for a caller holding a reservation, and settles the result:
     /// the object goes to `cell` if it still waits, else into the pool; a failure frees the
     /// reservation and is left in `cell`.
-    pub(crate) fn finish_create(&self, result: Result<T, BoxError>, cell: &Waiter) {
-        self.counters.create_attempts.fetch_add(1, Ordering::Relaxed);
+    ///
+    /// The creator holds a [`SharedRef`], not a handle, so the pool may have been closed
+    /// and its slot orphaned meanwhile: the returned [`Owed`] settles that.
+    pub(crate) fn finish_create(&self, result: Result<T, BoxError>, cell: &Waiter) -> Owed {
+        self.counters
+            .create_attempts
+            .fetch_add(1, Ordering::Relaxed);
         match result {
             Ok(obj) => {
                 let i = self.install(obj);
                 if self.is_closed() {
-                    self.destroy(i, DestroyReason::Closed).never();
+                    let owed = self.destroy(i, DestroyReason::Closed);
                     cell.decide_and_wake(CLOSED);
+                    owed
                 } else if !cell.decide_and_wake(HANDED + i) {
                     // The caller left (timeout, cancel): the object is not lost.
-                    self.release(i).never();
+                    self.release(i)
+                } else {
+                    Owed(false)
                 }
             }
             Err(e) => {
@@ -579,6 +641,7 @@ impl<T: Poolable> Shared<T> {
                 self.unreserve();
                 *cell.error.lock() = Some(e);
                 cell.decide_and_wake(FAILED);
+                Owed(false)
             }
         }
     }
@@ -664,7 +727,13 @@ impl<T: Poolable> Shared<T> {
             let s = &self.slots.get(i).state;
             let mut st = s.load(Ordering::Relaxed);
             loop {
-                let want = if st == IDLE { BUSY } else if st & WANTED == 0 { st | WANTED } else { break };
+                let want = if st == IDLE {
+                    BUSY
+                } else if st & WANTED == 0 {
+                    st | WANTED
+                } else {
+                    break;
+                };
                 match s.compare_exchange(st, want, Ordering::Acquire, Ordering::Relaxed) {
                     Ok(_) => {
                         if want == BUSY {
@@ -743,7 +812,11 @@ impl<T: Poolable> Shared<T> {
             }
             uses += s.uses.load(Ordering::Relaxed);
         }
-        (idle, busy, uses + self.counters.retired_uses.load(Ordering::Relaxed))
+        (
+            idle,
+            busy,
+            uses + self.counters.retired_uses.load(Ordering::Relaxed),
+        )
     }
 }
 

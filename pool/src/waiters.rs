@@ -41,7 +41,12 @@ pub(crate) struct Waiter {
 }
 
 impl Waiter {
-    pub(crate) fn new(priority: Priority, since: Duration, deadline: Duration, queued: bool) -> Arc<Self> {
+    pub(crate) fn new(
+        priority: Priority,
+        since: Duration,
+        deadline: Duration,
+        queued: bool,
+    ) -> Arc<Self> {
         Arc::new(Waiter {
             state: AtomicUsize::new(WAITING),
             waker: AtomicWaker::new(),
@@ -138,7 +143,11 @@ impl WaitQueue {
     /// so its front is its oldest waiter and only fronts compete. The clock (`now`) is read
     /// only when two or more levels have waiters: within one level aging cannot change the
     /// order.
-    pub(crate) fn pop_best(&mut self, now: impl FnOnce() -> Duration, aging: Duration) -> Option<Arc<Waiter>> {
+    pub(crate) fn pop_best(
+        &mut self,
+        now: impl FnOnce() -> Duration,
+        aging: Duration,
+    ) -> Option<Arc<Waiter>> {
         let mut now = Some(now);
         let mut clock = None;
         loop {
@@ -179,7 +188,6 @@ impl WaitQueue {
             }
         }
     }
-
 }
 
 #[cfg(all(test, not(loom)))]
@@ -231,8 +239,18 @@ mod tests {
     #[test]
     fn expire_times_out_only_past_deadlines() {
         let mut q = WaitQueue::default();
-        let a = Waiter::new(Priority::Low, Duration::ZERO, Duration::from_millis(10), true);
-        let b = Waiter::new(Priority::High, Duration::ZERO, Duration::from_millis(30), true);
+        let a = Waiter::new(
+            Priority::Low,
+            Duration::ZERO,
+            Duration::from_millis(10),
+            true,
+        );
+        let b = Waiter::new(
+            Priority::High,
+            Duration::ZERO,
+            Duration::from_millis(30),
+            true,
+        );
         q.push(a.clone());
         q.push(b.clone());
         let (gone, next) = q.expire(Duration::from_millis(20));
@@ -251,7 +269,9 @@ mod tests {
         q.push(a.clone());
         q.push(b.clone());
         assert!(a.decide(CANCELLED));
-        let got = q.pop_best(|| Duration::ZERO, Duration::from_secs(1)).unwrap();
+        let got = q
+            .pop_best(|| Duration::ZERO, Duration::from_secs(1))
+            .unwrap();
         assert!(Arc::ptr_eq(&got, &b));
         assert!(q.is_empty());
     }

@@ -75,7 +75,11 @@ async fn detach_and_discard_free_capacity() {
     let obj = Pooled::detach(a);
     assert_eq!(pool.stats().size, 0);
     let b = pool.get().await.unwrap();
-    assert_eq!(c.live.load(Ordering::SeqCst), 2, "detached object is the caller's");
+    assert_eq!(
+        c.live.load(Ordering::SeqCst),
+        2,
+        "detached object is the caller's"
+    );
     drop(obj);
     Pooled::discard(b);
     assert_eq!(c.live.load(Ordering::SeqCst), 0);
@@ -86,7 +90,10 @@ async fn detach_and_discard_free_capacity() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_creates_never_exceed_max_size() {
     let c = census();
-    let pool = builder(&c, Duration::from_millis(5)).max_size(3).build().unwrap();
+    let pool = builder(&c, Duration::from_millis(5))
+        .max_size(3)
+        .build()
+        .unwrap();
     let tasks: Vec<_> = (0..40)
         .map(|_| {
             let pool = pool.clone();
@@ -209,7 +216,10 @@ async fn newcomer_never_jumps_queued_waiters_of_same_priority() {
     let mut second = Box::pin(pool.get());
     assert!(poll_once(&mut second).is_pending());
     drop(held);
-    assert!(poll_once(&mut second).is_pending(), "second waits behind first");
+    assert!(
+        poll_once(&mut second).is_pending(),
+        "second waits behind first"
+    );
     let g = first.await.unwrap();
     drop(g);
     assert!(second.await.is_ok());
@@ -291,7 +301,10 @@ async fn failed_create_fails_its_caller_at_once_and_frees_capacity() {
     let err = pool.get().await.unwrap_err();
     assert!(matches!(err, PoolError::Create(_)), "{err:?}");
     assert!(err.to_string().contains("backend down"));
-    assert!(t0.elapsed() < Duration::from_secs(5), "no retry loop until the timeout");
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "no retry loop until the timeout"
+    );
     assert_eq!(pool.stats().size, 0);
     c.fail.store(false, Ordering::SeqCst);
     assert!(pool.get().await.is_ok());
@@ -301,7 +314,10 @@ async fn failed_create_fails_its_caller_at_once_and_frees_capacity() {
 #[tokio::test]
 async fn failed_create_does_not_fail_other_waiters() {
     let c = census();
-    let pool = builder(&c, Duration::from_millis(30)).max_size(2).build().unwrap();
+    let pool = builder(&c, Duration::from_millis(30))
+        .max_size(2)
+        .build()
+        .unwrap();
     let held = pool.get().await.unwrap();
     c.fail.store(true, Ordering::SeqCst);
     let creator = tokio::spawn({
@@ -346,7 +362,11 @@ async fn close_wakes_waiters_and_drops_returned_objects() {
     assert_eq!(c.live.load(Ordering::SeqCst), 2);
     drop(a);
     drop(b);
-    assert_eq!(c.live.load(Ordering::SeqCst), 0, "returned after close: destroyed");
+    assert_eq!(
+        c.live.load(Ordering::SeqCst),
+        0,
+        "returned after close: destroyed"
+    );
     pool.close(); // idempotent
     assert_eq!(pool.stats().size, 0);
 }
@@ -359,7 +379,11 @@ async fn dropping_every_handle_with_guards_out_destroys_them_on_return() {
     let b = pool.get().await.unwrap();
     drop(pool.get().await.unwrap());
     drop(pool);
-    assert_eq!(c.live.load(Ordering::SeqCst), 2, "idle one dropped with the pool");
+    assert_eq!(
+        c.live.load(Ordering::SeqCst),
+        2,
+        "idle one dropped with the pool"
+    );
     drop(a);
     assert_eq!(c.live.load(Ordering::SeqCst), 1);
     drop(b);
@@ -371,7 +395,10 @@ fn config_errors_name_the_field() {
     let c = census();
     let field = |b: riptide_pool::PoolBuilder<common::Obj>| b.build().unwrap_err().field();
     assert_eq!(field(builder(&c, NO_DELAY).max_size(0)), "max_size");
-    assert_eq!(field(builder(&c, NO_DELAY).max_size(2).min_idle(3)), "min_idle");
+    assert_eq!(
+        field(builder(&c, NO_DELAY).max_size(2).min_idle(3)),
+        "min_idle"
+    );
     assert_eq!(
         field(builder(&c, NO_DELAY).acquire_timeout(Duration::ZERO)),
         "acquire_timeout"
@@ -404,18 +431,38 @@ async fn resize_grows_for_waiters_and_shrinks_without_taking_objects() {
     });
     until(|| pool.stats().pending_acquisitions == 1).await;
     pool.resize(3);
-    assert_eq!(waiter.await.unwrap().unwrap(), 1, "the waiter created at once");
+    assert_eq!(
+        waiter.await.unwrap().unwrap(),
+        1,
+        "the waiter created at once"
+    );
     let b = pool.get().await.unwrap();
     let d = pool.get().await.unwrap();
     drop(d); // idle
     pool.resize(1);
     let s = pool.stats();
-    assert_eq!((s.max_size, s.idle), (1, 0), "idle above the new size destroyed");
-    assert_eq!(c.live.load(Ordering::SeqCst), 2, "in-use objects are not taken");
+    assert_eq!(
+        (s.max_size, s.idle),
+        (1, 0),
+        "idle above the new size destroyed"
+    );
+    assert_eq!(
+        c.live.load(Ordering::SeqCst),
+        2,
+        "in-use objects are not taken"
+    );
     drop(a);
-    assert_eq!(c.live.load(Ordering::SeqCst), 1, "excess destroyed as it comes back");
+    assert_eq!(
+        c.live.load(Ordering::SeqCst),
+        1,
+        "excess destroyed as it comes back"
+    );
     drop(b);
-    assert_eq!(c.live.load(Ordering::SeqCst), 1, "the last one is within the size");
+    assert_eq!(
+        c.live.load(Ordering::SeqCst),
+        1,
+        "the last one is within the size"
+    );
     assert_consistent(&pool);
 }
 
@@ -454,7 +501,11 @@ async fn warm_up_creates_idle_objects() {
 #[tokio::test]
 async fn max_uses_retires_objects() {
     let c = census();
-    let pool = builder(&c, NO_DELAY).max_size(1).max_uses(2).build().unwrap();
+    let pool = builder(&c, NO_DELAY)
+        .max_size(1)
+        .max_uses(2)
+        .build()
+        .unwrap();
     drop(pool.get().await.unwrap());
     drop(pool.get().await.unwrap());
     assert_eq!(pool.stats().destroyed, 1);
@@ -529,7 +580,12 @@ fn get_blocking_uses_the_runtime_captured_at_build() {
         .unwrap();
     let c = census();
     // This factory needs tokio (its timer), and callers are plain threads.
-    let pool = rt.block_on(async { builder(&c, Duration::from_millis(1)).max_size(1).build().unwrap() });
+    let pool = rt.block_on(async {
+        builder(&c, Duration::from_millis(1))
+            .max_size(1)
+            .build()
+            .unwrap()
+    });
     let g = std::thread::spawn({
         let pool = pool.clone();
         move || pool.get_blocking().map(|g| g.id)
@@ -551,10 +607,15 @@ async fn get_blocking_on_a_worker_thread_panics_clearly() {
 async fn blocking_is_fine_inside_spawn_blocking() {
     let c = census();
     let pool = builder(&c, NO_DELAY).max_size(1).build().unwrap();
-    let id = tokio::task::spawn_blocking(move || pool.acquire().priority(Priority::High).blocking().map(|g| g.id))
-        .await
-        .unwrap()
-        .unwrap();
+    let id = tokio::task::spawn_blocking(move || {
+        pool.acquire()
+            .priority(Priority::High)
+            .blocking()
+            .map(|g| g.id)
+    })
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(id, 0);
 }
 
@@ -602,11 +663,17 @@ async fn events_report_creation_and_destruction() {
     Pooled::discard(g);
     let e1 = rx.recv().await.unwrap();
     let e2 = rx.recv().await.unwrap();
-    assert!(matches!(e1, riptide_pool::PoolEvent::Created { id: 1 }), "{e1:?}");
+    assert!(
+        matches!(e1, riptide_pool::PoolEvent::Created { id: 1 }),
+        "{e1:?}"
+    );
     assert!(
         matches!(
             e2,
-            riptide_pool::PoolEvent::Destroyed { id: 1, reason: riptide_pool::DestroyReason::Discarded }
+            riptide_pool::PoolEvent::Destroyed {
+                id: 1,
+                reason: riptide_pool::DestroyReason::Discarded
+            }
         ),
         "{e2:?}"
     );
@@ -623,4 +690,45 @@ fn public_types_have_the_promised_traits() {
     send_static(&f);
     assert_eq!(Priority::default(), Priority::Normal);
     assert!(Priority::Critical > Priority::High);
+}
+
+#[tokio::test]
+async fn dropping_the_pool_during_a_create_destroys_the_late_object() {
+    let c = census();
+    let pool = builder(&c, Duration::from_millis(50))
+        .max_size(1)
+        .acquire_timeout(Duration::from_millis(5))
+        .build()
+        .unwrap();
+    assert!(matches!(pool.get().await, Err(PoolError::Timeout)));
+    drop(pool); // the create is still running
+    until(|| c.made.load(Ordering::SeqCst) == 1).await;
+    until(|| c.live.load(Ordering::SeqCst) == 0).await;
+}
+
+#[tokio::test]
+async fn a_later_waiter_with_a_shorter_deadline_times_out_on_time() {
+    let c = census();
+    let pool = builder(&c, NO_DELAY).max_size(1).build().unwrap();
+    let held = pool.get().await.unwrap();
+    let patient = tokio::spawn({
+        let pool = pool.clone();
+        async move {
+            pool.acquire()
+                .timeout(Duration::from_secs(30))
+                .await
+                .map(drop)
+        }
+    });
+    until(|| pool.stats().pending_acquisitions == 1).await;
+    let t0 = std::time::Instant::now();
+    let r = pool.acquire().timeout(Duration::from_millis(30)).await;
+    assert!(matches!(r, Err(PoolError::Timeout)));
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "the sweeper re-armed for the earlier deadline"
+    );
+    drop(held);
+    assert!(patient.await.unwrap().is_ok());
+    assert_consistent(&pool);
 }

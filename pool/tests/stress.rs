@@ -35,8 +35,12 @@ async fn worker(
 ) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     while !stop.load(Ordering::Relaxed) {
-        let prio = [Priority::Low, Priority::Normal, Priority::High, Priority::Critical]
-            [rng.random_range(0..4)];
+        let prio = [
+            Priority::Low,
+            Priority::Normal,
+            Priority::High,
+            Priority::Critical,
+        ][rng.random_range(0..4)];
         let timeout = Duration::from_micros(rng.random_range(50..5_000));
         let r = if rng.random_bool(0.2) {
             pool.try_get()
@@ -45,7 +49,11 @@ async fn worker(
         };
         match r {
             Ok(mut g) => {
-                assert!(holders.lock().unwrap().insert(g.id), "object {} handed twice", g.id);
+                assert!(
+                    holders.lock().unwrap().insert(g.id),
+                    "object {} handed twice",
+                    g.id
+                );
                 g.dirty = true;
                 if rng.random_bool(0.5) {
                     tokio::task::yield_now().await;
@@ -181,7 +189,15 @@ fn stress_blocking_and_async_together() {
     let stop = Arc::new(AtomicBool::new(false));
     let ops = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..8)
-        .map(|i| rt.spawn(worker(pool.clone(), holders.clone(), stop.clone(), i, ops.clone())))
+        .map(|i| {
+            rt.spawn(worker(
+                pool.clone(),
+                holders.clone(),
+                stop.clone(),
+                i,
+                ops.clone(),
+            ))
+        })
         .collect();
     let threads: Vec<_> = (0..3)
         .map(|_| {

@@ -35,7 +35,10 @@ fn pool(max: usize) -> (Pool<Obj>, Arc<AtomicUsize>) {
         let l = l.clone();
         async move {
             l.fetch_add(1, Ordering::SeqCst);
-            Ok::<_, std::io::Error>(Obj { data: Vec::with_capacity(4), live: l })
+            Ok::<_, std::io::Error>(Obj {
+                data: Vec::with_capacity(4),
+                live: l,
+            })
         }
     })
     .max_size(max)

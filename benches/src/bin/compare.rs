@@ -22,7 +22,11 @@ fn main() {
     let rounds = if quick { 5 } else { 15 };
     let scale = if quick { 1 } else { 4 };
     let args: Vec<String> = std::env::args().collect();
-    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let want = |case: &str| only.as_deref().is_none_or(|o| case.contains(o));
     let mut rows = Vec::new();
     let mut floors: Vec<(&str, Vec<f64>)> = Vec::new();
@@ -37,7 +41,10 @@ fn main() {
         sync_uncontended::lockfree_object_pool(&lop, iters / 10);
         for _ in 0..rounds {
             a.push(per_op(sync_uncontended::riptide(&ours, iters), iters));
-            b.push(per_op(sync_uncontended::lockfree_object_pool(&lop, iters), iters));
+            b.push(per_op(
+                sync_uncontended::lockfree_object_pool(&lop, iters),
+                iters,
+            ));
         }
         rows.push(Row {
             case: "sync get+drop, 1 thread",
@@ -47,7 +54,10 @@ fn main() {
 
     // Case 2: uncontended async get().await + drop, current-thread runtime.
     if want("async") {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let ours = riptide_pool(4);
         let dp = deadpool_pool(4);
         let iters = 500_000 * scale;
@@ -99,11 +109,18 @@ fn main() {
         for (name, v) in &mut row.results {
             let (med, min, max) = summarize(v);
             meds.push((*name, med));
-            println!("| {} | {} | {:.1} | {:.1} – {:.1} | |", row.case, name, med, min, max);
+            println!(
+                "| {} | {} | {:.1} | {:.1} – {:.1} | |",
+                row.case, name, med, min, max
+            );
         }
         let ours = meds[0].1;
         let best_peer = meds[1..].iter().map(|m| m.1).fold(f64::INFINITY, f64::min);
-        println!("| {} | **ratio** | | | **{:.2}×** |", row.case, best_peer / ours);
+        println!(
+            "| {} | **ratio** | | | **{:.2}×** |",
+            row.case,
+            best_peer / ours
+        );
     }
     for (case, mut f) in floors {
         let (med, min, max) = summarize(&mut f);
