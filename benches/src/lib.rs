@@ -219,6 +219,37 @@ pub fn contended_no_pool(rt: &tokio::runtime::Runtime, tasks: usize, per_task: u
     })
 }
 
+/// A second floor for the contended case: a bare `tokio::sync::Semaphore` with 4 permits
+/// (the fair FIFO primitive deadpool waits on) — acquire, hold across a yield, release; no
+/// objects at all. Every pool here pays at least this for its hand-offs.
+pub fn contended_semaphore_only(
+    rt: &tokio::runtime::Runtime,
+    permits: usize,
+    tasks: usize,
+    per_task: u64,
+) -> Duration {
+    let sem = Arc::new(tokio::sync::Semaphore::new(permits));
+    rt.block_on(async {
+        let t = Instant::now();
+        let hs: Vec<_> = (0..tasks)
+            .map(|_| {
+                let sem = sem.clone();
+                tokio::spawn(async move {
+                    for _ in 0..per_task {
+                        let p = sem.acquire().await.unwrap();
+                        tokio::task::yield_now().await;
+                        drop(p);
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.await.unwrap();
+        }
+        t.elapsed()
+    })
+}
+
 /// Median, min and max of a sample (sorted in place).
 pub fn summarize(v: &mut [f64]) -> (f64, f64, f64) {
     v.sort_by(|a, b| a.total_cmp(b));

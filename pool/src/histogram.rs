@@ -1,8 +1,11 @@
 //! A lock-free log-bucket histogram of durations (wait times).
 //!
-//! Buckets: 4 per power of two of nanoseconds (≤ 19 % relative error), 64 powers. A
-//! record is one `Relaxed` `fetch_add`: the counts are statistics, no other memory is
-//! published through them, so no ordering is needed.
+//! Buckets: 4 per power of two of nanoseconds (≤ 19 % relative error) up to 2^40 ns
+//! (≈ 18 min; longer values land in the last bucket). A record is one `Relaxed`
+//! `fetch_add`: the counts are statistics, nothing is published through them, so no
+//! ordering is needed. The buckets are striped: each thread records into one of
+//! `STRIPES` copies (by a per-thread index), so two cores waiting at once do not bounce
+//! one cache line; reads sum the stripes.
 
 use std::time::Duration;
 
@@ -10,9 +13,12 @@ use crate::sync::stat::AtomicU64;
 use std::sync::atomic::Ordering;
 
 const SUB: usize = 4;
-const BUCKETS: usize = 64 * SUB;
+const POWERS: usize = 40;
+const BUCKETS: usize = POWERS * SUB;
+const STRIPES: usize = 4;
 
 pub(crate) struct Histogram {
+    /// `STRIPES` stripes of `BUCKETS` counters, back to back.
     buckets: Box<[AtomicU64]>,
 }
 
@@ -21,6 +27,9 @@ fn bucket_of(ns: u64) -> usize {
         return ns as usize;
     }
     let pow = 63 - ns.leading_zeros() as usize; // ns >= 4 so pow >= 2
+    if pow >= POWERS {
+        return BUCKETS - 1;
+    }
     let sub = ((ns >> (pow - 2)) & 0b11) as usize;
     pow * SUB + sub
 }
@@ -40,27 +49,35 @@ fn bucket_upper(b: usize) -> u64 {
 impl Histogram {
     pub(crate) fn new() -> Self {
         Histogram {
-            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            buckets: (0..BUCKETS * STRIPES).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
     pub(crate) fn record(&self, d: Duration) {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.buckets[bucket_of(ns)].fetch_add(1, Ordering::Relaxed);
+        let stripe = crate::sync::hint::thread_index() % STRIPES;
+        self.buckets[stripe * BUCKETS + bucket_of(ns)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Bucket counts summed over the stripes.
+    fn counts(&self) -> Vec<u64> {
+        let mut c = vec![0u64; BUCKETS];
+        for stripe in self.buckets.chunks(BUCKETS) {
+            for (sum, b) in c.iter_mut().zip(stripe) {
+                *sum += b.load(Ordering::Relaxed);
+            }
+        }
+        c
     }
 
     /// Values recorded so far.
     pub(crate) fn count(&self) -> u64 {
-        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+        self.counts().iter().sum()
     }
 
     /// Percentiles `qs` (0..=1) over the recorded values plus `zeros` values of zero.
     pub(crate) fn percentiles<const N: usize>(&self, zeros: u64, qs: [f64; N]) -> [Duration; N] {
-        let counts: Vec<u64> = self
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
+        let counts = self.counts();
         let total = zeros + counts.iter().sum::<u64>();
         let mut out = [Duration::ZERO; N];
         if total == 0 {
@@ -116,6 +133,12 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn huge_values_land_in_the_last_bucket() {
+        assert_eq!(bucket_of(u64::MAX), BUCKETS - 1);
+        assert_eq!(bucket_of(1 << 45), BUCKETS - 1);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::error::{BoxError, PoolError};
 use crate::histogram::Histogram;
 use crate::slots::{Slot, Slots, BUSY, EMPTY, IDLE, ORPHAN, STATE_MASK, WANTED};
 use crate::stats::{DestroyReason, PoolEvent};
-use crate::sync::{hint, Arc, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
+use crate::sync::{hint, Arc, AtomicU64, AtomicUsize, CachePadded, Mutex, MutexGuard, Ordering};
 use crate::traits::DynFactory;
 use crate::waiters::{WaitQueue, Waiter, CLOSED, FAILED, HANDED, PERMIT};
 use crate::{Poolable, Priority};
@@ -109,13 +109,13 @@ pub(crate) enum Reg {
 
 pub(crate) struct Shared<T: Poolable> {
     pub slots: Slots<T>,
-    queue: Mutex<WaitQueue>,
+    queue: CachePadded<Mutex<WaitQueue>>,
     /// `queued waiters << 1 | CLOSED_BIT`: written under `queue`, read lock-free by the
-    /// fast path (fairness and close checks).
-    word: AtomicUsize,
+    /// fast path (fairness and close checks). Own cache line: read on every checkout.
+    word: CachePadded<AtomicUsize>,
     /// Objects alive plus creates in flight (reserved capacity). Never exceeds
     /// `max_size` except transiently after `resize` shrinks it.
-    pub size: AtomicUsize,
+    pub size: CachePadded<AtomicUsize>,
     pub max_size: AtomicUsize,
     /// References to this allocation: one for the `Handle`, one per orphaned slot.
     refs: AtomicUsize,
@@ -158,9 +158,9 @@ impl<T: Poolable> Shared<T> {
     pub(crate) fn new(factory: Box<dyn DynFactory<T>>, config: Config) -> Self {
         Shared {
             slots: Slots::new(config.max_size),
-            queue: Mutex::new(WaitQueue::default()),
-            word: AtomicUsize::new(0),
-            size: AtomicUsize::new(0),
+            queue: CachePadded(Mutex::new(WaitQueue::default())),
+            word: CachePadded(AtomicUsize::new(0)),
+            size: CachePadded(AtomicUsize::new(0)),
             max_size: AtomicUsize::new(config.max_size),
             refs: AtomicUsize::new(1),
             next_id: AtomicU64::new(1),

@@ -97,6 +97,19 @@ mod imp {
 
 pub(crate) use imp::*;
 
+/// Aligns a hot field to its own 128-byte block (two cache lines: adjacent-line
+/// prefetching pairs lines on x86), so writers of one field do not slow readers of another.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct CachePadded<T>(pub T);
+
+impl<T> std::ops::Deref for CachePadded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Atomics for pure statistics (the wait-time histogram's buckets): always `std`, also
 /// under loom. They publish nothing and order nothing, so there is nothing for loom to
 /// find in them, and their hundreds of loads per `stats()` would only exhaust its branch
@@ -110,7 +123,25 @@ pub(crate) mod stat {
 #[cfg(not(loom))]
 pub(crate) mod hint {
     use std::cell::Cell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     thread_local!(static HINT: Cell<usize> = const { Cell::new(0) });
+    thread_local!(static INDEX: Cell<usize> = const { Cell::new(usize::MAX) });
+    static NEXT_INDEX: AtomicUsize = AtomicUsize::new(0);
+
+    /// A small per-thread number (0, 1, 2, … in order of first use): spreads statistics
+    /// over stripes. Relaxed: only uniqueness-ish matters, nothing is published.
+    #[inline]
+    pub(crate) fn thread_index() -> usize {
+        INDEX.with(|i| {
+            let v = i.get();
+            if v != usize::MAX {
+                return v;
+            }
+            let v = NEXT_INDEX.fetch_add(1, Ordering::Relaxed);
+            i.set(v);
+            v
+        })
+    }
     #[inline]
     pub(crate) fn get() -> usize {
         HINT.with(Cell::get)
@@ -129,4 +160,7 @@ pub(crate) mod hint {
         0
     }
     pub(crate) fn set(_: usize) {}
+    pub(crate) fn thread_index() -> usize {
+        0
+    }
 }

@@ -29,7 +29,7 @@ fn main() {
         .cloned();
     let want = |case: &str| only.as_deref().is_none_or(|o| case.contains(o));
     let mut rows = Vec::new();
-    let mut floors: Vec<(&str, Vec<f64>)> = Vec::new();
+    let mut floors: Vec<(&str, &str, Vec<f64>)> = Vec::new();
 
     // Case 1: uncontended sync checkout + return.
     if want("sync") {
@@ -83,17 +83,23 @@ fn main() {
         let dp = deadpool_pool(4);
         let per_task = 2_000 * scale;
         let ops = 32 * per_task;
-        let (mut a, mut b, mut f) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut a, mut b, mut f, mut g) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
             a.push(per_op(contended::riptide(&rt, &ours, 32, per_task), ops));
             b.push(per_op(contended::deadpool(&rt, &dp, 32, per_task), ops));
             f.push(per_op(contended_no_pool(&rt, 32, per_task), ops));
+            g.push(per_op(contended_semaphore_only(&rt, 4, 32, per_task), ops));
         }
         rows.push(Row {
             case: "32 tasks, 4 objects, 2 workers",
             results: vec![("riptide", a), ("deadpool", b)],
         });
-        floors.push(("32 tasks, 4 objects, 2 workers", f));
+        floors.push(("32 tasks, 4 objects, 2 workers", "no pool (2 yields/op)", f));
+        floors.push((
+            "32 tasks, 4 objects, 2 workers",
+            "bare tokio Semaphore(4), no objects",
+            g,
+        ));
     }
 
     println!(
@@ -122,10 +128,8 @@ fn main() {
             best_peer / ours
         );
     }
-    for (case, mut f) in floors {
+    for (case, what, mut f) in floors {
         let (med, min, max) = summarize(&mut f);
-        println!(
-            "| {case} | no pool (2 yields/op: the scheduler's floor) | {med:.1} | {min:.1} – {max:.1} | |"
-        );
+        println!("| {case} | floor: {what} | {med:.1} | {min:.1} – {max:.1} | |");
     }
 }
