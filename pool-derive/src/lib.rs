@@ -1,1 +1,43 @@
-//! `#[derive(Poolable)]` for `riptide-pool` (filled in by the derive issue).
+//! `#[derive(Poolable)]` for [`riptide-pool`](https://docs.rs/riptide-pool): generates the
+//! `riptide_pool::Poolable` impl from `#[poolable(...)]` attributes. Use it through
+//! `riptide_pool::Poolable` (feature `derive`, on by default).
+//!
+//! | where | attribute | effect |
+//! | --- | --- | --- |
+//! | field | `#[poolable(reset = clear)]` | `reset` calls `self.field.clear()` (any method name) |
+//! | field | `#[poolable(reset = default)]` | `reset` sets the field to `Default::default()` |
+//! | field | `#[poolable(reset_with = path::to_fn)]` | `reset` calls `path::to_fn(&mut self.field)` |
+//! | field | `#[poolable(skip)]` | field untouched (the default for unmarked fields) |
+//! | struct | `#[poolable(reset = path)]` | after the field resets, calls `path(&mut self)` |
+//! | struct | `#[poolable(health = path)]` | `is_healthy` calls `path(&self) -> bool` |
+//! | struct | `#[poolable(max_uses = 1000)]` | sets `MAX_USES` |
+//! | struct | `#[poolable(max_lifetime_secs = 300)]` | sets `MAX_LIFETIME` |
+//!
+//! Field resets run in declaration order, then the struct-level `reset`, once per return.
+//! Generics and where-clauses are carried through; the impl adds `where Self: Send +
+//! 'static`. The generated code names `::riptide_pool`, so the crate using the derive must
+//! depend on `riptide-pool` under that name.
+//!
+//! The layout follows thiserror's: `ast` (what the input is), `attr` (the attributes),
+//! `valid` (misuse, reported with a span on the offending token), `expand` (the impl).
+
+mod ast;
+mod attr;
+mod expand;
+mod valid;
+
+use proc_macro::TokenStream;
+use syn::{parse_macro_input, DeriveInput};
+
+/// Derives `riptide_pool::Poolable`; see the crate documentation for the attributes.
+#[proc_macro_derive(Poolable, attributes(poolable))]
+pub fn derive_poolable(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    ast::Input::from_syn(&input)
+        .and_then(|input| {
+            valid::check(&input)?;
+            Ok(expand::derive(&input))
+        })
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}

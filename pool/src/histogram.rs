@@ -108,19 +108,7 @@ mod tests {
     #[test]
     fn buckets_are_monotone_and_bound_their_values() {
         let mut last = 0;
-        for ns in [
-            0u64,
-            1,
-            3,
-            4,
-            5,
-            7,
-            8,
-            100,
-            1_000,
-            123_456,
-            (1 << 40) - 1,
-        ] {
+        for ns in [0u64, 1, 3, 4, 5, 7, 8, 100, 1_000, 123_456, (1 << 40) - 1] {
             let b = bucket_of(ns);
             assert!(b >= last, "bucket order at {ns}");
             last = b;

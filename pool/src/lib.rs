@@ -77,3 +77,31 @@ pub use guard::Pooled;
 pub use pool::Pool;
 pub use stats::{DestroyReason, HealthLevel, HealthStatus, PoolEvent, PoolStats};
 pub use traits::{Factory, Poolable};
+
+/// `#[derive(Poolable)]`: generates the [`Poolable`] impl from `#[poolable(...)]`
+/// attributes (feature `derive`, on by default). See the `riptide-pool-derive` docs for
+/// the attribute table.
+///
+/// ```
+/// use riptide_pool::Poolable;
+///
+/// #[derive(Poolable, Default)]
+/// #[poolable(max_uses = 1000, health = Scratch::ok)]
+/// struct Scratch {
+///     #[poolable(reset = clear)]
+///     buf: Vec<u8>,
+///     #[poolable(reset = default)]
+///     hits: u32,
+///     name: String, // untouched
+/// }
+/// impl Scratch {
+///     fn ok(&self) -> bool { self.buf.capacity() < 1 << 20 }
+/// }
+///
+/// let mut s = Scratch { buf: vec![1, 2], hits: 3, name: "x".into() };
+/// s.reset();
+/// assert!(s.buf.is_empty() && s.hits == 0 && s.name == "x");
+/// assert_eq!(Scratch::MAX_USES, Some(1000));
+/// ```
+#[cfg(feature = "derive")]
+pub use riptide_pool_derive::Poolable;

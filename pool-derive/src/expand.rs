@@ -1,0 +1,76 @@
+//! Code generation: the `Poolable` impl.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use crate::ast::Input;
+use crate::attr::FieldReset;
+
+pub(crate) fn derive(input: &Input) -> TokenStream {
+    let ident = input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    let mut where_clause = where_clause
+        .cloned()
+        .unwrap_or_else(|| syn::parse_quote!(where));
+    where_clause
+        .predicates
+        .push(syn::parse_quote!(Self: ::core::marker::Send + 'static));
+
+    // Field resets in declaration order. Spans point at the attribute's tokens, so a
+    // missing method or a function of the wrong type is reported there.
+    let field_resets = input.fields.iter().filter_map(|f| {
+        let m = &f.member;
+        match &f.attrs.reset {
+            FieldReset::Method(method) => Some(quote_spanned! {method.span()=>
+                self.#m.#method();
+            }),
+            FieldReset::Default(kw) => Some(quote_spanned! {kw.span()=>
+                self.#m = ::core::default::Default::default();
+            }),
+            FieldReset::With(path) => Some(quote_spanned! {path.span()=>
+                #path(&mut self.#m);
+            }),
+            FieldReset::Skip => None,
+        }
+    });
+    let struct_reset = input.attrs.reset.as_ref().map(|path| {
+        quote_spanned! {path.span()=> #path(self); }
+    });
+    let reset = quote! {
+        #[inline]
+        fn reset(&mut self) {
+            #(#field_resets)*
+            #struct_reset
+        }
+    };
+    let health = input.attrs.health.as_ref().map(|path| {
+        quote_spanned! {path.span()=>
+            #[inline]
+            fn is_healthy(&self) -> bool {
+                #path(self)
+            }
+        }
+    });
+    let max_uses = input.attrs.max_uses.as_ref().map(|n| {
+        quote! {
+            const MAX_USES: ::core::option::Option<u64> = ::core::option::Option::Some(#n);
+        }
+    });
+    let max_lifetime = input.attrs.max_lifetime_secs.as_ref().map(|n| {
+        quote! {
+            const MAX_LIFETIME: ::core::option::Option<::core::time::Duration> =
+                ::core::option::Option::Some(::core::time::Duration::from_secs(#n));
+        }
+    });
+
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics ::riptide_pool::Poolable for #ident #ty_generics #where_clause {
+            #reset
+            #health
+            #max_uses
+            #max_lifetime
+        }
+    }
+}
