@@ -68,7 +68,7 @@ fn warm(max: usize, n: usize, census: &std::sync::Arc<Census>) -> Pool<Obj> {
     let p = pool(max, census);
     let held: Vec<_> = (0..n).map(|_| block_on(p.get()).unwrap()).collect();
     drop(held);
-    p.loom_join_creates();
+    p.model_join_creates();
     p
 }
 
@@ -159,9 +159,9 @@ fn timeout_races_handoff() {
         let g = p.try_get().unwrap();
         let mut f = p.acquire().timeout(Duration::from_millis(1)).into_future();
         assert!(poll_once(&mut f).is_pending()); // queued with a deadline
-        p.loom_advance(Duration::from_millis(2));
+        p.model_advance(Duration::from_millis(2));
         let p2 = p.clone();
-        let sweeper = thread::spawn(move || p2.loom_sweep());
+        let sweeper = thread::spawn(move || p2.model_sweep());
         drop(g);
         sweeper.join().unwrap();
         match block_on(f) {

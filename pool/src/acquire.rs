@@ -59,7 +59,7 @@ impl<T: Poolable> Acquire<'_, T> {
     /// `.await` there, or call this inside `tokio::task::spawn_blocking`.
     pub fn blocking(self) -> Result<Pooled<T>, PoolError> {
         let shared = self.pool.shared();
-        #[cfg(not(loom))]
+        #[cfg(not(model))]
         if let Ok(h) = tokio::runtime::Handle::try_current() {
             exec::assert_not_worker(&h);
         }
@@ -75,12 +75,12 @@ impl<T: Poolable> Acquire<'_, T> {
     }
 }
 
-#[cfg(not(loom))]
+#[cfg(not(model))]
 fn rt<T: Poolable>(pool: &Pool<T>) -> Option<&exec::Runtime> {
     pool.shared().runtime.as_ref()
 }
 
-#[cfg(loom)]
+#[cfg(model)]
 fn rt<T: Poolable>(_pool: &Pool<T>) -> Option<&exec::Runtime> {
     None
 }
@@ -230,7 +230,7 @@ async fn create_until<T: Poolable>(
 /// Starts the task that times out queued waiters at their deadlines. It holds the pool
 /// only while callers are queued (and they hold it anyway), then ends.
 fn start_deadline_sweeper<T: Poolable>(pool: &Pool<T>) {
-    #[cfg(not(loom))]
+    #[cfg(not(model))]
     {
         let p = pool.clone();
         let started = exec::spawn_task(rt(pool), async move {
@@ -247,7 +247,7 @@ fn start_deadline_sweeper<T: Poolable>(pool: &Pool<T>) {
             pool.shared().sweeper_not_started();
         }
     }
-    #[cfg(loom)]
+    #[cfg(model)]
     let _ = pool;
 }
 
@@ -278,8 +278,8 @@ pub(crate) async fn create<T: Poolable>(
             task_ref.settle(owed);
         },
     );
-    #[cfg(loom)]
-    shared.loom_tasks.lock().push(_spawned);
+    #[cfg(model)]
+    shared.model_tasks.lock().push(_spawned);
     match wait.await {
         s if s >= HANDED => Ok(s - HANDED),
         FAILED => Err(PoolError::Create(

@@ -39,7 +39,7 @@ where
     }
     let finish = Finish(Some(finish), std::marker::PhantomData);
 
-    #[cfg(not(loom))]
+    #[cfg(not(model))]
     {
         let h = tokio::runtime::Handle::try_current()
             .ok()
@@ -62,24 +62,24 @@ where
             }
         }
     }
-    #[cfg(loom)]
+    #[cfg(model)]
     {
         let _ = (rt, d);
         crate::sync::thread::spawn(move || {
-            let r = loom::future::block_on(fut);
+            let r = crate::sync::block_on(fut);
             finish.run(Some(r));
         })
     }
 }
 
 /// What `spawn_bounded` leaves behind: nothing, or (loom) the thread to join.
-#[cfg(not(loom))]
+#[cfg(not(model))]
 pub(crate) type Spawned = ();
-#[cfg(loom)]
-pub(crate) type Spawned = loom::thread::JoinHandle<()>;
+#[cfg(model)]
+pub(crate) type Spawned = crate::sync::thread::JoinHandle<()>;
 
 /// Spawns a task on the current or captured tokio runtime; false when there is none.
-#[cfg(not(loom))]
+#[cfg(not(model))]
 pub(crate) fn spawn_task(
     rt: Option<&Runtime>,
     fut: impl Future<Output = ()> + Send + 'static,
@@ -98,7 +98,7 @@ pub(crate) fn spawn_task(
 
 /// Panics with a clear message when an async acquisition has to wait with no tokio
 /// runtime reachable (its deadline and creates need one).
-#[cfg(not(loom))]
+#[cfg(not(model))]
 pub(crate) fn require_runtime(rt: Option<&Runtime>) {
     if rt.is_none() && tokio::runtime::Handle::try_current().is_err() {
         panic!(
@@ -108,12 +108,12 @@ pub(crate) fn require_runtime(rt: Option<&Runtime>) {
     }
 }
 
-#[cfg(loom)]
+#[cfg(model)]
 pub(crate) fn require_runtime(_rt: Option<&Runtime>) {}
 
-#[cfg(not(loom))]
+#[cfg(not(model))]
 pub(crate) type Runtime = tokio::runtime::Handle;
-#[cfg(loom)]
+#[cfg(model)]
 pub(crate) type Runtime = ();
 
 /// `fut` bounded by `d`: `None` when the time ran out first. Uses the current tokio
@@ -121,7 +121,7 @@ pub(crate) type Runtime = ();
 ///
 /// # Panics
 /// With no tokio runtime reachable, or one without its time driver: `get()` needs one.
-#[cfg(not(loom))]
+#[cfg(not(model))]
 pub(crate) async fn timeout<F: Future>(
     rt: Option<&Runtime>,
     d: Duration,
@@ -141,7 +141,7 @@ pub(crate) async fn timeout<F: Future>(
     t.await.ok()
 }
 
-#[cfg(loom)]
+#[cfg(model)]
 pub(crate) async fn timeout<F: Future>(
     _rt: Option<&Runtime>,
     _d: Duration,
@@ -152,7 +152,7 @@ pub(crate) async fn timeout<F: Future>(
 
 /// Polls `fut` on this thread, parking between polls, until it completes or `deadline`
 /// passes (then `None`, and `fut` is dropped).
-#[cfg(not(loom))]
+#[cfg(not(model))]
 pub(crate) fn block_on_deadline<F: Future>(
     fut: F,
     deadline: Option<std::time::Instant>,
@@ -193,7 +193,7 @@ pub(crate) fn block_on_deadline<F: Future>(
 /// Runs a blocking acquisition: through a tokio runtime's `block_on` when one is reachable
 /// (tokio then panics if this is one of its worker threads, as it must: blocking a worker
 /// can deadlock the runtime), else on this thread.
-#[cfg(not(loom))]
+#[cfg(not(model))]
 pub(crate) fn block_on_timeout<F: Future + Send>(
     rt: Option<&Runtime>,
     d: Duration,
@@ -211,18 +211,18 @@ pub(crate) fn block_on_timeout<F: Future + Send>(
     }
 }
 
-#[cfg(loom)]
+#[cfg(model)]
 pub(crate) fn block_on_timeout<F: Future + Send>(
     _rt: Option<&Runtime>,
     _d: Duration,
     fut: F,
 ) -> Option<F::Output> {
-    Some(loom::future::block_on(fut))
+    Some(crate::sync::block_on(fut))
 }
 
 /// Panics with a clear message on a tokio worker thread (tokio's `block_on` refuses to
 /// run there; we check first so the message names our function).
-#[cfg(not(loom))]
+#[cfg(not(model))]
 pub(crate) fn assert_not_worker(h: &tokio::runtime::Handle) {
     let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.block_on(async {})));
     if probe.is_err() {

@@ -52,7 +52,7 @@
 
 #![warn(missing_docs)]
 
-#[cfg(all(doctest, not(loom)))]
+#[cfg(all(doctest, not(model)))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 

@@ -260,33 +260,33 @@ impl<T: Poolable> Pool<T> {
 
     /// Subscribes to [`PoolEvent`](crate::PoolEvent)s (a tokio broadcast: a slow receiver
     /// sees `Lagged`). Events are only built while someone subscribes.
-    #[cfg(not(loom))]
+    #[cfg(not(model))]
     pub fn events(&self) -> tokio::sync::broadcast::Receiver<crate::PoolEvent> {
         self.shared().subscribe()
     }
 
-    /// loom models only: advances the pool's logical clock.
-    #[cfg(loom)]
+    /// loom/shuttle models only: advances the pool's logical clock.
+    #[cfg(model)]
     #[doc(hidden)]
-    pub fn loom_advance(&self, d: Duration) {
+    pub fn model_advance(&self, d: Duration) {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.shared().loom_clock.fetch_add(ns, Ordering::Relaxed);
+        self.shared().model_clock.fetch_add(ns, Ordering::Relaxed);
     }
 
-    /// loom models only: joins the create threads started so far.
-    #[cfg(loom)]
+    /// loom/shuttle models only: joins the create threads started so far.
+    #[cfg(model)]
     #[doc(hidden)]
-    pub fn loom_join_creates(&self) {
-        let tasks: Vec<_> = std::mem::take(&mut *self.shared().loom_tasks.lock());
+    pub fn model_join_creates(&self) {
+        let tasks: Vec<_> = std::mem::take(&mut *self.shared().model_tasks.lock());
         for t in tasks {
             t.join().expect("create thread");
         }
     }
 
-    /// loom models only: one pass of the deadline sweeper (a task in real builds).
-    #[cfg(loom)]
+    /// loom/shuttle models only: one pass of the deadline sweeper (a task in real builds).
+    #[cfg(model)]
     #[doc(hidden)]
-    pub fn loom_sweep(&self) {
+    pub fn model_sweep(&self) {
         self.shared().sweep();
     }
 

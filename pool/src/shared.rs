@@ -126,24 +126,24 @@ pub(crate) struct Shared<T: Poolable> {
     /// `max_uses` resolved (`u64::MAX` = unlimited), read on every return.
     max_uses: u64,
     pub factory: Box<dyn DynFactory<T>>,
-    #[cfg(not(loom))]
+    #[cfg(not(model))]
     epoch: std::time::Instant,
-    /// Under loom: a logical clock (ns) the models advance, so deadlines are modelled.
-    #[cfg(loom)]
-    pub loom_clock: AtomicU64,
-    /// Under loom: create threads, so models can join them.
-    #[cfg(loom)]
-    pub loom_tasks: Mutex<Vec<loom::thread::JoinHandle<()>>>,
-    #[cfg(not(loom))]
+    /// Under a model checker: a logical clock (ns) the models advance, so deadlines are modelled.
+    #[cfg(model)]
+    pub model_clock: AtomicU64,
+    /// Under a model checker: create threads, so models can join them.
+    #[cfg(model)]
+    pub model_tasks: Mutex<Vec<crate::sync::thread::JoinHandle<()>>>,
+    #[cfg(not(model))]
     pub runtime: Option<tokio::runtime::Handle>,
-    #[cfg(not(loom))]
+    #[cfg(not(model))]
     events: tokio::sync::broadcast::Sender<PoolEvent>,
     /// Set once `events()` was called: until then no event is built and the broadcast's
     /// own lock (`receiver_count`) is never taken.
-    #[cfg(not(loom))]
+    #[cfg(not(model))]
     subscribed: std::sync::atomic::AtomicBool,
     /// Wakes the deadline sweeper when a waiter with an earlier deadline arrives.
-    #[cfg(not(loom))]
+    #[cfg(not(model))]
     pub sweep_notify: tokio::sync::Notify,
 }
 
@@ -169,32 +169,32 @@ impl<T: Poolable> Shared<T> {
             max_uses: config.max_uses.unwrap_or(u64::MAX),
             config,
             factory,
-            #[cfg(not(loom))]
+            #[cfg(not(model))]
             epoch: std::time::Instant::now(),
-            #[cfg(loom)]
-            loom_clock: AtomicU64::new(0),
-            #[cfg(loom)]
-            loom_tasks: Mutex::new(Vec::new()),
-            #[cfg(not(loom))]
+            #[cfg(model)]
+            model_clock: AtomicU64::new(0),
+            #[cfg(model)]
+            model_tasks: Mutex::new(Vec::new()),
+            #[cfg(not(model))]
             runtime: tokio::runtime::Handle::try_current().ok(),
-            #[cfg(not(loom))]
+            #[cfg(not(model))]
             events: tokio::sync::broadcast::channel(1024).0,
-            #[cfg(not(loom))]
+            #[cfg(not(model))]
             subscribed: std::sync::atomic::AtomicBool::new(false),
-            #[cfg(not(loom))]
+            #[cfg(not(model))]
             sweep_notify: tokio::sync::Notify::new(),
         }
     }
 
     /// Time since the pool was built (aging, deadlines). Under loom, a logical clock.
     pub(crate) fn now(&self) -> Duration {
-        #[cfg(not(loom))]
+        #[cfg(not(model))]
         return self.epoch.elapsed();
-        #[cfg(loom)]
-        return Duration::from_nanos(self.loom_clock.load(Ordering::Relaxed));
+        #[cfg(model)]
+        return Duration::from_nanos(self.model_clock.load(Ordering::Relaxed));
     }
 
-    #[cfg(not(loom))]
+    #[cfg(not(model))]
     pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<PoolEvent> {
         // Relaxed: a receiver subscribed before this store misses nothing it could have
         // seen (events sent before `subscribe` are not delivered to it anyway).
@@ -204,20 +204,20 @@ impl<T: Poolable> Shared<T> {
     }
 
     /// The pool's epoch, for turning `now()`-style durations back into instants.
-    #[cfg(not(loom))]
+    #[cfg(not(model))]
     pub(crate) fn epoch(&self) -> std::time::Instant {
         self.epoch
     }
 
     /// Sends an event, building it only when someone listens.
     fn emit(&self, event: impl FnOnce() -> PoolEvent) {
-        #[cfg(not(loom))]
+        #[cfg(not(model))]
         if self.subscribed.load(std::sync::atomic::Ordering::Relaxed)
             && self.events.receiver_count() > 0
         {
             let _ = self.events.send(event());
         }
-        #[cfg(loom)]
+        #[cfg(model)]
         let _ = event;
     }
 
@@ -551,7 +551,7 @@ impl<T: Poolable> Shared<T> {
             }
             Some(armed) if deadline < armed => {
                 q.sweeper = Some(deadline);
-                #[cfg(not(loom))]
+                #[cfg(not(model))]
                 self.sweep_notify.notify_one();
                 false
             }
@@ -579,7 +579,7 @@ impl<T: Poolable> Shared<T> {
     }
 
     /// Forgets a sweeper that could not be started (no runtime), so a later waiter tries.
-    #[cfg(not(loom))]
+    #[cfg(not(model))]
     pub(crate) fn sweeper_not_started(&self) {
         self.queue.lock().sweeper = None;
     }

@@ -153,7 +153,7 @@ impl<T> Drop for Slots<T> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(model)))]
 mod tests {
     use super::*;
 

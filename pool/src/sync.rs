@@ -1,8 +1,8 @@
 //! The sync facade: every atomic, lock, cell and thread primitive of the core comes from
-//! here, from `std` normally and from `loom` under `cfg(loom)`, so the loom models in
-//! `loom-tests/` check the very code that ships.
+//! here: from `std` normally, from `loom` under `cfg(loom)`, from `shuttle` under
+//! `cfg(shuttle)`, so the models in `loom-tests/` check the very code that ships.
 
-#[cfg(not(loom))]
+#[cfg(not(model))]
 mod imp {
     /// `atomic_waker::AtomicWaker` under the facade's calling convention.
     #[derive(Debug, Default)]
@@ -81,6 +81,8 @@ mod imp {
         }
     }
 
+    pub(crate) use loom::future::block_on;
+
     /// loom's `UnsafeCell`; `get` hands out the raw pointer (loom checks the access
     /// where it is taken: the slot protocol decides who may take it).
     #[derive(Debug)]
@@ -91,6 +93,56 @@ mod imp {
         }
         pub(crate) fn get(&self) -> *mut T {
             self.0.with_mut(|p| p)
+        }
+    }
+}
+
+#[cfg(all(shuttle, not(loom)))]
+mod imp {
+    //! shuttle: its scheduler controls atomics, locks and threads. Cells and the waker
+    //! stay std (shuttle runs one model thread at a time and does not check cells).
+    pub(crate) use shuttle::future::block_on;
+    pub(crate) use shuttle::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use shuttle::thread;
+    pub(crate) use std::sync::Arc;
+
+    /// `shuttle::sync::Mutex` with the facade's poison-free `lock`.
+    #[derive(Debug)]
+    pub(crate) struct Mutex<T>(shuttle::sync::Mutex<T>);
+    pub(crate) type MutexGuard<'a, T> = shuttle::sync::MutexGuard<'a, T>;
+    impl<T> Mutex<T> {
+        pub(crate) fn new(v: T) -> Self {
+            Self(shuttle::sync::Mutex::new(v))
+        }
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+
+    /// A std `UnsafeCell` (shuttle does not model cells).
+    #[derive(Debug)]
+    pub(crate) struct UnsafeCell<T>(core::cell::UnsafeCell<T>);
+    impl<T> UnsafeCell<T> {
+        pub(crate) fn new(v: T) -> Self {
+            Self(core::cell::UnsafeCell::new(v))
+        }
+        pub(crate) fn get(&self) -> *mut T {
+            self.0.get()
+        }
+    }
+
+    /// `atomic_waker::AtomicWaker` under the facade's calling convention.
+    #[derive(Debug, Default)]
+    pub(crate) struct AtomicWaker(atomic_waker::AtomicWaker);
+    impl AtomicWaker {
+        pub(crate) fn new() -> Self {
+            Self(atomic_waker::AtomicWaker::new())
+        }
+        pub(crate) fn register(&self, w: &std::task::Waker) {
+            self.0.register(w);
+        }
+        pub(crate) fn wake(&self) {
+            self.0.wake();
         }
     }
 }
@@ -120,7 +172,7 @@ pub(crate) mod stat {
 
 /// Where a thread last found an idle object: the next acquire by that thread starts its
 /// scan there, so a thread that keeps taking and returning one object touches one slot.
-#[cfg(not(loom))]
+#[cfg(not(model))]
 pub(crate) mod hint {
     use std::cell::Cell;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -152,9 +204,9 @@ pub(crate) mod hint {
     }
 }
 
-/// Under loom the hint is constant: state that survives between model iterations would
-/// make executions non-deterministic.
-#[cfg(loom)]
+/// Under a model checker the hint is constant: state that survives between iterations
+/// would make executions non-deterministic.
+#[cfg(model)]
 pub(crate) mod hint {
     pub(crate) fn get() -> usize {
         0

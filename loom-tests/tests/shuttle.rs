@@ -1,0 +1,159 @@
+//! shuttle: large randomized schedules of the real crate (built with `--cfg shuttle`),
+//! where loom's exhaustive search would explode — 6+ threads, every priority, waiters
+//! cancelled at arbitrary points, deadlines passing (a logical clock and the pool's real
+//! sweeper), and `close` at a random moment. shuttle treats atomics as sequentially
+//! consistent, so ordering bugs are loom's job; this hunts protocol bugs in big schedules.
+//!
+//! ```text
+//! RUSTFLAGS="--cfg shuttle" cargo test -p riptide-loom-tests --release \
+//!     --target-dir target/shuttle --test shuttle
+//! ```
+#![cfg(shuttle)]
+
+use std::collections::HashSet;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use riptide_pool::{Pool, PoolError, Poolable, Priority};
+use shuttle::future::block_on;
+use shuttle::thread;
+
+struct Obj {
+    id: usize,
+    live: Arc<AtomicUsize>,
+}
+impl Poolable for Obj {}
+impl Drop for Obj {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, SeqCst);
+    }
+}
+
+fn pool(max: usize, live: &Arc<AtomicUsize>, made: &Arc<AtomicUsize>) -> Pool<Obj> {
+    let (l, m) = (live.clone(), made.clone());
+    Pool::builder(move || {
+        let (l, m) = (l.clone(), m.clone());
+        async move {
+            l.fetch_add(1, SeqCst);
+            Ok::<_, std::io::Error>(Obj {
+                id: m.fetch_add(1, SeqCst),
+                live: l,
+            })
+        }
+    })
+    .max_size(max)
+    .starvation_threshold(Duration::from_millis(10))
+    .build()
+    .unwrap()
+}
+
+fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
+    Pin::new(f).poll(&mut Context::from_waker(Waker::noop()))
+}
+
+const PRIOS: [Priority; 4] = [
+    Priority::Low,
+    Priority::Normal,
+    Priority::High,
+    Priority::Critical,
+];
+
+fn scenario(close_at: Option<usize>) {
+    let live = Arc::new(AtomicUsize::new(0));
+    let made = Arc::new(AtomicUsize::new(0));
+    let p = pool(2, &live, &made);
+    let holders = Arc::new(Mutex::new(HashSet::new()));
+    let mut threads = Vec::new();
+    for t in 0..6 {
+        let (p, holders) = (p.clone(), holders.clone());
+        threads.push(thread::spawn(move || {
+            for round in 0..3 {
+                let prio = PRIOS[(t + round) % 4];
+                let mut f = p
+                    .acquire()
+                    .priority(prio)
+                    .timeout(Duration::from_millis(25))
+                    .into_future();
+                if (t + round) % 3 == 0 {
+                    // Cancel at an arbitrary point: after one poll, maybe after a hand-off.
+                    let first = poll_once(&mut f);
+                    thread::yield_now();
+                    if let Poll::Ready(Ok(g)) = first {
+                        drop(g);
+                    }
+                    drop(f);
+                    continue;
+                }
+                match block_on(f) {
+                    Ok(g) => {
+                        assert!(
+                            holders.lock().unwrap().insert(g.id),
+                            "object {} handed twice",
+                            g.id
+                        );
+                        thread::yield_now();
+                        holders.lock().unwrap().remove(&g.id);
+                        drop(g);
+                    }
+                    Err(PoolError::Timeout | PoolError::Closed) => {}
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+        }));
+    }
+    // Time passes: deadlines expire through the pool's real sweeper pass.
+    let clock = {
+        let p = p.clone();
+        thread::spawn(move || {
+            for _ in 0..3 {
+                thread::yield_now();
+                p.model_advance(Duration::from_millis(10));
+                p.model_sweep();
+            }
+        })
+    };
+    if let Some(n) = close_at {
+        for _ in 0..n {
+            thread::yield_now();
+        }
+        p.close();
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    clock.join().unwrap();
+    p.model_join_creates();
+    let s = p.stats();
+    assert_eq!(s.pending_acquisitions, 0, "{s:?}");
+    assert_eq!(s.size, s.idle + s.in_use, "{s:?}");
+    assert_eq!(s.in_use, 0, "{s:?}");
+    assert_eq!(s.created - s.destroyed, s.size as u64, "{s:?}");
+    assert!(s.size <= 2 && made.load(SeqCst) <= 2 + s.destroyed as usize);
+    assert_eq!(live.load(SeqCst), s.size, "objects lost or leaked: {s:?}");
+    drop(p);
+    assert_eq!(live.load(SeqCst), 0);
+}
+
+/// Random schedules: 6 worker threads × 3 rounds, all priorities, cancels, deadlines.
+#[test]
+fn random_schedules_keep_every_counter_consistent() {
+    shuttle::check_random(|| scenario(None), 3000);
+}
+
+/// The same with `close` at a different moment in each run.
+#[test]
+fn random_schedules_with_close() {
+    for close_at in [0, 3, 10, 40] {
+        shuttle::check_random(move || scenario(Some(close_at)), 500);
+    }
+}
+
+/// PCT (probabilistic concurrency testing) finds bugs needing a few specific preemptions.
+#[test]
+fn pct_schedules() {
+    shuttle::check_pct(|| scenario(None), 1000, 3);
+}
