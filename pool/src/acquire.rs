@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use crate::error::PoolError;
 use crate::exec;
+use crate::lifecycle::Breaker;
 use crate::shared::{Reg, Shared, SharedRef};
+use crate::stats::DestroyReason;
 use crate::sync::{Arc, Ordering};
 use crate::traits::BoxFuture;
-use crate::waiters::{Waiter, CLOSED, FAILED, HANDED, PERMIT, TIMED_OUT, WAITING};
+use crate::waiters::{Waiter, CIRCUIT_OPEN, CLOSED, FAILED, HANDED, PERMIT, TIMED_OUT, WAITING};
 use crate::{Pool, Poolable, Pooled};
 
 /// Priority of a waiting caller. Higher is served first; within a level, first come first
@@ -63,11 +65,19 @@ impl<T: Poolable> Acquire<'_, T> {
         if let Ok(h) = tokio::runtime::Handle::try_current() {
             exec::assert_not_worker(&h);
         }
-        if let Some(i) = shared.try_claim()? {
+        let first = shared.try_claim()?;
+        if let Some(i) = first.filter(|&i| !shared.needs_recycle(i)) {
             return Ok(self.pool.guard(i, self.location));
         }
         let d = self.timeout.unwrap_or(shared.config.acquire_timeout);
-        let slow = slow_path(self.pool, self.priority, self.location, d, Mode::Blocking);
+        let slow = acquire_full(
+            self.pool,
+            self.priority,
+            self.location,
+            d,
+            Mode::Blocking,
+            first,
+        );
         match exec::block_on_timeout(rt(self.pool), d, slow) {
             Some(r) => r,
             None => Err(self.pool.timed_out()),
@@ -133,17 +143,18 @@ impl<T: Poolable> Future for AcquireFuture<T> {
             location,
         } = std::mem::replace(&mut self.state, State::Done)
         {
-            match pool.shared().try_claim() {
+            let first = match pool.shared().try_claim() {
                 Err(e) => return Poll::Ready(Err(e)),
-                Ok(Some(i)) => return Poll::Ready(Ok(pool.guard(i, location))),
-                Ok(None) => {
-                    let d = timeout.unwrap_or(pool.shared().config.acquire_timeout);
-                    exec::require_runtime(rt(&pool));
-                    self.state = State::Slow(Box::pin(async move {
-                        slow_path(&pool, priority, location, d, Mode::Async).await
-                    }));
+                Ok(Some(i)) if !pool.shared().needs_recycle(i) => {
+                    return Poll::Ready(Ok(pool.guard(i, location)))
                 }
-            }
+                Ok(found) => found,
+            };
+            let d = timeout.unwrap_or(pool.shared().config.acquire_timeout);
+            exec::require_runtime(rt(&pool));
+            self.state = State::Slow(Box::pin(async move {
+                acquire_full(&pool, priority, location, d, Mode::Async, first).await
+            }));
         }
         match &mut self.state {
             State::Slow(f) => {
@@ -167,17 +178,133 @@ pub(crate) enum Mode {
     Blocking,
 }
 
-/// The waiting path: register (sweep / reserve / queue), then wait for a hand-off, a
-/// permit (then create), a deadline, or close. Records the wait time on success.
-pub(crate) async fn slow_path<T: Poolable>(
+/// A whole acquisition after the fast path: wait or create as needed, then the checkout
+/// checks on a reused object (recycle hooks, validation if it sat idle long enough); an
+/// object they reject is destroyed and the caller tries again, without seeing an error.
+/// `first` is an object the fast path already claimed.
+pub(crate) async fn acquire_full<T: Poolable>(
     pool: &Pool<T>,
     priority: Priority,
     location: &'static Location<'static>,
     timeout: Duration,
     mode: Mode,
+    first: Option<usize>,
 ) -> Result<Pooled<T>, PoolError> {
     let shared = pool.shared();
     let since = shared.now();
+    let mut first = first.map(|i| ClaimGuard {
+        shared,
+        slot: Some(i),
+    });
+    loop {
+        let (mut claim, fresh) = match first.take() {
+            Some(c) => (c, false),
+            None => {
+                let (i, fresh) = match shared.try_claim()? {
+                    Some(i) => (i, false),
+                    None => slow_path(pool, priority, since, timeout, mode).await?,
+                };
+                (
+                    ClaimGuard {
+                        shared,
+                        slot: Some(i),
+                    },
+                    fresh,
+                )
+            }
+        };
+        let slot = claim.slot.expect("armed");
+        // A freshly created object is not validated again.
+        if !fresh && shared.needs_recycle(slot) {
+            let checked = match mode {
+                Mode::Blocking => Some(recycle(shared, slot).await),
+                Mode::Async => {
+                    let left = (since + timeout).saturating_sub(shared.now());
+                    exec::timeout(rt(pool), left, recycle(shared, slot)).await
+                }
+            };
+            match checked {
+                Some(Ok(())) => {}
+                Some(Err(reason)) => {
+                    // Rejected: destroy it and try again, without an error to the caller.
+                    claim.slot = None;
+                    shared.destroy(slot, reason).never();
+                    continue;
+                }
+                // Timed out inside a hook or `validate`: the guard destroys the object
+                // (its state is unknown) as it drops.
+                None => return Err(pool.timed_out()),
+            }
+        }
+        claim.slot = None;
+        shared.wait_hist.record(shared.now().saturating_sub(since));
+        return Ok(pool.guard(slot, location));
+    }
+}
+
+/// Owns a claimed slot until it becomes a guard. Dropped armed (the acquisition was
+/// cancelled or timed out between claim and guard, e.g. inside a recycle hook), it
+/// destroys the object: a hook or `validate` may have been stopped halfway.
+struct ClaimGuard<'a, T: Poolable> {
+    shared: &'a Shared<T>,
+    slot: Option<usize>,
+}
+
+impl<T: Poolable> Drop for ClaimGuard<'_, T> {
+    fn drop(&mut self) {
+        if let Some(i) = self.slot.take() {
+            self.shared
+                .destroy(i, DestroyReason::ValidationFailed)
+                .never();
+        }
+    }
+}
+
+/// The checkout checks on owned, reused slot `i`: `pre_recycle`, `Factory::validate` (if
+/// idle at least `validation_interval`), `post_recycle`. `Err`: why it was rejected.
+async fn recycle<T: Poolable>(shared: &Shared<T>, i: usize) -> Result<(), DestroyReason> {
+    let slot = shared.slots.get(i);
+    let idle_ms = shared
+        .coarse_ms()
+        .saturating_sub(slot.stamp_ms.load(Ordering::Relaxed));
+    let due = u128::from(idle_ms) >= shared.config.validation_interval.as_millis();
+    // SAFETY: we own slot `i` (claimed, not yet handed to a guard), so this is the only
+    // reference to the object until we return.
+    let obj = unsafe { &mut *slot.obj() };
+    let verdict = async {
+        if let Some(h) = &shared.hooks.pre_recycle {
+            if h(obj).await.is_err() {
+                return Some(DestroyReason::Rejected);
+            }
+        }
+        if due && !shared.factory.validate(obj).await {
+            return Some(DestroyReason::ValidationFailed);
+        }
+        if let Some(h) = &shared.hooks.post_recycle {
+            if h(obj).await.is_err() {
+                return Some(DestroyReason::Rejected);
+            }
+        }
+        None
+    }
+    .await;
+    match verdict {
+        None => Ok(()),
+        Some(reason) => Err(reason),
+    }
+}
+
+/// The waiting path: register (sweep / reserve / queue), then wait for a hand-off, a
+/// permit (then create), a deadline, or close. Returns the slot and whether it is a
+/// freshly created object.
+pub(crate) async fn slow_path<T: Poolable>(
+    pool: &Pool<T>,
+    priority: Priority,
+    since: Duration,
+    timeout: Duration,
+    mode: Mode,
+) -> Result<(usize, bool), PoolError> {
+    let shared = pool.shared();
     let deadline = if mode == Mode::Async {
         since.saturating_add(timeout)
     } else {
@@ -187,29 +314,35 @@ pub(crate) async fn slow_path<T: Poolable>(
     let reg = if shared.waiting() == 0 && shared.try_reserve() {
         Reg::Permit
     } else {
-        shared.register(priority, since, deadline)?
+        shared.register(priority, shared.now(), deadline)?
     };
-    let slot = match reg {
-        Reg::Got(i) => i,
-        Reg::Permit => create_until(pool, priority, since, timeout, mode).await?,
+    match reg {
+        Reg::Got(i) => Ok((i, false)),
+        Reg::Permit => Ok((
+            create_until(pool, priority, since, timeout, mode).await?,
+            true,
+        )),
         Reg::Queued(w, start_sweeper) => {
             if start_sweeper {
                 start_deadline_sweeper(pool);
             }
             match Wait::new(shared, w).await {
-                s if s >= HANDED => s - HANDED,
-                PERMIT => create_until(pool, priority, since, timeout, mode).await?,
-                TIMED_OUT => return Err(pool.timed_out()),
-                _ => return Err(PoolError::Closed),
+                s if s >= HANDED => Ok((s - HANDED, false)),
+                PERMIT => Ok((
+                    create_until(pool, priority, since, timeout, mode).await?,
+                    true,
+                )),
+                TIMED_OUT => Err(pool.timed_out()),
+                CIRCUIT_OPEN => Err(PoolError::CircuitOpen),
+                _ => Err(PoolError::Closed),
             }
         }
-    };
-    shared.wait_hist.record(shared.now().saturating_sub(since));
-    Ok(pool.guard(slot, location))
+    }
 }
 
-/// A create for a caller whose acquisition started at `since`: an async caller stops
-/// waiting for it at its deadline (the object still lands in the pool).
+/// A create for a caller holding a reservation whose acquisition started at `since`: the
+/// breaker is asked first (open: the reservation goes back, `CircuitOpen` at once); an
+/// async caller stops waiting at its deadline (the object still lands in the pool).
 async fn create_until<T: Poolable>(
     pool: &Pool<T>,
     priority: Priority,
@@ -217,6 +350,10 @@ async fn create_until<T: Poolable>(
     timeout: Duration,
     mode: Mode,
 ) -> Result<usize, PoolError> {
+    if pool.shared().breaker_check() == Breaker::Open {
+        pool.shared().unreserve();
+        return Err(PoolError::CircuitOpen);
+    }
     if mode == Mode::Blocking {
         return create(pool, priority).await;
     }
@@ -269,7 +406,7 @@ pub(crate) async fn create<T: Poolable>(
     let _spawned = exec::spawn_bounded(
         rt(pool),
         shared.config.create_timeout,
-        async move { fut_ref.get().factory.create().await },
+        async move { fut_ref.get().create_with_hooks().await },
         move |r| {
             let r = r.unwrap_or_else(|| {
                 Err("the factory did not finish within create_timeout (or panicked)".into())

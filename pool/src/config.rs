@@ -3,7 +3,9 @@
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use crate::error::ConfigError;
+use crate::error::{BoxError, ConfigError};
+use crate::hooks::Hooks;
+use crate::traits::BoxFuture;
 use crate::traits::{DynFactory, Factory, Poolable};
 use crate::Pool;
 
@@ -20,26 +22,38 @@ pub(crate) struct Config {
     pub leak_threshold: Option<Duration>,
     pub validation_interval: Duration,
     pub starvation_threshold: Duration,
+    /// Consecutive create failures that open the breaker, and its cool-down.
+    pub circuit: Option<(u32, Duration)>,
+    /// Give the capacity of a checkout held this long back to the pool.
+    pub reclaim_leaked: Option<Duration>,
+    /// The pool's name: the `pool` label of its metrics, and in log lines.
+    pub name: String,
 }
 
 /// Builds a [`Pool`]; get one from [`Pool::builder`].
 ///
-/// | knob | default | status |
+/// | knob | default | effect |
 /// | --- | --- | --- |
-/// | `max_size` | 10 | enforced |
-/// | `min_idle` | 0 | checked against `max_size`; replenishment comes with the lifecycle work |
-/// | `acquire_timeout` | 30 s | enforced (never "forever") |
-/// | `create_timeout` | 30 s | enforced |
-/// | `idle_timeout` | 10 min | accepted; eviction not yet implemented |
-/// | `max_lifetime` | 30 min | accepted; retirement not yet implemented |
-/// | `max_uses` | `T::MAX_USES` | enforced on return |
-/// | `leak_threshold` | off | accepted; checkout locations are recorded, scans not yet implemented |
-/// | `validation_interval` | 500 ms | accepted; `Factory::validate` not yet called |
-/// | `starvation_threshold` | 200 ms | enforced (aging of waiters) |
+/// | `max_size` | 10 | objects alive at most (idle + in use + being created) |
+/// | `min_idle` | 0 | idle objects kept ready by maintenance |
+/// | `acquire_timeout` | 30 s | how long a caller waits (never "forever") |
+/// | `create_timeout` | 30 s | how long one `Factory::create` may take |
+/// | `idle_timeout` | 10 min | idle objects above `min_idle` idle longer are destroyed |
+/// | `max_lifetime` | `T::MAX_LIFETIME`, else 30 min | objects are retired this old (minus up to 5 % jitter, ≤ 30 s); never handed out past it |
+/// | `max_uses` | `T::MAX_USES` | objects are retired after this many checkouts |
+/// | `leak_threshold` | off | checkouts held longer are reported once (event, `tracing::warn!`, `leaks_detected`) |
+/// | `reclaim_leaked` | off | checkouts held longer have their capacity given back |
+/// | `validation_interval` | 500 ms | `Factory::validate` runs on checkout of objects idle longer; `ZERO` = always |
+/// | `starvation_threshold` | 200 ms | waiters older than this are served as `Critical` |
+/// | `circuit_breaker` | 5 failures, 1 s | fail fast while the factory keeps failing |
+///
+/// Time-based limits use a coarse millisecond clock (see `docs/architecture.md`), so they
+/// act within a few milliseconds of the configured value.
 #[must_use]
 pub struct PoolBuilder<T: Poolable> {
     factory: Box<dyn DynFactory<T>>,
     config: Config,
+    hooks: Hooks<T>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -58,7 +72,11 @@ impl<T: Poolable> PoolBuilder<T> {
                 leak_threshold: None,
                 validation_interval: Duration::from_millis(500),
                 starvation_threshold: Duration::from_millis(200),
+                circuit: Some((5, Duration::from_secs(1))),
+                reclaim_leaked: None,
+                name: "riptide".to_owned(),
             },
+            hooks: Hooks::default(),
             _t: PhantomData,
         }
     }
@@ -114,6 +132,72 @@ impl<T: Poolable> PoolBuilder<T> {
         self
     }
 
+    /// Circuit breaker on the factory: after `failures` consecutive create failures it
+    /// opens — callers that would create get `PoolError::CircuitOpen` at once and queued
+    /// waiters are failed — then after `cool_down` one trial create is let through; its
+    /// success closes it. Default: 5 failures, 1 s.
+    pub fn circuit_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
+        self.config.circuit = Some((failures, cool_down));
+        self
+    }
+    /// Turns the circuit breaker off: every create is attempted.
+    pub fn no_circuit_breaker(mut self) -> Self {
+        self.config.circuit = None;
+        self
+    }
+    /// Opt-in: a checkout held longer than `after` (e.g. a `mem::forget`-ed guard) has its
+    /// capacity given back, so the pool does not shrink forever; if the guard does return,
+    /// its object is destroyed. Needs `leak_threshold`-style scans: runs in maintenance.
+    pub fn reclaim_leaked(mut self, after: Duration) -> Self {
+        self.config.reclaim_leaked = Some(after);
+        self
+    }
+    /// Names the pool (the `pool` label of its metrics). Default `"riptide"`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = name.into();
+        self
+    }
+    /// Async hook after each create; a rejection fails the create. See [`crate::hooks`].
+    pub fn post_create<F>(mut self, f: F) -> Self
+    where
+        F: for<'a> Fn(&'a mut T) -> BoxFuture<'a, Result<(), BoxError>> + Send + Sync + 'static,
+    {
+        self.hooks.post_create = Some(Box::new(f));
+        self
+    }
+    /// Async hook on checkout of a reused object, before validation. See [`crate::hooks`].
+    pub fn pre_recycle<F>(mut self, f: F) -> Self
+    where
+        F: for<'a> Fn(&'a mut T) -> BoxFuture<'a, Result<(), BoxError>> + Send + Sync + 'static,
+    {
+        self.hooks.pre_recycle = Some(Box::new(f));
+        self
+    }
+    /// Async hook on checkout of a reused object, after validation. See [`crate::hooks`].
+    pub fn post_recycle<F>(mut self, f: F) -> Self
+    where
+        F: for<'a> Fn(&'a mut T) -> BoxFuture<'a, Result<(), BoxError>> + Send + Sync + 'static,
+    {
+        self.hooks.post_recycle = Some(Box::new(f));
+        self
+    }
+    /// Sync hook when a guard is dropped (after `reset`); a rejection destroys the object.
+    pub fn on_release<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&mut T) -> Result<(), BoxError> + Send + Sync + 'static,
+    {
+        self.hooks.on_release = Some(Box::new(f));
+        self
+    }
+    /// Sync hook when an object is detached; a rejection keeps it in the pool.
+    pub fn on_detach<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&mut T) -> Result<(), BoxError> + Send + Sync + 'static,
+    {
+        self.hooks.on_detach = Some(Box::new(f));
+        self
+    }
+
     /// Checks the configuration and builds the pool.
     ///
     /// Errors name the field: `max_size == 0`, `min_idle > max_size`, a zero
@@ -141,12 +225,42 @@ impl<T: Poolable> PoolBuilder<T> {
         if c.max_uses == Some(0) {
             return Err(ConfigError::invalid("max_uses", "must be at least 1"));
         }
+        if let Some((0, _)) = c.circuit {
+            return Err(ConfigError::invalid(
+                "circuit_breaker",
+                "needs at least 1 failure to open",
+            ));
+        }
+        if c.idle_timeout.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::invalid(
+                "idle_timeout",
+                "must be greater than zero",
+            ));
+        }
+        if c.max_lifetime.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::invalid(
+                "max_lifetime",
+                "must be greater than zero",
+            ));
+        }
+        if c.leak_threshold.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::invalid(
+                "leak_threshold",
+                "must be greater than zero",
+            ));
+        }
+        if c.reclaim_leaked.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::invalid(
+                "reclaim_leaked",
+                "must be greater than zero",
+            ));
+        }
         if c.max_size > crate::slots::MAX_SLOTS {
             return Err(ConfigError::invalid(
                 "max_size",
                 "is larger than the pool can address",
             ));
         }
-        Ok(Pool::from_parts(self.factory, self.config))
+        Ok(Pool::from_parts(self.factory, self.config, self.hooks))
     }
 }

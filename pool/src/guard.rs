@@ -6,9 +6,13 @@ use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
+use std::time::Duration;
+
+use crate::error::BoxError;
 use crate::shared::{DestroyOnUnwind, Owed, Shared};
 use crate::slots::Slot;
 use crate::stats::DestroyReason;
+use crate::sync::Ordering;
 use crate::Poolable;
 
 /// A checked-out object. Derefs to `T`; on drop it runs [`Poolable::reset`] and
@@ -66,11 +70,35 @@ impl<T: Poolable> Pooled<T> {
     }
 
     /// Takes the object out of the pool for good; its capacity is freed at once.
+    ///
+    /// # Panics
+    /// If an `on_detach` hook rejects it (the object then stays in the pool); use
+    /// [`try_detach`](Pooled::try_detach) to handle that.
     pub fn detach(this: Self) -> T {
+        match Self::try_detach(this) {
+            Ok(obj) => obj,
+            Err((_guard, e)) => panic!(
+                "riptide_pool: the on_detach hook refused to let this object leave the pool \
+                 ({e}); use Pooled::try_detach to handle a refusal"
+            ),
+        }
+    }
+
+    /// [`detach`](Pooled::detach), unless an `on_detach` hook rejects it: then the guard
+    /// comes back with the hook's error (the object stays pooled when it is dropped).
+    pub fn try_detach(this: Self) -> Result<T, (Self, BoxError)> {
+        // SAFETY: a copy of the guard's pointer; the allocation lives while the guard does.
+        let shared = unsafe { this.shared.as_ref() };
+        if let Some(hook) = &shared.hooks.on_detach {
+            // SAFETY: the guard owns the object; nothing else references it now.
+            if let Err(e) = hook(unsafe { &mut *this.obj() }) {
+                return Err((this, e));
+            }
+        }
         let this = ManuallyDrop::new(this);
         let (obj, owed) = this.shared().detach(this.slot);
         this.settle(owed);
-        obj
+        Ok(obj)
     }
 
     /// Destroys the object instead of returning it (e.g. a connection in a bad state).
@@ -120,12 +148,29 @@ impl<T: Poolable> Drop for Pooled<T> {
         let obj = unsafe { &mut *cell.obj() };
         obj.reset();
         let healthy = obj.is_healthy();
+        let rejected = shared
+            .hooks
+            .on_release
+            .as_ref()
+            .is_some_and(|h| h(obj).is_err());
         unwind.disarm();
+        // Owner-only slot metadata: how long it was held (every 16th checkout of each
+        // object feeds the usage histogram), and when it became idle.
+        let now = shared.coarse_ms();
+        let uses = cell.uses.load(Ordering::Relaxed);
+        if uses & 15 == 1 {
+            let held = now.saturating_sub(cell.stamp_ms.load(Ordering::Relaxed));
+            shared.usage_hist.record(Duration::from_millis(held));
+        }
+        cell.stamp_ms.store(now, Ordering::Relaxed);
         let owed = if !healthy {
             shared.destroy(self.slot, DestroyReason::Unhealthy)
-        } else if shared.used_up(cell) {
+        } else if rejected {
+            shared.destroy(self.slot, DestroyReason::Rejected)
+        } else if shared.used_up(uses) {
             shared.destroy(self.slot, DestroyReason::MaxUses)
         } else {
+            // (Lifetime is enforced at checkout and by maintenance, not here.)
             shared.release_slot(cell, self.slot)
         };
         self.settle(owed);

@@ -57,11 +57,16 @@
 struct ReadmeDoctests;
 
 mod acquire;
+mod clock;
 mod config;
 mod error;
 mod exec;
 mod guard;
 mod histogram;
+pub mod hooks;
+mod lifecycle;
+#[cfg(all(feature = "metrics", not(model)))]
+mod metrics;
 mod pool;
 mod shared;
 mod slots;
@@ -75,7 +80,9 @@ pub use config::PoolBuilder;
 pub use error::{BoxError, ConfigError, PoolError};
 pub use guard::Pooled;
 pub use pool::Pool;
-pub use stats::{DestroyReason, HealthLevel, HealthStatus, PoolEvent, PoolStats};
+pub use stats::{
+    CheckedOut, DestroyReason, DrainError, HealthLevel, HealthStatus, PoolEvent, PoolStats,
+};
 pub use traits::{Factory, Poolable};
 
 /// `#[derive(Poolable)]`: generates the [`Poolable`] impl from `#[poolable(...)]`

@@ -8,7 +8,11 @@ use std::time::Duration;
 use crate::acquire::{Acquire, AcquireFuture, Priority};
 use crate::config::{Config, PoolBuilder};
 use crate::error::PoolError;
+use crate::hooks::Hooks;
 use crate::shared::Shared;
+use crate::stats::CheckedOut;
+#[cfg(not(model))]
+use crate::stats::DrainError;
 use crate::stats::{HealthLevel, HealthStatus, PoolStats};
 use crate::sync::{Arc, Ordering};
 use crate::traits::{DynFactory, Factory};
@@ -80,14 +84,50 @@ impl<T: Poolable> Pool<T> {
         PoolBuilder::new(factory)
     }
 
-    pub(crate) fn from_parts(factory: Box<dyn DynFactory<T>>, config: Config) -> Self {
-        let shared = Box::new(Shared::new(factory, config));
-        Pool {
-            handle: Arc::new(Handle {
-                // SAFETY: `Box::into_raw` never returns null.
-                shared: unsafe { NonNull::new_unchecked(Box::into_raw(shared)) },
-            }),
+    pub(crate) fn from_parts(
+        factory: Box<dyn DynFactory<T>>,
+        config: Config,
+        hooks: Hooks<T>,
+    ) -> Self {
+        let shared = Box::new(Shared::new(factory, config, hooks));
+        // SAFETY: `Box::into_raw` never returns null.
+        let raw = unsafe { NonNull::new_unchecked(Box::into_raw(shared)) };
+        // SAFETY: just allocated; nobody else sees it yet.
+        unsafe { raw.as_ref() }.set_self_ptr(raw);
+        let pool = Pool {
+            handle: Arc::new(Handle { shared: raw }),
+        };
+        #[cfg(not(model))]
+        pool.start_maintenance();
+        if pool.shared().config.min_idle > 0 {
+            pool.shared().maintain_now();
         }
+        pool
+    }
+
+    /// The maintenance task: on the runtime current at `build()`, holding only a `Weak`,
+    /// so it ends when the last `Pool` handle is dropped.
+    #[cfg(not(model))]
+    fn start_maintenance(&self) {
+        let Some(rt) = self.shared().runtime.clone() else {
+            return; // no runtime: maintenance runs lazily on the checkout path
+        };
+        let weak = Arc::downgrade(&self.handle);
+        let interval = self.shared().maint_interval();
+        rt.spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(handle) = weak.upgrade() else { break };
+                let pool = Pool { handle };
+                if pool.is_closed() {
+                    break;
+                }
+                pool.shared().maintain();
+            }
+        });
     }
 
     #[inline]
@@ -193,6 +233,50 @@ impl<T: Poolable> Pool<T> {
         self.shared().close();
     }
 
+    /// Closes the pool, then waits until every checked-out object has come back (each is
+    /// destroyed on return), up to `timeout`. On timeout, the error lists what is still
+    /// out and where it was taken.
+    #[cfg(not(model))]
+    pub async fn drain(&self, timeout: Duration) -> Result<(), DrainError> {
+        self.close();
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let out = self.checked_out();
+            if out.is_empty() && self.stats().size == 0 {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(DrainError { still_out: out });
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// The objects checked out right now: id, how long held, and the line that took each.
+    pub fn checked_out(&self) -> Vec<CheckedOut> {
+        let s = self.shared();
+        let now = s.exact_ms();
+        let mut out = Vec::new();
+        for i in 0..s.slots.cap() {
+            let slot = s.slots.get(i);
+            if slot.state.load(Ordering::Relaxed) & crate::slots::STATE_MASK != crate::slots::BUSY {
+                continue;
+            }
+            let loc = slot.location.load(Ordering::Relaxed);
+            // SAFETY: locations are `&'static Location` stored by `checkout`.
+            if let Some(location) = unsafe { loc.as_ref() } {
+                out.push(CheckedOut {
+                    id: slot.id.load(Ordering::Relaxed),
+                    held_for: Duration::from_millis(
+                        now.saturating_sub(slot.stamp_ms.load(Ordering::Relaxed)),
+                    ),
+                    location,
+                });
+            }
+        }
+        out
+    }
+
     /// Whether [`close`](Pool::close) was called.
     pub fn is_closed(&self) -> bool {
         self.shared().is_closed()
@@ -200,28 +284,14 @@ impl<T: Poolable> Pool<T> {
 
     /// A snapshot of the counters. Costs a scan of the slots (no locks).
     pub fn stats(&self) -> PoolStats {
-        let s = self.shared();
-        let (idle, in_use, acquired) = s.scan();
-        let c = &s.counters;
-        // Checkouts that never waited are not recorded (no shared write on the fast
-        // path): they are the difference between all checkouts and the recorded waits.
-        let zeros = acquired.saturating_sub(s.wait_hist.count());
-        let [p50, p95, p99] = s.wait_hist.percentiles(zeros, [0.5, 0.95, 0.99]);
-        PoolStats {
-            max_size: s.max_size.load(Ordering::Relaxed),
-            size: s.size.load(Ordering::Relaxed),
-            idle,
-            in_use,
-            pending_acquisitions: s.waiting(),
-            created: c.created.load(Ordering::Relaxed),
-            destroyed: c.destroyed.load(Ordering::Relaxed),
-            acquired,
-            timeouts: c.timeouts.load(Ordering::Relaxed),
-            leaks_detected: c.leaks_detected.load(Ordering::Relaxed),
-            wait_p50: p50,
-            wait_p95: p95,
-            wait_p99: p99,
-        }
+        self.shared().stats()
+    }
+
+    /// Publishes the current stats through the `metrics` facade now (maintenance also does
+    /// this on every pass). Names: `docs/metrics.md`.
+    #[cfg(all(feature = "metrics", not(model)))]
+    pub fn publish_metrics(&self) {
+        crate::metrics::publish(self.shared());
     }
 
     /// Health from the live counters; levels are documented on [`HealthLevel`].
@@ -237,7 +307,7 @@ impl<T: Poolable> Pool<T> {
         };
         let utilization = st.in_use as f64 / st.max_size.max(1) as f64;
         let waiting = st.pending_acquisitions > 0;
-        let level = if s.is_closed() || error_rate >= 0.5 {
+        let level = if s.is_closed() || s.breaker_open() || error_rate >= 0.5 {
             HealthLevel::Critical
         } else if (waiting && utilization >= 1.0) || error_rate >= 0.2 {
             HealthLevel::Unhealthy

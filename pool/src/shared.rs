@@ -18,9 +18,12 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::error::{BoxError, PoolError};
 use crate::histogram::Histogram;
-use crate::slots::{Slot, Slots, BUSY, EMPTY, IDLE, ORPHAN, STATE_MASK, WANTED};
-use crate::stats::{DestroyReason, PoolEvent};
-use crate::sync::{hint, Arc, AtomicU64, AtomicUsize, CachePadded, Mutex, MutexGuard, Ordering};
+use crate::hooks::Hooks;
+use crate::slots::{Slot, Slots, BUSY, EMPTY, IDLE, ORPHAN, RECLAIMED, STATE_MASK, WANTED};
+use crate::stats::{DestroyReason, PoolEvent, PoolStats};
+use crate::sync::{
+    hint, Arc, AtomicPtr, AtomicU64, AtomicUsize, CachePadded, Mutex, MutexGuard, Ordering,
+};
 use crate::traits::DynFactory;
 use crate::waiters::{WaitQueue, Waiter, CLOSED, FAILED, HANDED, PERMIT};
 use crate::{Poolable, Priority};
@@ -125,7 +128,28 @@ pub(crate) struct Shared<T: Poolable> {
     pub config: Config,
     /// `max_uses` resolved (`u64::MAX` = unlimited), read on every return.
     max_uses: u64,
+    /// `validation_interval` in ms, and whether checkout hooks exist: read on every async
+    /// checkout, so precomputed.
+    validation_ms: u64,
+    checkout_hooks: bool,
     pub factory: Box<dyn DynFactory<T>>,
+    pub hooks: Hooks<T>,
+    /// This allocation as `Box::into_raw` returned it (set once by `Pool::from_parts`):
+    /// what `SharedRef`s are made from.
+    self_ptr: AtomicPtr<Shared<T>>,
+    /// Coarse-clock ms when maintenance is next due; `maint_busy` keeps passes apart.
+    pub next_maint_ms: AtomicU64,
+    pub maint_busy: AtomicUsize,
+    /// The circuit breaker's state word (see `lifecycle.rs`).
+    pub breaker: AtomicU64,
+    /// Jitter source for `max_lifetime`.
+    pub rng: AtomicU64,
+    /// How long objects are held (sampled: every 16th return of each object) and how long
+    /// creates take, beside the wait-time histogram.
+    pub usage_hist: Histogram,
+    pub create_hist: Histogram,
+    /// Checkouts whose capacity was given back by `reclaim_leaked` and that are still out.
+    pub reclaimed: AtomicUsize,
     #[cfg(not(model))]
     epoch: std::time::Instant,
     /// Under a model checker: a logical clock (ns) the models advance, so deadlines are modelled.
@@ -155,8 +179,26 @@ unsafe impl<T: Poolable> Sync for Shared<T> {}
 unsafe impl<T: Poolable> Send for Shared<T> {}
 
 impl<T: Poolable> Shared<T> {
-    pub(crate) fn new(factory: Box<dyn DynFactory<T>>, config: Config) -> Self {
+    pub(crate) fn new(factory: Box<dyn DynFactory<T>>, config: Config, hooks: Hooks<T>) -> Self {
+        #[cfg(not(model))]
+        crate::clock::start();
+        let checkout_hooks = hooks.on_checkout();
+        let seed = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_usize(std::ptr::from_ref(&config) as usize);
+            h.finish() | 1
+        };
         Shared {
+            hooks,
+            self_ptr: AtomicPtr::new(ptr::null_mut()),
+            next_maint_ms: AtomicU64::new(0),
+            maint_busy: AtomicUsize::new(0),
+            breaker: AtomicU64::new(0),
+            rng: AtomicU64::new(seed),
+            usage_hist: Histogram::new(),
+            create_hist: Histogram::new(),
+            reclaimed: AtomicUsize::new(0),
             slots: Slots::new(config.max_size),
             queue: CachePadded(Mutex::new(WaitQueue::default())),
             word: CachePadded(AtomicUsize::new(0)),
@@ -167,6 +209,9 @@ impl<T: Poolable> Shared<T> {
             counters: Counters::default(),
             wait_hist: Histogram::new(),
             max_uses: config.max_uses.unwrap_or(u64::MAX),
+            validation_ms: u64::try_from(config.validation_interval.as_millis())
+                .unwrap_or(u64::MAX),
+            checkout_hooks,
             config,
             factory,
             #[cfg(not(model))]
@@ -209,8 +254,44 @@ impl<T: Poolable> Shared<T> {
         self.epoch
     }
 
+    /// Records the allocation's own pointer; called once, before the pool is shared.
+    pub(crate) fn set_self_ptr(&self, p: NonNull<Self>) {
+        self.self_ptr.store(p.as_ptr(), Ordering::Relaxed);
+        let first =
+            self.coarse_ms() + u64::try_from(self.maint_interval().as_millis()).unwrap_or(1000);
+        self.next_maint_ms.store(first, Ordering::Relaxed);
+    }
+
+    /// The `Box::into_raw` pointer (see `set_self_ptr`).
+    pub(crate) fn self_ptr(&self) -> NonNull<Self> {
+        NonNull::new(self.self_ptr.load(Ordering::Relaxed)).expect("set by Pool::from_parts")
+    }
+
+    /// The runtime captured at build, if any.
+    pub(crate) fn runtime_handle(&self) -> Option<&crate::exec::Runtime> {
+        #[cfg(not(model))]
+        return self.runtime.as_ref();
+        #[cfg(model)]
+        return None;
+    }
+
+    pub(crate) fn lock_queue(&self) -> MutexGuard<'_, WaitQueue> {
+        self.queue.lock()
+    }
+
+    /// Fails every queued waiter with `CircuitOpen` (the breaker just opened).
+    pub(crate) fn fail_waiters_circuit_open(&self) {
+        let mut q = self.queue.lock();
+        let waiters: Vec<_> = q.drain().collect();
+        self.publish(&q);
+        drop(q);
+        for w in waiters {
+            w.decide_and_wake(crate::waiters::CIRCUIT_OPEN);
+        }
+    }
+
     /// Sends an event, building it only when someone listens.
-    fn emit(&self, event: impl FnOnce() -> PoolEvent) {
+    pub(crate) fn emit(&self, event: impl FnOnce() -> PoolEvent) {
         #[cfg(not(model))]
         if self.subscribed.load(std::sync::atomic::Ordering::Relaxed)
             && self.events.receiver_count() > 0
@@ -257,7 +338,29 @@ impl<T: Poolable> Shared<T> {
             // Callers are queued: taking an object now would jump ahead of them.
             return Ok(None);
         }
-        Ok(self.claim_idle())
+        let now = self.coarse_ms();
+        self.maybe_maintain(now);
+        while let Some(i) = self.claim_idle() {
+            // Never hand out an object past its lifetime, even between maintenance passes.
+            if self.slots.get(i).expires_ms.load(Ordering::Relaxed) <= now {
+                self.destroy(i, DestroyReason::MaxLifetime).never();
+                continue;
+            }
+            return Ok(Some(i));
+        }
+        Ok(None)
+    }
+
+    /// Whether checking out reused slot `i` needs the async path: recycle hooks, or
+    /// validation because it sat idle at least `validation_interval`. Read before
+    /// `checkout` overwrites the slot's stamp.
+    #[inline]
+    pub(crate) fn needs_recycle(&self, i: usize) -> bool {
+        if self.checkout_hooks {
+            return true;
+        }
+        let idle_since = self.slots.get(i).stamp_ms.load(Ordering::Relaxed);
+        self.coarse_ms().saturating_sub(idle_since) >= self.validation_ms
     }
 
     /// One CAS `IDLE → BUSY` on the first idle slot, scanning from this thread's hint.
@@ -296,13 +399,14 @@ impl<T: Poolable> Shared<T> {
             .store(s.uses.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         s.location
             .store(ptr::from_ref(loc).cast_mut(), Ordering::Relaxed);
+        s.stamp_ms.store(self.coarse_ms(), Ordering::Relaxed);
         s
     }
 
-    /// Whether a returned object must be retired for its use count.
+    /// Whether an object checked out `uses` times must be retired.
     #[inline]
-    pub(crate) fn used_up(&self, s: &Slot<T>) -> bool {
-        s.uses.load(Ordering::Relaxed) >= self.max_uses
+    pub(crate) fn used_up(&self, uses: u64) -> bool {
+        uses >= self.max_uses
     }
 
     /// Gives back owned slot `i`.
@@ -336,6 +440,9 @@ impl<T: Poolable> Shared<T> {
         if st & ORPHAN != 0 || self.is_closed() {
             drop(q);
             self.destroy(i, DestroyReason::Closed)
+        } else if st & RECLAIMED != 0 {
+            drop(q);
+            self.destroy(i, DestroyReason::Reclaimed)
         } else if self.size.load(Ordering::Relaxed) > self.max_size.load(Ordering::Relaxed) {
             drop(q);
             self.destroy(i, DestroyReason::Resized)
@@ -434,6 +541,11 @@ impl<T: Poolable> Shared<T> {
                     unsafe { slot.obj().write(obj) };
                     slot.id.store(id, Ordering::Relaxed);
                     slot.uses.store(0, Ordering::Relaxed);
+                    slot.reported.store(0, Ordering::Relaxed);
+                    let now = self.coarse_ms();
+                    slot.stamp_ms.store(now, Ordering::Relaxed);
+                    slot.expires_ms
+                        .store(self.expiry_for_new(now), Ordering::Relaxed);
                     self.counters.created.fetch_add(1, Ordering::Relaxed);
                     self.emit(|| PoolEvent::Created { id });
                     return i;
@@ -443,9 +555,10 @@ impl<T: Poolable> Shared<T> {
         }
     }
 
-    /// Moves the object out of owned slot `i` and frees the slot; returns the object and
-    /// whether the slot had been orphaned (the caller then owes `unref`).
-    fn take_out(&self, i: usize) -> (T, u64, bool) {
+    /// Moves the object out of owned slot `i` and frees the slot; returns the object, its
+    /// id, whether the slot had been orphaned (the caller then owes `unref`) and whether
+    /// its capacity was already reclaimed.
+    fn take_out(&self, i: usize) -> (T, u64, bool, bool) {
         let slot = self.slots.get(i);
         // SAFETY: we own slot `i` (BUSY) and it holds an initialised object; the slot is
         // marked EMPTY below, so nobody reads it again before a new object is written.
@@ -470,22 +583,22 @@ impl<T: Poolable> Shared<T> {
             }
         }
         self.counters.destroyed.fetch_add(1, Ordering::Relaxed);
-        (obj, id, st & ORPHAN != 0)
+        (obj, id, st & ORPHAN != 0, st & RECLAIMED != 0)
     }
 
     /// Destroys the object in owned slot `i` and frees its capacity.
     pub(crate) fn destroy(&self, i: usize, reason: DestroyReason) -> Owed {
-        let (obj, id, orphan) = self.take_out(i);
+        let (obj, id, orphan, reclaimed) = self.take_out(i);
         self.emit(|| PoolEvent::Destroyed { id, reason });
-        self.unreserve();
+        self.after_take_out(reclaimed);
         drop(obj);
         Owed(orphan)
     }
 
     /// Takes the object out of owned slot `i` for good (`Pooled::detach`).
     pub(crate) fn detach(&self, i: usize) -> (T, Owed) {
-        let (obj, _, orphan) = self.take_out(i);
-        self.unreserve();
+        let (obj, _, orphan, reclaimed) = self.take_out(i);
+        self.after_take_out(reclaimed);
         (obj, Owed(orphan))
     }
 
@@ -622,6 +735,7 @@ impl<T: Poolable> Shared<T> {
         self.counters
             .create_attempts
             .fetch_add(1, Ordering::Relaxed);
+        self.breaker_record(result.is_ok());
         match result {
             Ok(obj) => {
                 let i = self.install(obj);
@@ -799,6 +913,38 @@ impl<T: Poolable> Shared<T> {
     }
 
     // ---------------------------------------------------------------- stats
+
+    pub(crate) fn stats(&self) -> PoolStats {
+        let (idle, in_use, acquired) = self.scan();
+        let c = &self.counters;
+        // Checkouts that never waited are not recorded (no shared write on the fast
+        // path): they are the difference between all checkouts and the recorded waits.
+        let zeros = acquired.saturating_sub(self.wait_hist.count());
+        let [p50, p95, p99] = self.wait_hist.percentiles(zeros, [0.5, 0.95, 0.99]);
+        let [u50, u95, u99] = self.usage_hist.percentiles(0, [0.5, 0.95, 0.99]);
+        let [c50, c95, c99] = self.create_hist.percentiles(0, [0.5, 0.95, 0.99]);
+        PoolStats {
+            max_size: self.max_size.load(Ordering::Relaxed),
+            size: self.size.load(Ordering::Relaxed),
+            idle,
+            in_use,
+            pending_acquisitions: self.waiting(),
+            created: c.created.load(Ordering::Relaxed),
+            destroyed: c.destroyed.load(Ordering::Relaxed),
+            acquired,
+            timeouts: c.timeouts.load(Ordering::Relaxed),
+            leaks_detected: c.leaks_detected.load(Ordering::Relaxed),
+            wait_p50: p50,
+            wait_p95: p95,
+            wait_p99: p99,
+            usage_p50: u50,
+            usage_p95: u95,
+            usage_p99: u99,
+            create_p50: c50,
+            create_p95: c95,
+            create_p99: c99,
+        }
+    }
 
     /// Counts idle and in-use slots and the checkouts of live objects.
     pub(crate) fn scan(&self) -> (usize, usize, u64) {

@@ -30,6 +30,9 @@ pub(crate) const BUSY: usize = 2;
 pub(crate) const STATE_MASK: usize = 0b11;
 pub(crate) const WANTED: usize = 0b100;
 pub(crate) const ORPHAN: usize = 0b1000;
+/// On `BUSY`: the maintenance task gave this checkout's capacity back (`reclaim_leaked`):
+/// if the guard ever returns, the object is destroyed without freeing capacity again.
+pub(crate) const RECLAIMED: usize = 0b1_0000;
 
 const BASE: usize = 8;
 const SEGMENTS: usize = 24;
@@ -46,6 +49,13 @@ pub(crate) struct Slot<T> {
     pub uses: AtomicU64,
     /// Where the current holder took it (`#[track_caller]`).
     pub location: AtomicPtr<Location<'static>>,
+    /// Coarse-clock ms after which the object is retired (`u64::MAX`: never).
+    pub expires_ms: AtomicU64,
+    /// Coarse-clock ms of the last checkout (while `BUSY`: leak scans) or return (while
+    /// `IDLE`: idle eviction, `validation_interval`).
+    pub stamp_ms: AtomicU64,
+    /// The `uses` value of the checkout already reported as a suspected leak (0: none).
+    pub reported: AtomicU64,
 }
 
 impl<T> Slot<T> {
@@ -59,6 +69,9 @@ impl<T> Slot<T> {
             id: AtomicU64::new(0),
             uses: AtomicU64::new(0),
             location: AtomicPtr::new(ptr::null_mut()),
+            expires_ms: AtomicU64::new(u64::MAX),
+            stamp_ms: AtomicU64::new(0),
+            reported: AtomicU64::new(0),
         }
     }
 

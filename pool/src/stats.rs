@@ -5,6 +5,7 @@ use std::time::Duration;
 /// A snapshot of a pool's counters, from [`Pool::stats`](crate::Pool::stats).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct PoolStats {
     /// The current `max_size`.
     pub max_size: usize,
@@ -32,7 +33,58 @@ pub struct PoolStats {
     pub wait_p95: Duration,
     /// 99th percentile wait.
     pub wait_p99: Duration,
+    /// Median time objects are held (sampled: every 16th checkout of each object,
+    /// millisecond resolution).
+    pub usage_p50: Duration,
+    /// 95th percentile hold time.
+    pub usage_p95: Duration,
+    /// 99th percentile hold time.
+    pub usage_p99: Duration,
+    /// Median time a create took (factory + `post_create`).
+    pub create_p50: Duration,
+    /// 95th percentile create time.
+    pub create_p95: Duration,
+    /// 99th percentile create time.
+    pub create_p99: Duration,
 }
+
+/// A checked-out object, from [`Pool::checked_out`](crate::Pool::checked_out).
+#[derive(Debug, Clone)]
+pub struct CheckedOut {
+    /// The object's id.
+    pub id: u64,
+    /// How long it has been held (coarse clock).
+    pub held_for: Duration,
+    /// The line that took it.
+    pub location: &'static std::panic::Location<'static>,
+}
+
+/// `Pool::drain` timed out with objects still checked out.
+#[derive(Debug, Clone)]
+pub struct DrainError {
+    /// What is still out, and where it was taken.
+    pub still_out: Vec<CheckedOut>,
+}
+
+impl std::fmt::Display for DrainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} pooled object(s) still checked out:",
+            self.still_out.len()
+        )?;
+        for c in &self.still_out {
+            write!(
+                f,
+                " [id {} held {:?} taken at {}]",
+                c.id, c.held_for, c.location
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DrainError {}
 
 /// How healthy a pool is; see [`HealthStatus`].
 ///
@@ -43,6 +95,7 @@ pub struct PoolStats {
 /// - `Degraded`: utilization ≥ 0.9, or callers are waiting, or error rate ≥ 5 %.
 /// - `Healthy`: otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum HealthLevel {
     /// Working normally.
     Healthy,
@@ -56,6 +109,7 @@ pub enum HealthLevel {
 
 /// A health summary from [`Pool::health`](crate::Pool::health).
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct HealthStatus {
     /// The level, by the thresholds on [`HealthLevel`].
     pub level: HealthLevel,
@@ -87,6 +141,12 @@ pub enum DestroyReason {
     Resized,
     /// `Poolable::reset` panicked.
     Panicked,
+    /// A hook (`on_release`, `pre_recycle`, `post_recycle`) rejected it.
+    Rejected,
+    /// `Factory::validate` returned false at checkout.
+    ValidationFailed,
+    /// It came back after `reclaim_leaked` had given its capacity back.
+    Reclaimed,
 }
 
 /// Something that happened in a pool; subscribe with [`Pool::events`](crate::Pool::events).

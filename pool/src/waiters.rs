@@ -24,6 +24,8 @@ pub(crate) const FAILED: usize = 3;
 pub(crate) const CANCELLED: usize = 4;
 /// Its deadline passed while queued (expired by the pool's deadline sweeper).
 pub(crate) const TIMED_OUT: usize = 5;
+/// The circuit breaker opened while it waited.
+pub(crate) const CIRCUIT_OPEN: usize = 6;
 /// `HANDED + i`: the object in slot `i` now belongs to this waiter.
 pub(crate) const HANDED: usize = 8;
 
