@@ -1,56 +1,78 @@
-//! Criterion benches of the core cases against peers: `cargo bench -p riptide-benches`.
+//! Criterion benches of the core cases against every peer: `cargo bench -p riptide-benches`.
+//! The `compare` binary runs the same cases in one table (and tail latency, the priority
+//! mix, the cancellation storm and memory).
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use riptide_benches::peers::{AsyncPool, SyncPool};
 use riptide_benches::*;
 
-fn sync_uncontended(c: &mut Criterion) {
+fn sync_get_drop(c: &mut Criterion) {
     let mut g = c.benchmark_group("sync_get_drop");
-    let ours = riptide_pool(4);
-    g.bench_function("riptide", |b| {
-        b.iter_custom(|n| sync_uncontended::riptide(&ours, n))
-    });
-    let lop = lockfree_object_pool::LinearObjectPool::<u64>::new(|| 0, |v| *v = 0);
-    g.bench_function("lockfree-object-pool", |b| {
-        b.iter_custom(|n| sync_uncontended::lockfree_object_pool(&lop, n))
-    });
+    for name in SYNC_POOLS {
+        let pool = SyncPool::build(name, 4);
+        g.bench_function(name, |b| b.iter_custom(|n| sync_uncontended(&pool, n)));
+    }
     g.finish();
 }
 
-fn async_uncontended(c: &mut Criterion) {
+fn async_get_drop(c: &mut Criterion) {
     let mut g = c.benchmark_group("async_get_drop");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let ours = riptide_pool(4);
-    g.bench_function("riptide", |b| {
-        b.iter_custom(|n| async_uncontended::riptide(&rt, &ours, n))
-    });
-    let dp = deadpool_pool(4);
-    g.bench_function("deadpool", |b| {
-        b.iter_custom(|n| async_uncontended::deadpool(&rt, &dp, n))
-    });
+    let rt = current_thread();
+    for name in ASYNC_POOLS {
+        let pool = rt.block_on(AsyncPool::build(name, 4));
+        g.bench_function(name, |b| {
+            b.iter_custom(|n| async_uncontended(&rt, &pool, n))
+        });
+    }
     g.finish();
 }
 
-fn contended(c: &mut Criterion) {
-    let mut g = c.benchmark_group("contended_32_tasks_4_objects");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let ours = riptide_pool(4);
-    g.bench_function("riptide", |b| {
-        b.iter_custom(|n| contended::riptide(&rt, &ours, 32, n.div_ceil(32)))
-    });
-    let dp = deadpool_pool(4);
-    g.bench_function("deadpool", |b| {
-        b.iter_custom(|n| contended::deadpool(&rt, &dp, 32, n.div_ceil(32)))
-    });
+fn contended_async(c: &mut Criterion) {
+    let mut g = c.benchmark_group("contended_async_4_objects");
+    let rt = multi_thread(2);
+    for tasks in [4usize, 32, 256] {
+        for name in ASYNC_POOLS {
+            let pool = rt.block_on(AsyncPool::build(name, 4));
+            g.bench_with_input(BenchmarkId::new(name, tasks), &tasks, |b, &tasks| {
+                b.iter_custom(|n| contended(&rt, &pool, tasks, n.div_ceil(tasks as u64), false).0)
+            });
+        }
+    }
     g.finish();
 }
 
-criterion_group!(benches, sync_uncontended, async_uncontended, contended);
+fn try_get_exhausted(c: &mut Criterion) {
+    let mut g = c.benchmark_group("try_get_exhausted");
+    for name in ["riptide", "r2d2", "object-pool", "opool"] {
+        let pool = SyncPool::build(name, 4);
+        g.bench_function(name, |b| {
+            b.iter_custom(|n| try_get_empty(&pool, 4, n).unwrap())
+        });
+    }
+    g.finish();
+}
+
+fn expensive_resource(c: &mut Criterion) {
+    let mut g = c.benchmark_group("regex_set");
+    let pool =
+        riptide_pool::Pool::builder(|| async { Ok::<_, std::convert::Infallible>(new_matcher()) })
+            .max_size(2)
+            .build()
+            .unwrap();
+    g.bench_function("riptide_pooled", |b| {
+        b.iter_custom(|n| regex_pooled(&pool, n))
+    });
+    g.bench_function("unpooled", |b| b.iter_custom(regex_unpooled));
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    sync_get_drop,
+    async_get_drop,
+    contended_async,
+    try_get_exhausted,
+    expensive_resource
+);
 criterion_main!(benches);

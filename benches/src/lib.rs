@@ -1,200 +1,340 @@
-//! Benchmark cases shared by the criterion benches and the `compare` binary.
-//!
-//! Every pool holds a trivial resource (a `u64`), so what is measured is the pool. Each
-//! case function runs `iters` operations and returns the elapsed wall time; callers turn
-//! that into ns/op.
+//! Benchmark cases shared by the criterion benches (`benches/core.rs`) and the `compare`
+//! binary. Every case takes a pool from [`peers`] and returns elapsed wall time (and,
+//! where it matters, per-operation waits) for the caller to turn into figures.
 
-use std::convert::Infallible;
+pub mod peers;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use riptide_pool::{Pool, Poolable};
+use peers::{AsyncPool, Get, SyncPool};
+use riptide_pool::{Pool, Poolable, Priority};
 
-/// The pooled resource for RipTide: a `u64` with nothing to reset.
-#[derive(Debug, Default)]
-pub struct Res(pub u64);
-impl Poolable for Res {}
+pub use peers::{Res, ASYNC_POOLS, SYNC_POOLS};
 
-/// A RipTide pool of `n` trivial objects, all created up front.
-pub fn riptide_pool(n: usize) -> Pool<Res> {
-    let pool = Pool::builder(|| async { Ok::<_, Infallible>(Res(0)) })
-        .max_size(n)
-        .build()
-        .expect("valid config");
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// A current-thread runtime (uncontended async cases).
+pub fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
-    rt.block_on(pool.warm_up(n)).expect("warm up");
-    pool
+        .unwrap()
 }
 
-/// deadpool's manager for a trivial resource.
-pub struct DeadpoolManager;
-impl deadpool::managed::Manager for DeadpoolManager {
-    type Type = u64;
-    type Error = Infallible;
-    async fn create(&self) -> Result<u64, Infallible> {
-        Ok(0)
-    }
-    async fn recycle(
-        &self,
-        _: &mut u64,
-        _: &deadpool::managed::Metrics,
-    ) -> deadpool::managed::RecycleResult<Infallible> {
-        Ok(())
-    }
-}
-
-/// A deadpool of `n` trivial objects, all created up front.
-pub fn deadpool_pool(n: usize) -> deadpool::managed::Pool<DeadpoolManager> {
-    let pool = deadpool::managed::Pool::builder(DeadpoolManager)
-        .max_size(n)
-        .build()
-        .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// A multi-thread runtime with `workers` workers (contended cases).
+pub fn multi_thread(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// Uncontended sync checkout + return, one thread.
+pub fn sync_uncontended(pool: &SyncPool, iters: u64) -> Duration {
+    let t = Instant::now();
+    pool.cycles(iters);
+    t.elapsed()
+}
+
+/// Uncontended async `get().await` + drop on `rt` (a current-thread runtime).
+pub fn async_uncontended(rt: &tokio::runtime::Runtime, pool: &AsyncPool, iters: u64) -> Duration {
     rt.block_on(async {
-        let held: Vec<_> = futures_all(&pool, n).await;
-        drop(held);
-    });
-    pool
+        with_async_pool!(pool, |p| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                let g = p.get_one().await;
+                std::hint::black_box(&g);
+            }
+            t.elapsed()
+        })
+    })
 }
 
-async fn futures_all(
-    pool: &deadpool::managed::Pool<DeadpoolManager>,
+/// `tasks` tasks share the pool on `rt`, each doing `per_task` checkouts held across one
+/// `yield_now` (a short hold). Returns the total time and, if `record`, every wait.
+pub fn contended(
+    rt: &tokio::runtime::Runtime,
+    pool: &AsyncPool,
+    tasks: usize,
+    per_task: u64,
+    record: bool,
+) -> (Duration, Vec<Duration>) {
+    rt.block_on(async {
+        let t = Instant::now();
+        let hs: Vec<_> = (0..tasks)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    let mut waits = Vec::with_capacity(if record { per_task as usize } else { 0 });
+                    with_async_pool!(&pool, |p| {
+                        for _ in 0..per_task {
+                            let t0 = record.then(Instant::now);
+                            let g = p.get_one().await;
+                            if let Some(t0) = t0 {
+                                waits.push(t0.elapsed());
+                            }
+                            tokio::task::yield_now().await;
+                            drop(g);
+                        }
+                    });
+                    waits
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for h in hs {
+            all.extend(h.await.unwrap());
+        }
+        (t.elapsed(), all)
+    })
+}
+
+/// `threads` OS threads share the pool, `per_thread` checkouts each.
+pub fn sync_contended(pool: &SyncPool, threads: usize, per_thread: u64) -> Duration {
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| pool.cycles(per_thread));
+        }
+    });
+    t.elapsed()
+}
+
+/// The fail path: every object is held, and `iters` non-waiting checkouts find nothing.
+/// `None` for pools without a non-waiting checkout.
+pub fn try_get_empty(pool: &SyncPool, size: usize, iters: u64) -> Option<Duration> {
+    let mut held = Vec::new();
+    for _ in 0..size {
+        // Hold everything: a second handle of the same kind keeps the guards alive.
+        held.push(hold_one(pool));
+    }
+    let t = Instant::now();
+    for _ in 0..iters {
+        if pool.try_cycle()? {
+            panic!("{}: found an object in an exhausted pool", pool.name());
+        }
+    }
+    let d = t.elapsed();
+    drop(held);
+    Some(d)
+}
+
+/// Holds one object of `pool` until the returned box is dropped.
+fn hold_one(pool: &SyncPool) -> Box<dyn std::any::Any> {
+    match pool {
+        SyncPool::Riptide(p) => Box::new(p.try_get().unwrap()),
+        SyncPool::R2d2(p) => Box::new(p.get().unwrap()),
+        SyncPool::ObjectPool(p) => Box::new(p.clone().try_pull_owned().unwrap()),
+        SyncPool::Opool(p) => Box::new(p.clone().try_get_rc().unwrap()),
+        SyncPool::Lockfree(p) => Box::new(p.pull_owned()),
+    }
+}
+
+/// deadpool's fail path (`timeout_get` with a zero wait) on an exhausted pool.
+pub fn deadpool_try_get_empty(rt: &tokio::runtime::Runtime, size: usize, iters: u64) -> Duration {
+    rt.block_on(async {
+        let AsyncPool::Deadpool(p) = AsyncPool::build("deadpool", size).await else {
+            unreachable!()
+        };
+        let held: Vec<_> = futures_n(&p, size).await;
+        let to = deadpool::managed::Timeouts {
+            wait: Some(Duration::ZERO),
+            ..Default::default()
+        };
+        let t = Instant::now();
+        for _ in 0..iters {
+            let e = p.timeout_get(&to).await.err().expect("exhausted");
+            assert!(
+                matches!(e, deadpool::managed::PoolError::Timeout(_)),
+                "{e:?}"
+            );
+        }
+        let d = t.elapsed();
+        drop(held);
+        d
+    })
+}
+
+async fn futures_n(
+    p: &deadpool::managed::Pool<peers::DeadpoolManager>,
     n: usize,
-) -> Vec<deadpool::managed::Object<DeadpoolManager>> {
-    let mut v = Vec::with_capacity(n);
+) -> Vec<deadpool::managed::Object<peers::DeadpoolManager>> {
+    let mut v = Vec::new();
     for _ in 0..n {
-        v.push(pool.get().await.unwrap());
+        v.push(p.get().await.unwrap());
     }
     v
 }
 
-/// Uncontended sync checkout + return.
-pub mod sync_uncontended {
-    use super::*;
-
-    /// RipTide `try_get` + drop.
-    pub fn riptide(pool: &Pool<Res>, iters: u64) -> Duration {
-        let t = Instant::now();
-        for _ in 0..iters {
-            let g = pool.try_get().unwrap();
-            std::hint::black_box(&*g);
+/// Priority mix (RipTide only: no peer has priorities): `tasks` tasks at the four
+/// priorities share `size` objects; returns every wait, per priority (Low..Critical).
+pub fn priority_mix(
+    rt: &tokio::runtime::Runtime,
+    size: usize,
+    tasks: usize,
+    per_task: u64,
+) -> [Vec<Duration>; 4] {
+    rt.block_on(async {
+        let pool = Pool::builder(|| async { Ok::<_, std::convert::Infallible>(Res(0)) })
+            .max_size(size)
+            .build()
+            .unwrap();
+        pool.warm_up(size).await.unwrap();
+        let prios = [
+            Priority::Low,
+            Priority::Normal,
+            Priority::High,
+            Priority::Critical,
+        ];
+        let hs: Vec<_> = (0..tasks)
+            .map(|i| {
+                let pool = pool.clone();
+                let prio = prios[i % 4];
+                tokio::spawn(async move {
+                    let mut waits = Vec::new();
+                    for _ in 0..per_task {
+                        let t0 = Instant::now();
+                        let g = pool.acquire().priority(prio).await.unwrap();
+                        waits.push(t0.elapsed());
+                        tokio::task::yield_now().await;
+                        drop(g);
+                    }
+                    (prio, waits)
+                })
+            })
+            .collect();
+        let mut out: [Vec<Duration>; 4] = Default::default();
+        for h in hs {
+            let (p, w) = h.await.unwrap();
+            out[p as usize].extend(w);
         }
-        t.elapsed()
-    }
-
-    /// lockfree-object-pool `LinearObjectPool::pull` + drop.
-    pub fn lockfree_object_pool(
-        pool: &lockfree_object_pool::LinearObjectPool<u64>,
-        iters: u64,
-    ) -> Duration {
-        let t = Instant::now();
-        for _ in 0..iters {
-            let g = pool.pull();
-            std::hint::black_box(&*g);
-        }
-        t.elapsed()
-    }
+        out
+    })
 }
 
-/// Uncontended async checkout + return on a current-thread runtime.
-pub mod async_uncontended {
-    use super::*;
+/// An expensive resource: a compiled 4-pattern `RegexSet` (~0.4 ms to build).
+pub struct Matcher(pub regex::RegexSet);
+impl Poolable for Matcher {}
 
-    /// RipTide `get().await` + drop.
-    pub fn riptide(rt: &tokio::runtime::Runtime, pool: &Pool<Res>, iters: u64) -> Duration {
-        rt.block_on(async {
-            let t = Instant::now();
-            for _ in 0..iters {
-                let g = pool.get().await.unwrap();
-                std::hint::black_box(&*g);
-            }
-            t.elapsed()
-        })
-    }
+const PATTERNS: [&str; 4] = [
+    r"\b(19|20)\d{2}\b",
+    r"[\w.+-]+@[\w-]+\.[\w.]+",
+    r"https?://\S+",
+    r"\$\d+(\.\d\d)?",
+];
+const HAYSTACK: &str =
+    "Contact sales@example.com before 2024 or see https://example.com/pricing for $19.99 plans.";
 
-    /// deadpool `get().await` + drop.
-    pub fn deadpool(
-        rt: &tokio::runtime::Runtime,
-        pool: &deadpool::managed::Pool<DeadpoolManager>,
-        iters: u64,
-    ) -> Duration {
-        rt.block_on(async {
-            let t = Instant::now();
-            for _ in 0..iters {
-                let g = pool.get().await.unwrap();
-                std::hint::black_box(&*g);
-            }
-            t.elapsed()
-        })
-    }
+/// Builds the expensive resource.
+pub fn new_matcher() -> Matcher {
+    Matcher(regex::RegexSet::new(PATTERNS).unwrap())
 }
 
-/// `tasks` tasks share the pool on a multi-thread runtime; each checkout is held across
-/// one `yield_now` (a short hold). Returns the time for `tasks * per_task` operations.
-pub mod contended {
-    use super::*;
+/// Pooled: `iters` matches with a compiled set checked out of a RipTide pool.
+pub fn regex_pooled(pool: &Pool<Matcher>, iters: u64) -> Duration {
+    let t = Instant::now();
+    for _ in 0..iters {
+        let m = pool.try_get().or_else(|_| pool.get_blocking()).unwrap();
+        std::hint::black_box(m.0.matches(HAYSTACK).matched_any());
+    }
+    t.elapsed()
+}
 
-    /// RipTide, `get().await`.
-    pub fn riptide(
-        rt: &tokio::runtime::Runtime,
-        pool: &Pool<Res>,
-        tasks: usize,
-        per_task: u64,
-    ) -> Duration {
-        rt.block_on(async {
-            let t = Instant::now();
-            let hs: Vec<_> = (0..tasks)
-                .map(|_| {
-                    let pool = pool.clone();
-                    tokio::spawn(async move {
-                        for _ in 0..per_task {
-                            let g = pool.get().await.unwrap();
-                            tokio::task::yield_now().await;
+/// Unpooled: `iters` matches, compiling the set each time.
+pub fn regex_unpooled(iters: u64) -> Duration {
+    let t = Instant::now();
+    for _ in 0..iters {
+        let m = new_matcher();
+        std::hint::black_box(m.0.matches(HAYSTACK).matched_any());
+    }
+    t.elapsed()
+}
+
+/// What a cancellation storm left behind.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StormReport {
+    /// Checkouts completed during the storm.
+    pub ops: u64,
+    /// Tasks aborted mid-flight.
+    pub aborted: u64,
+    /// Tasks still running 2 s after the stop signal (they are aborted then).
+    pub hangs: u64,
+    /// Objects that could not be checked out again afterwards (lost by the pool).
+    pub lost: u64,
+}
+
+/// A cancellation storm: 64 tasks on `size` objects acquire with random short timeouts
+/// (50–500 µs) and hold briefly, while random tasks are aborted and replaced every
+/// 200 µs, for `dur`. Afterwards every object must be obtainable again.
+pub fn cancellation_storm(
+    rt: &tokio::runtime::Runtime,
+    pool: &AsyncPool,
+    size: usize,
+    dur: Duration,
+) -> StormReport {
+    rt.block_on(async {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ops = Arc::new(AtomicU64::new(0));
+        let spawn = |seed: u64| {
+            let (pool, stop, ops) = (pool.clone(), stop.clone(), ops.clone());
+            tokio::spawn(async move {
+                let mut x = seed | 1;
+                while !stop.load(Ordering::Relaxed) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let t = Duration::from_micros(50 + x % 450);
+                    match pool.checkout(Some(t)).await {
+                        Some(g) => {
+                            ops.fetch_add(1, Ordering::Relaxed);
+                            if x % 3 == 0 {
+                                tokio::task::yield_now().await;
+                            }
                             drop(g);
                         }
-                    })
-                })
-                .collect();
-            for h in hs {
-                h.await.unwrap();
+                        // A pool that fails without waiting must not starve the runtime.
+                        None => tokio::task::yield_now().await,
+                    }
+                }
+            })
+        };
+        let mut tasks: Vec<_> = (0..64).map(|i| spawn(i * 7919 + 1)).collect();
+        let end = Instant::now() + dur;
+        let mut aborted = 0;
+        let mut k = 1u64;
+        while Instant::now() < end {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+            k = k
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let i = (k >> 33) as usize % tasks.len();
+            tasks[i].abort();
+            tasks[i] = spawn(k);
+            aborted += 1;
+        }
+        stop.store(true, Ordering::Relaxed);
+        // One deadline for all: tasks still running 2 s after the stop signal are hung.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        let mut hangs = 0;
+        for t in tasks {
+            if tokio::time::timeout_at(deadline, t).await.is_err() {
+                hangs += 1;
             }
-            t.elapsed()
-        })
-    }
-
-    /// deadpool, `get().await`.
-    pub fn deadpool(
-        rt: &tokio::runtime::Runtime,
-        pool: &deadpool::managed::Pool<DeadpoolManager>,
-        tasks: usize,
-        per_task: u64,
-    ) -> Duration {
-        rt.block_on(async {
-            let t = Instant::now();
-            let hs: Vec<_> = (0..tasks)
-                .map(|_| {
-                    let pool = pool.clone();
-                    tokio::spawn(async move {
-                        for _ in 0..per_task {
-                            let g = pool.get().await.unwrap();
-                            tokio::task::yield_now().await;
-                            drop(g);
-                        }
-                    })
-                })
-                .collect();
-            for h in hs {
-                h.await.unwrap();
+        }
+        let mut held = Vec::new();
+        for _ in 0..size {
+            if let Some(g) = pool.checkout(Some(Duration::from_secs(1))).await {
+                held.push(g);
             }
-            t.elapsed()
-        })
-    }
+        }
+        StormReport {
+            ops: ops.load(Ordering::Relaxed),
+            aborted,
+            hangs,
+            lost: (size - held.len()) as u64,
+        }
+    })
 }
 
 /// The scheduling floor of the contended case: the same tasks and runtime, no pool; each
@@ -219,9 +359,9 @@ pub fn contended_no_pool(rt: &tokio::runtime::Runtime, tasks: usize, per_task: u
     })
 }
 
-/// A second floor for the contended case: a bare `tokio::sync::Semaphore` with 4 permits
-/// (the fair FIFO primitive deadpool waits on) — acquire, hold across a yield, release; no
-/// objects at all. Every pool here pays at least this for its hand-offs.
+/// A second floor: a bare `tokio::sync::Semaphore` (the fair FIFO primitive deadpool
+/// waits on) — acquire, hold across a yield, release; no objects. Every fair pool pays at
+/// least this for its hand-offs.
 pub fn contended_semaphore_only(
     rt: &tokio::runtime::Runtime,
     permits: usize,
@@ -256,5 +396,12 @@ pub fn summarize(v: &mut [f64]) -> (f64, f64, f64) {
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
-/// A shared flag type re-exported for the binaries.
-pub type Shared<T> = Arc<T>;
+/// Quantile `q` of durations (sorted in place).
+pub fn quantile(v: &mut [Duration], q: f64) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    v.sort_unstable();
+    let i = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
+    v[i]
+}

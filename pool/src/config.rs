@@ -54,6 +54,7 @@ pub struct PoolBuilder<T: Poolable> {
     factory: Box<dyn DynFactory<T>>,
     config: Config,
     hooks: Hooks<T>,
+    gate: Option<(std::sync::Arc<dyn crate::shared::Gate>, usize)>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -77,6 +78,7 @@ impl<T: Poolable> PoolBuilder<T> {
                 name: "riptide".to_owned(),
             },
             hooks: Hooks::default(),
+            gate: None,
             _t: PhantomData,
         }
     }
@@ -198,6 +200,12 @@ impl<T: Poolable> PoolBuilder<T> {
         self
     }
 
+    /// Makes the pool partition `id` under a global cap (`PartitionedPool`).
+    pub(crate) fn gate(mut self, gate: std::sync::Arc<dyn crate::shared::Gate>, id: usize) -> Self {
+        self.gate = Some((gate, id));
+        self
+    }
+
     /// Checks the configuration and builds the pool.
     ///
     /// Errors name the field: `max_size == 0`, `min_idle > max_size`, a zero
@@ -261,6 +269,11 @@ impl<T: Poolable> PoolBuilder<T> {
                 "is larger than the pool can address",
             ));
         }
-        Ok(Pool::from_parts(self.factory, self.config, self.hooks))
+        Ok(Pool::from_parts(
+            self.factory,
+            self.config,
+            self.hooks,
+            self.gate,
+        ))
     }
 }

@@ -67,6 +67,8 @@ pub mod hooks;
 mod lifecycle;
 #[cfg(all(feature = "metrics", not(model)))]
 mod metrics;
+#[cfg(not(model))]
+mod partition;
 mod pool;
 mod shared;
 mod slots;
@@ -79,6 +81,11 @@ pub use acquire::{Acquire, AcquireFuture, Priority};
 pub use config::PoolBuilder;
 pub use error::{BoxError, ConfigError, PoolError};
 pub use guard::Pooled;
+#[cfg(not(model))]
+pub use partition::{
+    AffinityRules, PartitionAcquire, PartitionAcquireFuture, PartitionLimits, PartitionedPool,
+    PartitionedPoolBuilder, RoutingStrategy,
+};
 pub use pool::Pool;
 pub use stats::{
     CheckedOut, DestroyReason, DrainError, HealthLevel, HealthStatus, PoolEvent, PoolStats,

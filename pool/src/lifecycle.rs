@@ -113,7 +113,7 @@ impl<T: Poolable> Shared<T> {
         let interval = u64::try_from(self.maint_interval().as_millis()).unwrap_or(1000);
         self.next_maint_ms.store(now + interval, Ordering::Relaxed);
         if !self.is_closed() {
-            self.evict_idle(now);
+            self.evict_stale(now);
             self.scan_checkouts(now);
             self.replenish();
         }
@@ -125,7 +125,7 @@ impl<T: Poolable> Shared<T> {
 
     /// Destroys idle objects past their lifetime, and idle objects above `min_idle` idle
     /// longer than `idle_timeout`.
-    fn evict_idle(&self, now: u64) {
+    fn evict_stale(&self, now: u64) {
         let idle_ms = self
             .config
             .idle_timeout

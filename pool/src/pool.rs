@@ -88,8 +88,9 @@ impl<T: Poolable> Pool<T> {
         factory: Box<dyn DynFactory<T>>,
         config: Config,
         hooks: Hooks<T>,
+        gate: Option<(std::sync::Arc<dyn crate::shared::Gate>, usize)>,
     ) -> Self {
-        let shared = Box::new(Shared::new(factory, config, hooks));
+        let shared = Box::new(Shared::new(factory, config, hooks, gate));
         // SAFETY: `Box::into_raw` never returns null.
         let raw = unsafe { NonNull::new_unchecked(Box::into_raw(shared)) };
         // SAFETY: just allocated; nobody else sees it yet.

@@ -100,6 +100,24 @@ impl<T: Poolable> Drop for SharedRef<T> {
     }
 }
 
+/// The global capacity shared by the partitions of a `PartitionedPool` (`partition.rs`).
+/// Lock rule: no method is called while the caller holds a partition's queue lock, except
+/// `try_acquire_free`, which takes no lock and never evicts.
+pub(crate) trait Gate: Send + Sync {
+    /// One unit for partition `from`, evicting the oldest idle object of another
+    /// partition when the global cap is reached.
+    fn acquire(&self, from: usize) -> bool;
+    /// One unit if one is free right now (no eviction, no locks).
+    fn try_acquire_free(&self) -> bool;
+    /// Gives a unit back and offers it to a partition waiting on the global cap.
+    fn release(&self, from: usize);
+    /// Whether a partition other than `from` has callers waiting only for global capacity.
+    fn others_blocked(&self, from: usize) -> bool;
+    /// Partition `from` queued a caller for lack of global capacity: make the others'
+    /// idle objects go, and mark their checked-out ones so they go when returned.
+    fn blocked(&self, from: usize);
+}
+
 /// What registering as a waiter produced.
 pub(crate) enum Reg {
     /// An idle object, found by the registration sweep.
@@ -150,6 +168,8 @@ pub(crate) struct Shared<T: Poolable> {
     pub create_hist: Histogram,
     /// Checkouts whose capacity was given back by `reclaim_leaked` and that are still out.
     pub reclaimed: AtomicUsize,
+    /// The global cap of a partitioned pool, and this partition's id in it.
+    pub gate: Option<(std::sync::Arc<dyn Gate>, usize)>,
     #[cfg(not(model))]
     epoch: std::time::Instant,
     /// Under a model checker: a logical clock (ns) the models advance, so deadlines are modelled.
@@ -160,8 +180,9 @@ pub(crate) struct Shared<T: Poolable> {
     pub model_tasks: Mutex<Vec<crate::sync::thread::JoinHandle<()>>>,
     #[cfg(not(model))]
     pub runtime: Option<tokio::runtime::Handle>,
+    /// Created by the first `events()` call: its 1024-entry ring costs ~64 KiB.
     #[cfg(not(model))]
-    events: tokio::sync::broadcast::Sender<PoolEvent>,
+    events: std::sync::OnceLock<tokio::sync::broadcast::Sender<PoolEvent>>,
     /// Set once `events()` was called: until then no event is built and the broadcast's
     /// own lock (`receiver_count`) is never taken.
     #[cfg(not(model))]
@@ -179,7 +200,12 @@ unsafe impl<T: Poolable> Sync for Shared<T> {}
 unsafe impl<T: Poolable> Send for Shared<T> {}
 
 impl<T: Poolable> Shared<T> {
-    pub(crate) fn new(factory: Box<dyn DynFactory<T>>, config: Config, hooks: Hooks<T>) -> Self {
+    pub(crate) fn new(
+        factory: Box<dyn DynFactory<T>>,
+        config: Config,
+        hooks: Hooks<T>,
+        gate: Option<(std::sync::Arc<dyn Gate>, usize)>,
+    ) -> Self {
         #[cfg(not(model))]
         crate::clock::start();
         let checkout_hooks = hooks.on_checkout();
@@ -199,6 +225,7 @@ impl<T: Poolable> Shared<T> {
             usage_hist: Histogram::new(),
             create_hist: Histogram::new(),
             reclaimed: AtomicUsize::new(0),
+            gate,
             slots: Slots::new(config.max_size),
             queue: CachePadded(Mutex::new(WaitQueue::default())),
             word: CachePadded(AtomicUsize::new(0)),
@@ -223,7 +250,7 @@ impl<T: Poolable> Shared<T> {
             #[cfg(not(model))]
             runtime: tokio::runtime::Handle::try_current().ok(),
             #[cfg(not(model))]
-            events: tokio::sync::broadcast::channel(1024).0,
+            events: std::sync::OnceLock::new(),
             #[cfg(not(model))]
             subscribed: std::sync::atomic::AtomicBool::new(false),
             #[cfg(not(model))]
@@ -243,9 +270,13 @@ impl<T: Poolable> Shared<T> {
     pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<PoolEvent> {
         // Relaxed: a receiver subscribed before this store misses nothing it could have
         // seen (events sent before `subscribe` are not delivered to it anyway).
+        let rx = self
+            .events
+            .get_or_init(|| tokio::sync::broadcast::channel(1024).0)
+            .subscribe();
         self.subscribed
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        self.events.subscribe()
+        rx
     }
 
     /// The pool's epoch, for turning `now()`-style durations back into instants.
@@ -293,10 +324,14 @@ impl<T: Poolable> Shared<T> {
     /// Sends an event, building it only when someone listens.
     pub(crate) fn emit(&self, event: impl FnOnce() -> PoolEvent) {
         #[cfg(not(model))]
-        if self.subscribed.load(std::sync::atomic::Ordering::Relaxed)
-            && self.events.receiver_count() > 0
+        if let Some(tx) = self
+            .subscribed
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then(|| self.events.get())
+            .flatten()
+            .filter(|tx| tx.receiver_count() > 0)
         {
-            let _ = self.events.send(event());
+            let _ = tx.send(event());
         }
         #[cfg(model)]
         let _ = event;
@@ -366,7 +401,10 @@ impl<T: Poolable> Shared<T> {
     /// One CAS `IDLE → BUSY` on the first idle slot, scanning from this thread's hint.
     #[inline]
     fn claim_idle(&self) -> Option<usize> {
-        let cap = self.slots.cap();
+        let cap = self.slots.used();
+        if cap == 0 {
+            return None;
+        }
         let start = hint::get();
         let mut i = if start < cap { start } else { 0 };
         for _ in 0..cap {
@@ -446,6 +484,10 @@ impl<T: Poolable> Shared<T> {
         } else if self.size.load(Ordering::Relaxed) > self.max_size.load(Ordering::Relaxed) {
             drop(q);
             self.destroy(i, DestroyReason::Resized)
+        } else if q.is_empty() && self.others_blocked() {
+            // Another partition waits for global capacity: this object makes room.
+            drop(q);
+            self.destroy(i, DestroyReason::Evicted)
         } else {
             self.hand_or_idle(q, i);
             Owed(false)
@@ -458,7 +500,12 @@ impl<T: Poolable> Shared<T> {
         while let Some(w) = q.pop_best(|| self.now(), self.config.starvation_threshold) {
             // Keep the slot marked while others still wait, so its next release comes back
             // here. Set before `decide`, whose Release publishes it to the new owner.
-            let mark = if q.is_empty() { 0 } else { WANTED };
+            // In a partition, also while another partition waits for global capacity.
+            let mark = if q.is_empty() && !self.others_blocked() {
+                0
+            } else {
+                WANTED
+            };
             s.store(BUSY | mark, Ordering::Relaxed);
             if w.decide(HANDED + i) {
                 self.publish(&q);
@@ -474,8 +521,38 @@ impl<T: Poolable> Shared<T> {
 
     // ---------------------------------------------------------------- capacity
 
-    /// Reserves capacity for one object by CAS below `max_size`; never exceeds it.
+    /// Reserves capacity for one object by CAS below `max_size`; never exceeds it. In a
+    /// partition, also one unit of the global cap (evicting another partition's oldest idle
+    /// object if needed): call it holding no lock.
     pub(crate) fn try_reserve(&self) -> bool {
+        self.reserve(true)
+    }
+
+    /// `try_reserve` for callers holding the queue lock: global capacity only if free.
+    fn try_reserve_locked(&self) -> bool {
+        self.reserve(false)
+    }
+
+    fn reserve(&self, may_evict: bool) -> bool {
+        if !self.reserve_local() {
+            return false;
+        }
+        if let Some((gate, id)) = &self.gate {
+            let ok = if may_evict {
+                gate.acquire(*id)
+            } else {
+                gate.try_acquire_free()
+            };
+            if !ok {
+                self.size.fetch_sub(1, Ordering::Relaxed);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The local half of a reservation: CAS below `max_size`.
+    fn reserve_local(&self) -> bool {
         let mut cur = self.size.load(Ordering::Relaxed);
         loop {
             if cur >= self.max_size.load(Ordering::Relaxed) {
@@ -511,6 +588,99 @@ impl<T: Poolable> Shared<T> {
         }
         self.size.fetch_sub(1, Ordering::Relaxed);
         self.publish(&q);
+        drop(q);
+        if let Some((gate, id)) = &self.gate {
+            gate.release(*id);
+        }
+    }
+
+    /// A unit of global capacity for this partition, from the gate: becomes a permit for
+    /// the best waiter if one is queued and the local cap allows, else `false` (the gate
+    /// keeps it).
+    pub(crate) fn offer_permit(&self) -> bool {
+        let mut q = self.queue.lock();
+        if self.is_closed() || q.is_empty() || !self.reserve_local() {
+            return false;
+        }
+        while let Some(w) = q.pop_best(|| self.now(), self.config.starvation_threshold) {
+            if w.decide(PERMIT) {
+                self.publish(&q);
+                drop(q);
+                w.waker.wake();
+                return true;
+            }
+        }
+        self.size.fetch_sub(1, Ordering::Relaxed);
+        self.publish(&q);
+        false
+    }
+
+    /// Whether another partition of our partitioned pool waits for global capacity.
+    fn others_blocked(&self) -> bool {
+        self.gate
+            .as_ref()
+            .is_some_and(|(gate, id)| gate.others_blocked(*id))
+    }
+
+    /// Whether callers wait here only for global capacity (the local cap has room).
+    pub(crate) fn blocked_on_gate(&self) -> bool {
+        self.waiting() > 0
+            && self.size.load(Ordering::Relaxed) < self.max_size.load(Ordering::Relaxed)
+    }
+
+    /// The oldest idle object's (stamp, slot), for eviction by the gate.
+    pub(crate) fn oldest_idle(&self) -> Option<(u64, usize)> {
+        (0..self.slots.used())
+            .filter(|&i| self.slots.get(i).state.load(Ordering::Relaxed) == IDLE)
+            .map(|i| (self.slots.get(i).stamp_ms.load(Ordering::Relaxed), i))
+            .min()
+    }
+
+    /// Evicts the idle object in slot `i` if it is still idle (its capacity, local and
+    /// global, is released). Call holding no lock.
+    pub(crate) fn evict_idle(&self, i: usize) -> bool {
+        let s = &self.slots.get(i).state;
+        // Acquire: as in `claim_idle`.
+        if s.compare_exchange(IDLE, BUSY, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.destroy(i, DestroyReason::Evicted).never();
+            return true;
+        }
+        false
+    }
+
+    /// Another partition waits for global capacity: evict our idle objects and mark our
+    /// checked-out ones so they are destroyed (not idled) when returned.
+    pub(crate) fn yield_capacity(&self) {
+        let q = self.queue.lock();
+        let mut doomed = Vec::new();
+        for i in 0..self.slots.cap() {
+            let s = &self.slots.get(i).state;
+            let mut st = s.load(Ordering::Relaxed);
+            loop {
+                let want = if st == IDLE {
+                    BUSY
+                } else if st & WANTED == 0 {
+                    st | WANTED
+                } else {
+                    break;
+                };
+                match s.compare_exchange(st, want, Ordering::Acquire, Ordering::Relaxed) {
+                    Ok(_) => {
+                        if want == BUSY {
+                            doomed.push(i);
+                        }
+                        break;
+                    }
+                    Err(x) => st = x,
+                }
+            }
+        }
+        drop(q);
+        for i in doomed {
+            self.destroy(i, DestroyReason::Evicted).never();
+        }
     }
 
     // ---------------------------------------------------------------- objects in and out
@@ -539,6 +709,7 @@ impl<T: Poolable> Shared<T> {
                 {
                     // SAFETY: our CAS made us the slot's only owner, and the slot is empty.
                     unsafe { slot.obj().write(obj) };
+                    self.slots.note_used(i);
                     slot.id.store(id, Ordering::Relaxed);
                     slot.uses.store(0, Ordering::Relaxed);
                     slot.reported.store(0, Ordering::Relaxed);
@@ -590,7 +761,16 @@ impl<T: Poolable> Shared<T> {
     pub(crate) fn destroy(&self, i: usize, reason: DestroyReason) -> Owed {
         let (obj, id, orphan, reclaimed) = self.take_out(i);
         self.emit(|| PoolEvent::Destroyed { id, reason });
-        self.after_take_out(reclaimed);
+        // The object goes before its capacity does, so a replacement is never created
+        // while it still exists (a database's connection limit counts both). The guard
+        // frees the capacity even if `T::drop` panics.
+        struct FreeCapacity<'a, T: Poolable>(&'a Shared<T>, bool);
+        impl<T: Poolable> Drop for FreeCapacity<'_, T> {
+            fn drop(&mut self) {
+                self.0.after_take_out(self.1);
+            }
+        }
+        let _free = FreeCapacity(self, reclaimed);
         drop(obj);
         Owed(orphan)
     }
@@ -650,10 +830,11 @@ impl<T: Poolable> Shared<T> {
                     }
                 }
             }
-            if self.try_reserve() {
+            if self.try_reserve_locked() {
                 return Ok(Reg::Permit);
             }
         }
+        let first = q.is_empty();
         q.push(w.clone());
         self.publish(&q);
         let waiting = q.len();
@@ -671,6 +852,13 @@ impl<T: Poolable> Shared<T> {
             _ => false,
         };
         drop(q);
+        if first {
+            if let Some((gate, id)) = &self.gate {
+                if self.blocked_on_gate() {
+                    gate.blocked(*id);
+                }
+            }
+        }
         self.emit(|| PoolEvent::Exhausted { waiting });
         Ok(Reg::Queued(w, start_sweeper))
     }
@@ -778,7 +966,7 @@ impl<T: Poolable> Shared<T> {
         let size = self.size.load(Ordering::Relaxed);
         if size < n {
             let now = self.now();
-            while self.try_reserve() {
+            while self.try_reserve_locked() {
                 match q.pop_best(|| now, self.config.starvation_threshold) {
                     Some(w) if w.decide(PERMIT) => wake.push(w),
                     Some(_) => {

@@ -86,6 +86,9 @@ pub(crate) struct Slots<T> {
     segs: [AtomicPtr<Slot<T>>; SEGMENTS],
     /// Slots allocated so far; indices below it are valid. Grows only, under the pool lock.
     cap: AtomicUsize,
+    /// One past the highest slot that ever held an object (creates fill the lowest empty
+    /// slot first): the fast path's scan stops here instead of at `cap`.
+    used: AtomicUsize,
 }
 
 #[inline]
@@ -111,6 +114,7 @@ impl<T> Slots<T> {
         let s = Slots {
             segs: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
             cap: AtomicUsize::new(0),
+            used: AtomicUsize::new(0),
         };
         s.grow(n);
         s
@@ -121,6 +125,20 @@ impl<T> Slots<T> {
     #[inline]
     pub(crate) fn cap(&self) -> usize {
         self.cap.load(Ordering::Acquire)
+    }
+
+    /// Slots that may hold an object (see `used`). Acquire pairs with `note_used`: whoever
+    /// made an object in slot `i` idle did so after raising this past `i`, so a caller
+    /// that happens-after that sees the slot; a racing one may miss it, which is a
+    /// legitimate order of the two operations.
+    #[inline]
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+
+    /// Records that slot `i` holds an object (install, slow path).
+    pub(crate) fn note_used(&self, i: usize) {
+        self.used.fetch_max(i + 1, Ordering::Release);
     }
 
     /// Makes at least `n` slots available. Callers serialise growth (the pool's lock, or

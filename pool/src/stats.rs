@@ -147,6 +147,8 @@ pub enum DestroyReason {
     ValidationFailed,
     /// It came back after `reclaim_leaked` had given its capacity back.
     Reclaimed,
+    /// A partitioned pool evicted it to make room for another key under the global cap.
+    Evicted,
 }
 
 /// Something that happened in a pool; subscribe with [`Pool::events`](crate::Pool::events).

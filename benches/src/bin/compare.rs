@@ -1,16 +1,27 @@
-//! `cargo run --release -p riptide-benches --bin compare [-- --quick]`
+//! `cargo run --release -p riptide-benches --bin compare [-- --quick] [-- --only CASE]`
 //!
 //! Runs every case in one process, alternating pools round by round so drift on a shared
-//! machine hits all of them alike, and prints one Markdown table: ns/op median and
-//! min–max per pool per case, and RipTide's ratio to the best peer (> 1 = RipTide faster).
+//! machine hits all of them alike, and prints Markdown tables:
+//! 1. ns/op median and min–max per pool per case, and RipTide's ratio to the best peer
+//!    (> 1: RipTide is faster);
+//! 2. tail latency of the wait (p50 / p99 / p99.9 / max) for W tasks on N objects;
+//! 3. the priority mix (RipTide only);
+//! 4. a cancellation storm: lost objects and hangs;
+//! 5. memory: bytes of overhead per pooled object (the `memory` binary, run as a child).
+//!
+//! CASE filters by substring of: sync, async, contended, threads, empty, regex, tail,
+//! priority, storm, memory.
 
 use std::time::Duration;
 
+use riptide_benches::peers::{AsyncPool, SyncPool};
 use riptide_benches::*;
 
 struct Row {
-    case: &'static str,
+    case: String,
     results: Vec<(&'static str, Vec<f64>)>,
+    /// Extra rows shown under the case (floors), not part of the ratio.
+    floors: Vec<(&'static str, Vec<f64>)>,
 }
 
 fn per_op(d: Duration, ops: u64) -> f64 {
@@ -18,103 +29,175 @@ fn per_op(d: Duration, ops: u64) -> f64 {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let rounds = if quick { 5 } else { 15 };
-    let scale = if quick { 1 } else { 4 };
     let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
     let only = args
         .iter()
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .cloned();
     let want = |case: &str| only.as_deref().is_none_or(|o| case.contains(o));
-    let mut rows = Vec::new();
-    let mut floors: Vec<(&str, &str, Vec<f64>)> = Vec::new();
+    let rounds = if quick { 5 } else { 15 };
+    let scale: u64 = if quick { 1 } else { 4 };
+    let mut rows: Vec<Row> = Vec::new();
 
-    // Case 1: uncontended sync checkout + return.
     if want("sync") {
-        let ours = riptide_pool(4);
-        let lop = lockfree_object_pool::LinearObjectPool::<u64>::new(|| 0, |v| *v = 0);
-        let iters = 2_000_000 * scale;
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        sync_uncontended::riptide(&ours, iters / 10);
-        sync_uncontended::lockfree_object_pool(&lop, iters / 10);
+        let pools: Vec<SyncPool> = SYNC_POOLS.iter().map(|n| SyncPool::build(n, 4)).collect();
+        let iters = 1_000_000 * scale;
+        let mut res: Vec<Vec<f64>> = vec![Vec::new(); pools.len()];
+        for p in &pools {
+            sync_uncontended(p, iters / 10);
+        }
         for _ in 0..rounds {
-            a.push(per_op(sync_uncontended::riptide(&ours, iters), iters));
-            b.push(per_op(
-                sync_uncontended::lockfree_object_pool(&lop, iters),
-                iters,
+            for (p, r) in pools.iter().zip(&mut res) {
+                r.push(per_op(sync_uncontended(p, iters), iters));
+            }
+        }
+        rows.push(Row {
+            case: "sync get+drop, 1 thread".into(),
+            results: pools.iter().map(SyncPool::name).zip(res).collect(),
+            floors: vec![],
+        });
+    }
+
+    if want("async") {
+        let rt = current_thread();
+        let pools: Vec<AsyncPool> = ASYNC_POOLS
+            .iter()
+            .map(|n| rt.block_on(AsyncPool::build(n, 4)))
+            .collect();
+        let iters = 200_000 * scale;
+        let mut res: Vec<Vec<f64>> = vec![Vec::new(); pools.len()];
+        for _ in 0..rounds {
+            for (p, r) in pools.iter().zip(&mut res) {
+                r.push(per_op(async_uncontended(&rt, p, iters), iters));
+            }
+        }
+        rows.push(Row {
+            case: "async get+drop, current-thread".into(),
+            results: pools.iter().map(AsyncPool::name).zip(res).collect(),
+            floors: vec![],
+        });
+    }
+
+    if want("contended") {
+        let rt = multi_thread(2);
+        let pools: Vec<AsyncPool> = ASYNC_POOLS
+            .iter()
+            .map(|n| rt.block_on(AsyncPool::build(n, 4)))
+            .collect();
+        for tasks in [4usize, 32, 256] {
+            let per_task = (64_000 * scale) / tasks as u64;
+            let ops = per_task * tasks as u64;
+            let mut res: Vec<Vec<f64>> = vec![Vec::new(); pools.len()];
+            let (mut f1, mut f2) = (Vec::new(), Vec::new());
+            for _ in 0..rounds {
+                for (p, r) in pools.iter().zip(&mut res) {
+                    r.push(per_op(contended(&rt, p, tasks, per_task, false).0, ops));
+                }
+                f1.push(per_op(contended_no_pool(&rt, tasks, per_task), ops));
+                f2.push(per_op(
+                    contended_semaphore_only(&rt, 4, tasks, per_task),
+                    ops,
+                ));
+            }
+            rows.push(Row {
+                case: format!("contended async: {tasks} tasks, 4 objects, 2 workers"),
+                results: pools.iter().map(AsyncPool::name).zip(res).collect(),
+                floors: vec![
+                    ("floor: no pool (2 yields/op)", f1),
+                    ("floor: bare tokio Semaphore(4)", f2),
+                ],
+            });
+        }
+    }
+
+    if want("threads") {
+        let pools: Vec<SyncPool> = SYNC_POOLS.iter().map(|n| SyncPool::build(n, 4)).collect();
+        let per_thread = 100_000 * scale;
+        let mut res: Vec<Vec<f64>> = vec![Vec::new(); pools.len()];
+        for _ in 0..rounds {
+            for (p, r) in pools.iter().zip(&mut res) {
+                r.push(per_op(sync_contended(p, 4, per_thread), 4 * per_thread));
+            }
+        }
+        rows.push(Row {
+            case: "contended sync: 4 threads, 4 objects (object-pool, lockfree, opool never wait: they allocate)".into(),
+            results: pools.iter().map(SyncPool::name).zip(res).collect(),
+            floors: vec![],
+        });
+    }
+
+    if want("empty") {
+        let pools: Vec<SyncPool> = ["riptide", "r2d2", "object-pool", "opool"]
+            .iter()
+            .map(|n| SyncPool::build(n, 4))
+            .collect();
+        let rt = current_thread();
+        let iters = 1_000_000 * scale;
+        let mut res: Vec<Vec<f64>> = vec![Vec::new(); pools.len() + 1];
+        for _ in 0..rounds {
+            for (p, r) in pools.iter().zip(&mut res) {
+                r.push(per_op(try_get_empty(p, 4, iters).unwrap(), iters));
+            }
+            res[pools.len()].push(per_op(
+                deadpool_try_get_empty(&rt, 4, iters / 10),
+                iters / 10,
             ));
         }
+        let mut names: Vec<&'static str> = pools.iter().map(SyncPool::name).collect();
+        names.push("deadpool");
         rows.push(Row {
-            case: "sync get+drop, 1 thread",
-            results: vec![("riptide", a), ("lockfree-object-pool", b)],
+            case: "try_get on an exhausted pool (fail path)".into(),
+            results: names.into_iter().zip(res).collect(),
+            floors: vec![],
         });
     }
 
-    // Case 2: uncontended async get().await + drop, current-thread runtime.
-    if want("async") {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let ours = riptide_pool(4);
-        let dp = deadpool_pool(4);
-        let iters = 500_000 * scale;
+    if want("regex") {
+        let pool = riptide_pool::Pool::builder(|| async {
+            Ok::<_, std::convert::Infallible>(new_matcher())
+        })
+        .max_size(2)
+        .build()
+        .unwrap();
+        drop(pool.get_blocking().unwrap());
         let (mut a, mut b) = (Vec::new(), Vec::new());
+        let iters = 20_000 * scale;
         for _ in 0..rounds {
-            a.push(per_op(async_uncontended::riptide(&rt, &ours, iters), iters));
-            b.push(per_op(async_uncontended::deadpool(&rt, &dp, iters), iters));
+            a.push(per_op(regex_pooled(&pool, iters), iters));
+            b.push(per_op(regex_unpooled(iters / 100), iters / 100));
         }
         rows.push(Row {
-            case: "async get+drop, current-thread",
-            results: vec![("riptide", a), ("deadpool", b)],
+            case: "expensive resource: 4-pattern RegexSet, match one line".into(),
+            results: vec![("riptide (pooled)", a), ("no pool (compile per call)", b)],
+            floors: vec![],
         });
-    }
-
-    // Case 3: 32 tasks share 4 objects on a 2-worker runtime, holding across a yield.
-    if want("contended") {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let ours = riptide_pool(4);
-        let dp = deadpool_pool(4);
-        let per_task = 2_000 * scale;
-        let ops = 32 * per_task;
-        let (mut a, mut b, mut f, mut g) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            a.push(per_op(contended::riptide(&rt, &ours, 32, per_task), ops));
-            b.push(per_op(contended::deadpool(&rt, &dp, 32, per_task), ops));
-            f.push(per_op(contended_no_pool(&rt, 32, per_task), ops));
-            g.push(per_op(contended_semaphore_only(&rt, 4, 32, per_task), ops));
-        }
-        rows.push(Row {
-            case: "32 tasks, 4 objects, 2 workers",
-            results: vec![("riptide", a), ("deadpool", b)],
-        });
-        floors.push(("32 tasks, 4 objects, 2 workers", "no pool (2 yields/op)", f));
-        floors.push((
-            "32 tasks, 4 objects, 2 workers",
-            "bare tokio Semaphore(4), no objects",
-            g,
-        ));
     }
 
     println!(
-        "rounds: {rounds}{}; cores: {}",
+        "rounds: {rounds}{}; cores: {}; {}",
         if quick { " (--quick)" } else { "" },
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model()
     );
-    println!();
-    println!("| case | pool | ns/op median | min – max | riptide vs best peer |");
-    println!("| --- | --- | ---: | ---: | ---: |");
+    if !rows.is_empty() {
+        println!();
+        println!("| case | pool | ns/op median | min – max | riptide vs best peer |");
+        println!("| --- | --- | ---: | ---: | ---: |");
+    }
     for mut row in rows {
         let mut meds = Vec::new();
         for (name, v) in &mut row.results {
             let (med, min, max) = summarize(v);
             meds.push((*name, med));
+            println!(
+                "| {} | {} | {:.1} | {:.1} – {:.1} | |",
+                row.case, name, med, min, max
+            );
+        }
+        for (name, v) in &mut row.floors {
+            let (med, min, max) = summarize(v);
             println!(
                 "| {} | {} | {:.1} | {:.1} – {:.1} | |",
                 row.case, name, med, min, max
@@ -128,8 +211,120 @@ fn main() {
             best_peer / ours
         );
     }
-    for (case, what, mut f) in floors {
-        let (med, min, max) = summarize(&mut f);
-        println!("| {case} | floor: {what} | {med:.1} | {min:.1} – {max:.1} | |");
+
+    if want("tail") {
+        tail_latency(quick);
+    }
+    if want("priority") {
+        priority_table(quick);
+    }
+    if want("storm") {
+        storm_table(quick);
+    }
+    if want("memory") {
+        memory_table();
+    }
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e6)
+}
+
+/// Tail latency of the wait, W tasks on N objects, 2 workers.
+fn tail_latency(quick: bool) {
+    let rt = multi_thread(2);
+    let total: u64 = if quick { 20_000 } else { 100_000 };
+    println!();
+    println!("Wait time per checkout (µs), 2 workers, each checkout held across one yield:");
+    println!();
+    println!("| W tasks | N objects | pool | p50 | p99 | p99.9 | max |");
+    println!("| ---: | ---: | --- | ---: | ---: | ---: | ---: |");
+    for w in [8usize, 64, 512] {
+        for n in [4usize, 8, 16] {
+            let pools: Vec<AsyncPool> = ASYNC_POOLS
+                .iter()
+                .map(|p| rt.block_on(AsyncPool::build(p, n)))
+                .collect();
+            for p in &pools {
+                let per_task = (total / w as u64).max(4);
+                let (_, mut waits) = contended(&rt, p, w, per_task, true);
+                println!(
+                    "| {w} | {n} | {} | {} | {} | {} | {} |",
+                    p.name(),
+                    us(quantile(&mut waits, 0.5)),
+                    us(quantile(&mut waits, 0.99)),
+                    us(quantile(&mut waits, 0.999)),
+                    us(quantile(&mut waits, 1.0)),
+                );
+            }
+        }
+    }
+}
+
+fn priority_table(quick: bool) {
+    let rt = multi_thread(2);
+    let per_task = if quick { 500 } else { 2_000 };
+    let mut waits = priority_mix(&rt, 4, 32, per_task);
+    println!();
+    println!(
+        "Priority mix (RipTide only): 32 tasks, 8 per priority, 4 objects, 2 workers; wait (µs):"
+    );
+    println!();
+    println!("| priority | p50 | p99 | max |");
+    println!("| --- | ---: | ---: | ---: |");
+    for (name, w) in ["Low", "Normal", "High", "Critical"].iter().zip(&mut waits) {
+        println!(
+            "| {name} | {} | {} | {} |",
+            us(quantile(w, 0.5)),
+            us(quantile(w, 0.99)),
+            us(quantile(w, 1.0))
+        );
+    }
+}
+
+fn storm_table(quick: bool) {
+    let rt = multi_thread(2);
+    let dur = Duration::from_millis(if quick { 300 } else { 2_000 });
+    println!();
+    println!(
+        "Cancellation storm: 64 tasks, 4 objects, timeouts 50–500 µs, a task aborted every 200 µs, {} ms:",
+        dur.as_millis()
+    );
+    println!();
+    println!("| pool | checkouts | aborted | hung tasks | objects lost |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for name in ASYNC_POOLS {
+        let pool = rt.block_on(AsyncPool::build(name, 4));
+        let r = cancellation_storm(&rt, &pool, 4, dur);
+        println!(
+            "| {name} | {} | {} | {} | {} |",
+            r.ops, r.aborted, r.hangs, r.lost
+        );
+    }
+}
+
+/// Runs the `memory` binary (built beside this one): a counting allocator there would tax
+/// every allocation of every pool here.
+fn memory_table() {
+    let exe = std::env::current_exe()
+        .expect("current exe")
+        .with_file_name("memory");
+    match std::process::Command::new(&exe).output() {
+        Ok(out) if out.status.success() => print!("{}", String::from_utf8_lossy(&out.stdout)),
+        _ => println!(
+            "\n(memory: build and run `cargo run --release -p riptide-benches --bin memory`)"
+        ),
     }
 }

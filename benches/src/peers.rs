@@ -1,0 +1,394 @@
+//! Every pool under test behind one of two enums, so each case is written once. Each pool
+//! holds a trivial resource (a `u64`): what is measured is the pool.
+//!
+//! | pool | async | bounded (waits when empty) | fail-fast `try_get` |
+//! | --- | --- | --- | --- |
+//! | riptide | yes | yes | yes |
+//! | deadpool 0.13 | yes | yes | `timeout_get(wait: 0)` |
+//! | bb8 0.9 | yes | yes | — |
+//! | mobc 0.9 | yes | yes | — |
+//! | r2d2 0.8 | no | yes | `try_get` |
+//! | object-pool 0.6 | no | no (pull allocates) | `try_pull` |
+//! | lockfree-object-pool 0.1 | no | no (pull allocates) | — |
+//! | opool 0.2 | no | no (get allocates) | `try_get` |
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use riptide_pool::{Pool, Poolable};
+
+/// The pooled resource for RipTide: a `u64` with nothing to reset.
+#[derive(Debug, Default)]
+pub struct Res(pub u64);
+impl Poolable for Res {}
+
+/// deadpool's manager for a trivial resource.
+pub struct DeadpoolManager;
+impl deadpool::managed::Manager for DeadpoolManager {
+    type Type = u64;
+    type Error = Infallible;
+    async fn create(&self) -> Result<u64, Infallible> {
+        Ok(0)
+    }
+    async fn recycle(
+        &self,
+        _: &mut u64,
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<Infallible> {
+        Ok(())
+    }
+}
+
+/// bb8's manager for a trivial resource.
+pub struct Bb8Manager;
+impl bb8::ManageConnection for Bb8Manager {
+    type Connection = u64;
+    type Error = Infallible;
+    async fn connect(&self) -> Result<u64, Infallible> {
+        Ok(0)
+    }
+    async fn is_valid(&self, _: &mut u64) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn has_broken(&self, _: &mut u64) -> bool {
+        false
+    }
+}
+
+/// mobc's manager for a trivial resource.
+pub struct MobcManager;
+#[mobc::async_trait]
+impl mobc::Manager for MobcManager {
+    type Connection = u64;
+    type Error = Infallible;
+    async fn connect(&self) -> Result<u64, Infallible> {
+        Ok(0)
+    }
+    async fn check(&self, conn: u64) -> Result<u64, Infallible> {
+        Ok(conn)
+    }
+}
+
+/// r2d2's error type (it wants `std::error::Error`).
+#[derive(Debug)]
+pub struct Never;
+impl std::fmt::Display for Never {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("never")
+    }
+}
+impl std::error::Error for Never {}
+
+/// r2d2's manager for a trivial resource.
+pub struct R2d2Manager;
+impl r2d2::ManageConnection for R2d2Manager {
+    type Connection = u64;
+    type Error = Never;
+    fn connect(&self) -> Result<u64, Never> {
+        Ok(0)
+    }
+    fn is_valid(&self, _: &mut u64) -> Result<(), Never> {
+        Ok(())
+    }
+    fn has_broken(&self, _: &mut u64) -> bool {
+        false
+    }
+}
+
+/// opool's allocator for a trivial resource.
+pub struct OpoolAlloc;
+impl opool::PoolAllocator<u64> for OpoolAlloc {
+    fn allocate(&self) -> u64 {
+        0
+    }
+}
+
+/// An async pool under test.
+#[derive(Clone)]
+pub enum AsyncPool {
+    /// This project.
+    Riptide(Pool<Res>),
+    /// deadpool 0.13 (managed).
+    Deadpool(deadpool::managed::Pool<DeadpoolManager>),
+    /// bb8 0.9.
+    Bb8(bb8::Pool<Bb8Manager>),
+    /// mobc 0.9.
+    Mobc(mobc::Pool<MobcManager>),
+}
+
+/// The async pools, in table order.
+pub const ASYNC_POOLS: [&str; 4] = ["riptide", "deadpool", "bb8", "mobc"];
+
+impl AsyncPool {
+    /// Builds pool `name` with `size` objects, all created up front (inside a runtime).
+    pub async fn build(name: &str, size: usize) -> AsyncPool {
+        let timeout = Duration::from_secs(30);
+        let pool = match name {
+            "riptide" => AsyncPool::Riptide(
+                Pool::builder(|| async { Ok::<_, Infallible>(Res(0)) })
+                    .max_size(size)
+                    .acquire_timeout(timeout)
+                    .build()
+                    .unwrap(),
+            ),
+            "deadpool" => AsyncPool::Deadpool(
+                deadpool::managed::Pool::builder(DeadpoolManager)
+                    .max_size(size)
+                    .runtime(deadpool::Runtime::Tokio1) // needed for its wait timeouts
+                    .build()
+                    .unwrap(),
+            ),
+            "bb8" => AsyncPool::Bb8(
+                bb8::Pool::builder()
+                    .max_size(size as u32)
+                    .connection_timeout(timeout)
+                    .build(Bb8Manager)
+                    .await
+                    .unwrap(),
+            ),
+            "mobc" => AsyncPool::Mobc(
+                mobc::Pool::builder()
+                    .max_open(size as u64)
+                    .get_timeout(Some(timeout))
+                    .build(MobcManager),
+            ),
+            other => panic!("unknown async pool {other}"),
+        };
+        // Create every object now, so the cases measure checkout, not creation.
+        let mut held = Vec::new();
+        for _ in 0..size {
+            held.push(pool.checkout(None).await.expect("warm up"));
+        }
+        drop(held);
+        pool
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AsyncPool::Riptide(_) => "riptide",
+            AsyncPool::Deadpool(_) => "deadpool",
+            AsyncPool::Bb8(_) => "bb8",
+            AsyncPool::Mobc(_) => "mobc",
+        }
+    }
+
+    /// Checks one object out (waiting up to `timeout`, or the pool's default); the guard
+    /// returns it when dropped. `None` when the wait timed out.
+    pub async fn checkout(&self, timeout: Option<Duration>) -> Option<Guard> {
+        match (self, timeout) {
+            (AsyncPool::Riptide(p), None) => p.get().await.ok().map(Guard::Riptide),
+            (AsyncPool::Riptide(p), Some(t)) => {
+                p.acquire().timeout(t).await.ok().map(Guard::Riptide)
+            }
+            (AsyncPool::Deadpool(p), t) => {
+                let to = deadpool::managed::Timeouts {
+                    wait: t,
+                    ..Default::default()
+                };
+                p.timeout_get(&to).await.ok().map(Guard::Deadpool)
+            }
+            (AsyncPool::Bb8(p), None) => p.get_owned().await.ok().map(Guard::Bb8),
+            (AsyncPool::Bb8(p), Some(t)) => tokio::time::timeout(t, p.get_owned())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .map(Guard::Bb8),
+            (AsyncPool::Mobc(p), None) => p.get().await.ok().map(Guard::Mobc),
+            (AsyncPool::Mobc(p), Some(t)) => p.get_timeout(t).await.ok().map(Guard::Mobc),
+        }
+    }
+}
+
+/// Expands `$body` once per async pool with `$p` bound to the concrete pool, so timing
+/// loops dispatch once, outside the loop, and never build a `Guard` enum.
+#[macro_export]
+macro_rules! with_async_pool {
+    ($pool:expr, |$p:ident| $body:expr) => {
+        match $pool {
+            $crate::peers::AsyncPool::Riptide($p) => $body,
+            $crate::peers::AsyncPool::Deadpool($p) => $body,
+            $crate::peers::AsyncPool::Bb8($p) => $body,
+            $crate::peers::AsyncPool::Mobc($p) => $body,
+        }
+    };
+}
+
+/// Uniform `get().await` over the peers' own guard types (used inside `with_async_pool!`).
+pub trait Get {
+    /// The pool's own guard.
+    type Guard: Send;
+    /// Waits for an object (the pool's default timeout).
+    fn get_one(&self) -> impl std::future::Future<Output = Self::Guard> + Send;
+}
+
+impl Get for Pool<Res> {
+    type Guard = riptide_pool::Pooled<Res>;
+    async fn get_one(&self) -> Self::Guard {
+        self.get().await.expect("riptide get")
+    }
+}
+
+impl Get for deadpool::managed::Pool<DeadpoolManager> {
+    type Guard = deadpool::managed::Object<DeadpoolManager>;
+    async fn get_one(&self) -> Self::Guard {
+        self.get().await.expect("deadpool get")
+    }
+}
+
+impl Get for bb8::Pool<Bb8Manager> {
+    type Guard = bb8::PooledConnection<'static, Bb8Manager>;
+    async fn get_one(&self) -> Self::Guard {
+        self.get_owned().await.expect("bb8 get")
+    }
+}
+
+impl Get for mobc::Pool<MobcManager> {
+    type Guard = mobc::Connection<MobcManager>;
+    async fn get_one(&self) -> Self::Guard {
+        self.get().await.expect("mobc get")
+    }
+}
+
+/// A checked-out object of any async pool; dropping it returns it.
+pub enum Guard {
+    /// riptide.
+    Riptide(riptide_pool::Pooled<Res>),
+    /// deadpool.
+    Deadpool(deadpool::managed::Object<DeadpoolManager>),
+    /// bb8.
+    Bb8(bb8::PooledConnection<'static, Bb8Manager>),
+    /// mobc.
+    Mobc(mobc::Connection<MobcManager>),
+}
+
+/// A sync pool under test.
+#[derive(Clone)]
+pub enum SyncPool {
+    /// This project (`try_get` / `get_blocking`).
+    Riptide(Pool<Res>),
+    /// r2d2 0.8.
+    R2d2(r2d2::Pool<R2d2Manager>),
+    /// object-pool 0.6.
+    ObjectPool(Arc<object_pool::Pool<u64>>),
+    /// lockfree-object-pool 0.1 (`LinearObjectPool`).
+    Lockfree(Arc<lockfree_object_pool::LinearObjectPool<u64>>),
+    /// opool 0.2.
+    Opool(Arc<opool::Pool<OpoolAlloc, u64>>),
+}
+
+/// The sync pools, in table order.
+pub const SYNC_POOLS: [&str; 5] = [
+    "riptide",
+    "r2d2",
+    "object-pool",
+    "lockfree-object-pool",
+    "opool",
+];
+
+impl SyncPool {
+    /// Builds pool `name` with `size` objects made up front.
+    pub fn build(name: &str, size: usize) -> SyncPool {
+        match name {
+            "riptide" => {
+                let p = Pool::builder(|| async { Ok::<_, Infallible>(Res(0)) })
+                    .max_size(size)
+                    .build()
+                    .unwrap();
+                let held: Vec<_> = (0..size).map(|_| p.get_blocking().unwrap()).collect();
+                drop(held);
+                SyncPool::Riptide(p)
+            }
+            "r2d2" => SyncPool::R2d2(
+                r2d2::Pool::builder()
+                    .max_size(size as u32)
+                    .min_idle(Some(size as u32))
+                    .build(R2d2Manager)
+                    .unwrap(),
+            ),
+            "object-pool" => SyncPool::ObjectPool(Arc::new(object_pool::Pool::new(size, || 0u64))),
+            "lockfree-object-pool" => {
+                let p = Arc::new(lockfree_object_pool::LinearObjectPool::<u64>::new(
+                    || 0,
+                    |v| *v = 0,
+                ));
+                let held: Vec<_> = (0..size).map(|_| p.pull()).collect();
+                drop(held);
+                SyncPool::Lockfree(p)
+            }
+            "opool" => SyncPool::Opool(Arc::new(opool::Pool::new_prefilled(size, OpoolAlloc))),
+            other => panic!("unknown sync pool {other}"),
+        }
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SyncPool::Riptide(_) => "riptide",
+            SyncPool::R2d2(_) => "r2d2",
+            SyncPool::ObjectPool(_) => "object-pool",
+            SyncPool::Lockfree(_) => "lockfree-object-pool",
+            SyncPool::Opool(_) => "opool",
+        }
+    }
+
+    /// `n` checkouts + returns, waiting (bounded pools) or allocating (unbounded ones) when
+    /// nothing is idle. The pool is matched once, outside the loop.
+    pub fn cycles(&self, n: u64) {
+        match self {
+            SyncPool::Riptide(p) => {
+                // The wait (contended case) stays out of line, as in r2d2's `get`.
+                #[cold]
+                #[inline(never)]
+                fn wait(p: &Pool<Res>) -> riptide_pool::Pooled<Res> {
+                    p.get_blocking().unwrap()
+                }
+                for _ in 0..n {
+                    let g = match p.try_get() {
+                        Ok(g) => g,
+                        Err(_) => wait(p),
+                    };
+                    std::hint::black_box(&*g);
+                }
+            }
+            SyncPool::R2d2(p) => {
+                for _ in 0..n {
+                    let g = p.get().unwrap();
+                    std::hint::black_box(&*g);
+                }
+            }
+            SyncPool::ObjectPool(p) => {
+                for _ in 0..n {
+                    let g = p.pull(|| 0);
+                    std::hint::black_box(&*g);
+                }
+            }
+            SyncPool::Lockfree(p) => {
+                for _ in 0..n {
+                    let g = p.pull();
+                    std::hint::black_box(&*g);
+                }
+            }
+            SyncPool::Opool(p) => {
+                for _ in 0..n {
+                    let g = p.get();
+                    std::hint::black_box(&*g);
+                }
+            }
+        }
+    }
+
+    /// A checkout that must not wait nor allocate; false when nothing was idle. `None`
+    /// when the pool has no such call.
+    #[inline]
+    pub fn try_cycle(&self) -> Option<bool> {
+        Some(match self {
+            SyncPool::Riptide(p) => p.try_get().is_ok(),
+            SyncPool::R2d2(p) => p.try_get().is_some(),
+            SyncPool::ObjectPool(p) => p.try_pull().is_some(),
+            SyncPool::Opool(p) => p.try_get().is_some(),
+            SyncPool::Lockfree(_) => return None,
+        })
+    }
+}
