@@ -42,6 +42,17 @@ fn contended_async(c: &mut Criterion) {
     g.finish();
 }
 
+fn contended_sync(c: &mut Criterion) {
+    let mut g = c.benchmark_group("contended_sync_4_threads_4_objects");
+    for name in SYNC_POOLS {
+        let pool = SyncPool::build(name, 4);
+        g.bench_function(name, |b| {
+            b.iter_custom(|n| sync_contended(&pool, 4, n.div_ceil(4)))
+        });
+    }
+    g.finish();
+}
+
 fn try_get_exhausted(c: &mut Criterion) {
     let mut g = c.benchmark_group("try_get_exhausted");
     for name in ["riptide", "r2d2", "object-pool", "opool"] {
@@ -72,6 +83,7 @@ criterion_group!(
     sync_get_drop,
     async_get_drop,
     contended_async,
+    contended_sync,
     try_get_exhausted,
     expensive_resource
 );

@@ -95,7 +95,7 @@ pub fn sync_contended(pool: &SyncPool, threads: usize, per_thread: u64) -> Durat
     let t = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..threads {
-            s.spawn(|| pool.cycles(per_thread));
+            s.spawn(|| pool.cycles_shared(per_thread));
         }
     });
     t.elapsed()

@@ -334,48 +334,24 @@ impl SyncPool {
     }
 
     /// `n` checkouts + returns, waiting (bounded pools) or allocating (unbounded ones) when
-    /// nothing is idle. The pool is matched once, outside the loop.
+    /// nothing is idle. The pool is matched once; each pool's loop is its own small
+    /// function, so every pool's code is optimised alike.
     pub fn cycles(&self, n: u64) {
         match self {
-            SyncPool::Riptide(p) => {
-                // The wait (contended case) stays out of line, as in r2d2's `get`.
-                #[cold]
-                #[inline(never)]
-                fn wait(p: &Pool<Res>) -> riptide_pool::Pooled<Res> {
-                    p.get_blocking().unwrap()
-                }
-                for _ in 0..n {
-                    let g = match p.try_get() {
-                        Ok(g) => g,
-                        Err(_) => wait(p),
-                    };
-                    std::hint::black_box(&*g);
-                }
-            }
-            SyncPool::R2d2(p) => {
-                for _ in 0..n {
-                    let g = p.get().unwrap();
-                    std::hint::black_box(&*g);
-                }
-            }
-            SyncPool::ObjectPool(p) => {
-                for _ in 0..n {
-                    let g = p.pull(|| 0);
-                    std::hint::black_box(&*g);
-                }
-            }
-            SyncPool::Lockfree(p) => {
-                for _ in 0..n {
-                    let g = p.pull();
-                    std::hint::black_box(&*g);
-                }
-            }
-            SyncPool::Opool(p) => {
-                for _ in 0..n {
-                    let g = p.get();
-                    std::hint::black_box(&*g);
-                }
-            }
+            SyncPool::Riptide(p) => loops::riptide(p, n, false),
+            SyncPool::R2d2(p) => loops::r2d2(p, n),
+            SyncPool::ObjectPool(p) => loops::object_pool(p, n),
+            SyncPool::Lockfree(p) => loops::lockfree(p, n),
+            SyncPool::Opool(p) => loops::opool(p, n),
+        }
+    }
+
+    /// [`cycles`](Self::cycles) where several threads share the pool: RipTide waits
+    /// through `get_blocking` (the others' calls already wait or allocate).
+    pub fn cycles_shared(&self, n: u64) {
+        match self {
+            SyncPool::Riptide(p) => loops::riptide(p, n, true),
+            other => other.cycles(n),
         }
     }
 
@@ -390,5 +366,59 @@ impl SyncPool {
             SyncPool::Opool(p) => p.try_get().is_some(),
             SyncPool::Lockfree(_) => return None,
         })
+    }
+}
+
+/// One checkout-and-return loop per sync pool.
+mod loops {
+    use super::*;
+
+    /// Uncontended (`wait == false`): `try_get` (an object is always idle). Contended:
+    /// `get_blocking`, which waits (bounded) when the pool is empty, like r2d2's `get`.
+    #[inline(never)]
+    pub(super) fn riptide(p: &Pool<Res>, n: u64, wait: bool) {
+        if wait {
+            for _ in 0..n {
+                let g = p.get_blocking().unwrap();
+                std::hint::black_box(&*g);
+            }
+        } else {
+            for _ in 0..n {
+                let g = p.try_get().unwrap();
+                std::hint::black_box(&*g);
+            }
+        }
+    }
+
+    #[inline(never)]
+    pub(super) fn r2d2(p: &r2d2::Pool<R2d2Manager>, n: u64) {
+        for _ in 0..n {
+            let g = p.get().unwrap();
+            std::hint::black_box(&*g);
+        }
+    }
+
+    #[inline(never)]
+    pub(super) fn object_pool(p: &object_pool::Pool<u64>, n: u64) {
+        for _ in 0..n {
+            let g = p.pull(|| 0);
+            std::hint::black_box(&*g);
+        }
+    }
+
+    #[inline(never)]
+    pub(super) fn lockfree(p: &lockfree_object_pool::LinearObjectPool<u64>, n: u64) {
+        for _ in 0..n {
+            let g = p.pull();
+            std::hint::black_box(&*g);
+        }
+    }
+
+    #[inline(never)]
+    pub(super) fn opool(p: &opool::Pool<OpoolAlloc, u64>, n: u64) {
+        for _ in 0..n {
+            let g = p.get();
+            std::hint::black_box(&*g);
+        }
     }
 }

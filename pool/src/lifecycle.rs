@@ -393,3 +393,41 @@ impl<T: Poolable> Shared<T> {
 /// Keeps the lint quiet about `Owed` being imported only for documentation links.
 #[allow(dead_code)]
 fn _owed(_: Owed) {}
+
+#[cfg(all(test, not(model)))]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{Pool, Poolable};
+
+    struct Unit;
+    impl Poolable for Unit {}
+
+    #[test]
+    fn lifetime_jitter_is_bounded_and_spread() {
+        let pool = Pool::builder(|| async { Ok::<_, std::io::Error>(Unit) })
+            .max_lifetime(Duration::from_secs(100))
+            .build()
+            .unwrap();
+        let s = pool.shared();
+        let exp: Vec<u64> = (0..200).map(|_| s.expiry_for_new(1_000)).collect();
+        // 5 % of 100 s = 5 s of jitter at most, never past the lifetime.
+        assert!(
+            exp.iter().all(|&e| (96_000..=101_000).contains(&e)),
+            "{exp:?}"
+        );
+        let distinct: std::collections::HashSet<_> = exp.iter().collect();
+        assert!(
+            distinct.len() > 50,
+            "spread, not one value: {}",
+            distinct.len()
+        );
+        // A long lifetime's jitter is capped at 30 s.
+        let long = Pool::builder(|| async { Ok::<_, std::io::Error>(Unit) })
+            .max_lifetime(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let e = long.shared().expiry_for_new(0);
+        assert!((3_570_000..=3_600_000).contains(&e), "{e}");
+    }
+}
