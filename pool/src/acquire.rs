@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::error::PoolError;
 use crate::exec;
 use crate::lifecycle::Breaker;
-use crate::shared::{Reg, Shared, SharedRef};
+use crate::shared::{Reg, Shared};
 use crate::stats::DestroyReason;
 use crate::sync::{Arc, Ordering};
 use crate::traits::BoxFuture;
@@ -397,26 +397,7 @@ pub(crate) async fn create<T: Poolable>(
     let shared = pool.shared();
     let cell = Waiter::new(priority, shared.now(), Duration::MAX, false);
     let wait = Wait::new(shared, cell.clone());
-    // The create holds the shared state, not the pool: dropping the last `Pool` closes
-    // the pool at once, and a late object is destroyed instead of kept.
-    let task_ref = SharedRef::new(pool.raw());
-    let fut_ref = SharedRef::new(pool.raw());
-    let task_cell = cell.clone();
-    #[allow(clippy::let_unit_value)] // a join handle under loom, `()` otherwise
-    let _spawned = exec::spawn_bounded(
-        rt(pool),
-        shared.config.create_timeout,
-        async move { fut_ref.get().create_with_hooks().await },
-        move |r| {
-            let r = r.unwrap_or_else(|| {
-                Err("the factory did not finish within create_timeout (or panicked)".into())
-            });
-            let owed = task_ref.get().finish_create(r, &task_cell);
-            task_ref.settle(owed);
-        },
-    );
-    #[cfg(model)]
-    shared.model_tasks.lock().push(_spawned);
+    shared.spawn_create(cell.clone());
     match wait.await {
         s if s >= HANDED => Ok(s - HANDED),
         FAILED => Err(PoolError::Create(

@@ -270,6 +270,14 @@ impl<T: Poolable> Shared<T> {
         // into the pool (or to a waiter) instead of handing it over.
         let cell = Waiter::new(Priority::Normal, self.now(), Duration::MAX, false);
         let _ = cell.decide(CANCELLED);
+        self.spawn_create(cell);
+    }
+
+    /// Runs the factory (and `post_create`) as its own task, bounded by `create_timeout`,
+    /// and settles the result through `cell` (`finish_create`). The task holds the shared
+    /// state, not the pool, so dropping the last `Pool` still closes it at once; if the
+    /// task panics or its runtime drops it, the create counts as failed.
+    pub(crate) fn spawn_create(&self, cell: crate::sync::Arc<Waiter>) {
         let task_ref = SharedRef::new(self.self_ptr());
         let fut_ref = SharedRef::new(self.self_ptr());
         #[allow(clippy::let_unit_value)] // a join handle under a model checker
@@ -279,7 +287,7 @@ impl<T: Poolable> Shared<T> {
             async move { fut_ref.get().create_with_hooks().await },
             move |r| {
                 let r = r.unwrap_or_else(|| {
-                    Err("the factory did not finish within create_timeout".into())
+                    Err("the factory did not finish within create_timeout (or panicked)".into())
                 });
                 let owed = task_ref.get().finish_create(r, &cell);
                 task_ref.settle(owed);

@@ -658,6 +658,17 @@ impl<T: Poolable> Shared<T> {
     #[cfg_attr(model, allow(dead_code))] // used by partitions (not built under model checkers)
     pub(crate) fn yield_capacity(&self) {
         let q = self.queue.lock();
+        let doomed = self.take_idle_mark_rest(&q);
+        drop(q);
+        for i in doomed {
+            self.destroy(i, DestroyReason::Evicted).never();
+        }
+    }
+
+    /// With the queue lock held (`_q`): claims every idle object (returned, to be destroyed
+    /// after unlocking) and marks every other slot `WANTED`, so each checked-out object
+    /// comes back through the slow path. Used by `close` and `yield_capacity`.
+    fn take_idle_mark_rest(&self, _q: &MutexGuard<'_, WaitQueue>) -> Vec<usize> {
         let mut doomed = Vec::new();
         for i in 0..self.slots.cap() {
             let s = &self.slots.get(i).state;
@@ -670,6 +681,7 @@ impl<T: Poolable> Shared<T> {
                 } else {
                     break;
                 };
+                // Acquire: claiming an idle object, as in `claim_idle`.
                 match s.compare_exchange(st, want, Ordering::Acquire, Ordering::Relaxed) {
                     Ok(_) => {
                         if want == BUSY {
@@ -681,10 +693,7 @@ impl<T: Poolable> Shared<T> {
                 }
             }
         }
-        drop(q);
-        for i in doomed {
-            self.destroy(i, DestroyReason::Evicted).never();
-        }
+        doomed
     }
 
     // ---------------------------------------------------------------- objects in and out
@@ -1028,29 +1037,7 @@ impl<T: Poolable> Shared<T> {
         }
         let waiters: Vec<_> = q.drain().collect();
         self.word.store(CLOSED_BIT, Ordering::Relaxed);
-        let mut doomed = Vec::new();
-        for i in 0..self.slots.cap() {
-            let s = &self.slots.get(i).state;
-            let mut st = s.load(Ordering::Relaxed);
-            loop {
-                let want = if st == IDLE {
-                    BUSY
-                } else if st & WANTED == 0 {
-                    st | WANTED
-                } else {
-                    break;
-                };
-                match s.compare_exchange(st, want, Ordering::Acquire, Ordering::Relaxed) {
-                    Ok(_) => {
-                        if want == BUSY {
-                            doomed.push(i);
-                        }
-                        break;
-                    }
-                    Err(x) => st = x,
-                }
-            }
-        }
+        let doomed = self.take_idle_mark_rest(&q);
         drop(q);
         for w in waiters {
             w.decide_and_wake(CLOSED);
