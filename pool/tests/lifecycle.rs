@@ -61,16 +61,16 @@ async fn validate_runs_only_after_the_idle_interval_and_failures_are_invisible()
     let (f, bad, validations) = validating(&c);
     let pool = Pool::builder(f)
         .max_size(2)
-        .validation_interval(Duration::from_millis(40))
+        .validation_interval(Duration::from_millis(300))
         .build()
         .unwrap();
     drop(pool.get().await.unwrap()); // fresh: not validated
     drop(pool.get().await.unwrap()); // idle ~0 ms: not validated
     assert_eq!(validations.load(Ordering::SeqCst), 0);
-    tokio::time::sleep(Duration::from_millis(60)).await;
-    drop(pool.get().await.unwrap()); // idle 60 ms: validated
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    drop(pool.get().await.unwrap()); // idle 400 ms: validated
     assert_eq!(validations.load(Ordering::SeqCst), 1);
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
     bad.store(true, Ordering::SeqCst);
     let g = pool
         .get()
@@ -152,7 +152,7 @@ async fn max_lifetime_and_max_uses_default_from_the_poolable_consts() {
     #[derive(Debug)]
     struct Short;
     impl Poolable for Short {
-        const MAX_LIFETIME: Option<Duration> = Some(Duration::from_millis(30));
+        const MAX_LIFETIME: Option<Duration> = Some(Duration::from_millis(400));
         const MAX_USES: Option<u64> = Some(2);
     }
     let made = Arc::new(AtomicUsize::new(0));
@@ -167,7 +167,7 @@ async fn max_lifetime_and_max_uses_default_from_the_poolable_consts() {
     drop(pool.get().await.unwrap()); // second use: retired
     drop(pool.get().await.unwrap());
     assert_eq!(made.load(Ordering::SeqCst), 2, "MAX_USES from the type");
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     drop(pool.get().await.unwrap());
     assert_eq!(made.load(Ordering::SeqCst), 3, "MAX_LIFETIME from the type");
 }
@@ -178,7 +178,7 @@ async fn idle_objects_above_min_idle_are_evicted_after_idle_timeout() {
     let pool = builder(&c, NO_DELAY)
         .max_size(4)
         .min_idle(1)
-        .idle_timeout(Duration::from_millis(40))
+        .idle_timeout(Duration::from_millis(200))
         .build()
         .unwrap();
     let held: Vec<_> = futures(&pool, 4).await;
