@@ -9,7 +9,7 @@ use std::ptr::NonNull;
 use std::time::Duration;
 
 use crate::error::BoxError;
-use crate::shared::{DestroyOnUnwind, Owed, Shared};
+use crate::shared::{DestroyOnUnwind, Shared};
 use crate::slots::Slot;
 use crate::stats::DestroyReason;
 use crate::sync::Ordering;
@@ -97,7 +97,7 @@ impl<T: Poolable> Pooled<T> {
         }
         let this = ManuallyDrop::new(this);
         let (obj, owed) = this.shared().detach(this.slot);
-        this.settle(owed);
+        this.settle(owed.0);
         Ok(obj)
     }
 
@@ -105,16 +105,17 @@ impl<T: Poolable> Pooled<T> {
     pub fn discard(this: Self) {
         let this = ManuallyDrop::new(this);
         let owed = this.shared().destroy(this.slot, DestroyReason::Discarded);
-        this.settle(owed);
+        this.settle(owed.0);
     }
 
-    /// Gives up the orphan reference if returning the slot left us owing it. Call after the
-    /// last use of `self.shared()`.
+    /// Gives up the `n` references returning the slot left us owing (see `Owed`; the
+    /// count only: a reference passed in would be protected while we may free). Call after
+    /// the last use of `self.shared()`.
     #[inline]
-    fn settle(&self, owed: Owed) {
-        if owed.0 {
-            // SAFETY: the reference is ours (an orphaned slot's), `self.shared` came from
-            // `Box::into_raw`, and no `&Shared` is used after this.
+    fn settle(&self, n: usize) {
+        for _ in 0..n {
+            // SAFETY: the references are ours, `self.shared` came from `Box::into_raw`, and
+            // no `&Shared` is used after this.
             unsafe { Shared::unref(self.shared) };
         }
     }
@@ -173,7 +174,7 @@ impl<T: Poolable> Drop for Pooled<T> {
             // (Lifetime is enforced at checkout and by maintenance, not here.)
             shared.release_slot(cell, self.slot)
         };
-        self.settle(owed);
+        self.settle(owed.0);
     }
 }
 

@@ -44,18 +44,32 @@ pub(crate) struct Counters {
     pub leaks_detected: AtomicU64,
 }
 
-/// `true` when the caller now owes the allocation one reference: it settled a slot that was
-/// orphaned (the last `Pool` handle went while it was checked out). Only a guard can be
-/// handed an orphaned slot; it gives the reference up with [`Shared::unref`] through the
-/// pointer it got from `Box::into_raw`, after its last use of `&Shared` (freeing inside a
-/// `&self` method would free memory a live reference points to).
-#[must_use = "an owed reference must be given up with `Shared::unref`"]
-pub(crate) struct Owed(pub bool);
+/// References to the allocation the caller now owes, after settling a slot:
+/// - `destroy`/`detach` take one for themselves while they still own the slot (once it is
+///   `EMPTY` nothing else keeps the allocation alive for them: a concurrent last-handle
+///   drop no longer counts the slot), and hand it to the caller;
+/// - a slot that was orphaned (the last `Pool` handle went while it was checked out) adds
+///   the orphan's reference.
+///
+/// The caller gives them up after its last use of `&Shared`: a guard through
+/// [`Shared::unref`] and the `Box::into_raw` pointer (freeing inside a `&self` method would
+/// free memory a live reference points to); a caller that holds a reference of its own
+/// (a `Pool` handle, a `SharedRef`) with [`Owed::never`], which cannot be the last.
+#[must_use = "owed references must be given up"]
+pub(crate) struct Owed<'a>(pub usize, pub &'a AtomicUsize);
 
-impl Owed {
-    /// For callers that hold a `Pool` handle: their slots can never be orphaned.
+impl Owed<'_> {
+    /// For callers that hold a reference of their own: gives the owed ones back (never the
+    /// last, so never a free). Their slots are never orphaned.
     pub(crate) fn never(self) {
-        debug_assert!(!self.0, "a slot held through a live handle was orphaned");
+        if self.0 > 0 {
+            // Release: our uses of the pool happen-before whoever frees it.
+            let before = self.1.fetch_sub(self.0, Ordering::Release);
+            debug_assert!(
+                before > self.0,
+                "a caller holding a reference gave up the last one"
+            );
+        }
     }
 }
 
@@ -84,12 +98,9 @@ impl<T: Poolable> SharedRef<T> {
         unsafe { self.0.as_ref() }
     }
 
-    /// Gives up an orphaned slot's reference (ours still keeps the allocation alive).
-    pub(crate) fn settle(&self, owed: Owed) {
-        if owed.0 {
-            // SAFETY: the reference is the orphaned slot's; ours outlives this call.
-            unsafe { Shared::unref(self.0) };
-        }
+    /// Gives up owed references (ours still keeps the allocation alive).
+    pub(crate) fn settle(&self, owed: Owed<'_>) {
+        owed.never();
     }
 }
 
@@ -449,7 +460,7 @@ impl<T: Poolable> Shared<T> {
 
     /// Gives back owned slot `i`.
     #[inline]
-    pub(crate) fn release(&self, i: usize) -> Owed {
+    pub(crate) fn release(&self, i: usize) -> Owed<'_> {
         self.release_slot(self.slots.get(i), i)
     }
 
@@ -457,7 +468,7 @@ impl<T: Poolable> Shared<T> {
     /// `BUSY → IDLE`; after it succeeds the caller must not touch `self` again (an
     /// orphaned pool may be freed at any moment).
     #[inline]
-    pub(crate) fn release_slot(&self, slot: &Slot<T>, i: usize) -> Owed {
+    pub(crate) fn release_slot(&self, slot: &Slot<T>, i: usize) -> Owed<'_> {
         let s = &slot.state;
         // Release: our writes to the object happen-before the next claimer's Acquire.
         // Fails if the slot is marked (waiters, close, shrink, orphan): then slow path.
@@ -466,12 +477,12 @@ impl<T: Poolable> Shared<T> {
         {
             return self.release_slow(i);
         }
-        Owed(false)
+        Owed(0, &self.refs)
     }
 
     // ---------------------------------------------------------------- slow release
 
-    fn release_slow(&self, i: usize) -> Owed {
+    fn release_slow(&self, i: usize) -> Owed<'_> {
         let q = self.queue.lock();
         // Stable under the lock: everyone else who writes a BUSY slot holds the lock.
         let st = self.slots.get(i).state.load(Ordering::Relaxed);
@@ -490,7 +501,7 @@ impl<T: Poolable> Shared<T> {
             self.destroy(i, DestroyReason::Evicted)
         } else {
             self.hand_or_idle(q, i);
-            Owed(false)
+            Owed(0, &self.refs)
         }
     }
 
@@ -771,7 +782,10 @@ impl<T: Poolable> Shared<T> {
     }
 
     /// Destroys the object in owned slot `i` and frees its capacity.
-    pub(crate) fn destroy(&self, i: usize, reason: DestroyReason) -> Owed {
+    pub(crate) fn destroy(&self, i: usize, reason: DestroyReason) -> Owed<'_> {
+        // Relaxed, as `Arc::clone`: we own a BUSY slot, so a reference (a handle, or the
+        // slot's orphan reference) keeps the allocation alive while we take ours.
+        self.refs.fetch_add(1, Ordering::Relaxed);
         let (obj, id, orphan, reclaimed) = self.take_out(i);
         self.emit(|| PoolEvent::Destroyed { id, reason });
         // The object goes before its capacity does, so a replacement is never created
@@ -785,14 +799,16 @@ impl<T: Poolable> Shared<T> {
         }
         let _free = FreeCapacity(self, reclaimed);
         drop(obj);
-        Owed(orphan)
+        Owed(1 + usize::from(orphan), &self.refs)
     }
 
     /// Takes the object out of owned slot `i` for good (`Pooled::detach`).
-    pub(crate) fn detach(&self, i: usize) -> (T, Owed) {
+    pub(crate) fn detach(&self, i: usize) -> (T, Owed<'_>) {
+        // As in `destroy`: our own reference for the rest of the call.
+        self.refs.fetch_add(1, Ordering::Relaxed);
         let (obj, _, orphan, reclaimed) = self.take_out(i);
         self.after_take_out(reclaimed);
-        (obj, Owed(orphan))
+        (obj, Owed(1 + usize::from(orphan), &self.refs))
     }
 
     // ---------------------------------------------------------------- waiting path
@@ -913,14 +929,14 @@ impl<T: Poolable> Shared<T> {
     }
 
     /// Returns what a waiter cell was decided to, unused.
-    pub(crate) fn give_back(&self, state: usize) -> Owed {
+    pub(crate) fn give_back(&self, state: usize) -> Owed<'_> {
         match state {
             PERMIT => {
                 self.unreserve();
-                Owed(false)
+                Owed(0, &self.refs)
             }
             s if s >= HANDED => self.release(s - HANDED),
-            _ => Owed(false),
+            _ => Owed(0, &self.refs),
         }
     }
 
@@ -932,7 +948,7 @@ impl<T: Poolable> Shared<T> {
     ///
     /// The creator holds a [`SharedRef`], not a handle, so the pool may have been closed
     /// and its slot orphaned meanwhile: the returned [`Owed`] settles that.
-    pub(crate) fn finish_create(&self, result: Result<T, BoxError>, cell: &Waiter) -> Owed {
+    pub(crate) fn finish_create(&self, result: Result<T, BoxError>, cell: &Waiter) -> Owed<'_> {
         self.counters
             .create_attempts
             .fetch_add(1, Ordering::Relaxed);
@@ -948,7 +964,7 @@ impl<T: Poolable> Shared<T> {
                     // The caller left (timeout, cancel): the object is not lost.
                     self.release(i)
                 } else {
-                    Owed(false)
+                    Owed(0, &self.refs)
                 }
             }
             Err(e) => {
@@ -956,7 +972,7 @@ impl<T: Poolable> Shared<T> {
                 self.unreserve();
                 *cell.error.lock() = Some(e);
                 cell.decide_and_wake(FAILED);
-                Owed(false)
+                Owed(0, &self.refs)
             }
         }
     }
@@ -1177,9 +1193,11 @@ impl<T: Poolable> Drop for DestroyOnUnwind<T> {
     fn drop(&mut self) {
         // SAFETY: the slot is owned by the guard being dropped, which keeps the allocation
         // alive (see `Pooled`); the reference is not used after `destroy` returns.
-        let owed = unsafe { self.shared.as_ref() }.destroy(self.slot, DestroyReason::Panicked);
-        if owed.0 {
-            // SAFETY: the orphaned slot's reference is ours to give up, `shared` came from
+        let n = unsafe { self.shared.as_ref() }
+            .destroy(self.slot, DestroyReason::Panicked)
+            .0;
+        for _ in 0..n {
+            // SAFETY: the owed references are ours to give up, `shared` came from
             // `Box::into_raw`, and no reference derived from it is used after this.
             unsafe { Shared::unref(self.shared) };
         }
