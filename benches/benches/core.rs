@@ -1,6 +1,6 @@
 //! Criterion benches of the core cases against every peer: `cargo bench -p riptide-benches`.
-//! The `compare` binary runs the same cases in one table (and tail latency, the priority
-//! mix, the cancellation storm and memory).
+//! The `compare` binary runs the same cases in one table, plus tail latency, the
+//! cancellation storm (lost objects and hangs, not a timing) and memory.
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -64,6 +64,20 @@ fn try_get_exhausted(c: &mut Criterion) {
     g.finish();
 }
 
+fn priority_mix_bench(c: &mut Criterion) {
+    // RipTide only (no peer has priorities): 32 tasks at the four levels on 4 objects.
+    let mut g = c.benchmark_group("priority_mix_32_tasks_4_objects");
+    let rt = multi_thread(2);
+    g.bench_function("riptide", |b| {
+        b.iter_custom(|n| {
+            let t = std::time::Instant::now();
+            priority_mix(&rt, 4, 32, n.div_ceil(32));
+            t.elapsed()
+        })
+    });
+    g.finish();
+}
+
 fn expensive_resource(c: &mut Criterion) {
     let mut g = c.benchmark_group("regex_set");
     let pool =
@@ -85,6 +99,7 @@ criterion_group!(
     contended_async,
     contended_sync,
     try_get_exhausted,
+    priority_mix_bench,
     expensive_resource
 );
 criterion_main!(benches);
