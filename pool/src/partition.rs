@@ -160,20 +160,7 @@ struct GlobalGate<T: Poolable> {
 
 impl<T: Poolable> GlobalGate<T> {
     fn take_free(&self) -> bool {
-        let mut cur = self.used.load(Ordering::Relaxed);
-        while cur < self.max {
-            // Relaxed: a counter; the cap is kept by the CAS's atomicity alone.
-            match self.used.compare_exchange_weak(
-                cur,
-                cur + 1,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(c) => cur = c,
-            }
-        }
-        false
+        crate::sync::increment_below(&self.used, self.max)
     }
 }
 

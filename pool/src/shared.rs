@@ -564,22 +564,7 @@ impl<T: Poolable> Shared<T> {
 
     /// The local half of a reservation: CAS below `max_size`.
     fn reserve_local(&self) -> bool {
-        let mut cur = self.size.load(Ordering::Relaxed);
-        loop {
-            if cur >= self.max_size.load(Ordering::Relaxed) {
-                return false;
-            }
-            // Relaxed: a counter; the bound is kept by the CAS's atomicity alone.
-            match self.size.compare_exchange_weak(
-                cur,
-                cur + 1,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(c) => cur = c,
-            }
-        }
+        crate::sync::increment_below(&self.size, self.max_size.load(Ordering::Relaxed))
     }
 
     /// Gives back one unit of capacity: to the best waiter as a create permit if one is

@@ -149,6 +149,20 @@ mod imp {
 
 pub(crate) use imp::*;
 
+/// Increments `a` by CAS if it is below `max`; false (unchanged) otherwise. Relaxed: for
+/// counters whose bound is kept by the CAS's atomicity alone (capacity), nothing else is
+/// published through them.
+pub(crate) fn increment_below(a: &AtomicUsize, max: usize) -> bool {
+    let mut cur = a.load(Ordering::Relaxed);
+    while cur < max {
+        match a.compare_exchange_weak(cur, cur + 1, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return true,
+            Err(c) => cur = c,
+        }
+    }
+    false
+}
+
 /// Aligns a hot field to its own 128-byte block (two cache lines: adjacent-line
 /// prefetching pairs lines on x86), so writers of one field do not slow readers of another.
 #[derive(Debug, Default)]

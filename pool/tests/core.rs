@@ -472,20 +472,12 @@ async fn resize_past_the_initial_slots_keeps_objects_in_place() {
     let pool = builder(&c, NO_DELAY).max_size(2).build().unwrap();
     let a = pool.get().await.unwrap();
     pool.resize(100);
-    let many: Vec<_> = futures_join(&pool, 99).await;
+    let many: Vec<_> = common::take_n(&pool, 99).await;
     assert_eq!(a.id, 0);
     assert_eq!(pool.stats().in_use, 100);
     drop(many);
     drop(a);
     assert_consistent(&pool);
-}
-
-async fn futures_join(pool: &Pool<common::Obj>, n: usize) -> Vec<Pooled<common::Obj>> {
-    let mut v = Vec::new();
-    for _ in 0..n {
-        v.push(pool.get().await.unwrap());
-    }
-    v
 }
 
 #[tokio::test]
@@ -648,7 +640,7 @@ async fn health_tracks_utilization() {
     let c = census();
     let pool = builder(&c, NO_DELAY).max_size(10).build().unwrap();
     assert_eq!(pool.health().level, riptide_pool::HealthLevel::Healthy);
-    let held = futures_join(&pool, 9).await;
+    let held = common::take_n(&pool, 9).await;
     let h = pool.health();
     assert!((h.utilization - 0.9).abs() < 1e-9);
     assert!(h.level >= riptide_pool::HealthLevel::Degraded);

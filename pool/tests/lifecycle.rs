@@ -181,21 +181,13 @@ async fn idle_objects_above_min_idle_are_evicted_after_idle_timeout() {
         .idle_timeout(Duration::from_millis(200))
         .build()
         .unwrap();
-    let held: Vec<_> = futures(&pool, 4).await;
+    let held: Vec<_> = common::take_n(&pool, 4).await;
     drop(held);
     assert_eq!(pool.stats().idle, 4);
     until(|| pool.stats().idle == 1).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(pool.stats().idle, 1, "min_idle is kept");
     assert_consistent(&pool);
-}
-
-async fn futures(pool: &Pool<common::Obj>, n: usize) -> Vec<Pooled<common::Obj>> {
-    let mut v = Vec::new();
-    for _ in 0..n {
-        v.push(pool.get().await.unwrap());
-    }
-    v
 }
 
 #[tokio::test]

@@ -80,6 +80,15 @@ pub async fn until(mut cond: impl FnMut() -> bool) {
     panic!("condition not reached in 5 s");
 }
 
+/// Checks out `n` objects (waiting as needed) and keeps them.
+pub async fn take_n<T: Poolable>(pool: &Pool<T>, n: usize) -> Vec<riptide_pool::Pooled<T>> {
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        v.push(pool.get().await.unwrap());
+    }
+    v
+}
+
 /// Every counter adds up for a quiescent pool.
 pub fn assert_consistent<T: Poolable>(pool: &Pool<T>) {
     let s = pool.stats();
