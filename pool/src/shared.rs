@@ -654,25 +654,26 @@ impl<T: Poolable> Shared<T> {
     #[cfg_attr(model, allow(dead_code))] // used by partitions (not built under model checkers)
     pub(crate) fn yield_capacity(&self) {
         let q = self.queue.lock();
-        let doomed = self.take_idle_mark_rest(&q);
+        let doomed = self.take_idle_mark_rest(&q, usize::MAX);
         drop(q);
         for i in doomed {
             self.destroy(i, DestroyReason::Evicted).never();
         }
     }
 
-    /// With the queue lock held (`_q`): claims every idle object (returned, to be destroyed
-    /// after unlocking) and marks every other slot `WANTED`, so each checked-out object
-    /// comes back through the slow path. Used by `close` and `yield_capacity`.
-    fn take_idle_mark_rest(&self, _q: &MutexGuard<'_, WaitQueue>) -> Vec<usize> {
+    /// With the queue lock held (`_q`): claims up to `max_take` idle objects (returned, to
+    /// be destroyed after unlocking) and marks every other slot `WANTED`, so each
+    /// checked-out object comes back through the slow path. Used by `close` and
+    /// `yield_capacity` (all idle objects) and by a shrinking `resize` (the excess).
+    fn take_idle_mark_rest(&self, _q: &MutexGuard<'_, WaitQueue>, max_take: usize) -> Vec<usize> {
         let mut doomed = Vec::new();
         for i in 0..self.slots.cap() {
             let s = &self.slots.get(i).state;
             let mut st = s.load(Ordering::Relaxed);
             loop {
-                let want = if st == IDLE {
+                let want = if st == IDLE && doomed.len() < max_take {
                     BUSY
-                } else if st & WANTED == 0 {
+                } else if st != IDLE && st & WANTED == 0 {
                     st | WANTED
                 } else {
                     break;
@@ -994,30 +995,7 @@ impl<T: Poolable> Shared<T> {
             }
             self.publish(&q);
         } else if size > n {
-            let mut excess = size - n;
-            for i in 0..self.slots.cap() {
-                let s = &self.slots.get(i).state;
-                let mut st = s.load(Ordering::Relaxed);
-                loop {
-                    let want = if st == IDLE && excess > 0 {
-                        BUSY
-                    } else if st & STATE_MASK == BUSY && st & WANTED == 0 {
-                        st | WANTED
-                    } else {
-                        break;
-                    };
-                    match s.compare_exchange(st, want, Ordering::Acquire, Ordering::Relaxed) {
-                        Ok(_) => {
-                            if want == BUSY {
-                                excess -= 1;
-                                doomed.push(i);
-                            }
-                            break;
-                        }
-                        Err(x) => st = x,
-                    }
-                }
-            }
+            doomed = self.take_idle_mark_rest(&q, size - n);
         }
         drop(q);
         for w in wake {
@@ -1038,7 +1016,7 @@ impl<T: Poolable> Shared<T> {
         }
         let waiters: Vec<_> = q.drain().collect();
         self.word.store(CLOSED_BIT, Ordering::Relaxed);
-        let doomed = self.take_idle_mark_rest(&q);
+        let doomed = self.take_idle_mark_rest(&q, usize::MAX);
         drop(q);
         for w in waiters {
             w.decide_and_wake(CLOSED);

@@ -528,17 +528,11 @@ async fn reset_panic_destroys_the_object_and_frees_capacity() {
 #[test]
 fn get_blocking_works_without_a_runtime() {
     let c = census();
-    let pool = Pool::builder({
-        let c = c.clone();
-        move || {
-            let c = c.clone();
-            async move { Ok::<_, std::io::Error>(common::make(&c)) }
-        }
-    })
-    .max_size(2)
-    .acquire_timeout(Duration::from_secs(5))
-    .build()
-    .unwrap();
+    let pool = builder(&c, Duration::ZERO) // never touches tokio: usable without a runtime
+        .max_size(2)
+        .acquire_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
     let threads: Vec<_> = (0..4)
         .map(|_| {
             let pool = pool.clone();

@@ -128,16 +128,10 @@ async fn an_object_past_its_lifetime_is_never_handed_out() {
 #[test]
 fn lifetime_is_enforced_without_a_runtime_or_maintenance() {
     let c = census();
-    let pool = Pool::builder({
-        let c = c.clone();
-        move || {
-            let c = c.clone();
-            async move { Ok::<_, std::io::Error>(common::make(&c)) }
-        }
-    })
-    .max_lifetime(Duration::from_millis(30))
-    .build()
-    .unwrap();
+    let pool = builder(&c, Duration::ZERO) // never touches tokio: usable without a runtime
+        .max_lifetime(Duration::from_millis(30))
+        .build()
+        .unwrap();
     drop(pool.get_blocking().unwrap());
     std::thread::sleep(Duration::from_millis(60));
     assert!(
@@ -208,17 +202,11 @@ async fn min_idle_is_replenished_in_the_background() {
 #[test]
 fn without_a_runtime_maintenance_runs_on_the_checkout_path() {
     let c = census();
-    let pool = Pool::builder({
-        let c = c.clone();
-        move || {
-            let c = c.clone();
-            async move { Ok::<_, std::io::Error>(common::make(&c)) }
-        }
-    })
-    .max_size(3)
-    .idle_timeout(Duration::from_millis(30))
-    .build()
-    .unwrap();
+    let pool = builder(&c, Duration::ZERO) // never touches tokio: usable without a runtime
+        .max_size(3)
+        .idle_timeout(Duration::from_millis(30))
+        .build()
+        .unwrap();
     let held = [
         pool.get_blocking().unwrap(),
         pool.get_blocking().unwrap(),
