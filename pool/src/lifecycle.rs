@@ -223,14 +223,27 @@ impl<T: Poolable> Shared<T> {
         let slot = self.slots.get(i);
         let q = self.lock_queue();
         let st = slot.state.load(Ordering::Relaxed);
-        // Under the lock a BUSY slot's flags are stable; the checkout must be the same.
+        // The checkout must be the same one, still out.
         if st & STATE_MASK != BUSY
             || st & RECLAIMED != 0
             || slot.uses.load(Ordering::Relaxed) != uses
         {
             return;
         }
-        slot.state.store(st | RECLAIMED | WANTED, Ordering::Relaxed);
+        // A CAS, not a store: its owner may be destroying it outside the lock right now
+        // (`take_out` moves the slot to EMPTY), and a store would resurrect the slot.
+        if slot
+            .state
+            .compare_exchange(
+                st,
+                st | RECLAIMED | WANTED,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return;
+        }
         let reclaimed = self.reclaimed.fetch_add(1, Ordering::Relaxed) + 1;
         // The slot stays occupied: make room so creates always find an empty one.
         self.slots

@@ -1039,13 +1039,22 @@ impl<T: Poolable> Shared<T> {
         let q = me.queue.lock();
         for i in 0..me.slots.cap() {
             let s = &me.slots.get(i).state;
-            // Under the lock and after `close` every checked-out slot is marked, so its
-            // owner's release CAS fails and it can only leave BUSY through the lock: a
-            // plain read-then-store is race-free.
-            let st = s.load(Ordering::Relaxed);
-            if st & STATE_MASK == BUSY {
+            // A CAS, not a store: an owner that is destroying its object moves the slot to
+            // EMPTY outside the lock (`take_out`); a plain store could resurrect that slot
+            // as an orphan nobody owns, and its reference would never be given back.
+            let mut st = s.load(Ordering::Relaxed);
+            while st & STATE_MASK == BUSY {
+                // Taken before the mark is visible, so the owner's unref of it can never be
+                // the last while we still hold the handle's.
                 me.refs.fetch_add(1, Ordering::Relaxed);
-                s.store(st | ORPHAN, Ordering::Relaxed);
+                match s.compare_exchange(st, st | ORPHAN, Ordering::Relaxed, Ordering::Relaxed) {
+                    Ok(_) => break,
+                    Err(x) => {
+                        // Not marked: give it back (the handle's reference keeps us alive).
+                        me.refs.fetch_sub(1, Ordering::Relaxed);
+                        st = x;
+                    }
+                }
             }
         }
         drop(q);
