@@ -2,6 +2,7 @@
 //! binary. Every case takes a pool from [`peers`] and returns elapsed wall time (and,
 //! where it matters, per-operation waits) for the caller to turn into figures.
 
+pub mod native;
 pub mod peers;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -336,6 +336,16 @@ impl<T: Poolable> Pool<T> {
         self.shared().subscribe()
     }
 
+    /// Sends `event` to this pool's [`events`](Self::events) subscribers (built only when
+    /// someone subscribes). For layers that keep their own state on top of a pool and want
+    /// it in the same stream: e.g. `riptide-adapters`' WASM pool reports its guest-failure
+    /// circuit breaker as [`PoolEvent::CircuitOpened`](crate::PoolEvent::CircuitOpened) /
+    /// [`CircuitClosed`](crate::PoolEvent::CircuitClosed).
+    #[cfg(not(model))]
+    pub fn emit_event(&self, event: impl FnOnce() -> crate::PoolEvent) {
+        self.shared().emit(event);
+    }
+
     /// loom/shuttle models only: advances the pool's logical clock.
     #[cfg(model)]
     #[doc(hidden)]

@@ -9,7 +9,7 @@
 //! 4. a cancellation storm: lost objects and hangs;
 //! 5. memory: bytes of overhead per pooled object (the `memory` binary, run as a child).
 //!
-//! CASE filters by substring of: sync, async, contended, threads, empty, regex, tail,
+//! CASE filters by substring of: sync, async, contended, threads, empty, regex, native, tail,
 //! priority, storm, memory.
 
 use std::time::Duration;
@@ -173,6 +173,36 @@ fn main() {
             results: vec![("riptide (pooled)", a), ("no pool (compile per call)", b)],
             floors: vec![],
         });
+    }
+
+    if want("native") {
+        use riptide_adapters::native::NativeExtractorType as K;
+        let rt = current_thread();
+        let pages = riptide_benches::native::pages(20);
+        let pool = riptide_benches::native::pool();
+        for (kind, case) in [
+            (
+                K::Regex,
+                "native regex extractor: 4 patterns on a book page",
+            ),
+            (
+                K::Css,
+                "native CSS extractor: parse a book page, 2 selectors",
+            ),
+        ] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let iters = 20 * scale;
+            for _ in 0..rounds {
+                use riptide_benches::native::{per_call, pooled};
+                a.push(per_op(pooled(&rt, &pool, kind, &pages, iters), iters));
+                b.push(per_op(per_call(kind, &pages, iters), iters));
+            }
+            rows.push(Row {
+                case: case.into(),
+                results: vec![("riptide (pooled)", a), ("no pool (extractor per call)", b)],
+                floors: vec![],
+            });
+        }
     }
 
     println!(

@@ -1,0 +1,646 @@
+//! Pooled wasmtime component instances running the bundled extractor guest
+//! (`adapters/guest`, built from source for `wasm32-wasip2` by this crate's build script).
+//!
+//! - One `Engine` + `Component` + `Linker` + `InstancePre` per pool, shared by every call.
+//! - A **fresh `Store` per call** by default: nothing a call leaves in guest memory reaches the
+//!   next one. [`WasmPoolConfig::reuse_calls`] `> 1` keeps a warm instance for up to that many
+//!   calls instead (faster, but state persists within those calls).
+//! - Concurrency is bounded by the `riptide-pool` pool of [`WasmInstance`]s
+//!   (`max_instances`).
+//! - **Deadlines by epochs**: a ticker thread advances the engine's epoch every
+//!   `epoch_tick`; at each tick the running call checks its deadline and traps past it
+//!   (`epoch_timeouts`). **Memory** is capped per store (`grow_failures`, `peak_memory_pages`).
+//! - On a trap, a timeout, a guest failure or an open **circuit breaker**, extraction falls
+//!   back to the native extractor (`fallbacks`), unless `fallback` is off, in which case the
+//!   caller gets the typed error.
+
+mod breaker;
+mod runtime;
+
+pub use breaker::CircuitState;
+pub use runtime::Startup;
+
+use crate::error::{env_parse, ConfigError};
+use crate::{ExtractError, ExtractedDoc, ExtractionMode};
+use breaker::{Admit, Breaker, Transition};
+use riptide_pool::{Pool, PoolEvent, PoolStats, Poolable, Pooled};
+use runtime::{CallError, CallReport, GuestRefusal, Runtime, Warm};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How a call runs without blocking the async runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CallMode {
+    /// wasmtime's async support: the call runs on the caller's task (on a fiber) and
+    /// yields to the executor at every epoch tick. The default: no thread hop.
+    #[default]
+    Async,
+    /// Synchronous calls on tokio's blocking pool (`spawn_blocking`).
+    Blocking,
+}
+
+/// A diagnostic export of the guest, for tests and health probes: they run through the
+/// same instance pool, deadline and limits as `extract`, without fallback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Diagnostic {
+    /// Increments a counter in a guest global and returns it: 1 on a fresh store.
+    Bump,
+    /// Computes for `n` rounds (`u64::MAX`: forever, until the deadline stops it).
+    Spin(u64),
+    /// Allocates and touches `n` bytes of guest memory; returns 0 if the allocation failed.
+    Allocate(u64),
+}
+
+/// Configuration of a [`WasmExtractorPool`]. `Default` gives the table's values;
+/// [`from_env`](Self::from_env) applies the environment on top.
+///
+/// | field | default | environment |
+/// | --- | --- | --- |
+/// | `max_instances` | 2 × available cores | `RIPTIDE_WASM_INSTANCES_PER_WORKER` × cores |
+/// | `initial_pool_size` | 1 | `RIPTIDE_WASM_INITIAL_POOL_SIZE` |
+/// | `timeout` | 5 s | `RIPTIDE_WASM_TIMEOUT_SECS` (may be fractional) |
+/// | `memory_limit_bytes` | 128 MiB | `RIPTIDE_WASM_MEMORY_LIMIT_MB` |
+/// | `reuse_calls` | 1 (fresh store per call) | — |
+/// | `call_mode` | `Async` | — |
+/// | `fallback` | on | — |
+/// | `pooling_allocator` | on | — |
+/// | `epoch_tick` | 1 ms | — |
+/// | `breaker_failures`, `breaker_cool_down` | 5, 10 s | — |
+/// | `max_document_bytes` | 16 MiB | — |
+/// | `cache_dir` | none | — |
+/// | `acquire_timeout` | 30 s | — |
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WasmPoolConfig {
+    /// Most instances (and so concurrent calls).
+    pub max_instances: usize,
+    /// Instances created up front and kept (the pool's `min_idle`); with `reuse_calls > 1`
+    /// they are instantiated, so the first calls find a warm instance.
+    pub initial_pool_size: usize,
+    /// Each call's deadline; past it the guest is interrupted at the next epoch tick.
+    pub timeout: Duration,
+    /// Linear memory one store may grow to.
+    pub memory_limit_bytes: usize,
+    /// Calls one instance serves before it is replaced. 1 = a fresh store for every call
+    /// (no state leaks between calls); N > 1 keeps the instance warm for N calls.
+    pub reuse_calls: u32,
+    /// How calls run without blocking the executor.
+    pub call_mode: CallMode,
+    /// On guest failure, timeout or open breaker, run the native extractor instead of
+    /// returning the error.
+    pub fallback: bool,
+    /// wasmtime's pooling instance allocator, sized to `max_instances`.
+    pub pooling_allocator: bool,
+    /// How often the epoch advances: the resolution of `timeout`.
+    pub epoch_tick: Duration,
+    /// Consecutive guest failures that open the breaker.
+    pub breaker_failures: u32,
+    /// How long the breaker stays open before a trial call.
+    pub breaker_cool_down: Duration,
+    /// Larger documents are [`ExtractError::TooLarge`] without calling the guest.
+    pub max_document_bytes: usize,
+    /// Where to keep the compiled component between runs (keyed by the engine's
+    /// compatibility hash and the guest's bytes). Only point this at a directory nobody
+    /// else writes to: a compiled artifact is native code.
+    pub cache_dir: Option<PathBuf>,
+    /// How long a call waits for a free instance.
+    pub acquire_timeout: Duration,
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl Default for WasmPoolConfig {
+    fn default() -> Self {
+        WasmPoolConfig {
+            max_instances: 2 * cores(),
+            initial_pool_size: 1,
+            timeout: Duration::from_secs(5),
+            memory_limit_bytes: 128 << 20,
+            reuse_calls: 1,
+            call_mode: CallMode::Async,
+            fallback: true,
+            pooling_allocator: true,
+            epoch_tick: Duration::from_millis(1),
+            breaker_failures: 5,
+            breaker_cool_down: Duration::from_secs(10),
+            max_document_bytes: 16 << 20,
+            cache_dir: None,
+            acquire_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl WasmPoolConfig {
+    /// The defaults, with `RIPTIDE_WASM_INSTANCES_PER_WORKER`,
+    /// `RIPTIDE_WASM_INITIAL_POOL_SIZE`, `RIPTIDE_WASM_TIMEOUT_SECS` and
+    /// `RIPTIDE_WASM_MEMORY_LIMIT_MB` applied where set. A value that does not parse, or is
+    /// zero where zero makes no sense, is a [`ConfigError::Env`] naming the variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut c = Self::default();
+        let positive = |var: &'static str, v: f64| {
+            if v > 0.0 && v.is_finite() {
+                Ok(v)
+            } else {
+                Err(ConfigError::Env {
+                    var,
+                    value: v.to_string(),
+                    reason: "must be greater than zero".into(),
+                })
+            }
+        };
+        if let Some(n) = env_parse::<usize>("RIPTIDE_WASM_INSTANCES_PER_WORKER")? {
+            positive("RIPTIDE_WASM_INSTANCES_PER_WORKER", n as f64)?;
+            c.max_instances = n * cores();
+        }
+        if let Some(n) = env_parse::<usize>("RIPTIDE_WASM_INITIAL_POOL_SIZE")? {
+            c.initial_pool_size = n;
+        }
+        if let Some(s) = env_parse::<f64>("RIPTIDE_WASM_TIMEOUT_SECS")? {
+            c.timeout = Duration::from_secs_f64(positive("RIPTIDE_WASM_TIMEOUT_SECS", s)?);
+        }
+        if let Some(mb) = env_parse::<usize>("RIPTIDE_WASM_MEMORY_LIMIT_MB")? {
+            positive("RIPTIDE_WASM_MEMORY_LIMIT_MB", mb as f64)?;
+            c.memory_limit_bytes = mb << 20;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks that the fields make sense together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field, reason| Err(ConfigError::Invalid { field, reason });
+        if self.max_instances == 0 {
+            return bad("max_instances", "must be at least 1");
+        }
+        if self.initial_pool_size > self.max_instances {
+            return bad("initial_pool_size", "must not exceed max_instances");
+        }
+        if self.timeout.is_zero() {
+            return bad("timeout", "must be greater than zero");
+        }
+        if self.epoch_tick.is_zero() || self.epoch_tick > self.timeout {
+            return bad(
+                "epoch_tick",
+                "must be greater than zero and at most `timeout`",
+            );
+        }
+        if self.memory_limit_bytes < 2 << 20 {
+            return bad(
+                "memory_limit_bytes",
+                "must be at least 2 MiB (the guest's own image)",
+            );
+        }
+        if self.reuse_calls == 0 {
+            return bad(
+                "reuse_calls",
+                "must be at least 1 (1 = a fresh store per call)",
+            );
+        }
+        if self.max_document_bytes == 0 {
+            return bad("max_document_bytes", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// A pooled slot for one guest instance: empty in fresh-store mode (the pool then only
+/// bounds concurrency), or a warm instance in reuse mode.
+#[derive(Poolable)]
+pub struct WasmInstance {
+    warm: Option<Warm>,
+}
+
+impl std::fmt::Debug for WasmInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmInstance")
+            .field("warm_calls", &self.warm.as_ref().map(|w| w.calls))
+            .finish()
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    extractions: AtomicU64,
+    succeeded: AtomicU64,
+    refused: AtomicU64,
+    failures: AtomicU64,
+    fallbacks: AtomicU64,
+    epoch_timeouts: AtomicU64,
+    grow_failures: AtomicU64,
+    peak_memory_bytes: AtomicU64,
+    instantiations: AtomicU64,
+    reused_calls: AtomicU64,
+    circuit_rejections: AtomicU64,
+    circuit_opened: AtomicU64,
+    guest_calls: AtomicU64,
+    guest_nanos: AtomicU64,
+}
+
+/// A snapshot of a [`WasmExtractorPool`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct WasmStats {
+    /// `extract` calls.
+    pub extractions: u64,
+    /// Extractions the guest completed.
+    pub succeeded: u64,
+    /// Extractions refused for bad input (size, URL): not failures.
+    pub refused: u64,
+    /// Guest calls that trapped, timed out or could not instantiate (extract and diagnostics).
+    pub failures: u64,
+    /// Extractions answered by the native extractor instead of the guest.
+    pub fallbacks: u64,
+    /// Calls stopped at their epoch deadline.
+    pub epoch_timeouts: u64,
+    /// Memory growth requests refused by the store limit.
+    pub grow_failures: u64,
+    /// The largest linear memory any store reached, in 64 KiB pages.
+    pub peak_memory_pages: u64,
+    /// Instances created (one per call in fresh-store mode).
+    pub instantiations: u64,
+    /// Calls served by a warm instance (reuse mode).
+    pub reused_calls: u64,
+    /// Extractions that skipped the guest because the breaker was open.
+    pub circuit_rejections: u64,
+    /// Times the breaker opened.
+    pub circuit_opened: u64,
+    /// The breaker now.
+    pub circuit: CircuitState,
+    /// Guest calls (instantiate + call), and their mean wall time (a true mean: total
+    /// time / calls).
+    pub guest_calls: u64,
+    /// Mean wall time of a guest call, instantiation included.
+    pub mean_guest_call: Duration,
+    /// The instance pool's own stats (size, in use, waiting, ...).
+    pub pool: PoolStats,
+    /// What start-up cost.
+    pub startup: Startup,
+}
+
+struct Inner {
+    runtime: Arc<Runtime>,
+    config: WasmPoolConfig,
+    breaker: Breaker,
+    counters: Counters,
+}
+
+/// Pooled instances of the extractor guest. Cheap to clone.
+#[derive(Clone)]
+pub struct WasmExtractorPool {
+    inner: Arc<Inner>,
+    pool: Pool<WasmInstance>,
+}
+
+impl std::fmt::Debug for WasmExtractorPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmExtractorPool")
+            .field("config", &self.inner.config)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Why a call produced no answer from the guest.
+enum Failure {
+    Pool(riptide_pool::PoolError),
+    Call(CallError),
+}
+
+impl WasmExtractorPool {
+    /// Sets up the engine, compiles (or loads) the bundled guest, pre-links it, and builds
+    /// the instance pool. Compilation runs on the blocking pool when a runtime is present.
+    pub async fn new(config: WasmPoolConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let c = config.clone();
+        let runtime = match tokio::runtime::Handle::try_current() {
+            Ok(h) => h
+                .spawn_blocking(move || Runtime::new(&c))
+                .await
+                .map_err(|e| ConfigError::Wasm(e.to_string()))?,
+            Err(_) => Runtime::new(&c),
+        }
+        .map_err(|e| ConfigError::Wasm(format!("{e:#}")))?;
+        let inner = Arc::new(Inner {
+            runtime: Arc::new(runtime),
+            breaker: Breaker::new(config.breaker_failures, config.breaker_cool_down),
+            counters: Counters::default(),
+            config,
+        });
+        let factory_inner = inner.clone();
+        let pool = Pool::builder(move || {
+            let inner = factory_inner.clone();
+            async move {
+                let warm = if inner.config.reuse_calls > 1 {
+                    Some(inner.instantiate().await.map_err(|e| format!("{e:?}"))?)
+                } else {
+                    None
+                };
+                Ok::<_, String>(WasmInstance { warm })
+            }
+        })
+        .name("wasm-instances")
+        .max_size(inner.config.max_instances)
+        .min_idle(inner.config.initial_pool_size)
+        .acquire_timeout(inner.config.acquire_timeout)
+        // The guest-failure breaker lives here; the pool's own breaker is about the
+        // factory, which only fails if instantiation does.
+        .build()?;
+        // In reuse mode, wait for the first instances to be warm; the fresh-store pool's
+        // slots are empty, and `min_idle` upkeep makes them.
+        if inner.config.reuse_calls > 1 && inner.config.initial_pool_size > 0 {
+            let _ = pool.warm_up(inner.config.initial_pool_size).await;
+        }
+        Ok(WasmExtractorPool { inner, pool })
+    }
+
+    /// Title, text and links of `html` (a page at `url`), extracted by the guest in a fresh
+    /// store (or a warm one in reuse mode). On a trap, timeout or open breaker, the native
+    /// extractor answers instead (counted in `fallbacks`) unless `fallback` is off.
+    pub async fn extract(
+        &self,
+        html: &str,
+        url: &str,
+        mode: ExtractionMode,
+    ) -> Result<ExtractedDoc, ExtractError> {
+        let inner = &self.inner;
+        let c = &inner.counters;
+        c.extractions.fetch_add(1, Relaxed);
+        if html.len() > inner.config.max_document_bytes {
+            c.refused.fetch_add(1, Relaxed);
+            return Err(ExtractError::TooLarge {
+                size: html.len(),
+                limit: inner.config.max_document_bytes,
+            });
+        }
+        let trial = match inner.breaker.admit() {
+            Admit::Call => false,
+            Admit::Trial => true,
+            Admit::Reject => {
+                c.circuit_rejections.fetch_add(1, Relaxed);
+                return self.fall_back(html, url, mode, ExtractError::CircuitOpen);
+            }
+        };
+        let outcome = match inner.runtime.mode {
+            CallMode::Async => self.extract_async(html, url, mode).await,
+            CallMode::Blocking => self.extract_blocking(html, url, mode).await,
+        };
+        match outcome {
+            Ok(Ok(doc)) => {
+                self.breaker_report(inner.breaker.success(trial));
+                c.succeeded.fetch_add(1, Relaxed);
+                Ok(doc)
+            }
+            Ok(Err(refusal)) => {
+                self.breaker_report(inner.breaker.success(trial));
+                c.refused.fetch_add(1, Relaxed);
+                Err(match refusal {
+                    GuestRefusal::InvalidUrl(reason) => ExtractError::InvalidUrl {
+                        url: url.to_owned(),
+                        reason,
+                    },
+                    GuestRefusal::TooLarge(n) => ExtractError::TooLarge {
+                        size: n as usize,
+                        limit: inner.config.max_document_bytes,
+                    },
+                })
+            }
+            Err(Failure::Pool(e)) => {
+                inner.breaker.abandon(trial);
+                Err(ExtractError::Pool(e))
+            }
+            Err(Failure::Call(e)) => {
+                self.breaker_report(inner.breaker.failure(trial));
+                let err = match e {
+                    CallError::Timeout => ExtractError::Timeout(inner.config.timeout),
+                    CallError::Trap(m) => ExtractError::Guest(m),
+                };
+                self.fall_back(html, url, mode, err)
+            }
+        }
+    }
+
+    /// Runs a [`Diagnostic`] export through the pool (deadline, limits and counters apply;
+    /// no fallback). For tests and health probes.
+    pub async fn diagnostic(&self, d: Diagnostic) -> Result<u64, ExtractError> {
+        let timeout = self.inner.config.timeout;
+        let r = match self.inner.runtime.mode {
+            CallMode::Async => {
+                let mut slot = self.pool.get().await?;
+                let (mut warm, t) = self.take_warm(&mut slot).await.map_err(call_err(timeout))?;
+                let r = warm.diagnostic_async(d, timeout).await;
+                self.inner.settle(&mut slot, warm, t, &r);
+                r
+            }
+            CallMode::Blocking => {
+                let slot = self.pool.get().await?;
+                let inner = self.inner.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut slot = slot;
+                    let (mut warm, t) = inner.take_warm_blocking(&mut slot)?;
+                    let r = warm.diagnostic_blocking(d, timeout);
+                    inner.settle(&mut slot, warm, t, &r);
+                    r
+                })
+                .await
+                .map_err(|e| ExtractError::Guest(format!("the blocking call panicked: {e}")))?
+            }
+        };
+        r.map_err(call_err(timeout))
+    }
+
+    async fn extract_async(
+        &self,
+        html: &str,
+        url: &str,
+        mode: ExtractionMode,
+    ) -> Result<runtime::GuestResult, Failure> {
+        let timeout = self.inner.config.timeout;
+        let mut slot = self.pool.get().await.map_err(Failure::Pool)?;
+        // The warm instance is a local while it runs: if this future is dropped mid-call,
+        // the instance (in an unknown state) goes with it, never back into the pool.
+        let (mut warm, t) = self.take_warm(&mut slot).await.map_err(Failure::Call)?;
+        let r = warm.extract_async(html, url, mode, timeout).await;
+        self.inner.settle(&mut slot, warm, t, &r);
+        r.map_err(Failure::Call)
+    }
+
+    async fn extract_blocking(
+        &self,
+        html: &str,
+        url: &str,
+        mode: ExtractionMode,
+    ) -> Result<runtime::GuestResult, Failure> {
+        let timeout = self.inner.config.timeout;
+        let slot = self.pool.get().await.map_err(Failure::Pool)?;
+        let (inner, html, url) = (self.inner.clone(), html.to_owned(), url.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let mut slot = slot;
+            let (mut warm, t) = inner.take_warm_blocking(&mut slot)?;
+            let r = warm.extract_blocking(&html, &url, mode, timeout);
+            inner.settle(&mut slot, warm, t, &r);
+            r
+        })
+        .await
+        .map_err(|e| Failure::Call(CallError::Trap(format!("the blocking call panicked: {e}"))))?
+        .map_err(Failure::Call)
+    }
+
+    async fn take_warm(
+        &self,
+        slot: &mut Pooled<WasmInstance>,
+    ) -> Result<(Warm, Instant), CallError> {
+        let t = Instant::now();
+        let c = &self.inner.counters;
+        match slot.warm.take() {
+            Some(w) => {
+                c.reused_calls.fetch_add(1, Relaxed);
+                Ok((w, t))
+            }
+            None => match self.inner.instantiate().await {
+                Ok(w) => Ok((w, t)),
+                Err(e) => {
+                    c.failures.fetch_add(1, Relaxed);
+                    Err(e)
+                }
+            },
+        }
+    }
+
+    fn fall_back(
+        &self,
+        html: &str,
+        url: &str,
+        mode: ExtractionMode,
+        why: ExtractError,
+    ) -> Result<ExtractedDoc, ExtractError> {
+        if !self.inner.config.fallback {
+            return Err(why);
+        }
+        self.inner.counters.fallbacks.fetch_add(1, Relaxed);
+        tracing::debug!("wasm extraction falls back to native: {why}");
+        crate::doc::extract_doc(html, url, mode).map_err(ExtractError::from)
+    }
+
+    fn breaker_report(&self, t: Transition) {
+        match t {
+            Transition::None => {}
+            Transition::Opened => {
+                self.inner.counters.circuit_opened.fetch_add(1, Relaxed);
+                tracing::warn!("wasm guest failing: circuit breaker open");
+                self.pool.emit_event(|| PoolEvent::CircuitOpened);
+            }
+            Transition::Closed => self.pool.emit_event(|| PoolEvent::CircuitClosed),
+        }
+    }
+
+    /// Subscribes to the instance pool's events, including the guest-failure breaker's
+    /// [`PoolEvent::CircuitOpened`] / [`PoolEvent::CircuitClosed`].
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<PoolEvent> {
+        self.pool.events()
+    }
+
+    /// The instance pool (for `resize`, `close`, `health`, ...).
+    pub fn pool(&self) -> &Pool<WasmInstance> {
+        &self.pool
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &WasmPoolConfig {
+        &self.inner.config
+    }
+
+    /// A snapshot of the counters, the breaker and the instance pool.
+    pub fn stats(&self) -> WasmStats {
+        let c = &self.inner.counters;
+        let calls = c.guest_calls.load(Relaxed);
+        WasmStats {
+            extractions: c.extractions.load(Relaxed),
+            succeeded: c.succeeded.load(Relaxed),
+            refused: c.refused.load(Relaxed),
+            failures: c.failures.load(Relaxed),
+            fallbacks: c.fallbacks.load(Relaxed),
+            epoch_timeouts: c.epoch_timeouts.load(Relaxed),
+            grow_failures: c.grow_failures.load(Relaxed),
+            peak_memory_pages: c.peak_memory_bytes.load(Relaxed).div_ceil(65536),
+            instantiations: c.instantiations.load(Relaxed),
+            reused_calls: c.reused_calls.load(Relaxed),
+            circuit_rejections: c.circuit_rejections.load(Relaxed),
+            circuit_opened: c.circuit_opened.load(Relaxed),
+            circuit: self.inner.breaker.state(),
+            guest_calls: calls,
+            mean_guest_call: Duration::from_nanos(
+                c.guest_nanos.load(Relaxed).checked_div(calls).unwrap_or(0),
+            ),
+            pool: self.pool.stats(),
+            startup: self.inner.runtime.startup,
+        }
+    }
+}
+
+fn call_err(timeout: Duration) -> impl Fn(CallError) -> ExtractError {
+    move |e| match e {
+        CallError::Timeout => ExtractError::Timeout(timeout),
+        CallError::Trap(m) => ExtractError::Guest(m),
+    }
+}
+
+// Counters are independent tallies read for reporting: Relaxed throughout.
+impl Inner {
+    async fn instantiate(&self) -> Result<Warm, CallError> {
+        self.counters.instantiations.fetch_add(1, Relaxed);
+        self.runtime.instantiate().await
+    }
+
+    fn take_warm_blocking(
+        &self,
+        slot: &mut Pooled<WasmInstance>,
+    ) -> Result<(Warm, Instant), CallError> {
+        let t = Instant::now();
+        if let Some(w) = slot.warm.take() {
+            self.counters.reused_calls.fetch_add(1, Relaxed);
+            return Ok((w, t));
+        }
+        self.counters.instantiations.fetch_add(1, Relaxed);
+        self.runtime
+            .instantiate_blocking()
+            .map(|w| (w, t))
+            .inspect_err(|_| {
+                self.counters.failures.fetch_add(1, Relaxed);
+            })
+    }
+
+    /// After a call: count it, and keep the instance only if it succeeded and has calls
+    /// left (an instance that trapped is poisoned; a fresh-store pool never keeps one).
+    fn settle<T>(
+        &self,
+        slot: &mut Pooled<WasmInstance>,
+        warm: Warm,
+        started: Instant,
+        r: &Result<T, CallError>,
+    ) {
+        let ok = r.is_ok();
+        if let Err(CallError::Timeout) = r {
+            self.counters.epoch_timeouts.fetch_add(1, Relaxed);
+        }
+        let c = &self.counters;
+        let CallReport {
+            grow_failures,
+            peak_bytes,
+        } = warm.report();
+        c.guest_calls.fetch_add(1, Relaxed);
+        c.guest_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+        c.grow_failures.fetch_add(grow_failures, Relaxed);
+        c.peak_memory_bytes.fetch_max(peak_bytes as u64, Relaxed);
+        if !ok {
+            c.failures.fetch_add(1, Relaxed);
+        }
+        if ok && warm.calls < self.config.reuse_calls {
+            slot.warm = Some(warm);
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! The native extractor pool on real HTML (the toolchain's own docs) and on small fixtures
+//! for the edge cases.
+
+use riptide_adapters::corpus::{book_pages, file_url};
+use riptide_adapters::native::{NativeExtractorPool, NativeExtractorType, NativePoolConfig};
+use riptide_adapters::{ConfigError, ExtractError, ExtractionMode};
+use std::time::Duration;
+
+fn pool(max: usize) -> NativeExtractorPool {
+    let mut c = NativePoolConfig::default();
+    c.min_pool_size = 0;
+    c.max_pool_size = max;
+    NativeExtractorPool::new(c).unwrap()
+}
+
+/// The first segment of a book page's title ("What is Ownership? - The Rust Programming
+/// Language" → "what is ownership?").
+fn title_head(html: &str) -> String {
+    let t = html
+        .split("<title>")
+        .nth(1)
+        .unwrap()
+        .split("</title>")
+        .next()
+        .unwrap();
+    t.split(" - ").next().unwrap().trim().to_lowercase()
+}
+
+#[tokio::test]
+async fn css_headings_of_real_book_pages_match_their_titles() {
+    let pool = pool(2);
+    let pages = book_pages(40);
+    assert!(pages.len() >= 40, "the book has chapters");
+    for (path, html) in &pages {
+        let mut css = pool.checkout(NativeExtractorType::Css).await.unwrap();
+        let heads = css.extract(html, "main h1, main h2").unwrap();
+        assert!(!heads.is_empty(), "{} has headings", path.display());
+        let head = heads[0].to_lowercase().replace('’', "'");
+        let title = title_head(html)
+            .replace("&#x27;", "'")
+            .replace("&amp;", "&");
+        assert_eq!(head, title.replace('’', "'"), "{}", path.display());
+    }
+    let m = pool.metrics();
+    assert_eq!(m.extractions, 40);
+    assert_eq!(m.errors, 0);
+    assert!(m.css_total <= 2 && m.css_in_use == 0);
+}
+
+#[tokio::test]
+async fn regex_matches_agree_with_a_plain_substring_count() {
+    let pool = pool(2);
+    for (path, html) in book_pages(25) {
+        let mut re = pool.checkout(NativeExtractorType::Regex).await.unwrap();
+        let found = re.extract(&html, "Rust").unwrap();
+        assert_eq!(
+            found.len(),
+            html.matches("Rust").count(),
+            "{}",
+            path.display()
+        );
+        let years = re.extract(&html, r"\b(19|20)\d{2}\b").unwrap();
+        assert!(years
+            .iter()
+            .all(|y| y.len() == 4 && (y.starts_with("19") || y.starts_with("20"))));
+    }
+}
+
+#[tokio::test]
+async fn a_hot_query_is_compiled_once_and_reset_keeps_the_cache() {
+    let pool = pool(1);
+    let (_, html) = book_pages(1).pop().unwrap();
+    {
+        let mut css = pool.checkout(NativeExtractorType::Css).await.unwrap();
+        css.extract(&html, "p").unwrap();
+        css.extract(&html, "p").unwrap();
+        assert_eq!(css.extractions_this_checkout(), 2);
+    }
+    let mut css = pool.checkout(NativeExtractorType::Css).await.unwrap();
+    assert_eq!(
+        css.extractions_this_checkout(),
+        0,
+        "reset clears per-use state"
+    );
+    assert_eq!(
+        css.lifetime_extractions(),
+        2,
+        "the same extractor came back"
+    );
+    assert_eq!(css.cached_queries(), 1, "reset keeps the cache");
+    css.extract(&html, "p").unwrap();
+    let m = pool.metrics();
+    assert_eq!((m.cache_misses, m.cache_hits), (1, 2));
+    assert!((m.cache_hit_rate - 2.0 / 3.0).abs() < 1e-9);
+}
+
+#[tokio::test]
+async fn the_cache_is_bounded() {
+    let mut c = NativePoolConfig::default();
+    c.cache_capacity = 3;
+    let pool = NativeExtractorPool::new(c).unwrap();
+    let mut re = pool.checkout(NativeExtractorType::Regex).await.unwrap();
+    for i in 0..10 {
+        re.extract("a1 a2 a3", &format!("a{i}")).unwrap();
+    }
+    assert_eq!(re.cached_queries(), 3);
+}
+
+#[tokio::test]
+async fn bad_input_is_a_named_error_and_the_extractor_stays_healthy() {
+    let pool = pool(1);
+    let mut c = NativePoolConfig::default();
+    c.max_document_bytes = 64;
+    let small = NativeExtractorPool::new(c).unwrap();
+    {
+        let mut css = pool.checkout(NativeExtractorType::Css).await.unwrap();
+        match css.extract("<p>x</p>", "p[[") {
+            Err(ExtractError::InvalidSelector { selector, .. }) => assert_eq!(selector, "p[["),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(css.extract("<p>x</p>", "p").unwrap(), ["x"], "still usable");
+        match css.extract_bytes(b"<p>\xff</p>", "p") {
+            Err(ExtractError::NotUtf8 { valid_up_to: 3 }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    {
+        let mut re = pool.checkout(NativeExtractorType::Regex).await.unwrap();
+        let e = re.extract("x", "(unclosed").unwrap_err();
+        assert!(matches!(&e, ExtractError::InvalidRegex { pattern, .. } if pattern == "(unclosed"));
+        assert!(e.to_string().contains("(unclosed"), "{e}");
+    }
+    let mut big = small.checkout(NativeExtractorType::Css).await.unwrap();
+    match big.extract(&"x".repeat(65), "p") {
+        Err(ExtractError::TooLarge {
+            size: 65,
+            limit: 64,
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    drop(big);
+    match pool.extract_doc("<title>t</title>", "not a url") {
+        Err(ExtractError::InvalidUrl { url, .. }) => assert_eq!(url, "not a url"),
+        other => panic!("{other:?}"),
+    }
+    // Nothing was destroyed: every extractor went back healthy.
+    for p in [&pool, &small] {
+        for kind in [NativeExtractorType::Css, NativeExtractorType::Regex] {
+            let s = p.pool(kind).stats();
+            assert_eq!((s.destroyed, s.in_use), (0, 0), "{kind:?}");
+        }
+    }
+    let m = pool.metrics();
+    assert_eq!((m.errors, m.doc_errors), (3, 1));
+}
+
+#[tokio::test]
+async fn metrics_count_in_use_and_total_per_kind() {
+    let pool = pool(4);
+    let a = pool.checkout(NativeExtractorType::Css).await.unwrap();
+    let b = pool.checkout(NativeExtractorType::Css).await.unwrap();
+    let c = pool.checkout(NativeExtractorType::Regex).await.unwrap();
+    let m = pool.metrics();
+    assert_eq!(
+        (m.css_in_use, m.css_total, m.regex_in_use, m.regex_total),
+        (2, 2, 1, 1)
+    );
+    drop((a, b, c));
+    let m = pool.metrics();
+    assert_eq!((m.css_in_use, m.css_total, m.regex_in_use), (0, 2, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_share_a_small_pool_and_get_the_sequential_answers() {
+    let pool = pool(3);
+    let pages = std::sync::Arc::new(book_pages(30));
+    let mut expected = Vec::new();
+    {
+        let mut css = pool.checkout(NativeExtractorType::Css).await.unwrap();
+        for (_, html) in pages.iter() {
+            expected.push(css.extract(html, "h2, h3").unwrap());
+        }
+    }
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let (pool, pages) = (pool.clone(), pages.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            for i in (0..pages.len()).map(|i| (i + t) % pages.len()) {
+                let mut css = pool.checkout(NativeExtractorType::Css).await.unwrap();
+                out.push((i, css.extract(&pages[i].1, "h2, h3").unwrap()));
+            }
+            out
+        }));
+    }
+    for t in tasks {
+        for (i, heads) in t.await.unwrap() {
+            assert_eq!(heads, expected[i]);
+        }
+    }
+    let s = pool.pool(NativeExtractorType::Css).stats();
+    assert!(
+        s.size <= 3 && s.in_use == 0 && s.pending_acquisitions == 0,
+        "{s:?}"
+    );
+}
+
+#[tokio::test]
+async fn extract_doc_on_real_pages() {
+    let pool = pool(1);
+    // The first 40 chapters, and every chapter whose title has an entity in its source.
+    let pages: Vec<_> = book_pages(usize::MAX)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, (_, html))| *i < 40 || title_has_entity(html))
+        .map(|(_, p)| p)
+        .collect();
+    let mut decoded = 0;
+    for (path, html) in &pages {
+        let url = file_url(path);
+        let full = pool
+            .extract_doc_with(html, &url, ExtractionMode::Full)
+            .unwrap();
+        let article = pool.extract_doc(html, &url).unwrap();
+        let title = full.title.clone().expect("every book page has a title");
+        assert!(
+            title.ends_with(" - The Rust Programming Language"),
+            "{title}"
+        );
+        assert!(
+            !title.contains("&amp;") && !title.contains("&#x27;"),
+            "decoded: {title}"
+        );
+        if title_has_entity(html) {
+            let raw = html
+                .split("<title>")
+                .nth(1)
+                .unwrap()
+                .split("</title>")
+                .next()
+                .unwrap();
+            let by_hand = raw
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&#x27;", "'")
+                .replace("&quot;", "\"")
+                .replace("&amp;", "&");
+            assert_eq!(title, by_hand.trim());
+            decoded += 1;
+        }
+        assert_eq!(article.title, full.title);
+        // Script bodies and the navigation sidebar are not visible text.
+        assert!(
+            !full.text.contains("window.") && !full.text.contains("localStorage"),
+            "{}",
+            path.display()
+        );
+        // The article is the chapter: shorter than the full text, and it holds the chapter's first heading.
+        assert!(article.text.len() < full.text.len(), "{}", path.display());
+        let first_heading = pool
+            .checkout(NativeExtractorType::Css)
+            .await
+            .unwrap()
+            .extract(html, "main h1, main h2")
+            .unwrap()
+            .swap_remove(0);
+        assert_eq!(
+            article.text.lines().next(),
+            Some(first_heading.as_str()),
+            "{}: the article starts at the chapter heading",
+            path.display()
+        );
+        // Links are absolute and resolved against the page.
+        assert!(!full.links.is_empty());
+        for l in &full.links {
+            assert!(url::Url::parse(l).is_ok(), "{l}");
+        }
+        assert!(full
+            .links
+            .iter()
+            .any(|l| l.starts_with("file:///") && l.contains("/book/")));
+    }
+    assert!(decoded > 0, "the sample includes titles with entities");
+}
+
+fn title_has_entity(html: &str) -> bool {
+    let t = html
+        .split("<title>")
+        .nth(1)
+        .unwrap()
+        .split("</title>")
+        .next()
+        .unwrap();
+    t.contains('&')
+}
+
+#[test]
+fn extract_doc_edge_cases() {
+    let pool = pool(1);
+    let html = r#"<!doctype html><html><head>
+        <title>  Fish &amp; Chips &lt;3  </title>
+        <meta name="description" content="  A page  about food. ">
+        <base href="https://example.com/docs/">
+        <style>p { color: red }</style><script>var secret = 1;</script></head>
+        <body><nav><a href="/home">Home</a> <a href="javascript:alert(1)">x</a></nav>
+        <div class="sidebar"><a href="a.html">A</a> <a href="b.html">B</a> <a href="a.html">A again</a></div>
+        <article><h1>Frying</h1><p>First, heat the oil, then add the fish, slowly, carefully, one piece at a time.</p>
+        <p>Second, <b>drain</b> the chips, season them, and serve them hot with salt and vinegar.</p>
+        <p hidden>never shown</p><span aria-hidden="true">icon</span></article>
+        <footer>© someone</footer><noscript>enable js</noscript></body></html>"#;
+    let full = pool
+        .extract_doc_with(html, "https://other.org/x", ExtractionMode::Full)
+        .unwrap();
+    assert_eq!(full.title.as_deref(), Some("Fish & Chips <3"));
+    assert_eq!(
+        full.links,
+        [
+            "https://example.com/home",
+            "https://example.com/docs/a.html",
+            "https://example.com/docs/b.html"
+        ],
+        "resolved against <base>, javascript: dropped, deduplicated"
+    );
+    for gone in [
+        "secret",
+        "color",
+        "Home",
+        "©",
+        "enable js",
+        "never shown",
+        "icon",
+    ] {
+        assert!(!full.text.contains(gone), "{gone:?} in {:?}", full.text);
+    }
+    assert!(
+        full.text.contains("Second, drain the chips"),
+        "inline elements join: {:?}",
+        full.text
+    );
+    assert!(full.text.contains("A B A again"), "{:?}", full.text);
+    let article = pool.extract_doc(html, "https://other.org/x").unwrap();
+    assert!(
+        article.text.starts_with("Frying\nFirst, heat the oil"),
+        "{:?}",
+        article.text
+    );
+    assert!(
+        !article.text.contains("A again"),
+        "the sidebar is not the article"
+    );
+    let meta = pool
+        .extract_doc_with(html, "https://other.org/x", ExtractionMode::Metadata)
+        .unwrap();
+    assert_eq!(meta.text, "A page about food.");
+    assert_eq!(meta.url, "https://other.org/x");
+    let bare = pool
+        .extract_doc("<p>no title</p>", "https://e.com")
+        .unwrap();
+    assert_eq!(bare.title, None);
+    assert_eq!(bare.text, "no title");
+    assert_eq!(bare.url, "https://e.com/");
+    match pool.extract_doc_bytes(b"\xc3\x28", "https://e.com", ExtractionMode::Full) {
+        Err(ExtractError::NotUtf8 { valid_up_to: 0 }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn config_from_env_and_validation() {
+    // The only test that touches these variables (tests in one binary share the process).
+    let set = |k: &str, v: Option<&str>| match v {
+        Some(v) => std::env::set_var(k, v),
+        None => std::env::remove_var(k),
+    };
+    set("NATIVE_POOL_SIZE", Some("3"));
+    set("NATIVE_MAX_INSTANCES", Some("5"));
+    set("NATIVE_IDLE_TIMEOUT_MS", Some("1500"));
+    let c = NativePoolConfig::from_env().unwrap();
+    assert_eq!((c.min_pool_size, c.max_pool_size), (3, 5));
+    assert_eq!(c.idle_timeout, Duration::from_millis(1500));
+    let p = NativeExtractorPool::new(c).unwrap();
+    assert_eq!(p.pool(NativeExtractorType::Css).stats().max_size, 5);
+
+    set("NATIVE_MAX_INSTANCES", Some("lots"));
+    match NativePoolConfig::from_env() {
+        Err(ConfigError::Env {
+            var: "NATIVE_MAX_INSTANCES",
+            value,
+            ..
+        }) => assert_eq!(value, "lots"),
+        other => panic!("{other:?}"),
+    }
+    set("NATIVE_MAX_INSTANCES", Some("0"));
+    assert!(matches!(
+        NativePoolConfig::from_env(),
+        Err(ConfigError::Env {
+            var: "NATIVE_MAX_INSTANCES",
+            ..
+        })
+    ));
+    set("NATIVE_MAX_INSTANCES", Some("2"));
+    let e = NativePoolConfig::from_env().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ConfigError::Invalid {
+                field: "min_pool_size",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    set("NATIVE_MAX_INSTANCES", None);
+    set("NATIVE_POOL_SIZE", Some("-1"));
+    assert!(matches!(
+        NativePoolConfig::from_env(),
+        Err(ConfigError::Env {
+            var: "NATIVE_POOL_SIZE",
+            ..
+        })
+    ));
+    set("NATIVE_POOL_SIZE", None);
+    set("NATIVE_IDLE_TIMEOUT_MS", Some("0"));
+    assert!(matches!(
+        NativePoolConfig::from_env(),
+        Err(ConfigError::Env {
+            var: "NATIVE_IDLE_TIMEOUT_MS",
+            ..
+        })
+    ));
+    set("NATIVE_IDLE_TIMEOUT_MS", None);
+    assert_eq!(
+        NativePoolConfig::from_env().unwrap(),
+        NativePoolConfig::default()
+    );
+
+    let mut bad = NativePoolConfig::default();
+    bad.cache_capacity = 0;
+    assert!(matches!(
+        NativeExtractorPool::new(bad),
+        Err(ConfigError::Invalid {
+            field: "cache_capacity",
+            ..
+        })
+    ));
+}

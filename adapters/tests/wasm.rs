@@ -1,0 +1,422 @@
+//! The WASM adapter against the real guest component built from `adapters/guest`, on real
+//! pages (the toolchain's copy of The Rust Programming Language).
+
+use riptide_adapters::corpus::{book_pages, file_url};
+use riptide_adapters::doc::extract_doc;
+use riptide_adapters::wasm::{
+    CallMode, CircuitState, Diagnostic, WasmExtractorPool, WasmPoolConfig,
+};
+use riptide_adapters::{ConfigError, ExtractError, ExtractionMode};
+use riptide_pool::PoolEvent;
+use std::time::Duration;
+
+/// Compiled components are cached here across the tests (and runs) of this target dir, so
+/// only the first pool of a run pays for compiling the guest.
+fn config() -> WasmPoolConfig {
+    let mut c = WasmPoolConfig::default();
+    c.cache_dir = Some(std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache"));
+    c.max_instances = 2;
+    c.initial_pool_size = 0;
+    c.timeout = Duration::from_secs(30);
+    c
+}
+
+async fn pool(c: WasmPoolConfig) -> WasmExtractorPool {
+    WasmExtractorPool::new(c).await.unwrap()
+}
+
+/// Pages of the book concatenated to at least `bytes`: a real document that takes the guest
+/// well over a millisecond to parse.
+fn big_document(bytes: usize) -> String {
+    let mut s = String::new();
+    for (_, html) in book_pages(usize::MAX) {
+        s.push_str(&html);
+        if s.len() >= bytes {
+            break;
+        }
+    }
+    s
+}
+
+async fn agrees_with_native(mode: CallMode, pages: usize) {
+    let mut c = config();
+    c.call_mode = mode;
+    c.fallback = false;
+    let pool = pool(c).await;
+    for (path, html) in book_pages(pages) {
+        let url = file_url(&path);
+        for m in [
+            ExtractionMode::Article,
+            ExtractionMode::Full,
+            ExtractionMode::Metadata,
+        ] {
+            let wasm = pool.extract(&html, &url, m).await.unwrap();
+            let native = extract_doc(&html, &url, m).unwrap();
+            assert!(wasm.title.is_some(), "{}", path.display());
+            assert_eq!(wasm, native, "{} {m:?}", path.display());
+        }
+    }
+    let s = pool.stats();
+    assert_eq!((s.failures, s.fallbacks), (0, 0));
+    assert_eq!(s.succeeded, 3 * pages as u64);
+    assert_eq!(s.instantiations, 3 * pages as u64, "a fresh store per call");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guest_agrees_with_the_native_extractor_on_real_pages() {
+    agrees_with_native(CallMode::Async, 30).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_blocking_call_mode_agrees_too() {
+    agrees_with_native(CallMode::Blocking, 5).await;
+}
+
+#[tokio::test]
+async fn a_fresh_store_per_call_leaks_no_state_and_reuse_mode_keeps_it() {
+    let mut c = config();
+    c.max_instances = 1;
+    let fresh = pool(c.clone()).await;
+    for _ in 0..4 {
+        assert_eq!(fresh.diagnostic(Diagnostic::Bump).await.unwrap(), 1);
+    }
+    c.reuse_calls = 3;
+    c.initial_pool_size = 1;
+    let reuse = pool(c).await;
+    let mut seen = Vec::new();
+    for _ in 0..7 {
+        seen.push(reuse.diagnostic(Diagnostic::Bump).await.unwrap());
+    }
+    assert_eq!(
+        seen,
+        [1, 2, 3, 1, 2, 3, 1],
+        "state lives for `reuse_calls` calls, then a new instance"
+    );
+    let s = reuse.stats();
+    // Instances: the warm-up's, and new ones at calls 4 and 7; the other five calls reused.
+    assert_eq!((s.instantiations, s.reused_calls), (3, 5));
+}
+
+#[tokio::test]
+async fn a_runaway_guest_is_stopped_at_its_deadline() {
+    for mode in [CallMode::Async, CallMode::Blocking] {
+        let mut c = config();
+        c.call_mode = mode;
+        c.timeout = Duration::from_millis(200);
+        let pool = pool(c).await;
+        match pool.diagnostic(Diagnostic::Spin(u64::MAX)).await {
+            Err(ExtractError::Timeout(d)) => assert_eq!(d, Duration::from_millis(200)),
+            other => panic!("{mode:?}: {other:?}"),
+        }
+        let s = pool.stats();
+        assert_eq!((s.epoch_timeouts, s.failures), (1, 1), "{mode:?}");
+        // The pool is fine afterwards: the interrupted store was dropped, not reused.
+        assert_eq!(pool.diagnostic(Diagnostic::Bump).await.unwrap(), 1);
+        assert_ne!(pool.diagnostic(Diagnostic::Spin(1000)).await.unwrap(), 0);
+        assert_eq!(pool.stats().pool.in_use, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extraction_past_its_deadline_falls_back_or_fails_per_config() {
+    let big = big_document(3 << 20);
+    let url = "https://doc.rust-lang.org/book/";
+    let mut c = config();
+    c.timeout = Duration::from_millis(1);
+    let with_fallback = pool(c.clone()).await;
+    let doc = with_fallback
+        .extract(&big, url, ExtractionMode::Full)
+        .await
+        .unwrap();
+    assert_eq!(
+        doc,
+        extract_doc(&big, url, ExtractionMode::Full).unwrap(),
+        "the native answer"
+    );
+    let s = with_fallback.stats();
+    assert_eq!((s.epoch_timeouts, s.fallbacks, s.succeeded), (1, 1, 0));
+
+    c.fallback = false;
+    let strict = pool(c).await;
+    match strict.extract(&big, url, ExtractionMode::Full).await {
+        Err(ExtractError::Timeout(d)) => assert_eq!(d, Duration::from_millis(1)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(strict.stats().fallbacks, 0);
+}
+
+#[tokio::test]
+async fn memory_past_the_limit_fails_cleanly_and_is_counted() {
+    let mut c = config();
+    c.memory_limit_bytes = 16 << 20;
+    c.fallback = false;
+    let pool = pool(c).await;
+    // The guest asks for 64 MiB; the store refuses the growth; the guest sees an allocation
+    // failure and returns 0.
+    assert_eq!(
+        pool.diagnostic(Diagnostic::Allocate(64 << 20))
+            .await
+            .unwrap(),
+        0
+    );
+    let s = pool.stats();
+    assert!(s.grow_failures >= 1, "{s:?}");
+    assert!(s.peak_memory_pages <= 256, "never above 16 MiB: {s:?}");
+    assert_ne!(
+        pool.diagnostic(Diagnostic::Allocate(4 << 20))
+            .await
+            .unwrap(),
+        0
+    );
+    // A document whose DOM does not fit: the guest's allocator aborts (a trap), counted.
+    let big = big_document(6 << 20);
+    match pool
+        .extract(&big, "https://e.com/", ExtractionMode::Full)
+        .await
+    {
+        Err(ExtractError::Guest(m)) => assert!(!m.is_empty()),
+        other => panic!("{:?}", other.map(|d| d.text.len())),
+    }
+    let s2 = pool.stats();
+    assert!(
+        s2.grow_failures > s.grow_failures && s2.failures == 1,
+        "{s2:?}"
+    );
+    // The host is unaffected, and the next call gets a fresh store.
+    assert_eq!(pool.diagnostic(Diagnostic::Bump).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn the_breaker_opens_on_failures_falls_back_and_closes_after_a_good_trial() {
+    let mut c = config();
+    c.memory_limit_bytes = 4 << 20;
+    c.breaker_failures = 2;
+    c.breaker_cool_down = Duration::from_secs(2);
+    let pool = pool(c).await;
+    let mut events = pool.events();
+    let big = big_document(3 << 20);
+    let (_, small) = book_pages(1).pop().unwrap();
+    let url = "https://doc.rust-lang.org/book/";
+    for _ in 0..2 {
+        // Each fails in the guest (memory) and falls back to native.
+        assert!(pool
+            .extract(&big, url, ExtractionMode::Metadata)
+            .await
+            .is_ok());
+    }
+    let s = pool.stats();
+    assert_eq!(
+        (s.failures, s.fallbacks, s.circuit, s.circuit_opened),
+        (2, 2, CircuitState::Open, 1)
+    );
+    // Open: the guest is not called at all.
+    let doc = pool
+        .extract(&small, url, ExtractionMode::Article)
+        .await
+        .unwrap();
+    assert_eq!(
+        doc,
+        extract_doc(&small, url, ExtractionMode::Article).unwrap()
+    );
+    let s = pool.stats();
+    assert_eq!(
+        (s.circuit_rejections, s.fallbacks, s.guest_calls),
+        (1, 3, 2)
+    );
+    let t = std::time::Instant::now();
+    while pool.stats().circuit == CircuitState::Open {
+        assert!(t.elapsed() < Duration::from_secs(10), "the cool-down ends");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(pool.stats().circuit, CircuitState::HalfOpen);
+    pool.extract(&small, url, ExtractionMode::Article)
+        .await
+        .unwrap();
+    let s = pool.stats();
+    assert_eq!(
+        (s.circuit, s.succeeded, s.fallbacks),
+        (CircuitState::Closed, 1, 3)
+    );
+    let mut got = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if matches!(e, PoolEvent::CircuitOpened | PoolEvent::CircuitClosed) {
+            got.push(e);
+        }
+    }
+    assert!(
+        matches!(
+            got[..],
+            [PoolEvent::CircuitOpened, PoolEvent::CircuitClosed]
+        ),
+        "{got:?}"
+    );
+
+    let mut strict = config();
+    strict.fallback = false;
+    strict.breaker_failures = 1;
+    strict.memory_limit_bytes = 4 << 20;
+    let strict = WasmExtractorPool::new(strict).await.unwrap();
+    assert!(matches!(
+        strict.extract(&big, url, ExtractionMode::Full).await,
+        Err(ExtractError::Guest(_))
+    ));
+    assert!(matches!(
+        strict.extract(&small, url, ExtractionMode::Full).await,
+        Err(ExtractError::CircuitOpen)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_is_bounded_by_the_instance_pool() {
+    let pool = pool(config()).await;
+    let pages = std::sync::Arc::new(book_pages(12));
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let (pool, pages) = (pool.clone(), pages.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..pages.len() {
+                let (path, html) = &pages[(i + t) % pages.len()];
+                let url = file_url(path);
+                let doc = pool
+                    .extract(html, &url, ExtractionMode::Article)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    doc,
+                    extract_doc(html, &url, ExtractionMode::Article).unwrap()
+                );
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let s = pool.stats();
+    assert!(
+        s.pool.size <= 2 && s.pool.in_use == 0 && s.pool.pending_acquisitions == 0,
+        "{s:?}"
+    );
+    assert_eq!((s.succeeded, s.fallbacks), (96, 0));
+}
+
+#[tokio::test]
+async fn a_call_abandoned_mid_flight_loses_nothing() {
+    let mut c = config();
+    c.max_instances = 1;
+    c.reuse_calls = 100;
+    c.timeout = Duration::from_secs(30);
+    let pool = pool(c).await;
+    assert_eq!(pool.diagnostic(Diagnostic::Bump).await.unwrap(), 1);
+    // The caller gives up while the guest spins; the async call yields at each tick, so the
+    // timeout fires, and the future (with its instance) is dropped.
+    let r = tokio::time::timeout(
+        Duration::from_millis(100),
+        pool.diagnostic(Diagnostic::Spin(u64::MAX)),
+    )
+    .await;
+    assert!(r.is_err(), "abandoned");
+    let s = pool.stats();
+    assert_eq!((s.pool.in_use, s.pool.size), (0, 1), "the slot came back");
+    // The interrupted instance was not reused: a new one starts at 1.
+    assert_eq!(pool.diagnostic(Diagnostic::Bump).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_without_a_failure() {
+    let mut c = config();
+    c.max_document_bytes = 1000;
+    let pool = pool(c).await;
+    match pool
+        .extract(&"x".repeat(1001), "https://e.com/", ExtractionMode::Full)
+        .await
+    {
+        Err(ExtractError::TooLarge {
+            size: 1001,
+            limit: 1000,
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    match pool
+        .extract("<p>x</p>", "no url", ExtractionMode::Full)
+        .await
+    {
+        Err(ExtractError::InvalidUrl { url, .. }) => assert_eq!(url, "no url"),
+        other => panic!("{other:?}"),
+    }
+    let s = pool.stats();
+    assert_eq!(
+        (s.refused, s.failures, s.fallbacks, s.circuit),
+        (2, 0, 0, CircuitState::Closed)
+    );
+}
+
+#[tokio::test]
+async fn config_from_env_and_validation() {
+    // The only test in this binary that touches these variables.
+    let set = |k: &str, v: Option<&str>| match v {
+        Some(v) => std::env::set_var(k, v),
+        None => std::env::remove_var(k),
+    };
+    let cores = std::thread::available_parallelism().unwrap().get();
+    set("RIPTIDE_WASM_INSTANCES_PER_WORKER", Some("3"));
+    set("RIPTIDE_WASM_INITIAL_POOL_SIZE", Some("2"));
+    set("RIPTIDE_WASM_TIMEOUT_SECS", Some("0.5"));
+    set("RIPTIDE_WASM_MEMORY_LIMIT_MB", Some("64"));
+    let c = WasmPoolConfig::from_env().unwrap();
+    assert_eq!(c.max_instances, 3 * cores);
+    assert_eq!(c.initial_pool_size, 2);
+    assert_eq!(c.timeout, Duration::from_millis(500));
+    assert_eq!(c.memory_limit_bytes, 64 << 20);
+    for (var, bad) in [
+        ("RIPTIDE_WASM_INSTANCES_PER_WORKER", "0"),
+        ("RIPTIDE_WASM_TIMEOUT_SECS", "soon"),
+        ("RIPTIDE_WASM_TIMEOUT_SECS", "0"),
+        ("RIPTIDE_WASM_MEMORY_LIMIT_MB", "-5"),
+    ] {
+        let keep = std::env::var(var).unwrap();
+        set(var, Some(bad));
+        match WasmPoolConfig::from_env() {
+            Err(ConfigError::Env { var: v, .. }) => assert_eq!(v, var),
+            other => panic!("{var}={bad}: {other:?}"),
+        }
+        set(var, Some(&keep));
+    }
+    set("RIPTIDE_WASM_INITIAL_POOL_SIZE", Some("100000"));
+    assert!(matches!(
+        WasmPoolConfig::from_env(),
+        Err(ConfigError::Invalid {
+            field: "initial_pool_size",
+            ..
+        })
+    ));
+    for k in [
+        "RIPTIDE_WASM_INSTANCES_PER_WORKER",
+        "RIPTIDE_WASM_INITIAL_POOL_SIZE",
+        "RIPTIDE_WASM_TIMEOUT_SECS",
+        "RIPTIDE_WASM_MEMORY_LIMIT_MB",
+    ] {
+        set(k, None);
+    }
+    assert_eq!(
+        WasmPoolConfig::from_env().unwrap(),
+        WasmPoolConfig::default()
+    );
+    let mut c = config();
+    c.reuse_calls = 0;
+    assert!(matches!(
+        WasmExtractorPool::new(c).await,
+        Err(ConfigError::Invalid {
+            field: "reuse_calls",
+            ..
+        })
+    ));
+    let mut c = config();
+    c.memory_limit_bytes = 1 << 20;
+    assert!(matches!(
+        WasmExtractorPool::new(c).await,
+        Err(ConfigError::Invalid {
+            field: "memory_limit_bytes",
+            ..
+        })
+    ));
+}
