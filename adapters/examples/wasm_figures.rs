@@ -80,9 +80,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ms(median(load))
     );
 
-    // 2. Per-call latency, sequential.
+    // 2. Per-call latency, sequential. Every configuration runs once per round, in turn,
+    // so slow phases of a shared machine hit them all alike.
     println!("| per call, one caller | pooling allocator | call mode | tiny call (`bump`) | extract a page (Article) |");
     println!("| --- | --- | --- | ---: | ---: |");
+    let mut configs = Vec::new();
     for (reuse, label) in [(1, "fresh store"), (100, "reused instance (≤ 100 calls)")] {
         for pooling in [true, false] {
             for mode in [CallMode::Async, CallMode::Blocking] {
@@ -90,41 +92,41 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 c.reuse_calls = reuse;
                 c.pooling_allocator = pooling;
                 c.call_mode = mode;
-                c.cache_dir = None;
                 let pool = WasmExtractorPool::new(c).await?;
-                let (mut tiny, mut page) = (vec![], vec![]);
-                for _ in 0..rounds {
-                    let t = Instant::now();
-                    for _ in 0..calls {
-                        pool.diagnostic(Diagnostic::Bump).await?;
-                    }
-                    tiny.push(t.elapsed() / calls);
-                    let t = Instant::now();
-                    for i in 0..calls as usize / 4 {
-                        let (url, html) = &pages[i % pages.len()];
-                        pool.extract(html, url, ExtractionMode::Article).await?;
-                    }
-                    page.push(t.elapsed() / (calls / 4));
-                }
-                let s = pool.stats();
-                assert_eq!(s.fallbacks, 0);
-                println!(
-                    "| {label} | {} | {mode:?} | {} | {} |",
-                    if pooling { "on" } else { "off" },
-                    us(median(tiny)),
-                    us(median(page)),
-                );
+                configs.push((label, pooling, mode, pool, vec![], vec![]));
             }
         }
     }
     let mut native = vec![];
     for _ in 0..rounds {
+        for (_, _, _, pool, tiny, page) in configs.iter_mut() {
+            let t = Instant::now();
+            for _ in 0..calls {
+                pool.diagnostic(Diagnostic::Bump).await?;
+            }
+            tiny.push(t.elapsed() / calls);
+            let t = Instant::now();
+            for i in 0..calls as usize / 4 {
+                let (url, html) = &pages[i % pages.len()];
+                pool.extract(html, url, ExtractionMode::Article).await?;
+            }
+            page.push(t.elapsed() / (calls / 4));
+        }
         let t = Instant::now();
         for i in 0..calls as usize / 4 {
             let (url, html) = &pages[i % pages.len()];
             std::hint::black_box(extract_doc(html, url, ExtractionMode::Article)?);
         }
         native.push(t.elapsed() / (calls / 4));
+    }
+    for (label, pooling, mode, pool, tiny, page) in configs {
+        assert_eq!(pool.stats().fallbacks, 0);
+        println!(
+            "| {label} | {} | {mode:?} | {} | {} |",
+            if pooling { "on" } else { "off" },
+            us(median(tiny)),
+            us(median(page)),
+        );
     }
     println!(
         "| native `extract_doc` (no wasm), for reference | — | — | — | {} |\n",

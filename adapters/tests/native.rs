@@ -155,6 +155,30 @@ async fn bad_input_is_a_named_error_and_the_extractor_stays_healthy() {
 }
 
 #[tokio::test]
+async fn health_checks_retire_an_extractor_bloated_by_a_huge_match() {
+    let huge = format!("<p>{}</p><p>small</p>", "x".repeat(2 << 20));
+    for checks in [true, false] {
+        let mut c = NativePoolConfig::default();
+        c.min_pool_size = 0;
+        c.health_checks = checks;
+        let pool = NativeExtractorPool::new(c).unwrap();
+        let mut css = pool.checkout(NativeExtractorType::Css).await.unwrap();
+        let got = css.extract(&huge, "p").unwrap();
+        assert_eq!((got[0].len(), got[1].as_str()), (2 << 20, "small"));
+        drop(css);
+        let s = pool.pool(NativeExtractorType::Css).stats();
+        // On: destroyed on return. Off: kept, with its buffer dropped by `reset`.
+        assert_eq!(
+            (s.destroyed, s.idle),
+            if checks { (1, 0) } else { (0, 1) },
+            "checks {checks}"
+        );
+        let css = pool.checkout(NativeExtractorType::Css).await.unwrap();
+        assert_eq!(css.lifetime_extractions(), if checks { 0 } else { 1 });
+    }
+}
+
+#[tokio::test]
 async fn metrics_count_in_use_and_total_per_kind() {
     let pool = pool(4);
     let a = pool.checkout(NativeExtractorType::Css).await.unwrap();

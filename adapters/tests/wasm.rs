@@ -411,6 +411,15 @@ async fn config_from_env_and_validation() {
         })
     ));
     let mut c = config();
+    c.max_document_bytes = 65 << 20;
+    assert!(matches!(
+        WasmExtractorPool::new(c).await,
+        Err(ConfigError::Invalid {
+            field: "max_document_bytes",
+            ..
+        })
+    ));
+    let mut c = config();
     c.memory_limit_bytes = 1 << 20;
     assert!(matches!(
         WasmExtractorPool::new(c).await,

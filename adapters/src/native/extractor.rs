@@ -29,9 +29,10 @@ impl NativeExtractorType {
     }
 }
 
-/// Above this, the scratch buffer is shrunk on return so one huge document does not pin
-/// its memory in the pool.
-const SCRATCH_KEEP: usize = 1 << 20;
+/// A scratch buffer grown past this (by one huge match) is not kept in the pool: with
+/// health checks on, the extractor is destroyed and replaced; with them off, the buffer is
+/// dropped on return.
+pub const SCRATCH_KEEP: usize = 1 << 20;
 
 /// A CSS or regex extractor with its caches of compiled queries and its scratch buffer.
 /// Get one from [`NativeExtractorPool::checkout`](super::NativeExtractorPool::checkout).
@@ -182,15 +183,15 @@ impl NativeExtractor {
     }
 
     fn after_use(&mut self) {
-        if self.scratch.capacity() > SCRATCH_KEEP {
+        if !self.health_checks && self.scratch.capacity() > SCRATCH_KEEP {
             self.scratch = String::new();
         }
     }
 
+    /// With health checks on, an extractor whose scratch buffer ballooned is retired (the
+    /// pool destroys it and makes a fresh one when needed), so one huge document does not
+    /// pin its memory in the pool.
     fn healthy(&self) -> bool {
-        !self.health_checks
-            || (self.selectors.len() <= self.selectors.capacity()
-                && self.regexes.len() <= self.regexes.capacity()
-                && self.scratch.capacity() <= SCRATCH_KEEP)
+        !self.health_checks || self.scratch.capacity() <= SCRATCH_KEEP
     }
 }

@@ -8,7 +8,7 @@
 mod extractor;
 mod lru;
 
-pub use extractor::{NativeExtractor, NativeExtractorType};
+pub use extractor::{NativeExtractor, NativeExtractorType, SCRATCH_KEEP};
 pub use lru::Lru;
 
 use crate::error::{env_parse, ConfigError};
@@ -39,8 +39,9 @@ pub struct NativePoolConfig {
     pub max_pool_size: usize,
     /// An idle extractor beyond `min_pool_size` is dropped after this long.
     pub idle_timeout: Duration,
-    /// Check each returned extractor (`is_healthy`) and destroy it if its caches or buffers
-    /// are out of bounds.
+    /// Check each returned extractor (`is_healthy`): one whose scratch buffer grew past
+    /// [`SCRATCH_KEEP`] (a huge match) is destroyed and replaced
+    /// instead of pinning that memory. Off: the buffer is dropped on return instead.
     pub health_checks: bool,
     /// Compiled selectors (and, separately, regexes) each extractor keeps.
     pub cache_capacity: usize,

@@ -99,7 +99,8 @@ pub struct WasmPoolConfig {
     pub breaker_failures: u32,
     /// How long the breaker stays open before a trial call.
     pub breaker_cool_down: Duration,
-    /// Larger documents are [`ExtractError::TooLarge`] without calling the guest.
+    /// Larger documents are [`ExtractError::TooLarge`] without calling the guest (at most
+    /// 64 MiB, the guest's own limit).
     pub max_document_bytes: usize,
     /// Where to keep the compiled component between runs (keyed by the engine's
     /// compatibility hash and the guest's bytes). Only point this at a directory nobody
@@ -200,8 +201,11 @@ impl WasmPoolConfig {
                 "must be at least 1 (1 = a fresh store per call)",
             );
         }
-        if self.max_document_bytes == 0 {
-            return bad("max_document_bytes", "must be at least 1");
+        if self.max_document_bytes == 0 || self.max_document_bytes > runtime::GUEST_MAX_BYTES {
+            return bad(
+                "max_document_bytes",
+                "must be between 1 byte and 64 MiB (the guest's own limit)",
+            );
         }
         Ok(())
     }
@@ -404,7 +408,7 @@ impl WasmExtractorPool {
                     },
                     GuestRefusal::TooLarge(n) => ExtractError::TooLarge {
                         size: n as usize,
-                        limit: inner.config.max_document_bytes,
+                        limit: runtime::GUEST_MAX_BYTES,
                     },
                 })
             }

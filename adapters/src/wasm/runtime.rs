@@ -29,6 +29,9 @@ use bindings::{blocking, nonblocking};
 /// The guest component, built from `adapters/guest` by build.rs.
 pub(crate) static GUEST: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/guest.wasm"));
 
+/// The largest document the guest accepts (`GUEST_MAX_BYTES` in `adapters/guest`).
+pub(crate) const GUEST_MAX_BYTES: usize = 64 << 20;
+
 /// Per-store state: limits and the deadline the epoch callback checks.
 pub(crate) struct Host {
     limiter: Limiter,
