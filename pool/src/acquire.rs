@@ -1,6 +1,7 @@
 //! Acquisition: [`Acquire`] (priority, timeout) and the future it turns into.
 
 use std::future::{Future, IntoFuture};
+use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -99,25 +100,64 @@ impl<'a, T: Poolable> IntoFuture for Acquire<'a, T> {
     type Output = Result<Pooled<T>, PoolError>;
     type IntoFuture = AcquireFuture<T>;
 
+    /// Runs the lock-free fast path at once: an idle object that needs no recycle step
+    /// becomes the future's output, held by its guard (so the future needs no pool handle
+    /// of its own: that saves a reference-count increment and decrement per checkout).
+    /// Otherwise the future keeps a pool handle and does everything at its first poll.
+    /// A future dropped unpolled returns its object like a dropped guard.
+    #[inline]
     fn into_future(self) -> AcquireFuture<T> {
+        let shared = self.pool.shared();
+        let state = match shared.try_claim() {
+            Err(e) => State::Failed(e.into()),
+            Ok(Some(i)) if !shared.needs_recycle(i) => {
+                State::Ready(self.pool.guard(i, self.location))
+            }
+            claimed => {
+                if let Ok(Some(i)) = claimed {
+                    // Needs validation or hooks: those run in the first poll's full path.
+                    // Give it back for now (we hold a handle, so this is never the last
+                    // reference).
+                    shared.release(i).never();
+                }
+                State::Start {
+                    pool: self.pool.clone(),
+                    priority: self.priority,
+                    timeout: self.timeout,
+                    location: self.location,
+                }
+            }
+        };
         AcquireFuture {
-            state: State::Start {
-                pool: self.pool.clone(),
-                priority: self.priority,
-                timeout: self.timeout,
-                location: self.location,
-            },
+            state: ManuallyDrop::new(state),
         }
     }
 }
 
 /// The future of an acquisition: `Send + 'static`, so it can be spawned. It tries the
-/// lock-free fast path on first poll and allocates only if it has to wait or create.
-/// Dropping it at any point loses nothing.
+/// lock-free fast path when it is created (`get()`, or `.await` on an [`Acquire`]) and
+/// again on first poll, and allocates only if it has to wait or create. Dropping it at any
+/// point, polled or not, loses nothing.
 #[must_use = "futures do nothing unless polled"]
 pub struct AcquireFuture<T: Poolable> {
-    state: State<T>,
+    /// Dropped by hand (see `Drop`): a settled future skips the out-of-line drop glue.
+    state: ManuallyDrop<State<T>>,
 }
+
+impl<T: Poolable> Drop for AcquireFuture<T> {
+    #[inline]
+    fn drop(&mut self) {
+        if !matches!(*self.state, State::Done) {
+            // SAFETY: the only place `state` is dropped, once; it is not used afterwards.
+            unsafe { ManuallyDrop::drop(&mut self.state) }
+        }
+    }
+}
+
+// Nothing in the future is ever pinned in place: the waiting future is boxed, and a ready
+// guard is moved out whole. (Without this, `Pooled<T>`'s `PhantomData<T>` would make the
+// future `!Unpin` for `!Unpin` objects.)
+impl<T: Poolable> Unpin for AcquireFuture<T> {}
 
 enum State<T: Poolable> {
     Start {
@@ -126,6 +166,10 @@ enum State<T: Poolable> {
         timeout: Option<Duration>,
         location: &'static Location<'static>,
     },
+    /// Settled when the future was created (the fast path, or closed).
+    Ready(Pooled<T>),
+    /// The pool was closed when the future was created.
+    Failed(PoolError),
     Slow(BoxFuture<'static, Result<Pooled<T>, PoolError>>),
     Done,
 }
@@ -133,18 +177,39 @@ enum State<T: Poolable> {
 impl<T: Poolable> Future for AcquireFuture<T> {
     type Output = Result<Pooled<T>, PoolError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if !matches!(self.state, State::Start { .. }) {
+    /// Inlined so that a future settled at creation (the fast path) is taken apart in
+    /// registers at the `.await`, not stored and reloaded; everything else is out of line.
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let State::Ready(_) = *this.state {
+            if let State::Ready(g) = std::mem::replace(&mut *this.state, State::Done) {
+                return Poll::Ready(Ok(g));
+            }
+        }
+        this.poll_slow(cx)
+    }
+}
+
+impl<T: Poolable> AcquireFuture<T> {
+    #[inline(never)]
+    fn poll_slow(&mut self, cx: &mut Context<'_>) -> Poll<Result<Pooled<T>, PoolError>> {
+        if let State::Failed(_) = *self.state {
+            if let State::Failed(e) = std::mem::replace(&mut *self.state, State::Done) {
+                return Poll::Ready(Err(e));
+            }
+        }
+        if !matches!(*self.state, State::Start { .. }) {
             // Already waiting (or done): fall through.
         } else if let State::Start {
             pool,
             priority,
             timeout,
             location,
-        } = std::mem::replace(&mut self.state, State::Done)
+        } = std::mem::replace(&mut *self.state, State::Done)
         {
             let first = match pool.shared().try_claim() {
-                Err(e) => return Poll::Ready(Err(e)),
+                Err(e) => return Poll::Ready(Err(e.into())),
                 Ok(Some(i)) if !pool.shared().needs_recycle(i) => {
                     return Poll::Ready(Ok(pool.guard(i, location)))
                 }
@@ -152,20 +217,20 @@ impl<T: Poolable> Future for AcquireFuture<T> {
             };
             let d = timeout.unwrap_or(pool.shared().config.acquire_timeout);
             exec::require_runtime(rt(&pool));
-            self.state = State::Slow(Box::pin(async move {
+            *self.state = State::Slow(Box::pin(async move {
                 acquire_full(&pool, priority, location, d, Mode::Async, first).await
             }));
         }
-        match &mut self.state {
+        match &mut *self.state {
             State::Slow(f) => {
                 let r = f.as_mut().poll(cx);
                 if r.is_ready() {
-                    self.state = State::Done;
+                    *self.state = State::Done;
                 }
                 r
             }
             State::Done => panic!("AcquireFuture polled after completion"),
-            State::Start { .. } => unreachable!(),
+            State::Start { .. } | State::Ready(_) | State::Failed(_) => unreachable!(),
         }
     }
 }

@@ -161,8 +161,11 @@ impl<T: Poolable> Pool<T> {
     /// the pool is below `max_size`, or the next one returned.
     ///
     /// Needs a tokio runtime (with time) when it has to wait. The future is `Send +
-    /// 'static`; dropping it at any point loses nothing.
+    /// 'static`; dropping it at any point loses nothing. The lock-free fast path runs as
+    /// the future is created: an idle object is claimed at once (a future dropped unpolled
+    /// gives it back); otherwise the work starts at the first poll.
     #[track_caller]
+    #[inline]
     pub fn get(&self) -> AcquireFuture<T> {
         self.acquire().into_future()
     }
@@ -190,6 +193,7 @@ impl<T: Poolable> Pool<T> {
     /// An acquisition with options: `.priority(..)`, `.timeout(..)`; then `.await` it or
     /// call `.blocking()`.
     #[track_caller]
+    #[inline]
     pub fn acquire(&self) -> Acquire<'_, T> {
         Acquire {
             pool: self,

@@ -719,3 +719,42 @@ async fn a_later_waiter_with_a_shorter_deadline_times_out_on_time() {
     assert!(patient.await.unwrap().is_ok());
     assert_consistent(&pool);
 }
+
+/// The fast path runs when the future is created: an idle object is claimed at once (the
+/// future then holds no pool handle), a future dropped unpolled gives it back, and with
+/// nothing idle the future stays lazy and takes what is returned before its first poll.
+#[tokio::test]
+async fn acquire_future_claims_idle_at_creation_and_returns_it_unpolled() {
+    let c = census();
+    let pool = builder(&c, NO_DELAY).max_size(1).build().unwrap();
+    drop(pool.get().await.unwrap()); // one idle object
+    let f = pool.get();
+    assert_eq!(
+        pool.stats().in_use,
+        1,
+        "claimed when the future was created"
+    );
+    assert!(matches!(pool.try_get(), Err(PoolError::Exhausted)));
+    drop(f); // never polled
+    assert_eq!(
+        (pool.stats().in_use, pool.stats().idle),
+        (0, 1),
+        "given back"
+    );
+
+    let g = pool.try_get().unwrap();
+    let mut lazy = pool.get(); // nothing idle: nothing claimed yet
+    drop(g); // returned before the first poll
+    match poll_once(&mut lazy) {
+        Poll::Ready(Ok(g)) => drop(g),
+        other => panic!(
+            "the first poll takes the returned object: {:?}",
+            other.is_ready()
+        ),
+    }
+    let closed = pool.clone();
+    closed.close();
+    let f = pool.get();
+    assert!(matches!(f.await, Err(PoolError::Closed)));
+    assert_eq!(pool.stats().pending_acquisitions, 0);
+}

@@ -137,3 +137,31 @@ fn last_handle_drop_races_a_guard_return() {
         assert_eq!(live.load(Ordering::SeqCst), 0);
     }
 }
+
+/// The acquisition future drops its state by hand (`ManuallyDrop`): settled at creation and
+/// awaited, settled and dropped unpolled, and lazy then dropped, each frees exactly once.
+#[test]
+fn acquire_future_state_is_dropped_once() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let (pool, live) = pool(1);
+    drop(pool.get_blocking().unwrap()); // one idle object
+    let mut cx = Context::from_waker(Waker::noop());
+    // Settled at creation, polled to completion.
+    let mut f = pool.get();
+    let g = match std::pin::Pin::new(&mut f).poll(&mut cx) {
+        Poll::Ready(r) => r.unwrap(),
+        Poll::Pending => panic!("an idle object was there"),
+    };
+    drop(f);
+    // Lazy (nothing idle) and dropped unpolled: holds a pool handle, which it releases.
+    let lazy = pool.get();
+    drop(lazy);
+    drop(g);
+    // Settled at creation and dropped unpolled: the guard inside returns the object.
+    let f = pool.get();
+    drop(f);
+    assert!(pool.try_get().is_ok());
+    drop(pool);
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+}
