@@ -321,6 +321,41 @@ async fn a_call_abandoned_mid_flight_loses_nothing() {
     assert_eq!(pool.diagnostic(Diagnostic::Bump).await.unwrap(), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pools_starting_together_share_one_compile_cache_safely() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "wasm-cache-race-{}-{:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+    ));
+    let mut c = config();
+    c.cache_dir = Some(dir.clone());
+    // Three pools compile at once and all write the cache: each must start.
+    let starts: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(WasmExtractorPool::new(c.clone())))
+        .collect();
+    for s in starts {
+        let pool = s.await.unwrap().unwrap();
+        assert!(!pool.stats().startup.from_cache);
+    }
+    let later = pool(c).await;
+    assert!(
+        later.stats().startup.from_cache,
+        "the next start loads the compiled guest"
+    );
+    assert_eq!(later.diagnostic(Diagnostic::Bump).await.unwrap(), 1);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "no temporary files left: {leftovers:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn bad_input_is_refused_without_a_failure() {
     let mut c = config();

@@ -498,20 +498,11 @@ impl WasmExtractorPool {
         slot: &mut Pooled<WasmInstance>,
     ) -> Result<(Warm, Instant), CallError> {
         let t = Instant::now();
-        let c = &self.inner.counters;
-        match slot.warm.take() {
-            Some(w) => {
-                c.reused_calls.fetch_add(1, Relaxed);
-                Ok((w, t))
-            }
-            None => match self.inner.instantiate().await {
-                Ok(w) => Ok((w, t)),
-                Err(e) => {
-                    c.failures.fetch_add(1, Relaxed);
-                    Err(e)
-                }
-            },
-        }
+        let warm = match self.inner.reuse(slot) {
+            Some(w) => w,
+            None => self.inner.instantiated(self.inner.instantiate().await)?,
+        };
+        Ok((warm, t))
     }
 
     fn fall_back(
@@ -604,17 +595,31 @@ impl Inner {
         slot: &mut Pooled<WasmInstance>,
     ) -> Result<(Warm, Instant), CallError> {
         let t = Instant::now();
-        if let Some(w) = slot.warm.take() {
+        let warm = match self.reuse(slot) {
+            Some(w) => w,
+            None => {
+                self.counters.instantiations.fetch_add(1, Relaxed);
+                self.instantiated(self.runtime.instantiate_blocking())?
+            }
+        };
+        Ok((warm, t))
+    }
+
+    /// The slot's warm instance, if it has one (a reuse).
+    fn reuse(&self, slot: &mut Pooled<WasmInstance>) -> Option<Warm> {
+        let w = slot.warm.take();
+        if w.is_some() {
             self.counters.reused_calls.fetch_add(1, Relaxed);
-            return Ok((w, t));
         }
-        self.counters.instantiations.fetch_add(1, Relaxed);
-        self.runtime
-            .instantiate_blocking()
-            .map(|w| (w, t))
-            .inspect_err(|_| {
-                self.counters.failures.fetch_add(1, Relaxed);
-            })
+        w
+    }
+
+    /// Counts a failed instantiation as a guest failure.
+    fn instantiated(&self, r: Result<Warm, CallError>) -> Result<Warm, CallError> {
+        if r.is_err() {
+            self.counters.failures.fetch_add(1, Relaxed);
+        }
+        r
     }
 
     /// After a call: count it, and keep the instance only if it succeeded and has calls

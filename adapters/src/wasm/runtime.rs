@@ -428,8 +428,8 @@ fn load_component(
     if path.is_file() {
         // SAFETY: `deserialize_file` requires bytes produced by `serialize` for a
         // compatible engine. The file's name carries the hash of this engine's compatibility
-        // settings and of the guest, and it was written by the branch below (to a temporary
-        // name, then renamed, so a reader never sees half a file). wasmtime also checks its
+        // settings and of the guest, and it was written by `store_component` (to a unique
+        // temporary name, then renamed, so a reader never sees half a file). wasmtime also checks its
         // own header and refuses an incompatible artifact with an error. The remaining
         // trust assumption — nobody else writes into `cache_dir` — is documented on the field.
         match unsafe { Component::deserialize_file(engine, &path) } {
@@ -438,14 +438,34 @@ fn load_component(
         }
     }
     let c = Component::new(engine, wasm)?;
+    // Writing the cache is an optimisation: a failure is logged, never an error.
+    if let Err(e) = store_component(&c, dir, &path) {
+        tracing::warn!(
+            "could not cache the compiled component in {}: {e:#}",
+            dir.display()
+        );
+    }
+    Ok((c, false))
+}
+
+/// Serializes `c` to `path`: written under a name unique to this process and call, then
+/// renamed, so concurrent writers (several pools starting at once) never see or clobber
+/// half a file; the last rename wins, and every candidate is complete.
+fn store_component(c: &Component, dir: &Path, path: &Path) -> wasmtime::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
     let bytes = c.serialize()?;
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().unwrap().to_string_lossy(),
-        std::process::id()
+        ".{}.{}.{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id(),
+        // Relaxed: only uniqueness matters.
+        SEQ.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, &path)?;
-    Ok((c, false))
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    Ok(())
 }
