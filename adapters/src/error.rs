@@ -122,3 +122,22 @@ where
             }),
     }
 }
+
+/// [`env_parse`] for a value that must be greater than zero (a zero, negative or NaN value
+/// is a [`ConfigError::Env`] naming the variable).
+pub(crate) fn env_positive<T>(var: &'static str) -> Result<Option<T>, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + Default + std::fmt::Display,
+    T::Err: std::fmt::Display,
+{
+    match env_parse::<T>(var)? {
+        Some(v) if v.partial_cmp(&T::default()) != Some(std::cmp::Ordering::Greater) => {
+            Err(ConfigError::Env {
+                var,
+                value: v.to_string(),
+                reason: "must be greater than zero".into(),
+            })
+        }
+        v => Ok(v),
+    }
+}

@@ -11,7 +11,7 @@ mod lru;
 pub use extractor::{NativeExtractor, NativeExtractorType, SCRATCH_KEEP};
 pub use lru::Lru;
 
-use crate::error::{env_parse, ConfigError};
+use crate::error::{env_parse, env_positive, ConfigError};
 use crate::{ExtractError, ExtractedDoc, ExtractionMode};
 use riptide_pool::{Pool, PoolStats, Pooled};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -75,24 +75,10 @@ impl NativePoolConfig {
         if let Some(n) = env_parse::<usize>("NATIVE_POOL_SIZE")? {
             c.min_pool_size = n;
         }
-        if let Some(n) = env_parse::<usize>("NATIVE_MAX_INSTANCES")? {
-            if n == 0 {
-                return Err(ConfigError::Env {
-                    var: "NATIVE_MAX_INSTANCES",
-                    value: "0".into(),
-                    reason: "must be at least 1".into(),
-                });
-            }
+        if let Some(n) = env_positive::<usize>("NATIVE_MAX_INSTANCES")? {
             c.max_pool_size = n;
         }
-        if let Some(ms) = env_parse::<u64>("NATIVE_IDLE_TIMEOUT_MS")? {
-            if ms == 0 {
-                return Err(ConfigError::Env {
-                    var: "NATIVE_IDLE_TIMEOUT_MS",
-                    value: "0".into(),
-                    reason: "must be at least 1 ms".into(),
-                });
-            }
+        if let Some(ms) = env_positive::<u64>("NATIVE_IDLE_TIMEOUT_MS")? {
             c.idle_timeout = Duration::from_millis(ms);
         }
         c.validate()?;

@@ -20,7 +20,7 @@ mod runtime;
 pub use breaker::CircuitState;
 pub use runtime::Startup;
 
-use crate::error::{env_parse, ConfigError};
+use crate::error::{env_parse, env_positive, ConfigError};
 use crate::{ExtractError, ExtractedDoc, ExtractionMode};
 use breaker::{Admit, Breaker, Transition};
 use riptide_pool::{Pool, PoolEvent, PoolStats, Poolable, Pooled};
@@ -142,29 +142,20 @@ impl WasmPoolConfig {
     /// zero where zero makes no sense, is a [`ConfigError::Env`] naming the variable.
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut c = Self::default();
-        let positive = |var: &'static str, v: f64| {
-            if v > 0.0 && v.is_finite() {
-                Ok(v)
-            } else {
-                Err(ConfigError::Env {
-                    var,
-                    value: v.to_string(),
-                    reason: "must be greater than zero".into(),
-                })
-            }
-        };
-        if let Some(n) = env_parse::<usize>("RIPTIDE_WASM_INSTANCES_PER_WORKER")? {
-            positive("RIPTIDE_WASM_INSTANCES_PER_WORKER", n as f64)?;
+        if let Some(n) = env_positive::<usize>("RIPTIDE_WASM_INSTANCES_PER_WORKER")? {
             c.max_instances = n * cores();
         }
         if let Some(n) = env_parse::<usize>("RIPTIDE_WASM_INITIAL_POOL_SIZE")? {
             c.initial_pool_size = n;
         }
-        if let Some(s) = env_parse::<f64>("RIPTIDE_WASM_TIMEOUT_SECS")? {
-            c.timeout = Duration::from_secs_f64(positive("RIPTIDE_WASM_TIMEOUT_SECS", s)?);
+        if let Some(s) = env_positive::<f64>("RIPTIDE_WASM_TIMEOUT_SECS")? {
+            c.timeout = Duration::try_from_secs_f64(s).map_err(|e| ConfigError::Env {
+                var: "RIPTIDE_WASM_TIMEOUT_SECS",
+                value: s.to_string(),
+                reason: e.to_string(),
+            })?;
         }
-        if let Some(mb) = env_parse::<usize>("RIPTIDE_WASM_MEMORY_LIMIT_MB")? {
-            positive("RIPTIDE_WASM_MEMORY_LIMIT_MB", mb as f64)?;
+        if let Some(mb) = env_positive::<usize>("RIPTIDE_WASM_MEMORY_LIMIT_MB")? {
             c.memory_limit_bytes = mb << 20;
         }
         c.validate()?;
@@ -388,9 +379,17 @@ impl WasmExtractorPool {
                 return self.fall_back(html, url, mode, ExtractError::CircuitOpen);
             }
         };
+        let timeout = inner.config.timeout;
         let outcome = match inner.runtime.mode {
-            CallMode::Async => self.extract_async(html, url, mode).await,
-            CallMode::Blocking => self.extract_blocking(html, url, mode).await,
+            CallMode::Async => {
+                self.call_async(async |w| w.extract_async(html, url, mode, timeout).await)
+                    .await
+            }
+            CallMode::Blocking => {
+                let (html, url) = (html.to_owned(), url.to_owned());
+                self.call_blocking(move |w| w.extract_blocking(&html, &url, mode, timeout))
+                    .await
+            }
         };
         match outcome {
             Ok(Ok(doc)) => {
@@ -418,11 +417,7 @@ impl WasmExtractorPool {
             }
             Err(Failure::Call(e)) => {
                 self.breaker_report(inner.breaker.failure(trial));
-                let err = match e {
-                    CallError::Timeout => ExtractError::Timeout(inner.config.timeout),
-                    CallError::Trap(m) => ExtractError::Guest(m),
-                };
-                self.fall_back(html, url, mode, err)
+                self.fall_back(html, url, mode, call_err(timeout)(e))
             }
         }
     }
@@ -433,58 +428,46 @@ impl WasmExtractorPool {
         let timeout = self.inner.config.timeout;
         let r = match self.inner.runtime.mode {
             CallMode::Async => {
-                let mut slot = self.pool.get().await?;
-                let (mut warm, t) = self.take_warm(&mut slot).await.map_err(call_err(timeout))?;
-                let r = warm.diagnostic_async(d, timeout).await;
-                self.inner.settle(&mut slot, warm, t, &r);
-                r
+                self.call_async(async |w| w.diagnostic_async(d, timeout).await)
+                    .await
             }
             CallMode::Blocking => {
-                let slot = self.pool.get().await?;
-                let inner = self.inner.clone();
-                tokio::task::spawn_blocking(move || {
-                    let mut slot = slot;
-                    let (mut warm, t) = inner.take_warm_blocking(&mut slot)?;
-                    let r = warm.diagnostic_blocking(d, timeout);
-                    inner.settle(&mut slot, warm, t, &r);
-                    r
-                })
-                .await
-                .map_err(|e| ExtractError::Guest(format!("the blocking call panicked: {e}")))?
+                self.call_blocking(move |w| w.diagnostic_blocking(d, timeout))
+                    .await
             }
         };
-        r.map_err(call_err(timeout))
+        r.map_err(|f| match f {
+            Failure::Pool(e) => ExtractError::Pool(e),
+            Failure::Call(e) => call_err(timeout)(e),
+        })
     }
 
-    async fn extract_async(
+    /// Runs `f` on an instance on this task: the slot's warm instance or a new one, then
+    /// [`Inner::settle`]. The instance is a local while `f` runs: if this future is dropped
+    /// mid-call, the instance (in an unknown state) goes with it, never back into the pool.
+    async fn call_async<R>(
         &self,
-        html: &str,
-        url: &str,
-        mode: ExtractionMode,
-    ) -> Result<runtime::GuestResult, Failure> {
-        let timeout = self.inner.config.timeout;
+        f: impl AsyncFnOnce(&mut Warm) -> Result<R, CallError>,
+    ) -> Result<R, Failure> {
         let mut slot = self.pool.get().await.map_err(Failure::Pool)?;
-        // The warm instance is a local while it runs: if this future is dropped mid-call,
-        // the instance (in an unknown state) goes with it, never back into the pool.
         let (mut warm, t) = self.take_warm(&mut slot).await.map_err(Failure::Call)?;
-        let r = warm.extract_async(html, url, mode, timeout).await;
+        let r = f(&mut warm).await;
         self.inner.settle(&mut slot, warm, t, &r);
         r.map_err(Failure::Call)
     }
 
-    async fn extract_blocking(
+    /// [`call_async`](Self::call_async) for a blocking pool: `f` runs on tokio's blocking
+    /// threads, with the slot moved there.
+    async fn call_blocking<R: Send + 'static>(
         &self,
-        html: &str,
-        url: &str,
-        mode: ExtractionMode,
-    ) -> Result<runtime::GuestResult, Failure> {
-        let timeout = self.inner.config.timeout;
+        f: impl FnOnce(&mut Warm) -> Result<R, CallError> + Send + 'static,
+    ) -> Result<R, Failure> {
         let slot = self.pool.get().await.map_err(Failure::Pool)?;
-        let (inner, html, url) = (self.inner.clone(), html.to_owned(), url.to_owned());
+        let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let mut slot = slot;
             let (mut warm, t) = inner.take_warm_blocking(&mut slot)?;
-            let r = warm.extract_blocking(&html, &url, mode, timeout);
+            let r = f(&mut warm);
             inner.settle(&mut slot, warm, t, &r);
             r
         })

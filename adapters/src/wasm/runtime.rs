@@ -32,6 +32,9 @@ pub(crate) static GUEST: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/guest
 /// The largest document the guest accepts (`GUEST_MAX_BYTES` in `adapters/guest`).
 pub(crate) const GUEST_MAX_BYTES: usize = 64 << 20;
 
+/// How long instantiating the guest (its start-up code) may run.
+const INSTANTIATE_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Per-store state: limits and the deadline the epoch callback checks.
 pub(crate) struct Host {
     limiter: Limiter,
@@ -177,6 +180,8 @@ impl Runtime {
         })
     }
 
+    /// A fresh store with limits and the deadline callback, armed with the instantiation
+    /// deadline (a call re-arms it with its own).
     fn store(&self) -> Store<Host> {
         let mut store = Store::new(
             &self.engine,
@@ -186,7 +191,7 @@ impl Runtime {
                     peak_bytes: 0,
                     grow_failures: 0,
                 },
-                deadline: Instant::now() + Duration::from_secs(3600),
+                deadline: Instant::now() + INSTANTIATE_DEADLINE,
             },
         );
         store.limiter(|h| &mut h.limiter);
@@ -202,52 +207,47 @@ impl Runtime {
                 UpdateDeadline::Continue(1)
             })
         });
+        store.set_epoch_deadline(1);
         store
     }
 
     /// A fresh store with the guest instantiated in it.
     pub(crate) async fn instantiate(&self) -> Result<Warm, CallError> {
-        let mut store = self.store();
-        store.data_mut().deadline = Instant::now() + Duration::from_secs(10);
-        store.set_epoch_deadline(1);
-        let bindings = match self.mode {
-            CallMode::Blocking => self
-                .blocking
-                .instantiate(&mut store)
-                .map(Bindings::Blocking),
-            CallMode::Async => self
-                .nonblocking
-                .instantiate_async(&mut store)
-                .await
-                .map(Bindings::Async),
+        if self.mode == CallMode::Blocking {
+            return self.instantiate_blocking();
         }
-        .map_err(classify)?;
-        Ok(Warm {
-            store,
-            bindings,
-            calls: 0,
-        })
+        let mut store = self.store();
+        let bindings = self
+            .nonblocking
+            .instantiate_async(&mut store)
+            .await
+            .map(Bindings::Async)
+            .map_err(classify)?;
+        Ok(Warm::new(store, bindings))
     }
 
-    /// [`instantiate`](Self::instantiate) for the blocking path (no executor needed).
+    /// [`instantiate`](Self::instantiate) for a blocking pool (no executor needed).
     pub(crate) fn instantiate_blocking(&self) -> Result<Warm, CallError> {
         debug_assert_eq!(self.mode, CallMode::Blocking);
         let mut store = self.store();
-        store.set_epoch_deadline(1);
         let bindings = self
             .blocking
             .instantiate(&mut store)
             .map(Bindings::Blocking)
             .map_err(classify)?;
-        Ok(Warm {
-            store,
-            bindings,
-            calls: 0,
-        })
+        Ok(Warm::new(store, bindings))
     }
 }
 
 impl Warm {
+    fn new(store: Store<Host>, bindings: Bindings) -> Self {
+        Warm {
+            store,
+            bindings,
+            calls: 0,
+        }
+    }
+
     fn arm(&mut self, timeout: Duration) {
         self.calls += 1;
         let h = self.store.data_mut();
