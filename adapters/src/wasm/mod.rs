@@ -17,11 +17,14 @@
 mod breaker;
 mod runtime;
 
+/// Re-exported so that `use riptide_adapters::wasm::{WasmExtractorPool, WasmPoolConfig,
+/// ExtractionMode}` works, as in the API contract.
+pub use crate::{ExtractedDoc, ExtractionMode};
 pub use breaker::CircuitState;
 pub use runtime::Startup;
 
 use crate::error::{env_parse, env_positive, ConfigError};
-use crate::{ExtractError, ExtractedDoc, ExtractionMode};
+use crate::ExtractError;
 use breaker::{Admit, Breaker, Transition};
 use riptide_pool::{Pool, PoolEvent, PoolStats, Poolable, Pooled};
 use runtime::{CallError, CallReport, GuestRefusal, Runtime, Warm};
