@@ -38,6 +38,34 @@ pub fn sync_uncontended(pool: &SyncPool, iters: u64) -> Duration {
     t.elapsed()
 }
 
+/// A floor for the sync case: what two locked instructions on one word cost here (a CAS
+/// to claim, a CAS to release), the least a pool pays whose release must be an atomic
+/// read-modify-write. No pool, no object, no bookkeeping.
+pub fn floor_cas_cas(iters: u64) -> Duration {
+    let word = std::sync::atomic::AtomicUsize::new(1);
+    let t = Instant::now();
+    for _ in 0..iters {
+        let _ =
+            std::hint::black_box(word.compare_exchange(1, 2, Ordering::Acquire, Ordering::Relaxed));
+        let _ =
+            std::hint::black_box(word.compare_exchange(2, 1, Ordering::Release, Ordering::Relaxed));
+    }
+    t.elapsed()
+}
+
+/// The design card's "one CAS + one release store" cycle, for reference: it is not a
+/// sound release for RipTide (see `docs/benchmarks.md`, "What bounds the targets").
+pub fn floor_cas_store(iters: u64) -> Duration {
+    let word = std::sync::atomic::AtomicUsize::new(1);
+    let t = Instant::now();
+    for _ in 0..iters {
+        let _ =
+            std::hint::black_box(word.compare_exchange(1, 2, Ordering::Acquire, Ordering::Relaxed));
+        word.store(1, Ordering::Release);
+    }
+    t.elapsed()
+}
+
 /// Uncontended async `get().await` + drop on `rt` (a current-thread runtime).
 pub fn async_uncontended(rt: &tokio::runtime::Runtime, pool: &AsyncPool, iters: u64) -> Duration {
     rt.block_on(async {
@@ -339,16 +367,23 @@ pub fn cancellation_storm(
 }
 
 /// The scheduling floor of the contended case: the same tasks and runtime, no pool; each
-/// operation is the hold's `yield_now` plus one more to stand for the wait's park/wake.
-pub fn contended_no_pool(rt: &tokio::runtime::Runtime, tasks: usize, per_task: u64) -> Duration {
+/// operation is `yields` `yield_now`s: 1 is the hold alone (the least any pool pays when
+/// nobody has to wait), 2 adds one to stand for a wait's park and wake-up.
+pub fn contended_no_pool(
+    rt: &tokio::runtime::Runtime,
+    tasks: usize,
+    per_task: u64,
+    yields: usize,
+) -> Duration {
     rt.block_on(async {
         let t = Instant::now();
         let hs: Vec<_> = (0..tasks)
             .map(|_| {
                 tokio::spawn(async move {
                     for _ in 0..per_task {
-                        tokio::task::yield_now().await;
-                        tokio::task::yield_now().await;
+                        for _ in 0..yields {
+                            tokio::task::yield_now().await;
+                        }
                     }
                 })
             })

@@ -137,6 +137,9 @@ impl<T: Poolable> DerefMut for Pooled<T> {
 }
 
 impl<T: Poolable> Drop for Pooled<T> {
+    /// The common return (healthy, no `on_release` hook, not used up, not sampled for the
+    /// usage histogram, nobody waiting) is inlined: `reset`, `is_healthy`, a stamp and
+    /// one CAS. Everything else goes through [`Pooled::return_slow`].
     #[inline]
     fn drop(&mut self) {
         let shared = self.shared();
@@ -149,16 +152,40 @@ impl<T: Poolable> Drop for Pooled<T> {
         let obj = unsafe { &mut *cell.obj() };
         obj.reset();
         let healthy = obj.is_healthy();
-        let rejected = shared
-            .hooks
-            .on_release
-            .as_ref()
-            .is_some_and(|h| h(obj).is_err());
         unwind.disarm();
-        // Owner-only slot metadata: how long it was held (every 16th checkout of each
-        // object feeds the usage histogram), and when it became idle.
+        // Owner-only slot metadata (Relaxed: see `Slot`).
         let now = shared.coarse_ms();
         let uses = cell.uses.load(Ordering::Relaxed);
+        if healthy && uses & 15 != 1 && shared.hooks.on_release.is_none() && !shared.used_up(uses) {
+            cell.stamp_ms.store(now, Ordering::Relaxed);
+            if shared.try_release_fast(cell) {
+                return;
+            }
+        }
+        self.return_slow(healthy, now, uses);
+    }
+}
+
+impl<T: Poolable> Pooled<T> {
+    /// The rest of `drop`: the `on_release` hook, the usage sample (every 16th checkout of
+    /// each object records how long it was held), destroying an object that is unhealthy,
+    /// rejected or used up, and a release that must hand over or take the slow path.
+    #[cold]
+    #[inline(never)]
+    fn return_slow(&mut self, healthy: bool, now: u64, uses: u64) {
+        let shared = self.shared();
+        let cell = self.cell();
+        let rejected = healthy
+            && shared.hooks.on_release.as_ref().is_some_and(|h| {
+                let unwind = DestroyOnUnwind {
+                    shared: self.shared,
+                    slot: self.slot,
+                };
+                // SAFETY: the guard owns the object; no other reference to it exists now.
+                let r = h(unsafe { &mut *cell.obj() }).is_err();
+                unwind.disarm();
+                r
+            });
         if uses & 15 == 1 {
             let held = now.saturating_sub(cell.stamp_ms.load(Ordering::Relaxed));
             shared.usage_hist.record(Duration::from_millis(held));

@@ -464,17 +464,23 @@ impl<T: Poolable> Shared<T> {
         self.release_slot(self.slots.get(i), i)
     }
 
+    /// The fast release alone: one CAS `BUSY → IDLE`, `false` (nothing done) if the slot is
+    /// marked. After `true` the caller must not touch `self` again (see `release_slot`).
+    #[inline]
+    pub(crate) fn try_release_fast(&self, slot: &Slot<T>) -> bool {
+        // Release: our writes to the object happen-before the next claimer's Acquire.
+        slot.state
+            .compare_exchange(BUSY, IDLE, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+    }
+
     /// Gives back owned slot `i` (`slot` is `self.slots.get(i)`). Fast path: one CAS
     /// `BUSY → IDLE`; after it succeeds the caller must not touch `self` again (an
     /// orphaned pool may be freed at any moment).
     #[inline]
     pub(crate) fn release_slot(&self, slot: &Slot<T>, i: usize) -> Owed<'_> {
-        let s = &slot.state;
-        // Release: our writes to the object happen-before the next claimer's Acquire.
         // Fails if the slot is marked (waiters, close, shrink, orphan): then slow path.
-        if s.compare_exchange(BUSY, IDLE, Ordering::Release, Ordering::Relaxed)
-            .is_err()
-        {
+        if !self.try_release_fast(slot) {
             return self.release_slow(i);
         }
         Owed(0, &self.refs)

@@ -525,6 +525,31 @@ async fn reset_panic_destroys_the_object_and_frees_capacity() {
     let _bomb: Bomb = Pooled::detach(again);
 }
 
+#[tokio::test]
+async fn on_release_hook_panic_destroys_the_object_and_frees_capacity() {
+    struct N(u64);
+    impl riptide_pool::Poolable for N {}
+    let pool = Pool::builder(|| async { Ok::<_, std::io::Error>(N(7)) })
+        .max_size(1)
+        .on_release(|n: &mut N| {
+            if n.0 == 7 {
+                panic!("hook failed");
+            }
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    let g = pool.get().await.unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(g)));
+    assert!(r.is_err());
+    let s = pool.stats();
+    assert_eq!((s.size, s.destroyed), (0, 1));
+    let mut again = pool.get().await.unwrap();
+    again.0 = 8;
+    drop(again);
+    assert_eq!(pool.stats().idle, 1, "a hook that accepts keeps the object");
+}
+
 #[test]
 fn get_blocking_works_without_a_runtime() {
     let c = census();

@@ -45,6 +45,7 @@ fn main() {
         let pools: Vec<SyncPool> = SYNC_POOLS.iter().map(|n| SyncPool::build(n, 4)).collect();
         let iters = 1_000_000 * scale;
         let mut res: Vec<Vec<f64>> = vec![Vec::new(); pools.len()];
+        let (mut f1, mut f2) = (Vec::new(), Vec::new());
         for p in &pools {
             sync_uncontended(p, iters / 10);
         }
@@ -52,11 +53,16 @@ fn main() {
             for (p, r) in pools.iter().zip(&mut res) {
                 r.push(per_op(sync_uncontended(p, iters), iters));
             }
+            f1.push(per_op(floor_cas_cas(iters), iters));
+            f2.push(per_op(floor_cas_store(iters), iters));
         }
         rows.push(Row {
             case: "sync get+drop, 1 thread".into(),
             results: pools.iter().map(SyncPool::name).zip(res).collect(),
-            floors: vec![],
+            floors: vec![
+                ("floor: CAS + CAS on one word (RMW release)", f1),
+                ("floor: CAS + store (not sound here)", f2),
+            ],
         });
     }
 
@@ -90,12 +96,13 @@ fn main() {
             let per_task = (64_000 * scale) / tasks as u64;
             let ops = per_task * tasks as u64;
             let mut res: Vec<Vec<f64>> = vec![Vec::new(); pools.len()];
-            let (mut f1, mut f2) = (Vec::new(), Vec::new());
+            let (mut f0, mut f1, mut f2) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..rounds {
                 for (p, r) in pools.iter().zip(&mut res) {
                     r.push(per_op(contended(&rt, p, tasks, per_task, false).0, ops));
                 }
-                f1.push(per_op(contended_no_pool(&rt, tasks, per_task), ops));
+                f0.push(per_op(contended_no_pool(&rt, tasks, per_task, 1), ops));
+                f1.push(per_op(contended_no_pool(&rt, tasks, per_task, 2), ops));
                 f2.push(per_op(
                     contended_semaphore_only(&rt, 4, tasks, per_task),
                     ops,
@@ -105,6 +112,7 @@ fn main() {
                 case: format!("contended async: {tasks} tasks, 4 objects, 2 workers"),
                 results: pools.iter().map(AsyncPool::name).zip(res).collect(),
                 floors: vec![
+                    ("floor: no pool (1 yield/op: the hold)", f0),
                     ("floor: no pool (2 yields/op)", f1),
                     ("floor: bare tokio Semaphore(4)", f2),
                 ],
