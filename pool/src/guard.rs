@@ -9,7 +9,7 @@ use std::ptr::NonNull;
 use std::time::Duration;
 
 use crate::error::BoxError;
-use crate::shared::{DestroyOnUnwind, Shared};
+use crate::shared::{DestroyOnUnwind, Release, Shared};
 use crate::slots::Slot;
 use crate::stats::DestroyReason;
 use crate::sync::Ordering;
@@ -158,8 +158,13 @@ impl<T: Poolable> Drop for Pooled<T> {
         let uses = cell.uses.load(Ordering::Relaxed);
         if healthy && uses & 15 != 1 && shared.hooks.on_release.is_none() && !shared.used_up(uses) {
             cell.stamp_ms.store(now, Ordering::Relaxed);
-            if shared.try_release_fast(cell) {
-                return;
+            match shared.try_release_fast(cell) {
+                Release::Done => return,
+                Release::Slow => {
+                    let owed = shared.release_slow(self.slot);
+                    self.settle(owed.0);
+                    return;
+                }
             }
         }
         self.return_slow(healthy, now, uses);

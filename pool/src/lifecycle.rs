@@ -212,7 +212,7 @@ impl<T: Poolable> Shared<T> {
                     });
                 }
             }
-            if reclaim_ms.is_some_and(|t| held >= t) && st & RECLAIMED == 0 {
+            if reclaim_ms.is_some_and(|t| held >= t) && !self.is_reclaimed(i, st) {
                 self.reclaim(i, uses);
             }
         }
@@ -222,12 +222,15 @@ impl<T: Poolable> Shared<T> {
     fn reclaim(&self, i: usize, uses: u64) {
         let slot = self.slots.get(i);
         let q = self.lock_queue();
+        // Releases racing with the mark below must see the divert bit (`announce`).
+        self.announce(&q, true);
         let st = slot.state.load(Ordering::Relaxed);
         // The checkout must be the same one, still out.
         if st & STATE_MASK != BUSY
-            || st & RECLAIMED != 0
+            || self.is_reclaimed(i, st)
             || slot.uses.load(Ordering::Relaxed) != uses
         {
+            self.publish(&q);
             return;
         }
         // A CAS, not a store: its owner may be destroying it outside the lock right now
@@ -242,8 +245,12 @@ impl<T: Poolable> Shared<T> {
             )
             .is_err()
         {
+            self.publish(&q);
             return;
         }
+        // The record a racing release cannot overwrite (see `RECLAIM_MARK`).
+        slot.reported
+            .store(uses | crate::slots::RECLAIM_MARK, Ordering::Relaxed);
         let reclaimed = self.reclaimed.fetch_add(1, Ordering::Relaxed) + 1;
         // The slot stays occupied: make room so creates always find an empty one.
         self.slots

@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::error::{BoxError, PoolError};
 use crate::histogram::Histogram;
 use crate::hooks::Hooks;
-use crate::slots::{Slot, Slots, BUSY, EMPTY, IDLE, ORPHAN, RECLAIMED, STATE_MASK, WANTED};
+use crate::slots::{Slot, Slots, BUSY, EMPTY, IDLE, RECLAIMED, STATE_MASK, WANTED};
 use crate::stats::{DestroyReason, PoolEvent, PoolStats};
 use crate::sync::{
     hint, Arc, AtomicPtr, AtomicU64, AtomicUsize, CachePadded, Mutex, MutexGuard, Ordering,
@@ -28,8 +28,14 @@ use crate::traits::DynFactory;
 use crate::waiters::{WaitQueue, Waiter, CLOSED, FAILED, HANDED, PERMIT};
 use crate::{Poolable, Priority};
 
-/// Bit 0 of `Shared::word`: the pool is closed. The rest is the number of queued waiters.
+/// Bit 0 of `Shared::word`: the pool is closed.
 const CLOSED_BIT: usize = 1;
+/// Bit 1 of `Shared::word`: returns must look at the slow path even with nobody queued —
+/// the pool is above `max_size` (shrinking), a reclaimed checkout is still out, or another
+/// partition waits for global capacity. Recomputed by every `publish`.
+const DIVERT_BIT: usize = 2;
+/// `Shared::word >> WAITERS_SHIFT` is the number of queued waiters.
+const WAITERS_SHIFT: u32 = 2;
 
 /// Monotonic counters: statistics only, nothing is published through them (`Relaxed`).
 #[derive(Default)]
@@ -44,12 +50,10 @@ pub(crate) struct Counters {
     pub leaks_detected: AtomicU64,
 }
 
-/// References to the allocation the caller now owes, after settling a slot:
-/// - `destroy`/`detach` take one for themselves while they still own the slot (once it is
-///   `EMPTY` nothing else keeps the allocation alive for them: a concurrent last-handle
-///   drop no longer counts the slot), and hand it to the caller;
-/// - a slot that was orphaned (the last `Pool` handle went while it was checked out) adds
-///   the orphan's reference.
+/// References to the allocation the caller now owes, after settling a slot: every live
+/// object holds one (taken by `install`), so `destroy`/`detach` hand the object's to the
+/// caller, who gives it up once done with the pool. This is what keeps the pool's memory
+/// alive under a guard after the last `Pool` handle is gone.
 ///
 /// The caller gives them up after its last use of `&Shared`: a guard through
 /// [`Shared::unref`] and the `Box::into_raw` pointer (freeing inside a `&self` method would
@@ -60,7 +64,7 @@ pub(crate) struct Owed<'a>(pub usize, pub &'a AtomicUsize);
 
 impl Owed<'_> {
     /// For callers that hold a reference of their own: gives the owed ones back (never the
-    /// last, so never a free). Their slots are never orphaned.
+    /// last, so never a free).
     pub(crate) fn never(self) {
         if self.0 > 0 {
             // Release: our uses of the pool happen-before whoever frees it.
@@ -129,6 +133,14 @@ pub(crate) trait Gate: Send + Sync {
     fn blocked(&self, from: usize);
 }
 
+/// What [`Shared::try_release_fast`] did.
+pub(crate) enum Release {
+    /// The object is back in the pool (or already someone else's): hands off.
+    Done,
+    /// The caller still owns the slot: call [`Shared::release_slow`].
+    Slow,
+}
+
 /// What registering as a waiter produced.
 pub(crate) enum Reg {
     /// An idle object, found by the registration sweep.
@@ -142,14 +154,16 @@ pub(crate) enum Reg {
 pub(crate) struct Shared<T: Poolable> {
     pub slots: Slots<T>,
     queue: CachePadded<Mutex<WaitQueue>>,
-    /// `queued waiters << 1 | CLOSED_BIT`: written under `queue`, read lock-free by the
-    /// fast path (fairness and close checks). Own cache line: read on every checkout.
+    /// `queued waiters << WAITERS_SHIFT | DIVERT_BIT | CLOSED_BIT`: written under `queue`,
+    /// read lock-free by the fast paths (fairness and close checks on checkout; after the
+    /// release store, whether the release must look again). Own cache line.
     word: CachePadded<AtomicUsize>,
     /// Objects alive plus creates in flight (reserved capacity). Never exceeds
     /// `max_size` except transiently after `resize` shrinks it.
     pub size: CachePadded<AtomicUsize>,
     pub max_size: AtomicUsize,
-    /// References to this allocation: one for the `Handle`, one per orphaned slot.
+    /// References to this allocation: one for the `Handle`, one per live object, one per
+    /// `SharedRef` (creates in flight).
     refs: AtomicUsize,
     next_id: AtomicU64,
     pub counters: Counters,
@@ -189,6 +203,10 @@ pub(crate) struct Shared<T: Poolable> {
     /// Under a model checker: create threads, so models can join them.
     #[cfg(model)]
     pub model_tasks: Mutex<Vec<crate::sync::thread::JoinHandle<()>>>,
+    /// Under a model checker: fast releases between their `IDLE` store and their last read
+    /// of the pool (the stand-in for `sync::hazard`'s per-thread records).
+    #[cfg(model)]
+    releasing: AtomicUsize,
     #[cfg(not(model))]
     pub runtime: Option<tokio::runtime::Handle>,
     /// Created by the first `events()` call: its 1024-entry ring costs ~64 KiB.
@@ -219,6 +237,7 @@ impl<T: Poolable> Shared<T> {
     ) -> Self {
         #[cfg(not(model))]
         crate::clock::start();
+        crate::sync::barrier::init();
         let checkout_hooks = hooks.on_checkout();
         let seed = {
             use std::hash::{BuildHasher, Hasher};
@@ -258,6 +277,8 @@ impl<T: Poolable> Shared<T> {
             model_clock: AtomicU64::new(0),
             #[cfg(model)]
             model_tasks: Mutex::new(Vec::new()),
+            #[cfg(model)]
+            releasing: AtomicUsize::new(0),
             #[cfg(not(model))]
             runtime: tokio::runtime::Handle::try_current().ok(),
             #[cfg(not(model))]
@@ -362,13 +383,37 @@ impl<T: Poolable> Shared<T> {
     }
 
     pub(crate) fn waiting(&self) -> usize {
-        self.word() >> 1
+        self.word() >> WAITERS_SHIFT
     }
 
-    /// Publishes the queue length; call with the lock held.
-    fn publish(&self, q: &WaitQueue) {
+    /// Whether returns must take the slow path with nobody queued (see `DIVERT_BIT`).
+    fn must_divert(&self) -> bool {
+        self.size.load(Ordering::Relaxed) > self.max_size.load(Ordering::Relaxed)
+            || self.reclaimed.load(Ordering::Relaxed) > 0
+            || self.others_blocked()
+    }
+
+    /// Publishes the queue length and the divert bit; call with the lock held.
+    pub(crate) fn publish(&self, q: &WaitQueue) {
         let closed = self.word.load(Ordering::Relaxed) & CLOSED_BIT;
-        self.word.store(q.len() << 1 | closed, Ordering::Relaxed);
+        let divert = if self.must_divert() { DIVERT_BIT } else { 0 };
+        self.word.store(
+            q.len() << WAITERS_SHIFT | divert | closed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Before inspecting or marking slots that releases may be returning right now: makes
+    /// the word (already updated under the lock) visible to every release that has not
+    /// yet read it, or makes that release's `IDLE` store visible to us (`sync::barrier`).
+    /// Sets the divert bit first when `divert` (shrink, reclaim, yield), so a release that
+    /// overwrote a mark we are about to set sees that it must look again.
+    pub(crate) fn announce(&self, _q: &MutexGuard<'_, WaitQueue>, divert: bool) {
+        if divert {
+            let w = self.word.load(Ordering::Relaxed);
+            self.word.store(w | DIVERT_BIT, Ordering::Relaxed);
+        }
+        crate::sync::barrier::heavy();
     }
 
     // ---------------------------------------------------------------- fast path
@@ -464,38 +509,115 @@ impl<T: Poolable> Shared<T> {
         self.release_slot(self.slots.get(i), i)
     }
 
-    /// The fast release alone: one CAS `BUSY → IDLE`, `false` (nothing done) if the slot is
-    /// marked. After `true` the caller must not touch `self` again (see `release_slot`).
+    /// The fast release: `Done` when the object is back (idle, or already taken by
+    /// someone else); then the caller must not touch `self` again (the pool may be freed
+    /// at any moment). `Slow` when the caller still owns the slot and must call
+    /// [`release_slow`](Shared::release_slow).
+    ///
+    /// With nobody queued and no mark on the slot this is a load, a plain `Release` store
+    /// of `IDLE`, the light barrier and a load of the state word: no locked instruction.
+    /// A marker that raced with the store (its mark was overwritten) changed the word and
+    /// ran the heavy barrier before marking, so the word read here shows it; the release
+    /// then takes its object back by CAS and goes the slow way (`docs/architecture.md`,
+    /// "The release store"). While the store and the word read are in flight this thread
+    /// announces the pool in its hazard record, so a concurrent last owner does not free
+    /// the memory under them.
     #[inline]
-    pub(crate) fn try_release_fast(&self, slot: &Slot<T>) -> bool {
-        // Release: our writes to the object happen-before the next claimer's Acquire.
-        slot.state
-            .compare_exchange(BUSY, IDLE, Ordering::Release, Ordering::Relaxed)
-            .is_ok()
+    pub(crate) fn try_release_fast(&self, slot: &Slot<T>) -> Release {
+        let s = &slot.state;
+        // Relaxed: only the owner (us) and markers holding the lock write a BUSY slot; a
+        // mark we miss here is caught by the word check below.
+        if s.load(Ordering::Relaxed) != BUSY {
+            return Release::Slow;
+        }
+        let Some(hz) = self.hazard() else {
+            // No hazard record (thread-locals torn down): one CAS, which a marker's own
+            // CAS is ordered against, so nothing is overwritten and no word check is due.
+            return if s
+                .compare_exchange(BUSY, IDLE, Ordering::Release, Ordering::Relaxed)
+                .is_ok()
+            {
+                Release::Done
+            } else {
+                Release::Slow
+            };
+        };
+        // Release: our writes to the object happen-before the next claimer's Acquire CAS.
+        crate::sync::store_over_marks(s, IDLE);
+        crate::sync::barrier::light();
+        // Relaxed: the barrier pair orders it against the markers' word updates.
+        if self.word.load(Ordering::Relaxed) == 0 {
+            self.hazard_exit(hz);
+            return Release::Done;
+        }
+        // Someone is queued, or the pool is closing, shrinking, reclaiming or yielding:
+        // take the object back if it is still idle (Acquire: as in `claim_idle`). If it is
+        // not, whoever took it owns it now, and it is no longer ours to settle.
+        let rescued = s
+            .compare_exchange(IDLE, BUSY, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok();
+        // After a successful rescue our object keeps the pool alive again.
+        self.hazard_exit(hz);
+        if rescued {
+            Release::Slow
+        } else {
+            Release::Done
+        }
     }
 
-    /// Gives back owned slot `i` (`slot` is `self.slots.get(i)`). Fast path: one CAS
-    /// `BUSY → IDLE`; after it succeeds the caller must not touch `self` again (an
-    /// orphaned pool may be freed at any moment).
+    /// This thread's hazard record (see `sync::hazard`), announcing this pool.
+    #[cfg(not(model))]
+    #[inline]
+    fn hazard(&self) -> Option<&'static crate::sync::hazard::Record> {
+        let r = crate::sync::hazard::record()?;
+        r.enter(ptr::from_ref(self) as usize);
+        Some(r)
+    }
+
+    #[cfg(not(model))]
+    #[inline]
+    fn hazard_exit(&self, r: &'static crate::sync::hazard::Record) {
+        r.exit();
+    }
+
+    /// Under a model checker the announcement is a counter in the pool itself (global
+    /// per-thread records do not fit a model's fresh state per execution); `unref` waits
+    /// for it to drop to zero before freeing, as it waits for the records normally.
+    #[cfg(model)]
+    fn hazard(&self) -> Option<()> {
+        self.releasing.fetch_add(1, Ordering::AcqRel);
+        Some(())
+    }
+
+    #[cfg(model)]
+    fn hazard_exit(&self, (): ()) {
+        self.releasing.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Gives back owned slot `i` (`slot` is `self.slots.get(i)`): the fast release, else
+    /// the slow path. After it returns the caller must not touch `self` again, except to
+    /// give up the returned `Owed` as that type says.
     #[inline]
     pub(crate) fn release_slot(&self, slot: &Slot<T>, i: usize) -> Owed<'_> {
-        // Fails if the slot is marked (waiters, close, shrink, orphan): then slow path.
-        if !self.try_release_fast(slot) {
-            return self.release_slow(i);
+        match self.try_release_fast(slot) {
+            Release::Done => Owed(0, &self.refs),
+            Release::Slow => self.release_slow(i),
         }
-        Owed(0, &self.refs)
     }
 
     // ---------------------------------------------------------------- slow release
 
-    fn release_slow(&self, i: usize) -> Owed<'_> {
+    /// Gives back owned slot `i` under the lock: destroy it (closed, reclaimed, shrinking,
+    /// another partition blocked), hand it to the best waiter, or make it idle.
+    #[cold]
+    pub(crate) fn release_slow(&self, i: usize) -> Owed<'_> {
         let q = self.queue.lock();
         // Stable under the lock: everyone else who writes a BUSY slot holds the lock.
         let st = self.slots.get(i).state.load(Ordering::Relaxed);
-        if st & ORPHAN != 0 || self.is_closed() {
+        if self.is_closed() {
             drop(q);
             self.destroy(i, DestroyReason::Closed)
-        } else if st & RECLAIMED != 0 {
+        } else if self.is_reclaimed(i, st) {
             drop(q);
             self.destroy(i, DestroyReason::Reclaimed)
         } else if self.size.load(Ordering::Relaxed) > self.max_size.load(Ordering::Relaxed) {
@@ -660,6 +782,8 @@ impl<T: Poolable> Shared<T> {
     #[cfg_attr(model, allow(dead_code))] // used by partitions (not built under model checkers)
     pub(crate) fn yield_capacity(&self) {
         let q = self.queue.lock();
+        // Releases racing with the marks must see the divert bit (`announce`).
+        self.announce(&q, true);
         let doomed = self.take_idle_mark_rest(&q, usize::MAX);
         drop(q);
         for i in doomed {
@@ -725,6 +849,9 @@ impl<T: Poolable> Shared<T> {
                 {
                     // SAFETY: our CAS made us the slot's only owner, and the slot is empty.
                     unsafe { slot.obj().write(obj) };
+                    // The object's reference (see `Owed`). Relaxed, as `Arc::clone`: the
+                    // caller's own reference keeps the allocation alive meanwhile.
+                    self.refs.fetch_add(1, Ordering::Relaxed);
                     self.slots.note_used(i);
                     slot.id.store(id, Ordering::Relaxed);
                     slot.uses.store(0, Ordering::Relaxed);
@@ -742,21 +869,35 @@ impl<T: Poolable> Shared<T> {
         }
     }
 
+    /// Whether the checkout holding owned slot `i` (state `st`) had its capacity given
+    /// back by `reclaim_leaked`: the slot's mark says so, or, if a racing fast release
+    /// overwrote the mark, the slot's record (written under the lock; read by the owner
+    /// under the lock, or after the mark was seen).
+    pub(crate) fn is_reclaimed(&self, i: usize, st: usize) -> bool {
+        let slot = self.slots.get(i);
+        st & RECLAIMED != 0
+            || slot.reported.load(Ordering::Relaxed)
+                == slot.uses.load(Ordering::Relaxed) | crate::slots::RECLAIM_MARK
+    }
+
     /// Moves the object out of owned slot `i` and frees the slot; returns the object, its
-    /// id, whether the slot had been orphaned (the caller then owes `unref`) and whether
-    /// its capacity was already reclaimed.
-    fn take_out(&self, i: usize) -> (T, u64, bool, bool) {
+    /// id, and whether its capacity was already reclaimed.
+    fn take_out(&self, i: usize) -> (T, u64, bool) {
         let slot = self.slots.get(i);
         // SAFETY: we own slot `i` (BUSY) and it holds an initialised object; the slot is
         // marked EMPTY below, so nobody reads it again before a new object is written.
         let obj = unsafe { ptr::read(slot.obj()) };
         let id = slot.id.load(Ordering::Relaxed);
+        // Before `uses` is cleared: the record compares against it. A reclaim that could
+        // still mark this slot needs the lock and a BUSY slot; if it marks before our CAS
+        // below, the CAS sees the mark.
+        let record = self.is_reclaimed(i, 0);
         let uses = slot.uses.swap(0, Ordering::Relaxed);
         self.counters
             .retired_uses
             .fetch_add(uses, Ordering::Relaxed);
         // Release: our read of the object happens-before a creator's write (its Acquire
-        // CAS). The WANTED mark survives; ORPHAN is ours to settle.
+        // CAS). The WANTED mark survives.
         let mut st = slot.state.load(Ordering::Relaxed);
         loop {
             match slot.state.compare_exchange_weak(
@@ -770,15 +911,13 @@ impl<T: Poolable> Shared<T> {
             }
         }
         self.counters.destroyed.fetch_add(1, Ordering::Relaxed);
-        (obj, id, st & ORPHAN != 0, st & RECLAIMED != 0)
+        (obj, id, record || st & RECLAIMED != 0)
     }
 
     /// Destroys the object in owned slot `i` and frees its capacity.
+    /// The object's reference goes to the caller (see `Owed`).
     pub(crate) fn destroy(&self, i: usize, reason: DestroyReason) -> Owed<'_> {
-        // Relaxed, as `Arc::clone`: we own a BUSY slot, so a reference (a handle, or the
-        // slot's orphan reference) keeps the allocation alive while we take ours.
-        self.refs.fetch_add(1, Ordering::Relaxed);
-        let (obj, id, orphan, reclaimed) = self.take_out(i);
+        let (obj, id, reclaimed) = self.take_out(i);
         self.emit(|| PoolEvent::Destroyed { id, reason });
         // The object goes before its capacity does, so a replacement is never created
         // while it still exists (a database's connection limit counts both). The guard
@@ -791,16 +930,15 @@ impl<T: Poolable> Shared<T> {
         }
         let _free = FreeCapacity(self, reclaimed);
         drop(obj);
-        Owed(1 + usize::from(orphan), &self.refs)
+        Owed(1, &self.refs)
     }
 
-    /// Takes the object out of owned slot `i` for good (`Pooled::detach`).
+    /// Takes the object out of owned slot `i` for good (`Pooled::detach`); the object's
+    /// reference goes to the caller, as in `destroy`.
     pub(crate) fn detach(&self, i: usize) -> (T, Owed<'_>) {
-        // As in `destroy`: our own reference for the rest of the call.
-        self.refs.fetch_add(1, Ordering::Relaxed);
-        let (obj, _, orphan, reclaimed) = self.take_out(i);
+        let (obj, _, reclaimed) = self.take_out(i);
         self.after_take_out(reclaimed);
-        (obj, Owed(1 + usize::from(orphan), &self.refs))
+        (obj, Owed(1, &self.refs))
     }
 
     // ---------------------------------------------------------------- waiting path
@@ -830,6 +968,14 @@ impl<T: Poolable> Shared<T> {
             return Err(PoolError::Closed);
         }
         if q.is_empty() {
+            // Count ourselves as queued before looking, and make that visible to every
+            // release in flight (`announce`): a release either sees the count (and takes
+            // the slow path, which needs this lock) or its `IDLE` store is visible to the
+            // sweep below. If we end up not queueing, the next `publish` takes it back.
+            let word = self.word.load(Ordering::Relaxed);
+            self.word
+                .store(word + (1 << WAITERS_SHIFT), Ordering::Relaxed);
+            self.announce(&q, false);
             for i in 0..self.slots.cap() {
                 let s = &self.slots.get(i).state;
                 let mut st = s.load(Ordering::Relaxed);
@@ -845,13 +991,17 @@ impl<T: Poolable> Shared<T> {
                         (st | WANTED, Ordering::Relaxed)
                     };
                     match s.compare_exchange(st, want, ord, Ordering::Relaxed) {
-                        Ok(_) if want == BUSY => return Ok(Reg::Got(i)),
+                        Ok(_) if want == BUSY => {
+                            self.publish(&q);
+                            return Ok(Reg::Got(i));
+                        }
                         Ok(_) => break,
                         Err(x) => st = x,
                     }
                 }
             }
             if self.try_reserve_locked() {
+                self.publish(&q);
                 return Ok(Reg::Permit);
             }
         }
@@ -1001,6 +1151,8 @@ impl<T: Poolable> Shared<T> {
             }
             self.publish(&q);
         } else if size > n {
+            // Releases racing with the marks must see the divert bit (`announce`).
+            self.announce(&q, true);
             doomed = self.take_idle_mark_rest(&q, size - n);
         }
         drop(q);
@@ -1022,6 +1174,8 @@ impl<T: Poolable> Shared<T> {
         }
         let waiters: Vec<_> = q.drain().collect();
         self.word.store(CLOSED_BIT, Ordering::Relaxed);
+        // Every release from now on sees CLOSED_BIT, or its IDLE store is seen below.
+        self.announce(&q, false);
         let doomed = self.take_idle_mark_rest(&q, usize::MAX);
         drop(q);
         for w in waiters {
@@ -1032,38 +1186,16 @@ impl<T: Poolable> Shared<T> {
         }
     }
 
-    /// Called once, when the last `Pool` handle goes: closes, then hands each slot still
-    /// checked out one reference to this allocation (`ORPHAN`), and drops the handle's.
+    /// Called once, when the last `Pool` handle goes: closes the pool (idle objects are
+    /// destroyed; each one still out keeps the allocation alive through its own reference
+    /// until it comes back and is destroyed), then drops the handle's reference.
     ///
     /// # Safety
     /// `this` came from `Box::into_raw` in `Pool::from_parts`, and the caller gives up the
     /// handle's reference.
-    pub(crate) unsafe fn orphan_and_unref(this: NonNull<Self>) {
+    pub(crate) unsafe fn close_and_unref(this: NonNull<Self>) {
         // SAFETY: the handle's reference keeps the allocation alive until `unref` below.
-        let me = unsafe { this.as_ref() };
-        me.close();
-        let q = me.queue.lock();
-        for i in 0..me.slots.cap() {
-            let s = &me.slots.get(i).state;
-            // A CAS, not a store: an owner that is destroying its object moves the slot to
-            // EMPTY outside the lock (`take_out`); a plain store could resurrect that slot
-            // as an orphan nobody owns, and its reference would never be given back.
-            let mut st = s.load(Ordering::Relaxed);
-            while st & STATE_MASK == BUSY {
-                // Taken before the mark is visible, so the owner's unref of it can never be
-                // the last while we still hold the handle's.
-                me.refs.fetch_add(1, Ordering::Relaxed);
-                match s.compare_exchange(st, st | ORPHAN, Ordering::Relaxed, Ordering::Relaxed) {
-                    Ok(_) => break,
-                    Err(x) => {
-                        // Not marked: give it back (the handle's reference keeps us alive).
-                        me.refs.fetch_sub(1, Ordering::Relaxed);
-                        st = x;
-                    }
-                }
-            }
-        }
-        drop(q);
+        unsafe { this.as_ref() }.close();
         // SAFETY: we give up the handle's reference.
         unsafe { Self::unref(this) };
     }
@@ -1080,6 +1212,15 @@ impl<T: Poolable> Shared<T> {
         // AcqRel: every holder's last use of the pool happens-before the free (the same
         // argument as `Arc`'s drop).
         if refs.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // A fast release may still be reading the state word after its object was
+            // destroyed; it announced this pool for exactly that window.
+            #[cfg(not(model))]
+            crate::sync::hazard::wait_clear(this.as_ptr() as usize);
+            #[cfg(model)]
+            // SAFETY: as above; no reference remains but the announcers'.
+            while unsafe { this.as_ref() }.releasing.load(Ordering::Acquire) != 0 {
+                crate::sync::thread::yield_now();
+            }
             // SAFETY: no references remain; the pointer came from `Box::into_raw`.
             drop(unsafe { Box::from_raw(this.as_ptr()) });
         }
@@ -1141,8 +1282,8 @@ impl<T: Poolable> Shared<T> {
 
 impl<T: Poolable> Drop for Shared<T> {
     fn drop(&mut self) {
-        // Only idle objects can remain (close destroyed them, orphans were settled), but
-        // be exact: drop whatever a slot still holds.
+        // No object can remain (each holds a reference), but be exact: drop whatever a
+        // slot still holds.
         for i in 0..self.slots.cap() {
             let s = self.slots.get(i);
             if s.state.load(Ordering::Relaxed) & STATE_MASK != EMPTY {

@@ -11,28 +11,28 @@ use std::ptr;
 
 use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 
-/// Slot state word. The low two bits are the state, `WANTED` and `ORPHAN` are flags.
+/// Slot state word. The low two bits are the state, `WANTED` and `RECLAIMED` are flags.
 ///
 /// - `EMPTY`: no object. `IDLE`: an object nobody holds. `BUSY`: an object owned by one
 ///   party (a guard, a waiter it was handed to, a creator, or a destroyer).
 /// - `WANTED` (on `BUSY`/`EMPTY`): waiters are registered, or the pool is closing or
-///   shrinking. The fast release is a CAS from exactly `BUSY`, so a marked slot's release
-///   takes the slow path, which hands the object over under the waiter lock. This puts the
-///   "did the releaser see the waiter?" race on one location: the waiter's mark and the
-///   releaser's CAS are ordered by the slot's modification order, so no fence is needed
-///   and no wake-up can be lost.
-/// - `ORPHAN` (on `BUSY`): the last `Pool` handle was dropped while this slot was checked
-///   out; the slot's returner destroys the object and drops one reference to the pool's
-///   shared state.
+///   shrinking. The fast release only stores `IDLE` over exactly `BUSY`, so a marked
+///   slot's release takes the slow path, which hands the object over under the waiter
+///   lock. A mark set while the owner is already storing `IDLE` may be overwritten: every
+///   marker therefore first updates the pool's state word and runs the heavy barrier, and
+///   the release reads that word after its store (`Shared::try_release_fast`).
+/// - `RECLAIMED` (on `BUSY`): the maintenance task gave this checkout's capacity back
+///   (`reclaim_leaked`): if the guard ever returns, the object is destroyed without freeing
+///   capacity again. Also recorded in `Slot::reported` (`RECLAIM_MARK`), which a racing
+///   release cannot overwrite.
 pub(crate) const EMPTY: usize = 0;
 pub(crate) const IDLE: usize = 1;
 pub(crate) const BUSY: usize = 2;
 pub(crate) const STATE_MASK: usize = 0b11;
 pub(crate) const WANTED: usize = 0b100;
-pub(crate) const ORPHAN: usize = 0b1000;
-/// On `BUSY`: the maintenance task gave this checkout's capacity back (`reclaim_leaked`):
-/// if the guard ever returns, the object is destroyed without freeing capacity again.
 pub(crate) const RECLAIMED: usize = 0b1_0000;
+/// In `Slot::reported`: with the checkout's `uses`, "this checkout was reclaimed".
+pub(crate) const RECLAIM_MARK: u64 = 1 << 63;
 
 const BASE: usize = 8;
 const SEGMENTS: usize = 24;
@@ -54,7 +54,8 @@ pub(crate) struct Slot<T> {
     /// Coarse-clock ms of the last checkout (while `BUSY`: leak scans) or return (while
     /// `IDLE`: idle eviction, `validation_interval`).
     pub stamp_ms: AtomicU64,
-    /// The `uses` value of the checkout already reported as a suspected leak (0: none).
+    /// The `uses` value of the checkout already reported as a suspected leak (0: none),
+    /// with `RECLAIM_MARK` set once that checkout's capacity was reclaimed.
     pub reported: AtomicU64,
 }
 

@@ -163,6 +163,21 @@ pub(crate) fn increment_below(a: &AtomicUsize, max: usize) -> bool {
     false
 }
 
+/// The fast release's store of `v` into a slot state that markers may CAS concurrently: a
+/// plain `Release` store. Under loom it is a `swap` (same ordering, same overwrite): loom
+/// 0.7 lets a thread's failed CAS read a value that precedes that thread's own earlier
+/// store when another thread's CAS raced with the store, which C++ coherence forbids
+/// (`loom-tests/tests/loom_quirk.rs` shows it). As an RMW the store is totally ordered
+/// with the markers' CASes in loom too; the protocol is unchanged (the mark is still
+/// overwritten, and the word check still has to catch it).
+#[inline]
+pub(crate) fn store_over_marks(a: &AtomicUsize, v: usize) {
+    #[cfg(not(loom))]
+    a.store(v, Ordering::Release);
+    #[cfg(loom)]
+    let _ = a.swap(v, Ordering::Release);
+}
+
 /// Aligns a hot field to its own 128-byte block (two cache lines: adjacent-line
 /// prefetching pairs lines on x86), so writers of one field do not slow readers of another.
 #[derive(Debug, Default)]
@@ -228,5 +243,261 @@ pub(crate) mod hint {
     pub(crate) fn set(_: usize) {}
     pub(crate) fn thread_index() -> usize {
         0
+    }
+}
+
+/// The asymmetric barrier pair of the fast release (design: `docs/architecture.md`, "The
+/// release store"). A release stores `IDLE`, runs [`light`](barrier::light), then reads the
+/// pool's state word; whoever changes that word in a way a release must notice (the first
+/// waiter, close, shrink, reclaim, a partition yielding) writes it, runs
+/// [`heavy`](barrier::heavy), then inspects the slots. Each pair acts as two `SeqCst`
+/// fences: at least one side sees the other's write, so no wake-up is lost.
+///
+/// On Linux with `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` the light side is only a
+/// compiler fence and the heavy side is the system call, which makes every running thread
+/// of the process execute a full barrier (a thread that is not running passed one when it
+/// was switched out). Elsewhere, when the call is refused (seccomp, old kernels), under
+/// Miri, or with `RIPTIDE_POOL_NO_MEMBARRIER` set, both are `fence(SeqCst)`.
+#[cfg(not(model))]
+pub(crate) mod barrier {
+    use std::sync::atomic::{compiler_fence, fence, AtomicBool, Ordering};
+
+    /// Set once, before the first pool exists, by [`init`]. Relaxed: every thread that
+    /// uses a pool happens-after its creation, hence after `init`; a stale `false` would
+    /// only make a light barrier a full fence.
+    static ASYMMETRIC: AtomicBool = AtomicBool::new(false);
+
+    /// Registers the process for expedited membarriers (once). Called by every pool
+    /// constructor before the pool is shared.
+    pub(crate) fn init() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let ok = std::env::var_os("RIPTIDE_POOL_NO_MEMBARRIER").is_none() && sys::register();
+            ASYMMETRIC.store(ok, Ordering::Relaxed);
+            tracing::debug!(
+                membarrier = ok,
+                "riptide_pool: fast release uses {}",
+                if ok {
+                    "a compiler fence (membarrier registered)"
+                } else {
+                    "fence(SeqCst)"
+                }
+            );
+        });
+    }
+
+    /// The fast side: free with membarrier, else a full fence.
+    #[inline]
+    pub(crate) fn light() {
+        if ASYMMETRIC.load(Ordering::Relaxed) {
+            compiler_fence(Ordering::SeqCst);
+        } else {
+            fence(Ordering::SeqCst);
+        }
+    }
+
+    /// The slow side: a process-wide barrier (microseconds), or a full fence.
+    pub(crate) fn heavy() {
+        fence(Ordering::SeqCst);
+        if ASYMMETRIC.load(Ordering::Relaxed) {
+            sys::membarrier();
+        }
+    }
+
+    #[cfg(all(target_os = "linux", not(miri)))]
+    mod sys {
+        const QUERY: libc::c_long = 0;
+        const PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+        const REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+
+        fn call(cmd: libc::c_long) -> libc::c_long {
+            // SAFETY: membarrier takes (cmd, flags, cpu_id) integers and touches no memory
+            // of ours; an unknown command or a refusal only returns -1.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_membarrier,
+                    cmd,
+                    0 as libc::c_long,
+                    0 as libc::c_long,
+                )
+            }
+        }
+
+        pub(super) fn register() -> bool {
+            let supported = call(QUERY);
+            supported >= 0
+                && supported & PRIVATE_EXPEDITED != 0
+                && call(REGISTER_PRIVATE_EXPEDITED) == 0
+        }
+
+        pub(super) fn membarrier() {
+            // Registered in `init`: the kernel does not refuse it afterwards. If it ever
+            // did, the light side's compiler fences would no longer pair with anything and
+            // a wake-up could be lost; stop rather than risk that.
+            if call(PRIVATE_EXPEDITED) != 0 {
+                eprintln!("riptide_pool: membarrier failed after registration; aborting");
+                std::process::abort();
+            }
+        }
+    }
+
+    #[cfg(not(all(target_os = "linux", not(miri))))]
+    mod sys {
+        pub(super) fn register() -> bool {
+            false
+        }
+        pub(super) fn membarrier() {}
+    }
+}
+
+/// Under a model checker both sides are `SeqCst` fences: the models check the protocol
+/// that the asymmetric pair implements.
+#[cfg(model)]
+pub(crate) mod barrier {
+    use super::Ordering;
+    pub(crate) fn init() {}
+    pub(crate) fn light() {
+        fence(Ordering::SeqCst);
+    }
+    pub(crate) fn heavy() {
+        fence(Ordering::SeqCst);
+    }
+    #[cfg(loom)]
+    use loom::sync::atomic::fence;
+    #[cfg(all(shuttle, not(loom)))]
+    use shuttle::sync::atomic::fence;
+}
+
+/// Announcements that keep a pool's memory alive across the fast release's last reads.
+///
+/// A guard holds no reference count (`docs/architecture.md`). After the fast release has
+/// stored `IDLE`, the object may be claimed and destroyed and the pool freed at once, yet
+/// the release still reads the pool's state word. So for those few instructions the
+/// releasing thread announces the pool's address in its own record, and the last owner
+/// of a pool waits until no record names it before freeing ([`wait_clear`]).
+///
+/// Records are per thread, in a global list that only grows (one per thread that ever
+/// released, reused after the thread exits); they are never freed, so scanning them is
+/// always safe. Announcing is a plain store to a line only this thread writes.
+#[cfg(not(model))]
+pub(crate) mod hazard {
+    use std::cell::Cell;
+    use std::ptr;
+    use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+
+    /// One thread's announcement.
+    pub(crate) struct Record {
+        /// The pool being released into (its address), or 0.
+        pool: AtomicUsize,
+        /// Held by a live thread.
+        owned: AtomicBool,
+        /// The next record; written once before the record is published.
+        next: *const Record,
+    }
+
+    // SAFETY: `next` is written only before the record is published and never after; the
+    // other fields are atomics.
+    unsafe impl Sync for Record {}
+
+    static HEAD: AtomicPtr<Record> = AtomicPtr::new(ptr::null_mut());
+
+    /// This thread's record; gives it back when the thread exits.
+    struct Mine(Cell<*const Record>);
+
+    impl Drop for Mine {
+        fn drop(&mut self) {
+            // SAFETY: records are never freed.
+            if let Some(r) = unsafe { self.0.get().as_ref() } {
+                // Release: our last use of the record happens-before its next owner's.
+                r.owned.store(false, Ordering::Release);
+            }
+        }
+    }
+
+    thread_local!(static MINE: Mine = const { Mine(Cell::new(ptr::null())) });
+
+    /// This thread's record, or `None` while its thread-locals are being destroyed (the
+    /// caller then releases with a CAS, which needs no announcement).
+    #[inline]
+    pub(crate) fn record() -> Option<&'static Record> {
+        MINE.try_with(|m| {
+            // SAFETY: records are never freed.
+            match unsafe { m.0.get().as_ref() } {
+                Some(r) => r,
+                None => {
+                    let r = acquire();
+                    m.0.set(r);
+                    r
+                }
+            }
+        })
+        .ok()
+    }
+
+    /// Takes a record a finished thread gave back, or adds one.
+    #[cold]
+    fn acquire() -> &'static Record {
+        // Acquire: pairs with the Release publishing each record.
+        let mut p = HEAD.load(Ordering::Acquire);
+        // SAFETY: records are never freed.
+        while let Some(r) = unsafe { p.as_ref() } {
+            // Acquire: pairs with `Mine::drop`.
+            if !r.owned.load(Ordering::Relaxed)
+                && r.owned
+                    .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return r;
+            }
+            p = r.next.cast_mut();
+        }
+        let r = Box::into_raw(Box::new(Record {
+            pool: AtomicUsize::new(0),
+            owned: AtomicBool::new(true),
+            next: ptr::null(),
+        }));
+        let mut head = HEAD.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: `r` is ours alone until the CAS below publishes it.
+            unsafe { (*r).next = head };
+            // Release: the initialised record is visible to whoever loads the new head.
+            match HEAD.compare_exchange_weak(head, r, Ordering::Release, Ordering::Relaxed) {
+                // SAFETY: published records live for the rest of the process.
+                Ok(_) => return unsafe { &*r },
+                Err(h) => head = h,
+            }
+        }
+    }
+
+    impl Record {
+        /// Announces a release into `pool`. Release, like [`exit`](Record::exit): a freer
+        /// that reads any later value of this record synchronises with it, so everything
+        /// the earlier announcement covered happens-before the free.
+        #[inline]
+        pub(crate) fn enter(&self, pool: usize) {
+            self.pool.store(pool, Ordering::Release);
+        }
+
+        /// Ends the announcement. Release: the reads it covered happen-before a freer's
+        /// Acquire load that sees it.
+        #[inline]
+        pub(crate) fn exit(&self) {
+            self.pool.store(0, Ordering::Release);
+        }
+    }
+
+    /// Waits until no thread announces `pool`. Called by the pool's last owner just before
+    /// freeing it, after the last reference went (so no new announcement for it can start:
+    /// one starts only while its releaser's object keeps the pool alive).
+    pub(crate) fn wait_clear(pool: usize) {
+        let mut p = HEAD.load(Ordering::Acquire);
+        // SAFETY: records are never freed.
+        while let Some(r) = unsafe { p.as_ref() } {
+            // Acquire: pairs with `enter`/`exit` (see there).
+            while r.pool.load(Ordering::Acquire) == pool {
+                std::thread::yield_now();
+            }
+            p = r.next.cast_mut();
+        }
     }
 }
