@@ -157,7 +157,9 @@ impl<T: Poolable> Drop for Pooled<T> {
         let now = shared.coarse_ms();
         let uses = cell.uses.load(Ordering::Relaxed);
         if healthy && uses & 15 != 1 && shared.hooks.on_release.is_none() && !shared.used_up(uses) {
-            cell.stamp_ms.store(now, Ordering::Relaxed);
+            if cell.stamp_ms.load(Ordering::Relaxed) != now {
+                cell.stamp_ms.store(now, Ordering::Relaxed);
+            }
             match shared.try_release_fast(cell) {
                 Release::Done => return,
                 Release::Slow => {

@@ -133,6 +133,26 @@ pub(crate) trait Gate: Send + Sync {
     fn blocked(&self, from: usize);
 }
 
+/// The state word (see `Shared::word`) and, on the same cache line, which light barrier
+/// the fast release runs (`sync::barrier`, read once when the pool is built).
+pub(crate) struct StateWord {
+    word: AtomicUsize,
+    asymmetric: bool,
+}
+
+impl std::ops::Deref for StateWord {
+    type Target = AtomicUsize;
+    fn deref(&self) -> &AtomicUsize {
+        &self.word
+    }
+}
+
+/// A fast release's announcement (see `sync::hazard`).
+#[cfg(not(model))]
+type Hazard = &'static crate::sync::hazard::Record;
+#[cfg(model)]
+type Hazard = ();
+
 /// What [`Shared::try_release_fast`] did.
 pub(crate) enum Release {
     /// The object is back in the pool (or already someone else's): hands off.
@@ -157,7 +177,7 @@ pub(crate) struct Shared<T: Poolable> {
     /// `queued waiters << WAITERS_SHIFT | DIVERT_BIT | CLOSED_BIT`: written under `queue`,
     /// read lock-free by the fast paths (fairness and close checks on checkout; after the
     /// release store, whether the release must look again). Own cache line.
-    word: CachePadded<AtomicUsize>,
+    word: CachePadded<StateWord>,
     /// Objects alive plus creates in flight (reserved capacity). Never exceeds
     /// `max_size` except transiently after `resize` shrinks it.
     pub size: CachePadded<AtomicUsize>,
@@ -258,7 +278,10 @@ impl<T: Poolable> Shared<T> {
             gate,
             slots: Slots::new(config.max_size),
             queue: CachePadded(Mutex::new(WaitQueue::default())),
-            word: CachePadded(AtomicUsize::new(0)),
+            word: CachePadded(StateWord {
+                word: AtomicUsize::new(0),
+                asymmetric: crate::sync::barrier::asymmetric(),
+            }),
             size: CachePadded(AtomicUsize::new(0)),
             max_size: AtomicUsize::new(config.max_size),
             refs: AtomicUsize::new(1),
@@ -491,9 +514,17 @@ impl<T: Poolable> Shared<T> {
         let s = self.slots.get(i);
         s.uses
             .store(s.uses.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        s.location
-            .store(ptr::from_ref(loc).cast_mut(), Ordering::Relaxed);
-        s.stamp_ms.store(self.coarse_ms(), Ordering::Relaxed);
+        // Stores only when the value changes (a caller taking the same object from the
+        // same line within the same millisecond writes nothing): fewer stores for the
+        // next locked instruction to wait for.
+        let loc = ptr::from_ref(loc).cast_mut();
+        if s.location.load(Ordering::Relaxed) != loc {
+            s.location.store(loc, Ordering::Relaxed);
+        }
+        let now = self.coarse_ms();
+        if s.stamp_ms.load(Ordering::Relaxed) != now {
+            s.stamp_ms.store(now, Ordering::Relaxed);
+        }
         s
     }
 
@@ -531,32 +562,31 @@ impl<T: Poolable> Shared<T> {
             return Release::Slow;
         }
         let Some(hz) = self.hazard() else {
-            // No hazard record (thread-locals torn down): one CAS, which a marker's own
-            // CAS is ordered against, so nothing is overwritten and no word check is due.
-            return if s
-                .compare_exchange(BUSY, IDLE, Ordering::Release, Ordering::Relaxed)
-                .is_ok()
-            {
-                Release::Done
-            } else {
-                Release::Slow
-            };
+            return self.release_first(slot);
         };
         // Release: our writes to the object happen-before the next claimer's Acquire CAS.
         crate::sync::store_over_marks(s, IDLE);
-        crate::sync::barrier::light();
+        crate::sync::barrier::light(self.word.asymmetric);
         // Relaxed: the barrier pair orders it against the markers' word updates.
         if self.word.load(Ordering::Relaxed) == 0 {
             self.hazard_exit(hz);
             return Release::Done;
         }
-        // Someone is queued, or the pool is closing, shrinking, reclaiming or yielding:
-        // take the object back if it is still idle (Acquire: as in `claim_idle`). If it is
-        // not, whoever took it owns it now, and it is no longer ours to settle.
-        let rescued = s
+        self.take_back(slot, hz)
+    }
+
+    /// The fast release found `word` non-zero after its store: someone is queued, or the
+    /// pool is closing, shrinking, reclaiming or yielding. Takes the object back if it is
+    /// still idle (Acquire: as in `claim_idle`); if it is not, whoever took it owns it
+    /// now, and it is no longer ours to settle.
+    #[cold]
+    #[inline(never)]
+    fn take_back(&self, slot: &Slot<T>, hz: Hazard) -> Release {
+        let rescued = slot
+            .state
             .compare_exchange(IDLE, BUSY, Ordering::Acquire, Ordering::Relaxed)
             .is_ok();
-        // After a successful rescue our object keeps the pool alive again.
+        // After a successful take-back our object keeps the pool alive again.
         self.hazard_exit(hz);
         if rescued {
             Release::Slow
@@ -565,18 +595,41 @@ impl<T: Poolable> Shared<T> {
         }
     }
 
-    /// This thread's hazard record (see `sync::hazard`), announcing this pool.
+    /// The fast release on a thread without a hazard record yet: makes one, or, while the
+    /// thread's thread-locals are being destroyed, releases with one CAS `BUSY → IDLE`,
+    /// which a marker's own CAS is ordered against (nothing is overwritten, so no word
+    /// check is due and no announcement is needed).
+    #[cold]
+    #[inline(never)]
+    fn release_first(&self, slot: &Slot<T>) -> Release {
+        #[cfg(not(model))]
+        if crate::sync::hazard::record().is_some() {
+            return self.try_release_fast(slot);
+        }
+        if slot
+            .state
+            .compare_exchange(BUSY, IDLE, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+        {
+            Release::Done
+        } else {
+            Release::Slow
+        }
+    }
+
+    /// This thread's hazard record (see `sync::hazard`), now announcing this pool; `None`
+    /// if the thread has none yet.
     #[cfg(not(model))]
     #[inline]
-    fn hazard(&self) -> Option<&'static crate::sync::hazard::Record> {
-        let r = crate::sync::hazard::record()?;
+    fn hazard(&self) -> Option<Hazard> {
+        let r = crate::sync::hazard::mine()?;
         r.enter(ptr::from_ref(self) as usize);
         Some(r)
     }
 
     #[cfg(not(model))]
     #[inline]
-    fn hazard_exit(&self, r: &'static crate::sync::hazard::Record) {
+    fn hazard_exit(&self, r: Hazard) {
         r.exit();
     }
 
@@ -584,13 +637,13 @@ impl<T: Poolable> Shared<T> {
     /// per-thread records do not fit a model's fresh state per execution); `unref` waits
     /// for it to drop to zero before freeing, as it waits for the records normally.
     #[cfg(model)]
-    fn hazard(&self) -> Option<()> {
+    fn hazard(&self) -> Option<Hazard> {
         self.releasing.fetch_add(1, Ordering::AcqRel);
         Some(())
     }
 
     #[cfg(model)]
-    fn hazard_exit(&self, (): ()) {
+    fn hazard_exit(&self, (): Hazard) {
         self.releasing.fetch_sub(1, Ordering::AcqRel);
     }
 

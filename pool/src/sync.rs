@@ -286,10 +286,17 @@ pub(crate) mod barrier {
         });
     }
 
-    /// The fast side: free with membarrier, else a full fence.
+    /// Whether the light side is a compiler fence only. Pools read it once, at build, and
+    /// keep it beside their state word (one cache line fewer on the fast release).
+    pub(crate) fn asymmetric() -> bool {
+        ASYMMETRIC.load(Ordering::Relaxed)
+    }
+
+    /// The fast side, for a caller that read [`asymmetric`] after [`init`]: free with
+    /// membarrier, else a full fence.
     #[inline]
-    pub(crate) fn light() {
-        if ASYMMETRIC.load(Ordering::Relaxed) {
+    pub(crate) fn light(asymmetric: bool) {
+        if asymmetric {
             compiler_fence(Ordering::SeqCst);
         } else {
             fence(Ordering::SeqCst);
@@ -356,7 +363,10 @@ pub(crate) mod barrier {
 pub(crate) mod barrier {
     use super::Ordering;
     pub(crate) fn init() {}
-    pub(crate) fn light() {
+    pub(crate) fn asymmetric() -> bool {
+        false
+    }
+    pub(crate) fn light(_: bool) {
         fence(Ordering::SeqCst);
     }
     pub(crate) fn heavy() {
@@ -401,37 +411,47 @@ pub(crate) mod hazard {
 
     static HEAD: AtomicPtr<Record> = AtomicPtr::new(ptr::null_mut());
 
-    /// This thread's record; gives it back when the thread exits.
-    struct Mine(Cell<*const Record>);
+    thread_local! {
+        /// This thread's record, or null. No destructor, so reading it is one
+        /// thread-local load (no state check) and it stays readable during teardown.
+        static MINE: Cell<*const Record> = const { Cell::new(ptr::null()) };
+        /// Gives the record back when the thread exits (and nulls `MINE`).
+        static OWNER: Owner = const { Owner };
+    }
 
-    impl Drop for Mine {
+    struct Owner;
+
+    impl Drop for Owner {
         fn drop(&mut self) {
+            let r = MINE.with(|m| m.replace(ptr::null()));
             // SAFETY: records are never freed.
-            if let Some(r) = unsafe { self.0.get().as_ref() } {
+            if let Some(r) = unsafe { r.as_ref() } {
                 // Release: our last use of the record happens-before its next owner's.
                 r.owned.store(false, Ordering::Release);
             }
         }
     }
 
-    thread_local!(static MINE: Mine = const { Mine(Cell::new(ptr::null())) });
-
-    /// This thread's record, or `None` while its thread-locals are being destroyed (the
-    /// caller then releases with a CAS, which needs no announcement).
+    /// This thread's record if it has one already: the fast release's only access.
     #[inline]
+    pub(crate) fn mine() -> Option<&'static Record> {
+        // SAFETY: records are never freed.
+        unsafe { MINE.with(Cell::get).as_ref() }
+    }
+
+    /// This thread's record, made on first use; `None` once the thread's thread-locals
+    /// are being destroyed (the caller then releases with a CAS, which needs no
+    /// announcement).
+    #[cold]
     pub(crate) fn record() -> Option<&'static Record> {
-        MINE.try_with(|m| {
-            // SAFETY: records are never freed.
-            match unsafe { m.0.get().as_ref() } {
-                Some(r) => r,
-                None => {
-                    let r = acquire();
-                    m.0.set(r);
-                    r
-                }
-            }
-        })
-        .ok()
+        if let Some(r) = mine() {
+            return Some(r);
+        }
+        // Touching `OWNER` registers its destructor; it fails once that has run.
+        OWNER.try_with(|_| ()).ok()?;
+        let r = acquire();
+        MINE.with(|m| m.set(r));
+        Some(r)
     }
 
     /// Takes a record a finished thread gave back, or adds one.
@@ -441,7 +461,7 @@ pub(crate) mod hazard {
         let mut p = HEAD.load(Ordering::Acquire);
         // SAFETY: records are never freed.
         while let Some(r) = unsafe { p.as_ref() } {
-            // Acquire: pairs with `Mine::drop`.
+            // Acquire: pairs with `Owner::drop`.
             if !r.owned.load(Ordering::Relaxed)
                 && r.owned
                     .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -486,6 +506,17 @@ pub(crate) mod hazard {
         }
     }
 
+    /// Calls `f` on every record ever made (tests).
+    #[cfg(test)]
+    pub(crate) fn for_each_record(mut f: impl FnMut(&Record)) {
+        let mut p = HEAD.load(Ordering::Acquire);
+        // SAFETY: records are never freed.
+        while let Some(r) = unsafe { p.as_ref() } {
+            f(r);
+            p = r.next.cast_mut();
+        }
+    }
+
     /// Waits until no thread announces `pool`. Called by the pool's last owner just before
     /// freeing it, after the last reference went (so no new announcement for it can start:
     /// one starts only while its releaser's object keeps the pool alive).
@@ -499,5 +530,72 @@ pub(crate) mod hazard {
             }
             p = r.next.cast_mut();
         }
+    }
+}
+
+#[cfg(all(test, not(model)))]
+mod tests {
+    use super::hazard;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// The records ever made (the list only grows).
+    fn records() -> usize {
+        let mut n = 0;
+        hazard::for_each_record(|_| n += 1);
+        n
+    }
+
+    #[test]
+    fn wait_clear_waits_for_an_announcement_to_end() {
+        let pool = 0x5151_0000usize;
+        let entered = Arc::new(AtomicBool::new(false));
+        let finished = Arc::new(AtomicBool::new(false));
+        let (e, f) = (entered.clone(), finished.clone());
+        let t = std::thread::spawn(move || {
+            let r = hazard::record().unwrap();
+            r.enter(pool);
+            e.store(true, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(50));
+            f.store(true, Ordering::SeqCst);
+            r.exit();
+        });
+        while !entered.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        hazard::wait_clear(pool);
+        assert!(
+            finished.load(Ordering::SeqCst),
+            "returned while the pool was announced"
+        );
+        t.join().unwrap();
+        // Another address is never waited for.
+        hazard::wait_clear(pool + 64);
+    }
+
+    #[test]
+    fn records_of_finished_threads_are_reused() {
+        for _ in 0..4 {
+            std::thread::spawn(|| hazard::record().map(|_| ()))
+                .join()
+                .unwrap();
+        }
+        let before = records();
+        for _ in 0..32 {
+            std::thread::spawn(|| hazard::record().map(|_| ()))
+                .join()
+                .unwrap();
+        }
+        // Tests run in parallel threads that may each hold one, but 32 sequential
+        // short-lived threads must not add 32 records.
+        assert!(records() < before + 8, "{before} -> {}", records());
+    }
+
+    #[test]
+    fn barriers_run() {
+        super::barrier::init();
+        super::barrier::light(super::barrier::asymmetric());
+        super::barrier::heavy();
     }
 }

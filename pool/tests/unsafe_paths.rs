@@ -129,6 +129,7 @@ fn last_handle_drop_races_a_guard_return() {
     // keeps the last owner from freeing the memory under that read.
     for _ in 0..12 {
         let (pool, live) = pool(2);
+        drop((pool.get_blocking().unwrap(), pool.get_blocking().unwrap()));
         let a = pool.get_blocking().unwrap();
         let b = pool.get_blocking().unwrap();
         let t1 = std::thread::spawn(move || drop(a));
@@ -136,6 +137,25 @@ fn last_handle_drop_races_a_guard_return() {
         drop(b);
         t1.join().unwrap();
         t2.join().unwrap();
+        assert_eq!(live.load(Ordering::SeqCst), 0);
+    }
+}
+
+#[test]
+fn last_handle_drop_races_the_only_guard_return() {
+    // One object: the handle's drop destroys it the moment the guard's release store
+    // makes it idle, and frees the pool right after; the releaser still reads the pool's
+    // state word. Without the hazard record's wait this is a use-after-free that Miri
+    // reports (with `-Zmiri-preemption-rate=0.3` it shows within a few seeds).
+    for _ in 0..12 {
+        let (pool, live) = pool(1);
+        // A fresh object's first return takes the slow path once (new slots are born
+        // marked); warm it so the race is with the fast release.
+        drop(pool.get_blocking().unwrap());
+        let a = pool.get_blocking().unwrap();
+        let t = std::thread::spawn(move || drop(a));
+        drop(pool);
+        t.join().unwrap();
         assert_eq!(live.load(Ordering::SeqCst), 0);
     }
 }
