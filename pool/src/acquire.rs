@@ -379,7 +379,8 @@ pub(crate) async fn slow_path<T: Poolable>(
     let reg = if shared.waiting() == 0 && shared.try_reserve() {
         Reg::Permit
     } else {
-        shared.register(priority, shared.now(), deadline)?
+        // Aging counts from the start of the acquisition (one clock read fewer).
+        shared.register(priority, since, deadline)?
     };
     match reg {
         Reg::Got(i) => Ok((i, false)),
