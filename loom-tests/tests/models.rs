@@ -381,4 +381,40 @@ fn resize_grow_serves_a_waiter() {
 
 /// Loom needs `Infallible` in scope for some factories; keeps the import honest.
 #[allow(dead_code)]
+/// Invariant: reclaiming a long-held checkout while its guard returns through the fast
+/// release (a plain store that may overwrite the reclaim's mark) either reclaims it (the
+/// object is destroyed on return, its capacity given back once) or finds it returned;
+/// never an idle object whose capacity was already given away.
+#[test]
+fn reclaim_races_the_fast_release() {
+    model(|| {
+        let c = std::sync::Arc::new(Census::default());
+        let p = {
+            let c2 = c.clone();
+            Pool::builder(move || {
+                let c = c2.clone();
+                async move {
+                    c.made.fetch_add(1, SeqCst);
+                    c.live.fetch_add(1, SeqCst);
+                    Ok::<_, Infallible>(Obj { census: c })
+                }
+            })
+            .max_size(1)
+            .reclaim_leaked(Duration::from_millis(10))
+            .build()
+            .unwrap()
+        };
+        // Warm: a fresh slot's first return takes the slow path once.
+        drop(block_on(p.get()).unwrap());
+        p.model_join_creates();
+        let g = p.try_get().unwrap();
+        p.model_advance(Duration::from_millis(20));
+        let p2 = p.clone();
+        let maint = thread::spawn(move || p2.model_maintain());
+        drop(g);
+        maint.join().unwrap();
+        quiescent(&p, &c);
+    });
+}
+
 fn _infallible(_: Infallible) {}

@@ -222,18 +222,22 @@ impl<T: Poolable> Shared<T> {
     fn reclaim(&self, i: usize, uses: u64) {
         let slot = self.slots.get(i);
         let q = self.lock_queue();
-        // Releases racing with the mark below must see the divert bit (`announce`).
-        self.announce(&q, true);
         let st = slot.state.load(Ordering::Relaxed);
         // The checkout must be the same one, still out.
         if st & STATE_MASK != BUSY
             || self.is_reclaimed(i, st)
             || slot.uses.load(Ordering::Relaxed) != uses
         {
-            self.publish(&q);
             return;
         }
-        // A CAS, not a store: its owner may be destroying it outside the lock right now
+        // The record first, then the heavy barrier, then the mark: a fast release that
+        // stores IDLE over the mark reads the record after its light barrier (the pair
+        // orders the two) and takes the slow path, which sees the record under this lock.
+        let before = slot.reported.load(Ordering::Relaxed);
+        slot.reported
+            .store(uses | crate::slots::RECLAIM_MARK, Ordering::Relaxed);
+        self.announce(&q, false);
+        // A CAS, not a store: its owner may be releasing or destroying it right now
         // (`take_out` moves the slot to EMPTY), and a store would resurrect the slot.
         if slot
             .state
@@ -245,12 +249,11 @@ impl<T: Poolable> Shared<T> {
             )
             .is_err()
         {
-            self.publish(&q);
+            // It came back meanwhile: nothing to reclaim. A release that saw the record
+            // waits for this lock, and then sees it gone.
+            slot.reported.store(before, Ordering::Relaxed);
             return;
         }
-        // The record a racing release cannot overwrite (see `RECLAIM_MARK`).
-        slot.reported
-            .store(uses | crate::slots::RECLAIM_MARK, Ordering::Relaxed);
         let reclaimed = self.reclaimed.fetch_add(1, Ordering::Relaxed) + 1;
         // The slot stays occupied: make room so creates always find an empty one.
         self.slots

@@ -369,6 +369,13 @@ impl<T: Poolable> Pool<T> {
         }
     }
 
+    /// loom/shuttle models only: one maintenance pass (leak scan and reclaim, eviction).
+    #[cfg(model)]
+    #[doc(hidden)]
+    pub fn model_maintain(&self) {
+        self.shared().maintain();
+    }
+
     /// loom/shuttle models only: one pass of the deadline sweeper (a task in real builds).
     #[cfg(model)]
     #[doc(hidden)]

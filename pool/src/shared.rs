@@ -31,8 +31,9 @@ use crate::{Poolable, Priority};
 /// Bit 0 of `Shared::word`: the pool is closed.
 const CLOSED_BIT: usize = 1;
 /// Bit 1 of `Shared::word`: returns must look at the slow path even with nobody queued —
-/// the pool is above `max_size` (shrinking), a reclaimed checkout is still out, or another
-/// partition waits for global capacity. Recomputed by every `publish`.
+/// the pool is above `max_size` (shrinking), or another partition waits for global
+/// capacity. Recomputed by every `publish`. (A reclaimed checkout is caught by its slot's
+/// record instead, so a guard that never returns does not slow every release.)
 const DIVERT_BIT: usize = 2;
 /// `Shared::word >> WAITERS_SHIFT` is the number of queued waiters.
 const WAITERS_SHIFT: u32 = 2;
@@ -412,7 +413,6 @@ impl<T: Poolable> Shared<T> {
     /// Whether returns must take the slow path with nobody queued (see `DIVERT_BIT`).
     fn must_divert(&self) -> bool {
         self.size.load(Ordering::Relaxed) > self.max_size.load(Ordering::Relaxed)
-            || self.reclaimed.load(Ordering::Relaxed) > 0
             || self.others_blocked()
     }
 
@@ -448,8 +448,9 @@ impl<T: Poolable> Shared<T> {
         if w & CLOSED_BIT != 0 {
             return Err(Closed);
         }
-        if w != 0 {
-            // Callers are queued: taking an object now would jump ahead of them.
+        if w >> WAITERS_SHIFT != 0 {
+            // Callers are queued: taking an object now would jump ahead of them. (The
+            // divert bit concerns returns only.)
             return Ok(None);
         }
         let now = self.coarse_ms();
@@ -567,16 +568,19 @@ impl<T: Poolable> Shared<T> {
         // Release: our writes to the object happen-before the next claimer's Acquire CAS.
         crate::sync::store_over_marks(s, IDLE);
         crate::sync::barrier::light(self.word.asymmetric);
-        // Relaxed: the barrier pair orders it against the markers' word updates.
-        if self.word.load(Ordering::Relaxed) == 0 {
+        // Relaxed: the barrier pair orders both loads against the markers' updates (the
+        // word; a reclaim's record, on the line we just wrote).
+        if self.word.load(Ordering::Relaxed) == 0
+            && slot.reported.load(Ordering::Relaxed) & crate::slots::RECLAIM_MARK == 0
+        {
             self.hazard_exit(hz);
             return Release::Done;
         }
         self.take_back(slot, hz)
     }
 
-    /// The fast release found `word` non-zero after its store: someone is queued, or the
-    /// pool is closing, shrinking, reclaiming or yielding. Takes the object back if it is
+    /// The fast release found `word` non-zero after its store (someone is queued, or the
+    /// pool is closing, shrinking or yielding) or its checkout reclaimed. Takes the object back if it is
     /// still idle (Acquire: as in `claim_idle`); if it is not, whoever took it owns it
     /// now, and it is no longer ours to settle.
     #[cold]
@@ -667,12 +671,18 @@ impl<T: Poolable> Shared<T> {
         let q = self.queue.lock();
         // Stable under the lock: everyone else who writes a BUSY slot holds the lock.
         let st = self.slots.get(i).state.load(Ordering::Relaxed);
-        if self.is_closed() {
-            drop(q);
-            self.destroy(i, DestroyReason::Closed)
-        } else if self.is_reclaimed(i, st) {
+        if self.is_reclaimed(i, st) {
+            // If a racing fast release overwrote the mark, restore it (we own the slot,
+            // and reclaims mark under this lock): `take_out` reads the mark.
+            self.slots
+                .get(i)
+                .state
+                .store(st | RECLAIMED, Ordering::Relaxed);
             drop(q);
             self.destroy(i, DestroyReason::Reclaimed)
+        } else if self.is_closed() {
+            drop(q);
+            self.destroy(i, DestroyReason::Closed)
         } else if self.size.load(Ordering::Relaxed) > self.max_size.load(Ordering::Relaxed) {
             drop(q);
             self.destroy(i, DestroyReason::Resized)
@@ -924,8 +934,9 @@ impl<T: Poolable> Shared<T> {
 
     /// Whether the checkout holding owned slot `i` (state `st`) had its capacity given
     /// back by `reclaim_leaked`: the slot's mark says so, or, if a racing fast release
-    /// overwrote the mark, the slot's record (written under the lock; read by the owner
-    /// under the lock, or after the mark was seen).
+    /// overwrote the mark, the slot's record. The record is only final under the lock (a
+    /// reclaim writes it before its CAS and restores it if the CAS fails), so callers
+    /// without the lock use the mark alone.
     pub(crate) fn is_reclaimed(&self, i: usize, st: usize) -> bool {
         let slot = self.slots.get(i);
         st & RECLAIMED != 0
@@ -941,10 +952,6 @@ impl<T: Poolable> Shared<T> {
         // marked EMPTY below, so nobody reads it again before a new object is written.
         let obj = unsafe { ptr::read(slot.obj()) };
         let id = slot.id.load(Ordering::Relaxed);
-        // Before `uses` is cleared: the record compares against it. A reclaim that could
-        // still mark this slot needs the lock and a BUSY slot; if it marks before our CAS
-        // below, the CAS sees the mark.
-        let record = self.is_reclaimed(i, 0);
         let uses = slot.uses.swap(0, Ordering::Relaxed);
         self.counters
             .retired_uses
@@ -964,7 +971,9 @@ impl<T: Poolable> Shared<T> {
             }
         }
         self.counters.destroyed.fetch_add(1, Ordering::Relaxed);
-        (obj, id, record || st & RECLAIMED != 0)
+        // The mark, not the record: a reclaim marks by CAS, so whether it marked before our
+        // CAS is exact here (a mark a fast release overwrote was restored under the lock).
+        (obj, id, st & RECLAIMED != 0)
     }
 
     /// Destroys the object in owned slot `i` and frees its capacity.

@@ -314,6 +314,14 @@ async fn a_forgotten_guard_is_reported_and_its_capacity_reclaimed() {
         1,
         "capacity came back, the cap still holds"
     );
+    // The forgotten checkout stays out for good; the pool's fast paths keep working.
+    drop(g);
+    let again = pool
+        .try_get()
+        .expect("an idle object while a reclaimed one is out");
+    assert_eq!(again.id, 1);
+    drop(again);
+    assert_eq!(pool.stats().idle, 1);
 }
 
 #[tokio::test]
