@@ -4,8 +4,12 @@
 //! instances, compiled extractors, buffers — anything expensive to make and cheap to reuse.
 //!
 //! - **Fast path without locks**: checking out an idle object is one CAS on its slot;
-//!   returning it when nobody waits is one more. Capacity is reserved by CAS, so
-//!   `max_size` is never exceeded, even with concurrent creates.
+//!   returning it when nobody waits is a plain store (on Linux an asymmetric
+//!   `membarrier(2)` barrier, registered once per process, keeps a concurrently
+//!   registering waiter from being missed; elsewhere, under seccomp rules that refuse it,
+//!   or with the `RIPTIDE_POOL_NO_MEMBARRIER` environment variable set, the return pays a
+//!   `fence(SeqCst)` instead). Capacity is reserved by CAS, so `max_size` is never
+//!   exceeded, even with concurrent creates.
 //! - **Fair, prioritised waiting**: four [`Priority`] levels, FIFO within a level, direct
 //!   hand-off from a returning guard to the best waiter, and aging: a waiter older than
 //!   `starvation_threshold` is served as `Critical`, so low priority is delayed by a bound,
