@@ -53,8 +53,9 @@ pub fn floor_cas_cas(iters: u64) -> Duration {
     t.elapsed()
 }
 
-/// The design card's "one CAS + one release store" cycle, for reference: it is not a
-/// sound release for RipTide (see `docs/benchmarks.md`, "What bounds the targets").
+/// The design card's "one CAS + one release store" cycle, with no bookkeeping: the floor
+/// under RipTide's cycle, whose release is such a store plus a compiler fence and a read
+/// of the pool's state word (`docs/architecture.md`, "The release store").
 pub fn floor_cas_store(iters: u64) -> Duration {
     let word = std::sync::atomic::AtomicUsize::new(1);
     let t = Instant::now();

@@ -61,7 +61,7 @@ fn main() {
             results: pools.iter().map(SyncPool::name).zip(res).collect(),
             floors: vec![
                 ("floor: CAS + CAS on one word (RMW release)", f1),
-                ("floor: CAS + store (not sound here)", f2),
+                ("floor: CAS + store (no bookkeeping)", f2),
             ],
         });
     }
