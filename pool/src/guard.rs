@@ -19,9 +19,10 @@ use crate::Poolable;
 /// [`Poolable::is_healthy`] and returns the object to the pool (or destroys it when
 /// unhealthy, used up, or the pool is closed).
 ///
-/// The guard holds no reference count: the slot it owns keeps the pool's shared state
+/// The guard holds no reference count: the object it owns keeps the pool's shared state
 /// alive, even after every `Pool` handle is dropped (the object is then destroyed on
-/// return). Returning it costs one CAS when nobody waits.
+/// return). Returning it when nobody waits costs no locked instruction (a store and, on
+/// Linux, a compiler fence; see the crate docs).
 pub struct Pooled<T: Poolable> {
     shared: NonNull<Shared<T>>,
     /// The slot (cached: saves the segment lookup on every deref and on return).
@@ -49,9 +50,8 @@ impl<T: Poolable> Pooled<T> {
     }
 
     fn shared(&self) -> &Shared<T> {
-        // SAFETY: while this guard's slot is BUSY the allocation is alive: a live `Pool`
-        // handle keeps it, and once the last one is gone the slot holds an orphan
-        // reference that only this guard's return gives up.
+        // SAFETY: while this guard's slot is BUSY the allocation is alive: its object
+        // holds a reference (see `Owed`) that only the object's destruction gives up.
         unsafe { self.shared.as_ref() }
     }
 
@@ -139,7 +139,8 @@ impl<T: Poolable> DerefMut for Pooled<T> {
 impl<T: Poolable> Drop for Pooled<T> {
     /// The common return (healthy, no `on_release` hook, not used up, not sampled for the
     /// usage histogram, nobody waiting) is inlined: `reset`, `is_healthy`, a stamp and
-    /// one CAS. Everything else goes through [`Pooled::return_slow`].
+    /// the fast release (a store; `Shared::try_release_fast`). Everything else goes
+    /// through [`Pooled::return_slow`].
     #[inline]
     fn drop(&mut self) {
         let shared = self.shared();

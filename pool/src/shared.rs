@@ -5,8 +5,9 @@
 //! the waiter it was handed to (a CAS on the waiter's cell). Only the owner touches the
 //! object or the slot's metadata, and only the owner moves the slot out of `BUSY`.
 //!
-//! Locks: the fast path (claim an idle slot, release a slot nobody waits for) is one CAS
-//! each and takes no lock. Everything that involves waiters, capacity given back, closing
+//! Locks: the fast path takes no lock: claiming an idle slot is one CAS, releasing a slot
+//! nobody waits for is a store, the light barrier and a read of the state word
+//! (`try_release_fast`). Everything that involves waiters, capacity given back, closing
 //! or resizing runs under `queue`, a short `Mutex` that never spans an `.await` and never
 //! runs user code (objects are dropped after it is released).
 
@@ -1151,7 +1152,7 @@ impl<T: Poolable> Shared<T> {
     /// reservation and is left in `cell`.
     ///
     /// The creator holds a [`SharedRef`], not a handle, so the pool may have been closed
-    /// and its slot orphaned meanwhile: the returned [`Owed`] settles that.
+    /// meanwhile (the object is then destroyed): the returned [`Owed`] settles that.
     pub(crate) fn finish_create(&self, result: Result<T, BoxError>, cell: &Waiter) -> Owed<'_> {
         self.counters
             .create_attempts
