@@ -140,7 +140,7 @@ impl<T: Poolable> Drop for Pooled<T> {
     /// The common return (healthy, no `on_release` hook, not used up, not sampled for the
     /// usage histogram, nobody waiting) is inlined: `reset`, `is_healthy`, a stamp and
     /// the fast release (a store; `Shared::try_release_fast`). Everything else goes
-    /// through [`Pooled::return_slow`].
+    /// through `Pooled::return_slow`.
     #[inline]
     fn drop(&mut self) {
         let shared = self.shared();
