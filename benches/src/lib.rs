@@ -2,6 +2,7 @@
 //! binary. Every case takes a pool from [`peers`] and returns elapsed wall time (and,
 //! where it matters, per-operation waits) for the caller to turn into figures.
 
+pub mod fifo;
 pub mod native;
 pub mod peers;
 
@@ -416,6 +417,38 @@ pub fn contended_semaphore_only(
                         let p = sem.acquire().await.unwrap();
                         tokio::task::yield_now().await;
                         drop(p);
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.await.unwrap();
+        }
+        t.elapsed()
+    })
+}
+
+/// A third floor: the plainest fair hand-off, [`fifo::FifoSemaphore`] (one mutex, a permit
+/// count and a FIFO of waiter cells; no objects, priorities, timeouts or statistics) —
+/// acquire, hold across a yield, release. What a fair pool's waiting path costs at the
+/// least when written with a lock.
+pub fn contended_fifo_only(
+    rt: &tokio::runtime::Runtime,
+    permits: usize,
+    tasks: usize,
+    per_task: u64,
+) -> Duration {
+    let sem = Arc::new(fifo::FifoSemaphore::new(permits));
+    rt.block_on(async {
+        let t = Instant::now();
+        let hs: Vec<_> = (0..tasks)
+            .map(|_| {
+                let sem = sem.clone();
+                tokio::spawn(async move {
+                    for _ in 0..per_task {
+                        sem.acquire().await;
+                        tokio::task::yield_now().await;
+                        sem.release();
                     }
                 })
             })

@@ -2,6 +2,7 @@
 
 use std::future::{Future, IntoFuture};
 use std::mem::ManuallyDrop;
+use std::ops::ControlFlow::{self, Break, Continue};
 use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -75,9 +76,12 @@ impl<T: Poolable> Acquire<'_, T> {
             self.pool,
             self.priority,
             self.location,
-            d,
+            Span {
+                since: shared.now(),
+                timeout: d,
+            },
             Mode::Blocking,
-            first,
+            first.map_or(First::Nothing, First::Claimed),
         );
         match exec::block_on_timeout(rt(self.pool), d, slow) {
             Some(r) => r,
@@ -136,8 +140,9 @@ impl<'a, T: Poolable> IntoFuture for Acquire<'a, T> {
 
 /// The future of an acquisition: `Send + 'static`, so it can be spawned. It tries the
 /// lock-free fast path when it is created (`get()`, or `.await` on an [`Acquire`]) and
-/// again on first poll, and allocates only if it has to wait or create. Dropping it at any
-/// point, polled or not, loses nothing.
+/// again on first poll. Waiting for a hand-off allocates only a small waiter cell; a
+/// create or a checkout step (hooks, validation) runs as one boxed future. Dropping it at
+/// any point, polled or not, loses nothing.
 #[must_use = "futures do nothing unless polled"]
 pub struct AcquireFuture<T: Poolable> {
     /// Dropped by hand (see `Drop`): a settled future skips the out-of-line drop glue.
@@ -170,8 +175,32 @@ enum State<T: Poolable> {
     Ready(Pooled<T>),
     /// The pool was closed when the future was created.
     Failed(PoolError),
+    /// In the wait queue, waiting for a hand-off: the common wait, polled in place (no
+    /// allocation but the waiter cell).
+    Queued(Queued<T>),
+    /// Everything else (creates, checkout hooks, validation): the whole acquisition as a
+    /// boxed future.
     Slow(BoxFuture<'static, Result<Pooled<T>, PoolError>>),
     Done,
+}
+
+/// A queued waiter owned by the future. Dropped before its cell's decision was taken (the
+/// caller gave up: timeout, `select!`, abort), it cancels the cell, or gives back what the
+/// cell was handed.
+struct Queued<T: Poolable> {
+    pool: Pool<T>,
+    cell: Arc<Waiter>,
+    location: &'static Location<'static>,
+    /// The decision was taken by the future: nothing to cancel.
+    taken: bool,
+}
+
+impl<T: Poolable> Drop for Queued<T> {
+    fn drop(&mut self) {
+        if !self.taken {
+            self.pool.shared().cancel(&self.cell);
+        }
+    }
 }
 
 impl<T: Poolable> Future for AcquireFuture<T> {
@@ -194,45 +223,195 @@ impl<T: Poolable> Future for AcquireFuture<T> {
 impl<T: Poolable> AcquireFuture<T> {
     #[inline(never)]
     fn poll_slow(&mut self, cx: &mut Context<'_>) -> Poll<Result<Pooled<T>, PoolError>> {
-        if let State::Failed(_) = *self.state {
-            if let State::Failed(e) = std::mem::replace(&mut *self.state, State::Done) {
-                return Poll::Ready(Err(e));
-            }
-        }
-        if !matches!(*self.state, State::Start { .. }) {
-            // Already waiting (or done): fall through.
-        } else if let State::Start {
-            pool,
-            priority,
-            timeout,
-            location,
-        } = std::mem::replace(&mut *self.state, State::Done)
-        {
-            let first = match pool.shared().try_claim() {
-                Err(e) => return Poll::Ready(Err(e.into())),
-                Ok(Some(i)) if !pool.shared().needs_recycle(i) => {
-                    return Poll::Ready(Ok(pool.guard(i, location)))
+        loop {
+            let next = match &mut *self.state {
+                State::Slow(f) => {
+                    let r = f.as_mut().poll(cx);
+                    if r.is_ready() {
+                        *self.state = State::Done;
+                    }
+                    return r;
                 }
-                Ok(found) => found,
+                State::Queued(q) => {
+                    // Acquire pairs with the decider's AcqRel CAS: the handed object.
+                    let mut s = q.cell.state.load(Ordering::Acquire);
+                    if s == WAITING {
+                        q.cell.waker.register(cx.waker());
+                        // Re-check after registering: a decision in between woke the old
+                        // waker.
+                        s = q.cell.state.load(Ordering::Acquire);
+                        if s == WAITING {
+                            return Poll::Pending;
+                        }
+                    }
+                    q.taken = true;
+                    let State::Queued(q) = std::mem::replace(&mut *self.state, State::Done) else {
+                        unreachable!()
+                    };
+                    match Self::decided(q, s) {
+                        Continue(state) => state,
+                        Break(r) => return Poll::Ready(r),
+                    }
+                }
+                State::Start { .. } => {
+                    let State::Start {
+                        pool,
+                        priority,
+                        timeout,
+                        location,
+                    } = std::mem::replace(&mut *self.state, State::Done)
+                    else {
+                        unreachable!()
+                    };
+                    match Self::start(pool, priority, timeout, location) {
+                        Continue(state) => state,
+                        Break(r) => return Poll::Ready(r),
+                    }
+                }
+                State::Failed(_) => {
+                    let State::Failed(e) = std::mem::replace(&mut *self.state, State::Done) else {
+                        unreachable!()
+                    };
+                    return Poll::Ready(Err(e));
+                }
+                State::Done => panic!("AcquireFuture polled after completion"),
+                State::Ready(_) => unreachable!("taken by poll"),
             };
-            let d = timeout.unwrap_or(pool.shared().config.acquire_timeout);
-            exec::require_runtime(rt(&pool));
-            *self.state = State::Slow(Box::pin(async move {
-                acquire_full(&pool, priority, location, d, Mode::Async, first).await
-            }));
-        }
-        match &mut *self.state {
-            State::Slow(f) => {
-                let r = f.as_mut().poll(cx);
-                if r.is_ready() {
-                    *self.state = State::Done;
-                }
-                r
-            }
-            State::Done => panic!("AcquireFuture polled after completion"),
-            State::Start { .. } | State::Ready(_) | State::Failed(_) => unreachable!(),
+            *self.state = next;
         }
     }
+
+    /// The first poll of an unsettled future: the fast path again, then registration. A
+    /// queued caller waits in place ([`State::Queued`]); anything that needs a create or a
+    /// checkout step continues as the boxed full acquisition.
+    fn start(
+        pool: Pool<T>,
+        priority: Priority,
+        timeout: Option<Duration>,
+        location: &'static Location<'static>,
+    ) -> Step<T> {
+        let shared = pool.shared();
+        let first = match shared.try_claim() {
+            Err(e) => return Break(Err(e.into())),
+            Ok(Some(i)) if !shared.needs_recycle(i) => return Break(Ok(pool.guard(i, location))),
+            Ok(found) => found,
+        };
+        exec::require_runtime(rt(&pool));
+        let span = Span {
+            since: shared.now(),
+            timeout: timeout.unwrap_or(shared.config.acquire_timeout),
+        };
+        let first = match first {
+            Some(i) => First::Claimed(i),
+            None => match shared.reserve_or_register(priority, span.since, span.deadline()) {
+                Err(e) => return Break(Err(e)),
+                Ok(Reg::Got(i)) => {
+                    if !shared.needs_recycle(i) {
+                        return Break(Ok(Self::checked_out(&pool, i, span.since, location)));
+                    }
+                    First::Claimed(i)
+                }
+                Ok(Reg::Permit) => First::Permit,
+                Ok(Reg::Queued(cell, start_sweeper)) => {
+                    if start_sweeper {
+                        start_deadline_sweeper(&pool);
+                    }
+                    return Continue(State::Queued(Queued {
+                        pool,
+                        cell,
+                        location,
+                        taken: false,
+                    }));
+                }
+            },
+        };
+        Continue(Self::full(pool, priority, location, span, first))
+    }
+
+    /// The queued caller's cell was decided `s` (the future took the decision).
+    fn decided(q: Queued<T>, s: usize) -> Step<T> {
+        let shared = q.pool.shared();
+        let span = Span {
+            since: q.cell.since,
+            timeout: q.cell.deadline.saturating_sub(q.cell.since),
+        };
+        let first = match s {
+            s if s >= HANDED => {
+                let i = s - HANDED;
+                if !shared.needs_recycle(i) {
+                    return Break(Ok(Self::checked_out(&q.pool, i, span.since, q.location)));
+                }
+                First::Claimed(i)
+            }
+            PERMIT => First::Permit,
+            TIMED_OUT => return Break(Err(q.pool.timed_out())),
+            CIRCUIT_OPEN => return Break(Err(PoolError::CircuitOpen)),
+            _ => return Break(Err(PoolError::Closed)),
+        };
+        // A rare path (a create, or a checkout step): the handle clone is not worth
+        // avoiding.
+        Continue(Self::full(
+            q.pool.clone(),
+            q.cell.priority,
+            q.location,
+            span,
+            first,
+        ))
+    }
+
+    /// Hands owned slot `i` (no checkout step due) to the caller: the wait time is
+    /// recorded and the slot becomes a guard.
+    fn checked_out(
+        pool: &Pool<T>,
+        i: usize,
+        since: Duration,
+        location: &'static Location<'static>,
+    ) -> Pooled<T> {
+        let shared = pool.shared();
+        shared.wait_hist.record(shared.now().saturating_sub(since));
+        pool.guard(i, location)
+    }
+
+    /// The boxed full acquisition, starting from `first`. Polled by the caller's loop at
+    /// once, so a claimed slot or a reservation is owned by a live future from here on.
+    fn full(
+        pool: Pool<T>,
+        priority: Priority,
+        location: &'static Location<'static>,
+        span: Span,
+        first: First,
+    ) -> State<T> {
+        State::Slow(Box::pin(async move {
+            acquire_full(&pool, priority, location, span, Mode::Async, first).await
+        }))
+    }
+}
+
+/// One step of [`AcquireFuture::poll_slow`]: the next state, or the result.
+type Step<T> = ControlFlow<Result<Pooled<T>, PoolError>, State<T>>;
+
+/// When an acquisition started (time since the pool's epoch) and how long it may take.
+#[derive(Clone, Copy)]
+pub(crate) struct Span {
+    pub since: Duration,
+    pub timeout: Duration,
+}
+
+impl Span {
+    fn deadline(self) -> Duration {
+        self.since.saturating_add(self.timeout)
+    }
+}
+
+/// What an acquisition already holds when the full path starts. The full path's future
+/// must be polled as soon as it is made: its first poll takes charge of the slot (a claim
+/// guard) or spends the reservation (the create), before any `.await` can suspend it.
+pub(crate) enum First {
+    Nothing,
+    /// An owned slot, not yet checked out (it may need a checkout step).
+    Claimed(usize),
+    /// A capacity reservation: create an object.
+    Permit,
 }
 
 /// Who drives the wait: an async task (deadlines enforced by the pool's sweeper) or a
@@ -246,37 +425,34 @@ pub(crate) enum Mode {
 /// A whole acquisition after the fast path: wait or create as needed, then the checkout
 /// checks on a reused object (recycle hooks, validation if it sat idle long enough); an
 /// object they reject is destroyed and the caller tries again, without seeing an error.
-/// `first` is an object the fast path already claimed.
+/// `first`: what the caller already holds (see [`First`]); `span`: when the acquisition
+/// started (aging, the wait-time histogram) and how long it may take.
 pub(crate) async fn acquire_full<T: Poolable>(
     pool: &Pool<T>,
     priority: Priority,
     location: &'static Location<'static>,
-    timeout: Duration,
+    span: Span,
     mode: Mode,
-    first: Option<usize>,
+    first: First,
 ) -> Result<Pooled<T>, PoolError> {
     let shared = pool.shared();
-    let since = shared.now();
-    let mut first = first.map(|i| ClaimGuard {
-        shared,
-        slot: Some(i),
-    });
+    let Span { since, timeout } = span;
+    let mut first = first;
     loop {
-        let (mut claim, fresh) = match first.take() {
-            Some(c) => (c, false),
-            None => {
-                let (i, fresh) = match shared.try_claim()? {
-                    Some(i) => (i, false),
-                    None => slow_path(pool, priority, since, timeout, mode).await?,
-                };
-                (
-                    ClaimGuard {
-                        shared,
-                        slot: Some(i),
-                    },
-                    fresh,
-                )
-            }
+        let (i, fresh) = match std::mem::replace(&mut first, First::Nothing) {
+            First::Claimed(i) => (i, false),
+            First::Permit => (
+                create_until(pool, priority, since, timeout, mode).await?,
+                true,
+            ),
+            First::Nothing => match shared.try_claim()? {
+                Some(i) => (i, false),
+                None => slow_path(pool, priority, span, mode).await?,
+            },
+        };
+        let mut claim = ClaimGuard {
+            shared,
+            slot: Some(i),
         };
         let slot = claim.slot.expect("armed");
         // A freshly created object is not validated again.
@@ -365,23 +541,17 @@ async fn recycle<T: Poolable>(shared: &Shared<T>, i: usize) -> Result<(), Destro
 pub(crate) async fn slow_path<T: Poolable>(
     pool: &Pool<T>,
     priority: Priority,
-    since: Duration,
-    timeout: Duration,
+    span: Span,
     mode: Mode,
 ) -> Result<(usize, bool), PoolError> {
     let shared = pool.shared();
+    let Span { since, timeout } = span;
     let deadline = if mode == Mode::Async {
-        since.saturating_add(timeout)
+        span.deadline()
     } else {
         Duration::MAX // the blocking driver enforces its own deadline
     };
-    // Nobody queued: the pool may just need another object.
-    let reg = if shared.waiting() == 0 && shared.try_reserve() {
-        Reg::Permit
-    } else {
-        // Aging counts from the start of the acquisition (one clock read fewer).
-        shared.register(priority, since, deadline)?
-    };
+    let reg = shared.reserve_or_register(priority, since, deadline)?;
     match reg {
         Reg::Got(i) => Ok((i, false)),
         Reg::Permit => Ok((

@@ -1006,6 +1006,22 @@ impl<T: Poolable> Shared<T> {
 
     // ---------------------------------------------------------------- waiting path
 
+    /// The waiting path's entry: with nobody queued, a reservation if the pool may grow
+    /// (taken before the lock); otherwise `register`. Aging and the deadline count from
+    /// `since`, the start of the acquisition.
+    pub(crate) fn reserve_or_register(
+        &self,
+        priority: Priority,
+        since: Duration,
+        deadline: Duration,
+    ) -> Result<Reg, PoolError> {
+        if self.waiting() == 0 && self.try_reserve() {
+            Ok(Reg::Permit)
+        } else {
+            self.register(priority, since, deadline)
+        }
+    }
+
     /// Registers a caller that found nothing on the fast path. Under the lock: if nobody
     /// is queued yet, sweep the slots — take an idle object if one appeared, else mark
     /// every slot `WANTED` so no release can make an object idle behind our back — then

@@ -249,6 +249,24 @@ async fn waiter_dropped_after_hand_off_passes_the_object_on() {
     assert_consistent(&pool);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_waiter_given_freed_capacity_creates_its_object() {
+    let c = census();
+    let pool = builder(&c, NO_DELAY).max_size(1).build().unwrap();
+    let held = pool.get().await.unwrap();
+    let mut w = Box::pin(pool.get());
+    assert!(poll_once(&mut w).is_pending());
+    assert_eq!(pool.stats().pending_acquisitions, 1);
+    // The held object goes: its capacity is handed to the queued waiter, which creates.
+    Pooled::discard(held);
+    let g = w.await.unwrap();
+    assert_eq!(g.id, 1, "a new object");
+    assert_eq!(c.made.load(Ordering::SeqCst), 2);
+    assert_eq!(pool.stats().pending_acquisitions, 0);
+    drop(g);
+    assert_consistent(&pool);
+}
+
 #[tokio::test]
 async fn timeout_and_cancel_leave_no_pending_waiter() {
     let c = census();

@@ -556,6 +556,43 @@ async fn hooks_run_at_their_points_and_can_reject() {
     assert_eq!(s.created - s.destroyed, s.size as u64);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_handed_to_a_queued_waiter_goes_through_the_checkout_hooks() {
+    let c = census();
+    let checked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = checked.clone();
+    let pool = builder(&c, NO_DELAY)
+        .max_size(1)
+        .pre_recycle(move |o: &mut common::Obj| -> HookFuture<'_> {
+            seen.fetch_add(1, Ordering::SeqCst);
+            // Reject the first object: the waiter must get a new one, without an error.
+            let stale = o.id == 0;
+            Box::pin(async move {
+                if stale {
+                    return Err("stale".into());
+                }
+                Ok(())
+            })
+        })
+        .build()
+        .unwrap();
+    let held = pool.get().await.unwrap();
+    let waiter = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.get().await.map(|g| g.id) }
+    });
+    until(|| pool.stats().pending_acquisitions == 1).await;
+    drop(held); // handed to the waiter, whose checkout runs the hook
+    assert_eq!(waiter.await.unwrap().unwrap(), 1);
+    assert_eq!(
+        checked.load(Ordering::SeqCst),
+        1,
+        "the hook saw the handed object"
+    );
+    let s = pool.stats();
+    assert_eq!((s.created, s.destroyed, s.pending_acquisitions), (2, 1, 0));
+}
+
 #[tokio::test]
 async fn post_create_rejection_fails_the_create() {
     let c = census();

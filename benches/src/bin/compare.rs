@@ -96,7 +96,7 @@ fn main() {
             let per_task = (64_000 * scale) / tasks as u64;
             let ops = per_task * tasks as u64;
             let mut res: Vec<Vec<f64>> = vec![Vec::new(); pools.len()];
-            let (mut f0, mut f1, mut f2) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut f0, mut f1, mut f2, mut f3) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for _ in 0..rounds {
                 for (p, r) in pools.iter().zip(&mut res) {
                     r.push(per_op(contended(&rt, p, tasks, per_task, false).0, ops));
@@ -107,6 +107,7 @@ fn main() {
                     contended_semaphore_only(&rt, 4, tasks, per_task),
                     ops,
                 ));
+                f3.push(per_op(contended_fifo_only(&rt, 4, tasks, per_task), ops));
             }
             rows.push(Row {
                 case: format!("contended async: {tasks} tasks, 4 objects, 2 workers"),
@@ -115,6 +116,7 @@ fn main() {
                     ("floor: no pool (1 yield/op: the hold)", f0),
                     ("floor: no pool (2 yields/op)", f1),
                     ("floor: bare tokio Semaphore(4)", f2),
+                    ("floor: plainest fair FIFO (mutex + queue, no objects)", f3),
                 ],
             });
         }
