@@ -368,6 +368,23 @@ pub fn cancellation_storm(
     })
 }
 
+/// Runs `tasks` tasks, each the future `task()` makes, on `rt`; returns the wall time until
+/// all have finished. The floors of the contended case share it.
+fn time_tasks<F, Fut>(rt: &tokio::runtime::Runtime, tasks: usize, task: F) -> Duration
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    rt.block_on(async {
+        let t = Instant::now();
+        let hs: Vec<_> = (0..tasks).map(|_| tokio::spawn(task())).collect();
+        for h in hs {
+            h.await.unwrap();
+        }
+        t.elapsed()
+    })
+}
+
 /// The scheduling floor of the contended case: the same tasks and runtime, no pool; each
 /// operation is `yields` `yield_now`s: 1 is the hold alone (the least any pool pays when
 /// nobody has to wait), 2 adds one to stand for a wait's park and wake-up.
@@ -377,29 +394,17 @@ pub fn contended_no_pool(
     per_task: u64,
     yields: usize,
 ) -> Duration {
-    rt.block_on(async {
-        let t = Instant::now();
-        let hs: Vec<_> = (0..tasks)
-            .map(|_| {
-                tokio::spawn(async move {
-                    for _ in 0..per_task {
-                        for _ in 0..yields {
-                            tokio::task::yield_now().await;
-                        }
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.await.unwrap();
+    time_tasks(rt, tasks, || async move {
+        for _ in 0..per_task {
+            for _ in 0..yields {
+                tokio::task::yield_now().await;
+            }
         }
-        t.elapsed()
     })
 }
 
 /// A second floor: a bare `tokio::sync::Semaphore` (the fair FIFO primitive deadpool
-/// waits on) — acquire, hold across a yield, release; no objects. Every fair pool pays at
-/// least this for its hand-offs.
+/// waits on) — acquire, hold across a yield, release; no objects.
 pub fn contended_semaphore_only(
     rt: &tokio::runtime::Runtime,
     permits: usize,
@@ -407,24 +412,15 @@ pub fn contended_semaphore_only(
     per_task: u64,
 ) -> Duration {
     let sem = Arc::new(tokio::sync::Semaphore::new(permits));
-    rt.block_on(async {
-        let t = Instant::now();
-        let hs: Vec<_> = (0..tasks)
-            .map(|_| {
-                let sem = sem.clone();
-                tokio::spawn(async move {
-                    for _ in 0..per_task {
-                        let p = sem.acquire().await.unwrap();
-                        tokio::task::yield_now().await;
-                        drop(p);
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.await.unwrap();
+    time_tasks(rt, tasks, || {
+        let sem = sem.clone();
+        async move {
+            for _ in 0..per_task {
+                let p = sem.acquire().await.unwrap();
+                tokio::task::yield_now().await;
+                drop(p);
+            }
         }
-        t.elapsed()
     })
 }
 
@@ -439,24 +435,15 @@ pub fn contended_fifo_only(
     per_task: u64,
 ) -> Duration {
     let sem = Arc::new(fifo::FifoSemaphore::new(permits));
-    rt.block_on(async {
-        let t = Instant::now();
-        let hs: Vec<_> = (0..tasks)
-            .map(|_| {
-                let sem = sem.clone();
-                tokio::spawn(async move {
-                    for _ in 0..per_task {
-                        sem.acquire().await;
-                        tokio::task::yield_now().await;
-                        sem.release();
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.await.unwrap();
+    time_tasks(rt, tasks, || {
+        let sem = sem.clone();
+        async move {
+            for _ in 0..per_task {
+                sem.acquire().await;
+                tokio::task::yield_now().await;
+                sem.release();
+            }
         }
-        t.elapsed()
     })
 }
 

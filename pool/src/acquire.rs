@@ -15,7 +15,7 @@ use crate::shared::{Reg, Shared};
 use crate::stats::DestroyReason;
 use crate::sync::{Arc, Ordering};
 use crate::traits::BoxFuture;
-use crate::waiters::{Waiter, CIRCUIT_OPEN, CLOSED, FAILED, HANDED, PERMIT, TIMED_OUT, WAITING};
+use crate::waiters::{Waiter, CIRCUIT_OPEN, CLOSED, FAILED, HANDED, PERMIT, TIMED_OUT};
 use crate::{Pool, Poolable, Pooled};
 
 /// Priority of a waiting caller. Higher is served first; within a level, first come first
@@ -233,17 +233,9 @@ impl<T: Poolable> AcquireFuture<T> {
                     return r;
                 }
                 State::Queued(q) => {
-                    // Acquire pairs with the decider's AcqRel CAS: the handed object.
-                    let mut s = q.cell.state.load(Ordering::Acquire);
-                    if s == WAITING {
-                        q.cell.waker.register(cx.waker());
-                        // Re-check after registering: a decision in between woke the old
-                        // waker.
-                        s = q.cell.state.load(Ordering::Acquire);
-                        if s == WAITING {
-                            return Poll::Pending;
-                        }
-                    }
+                    let Poll::Ready(s) = q.cell.poll_decision(cx) else {
+                        return Poll::Pending;
+                    };
                     q.taken = true;
                     let State::Queued(q) = std::mem::replace(&mut *self.state, State::Done) else {
                         unreachable!()
@@ -668,16 +660,7 @@ impl<'a, T: Poolable> Wait<'a, T> {
 impl<T: Poolable> Future for Wait<'_, T> {
     type Output = usize;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<usize> {
-        // Acquire pairs with the decider's AcqRel CAS: the handed object, the error.
-        let mut s = self.cell.state.load(Ordering::Acquire);
-        if s == WAITING {
-            self.cell.waker.register(cx.waker());
-            // Re-check after registering: a decision in between woke the old waker.
-            s = self.cell.state.load(Ordering::Acquire);
-            if s == WAITING {
-                return Poll::Pending;
-            }
-        }
+        let s = std::task::ready!(self.cell.poll_decision(cx));
         self.done = true;
         Poll::Ready(s)
     }

@@ -69,6 +69,22 @@ impl Waiter {
             .is_ok()
     }
 
+    /// The cell's decision, or `Pending` with the task's waker registered. Acquire pairs
+    /// with the decider's AcqRel CAS: what it wrote before (the handed object, the error)
+    /// is visible to the caller.
+    pub(crate) fn poll_decision(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<usize> {
+        let mut s = self.state.load(Ordering::Acquire);
+        if s == WAITING {
+            self.waker.register(cx.waker());
+            // Re-check after registering: a decision in between woke the old waker.
+            s = self.state.load(Ordering::Acquire);
+            if s == WAITING {
+                return std::task::Poll::Pending;
+            }
+        }
+        std::task::Poll::Ready(s)
+    }
+
     pub(crate) fn decide_and_wake(&self, to: usize) -> bool {
         let won = self.decide(to);
         if won {
