@@ -107,7 +107,8 @@ impl<'a, T: Poolable> IntoFuture for Acquire<'a, T> {
     /// Runs the lock-free fast path at once: an idle object that needs no recycle step
     /// becomes the future's output, held by its guard (so the future needs no pool handle
     /// of its own: that saves a reference-count increment and decrement per checkout).
-    /// Otherwise the future keeps a pool handle and does everything at its first poll.
+    /// Otherwise the future keeps a pool handle and does the rest at its first poll
+    /// (registers and waits in place, or runs the boxed full path).
     /// A future dropped unpolled returns its object like a dropped guard.
     #[inline]
     fn into_future(self) -> AcquireFuture<T> {
