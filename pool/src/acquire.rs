@@ -284,72 +284,66 @@ impl<T: Poolable> AcquireFuture<T> {
         location: &'static Location<'static>,
     ) -> Step<T> {
         let shared = pool.shared();
-        let first = match shared.try_claim() {
+        let claimed = match shared.try_claim() {
             Err(e) => return Break(Err(e.into())),
             Ok(Some(i)) if !shared.needs_recycle(i) => return Break(Ok(pool.guard(i, location))),
-            Ok(found) => found,
+            Ok(claimed) => claimed,
         };
         exec::require_runtime(rt(&pool));
         let span = Span {
             since: shared.now(),
             timeout: timeout.unwrap_or(shared.config.acquire_timeout),
         };
-        let first = match first {
-            Some(i) => First::Claimed(i),
-            None => match shared.reserve_or_register(priority, span.since, span.deadline()) {
-                Err(e) => return Break(Err(e)),
-                Ok(Reg::Got(i)) => {
-                    if !shared.needs_recycle(i) {
-                        return Break(Ok(Self::checked_out(&pool, i, span.since, location)));
-                    }
-                    First::Claimed(i)
-                }
-                Ok(Reg::Permit) => First::Permit,
-                Ok(Reg::Queued(cell, start_sweeper)) => {
-                    if start_sweeper {
-                        start_deadline_sweeper(&pool);
-                    }
-                    return Continue(State::Queued(Queued {
-                        pool,
-                        cell,
-                        location,
-                        taken: false,
-                    }));
-                }
-            },
-        };
-        Continue(Self::full(pool, priority, location, span, first))
+        if let Some(i) = claimed {
+            // Claimed, with a checkout step due.
+            return Continue(Self::full(
+                pool,
+                priority,
+                location,
+                span,
+                First::Claimed(i),
+            ));
+        }
+        match join(&pool, priority, span.since, span.deadline()) {
+            Err(e) => Break(Err(e)),
+            Ok(Joined::Holds(first)) => Self::proceed(pool, priority, location, span, first),
+            Ok(Joined::Queued(cell)) => Continue(State::Queued(Queued {
+                pool,
+                cell,
+                location,
+                taken: false,
+            })),
+        }
     }
 
     /// The queued caller's cell was decided `s` (the future took the decision).
     fn decided(q: Queued<T>, s: usize) -> Step<T> {
-        let shared = q.pool.shared();
         let span = Span {
             since: q.cell.since,
             timeout: q.cell.deadline.saturating_sub(q.cell.since),
         };
-        let first = match s {
-            s if s >= HANDED => {
-                let i = s - HANDED;
-                if !shared.needs_recycle(i) {
-                    return Break(Ok(Self::checked_out(&q.pool, i, span.since, q.location)));
-                }
-                First::Claimed(i)
+        match outcome(&q.pool, s) {
+            Err(e) => Break(Err(e)),
+            Ok(first) => Self::proceed(q.pool.clone(), q.cell.priority, q.location, span, first),
+        }
+    }
+
+    /// Goes on from what a waiting caller now holds: a slot with no checkout step due
+    /// becomes the guard at once; a slot needing one, or a reservation, continues as the
+    /// boxed full acquisition.
+    fn proceed(
+        pool: Pool<T>,
+        priority: Priority,
+        location: &'static Location<'static>,
+        span: Span,
+        first: First,
+    ) -> Step<T> {
+        if let First::Claimed(i) = first {
+            if !pool.shared().needs_recycle(i) {
+                return Break(Ok(Self::checked_out(&pool, i, span.since, location)));
             }
-            PERMIT => First::Permit,
-            TIMED_OUT => return Break(Err(q.pool.timed_out())),
-            CIRCUIT_OPEN => return Break(Err(PoolError::CircuitOpen)),
-            _ => return Break(Err(PoolError::Closed)),
-        };
-        // A rare path (a create, or a checkout step): the handle clone is not worth
-        // avoiding.
-        Continue(Self::full(
-            q.pool.clone(),
-            q.cell.priority,
-            q.location,
-            span,
-            first,
-        ))
+        }
+        Continue(Self::full(pool, priority, location, span, first))
     }
 
     /// Hands owned slot `i` (no checkout step due) to the caller: the wait time is
@@ -438,10 +432,13 @@ pub(crate) async fn acquire_full<T: Poolable>(
                 create_until(pool, priority, since, timeout, mode).await?,
                 true,
             ),
-            First::Nothing => match shared.try_claim()? {
-                Some(i) => (i, false),
-                None => slow_path(pool, priority, span, mode).await?,
-            },
+            First::Nothing => {
+                first = match shared.try_claim()? {
+                    Some(i) => First::Claimed(i),
+                    None => slow_path(pool, priority, span, mode).await?,
+                };
+                continue;
+            }
         };
         let mut claim = ClaimGuard {
             shared,
@@ -528,44 +525,68 @@ async fn recycle<T: Poolable>(shared: &Shared<T>, i: usize) -> Result<(), Destro
     }
 }
 
-/// The waiting path: register (sweep / reserve / queue), then wait for a hand-off, a
-/// permit (then create), a deadline, or close. Returns the slot and whether it is a
-/// freshly created object.
-pub(crate) async fn slow_path<T: Poolable>(
+/// The waiting path of the full acquisition: register (sweep / reserve / queue), then
+/// wait for a hand-off, a permit, a deadline, or close. Returns what the caller then holds:
+/// a slot or a reservation, never `First::Nothing`.
+async fn slow_path<T: Poolable>(
     pool: &Pool<T>,
     priority: Priority,
     span: Span,
     mode: Mode,
-) -> Result<(usize, bool), PoolError> {
-    let shared = pool.shared();
-    let Span { since, timeout } = span;
+) -> Result<First, PoolError> {
     let deadline = if mode == Mode::Async {
         span.deadline()
     } else {
         Duration::MAX // the blocking driver enforces its own deadline
     };
-    let reg = shared.reserve_or_register(priority, since, deadline)?;
-    match reg {
-        Reg::Got(i) => Ok((i, false)),
-        Reg::Permit => Ok((
-            create_until(pool, priority, since, timeout, mode).await?,
-            true,
-        )),
-        Reg::Queued(w, start_sweeper) => {
-            if start_sweeper {
-                start_deadline_sweeper(pool);
+    match join(pool, priority, span.since, deadline)? {
+        Joined::Holds(first) => Ok(first),
+        Joined::Queued(cell) => outcome(pool, Wait::new(pool.shared(), cell).await),
+    }
+}
+
+/// What registering left a caller with.
+enum Joined {
+    /// An idle object the registration sweep found, or a reservation.
+    Holds(First),
+    /// Queued: wait on the cell.
+    Queued(Arc<Waiter>),
+}
+
+/// Registers a caller whose acquisition started at `since`, and starts the deadline
+/// sweeper if this waiter is the first to need one.
+fn join<T: Poolable>(
+    pool: &Pool<T>,
+    priority: Priority,
+    since: Duration,
+    deadline: Duration,
+) -> Result<Joined, PoolError> {
+    Ok(
+        match pool
+            .shared()
+            .reserve_or_register(priority, since, deadline)?
+        {
+            Reg::Got(i) => Joined::Holds(First::Claimed(i)),
+            Reg::Permit => Joined::Holds(First::Permit),
+            Reg::Queued(cell, start_sweeper) => {
+                if start_sweeper {
+                    start_deadline_sweeper(pool);
+                }
+                Joined::Queued(cell)
             }
-            match Wait::new(shared, w).await {
-                s if s >= HANDED => Ok((s - HANDED, false)),
-                PERMIT => Ok((
-                    create_until(pool, priority, since, timeout, mode).await?,
-                    true,
-                )),
-                TIMED_OUT => Err(pool.timed_out()),
-                CIRCUIT_OPEN => Err(PoolError::CircuitOpen),
-                _ => Err(PoolError::Closed),
-            }
-        }
+        },
+    )
+}
+
+/// What a queued caller's cell was decided to (`s`, taken by the caller): a handed slot,
+/// a reservation, or why the wait ended.
+fn outcome<T: Poolable>(pool: &Pool<T>, s: usize) -> Result<First, PoolError> {
+    match s {
+        s if s >= HANDED => Ok(First::Claimed(s - HANDED)),
+        PERMIT => Ok(First::Permit),
+        TIMED_OUT => Err(pool.timed_out()),
+        CIRCUIT_OPEN => Err(PoolError::CircuitOpen),
+        _ => Err(PoolError::Closed),
     }
 }
 
