@@ -92,7 +92,8 @@ pub use partition::{
 };
 pub use pool::Pool;
 pub use stats::{
-    CheckedOut, DestroyReason, DrainError, HealthLevel, HealthStatus, PoolEvent, PoolStats,
+    CheckedOut, CircuitState, DestroyReason, DrainError, HealthLevel, HealthStatus, PoolEvent,
+    PoolStats,
 };
 pub use traits::{Factory, Poolable};
 

@@ -339,6 +339,15 @@ impl<T: Poolable> Shared<T> {
         self.breaker.load(Ordering::Relaxed) & 0b11
     }
 
+    /// The breaker's state, for [`Pool::circuit_state`](crate::Pool::circuit_state).
+    pub(crate) fn circuit_state(&self) -> crate::CircuitState {
+        match self.breaker_state() {
+            CLOSED => crate::CircuitState::Closed,
+            TRIAL => crate::CircuitState::HalfOpen,
+            _ => crate::CircuitState::Open,
+        }
+    }
+
     /// Whether the breaker is open (or half-open with a trial in flight).
     pub(crate) fn breaker_open(&self) -> bool {
         self.config.circuit.is_some() && self.breaker_state() != CLOSED

@@ -334,6 +334,11 @@ impl<T: Poolable> Pool<T> {
         }
     }
 
+    /// The state of the circuit breaker on the factory (`Closed` when the pool has none).
+    pub fn circuit_state(&self) -> crate::CircuitState {
+        self.shared().circuit_state()
+    }
+
     /// Subscribes to [`PoolEvent`](crate::PoolEvent)s (a tokio broadcast: a slow receiver
     /// sees `Lagged`). Events are only built while someone subscribes.
     #[cfg(not(model))]

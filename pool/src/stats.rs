@@ -121,6 +121,21 @@ pub struct HealthStatus {
     pub score: u8,
 }
 
+/// The state of a pool's circuit breaker on its factory, from
+/// [`Pool::circuit_state`](crate::Pool::circuit_state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub enum CircuitState {
+    /// Creates run normally (also when the pool has no breaker).
+    Closed,
+    /// The factory kept failing: creates fail fast with `PoolError::CircuitOpen` until the
+    /// cool-down has passed.
+    Open,
+    /// The cool-down passed and one trial create is running; its outcome closes or
+    /// re-opens the breaker.
+    HalfOpen,
+}
+
 /// Why an object was destroyed.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
