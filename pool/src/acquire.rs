@@ -13,7 +13,7 @@ use crate::exec;
 use crate::lifecycle::Breaker;
 use crate::shared::{Reg, Shared};
 use crate::stats::DestroyReason;
-use crate::sync::{Arc, Ordering};
+use crate::sync::Arc;
 use crate::traits::BoxFuture;
 use crate::waiters::{Waiter, CIRCUIT_OPEN, CLOSED, FAILED, HANDED, PERMIT, TIMED_OUT};
 use crate::{Pool, Poolable, Pooled};
@@ -289,7 +289,6 @@ impl<T: Poolable> AcquireFuture<T> {
             Ok(Some(i)) if !shared.needs_recycle(i) => return Break(Ok(pool.guard(i, location))),
             Ok(claimed) => claimed,
         };
-        exec::require_runtime(rt(&pool));
         let span = Span {
             since: shared.now(),
             timeout: timeout.unwrap_or(shared.config.acquire_timeout),
@@ -339,7 +338,13 @@ impl<T: Poolable> AcquireFuture<T> {
         first: First,
     ) -> Step<T> {
         if let First::Claimed(i) = first {
-            if !pool.shared().needs_recycle(i) {
+            let shared = pool.shared();
+            if shared.expired(i) {
+                // Handed over or found just as its lifetime ran out: never hand it out.
+                shared.destroy(i, DestroyReason::MaxLifetime).never();
+                return Continue(Self::full(pool, priority, location, span, First::Nothing));
+            }
+            if !shared.needs_recycle(i) {
                 return Break(Ok(Self::checked_out(&pool, i, span.since, location)));
             }
         }
@@ -427,6 +432,11 @@ pub(crate) async fn acquire_full<T: Poolable>(
     let mut first = first;
     loop {
         let (i, fresh) = match std::mem::replace(&mut first, First::Nothing) {
+            First::Claimed(i) if shared.expired(i) => {
+                // Handed over or found just as its lifetime ran out: never hand it out.
+                shared.destroy(i, DestroyReason::MaxLifetime).never();
+                continue;
+            }
             First::Claimed(i) => (i, false),
             First::Permit => (
                 create_until(pool, priority, since, timeout, mode).await?,
@@ -451,7 +461,7 @@ pub(crate) async fn acquire_full<T: Poolable>(
                 Mode::Blocking => Some(recycle(shared, slot).await),
                 Mode::Async => {
                     let left = (since + timeout).saturating_sub(shared.now());
-                    exec::timeout(rt(pool), left, recycle(shared, slot)).await
+                    exec::timeout(left, recycle(shared, slot)).await
                 }
             };
             match checked {
@@ -495,9 +505,7 @@ impl<T: Poolable> Drop for ClaimGuard<'_, T> {
 /// idle at least `validation_interval`), `post_recycle`. `Err`: why it was rejected.
 async fn recycle<T: Poolable>(shared: &Shared<T>, i: usize) -> Result<(), DestroyReason> {
     let slot = shared.slots.get(i);
-    let idle_ms = shared
-        .coarse_ms()
-        .saturating_sub(slot.stamp_ms.load(Ordering::Relaxed));
+    let idle_ms = shared.coarse_ms().saturating_sub(slot.idle_since());
     let due = u128::from(idle_ms) >= shared.config.validation_interval.as_millis();
     // SAFETY: we own slot `i` (claimed, not yet handed to a guard), so this is the only
     // reference to the object until we return.
@@ -534,12 +542,8 @@ async fn slow_path<T: Poolable>(
     span: Span,
     mode: Mode,
 ) -> Result<First, PoolError> {
-    let deadline = if mode == Mode::Async {
-        span.deadline()
-    } else {
-        Duration::MAX // the blocking driver enforces its own deadline
-    };
-    match join(pool, priority, span.since, deadline)? {
+    let _ = mode;
+    match join(pool, priority, span.since, span.deadline())? {
         Joined::Holds(first) => Ok(first),
         Joined::Queued(cell) => outcome(pool, Wait::new(pool.shared(), cell).await),
     }
@@ -553,8 +557,8 @@ enum Joined {
     Queued(Arc<Waiter>),
 }
 
-/// Registers a caller whose acquisition started at `since`, and starts the deadline
-/// sweeper if this waiter is the first to need one.
+/// Registers a caller whose acquisition started at `since`; queued, it is timed out at
+/// `deadline` by the pool's deadline sweep.
 fn join<T: Poolable>(
     pool: &Pool<T>,
     priority: Priority,
@@ -568,12 +572,7 @@ fn join<T: Poolable>(
         {
             Reg::Got(i) => Joined::Holds(First::Claimed(i)),
             Reg::Permit => Joined::Holds(First::Permit),
-            Reg::Queued(cell, start_sweeper) => {
-                if start_sweeper {
-                    start_deadline_sweeper(pool);
-                }
-                Joined::Queued(cell)
-            }
+            Reg::Queued(cell) => Joined::Queued(cell),
         },
     )
 }
@@ -585,7 +584,7 @@ fn outcome<T: Poolable>(pool: &Pool<T>, s: usize) -> Result<First, PoolError> {
         s if s >= HANDED => Ok(First::Claimed(s - HANDED)),
         PERMIT => Ok(First::Permit),
         TIMED_OUT => Err(pool.timed_out()),
-        CIRCUIT_OPEN => Err(PoolError::CircuitOpen),
+        CIRCUIT_OPEN => Err(pool.shared().circuit_open()),
         _ => Err(PoolError::Closed),
     }
 }
@@ -602,40 +601,16 @@ async fn create_until<T: Poolable>(
 ) -> Result<usize, PoolError> {
     if pool.shared().breaker_check() == Breaker::Open {
         pool.shared().unreserve();
-        return Err(PoolError::CircuitOpen);
+        return Err(pool.shared().circuit_open());
     }
     if mode == Mode::Blocking {
         return create(pool, priority).await;
     }
     let left = (since + timeout).saturating_sub(pool.shared().now());
-    match exec::timeout(rt(pool), left, create(pool, priority)).await {
+    match exec::timeout(left, create(pool, priority)).await {
         Some(r) => r,
         None => Err(pool.timed_out()),
     }
-}
-
-/// Starts the task that times out queued waiters at their deadlines. It holds the pool
-/// only while callers are queued (and they hold it anyway), then ends.
-fn start_deadline_sweeper<T: Poolable>(pool: &Pool<T>) {
-    #[cfg(not(model))]
-    {
-        let p = pool.clone();
-        let started = exec::spawn_task(rt(pool), async move {
-            let s = p.shared();
-            while let Some(next) = s.sweep() {
-                let at = tokio::time::Instant::from_std(s.epoch() + next);
-                tokio::select! {
-                    _ = tokio::time::sleep_until(at) => {}
-                    _ = s.sweep_notify.notified() => {}
-                }
-            }
-        });
-        if !started {
-            pool.shared().sweeper_not_started();
-        }
-    }
-    #[cfg(model)]
-    let _ = pool;
 }
 
 /// Creates an object with a capacity reservation the caller holds. The factory runs as

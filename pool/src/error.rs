@@ -17,8 +17,12 @@ pub enum PoolError {
     Closed,
     /// The factory failed to create an object (or did not finish within `create_timeout`).
     Create(BoxError),
-    /// The factory has been failing; the circuit breaker fails fast.
-    CircuitOpen,
+    /// The factory has been failing; the circuit breaker fails fast. `source()` is the
+    /// last create error (its text: the original went to the caller whose create failed).
+    CircuitOpen {
+        /// The create error that opened the breaker, or the latest one since.
+        last_error: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 impl fmt::Display for PoolError {
@@ -28,9 +32,15 @@ impl fmt::Display for PoolError {
             PoolError::Exhausted => f.write_str("no idle object in the pool"),
             PoolError::Closed => f.write_str("the pool is closed"),
             PoolError::Create(e) => write!(f, "creating a pooled object failed: {e}"),
-            PoolError::CircuitOpen => {
+            PoolError::CircuitOpen { last_error: None } => {
                 f.write_str("the factory keeps failing: circuit breaker open")
             }
+            PoolError::CircuitOpen {
+                last_error: Some(e),
+            } => write!(
+                f,
+                "the factory keeps failing: circuit breaker open (last error: {e})"
+            ),
         }
     }
 }
@@ -39,6 +49,9 @@ impl std::error::Error for PoolError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             PoolError::Create(e) => Some(&**e),
+            PoolError::CircuitOpen {
+                last_error: Some(e),
+            } => Some(&**e),
             _ => None,
         }
     }
@@ -81,3 +94,41 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// A failed create, as the circuit breaker keeps it (`PoolError::CircuitOpen`'s source):
+/// the error's text and the text of its sources.
+#[derive(Debug)]
+pub(crate) struct LastCreateError(pub String);
+
+impl LastCreateError {
+    pub(crate) fn of(e: &(dyn std::error::Error + 'static)) -> Self {
+        let mut s = e.to_string();
+        let mut src = e.source();
+        while let Some(x) = src {
+            s.push_str(": ");
+            s.push_str(&x.to_string());
+            src = x.source();
+        }
+        LastCreateError(s)
+    }
+}
+
+impl fmt::Display for LastCreateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LastCreateError {}
+
+/// The message of a caught panic (`&str` or `String` payloads; anything else is named so).
+#[cfg_attr(model, allow(dead_code))]
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}

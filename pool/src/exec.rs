@@ -1,39 +1,59 @@
-//! Where futures run: spawning creates, timeouts, and blocking waits.
+//! Where the pool's futures run: spawning creates, timeouts, and blocking waits.
 //!
-//! - A create runs as its own task (tokio when a runtime is reachable, else a thread), so
-//!   a caller that times out or is cancelled never aborts it halfway: the object it makes
-//!   goes into the pool instead (sqlx#3132 is the bug this avoids).
-//! - Under loom there is no clock and no tokio: creates run on a loom thread and timeouts
-//!   are modelled by dropping futures.
+//! - A create runs as its own task (on the tokio runtime current at the call, else the one
+//!   captured at `build()` while it is alive, else a thread of its own), so a caller that
+//!   times out or is cancelled never aborts it halfway: the object it makes goes into the
+//!   pool instead.
+//! - Time limits run on the pool's own timer (`timer.rs`), never on a runtime's time
+//!   driver: a runtime built without timers, or one that shut down, never leaves a caller
+//!   waiting past its deadline.
+//! - The runtime captured at `build()` is used only while it is alive ([`Runtime`]): a pool
+//!   that outlives the runtime it was built in falls back to threads, as a pool built
+//!   outside any runtime does.
+//! - Under a model checker there is no clock and no tokio: creates run on model threads and
+//!   timeouts are modelled by dropping futures.
 
 use std::future::Future;
 use std::time::Duration;
 
-/// Runs `fut`, bounded by `d`, in the background, then `finish` with its result (`None`
-/// when the time ran out). `finish` runs exactly once: if the task panics or its runtime
-/// drops it, `finish(None)` runs from the unwinding/drop, so a reservation is never lost.
+/// How a background run (a create) ended.
+#[cfg_attr(model, allow(dead_code))] // models have no clock and do not catch panics
+pub(crate) enum Ran<R> {
+    /// It finished with this result.
+    Done(R),
+    /// It did not finish within its time limit (it was dropped then).
+    TimedOut,
+    /// It panicked; the panic's message.
+    Panicked(String),
+    /// Its runtime shut down before it finished (the task was dropped).
+    Dropped,
+}
+
+/// Runs `fut`, bounded by `d`, in the background, then `finish` with how it ended.
+/// `finish` runs exactly once, whatever happens: a panic is caught, and a task dropped by
+/// its runtime's shutdown reports [`Ran::Dropped`], so a reservation is never lost.
 pub(crate) fn spawn_bounded<F, R>(
     rt: Option<&Runtime>,
     d: Duration,
     fut: F,
-    finish: impl FnOnce(Option<R>) + Send + 'static,
+    finish: impl FnOnce(Ran<R>) + Send + 'static,
 ) -> Spawned
 where
     F: Future<Output = R> + Send + 'static,
     R: Send + 'static,
 {
-    struct Finish<G: FnOnce(Option<R>), R>(Option<G>, std::marker::PhantomData<fn(R)>);
-    impl<G: FnOnce(Option<R>), R> Finish<G, R> {
-        fn run(mut self, r: Option<R>) {
+    struct Finish<G: FnOnce(Ran<R>), R>(Option<G>, std::marker::PhantomData<fn(R)>);
+    impl<G: FnOnce(Ran<R>), R> Finish<G, R> {
+        fn run(mut self, r: Ran<R>) {
             if let Some(g) = self.0.take() {
                 g(r);
             }
         }
     }
-    impl<G: FnOnce(Option<R>), R> Drop for Finish<G, R> {
+    impl<G: FnOnce(Ran<R>), R> Drop for Finish<G, R> {
         fn drop(&mut self) {
             if let Some(g) = self.0.take() {
-                g(None);
+                g(Ran::Dropped);
             }
         }
     }
@@ -41,25 +61,22 @@ where
 
     #[cfg(not(model))]
     {
-        let h = tokio::runtime::Handle::try_current()
-            .ok()
-            .or_else(|| rt.cloned());
-        match h {
+        let run = async move {
+            let r = match crate::timer::Timeout::new(d, CatchUnwind::new(fut)).await {
+                Some(Ok(v)) => Ran::Done(v),
+                Some(Err(msg)) => Ran::Panicked(msg),
+                None => Ran::TimedOut,
+            };
+            finish.run(r);
+        };
+        match current_or(rt) {
             Some(h) => {
-                h.spawn(async move {
-                    let r = tokio::time::timeout(d, fut).await.ok();
-                    finish.run(r);
+                h.spawn(Rescue {
+                    run: Some(Box::pin(run)),
+                    started: false,
                 });
             }
-            None => {
-                std::thread::Builder::new()
-                    .name("riptide-pool-create".into())
-                    .spawn(move || {
-                        let r = block_on_deadline(fut, std::time::Instant::now().checked_add(d));
-                        finish.run(r);
-                    })
-                    .expect("riptide_pool: could not spawn a thread to create an object");
-            }
+            None => on_thread(Box::pin(run)),
         }
     }
     #[cfg(model)]
@@ -67,86 +84,150 @@ where
         let _ = (rt, d);
         crate::sync::thread::spawn(move || {
             let r = crate::sync::block_on(fut);
-            finish.run(Some(r));
+            finish.run(Ran::Done(r));
         })
     }
 }
 
-/// What `spawn_bounded` leaves behind: nothing, or (loom) the thread to join.
+/// A background run on a thread of its own.
+#[cfg(not(model))]
+fn on_thread(run: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) {
+    std::thread::Builder::new()
+        .name("riptide-pool-create".into())
+        .spawn(move || {
+            block_on_deadline(run, None);
+        })
+        .expect("riptide_pool: could not spawn a thread to create an object");
+}
+
+/// A background run spawned on a tokio runtime. If the runtime drops it before its first
+/// poll (it was shutting down: a handle cannot tell), the run moves to a thread instead of
+/// failing; a run dropped after it started reports `Ran::Dropped`.
+#[cfg(not(model))]
+struct Rescue {
+    run: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
+    started: bool,
+}
+
+#[cfg(not(model))]
+impl Future for Rescue {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        self.started = true;
+        let Some(run) = self.run.as_mut() else {
+            return std::task::Poll::Ready(());
+        };
+        let r = run.as_mut().poll(cx);
+        if r.is_ready() {
+            self.run = None;
+        }
+        r
+    }
+}
+
+#[cfg(not(model))]
+impl Drop for Rescue {
+    fn drop(&mut self) {
+        if let Some(run) = self.run.take() {
+            if !self.started {
+                on_thread(run);
+            }
+        }
+    }
+}
+
+/// What `spawn_bounded` leaves behind: nothing, or (under a model checker) the thread to join.
 #[cfg(not(model))]
 pub(crate) type Spawned = ();
 #[cfg(model)]
 pub(crate) type Spawned = crate::sync::thread::JoinHandle<()>;
 
-/// Spawns a task on the current or captured tokio runtime; false when there is none.
+/// A tokio runtime captured at `build()`, usable while it is alive.
+///
+/// Liveness comes from a guard ([`Runtime::liveness`]) that the pool's maintenance task
+/// holds: tokio drops every task when a runtime shuts down, and the guard's drop marks the
+/// runtime gone. A tokio `Handle` itself cannot tell: spawning on the handle of a runtime
+/// that is gone silently drops the task.
 #[cfg(not(model))]
-pub(crate) fn spawn_task(
-    rt: Option<&Runtime>,
-    fut: impl Future<Output = ()> + Send + 'static,
-) -> bool {
-    match tokio::runtime::Handle::try_current()
-        .ok()
-        .or_else(|| rt.cloned())
+pub(crate) struct Runtime {
+    handle: tokio::runtime::Handle,
+    alive: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[cfg(not(model))]
+impl Runtime {
+    /// The runtime current on this thread, if any.
+    pub(crate) fn capture() -> Option<Self> {
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        Some(Runtime {
+            handle,
+            alive: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        })
+    }
+
+    /// The handle, while the runtime is alive.
+    pub(crate) fn handle(&self) -> Option<&tokio::runtime::Handle> {
+        // Acquire: pairs with the guard's Release; a stale `true` is the same race as the
+        // runtime shutting down just after this check, which spawning already tolerates.
+        self.alive
+            .load(std::sync::atomic::Ordering::Acquire)
+            .then_some(&self.handle)
+    }
+
+    /// Spawns `fut` on the runtime, handing it the guard that marks the runtime gone when
+    /// the runtime drops the task (or when `fut` ends).
+    pub(crate) fn spawn_with_liveness<F>(&self, fut: impl FnOnce(Liveness) -> F)
+    where
+        F: Future<Output = ()> + Send + 'static,
     {
-        Some(h) => {
-            h.spawn(fut);
-            true
-        }
-        None => false,
+        let guard = Liveness(self.alive.clone());
+        self.handle.spawn(fut(guard));
     }
 }
 
-/// Panics with a clear message when an async acquisition has to wait with no tokio
-/// runtime reachable (its deadline and creates need one).
+/// Marks its runtime gone when dropped (see [`Runtime`]).
 #[cfg(not(model))]
-pub(crate) fn require_runtime(rt: Option<&Runtime>) {
-    if rt.is_none() && tokio::runtime::Handle::try_current().is_err() {
-        panic!(
-            "riptide_pool: `get().await` needs a tokio runtime (with time enabled) when it has \
-             to wait; build the pool inside one, or use `get_blocking()` from plain threads"
-        );
+pub(crate) struct Liveness(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+#[cfg(not(model))]
+impl Liveness {
+    /// Marks the runtime gone now.
+    pub(crate) fn mark_gone(&self) {
+        // Release: pairs with `Runtime::handle`.
+        self.0.store(false, std::sync::atomic::Ordering::Release);
     }
 }
 
-#[cfg(model)]
-pub(crate) fn require_runtime(_rt: Option<&Runtime>) {}
-
 #[cfg(not(model))]
-pub(crate) type Runtime = tokio::runtime::Handle;
+impl Drop for Liveness {
+    fn drop(&mut self) {
+        self.mark_gone();
+    }
+}
+
 #[cfg(model)]
 pub(crate) type Runtime = ();
 
-/// `fut` bounded by `d`: `None` when the time ran out first. Uses the current tokio
-/// runtime, else the one captured at `build()`.
-///
-/// # Panics
-/// With no tokio runtime reachable, or one without its time driver: `get()` needs one.
+/// The runtime current on this thread, else `rt` while it is alive.
 #[cfg(not(model))]
-pub(crate) async fn timeout<F: Future>(
-    rt: Option<&Runtime>,
-    d: Duration,
-    fut: F,
-) -> Option<F::Output> {
-    let t = if tokio::runtime::Handle::try_current().is_ok() {
-        tokio::time::timeout(d, fut)
-    } else if let Some(h) = rt {
-        let _enter = h.enter();
-        tokio::time::timeout(d, fut)
-    } else {
-        panic!(
-            "riptide_pool: `get().await` needs a tokio runtime (with time enabled) when it has \
-             to wait; build the pool inside one, or use `get_blocking()` from plain threads"
-        )
-    };
-    t.await.ok()
+fn current_or(rt: Option<&Runtime>) -> Option<tokio::runtime::Handle> {
+    tokio::runtime::Handle::try_current()
+        .ok()
+        .or_else(|| rt.and_then(Runtime::handle).cloned())
+}
+
+/// `fut` bounded by `d`: `None` when the time ran out first. Runs on any executor, with or
+/// without a tokio time driver.
+#[cfg(not(model))]
+pub(crate) async fn timeout<F: Future>(d: Duration, fut: F) -> Option<F::Output> {
+    crate::timer::Timeout::new(d, fut).await
 }
 
 #[cfg(model)]
-pub(crate) async fn timeout<F: Future>(
-    _rt: Option<&Runtime>,
-    _d: Duration,
-    fut: F,
-) -> Option<F::Output> {
+pub(crate) async fn timeout<F: Future>(_d: Duration, fut: F) -> Option<F::Output> {
     Some(fut.await)
 }
 
@@ -190,24 +271,23 @@ pub(crate) fn block_on_deadline<F: Future>(
     }
 }
 
-/// Runs a blocking acquisition: through a tokio runtime's `block_on` when one is reachable
-/// (tokio then panics if this is one of its worker threads, as it must: blocking a worker
-/// can deadlock the runtime), else on this thread.
+/// Runs a blocking acquisition: inside the runtime current on this thread or captured at
+/// `build()` (so user code in hooks and `validate` finds its reactor), else on this thread.
+///
+/// # Panics
+/// On a tokio runtime worker thread (blocking there can deadlock the runtime).
 #[cfg(not(model))]
 pub(crate) fn block_on_timeout<F: Future + Send>(
     rt: Option<&Runtime>,
     d: Duration,
     fut: F,
 ) -> Option<F::Output> {
-    let h = tokio::runtime::Handle::try_current()
-        .ok()
-        .or_else(|| rt.cloned());
-    match h {
+    match current_or(rt) {
         Some(h) => {
             assert_not_worker(&h);
-            h.block_on(async { tokio::time::timeout(d, fut).await.ok() })
+            h.block_on(crate::timer::Timeout::new(d, fut))
         }
-        None => block_on_deadline(fut, std::time::Instant::now().checked_add(d)),
+        None => block_on_deadline(fut, Some(crate::timer::deadline_after(d))),
     }
 }
 
@@ -231,5 +311,37 @@ pub(crate) fn assert_not_worker(h: &tokio::runtime::Handle) {
              blocking can deadlock the runtime; use `pool.get().await` there, or call it \
              inside `tokio::task::spawn_blocking`"
         );
+    }
+}
+
+#[cfg(not(model))]
+pin_project_lite::pin_project! {
+    /// A future whose panics become `Err(message)`.
+    struct CatchUnwind<F> {
+        #[pin]
+        fut: F,
+    }
+}
+
+#[cfg(not(model))]
+impl<F> CatchUnwind<F> {
+    fn new(fut: F) -> Self {
+        CatchUnwind { fut }
+    }
+}
+
+#[cfg(not(model))]
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, String>;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let fut = self.project().fut;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(p) => std::task::Poll::Ready(Err(crate::error::panic_message(&*p))),
+        }
     }
 }

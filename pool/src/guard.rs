@@ -157,10 +157,13 @@ impl<T: Poolable> Drop for Pooled<T> {
         // Owner-only slot metadata (Relaxed: see `Slot`).
         let now = shared.coarse_ms();
         let uses = cell.uses.load(Ordering::Relaxed);
-        if healthy && uses & 15 != 1 && shared.hooks.on_release.is_none() && !shared.used_up(uses) {
-            if cell.stamp_ms.load(Ordering::Relaxed) != now {
-                cell.stamp_ms.store(now, Ordering::Relaxed);
-            }
+        if healthy
+            && uses & 15 != 1
+            && shared.hooks.on_release.is_none()
+            && !shared.used_up(uses)
+            && cell.expires_ms.load(Ordering::Relaxed) > now
+        {
+            cell.stamp_returned(now);
             match shared.try_release_fast(cell) {
                 Release::Done => return,
                 Release::Slow => {
@@ -195,18 +198,21 @@ impl<T: Poolable> Pooled<T> {
                 r
             });
         if uses & 15 == 1 {
-            let held = now.saturating_sub(cell.stamp_ms.load(Ordering::Relaxed));
+            let held = now.saturating_sub(cell.held_since().unwrap_or(now));
             shared.usage_hist.record(Duration::from_millis(held));
         }
-        cell.stamp_ms.store(now, Ordering::Relaxed);
+        cell.stamp_returned(now);
         let owed = if !healthy {
             shared.destroy(self.slot, DestroyReason::Unhealthy)
         } else if rejected {
             shared.destroy(self.slot, DestroyReason::Rejected)
         } else if shared.used_up(uses) {
             shared.destroy(self.slot, DestroyReason::MaxUses)
+        } else if cell.expires_ms.load(Ordering::Relaxed) <= now {
+            // Past its lifetime: retired here, so it is never handed to a waiter (under
+            // steady contention an object may never be idle).
+            shared.destroy(self.slot, DestroyReason::MaxLifetime)
         } else {
-            // (Lifetime is enforced at checkout and by maintenance, not here.)
             shared.release_slot(cell, self.slot)
         };
         self.settle(owed.0);

@@ -78,7 +78,11 @@ mod shared;
 mod slots;
 mod stats;
 mod sync;
+#[cfg(not(model))]
+mod timer;
 mod traits;
+#[cfg(not(model))]
+mod upkeep;
 mod waiters;
 
 pub use acquire::{Acquire, AcquireFuture, Priority};

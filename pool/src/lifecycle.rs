@@ -74,15 +74,8 @@ impl<T: Poolable> Shared<T> {
         x
     }
 
-    /// Whether maintenance is due (one load on the checkout path); run it if so.
-    #[inline]
-    pub(crate) fn maybe_maintain(&self, now_ms: u64) {
-        if now_ms >= self.next_maint_ms.load(Ordering::Relaxed) {
-            self.maintain();
-        }
-    }
-
     /// How often maintenance runs: a quarter of the shortest time limit, 5 ms … 1 s.
+    #[cfg_attr(model, allow(dead_code))] // models run maintenance by hand
     pub(crate) fn maint_interval(&self) -> Duration {
         let c = &self.config;
         [
@@ -98,9 +91,9 @@ impl<T: Poolable> Shared<T> {
         .clamp(Duration::from_millis(5), Duration::from_secs(1))
     }
 
-    /// One maintenance pass. Runs from the maintenance task (tokio, when the pool was
-    /// built in a runtime) and lazily from the checkout path when it is due, so pools
-    /// without a runtime are maintained too. Passes never overlap.
+    /// One maintenance pass. Runs from the pool's background upkeep: its task on the
+    /// build runtime, or the upkeep thread (`upkeep.rs`). Passes never overlap, and a pass
+    /// that unwinds (a panic in user code it ran) leaves the next one free to run.
     pub(crate) fn maintain(&self) {
         if self
             .maint_busy
@@ -109,9 +102,15 @@ impl<T: Poolable> Shared<T> {
         {
             return;
         }
+        struct Done<'a>(&'a crate::sync::AtomicUsize);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                // Release: the next pass (any thread) sees this one's effects.
+                self.0.store(0, Ordering::Release);
+            }
+        }
+        let _done = Done(&self.maint_busy);
         let now = self.exact_ms();
-        let interval = u64::try_from(self.maint_interval().as_millis()).unwrap_or(1000);
-        self.next_maint_ms.store(now + interval, Ordering::Relaxed);
         if !self.is_closed() {
             self.evict_stale(now);
             self.scan_checkouts(now);
@@ -119,8 +118,6 @@ impl<T: Poolable> Shared<T> {
         }
         #[cfg(all(feature = "metrics", not(model)))]
         crate::metrics::publish(self);
-        // Release: the next pass (any thread) sees this one's effects.
-        self.maint_busy.store(0, Ordering::Release);
     }
 
     /// Destroys idle objects past their lifetime, and idle objects above `min_idle` idle
@@ -138,9 +135,7 @@ impl<T: Poolable> Shared<T> {
             }
             let expired = slot.expires_ms.load(Ordering::Relaxed) <= now;
             let stale = idle > self.config.min_idle
-                && idle_ms.is_some_and(|t| {
-                    now.saturating_sub(slot.stamp_ms.load(Ordering::Relaxed)) >= t
-                });
+                && idle_ms.is_some_and(|t| now.saturating_sub(slot.idle_since()) >= t);
             if !(expired || stale) {
                 continue;
             }
@@ -181,18 +176,26 @@ impl<T: Poolable> Shared<T> {
             if st & STATE_MASK != BUSY {
                 continue;
             }
-            // Read the checkout's identity (its use count) before its start time and
-            // check it again after: a return + new checkout in between is not a leak.
+            // A checkout is known by its start stamp: read it (none while nobody holds the
+            // object: being validated or handed over is not being held), then the use
+            // count and location it was written after, then the stamp again. The same
+            // stamp twice is the same checkout throughout: a later checkout is stamped
+            // later, and a report needs a stamp at least `leak_threshold` old.
+            let Some(since) = slot.held_since() else {
+                continue;
+            };
             let uses = slot.uses.load(Ordering::Relaxed);
-            let held = now.saturating_sub(slot.stamp_ms.load(Ordering::Relaxed));
-            if uses == 0 || slot.uses.load(Ordering::Relaxed) != uses {
+            let loc = slot.location.load(Ordering::Relaxed);
+            // Acquire: orders the two loads above before the re-read (seqlock reader).
+            crate::sync::fence(Ordering::Acquire);
+            if uses == 0 || slot.stamp_ms.load(Ordering::Relaxed) != since {
                 continue;
             }
+            let held = now.saturating_sub(since);
             if leak_ms.is_some_and(|t| held >= t) && slot.reported.load(Ordering::Relaxed) < uses {
                 slot.reported.store(uses, Ordering::Relaxed);
                 self.counters.leaks_detected.fetch_add(1, Ordering::Relaxed);
                 let id = slot.id.load(Ordering::Relaxed);
-                let loc = slot.location.load(Ordering::Relaxed);
                 // SAFETY: locations are `&'static Location` stored by `checkout`.
                 let location = unsafe { loc.as_ref() };
                 if let Some(location) = location {
@@ -304,15 +307,29 @@ impl<T: Poolable> Shared<T> {
         let task_ref = SharedRef::new(self.self_ptr());
         let fut_ref = SharedRef::new(self.self_ptr());
         #[allow(clippy::let_unit_value)] // a join handle under a model checker
+        let limit = self.config.create_timeout;
+        #[allow(clippy::let_unit_value)] // a join handle under a model checker
         let _spawned = crate::exec::spawn_bounded(
             self.runtime_handle(),
-            self.config.create_timeout,
+            limit,
             async move { fut_ref.get().create_with_hooks().await },
-            move |r| {
-                let r = r.unwrap_or_else(|| {
-                    Err("the factory did not finish within create_timeout (or panicked)".into())
-                });
-                let owed = task_ref.get().finish_create(r, &cell);
+            move |ran| {
+                use crate::exec::Ran;
+                // A runtime that shut down is not the factory failing: the breaker does
+                // not count it.
+                let counts = !matches!(ran, Ran::Dropped);
+                let r = match ran {
+                    Ran::Done(r) => r,
+                    Ran::TimedOut => Err(format!(
+                        "the factory did not finish within create_timeout ({limit:?})"
+                    )
+                    .into()),
+                    Ran::Panicked(msg) => Err(format!("the factory panicked: {msg}").into()),
+                    Ran::Dropped => {
+                        Err("the runtime running the create shut down before it finished".into())
+                    }
+                };
+                let owed = task_ref.get().finish_create(r, &cell, counts);
                 task_ref.settle(owed);
             },
         );

@@ -23,7 +23,7 @@ use std::future::{Future, IntoFuture};
 use std::hash::{BuildHasher, Hash};
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -126,10 +126,15 @@ struct Part<T: Poolable> {
     pool: Pool<T>,
     boost: u8,
     configured: bool,
+    /// Removed from the map by `remove_idle_partitions` (its pool is closed): an
+    /// acquisition still holding it looks the key up again.
+    retired: AtomicBool,
 }
 
 struct Inner<K, T: Poolable> {
     map: ArcSwap<HashMap<K, Arc<Part<T>>>>,
+    /// Set by `close`: no partition is created or served afterwards.
+    closed: AtomicBool,
     factory: KeyedFactory<K, T>,
     partition_max_size: usize,
     overrides: HashMap<K, PartitionLimits>,
@@ -252,7 +257,15 @@ where
         if let Some(p) = self.inner.map.load().get(key) {
             return Ok(p.clone());
         }
+        if self.is_closed() {
+            return Err(PoolError::Closed);
+        }
         self.create_part(key)
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
     }
 
     fn create_part(&self, key: &K) -> Result<Arc<Part<T>>, PoolError> {
@@ -276,6 +289,7 @@ where
             pool,
             boost: limits.map_or(0, |l| l.priority_boost),
             configured: limits.is_some(),
+            retired: AtomicBool::new(false),
         });
         // Read-copy-update; a racing creator of the same key wins and ours is dropped.
         let mut winner = None;
@@ -301,6 +315,10 @@ where
             v.push((id, SharedRef::new(raw)));
             v
         });
+        // A `close` that ran while we built it did not see this partition.
+        if self.is_closed() {
+            part.pool.close();
+        }
         Ok(part)
     }
 
@@ -458,22 +476,31 @@ where
     /// Removes partitions that hold no object and have nobody waiting (keys given limits
     /// with `.partition(..)` stay); returns how many went. The maintenance task does this
     /// periodically when `remove_idle_partitions_after` is set.
+    ///
+    /// Removal is atomic with respect to acquisitions: a partition is retired (no object,
+    /// no create in flight, nobody queued, and no reservation possible afterwards) before
+    /// it leaves the map, and an acquisition that already held it tries again on the
+    /// key's new partition, so a key never exceeds its cap.
     pub fn remove_idle_partitions(&self) -> usize {
         let inner = &self.inner;
-        let mut removed = Vec::new();
-        inner.map.rcu(|m| {
-            removed.clear();
-            let mut m = HashMap::clone(m);
-            m.retain(|_, p| {
-                let s = p.pool.stats();
-                let idle = !p.configured && s.size == 0 && s.pending_acquisitions == 0;
-                if idle {
-                    removed.push(p.pool.raw());
-                }
-                !idle
+        let retired: Vec<Arc<Part<T>>> = inner
+            .map
+            .load()
+            .values()
+            .filter(|p| !p.configured && p.pool.shared().retire_if_unused())
+            .cloned()
+            .collect();
+        for p in &retired {
+            p.retired.store(true, Ordering::Release);
+        }
+        let removed: Vec<_> = retired.iter().map(|p| p.pool.raw()).collect();
+        if !removed.is_empty() {
+            inner.map.rcu(|m| {
+                let mut m = HashMap::clone(m);
+                m.retain(|_, p| !removed.contains(&p.pool.raw()));
+                m
             });
-            m
-        });
+        }
         if !removed.is_empty() {
             inner.gate.parts.rcu(|v| {
                 v.iter()
@@ -485,8 +512,10 @@ where
         removed.len()
     }
 
-    /// Closes every partition.
+    /// Closes every partition: waiters and new calls, for any key, get
+    /// `PoolError::Closed`. Idempotent.
     pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
         for p in self.inner.map.load().values() {
             p.pool.close();
         }
@@ -533,28 +562,77 @@ where
     type Output = Result<Pooled<T>, PoolError>;
     type IntoFuture = PartitionAcquireFuture<T>;
 
+    /// Looks the key's partition up and runs the fast path at once (as `Pool::get`); the
+    /// rest runs when polled. If the partition is removed before the acquisition is
+    /// served (`remove_idle_partitions`), it tries again on the key's new partition.
     fn into_future(self) -> Self::IntoFuture {
         let part = match self.pool.part(&self.key) {
             Ok(p) => p,
             Err(e) => return Box::pin(async move { Err(e) }),
         };
-        let boosted = (self.priority as u8)
-            .saturating_add(part.boost)
-            .min(Priority::Critical as u8);
-        let priority = [
-            Priority::Low,
-            Priority::Normal,
-            Priority::High,
-            Priority::Critical,
-        ][boosted as usize];
-        let acquire = Acquire {
-            pool: &part.pool,
-            priority,
-            timeout: self.timeout,
-            location: self.location,
-        };
-        Box::pin(acquire.into_future())
+        let (priority, timeout, location) = (self.priority, self.timeout, self.location);
+        let first = on_part(&part, priority, timeout, location);
+        let (pp, key) = (self.pool.clone(), self.key);
+        Box::pin(async move {
+            let (mut part, mut fut) = (part, first);
+            loop {
+                match fut.await {
+                    Err(PoolError::Closed)
+                        if part.retired.load(Ordering::Acquire) && !pp.is_closed() =>
+                    {
+                        part = pp.part(&key)?;
+                        fut = on_part(&part, priority, timeout, location);
+                    }
+                    r => return r,
+                }
+            }
+        })
     }
+}
+
+/// The periodic `remove_idle_partitions` of `remove_idle_partitions_after`.
+struct Removal<K, T: Poolable>(Weak<Inner<K, T>>, Duration);
+
+impl<K, T> crate::upkeep::Upkeep for Removal<K, T>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    T: Poolable,
+{
+    fn tick(&self) -> Option<Duration> {
+        let pp = PartitionedPool {
+            inner: self.0.upgrade()?,
+        };
+        if pp.is_closed() {
+            return None;
+        }
+        pp.remove_idle_partitions();
+        Some(self.1)
+    }
+}
+
+/// An acquisition on one partition, with its priority boost applied.
+fn on_part<T: Poolable>(
+    part: &Part<T>,
+    priority: Priority,
+    timeout: Option<Duration>,
+    location: &'static Location<'static>,
+) -> crate::AcquireFuture<T> {
+    let boosted = (priority as u8)
+        .saturating_add(part.boost)
+        .min(Priority::Critical as u8);
+    let priority = [
+        Priority::Low,
+        Priority::Normal,
+        Priority::High,
+        Priority::Critical,
+    ][boosted as usize];
+    Acquire {
+        pool: &part.pool,
+        priority,
+        timeout,
+        location,
+    }
+    .into_future()
 }
 
 impl<K, T> PartitionedPoolBuilder<K, T>
@@ -587,8 +665,8 @@ where
         self.affinity = Some(rules);
         self
     }
-    /// With a tokio runtime at `build()`: every `d`, remove partitions with no object and
-    /// nobody waiting (they are recreated on next use).
+    /// Every `d`, remove partitions with no object and nobody waiting (they are recreated
+    /// on next use). Runs on the pool's upkeep thread, holding the pool only weakly.
     pub fn remove_idle_partitions_after(mut self, d: Duration) -> Self {
         self.partition_idle_removal = Some(d);
         self
@@ -644,6 +722,7 @@ where
         }
         let inner = Arc::new(Inner {
             map: ArcSwap::from_pointee(HashMap::new()),
+            closed: AtomicBool::new(false),
             factory: self.factory,
             partition_max_size: self.partition_max_size,
             overrides: self.overrides,
@@ -659,18 +738,9 @@ where
             affinity: self.affinity.map(|r| (r, Mutex::new(HashMap::new()))),
             hasher: Default::default(),
         });
-        if let (Some(every), Ok(rt)) = (
-            self.partition_idle_removal,
-            tokio::runtime::Handle::try_current(),
-        ) {
+        if let Some(every) = self.partition_idle_removal {
             let weak: Weak<Inner<K, T>> = Arc::downgrade(&inner);
-            rt.spawn(async move {
-                loop {
-                    tokio::time::sleep(every).await;
-                    let Some(inner) = weak.upgrade() else { break };
-                    PartitionedPool { inner }.remove_idle_partitions();
-                }
-            });
+            crate::upkeep::register(Box::new(Removal(weak, every)), every);
         }
         let pp = PartitionedPool { inner };
         // Partitions with their own limits exist from the start (their `min_idle` fills).

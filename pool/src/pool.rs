@@ -78,6 +78,24 @@ impl<T: Poolable> std::fmt::Debug for Pool<T> {
     }
 }
 
+/// The upkeep thread's hold on a pool: weak, so it never keeps the pool open.
+#[cfg(not(model))]
+struct WeakPool<T: Poolable>(std::sync::Weak<Handle<T>>);
+
+#[cfg(not(model))]
+impl<T: Poolable> crate::upkeep::Upkeep for WeakPool<T> {
+    fn tick(&self) -> Option<Duration> {
+        let pool = Pool {
+            handle: self.0.upgrade()?,
+        };
+        if pool.is_closed() {
+            return None;
+        }
+        pool.shared().maintain();
+        Some(pool.shared().maint_interval())
+    }
+}
+
 impl<T: Poolable> Pool<T> {
     /// Starts configuring a pool of objects made by `factory`.
     pub fn builder<F: Factory<T>>(factory: F) -> PoolBuilder<T> {
@@ -106,28 +124,50 @@ impl<T: Poolable> Pool<T> {
         pool
     }
 
-    /// The maintenance task: on the runtime current at `build()`, holding only a `Weak`,
-    /// so it ends when the last `Pool` handle is dropped.
+    /// Background upkeep (the maintenance pass): a task on the runtime current at
+    /// `build()`, or, without one, the process's upkeep thread (`upkeep.rs`). Either holds
+    /// only a `Weak`, so it ends with the last `Pool` handle (or at `close`). If the
+    /// runtime shuts down while the pool lives on, the task's end hands the pool to the
+    /// upkeep thread, and creates move to threads (`exec::Runtime`).
     #[cfg(not(model))]
     fn start_maintenance(&self) {
-        let Some(rt) = self.shared().runtime.clone() else {
-            return; // no runtime: maintenance runs lazily on the checkout path
-        };
         let weak = Arc::downgrade(&self.handle);
         let interval = self.shared().maint_interval();
-        rt.spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
+        let Some(rt) = self.shared().runtime.as_ref() else {
+            crate::upkeep::register(Box::new(WeakPool(weak)), interval);
+            return;
+        };
+        rt.spawn_with_liveness(|liveness| async move {
+            /// On the task's end: the runtime is marked gone (if it is shutting down) and
+            /// a pool still open moves to the upkeep thread.
+            struct Handover<T: Poolable>(Option<std::sync::Weak<Handle<T>>>, crate::exec::Liveness);
+            impl<T: Poolable> Drop for Handover<T> {
+                fn drop(&mut self) {
+                    // First: from here on, creates run on threads.
+                    self.1.mark_gone();
+                    let Some(weak) = self.0.take() else { return };
+                    let open = weak
+                        .upgrade()
+                        .is_some_and(|h| !(Pool { handle: h }).is_closed());
+                    if open {
+                        crate::upkeep::register(Box::new(WeakPool(weak)), Duration::ZERO);
+                    }
+                }
+            }
+            let mut handover = Handover(Some(weak), liveness);
             loop {
-                tick.tick().await;
-                let Some(handle) = weak.upgrade() else { break };
-                let pool = Pool { handle };
+                crate::timer::Sleep::after(interval).await;
+                let Some(pool) = handover.0.as_ref().and_then(std::sync::Weak::upgrade) else {
+                    break;
+                };
+                let pool = Pool { handle: pool };
                 if pool.is_closed() {
                     break;
                 }
                 pool.shared().maintain();
             }
+            // Ended normally (the pool is gone or closed): nothing to hand over.
+            handover.0 = None;
         });
     }
 
@@ -254,7 +294,7 @@ impl<T: Poolable> Pool<T> {
             if std::time::Instant::now() >= deadline {
                 return Err(DrainError { still_out: out });
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            crate::timer::Sleep::after(Duration::from_millis(2)).await;
         }
     }
 
@@ -268,14 +308,16 @@ impl<T: Poolable> Pool<T> {
             if slot.state.load(Ordering::Relaxed) & crate::slots::STATE_MASK != crate::slots::BUSY {
                 continue;
             }
+            // Only objects a caller holds (not ones being validated or handed over).
+            let Some(since) = slot.held_since() else {
+                continue;
+            };
             let loc = slot.location.load(Ordering::Relaxed);
             // SAFETY: locations are `&'static Location` stored by `checkout`.
             if let Some(location) = unsafe { loc.as_ref() } {
                 out.push(CheckedOut {
                     id: slot.id.load(Ordering::Relaxed),
-                    held_for: Duration::from_millis(
-                        now.saturating_sub(slot.stamp_ms.load(Ordering::Relaxed)),
-                    ),
+                    held_for: Duration::from_millis(now.saturating_sub(since)),
                     location,
                 });
             }

@@ -37,6 +37,9 @@ const CLOSED_BIT: usize = 1;
 /// record instead, so a guard that never returns does not slow every release.)
 const DIVERT_BIT: usize = 2;
 /// `Shared::word >> WAITERS_SHIFT` is the number of queued waiters.
+/// `Shared::size` of a retired partition (`retire_if_unused`): above any `max_size`, so no
+/// reservation ever succeeds again.
+const RETIRED: usize = usize::MAX / 2;
 const WAITERS_SHIFT: u32 = 2;
 
 /// Monotonic counters: statistics only, nothing is published through them (`Relaxed`).
@@ -149,6 +152,13 @@ impl std::ops::Deref for StateWord {
     }
 }
 
+/// A disarmed timer entry's action: dropped after the queue lock is released (it may hold
+/// a `SharedRef`).
+#[cfg(not(model))]
+type Disarmed = crate::timer::Action;
+#[cfg(model)]
+struct Disarmed;
+
 /// A fast release's announcement (see `sync::hazard`).
 #[cfg(not(model))]
 type Hazard = &'static crate::sync::hazard::Record;
@@ -169,8 +179,8 @@ pub(crate) enum Reg {
     Got(usize),
     /// Capacity was reserved: create an object.
     Permit,
-    /// Queued: wait on the cell. `true`: no deadline sweeper runs yet, start one.
-    Queued(Arc<Waiter>, bool),
+    /// Queued: wait on the cell.
+    Queued(Arc<Waiter>),
 }
 
 pub(crate) struct Shared<T: Poolable> {
@@ -202,9 +212,16 @@ pub(crate) struct Shared<T: Poolable> {
     /// This allocation as `Box::into_raw` returned it (set once by `Pool::from_parts`):
     /// what `SharedRef`s are made from.
     self_ptr: AtomicPtr<Shared<T>>,
-    /// Coarse-clock ms when maintenance is next due; `maint_busy` keeps passes apart.
-    pub next_maint_ms: AtomicU64,
+    /// Set while a maintenance pass runs: keeps passes apart.
     pub maint_busy: AtomicUsize,
+    /// The last create error (`PoolError::CircuitOpen`'s source). A std mutex also under
+    /// the model checkers: it guards error data only and orders nothing.
+    last_create_error: std::sync::Mutex<Option<std::sync::Arc<crate::error::LastCreateError>>>,
+    /// Coarse-clock ms of the last logged create failure, and failures not logged since.
+    #[cfg(not(model))]
+    create_warned_ms: std::sync::atomic::AtomicU64,
+    #[cfg(not(model))]
+    create_unlogged: std::sync::atomic::AtomicU64,
     /// The circuit breaker's state word (see `lifecycle.rs`).
     pub breaker: AtomicU64,
     /// Jitter source for `max_lifetime`.
@@ -229,8 +246,9 @@ pub(crate) struct Shared<T: Poolable> {
     /// of the pool (the stand-in for `sync::hazard`'s per-thread records).
     #[cfg(model)]
     releasing: AtomicUsize,
+    /// The tokio runtime current at build, while it is alive.
     #[cfg(not(model))]
-    pub runtime: Option<tokio::runtime::Handle>,
+    pub runtime: Option<crate::exec::Runtime>,
     /// Created by the first `events()` call: its 1024-entry ring costs ~64 KiB.
     #[cfg(not(model))]
     events: std::sync::OnceLock<tokio::sync::broadcast::Sender<PoolEvent>>,
@@ -238,9 +256,6 @@ pub(crate) struct Shared<T: Poolable> {
     /// own lock (`receiver_count`) is never taken.
     #[cfg(not(model))]
     subscribed: std::sync::atomic::AtomicBool,
-    /// Wakes the deadline sweeper when a waiter with an earlier deadline arrives.
-    #[cfg(not(model))]
-    pub sweep_notify: tokio::sync::Notify,
 }
 
 // SAFETY: objects move between threads (they are `Send`), and each is only ever accessed by
@@ -270,8 +285,12 @@ impl<T: Poolable> Shared<T> {
         Shared {
             hooks,
             self_ptr: AtomicPtr::new(ptr::null_mut()),
-            next_maint_ms: AtomicU64::new(0),
             maint_busy: AtomicUsize::new(0),
+            last_create_error: std::sync::Mutex::new(None),
+            #[cfg(not(model))]
+            create_warned_ms: std::sync::atomic::AtomicU64::new(0),
+            #[cfg(not(model))]
+            create_unlogged: std::sync::atomic::AtomicU64::new(0),
             breaker: AtomicU64::new(0),
             rng: AtomicU64::new(seed),
             usage_hist: Histogram::new(),
@@ -305,13 +324,11 @@ impl<T: Poolable> Shared<T> {
             #[cfg(model)]
             releasing: AtomicUsize::new(0),
             #[cfg(not(model))]
-            runtime: tokio::runtime::Handle::try_current().ok(),
+            runtime: crate::exec::Runtime::capture(),
             #[cfg(not(model))]
             events: std::sync::OnceLock::new(),
             #[cfg(not(model))]
             subscribed: std::sync::atomic::AtomicBool::new(false),
-            #[cfg(not(model))]
-            sweep_notify: tokio::sync::Notify::new(),
         }
     }
 
@@ -336,18 +353,9 @@ impl<T: Poolable> Shared<T> {
         rx
     }
 
-    /// The pool's epoch, for turning `now()`-style durations back into instants.
-    #[cfg(not(model))]
-    pub(crate) fn epoch(&self) -> std::time::Instant {
-        self.epoch
-    }
-
     /// Records the allocation's own pointer; called once, before the pool is shared.
     pub(crate) fn set_self_ptr(&self, p: NonNull<Self>) {
         self.self_ptr.store(p.as_ptr(), Ordering::Relaxed);
-        let first =
-            self.coarse_ms() + u64::try_from(self.maint_interval().as_millis()).unwrap_or(1000);
-        self.next_maint_ms.store(first, Ordering::Relaxed);
     }
 
     /// The `Box::into_raw` pointer (see `set_self_ptr`).
@@ -455,7 +463,6 @@ impl<T: Poolable> Shared<T> {
             return Ok(None);
         }
         let now = self.coarse_ms();
-        self.maybe_maintain(now);
         while let Some(i) = self.claim_idle() {
             // Never hand out an object past its lifetime, even between maintenance passes.
             if self.slots.get(i).expires_ms.load(Ordering::Relaxed) <= now {
@@ -475,7 +482,7 @@ impl<T: Poolable> Shared<T> {
         if self.checkout_hooks {
             return true;
         }
-        let idle_since = self.slots.get(i).stamp_ms.load(Ordering::Relaxed);
+        let idle_since = self.slots.get(i).idle_since();
         self.coarse_ms().saturating_sub(idle_since) >= self.validation_ms
     }
 
@@ -523,11 +530,14 @@ impl<T: Poolable> Shared<T> {
         if s.location.load(Ordering::Relaxed) != loc {
             s.location.store(loc, Ordering::Relaxed);
         }
-        let now = self.coarse_ms();
-        if s.stamp_ms.load(Ordering::Relaxed) != now {
-            s.stamp_ms.store(now, Ordering::Relaxed);
-        }
+        s.stamp_checkout(self.coarse_ms());
         s
+    }
+
+    /// Whether the object in owned slot `i` is past its lifetime.
+    #[inline]
+    pub(crate) fn expired(&self, i: usize) -> bool {
+        self.slots.get(i).expires_ms.load(Ordering::Relaxed) <= self.coarse_ms()
     }
 
     /// Whether an object checked out `uses` times must be retired.
@@ -600,10 +610,9 @@ impl<T: Poolable> Shared<T> {
         }
     }
 
-    /// The fast release on a thread without a hazard record yet: makes one, or, while the
-    /// thread's thread-locals are being destroyed, releases with one CAS `BUSY → IDLE`,
-    /// which a marker's own CAS is ordered against (nothing is overwritten, so no word
-    /// check is due and no announcement is needed).
+    /// The fast release on a thread without a hazard record yet: makes one; while the
+    /// thread's thread-locals are being destroyed (no record can be had), the release goes
+    /// the slow way, under the lock, where it sees every queued waiter.
     #[cold]
     #[inline(never)]
     fn release_first(&self, slot: &Slot<T>) -> Release {
@@ -611,15 +620,8 @@ impl<T: Poolable> Shared<T> {
         if crate::sync::hazard::record().is_some() {
             return self.try_release_fast(slot);
         }
-        if slot
-            .state
-            .compare_exchange(BUSY, IDLE, Ordering::Release, Ordering::Relaxed)
-            .is_ok()
-        {
-            Release::Done
-        } else {
-            Release::Slow
-        }
+        let _ = slot;
+        Release::Slow
     }
 
     /// This thread's hazard record (see `sync::hazard`), now announcing this pool; `None`
@@ -822,7 +824,7 @@ impl<T: Poolable> Shared<T> {
     pub(crate) fn oldest_idle(&self) -> Option<(u64, usize)> {
         (0..self.slots.used())
             .filter(|&i| self.slots.get(i).state.load(Ordering::Relaxed) == IDLE)
-            .map(|i| (self.slots.get(i).stamp_ms.load(Ordering::Relaxed), i))
+            .map(|i| (self.slots.get(i).idle_since(), i))
             .min()
     }
 
@@ -892,9 +894,17 @@ impl<T: Poolable> Shared<T> {
     /// Puts a freshly created object into an empty slot, which the caller then owns.
     pub(crate) fn install(&self, obj: T) -> usize {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut scans = 0;
         loop {
-            // Free slots exist: non-empty slots ≤ size ≤ max_size ≤ cap, and `size`
-            // includes our reservation. A CAS can still lose to a concurrent mark; rescan.
+            // Free slots exist: occupied slots ≤ size + reclaimed ≤ max_size + reclaimed ≤
+            // cap (`resize` and `reclaim` grow the array for that), and `size` includes
+            // our reservation. A CAS can lose to a concurrent mark; rescan. Should a scan
+            // ever come up empty twice, the array grows rather than spin.
+            scans += 1;
+            if scans > 2 {
+                let _q = self.queue.lock();
+                self.slots.grow(self.slots.cap() + 1);
+            }
             for i in 0..self.slots.cap() {
                 let slot = self.slots.get(i);
                 let st = slot.state.load(Ordering::Relaxed);
@@ -921,7 +931,7 @@ impl<T: Poolable> Shared<T> {
                     slot.uses.store(0, Ordering::Relaxed);
                     slot.reported.store(0, Ordering::Relaxed);
                     let now = self.coarse_ms();
-                    slot.stamp_ms.store(now, Ordering::Relaxed);
+                    slot.stamp_returned(now);
                     slot.expires_ms
                         .store(self.expiry_for_new(now), Ordering::Relaxed);
                     self.counters.created.fetch_add(1, Ordering::Relaxed);
@@ -983,16 +993,9 @@ impl<T: Poolable> Shared<T> {
         let (obj, id, reclaimed) = self.take_out(i);
         self.emit(|| PoolEvent::Destroyed { id, reason });
         // The object goes before its capacity does, so a replacement is never created
-        // while it still exists (a database's connection limit counts both). The guard
-        // frees the capacity even if `T::drop` panics.
-        struct FreeCapacity<'a, T: Poolable>(&'a Shared<T>, bool);
-        impl<T: Poolable> Drop for FreeCapacity<'_, T> {
-            fn drop(&mut self) {
-                self.0.after_take_out(self.1);
-            }
-        }
-        let _free = FreeCapacity(self, reclaimed);
-        drop(obj);
+        // while it still exists (a database's connection limit counts both).
+        drop_object(obj, &self.config.name);
+        self.after_take_out(reclaimed);
         Owed(1, &self.refs)
     }
 
@@ -1088,20 +1091,13 @@ impl<T: Poolable> Shared<T> {
         q.push(w.clone());
         self.publish(&q);
         let waiting = q.len();
-        let start_sweeper = match q.sweeper {
-            None if deadline != Duration::MAX => {
-                q.sweeper = Some(deadline);
-                true
-            }
-            Some(armed) if deadline < armed => {
-                q.sweeper = Some(deadline);
-                #[cfg(not(model))]
-                self.sweep_notify.notify_one();
-                false
-            }
-            _ => false,
+        let stale = if q.sweeper.as_ref().is_none_or(|a| deadline < a.at) {
+            self.arm_sweep(&mut q, deadline)
+        } else {
+            None
         };
         drop(q);
+        drop(stale);
         if first {
             if let Some((gate, id)) = &self.gate {
                 if self.blocked_on_gate() {
@@ -1110,29 +1106,75 @@ impl<T: Poolable> Shared<T> {
             }
         }
         self.emit(|| PoolEvent::Exhausted { waiting });
-        Ok(Reg::Queued(w, start_sweeper))
+        Ok(Reg::Queued(w))
     }
 
-    /// One pass of the deadline sweeper: times out queued waiters past their deadline and
-    /// returns when to look again (`None`: nobody is queued; the sweeper ends, and the
-    /// next waiter starts a new one).
-    pub(crate) fn sweep(&self) -> Option<Duration> {
+    /// Arms the deadline sweep at `at` (time since the epoch) on the pool's timer, in place
+    /// of an armed one (which is disarmed; what it held is returned, to be dropped after
+    /// the lock). `Duration::MAX` ("no deadline") arms nothing. Call with the lock held.
+    ///
+    /// The sweep's timer entry holds a [`SharedRef`], not a `Pool`: it keeps the memory
+    /// alive, never the pool open, so dropping the last handle still closes the pool at
+    /// once; `close` disarms it.
+    fn arm_sweep(&self, q: &mut WaitQueue, at: Duration) -> Option<Disarmed> {
+        let stale = self.disarm_sweep(q);
+        if at == Duration::MAX {
+            return stale;
+        }
+        #[cfg(not(model))]
+        let key = self.epoch.checked_add(at).map(|when| {
+            let r = SharedRef::new(self.self_ptr());
+            crate::timer::arm(
+                when,
+                crate::timer::Action::Call(Box::new(move || {
+                    r.get().sweep();
+                })),
+            )
+        });
+        q.sweeper = Some(crate::waiters::Armed {
+            at,
+            #[cfg(not(model))]
+            key,
+        });
+        stale
+    }
+
+    /// Disarms the deadline sweep, if armed; returns the timer entry's action (holding a
+    /// `SharedRef`), to be dropped after the lock.
+    fn disarm_sweep(&self, q: &mut WaitQueue) -> Option<Disarmed> {
+        let armed = q.sweeper.take()?;
+        #[cfg(not(model))]
+        return armed.key.and_then(crate::timer::disarm);
+        #[cfg(model)]
+        {
+            let _ = armed;
+            None
+        }
+    }
+
+    /// The deadline sweep (run by the pool's timer, or by a model): times out queued
+    /// waiters past their deadline and re-arms for the earliest deadline left. A sweep
+    /// that fires while an earlier one is armed (it lost a race to disarm) leaves that one
+    /// armed.
+    pub(crate) fn sweep(&self) {
         let now = self.now();
         let mut q = self.queue.lock();
         let (expired, next) = q.expire(now);
-        q.sweeper = next;
+        let stale = match (&q.sweeper, next) {
+            // The armed sweep is this one (due), or none is armed: re-arm for what is left.
+            (None, Some(next)) => self.arm_sweep(&mut q, next),
+            (Some(a), next) if a.at <= now => match next {
+                Some(next) => self.arm_sweep(&mut q, next),
+                None => self.disarm_sweep(&mut q),
+            },
+            _ => None,
+        };
         self.publish(&q);
         drop(q);
+        drop(stale);
         for w in expired {
             w.waker.wake();
         }
-        next
-    }
-
-    /// Forgets a sweeper that could not be started (no runtime), so a later waiter tries.
-    #[cfg(not(model))]
-    pub(crate) fn sweeper_not_started(&self) {
-        self.queue.lock().sweeper = None;
     }
 
     /// Settles a waiter whose future was dropped before it consumed the result: removes
@@ -1169,11 +1211,25 @@ impl<T: Poolable> Shared<T> {
     ///
     /// The creator holds a [`SharedRef`], not a handle, so the pool may have been closed
     /// meanwhile (the object is then destroyed): the returned [`Owed`] settles that.
-    pub(crate) fn finish_create(&self, result: Result<T, BoxError>, cell: &Waiter) -> Owed<'_> {
-        self.counters
-            .create_attempts
-            .fetch_add(1, Ordering::Relaxed);
-        self.breaker_record(result.is_ok());
+    ///
+    /// `counts`: whether the outcome is the factory's (a runtime shutting down under the
+    /// create is not, and does not move the breaker or the error rate).
+    pub(crate) fn finish_create(
+        &self,
+        result: Result<T, BoxError>,
+        cell: &Waiter,
+        counts: bool,
+    ) -> Owed<'_> {
+        if let Err(e) = &result {
+            // Before the breaker may open: the waiters it fails carry this error.
+            self.create_failed(&**e);
+        }
+        if counts {
+            self.counters
+                .create_attempts
+                .fetch_add(1, Ordering::Relaxed);
+            self.breaker_record(result.is_ok());
+        }
         match result {
             Ok(obj) => {
                 let i = self.install(obj);
@@ -1189,12 +1245,61 @@ impl<T: Poolable> Shared<T> {
                 }
             }
             Err(e) => {
-                self.counters.create_errors.fetch_add(1, Ordering::Relaxed);
+                if counts {
+                    self.counters.create_errors.fetch_add(1, Ordering::Relaxed);
+                }
                 self.unreserve();
                 *cell.error.lock() = Some(e);
                 cell.decide_and_wake(FAILED);
                 Owed(0, &self.refs)
             }
+        }
+    }
+
+    /// Every failed create, whether a caller waits for it or not (`min_idle`, warm-up):
+    /// kept as the breaker's last error, sent as `PoolEvent::CreateFailed`, and logged
+    /// (`tracing::warn!`, at most once a second per pool, with the count left out).
+    fn create_failed(&self, e: &(dyn std::error::Error + 'static)) {
+        let last = crate::error::LastCreateError::of(e);
+        let text = last.0.clone();
+        *self
+            .last_create_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(std::sync::Arc::new(last));
+        #[cfg(not(model))]
+        {
+            let now = self.exact_ms();
+            let last_warn = self.create_warned_ms.load(Ordering::Relaxed);
+            // Relaxed: a rate limit; the CAS picks one logger per second.
+            if now.saturating_sub(last_warn) >= 1000
+                && self
+                    .create_warned_ms
+                    .compare_exchange(last_warn, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                let quiet = self.create_unlogged.swap(0, Ordering::Relaxed);
+                tracing::warn!(
+                    pool = %self.config.name,
+                    error = %text,
+                    not_logged_since = quiet,
+                    "riptide_pool: creating a pooled object failed"
+                );
+            } else {
+                self.create_unlogged.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.emit(|| PoolEvent::CreateFailed { error: text });
+    }
+
+    /// The error for a caller the open breaker turned away.
+    pub(crate) fn circuit_open(&self) -> PoolError {
+        PoolError::CircuitOpen {
+            last_error: self
+                .last_create_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .map(|e| e as std::sync::Arc<dyn std::error::Error + Send + Sync>),
         }
     }
 
@@ -1209,7 +1314,9 @@ impl<T: Poolable> Shared<T> {
         if self.is_closed() {
             return;
         }
-        self.slots.grow(n);
+        // Reclaimed checkouts still occupy their slots (`reclaim`).
+        self.slots
+            .grow(n.saturating_add(self.reclaimed.load(Ordering::Relaxed)));
         self.max_size.store(n, Ordering::Relaxed);
         let mut wake = Vec::new();
         let mut doomed = Vec::new();
@@ -1252,17 +1359,46 @@ impl<T: Poolable> Shared<T> {
             return;
         }
         let waiters: Vec<_> = q.drain().collect();
+        let stale = self.disarm_sweep(&mut q);
         self.word.store(CLOSED_BIT, Ordering::Relaxed);
         // Every release from now on sees CLOSED_BIT, or its IDLE store is seen below.
         self.announce(&q, false);
         let doomed = self.take_idle_mark_rest(&q, usize::MAX);
         drop(q);
+        drop(stale);
         for w in waiters {
             w.decide_and_wake(CLOSED);
         }
         for i in doomed {
             self.destroy(i, DestroyReason::Closed).never();
         }
+    }
+
+    /// Retires a partition that holds nothing: if it has no object, no create in flight,
+    /// no reclaimed checkout and nobody queued, its size is moved to a value no
+    /// reservation can pass (one CAS from 0, so a concurrent reservation either came first
+    /// and the retirement fails, or fails itself) and it is closed. An acquisition that
+    /// still holds the retired partition gets `Closed` and looks its key up again.
+    #[cfg_attr(model, allow(dead_code))] // used by partitions (not built under model checkers)
+    pub(crate) fn retire_if_unused(&self) -> bool {
+        let mut q = self.queue.lock();
+        if self.is_closed() || !q.is_empty() || self.reclaimed.load(Ordering::Relaxed) != 0 {
+            return false;
+        }
+        if self
+            .size
+            .compare_exchange(0, RETIRED, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        let stale = self.disarm_sweep(&mut q);
+        self.word.store(CLOSED_BIT, Ordering::Relaxed);
+        // Nothing to mark: no object exists, and none can be made.
+        self.announce(&q, false);
+        drop(q);
+        drop(stale);
+        true
     }
 
     /// Called once, when the last `Pool` handle goes: closes the pool (idle objects are
@@ -1318,7 +1454,10 @@ impl<T: Poolable> Shared<T> {
         let [c50, c95, c99] = self.create_hist.percentiles(0, [0.5, 0.95, 0.99]);
         PoolStats {
             max_size: self.max_size.load(Ordering::Relaxed),
-            size: self.size.load(Ordering::Relaxed),
+            size: match self.size.load(Ordering::Relaxed) {
+                RETIRED => 0,
+                n => n,
+            },
             idle,
             in_use,
             pending_acquisitions: self.waiting(),
@@ -1367,9 +1506,26 @@ impl<T: Poolable> Drop for Shared<T> {
             let s = self.slots.get(i);
             if s.state.load(Ordering::Relaxed) & STATE_MASK != EMPTY {
                 // SAFETY: we are the last user; a non-empty slot holds an object.
-                drop(unsafe { ptr::read(s.obj()) });
+                drop_object(unsafe { ptr::read(s.obj()) }, &self.config.name);
             }
         }
+    }
+}
+
+/// Drops a pooled object. A panic in its `Drop` is caught and logged: the pool's own
+/// bookkeeping goes on (the capacity is freed, the other objects of a bulk destroy —
+/// `close`, `resize`, eviction — are destroyed too), and a destroy that runs while a
+/// panic unwinds (a panicking `reset`) never becomes a double panic.
+fn drop_object<T>(obj: T, pool: &str) {
+    if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(obj))) {
+        #[cfg(not(model))]
+        tracing::error!(
+            pool,
+            panic = crate::error::panic_message(&*p),
+            "riptide_pool: a pooled object's Drop panicked (the object is gone, its capacity freed)"
+        );
+        #[cfg(model)]
+        let _ = (p, pool);
     }
 }
 

@@ -31,6 +31,10 @@ pub(crate) const BUSY: usize = 2;
 pub(crate) const STATE_MASK: usize = 0b11;
 pub(crate) const WANTED: usize = 0b100;
 pub(crate) const RECLAIMED: usize = 0b1_0000;
+/// In `Slot::stamp_ms`: the stamp is when the object was made or returned (nobody holds
+/// it: idle, being handed to a waiter, or being validated for the next holder). Without
+/// it, the stamp is when the checkout holding the object began.
+pub(crate) const STAMP_IDLE: u64 = 1 << 63;
 /// In `Slot::reported`: with the checkout's `uses`, "this checkout was reclaimed".
 pub(crate) const RECLAIM_MARK: u64 = 1 << 63;
 
@@ -51,8 +55,9 @@ pub(crate) struct Slot<T> {
     pub location: AtomicPtr<Location<'static>>,
     /// Coarse-clock ms after which the object is retired (`u64::MAX`: never).
     pub expires_ms: AtomicU64,
-    /// Coarse-clock ms of the last checkout (while `BUSY`: leak scans) or return (while
-    /// `IDLE`: idle eviction, `validation_interval`).
+    /// Coarse-clock ms of the checkout that holds the object (leak scans, usage), or, with
+    /// `STAMP_IDLE`, of its creation or last return (idle eviction, `validation_interval`).
+    /// Read through the methods below.
     pub stamp_ms: AtomicU64,
     /// The `uses` value of the checkout already reported as a suspected leak (0: none),
     /// with `RECLAIM_MARK` set once that checkout's capacity was reclaimed.
@@ -71,9 +76,38 @@ impl<T> Slot<T> {
             uses: AtomicU64::new(0),
             location: AtomicPtr::new(ptr::null_mut()),
             expires_ms: AtomicU64::new(u64::MAX),
-            stamp_ms: AtomicU64::new(0),
+            stamp_ms: AtomicU64::new(STAMP_IDLE),
             reported: AtomicU64::new(0),
         }
+    }
+
+    /// Stamps a checkout that begins now (owner only). Release: a leak scan that reads
+    /// this stamp with Acquire also sees the checkout's `uses` and `location`, written
+    /// before it.
+    #[inline]
+    pub(crate) fn stamp_checkout(&self, now_ms: u64) {
+        self.stamp_ms.store(now_ms, Ordering::Release);
+    }
+
+    /// Stamps the object as made or returned now (owner only): nobody holds it.
+    #[inline]
+    pub(crate) fn stamp_returned(&self, now_ms: u64) {
+        self.stamp_ms.store(now_ms | STAMP_IDLE, Ordering::Relaxed);
+    }
+
+    /// When the object was made or last returned (meaningful while nobody holds it).
+    #[inline]
+    pub(crate) fn idle_since(&self) -> u64 {
+        self.stamp_ms.load(Ordering::Relaxed) & !STAMP_IDLE
+    }
+
+    /// When the checkout holding the object began; `None` while no caller holds it (it
+    /// is idle, made, being handed over or being validated). Acquire: see
+    /// `stamp_checkout`.
+    #[inline]
+    pub(crate) fn held_since(&self) -> Option<u64> {
+        let s = self.stamp_ms.load(Ordering::Acquire);
+        (s & STAMP_IDLE == 0).then_some(s)
     }
 
     /// Pointer to the object. Only the slot's owner may dereference it.

@@ -200,4 +200,10 @@ pub enum PoolEvent {
         /// Callers waiting, including this one.
         waiting: usize,
     },
+    /// A create failed: every failure, whether a caller waited for it or not (`min_idle`
+    /// replenishment, `warm_up`), so a wrong password is visible before anyone asks.
+    CreateFailed {
+        /// The error's text (with its sources).
+        error: String,
+    },
 }

@@ -18,7 +18,7 @@ mod imp {
             self.0.wake();
         }
     }
-    pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use std::sync::Arc;
 
     /// `std::sync::Mutex` whose `lock` ignores poisoning: no user code runs under our locks.
@@ -64,7 +64,7 @@ mod imp {
             self.0.wake();
         }
     }
-    pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use loom::sync::Arc;
     pub(crate) use loom::thread;
 
@@ -102,7 +102,7 @@ mod imp {
     //! shuttle: its scheduler controls atomics, locks and threads. Cells and the waker
     //! stay std (shuttle runs one model thread at a time and does not check cells).
     pub(crate) use shuttle::future::block_on;
-    pub(crate) use shuttle::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use shuttle::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use shuttle::thread;
     pub(crate) use std::sync::Arc;
 

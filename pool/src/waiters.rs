@@ -94,11 +94,20 @@ impl Waiter {
     }
 }
 
+/// The deadline sweep armed on the pool's timer: when it fires (time since the pool's
+/// epoch), and the timer entry to disarm (none under a model checker, where the models run
+/// the sweep themselves).
+pub(crate) struct Armed {
+    pub at: Duration,
+    #[cfg(not(model))]
+    pub key: Option<crate::timer::Key>,
+}
+
 #[derive(Default)]
 pub(crate) struct WaitQueue {
     levels: [VecDeque<Arc<Waiter>>; 4],
-    /// Whether a deadline sweeper task is running for this queue, and when it will wake.
-    pub sweeper: Option<Duration>,
+    /// The armed deadline sweep, if any: at or before the earliest queued deadline.
+    pub sweeper: Option<Armed>,
 }
 
 impl WaitQueue {
@@ -127,7 +136,8 @@ impl WaitQueue {
 
     /// Removes every waiter whose deadline is at or before `now` and decides it
     /// `TIMED_OUT` (those that lost the race to a hand-off or cancel are just removed);
-    /// returns the ones to wake and the earliest deadline left.
+    /// returns the ones to wake and the earliest deadline left (`Duration::MAX`, "no
+    /// deadline", never counts).
     pub(crate) fn expire(&mut self, now: Duration) -> (Vec<Arc<Waiter>>, Option<Duration>) {
         let mut expired = Vec::new();
         let mut next: Option<Duration> = None;
@@ -142,7 +152,9 @@ impl WaitQueue {
                     }
                     return false;
                 }
-                next = Some(next.map_or(w.deadline, |n| n.min(w.deadline)));
+                if w.deadline != Duration::MAX {
+                    next = Some(next.map_or(w.deadline, |n| n.min(w.deadline)));
+                }
                 true
             });
         }

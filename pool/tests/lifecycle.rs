@@ -200,7 +200,7 @@ async fn min_idle_is_replenished_in_the_background() {
 }
 
 #[test]
-fn without_a_runtime_maintenance_runs_on_the_checkout_path() {
+fn without_a_runtime_maintenance_runs_in_the_background() {
     let c = census();
     let pool = builder(&c, Duration::ZERO) // never touches tokio: usable without a runtime
         .max_size(3)
@@ -213,9 +213,12 @@ fn without_a_runtime_maintenance_runs_on_the_checkout_path() {
         pool.get_blocking().unwrap(),
     ];
     drop(held);
-    std::thread::sleep(Duration::from_millis(80));
-    let _ = pool.try_get(); // due: this checkout runs the pass first
-    assert!(pool.stats().destroyed >= 3, "{:?}", pool.stats());
+    // The upkeep thread evicts them with nobody checking out.
+    let t0 = std::time::Instant::now();
+    while pool.stats().destroyed < 3 {
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", pool.stats());
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[tokio::test]
@@ -381,12 +384,24 @@ async fn the_circuit_breaker_opens_fails_fast_and_closes_after_a_good_trial() {
     for _ in 0..3 {
         assert!(matches!(pool.get().await, Err(PoolError::Create(_))));
     }
+    // Every failure is an event, then the breaker opens.
+    for _ in 0..3 {
+        match events.recv().await.unwrap() {
+            PoolEvent::CreateFailed { error } => assert_eq!(error, "down"),
+            e => panic!("{e:?}"),
+        }
+    }
     assert!(matches!(
         events.recv().await.unwrap(),
         PoolEvent::CircuitOpened
     ));
     let t0 = std::time::Instant::now();
-    assert!(matches!(pool.get().await, Err(PoolError::CircuitOpen)));
+    let open = pool.get().await.unwrap_err();
+    assert!(matches!(open, PoolError::CircuitOpen { .. }), "{open:?}");
+    // The cause is kept: the last create error is the source.
+    let src = std::error::Error::source(&open).expect("the last create error");
+    assert_eq!(src.to_string(), "down");
+    assert!(open.to_string().contains("last error: down"), "{open}");
     assert!(t0.elapsed() < Duration::from_millis(50), "fast");
     assert_eq!(
         calls.load(Ordering::SeqCst),
@@ -414,14 +429,17 @@ async fn a_failed_trial_reopens_the_breaker() {
         .build()
         .unwrap();
     assert!(matches!(pool.get().await, Err(PoolError::Create(_))));
-    assert!(matches!(pool.get().await, Err(PoolError::CircuitOpen)));
+    assert!(matches!(
+        pool.get().await,
+        Err(PoolError::CircuitOpen { .. })
+    ));
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(
         matches!(pool.get().await, Err(PoolError::Create(_))),
         "the trial"
     );
     assert!(
-        matches!(pool.get().await, Err(PoolError::CircuitOpen)),
+        matches!(pool.get().await, Err(PoolError::CircuitOpen { .. })),
         "open again"
     );
     assert_eq!(calls.load(Ordering::SeqCst), 2);
@@ -456,7 +474,7 @@ async fn waiters_queued_when_the_breaker_opens_are_failed_not_left_to_time_out()
         let r = tokio::time::timeout(Duration::from_secs(2), w)
             .await
             .expect("not left waiting");
-        assert!(matches!(r.unwrap(), Err(PoolError::CircuitOpen)));
+        assert!(matches!(r.unwrap(), Err(PoolError::CircuitOpen { .. })));
     }
     assert_eq!(pool.stats().pending_acquisitions, 0);
     drop(held);

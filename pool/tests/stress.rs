@@ -23,6 +23,20 @@ fn secs() -> f64 {
         .unwrap_or(1.5)
 }
 
+/// The timeout watchdog: an acquisition that outlives its deadline by more than this is a
+/// failure (a lost wake-up or a dead timer), not a slow test. Generous, for a loaded
+/// 2-core CI machine; a caller that waits forever fails it by any margin.
+const WATCHDOG_MARGIN: Duration = Duration::from_millis(750);
+
+/// Fails if an acquisition bounded by `timeout` took longer than `timeout` + the margin.
+fn watchdog(started: Instant, timeout: Duration) {
+    let took = started.elapsed();
+    assert!(
+        took <= timeout + WATCHDOG_MARGIN,
+        "an acquisition with a {timeout:?} timeout took {took:?}: it outlived its deadline"
+    );
+}
+
 /// Objects currently held by some task: an id seen twice means an object handed twice.
 type Holders = Arc<Mutex<HashSet<usize>>>;
 
@@ -45,7 +59,10 @@ async fn worker(
         let r = if rng.random_bool(0.2) {
             pool.try_get()
         } else {
-            pool.acquire().priority(prio).timeout(timeout).await
+            let t0 = Instant::now();
+            let r = pool.acquire().priority(prio).timeout(timeout).await;
+            watchdog(t0, timeout);
+            r
         };
         match r {
             Ok(mut g) => {
@@ -204,7 +221,10 @@ fn stress_blocking_and_async_together() {
             let (pool, holders, stop) = (pool.clone(), holders.clone(), stop.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    if let Ok(g) = pool.get_blocking() {
+                    let t0 = Instant::now();
+                    let r = pool.get_blocking();
+                    watchdog(t0, Duration::from_millis(2));
+                    if let Ok(g) = r {
                         assert!(holders.lock().unwrap().insert(g.id));
                         holders.lock().unwrap().remove(&g.id);
                     }

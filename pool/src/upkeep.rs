@@ -1,0 +1,93 @@
+//! Background upkeep for pools without a live tokio runtime: one process-wide thread runs
+//! the maintenance pass (idle eviction, lifetime, leak scans, reclaim, `min_idle`) of every
+//! pool built outside a runtime, and of every pool whose build runtime has shut down.
+//!
+//! The thread holds each pool only by a weak reference: a registration ends when its pool
+//! is dropped or closed. The pass runs user code (objects' `Drop`, creates started by
+//! `min_idle`), which is why it has a thread of its own and never runs on the timer thread:
+//! a slow destructor here delays other pools' upkeep, never a caller's deadline.
+
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// A pool kept by the upkeep thread.
+pub(crate) trait Upkeep: Send {
+    /// Runs one pass if the pool still exists and is open; returns when the next is due
+    /// (`None`: the registration ends).
+    fn tick(&self) -> Option<Duration>;
+}
+
+/// Registered pools with when each is next due, and whether the thread runs.
+type Pools = (Vec<(Instant, Box<dyn Upkeep>)>, bool);
+
+struct Registry {
+    pools: Mutex<Pools>,
+    added: Condvar,
+}
+
+fn registry() -> &'static Registry {
+    static R: OnceLock<Registry> = OnceLock::new();
+    R.get_or_init(|| Registry {
+        pools: Mutex::new((Vec::new(), false)),
+        added: Condvar::new(),
+    })
+}
+
+/// Keeps `pool`, with its first pass after `first`.
+pub(crate) fn register(pool: Box<dyn Upkeep>, first: Duration) {
+    let r = registry();
+    let mut g = r.pools.lock().unwrap_or_else(|e| e.into_inner());
+    if !g.1 {
+        g.1 = true;
+        std::thread::Builder::new()
+            .name("riptide-pool-upkeep".into())
+            .spawn(run)
+            .expect("riptide_pool: could not start the upkeep thread");
+    }
+    g.0.push((crate::timer::deadline_after(first), pool));
+    drop(g);
+    r.added.notify_one();
+}
+
+fn run() {
+    let r = registry();
+    let mut g = r.pools.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let now = Instant::now();
+        let (due, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut g.0)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        g.0 = rest;
+        if !due.is_empty() {
+            drop(g);
+            let mut again = Vec::with_capacity(due.len());
+            for (_, pool) in due {
+                let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.tick()));
+                match next {
+                    Ok(Some(d)) => again.push((crate::timer::deadline_after(d), pool)),
+                    Ok(None) => {}
+                    Err(p) => {
+                        tracing::error!(
+                            panic = crate::error::panic_message(&*p),
+                            "riptide_pool: a maintenance pass panicked; retrying in 1 s"
+                        );
+                        again.push((crate::timer::deadline_after(Duration::from_secs(1)), pool));
+                    }
+                }
+            }
+            g = r.pools.lock().unwrap_or_else(|e| e.into_inner());
+            g.0.extend(again);
+            continue;
+        }
+        let wait = g.0.iter().map(|(at, _)| *at).min();
+        g = match wait {
+            Some(at) => {
+                r.added
+                    .wait_timeout(g, at.saturating_duration_since(now))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+            None => r.added.wait(g).unwrap_or_else(|e| e.into_inner()),
+        };
+    }
+}

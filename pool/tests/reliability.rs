@@ -1,0 +1,479 @@
+//! Reliability around the fast path: deadlines that survive the runtimes that come and
+//! go, capacity that survives panics in user code, lifetimes enforced under contention,
+//! leak reports that only name real holders, partitions removed while in use, and upkeep
+//! for pools built outside a runtime. Each test names the promise it guards.
+
+mod common;
+
+use std::future::IntoFuture;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{assert_consistent, builder, until, Census};
+use riptide_pool::{PartitionedPool, Pool, PoolError, PoolEvent, Poolable};
+
+fn census() -> Arc<Census> {
+    Arc::new(Census::default())
+}
+
+const NO_DELAY: Duration = Duration::ZERO;
+
+/// Runs `f` on a fresh thread and fails the test if it does not finish within `limit`: a
+/// caller that waits past its deadline is a failure here, not a slow test.
+fn within<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).unwrap_or_else(|_| {
+        panic!("did not finish within {limit:?}: a caller outlived its deadline")
+    })
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A blocking waiter (no deadline of its own in the queue) beside async waiters must not
+/// break the deadline of later async waiters.
+#[test]
+fn blocking_waiters_do_not_break_async_deadlines() {
+    within(Duration::from_secs(20), || {
+        let c = census();
+        let rt = rt();
+        let pool = rt.block_on(async { builder(&c, NO_DELAY).max_size(1).build().unwrap() });
+        let held = rt.block_on(pool.get()).unwrap();
+        // An async waiter starts deadline enforcement.
+        let first = rt.block_on(
+            pool.acquire()
+                .timeout(Duration::from_millis(50))
+                .into_future(),
+        );
+        assert!(matches!(first, Err(PoolError::Timeout)));
+        // A blocking waiter queues behind it, then an async one with a short deadline.
+        let p = pool.clone();
+        let blocking =
+            std::thread::spawn(move || p.acquire().timeout(Duration::from_millis(1500)).blocking());
+        std::thread::sleep(Duration::from_millis(50));
+        let a = rt.block_on(
+            pool.acquire()
+                .timeout(Duration::from_millis(60))
+                .into_future(),
+        );
+        assert!(matches!(a, Err(PoolError::Timeout)), "{a:?}");
+        // Only the blocking waiter is left: the enforcement must survive it, and serve
+        // the next async waiter's deadline too.
+        std::thread::sleep(Duration::from_millis(100));
+        let t0 = Instant::now();
+        let b = rt.block_on(
+            pool.acquire()
+                .timeout(Duration::from_millis(80))
+                .into_future(),
+        );
+        assert!(matches!(b, Err(PoolError::Timeout)), "{b:?}");
+        assert!(
+            t0.elapsed() < Duration::from_millis(1000),
+            "{:?}",
+            t0.elapsed()
+        );
+        assert!(matches!(blocking.join().unwrap(), Err(PoolError::Timeout)));
+        drop(held);
+        assert_consistent(&pool);
+    });
+}
+
+/// A pool shared by several runtimes (a `static` pool used by many `#[tokio::test]`s):
+/// deadlines keep working after the runtime that first waited on it is gone.
+#[test]
+fn deadlines_survive_the_runtime_that_first_waited() {
+    within(Duration::from_secs(20), || {
+        let c = census();
+        let pool = builder(&c, NO_DELAY).max_size(1).build().unwrap();
+        let held = pool.get_blocking().unwrap();
+        {
+            let rt1 = rt();
+            let p = pool.clone();
+            // A waiter with a long deadline is queued on runtime 1 ...
+            rt1.spawn(async move {
+                let _ = p.acquire().timeout(Duration::from_secs(30)).await;
+            });
+            rt1.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
+            // ... which then shuts down.
+        }
+        let rt2 = rt();
+        let t0 = Instant::now();
+        let r = rt2.block_on(
+            pool.acquire()
+                .timeout(Duration::from_millis(100))
+                .into_future(),
+        );
+        assert!(matches!(r, Err(PoolError::Timeout)), "{r:?}");
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        drop(held);
+        assert_consistent(&pool);
+    });
+}
+
+/// Growing a pool whose forgotten checkouts were reclaimed: creates find room for every
+/// object the new size allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn growing_after_reclaimed_leaks_creates_every_object() {
+    let c = census();
+    let pool = builder(&c, NO_DELAY)
+        .max_size(8)
+        .reclaim_leaked(Duration::from_millis(30))
+        .build()
+        .unwrap();
+    for g in common::take_n(&pool, 8).await {
+        std::mem::forget(g);
+    }
+    until(|| pool.stats().size == 0).await; // all 8 reclaimed
+    pool.resize(16);
+    let got = tokio::time::timeout(Duration::from_secs(5), common::take_n(&pool, 16))
+        .await
+        .expect("creates must find free slots after a grow");
+    assert_eq!(got.len(), 16);
+    assert_eq!(pool.stats().size, 16);
+}
+
+/// Under steady contention an object is never idle, yet it must still retire at
+/// `max_lifetime`: no checkout ever sees an object past its lifetime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_lifetime_is_enforced_under_steady_contention() {
+    struct Aged {
+        born: Instant,
+    }
+    impl Poolable for Aged {}
+    let life = Duration::from_millis(150);
+    let pool = Pool::builder(|| async {
+        Ok::<_, std::io::Error>(Aged {
+            born: Instant::now(),
+        })
+    })
+    .max_size(1)
+    .max_lifetime(life)
+    .build()
+    .unwrap();
+    let oldest = Arc::new(Mutex::new(Duration::ZERO));
+    let stop = Instant::now() + Duration::from_millis(800);
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let (pool, oldest) = (pool.clone(), oldest.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < stop {
+                let g = pool.get().await.unwrap();
+                let age = g.born.elapsed();
+                {
+                    let mut o = oldest.lock().unwrap();
+                    *o = (*o).max(age);
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                drop(g);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let oldest = *oldest.lock().unwrap();
+    // The coarse clock and the scheduler add a little: allow 60 ms over.
+    assert!(
+        oldest <= life + Duration::from_millis(60),
+        "an object {oldest:?} old was handed out (max_lifetime {life:?})"
+    );
+}
+
+/// Removing idle partitions while an acquisition already holds its partition must not let
+/// a key exceed `partition_max_size`.
+#[tokio::test]
+async fn removing_a_partition_in_use_never_lets_a_key_exceed_its_cap() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    struct C(Arc<AtomicUsize>);
+    impl Poolable for C {}
+    impl Drop for C {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let (l, p) = (live.clone(), peak.clone());
+    let pp = PartitionedPool::builder(move |_k: u32| {
+        let (l, p) = (l.clone(), p.clone());
+        async move {
+            let n = l.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(n, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(C(l))
+        }
+    })
+    .partition_max_size(2)
+    .max_size(10)
+    .acquire_timeout(Duration::from_millis(200))
+    .build()
+    .unwrap();
+    // The future looks its partition up when it is made; then the partition is removed.
+    let early = pp.get(&7);
+    assert_eq!(pp.remove_idle_partitions(), 1);
+    let a = pp.get(&7).await.unwrap();
+    let b = pp.get(&7).await.unwrap();
+    // The early future must not add a third object for key 7.
+    let early = early.await;
+    let s = pp.stats(&7).unwrap();
+    assert!(
+        peak.load(Ordering::SeqCst) <= 2,
+        "key 7 held {} objects (cap 2); early = {:?}, stats {s:?}",
+        peak.load(Ordering::SeqCst),
+        early.as_ref().map(|_| ())
+    );
+    drop((a, b, early));
+}
+
+/// A closed partitioned pool serves no key, old or new.
+#[tokio::test]
+async fn a_closed_partitioned_pool_serves_no_key() {
+    struct C;
+    impl Poolable for C {}
+    let pp = PartitionedPool::builder(|_k: u32| async { Ok::<_, std::io::Error>(C) })
+        .build()
+        .unwrap();
+    drop(pp.get(&1).await.unwrap());
+    pp.close();
+    assert!(matches!(pp.get(&1).await, Err(PoolError::Closed)));
+    assert!(matches!(pp.get(&2).await, Err(PoolError::Closed)));
+}
+
+/// Dropping the last handle closes the pool at once, even while a cancelled waiter's
+/// deadline is far away: idle objects (real connections) do not linger.
+#[tokio::test]
+async fn dropping_the_last_handle_closes_at_once_after_a_cancelled_wait() {
+    let c = census();
+    let pool = builder(&c, NO_DELAY)
+        .max_size(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let held = pool.get().await.unwrap();
+    // A waiter with a 30 s deadline queues, then gives up.
+    let r = tokio::time::timeout(Duration::from_millis(30), pool.get()).await;
+    assert!(r.is_err());
+    drop(held);
+    assert_eq!(c.live.load(Ordering::SeqCst), 1);
+    drop(pool);
+    until(|| c.live.load(Ordering::SeqCst) == 0).await;
+}
+
+/// An object whose `Drop` panics, destroyed by a bulk path (resize, close, eviction):
+/// every other object is still destroyed and no capacity is lost.
+mod panicking_drop {
+    use super::*;
+
+    pub struct Bomb {
+        pub armed: Arc<AtomicBool>,
+        pub live: Arc<AtomicUsize>,
+    }
+    impl Poolable for Bomb {}
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            self.live.fetch_sub(1, Ordering::SeqCst);
+            if self.armed.load(Ordering::SeqCst) && !std::thread::panicking() {
+                panic!("Bomb::drop");
+            }
+        }
+    }
+
+    pub fn pool(
+        armed: &Arc<AtomicBool>,
+        live: &Arc<AtomicUsize>,
+        b: impl FnOnce(riptide_pool::PoolBuilder<Bomb>) -> riptide_pool::PoolBuilder<Bomb>,
+    ) -> Pool<Bomb> {
+        let (a, l) = (armed.clone(), live.clone());
+        b(Pool::builder(move || {
+            let (a, l) = (a.clone(), l.clone());
+            async move {
+                l.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, std::io::Error>(Bomb { armed: a, live: l })
+            }
+        }))
+        .build()
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn on_resize() {
+        let (armed, live) = Default::default();
+        let pool = pool(&armed, &live, |b| b.max_size(4));
+        drop(common::take_n(&pool, 4).await);
+        armed.store(true, Ordering::SeqCst);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.resize(1)));
+        let _ = r; // whether the panic reaches the caller is a policy; capacity is not
+        armed.store(false, Ordering::SeqCst);
+        assert_eq!(
+            live.load(Ordering::SeqCst),
+            1,
+            "every excess object destroyed"
+        );
+        assert_eq!(pool.stats().size, 1);
+        pool.resize(4);
+        let all = tokio::time::timeout(Duration::from_secs(2), common::take_n(&pool, 4))
+            .await
+            .expect("no capacity lost to the panic");
+        drop(all);
+        assert_consistent(&pool);
+    }
+
+    #[tokio::test]
+    async fn on_close() {
+        let (armed, live) = Default::default();
+        let pool = pool(&armed, &live, |b| b.max_size(4));
+        drop(common::take_n(&pool, 4).await);
+        armed.store(true, Ordering::SeqCst);
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.close()));
+        assert_eq!(
+            live.load(Ordering::SeqCst),
+            0,
+            "every idle object destroyed"
+        );
+        assert_eq!(pool.stats().size, 0);
+    }
+
+    #[tokio::test]
+    async fn on_idle_eviction_maintenance_keeps_running() {
+        let (armed, live) = Default::default();
+        let pool = pool(&armed, &live, |b| {
+            b.max_size(4).idle_timeout(Duration::from_millis(40))
+        });
+        drop(common::take_n(&pool, 4).await);
+        armed.store(true, Ordering::SeqCst);
+        until(|| live.load(Ordering::SeqCst) == 0).await;
+        armed.store(false, Ordering::SeqCst);
+        assert_eq!(pool.stats().size, 0);
+        // Maintenance still runs: a new idle object is evicted too.
+        drop(pool.get().await.unwrap());
+        until(|| live.load(Ordering::SeqCst) == 0).await;
+    }
+
+    #[tokio::test]
+    async fn on_discard_and_unhealthy_return() {
+        let (armed, live) = Default::default();
+        let pool = pool(&armed, &live, |b| b.max_size(2));
+        let g = pool.get().await.unwrap();
+        armed.store(true, Ordering::SeqCst);
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            riptide_pool::Pooled::discard(g)
+        }));
+        armed.store(false, Ordering::SeqCst);
+        assert_eq!(pool.stats().size, 0);
+        drop(common::take_n(&pool, 2).await);
+        assert_consistent(&pool);
+    }
+}
+
+/// A pool built inside a runtime that was dropped: `get_blocking` still creates objects,
+/// the way a pool built outside a runtime does.
+#[test]
+fn a_dead_build_runtime_falls_back_to_threads() {
+    within(Duration::from_secs(20), || {
+        let c = census();
+        let pool = {
+            let rt = rt();
+            rt.block_on(async { builder(&c, NO_DELAY).max_size(2).build().unwrap() })
+        };
+        for _ in 0..3 {
+            let g = pool
+                .acquire()
+                .timeout(Duration::from_secs(2))
+                .blocking()
+                .expect("creates run on a thread once the build runtime is gone");
+            drop(g);
+        }
+        assert_eq!(pool.stats().created, 1);
+        assert!(!matches!(
+            pool.circuit_state(),
+            riptide_pool::CircuitState::Open
+        ));
+    });
+}
+
+/// A leak report names only a caller that really holds the object, for as long as it has
+/// held it: not the previous holder while the object is validated for the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_false_leak_report_while_an_object_is_validated() {
+    struct Slow;
+    impl riptide_pool::Factory<common::Obj> for Slow {
+        type Error = std::io::Error;
+        async fn create(&self) -> Result<common::Obj, std::io::Error> {
+            Ok(common::make(&Arc::new(Census::default())))
+        }
+        async fn validate(&self, _o: &mut common::Obj) -> bool {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            true
+        }
+    }
+    let pool = Pool::builder(Slow)
+        .max_size(1)
+        .validation_interval(Duration::ZERO)
+        .leak_threshold(Duration::from_millis(60))
+        .build()
+        .unwrap();
+    let mut events = pool.events();
+    let first_line = line!() + 1;
+    let g = pool.get().await.unwrap();
+    drop(g); // returned at once: never a leak
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let g = pool.get().await.unwrap(); // validated for 250 ms before it is ours
+    drop(g);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    while let Ok(ev) = events.try_recv() {
+        if let PoolEvent::LeakSuspected { location, .. } = ev {
+            panic!("false leak report naming {location} (the first checkout is line {first_line})");
+        }
+    }
+    assert_eq!(pool.stats().leaks_detected, 0);
+}
+
+/// A pool built outside any runtime reaps idle objects in the background, with nobody
+/// checking out (r2d2's behaviour).
+#[test]
+fn a_runtime_less_pool_is_maintained_in_the_background() {
+    let c = census();
+    let pool = builder(&c, NO_DELAY)
+        .max_size(3)
+        .idle_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let held: Vec<_> = (0..3).map(|_| pool.get_blocking().unwrap()).collect();
+    drop(held);
+    assert_eq!(c.live.load(Ordering::SeqCst), 3);
+    let t0 = Instant::now();
+    while c.live.load(Ordering::SeqCst) > 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "idle objects were never reaped without a checkout"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(pool.stats().idle, 0);
+}
+
+/// A runtime without the time driver: `get()` works while nothing waits, and a wait is
+/// still bounded by its deadline.
+#[test]
+fn a_runtime_without_timers_works() {
+    within(Duration::from_secs(20), || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let c = census();
+        rt.block_on(async {
+            let pool = builder(&c, NO_DELAY).max_size(1).build().unwrap();
+            let g = pool.get().await.unwrap();
+            let r = pool.acquire().timeout(Duration::from_millis(50)).await;
+            assert!(matches!(r, Err(PoolError::Timeout)), "{r:?}");
+            drop(g);
+            drop(pool.get().await.unwrap());
+        });
+    });
+}
