@@ -3,7 +3,7 @@
 //!
 //! The guest is built from source on every machine: the target is installed with rustup if
 //! it is missing, and the guest has its own workspace, lock file and target dir
-//! (`<target>/wasm-guest`), so the main build's flags (clippy's wrapper, `--cfg loom`, ...)
+//! (`<target>/wasm-guest`), so the main build's flags (clippy's wrapper, `--cfg riptide_loom`, ...)
 //! never reach it. `RIPTIDE_GUEST_WASM=<file>` skips the build and embeds that file instead.
 
 use std::env;

@@ -4,8 +4,8 @@
 //! C++ coherence forbids it: the racing CAS read the initial value, so its write comes
 //! right after it in modification order and the plain store after that; the thread's own
 //! later load and CAS must then read its store. If this test starts failing, loom has fixed
-//! the quirk and the `swap` under `cfg(loom)` can become the plain store it stands for.
-#![cfg(loom)]
+//! the quirk and the `swap` under `cfg(riptide_loom)` can become the plain store it stands for.
+#![cfg(riptide_loom)]
 
 use loom::sync::atomic::{AtomicUsize, Ordering::*};
 use loom::sync::Arc;

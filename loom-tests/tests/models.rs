@@ -1,15 +1,15 @@
 //! loom models of the riptide-pool core, run against the real crate compiled with
-//! `--cfg loom` (its sync facade then hands out loom's atomics, locks and cells):
+//! `--cfg riptide_loom` (its sync facade then hands out loom's atomics, locks and cells):
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 \
+//! RUSTFLAGS="--cfg riptide_loom" LOOM_MAX_PREEMPTIONS=2 \
 //!     cargo test -p riptide-loom-tests --release --target-dir target/loom
 //! ```
 //!
 //! Each model states the invariant it checks. Timeouts are modelled two ways: by dropping
 //! a future at an arbitrary point (what a timeout does to it), and through the pool's real
 //! deadline sweeper driven by a logical clock.
-#![cfg(loom)]
+#![cfg(riptide_loom)]
 
 use std::convert::Infallible;
 use std::future::{Future, IntoFuture};

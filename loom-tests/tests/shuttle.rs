@@ -1,14 +1,14 @@
-//! shuttle: large randomized schedules of the real crate (built with `--cfg shuttle`),
+//! shuttle: large randomized schedules of the real crate (built with `--cfg riptide_shuttle`),
 //! where loom's exhaustive search would explode — 6+ threads, every priority, waiters
 //! cancelled at arbitrary points, deadlines passing (a logical clock and the pool's real
 //! sweeper), and `close` at a random moment. shuttle treats atomics as sequentially
 //! consistent, so ordering bugs are loom's job; this hunts protocol bugs in big schedules.
 //!
 //! ```text
-//! RUSTFLAGS="--cfg shuttle" cargo test -p riptide-loom-tests --release \
+//! RUSTFLAGS="--cfg riptide_shuttle" cargo test -p riptide-loom-tests --release \
 //!     --target-dir target/shuttle --test shuttle
 //! ```
-#![cfg(shuttle)]
+#![cfg(riptide_shuttle)]
 
 use std::collections::HashSet;
 use std::future::{Future, IntoFuture};
@@ -156,4 +156,93 @@ fn random_schedules_with_close() {
 #[test]
 fn pct_schedules() {
     shuttle::check_pct(|| scenario(None), 1000, 3);
+}
+
+/// Partitions: 3 keys (2 objects each) under a global cap of 3, 5 threads taking and
+/// returning objects of rotating keys (evictions, blocked keys served by other keys'
+/// returns), one thread removing idle partitions meanwhile. No key ever exceeds its cap,
+/// the global cap holds, every acquisition is served (a lost hand-over deadlocks the
+/// schedule, which shuttle reports), and every counter adds up.
+fn partitions_scenario() {
+    use riptide_pool::PartitionedPool;
+    struct KeyObj {
+        key: usize,
+        live: Arc<[AtomicUsize; 3]>,
+    }
+    impl Poolable for KeyObj {}
+    impl Drop for KeyObj {
+        fn drop(&mut self) {
+            self.live[self.key].fetch_sub(1, SeqCst);
+        }
+    }
+    let live: Arc<[AtomicUsize; 3]> = Arc::new(Default::default());
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (l, pk) = (live.clone(), peak.clone());
+    let pp = PartitionedPool::builder(move |key: usize| {
+        let (live, peak) = (l.clone(), pk.clone());
+        async move {
+            let n = live[key].fetch_add(1, SeqCst) + 1;
+            assert!(n <= 2, "key {key} over its cap");
+            let total: usize = live.iter().map(|x| x.load(SeqCst)).sum();
+            peak.fetch_max(total, SeqCst);
+            Ok::<_, std::io::Error>(KeyObj { key, live })
+        }
+    })
+    .partition_max_size(2)
+    .max_size(3)
+    .build()
+    .unwrap();
+    let mut threads = Vec::new();
+    for t in 0..5 {
+        let pp = pp.clone();
+        threads.push(thread::spawn(move || {
+            for round in 0..3 {
+                let key = (t + round) % 3;
+                let g = block_on(pp.get(&key)).expect("served");
+                assert_eq!(g.key, key);
+                thread::yield_now();
+                drop(g);
+            }
+        }));
+    }
+    let remover = {
+        let pp = pp.clone();
+        thread::spawn(move || {
+            for _ in 0..3 {
+                thread::yield_now();
+                pp.remove_idle_partitions();
+            }
+        })
+    };
+    for t in threads {
+        t.join().unwrap();
+    }
+    remover.join().unwrap();
+    pp.model_join_creates();
+    assert!(peak.load(SeqCst) <= 3, "global cap exceeded");
+    let mut total = 0;
+    for k in 0..3 {
+        let held = pp.stats(&k).map_or(0, |s| {
+            assert_eq!(s.in_use, 0, "{s:?}");
+            assert_eq!(s.size, s.idle, "{s:?}");
+            s.size
+        });
+        assert_eq!(
+            live[k].load(SeqCst),
+            held,
+            "key {k}: objects outside the pool"
+        );
+        total += held;
+    }
+    assert_eq!(pp.global_size(), total);
+}
+
+#[test]
+fn random_schedules_of_partitions() {
+    shuttle::check_random(partitions_scenario, 2000);
+}
+
+#[test]
+fn pct_schedules_of_partitions() {
+    shuttle::check_pct(partitions_scenario, 500, 3);
 }

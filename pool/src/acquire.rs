@@ -63,7 +63,7 @@ impl<T: Poolable> Acquire<'_, T> {
     /// `.await` there, or call this inside `tokio::task::spawn_blocking`.
     pub fn blocking(self) -> Result<Pooled<T>, PoolError> {
         let shared = self.pool.shared();
-        #[cfg(not(model))]
+        #[cfg(not(riptide_model))]
         if let Ok(h) = tokio::runtime::Handle::try_current() {
             exec::assert_not_worker(&h);
         }
@@ -90,12 +90,12 @@ impl<T: Poolable> Acquire<'_, T> {
     }
 }
 
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 fn rt<T: Poolable>(pool: &Pool<T>) -> Option<&exec::Runtime> {
     pool.shared().runtime.as_ref()
 }
 
-#[cfg(model)]
+#[cfg(riptide_model)]
 fn rt<T: Poolable>(_pool: &Pool<T>) -> Option<&exec::Runtime> {
     None
 }
@@ -510,7 +510,7 @@ async fn recycle<T: Poolable>(shared: &Shared<T>, i: usize) -> Result<(), Destro
     // SAFETY: we own slot `i` (claimed, not yet handed to a guard), so this is the only
     // reference to the object until we return.
     let obj = unsafe { &mut *slot.obj() };
-    let verdict = async {
+    let verdict = exec::CatchUnwind::new(async {
         if let Some(h) = &shared.hooks.pre_recycle {
             if h(obj).await.is_err() {
                 return Some(DestroyReason::Rejected);
@@ -525,11 +525,24 @@ async fn recycle<T: Poolable>(shared: &Shared<T>, i: usize) -> Result<(), Destro
             }
         }
         None
-    }
+    })
     .await;
     match verdict {
-        None => Ok(()),
-        Some(reason) => Err(reason),
+        Ok(None) => Ok(()),
+        Ok(Some(reason)) => Err(reason),
+        // A panicking check is a failed check: the object is destroyed and the caller
+        // gets another; the panic is reported, never passed to an unrelated caller.
+        Err(msg) => {
+            #[cfg(not(riptide_model))]
+            tracing::error!(
+                pool = %shared.config.name,
+                panic = msg,
+                "riptide_pool: a checkout check (validate or a recycle hook) panicked"
+            );
+            #[cfg(riptide_model)]
+            let _ = msg;
+            Err(DestroyReason::Panicked)
+        }
     }
 }
 

@@ -5,9 +5,9 @@
 //! path never calls it. It reads this clock (one `Relaxed` load of a read-mostly line,
 //! ~1 ns) to enforce `max_lifetime`, stamp checkouts for leak scans and stamp returns for
 //! `validation_interval`. Resolution: `TICK` (plus scheduling delay of the ticker).
-//! Under a model checker (`cfg(model)`) the pool's logical clock is used instead.
+//! Under a model checker (`cfg(riptide_model)`) the pool's logical clock is used instead.
 
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 mod imp {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
@@ -64,11 +64,11 @@ mod imp {
     }
 }
 
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 pub(crate) use imp::*;
 
 #[cfg(test)]
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 mod tests {
     #[test]
     fn the_clock_advances() {

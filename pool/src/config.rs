@@ -201,7 +201,6 @@ impl<T: Poolable> PoolBuilder<T> {
     }
 
     /// Makes the pool partition `id` under a global cap (`PartitionedPool`).
-    #[cfg_attr(model, allow(dead_code))] // partitions are not built under model checkers
     pub(crate) fn gate(mut self, gate: std::sync::Arc<dyn crate::shared::Gate>, id: usize) -> Self {
         self.gate = Some((gate, id));
         self

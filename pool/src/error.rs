@@ -122,7 +122,7 @@ impl fmt::Display for LastCreateError {
 impl std::error::Error for LastCreateError {}
 
 /// The message of a caught panic (`&str` or `String` payloads; anything else is named so).
-#[cfg_attr(model, allow(dead_code))]
+#[cfg_attr(riptide_model, allow(dead_code))]
 pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         (*s).to_owned()

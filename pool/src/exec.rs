@@ -17,7 +17,7 @@ use std::future::Future;
 use std::time::Duration;
 
 /// How a background run (a create) ended.
-#[cfg_attr(model, allow(dead_code))] // models have no clock and do not catch panics
+#[cfg_attr(riptide_model, allow(dead_code))] // models have no clock and do not catch panics
 pub(crate) enum Ran<R> {
     /// It finished with this result.
     Done(R),
@@ -59,7 +59,7 @@ where
     }
     let finish = Finish(Some(finish), std::marker::PhantomData);
 
-    #[cfg(not(model))]
+    #[cfg(not(riptide_model))]
     {
         let run = async move {
             let r = match crate::timer::Timeout::new(d, CatchUnwind::new(fut)).await {
@@ -79,7 +79,7 @@ where
             None => on_thread(Box::pin(run)),
         }
     }
-    #[cfg(model)]
+    #[cfg(riptide_model)]
     {
         let _ = (rt, d);
         crate::sync::thread::spawn(move || {
@@ -90,7 +90,7 @@ where
 }
 
 /// A background run on a thread of its own.
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 fn on_thread(run: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) {
     std::thread::Builder::new()
         .name("riptide-pool-create".into())
@@ -103,13 +103,13 @@ fn on_thread(run: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) {
 /// A background run spawned on a tokio runtime. If the runtime drops it before its first
 /// poll (it was shutting down: a handle cannot tell), the run moves to a thread instead of
 /// failing; a run dropped after it started reports `Ran::Dropped`.
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 struct Rescue {
     run: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
     started: bool,
 }
 
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 impl Future for Rescue {
     type Output = ();
     fn poll(
@@ -128,7 +128,7 @@ impl Future for Rescue {
     }
 }
 
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 impl Drop for Rescue {
     fn drop(&mut self) {
         if let Some(run) = self.run.take() {
@@ -140,9 +140,9 @@ impl Drop for Rescue {
 }
 
 /// What `spawn_bounded` leaves behind: nothing, or (under a model checker) the thread to join.
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 pub(crate) type Spawned = ();
-#[cfg(model)]
+#[cfg(riptide_model)]
 pub(crate) type Spawned = crate::sync::thread::JoinHandle<()>;
 
 /// A tokio runtime captured at `build()`, usable while it is alive.
@@ -151,13 +151,13 @@ pub(crate) type Spawned = crate::sync::thread::JoinHandle<()>;
 /// holds: tokio drops every task when a runtime shuts down, and the guard's drop marks the
 /// runtime gone. A tokio `Handle` itself cannot tell: spawning on the handle of a runtime
 /// that is gone silently drops the task.
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 pub(crate) struct Runtime {
     handle: tokio::runtime::Handle,
     alive: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 impl Runtime {
     /// The runtime current on this thread, if any.
     pub(crate) fn capture() -> Option<Self> {
@@ -189,10 +189,10 @@ impl Runtime {
 }
 
 /// Marks its runtime gone when dropped (see [`Runtime`]).
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 pub(crate) struct Liveness(std::sync::Arc<std::sync::atomic::AtomicBool>);
 
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 impl Liveness {
     /// Marks the runtime gone now.
     pub(crate) fn mark_gone(&self) {
@@ -201,18 +201,18 @@ impl Liveness {
     }
 }
 
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 impl Drop for Liveness {
     fn drop(&mut self) {
         self.mark_gone();
     }
 }
 
-#[cfg(model)]
+#[cfg(riptide_model)]
 pub(crate) type Runtime = ();
 
 /// The runtime current on this thread, else `rt` while it is alive.
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 fn current_or(rt: Option<&Runtime>) -> Option<tokio::runtime::Handle> {
     tokio::runtime::Handle::try_current()
         .ok()
@@ -221,19 +221,19 @@ fn current_or(rt: Option<&Runtime>) -> Option<tokio::runtime::Handle> {
 
 /// `fut` bounded by `d`: `None` when the time ran out first. Runs on any executor, with or
 /// without a tokio time driver.
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 pub(crate) async fn timeout<F: Future>(d: Duration, fut: F) -> Option<F::Output> {
     crate::timer::Timeout::new(d, fut).await
 }
 
-#[cfg(model)]
+#[cfg(riptide_model)]
 pub(crate) async fn timeout<F: Future>(_d: Duration, fut: F) -> Option<F::Output> {
     Some(fut.await)
 }
 
 /// Polls `fut` on this thread, parking between polls, until it completes or `deadline`
 /// passes (then `None`, and `fut` is dropped).
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 pub(crate) fn block_on_deadline<F: Future>(
     fut: F,
     deadline: Option<std::time::Instant>,
@@ -276,7 +276,7 @@ pub(crate) fn block_on_deadline<F: Future>(
 ///
 /// # Panics
 /// On a tokio runtime worker thread (blocking there can deadlock the runtime).
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 pub(crate) fn block_on_timeout<F: Future + Send>(
     rt: Option<&Runtime>,
     d: Duration,
@@ -291,7 +291,7 @@ pub(crate) fn block_on_timeout<F: Future + Send>(
     }
 }
 
-#[cfg(model)]
+#[cfg(riptide_model)]
 pub(crate) fn block_on_timeout<F: Future + Send>(
     _rt: Option<&Runtime>,
     _d: Duration,
@@ -302,7 +302,7 @@ pub(crate) fn block_on_timeout<F: Future + Send>(
 
 /// Panics with a clear message on a tokio worker thread (tokio's `block_on` refuses to
 /// run there; we check first so the message names our function).
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 pub(crate) fn assert_not_worker(h: &tokio::runtime::Handle) {
     let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.block_on(async {})));
     if probe.is_err() {
@@ -314,23 +314,20 @@ pub(crate) fn assert_not_worker(h: &tokio::runtime::Handle) {
     }
 }
 
-#[cfg(not(model))]
 pin_project_lite::pin_project! {
     /// A future whose panics become `Err(message)`.
-    struct CatchUnwind<F> {
+    pub(crate) struct CatchUnwind<F> {
         #[pin]
         fut: F,
     }
 }
 
-#[cfg(not(model))]
 impl<F> CatchUnwind<F> {
-    fn new(fut: F) -> Self {
+    pub(crate) fn new(fut: F) -> Self {
         CatchUnwind { fut }
     }
 }
 
-#[cfg(not(model))]
 impl<F: Future> Future for CatchUnwind<F> {
     type Output = Result<F::Output, String>;
     fn poll(

@@ -101,7 +101,7 @@ impl Histogram {
     }
 }
 
-#[cfg(all(test, not(model)))]
+#[cfg(all(test, not(riptide_model)))]
 mod tests {
     use super::*;
 

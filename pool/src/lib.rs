@@ -56,7 +56,7 @@
 
 #![warn(missing_docs)]
 
-#[cfg(all(doctest, not(model)))]
+#[cfg(all(doctest, not(riptide_model)))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
@@ -69,19 +69,18 @@ mod guard;
 mod histogram;
 pub mod hooks;
 mod lifecycle;
-#[cfg(all(feature = "metrics", not(model)))]
+#[cfg(all(feature = "metrics", not(riptide_model)))]
 mod metrics;
-#[cfg(not(model))]
 mod partition;
 mod pool;
 mod shared;
 mod slots;
 mod stats;
 mod sync;
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 mod timer;
 mod traits;
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 mod upkeep;
 mod waiters;
 
@@ -89,7 +88,6 @@ pub use acquire::{Acquire, AcquireFuture, Priority};
 pub use config::PoolBuilder;
 pub use error::{BoxError, ConfigError, PoolError};
 pub use guard::Pooled;
-#[cfg(not(model))]
 pub use partition::{
     AffinityRules, PartitionAcquire, PartitionAcquireFuture, PartitionLimits, PartitionedPool,
     PartitionedPoolBuilder, RoutingStrategy,

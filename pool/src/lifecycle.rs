@@ -34,17 +34,17 @@ impl<T: Poolable> Shared<T> {
     /// The coarse clock, in ms (the logical clock under a model checker).
     #[inline]
     pub(crate) fn coarse_ms(&self) -> u64 {
-        #[cfg(not(model))]
+        #[cfg(not(riptide_model))]
         return crate::clock::now_ms();
-        #[cfg(model)]
+        #[cfg(riptide_model)]
         return u64::try_from(self.now().as_millis()).unwrap_or(u64::MAX);
     }
 
     /// A fresh clock reading for slow paths (it also pushes the coarse clock forward).
     pub(crate) fn exact_ms(&self) -> u64 {
-        #[cfg(not(model))]
+        #[cfg(not(riptide_model))]
         return crate::clock::refresh();
-        #[cfg(model)]
+        #[cfg(riptide_model)]
         return self.coarse_ms();
     }
 
@@ -75,7 +75,7 @@ impl<T: Poolable> Shared<T> {
     }
 
     /// How often maintenance runs: a quarter of the shortest time limit, 5 ms … 1 s.
-    #[cfg_attr(model, allow(dead_code))] // models run maintenance by hand
+    #[cfg_attr(riptide_model, allow(dead_code))] // models run maintenance by hand
     pub(crate) fn maint_interval(&self) -> Duration {
         let c = &self.config;
         [
@@ -116,7 +116,7 @@ impl<T: Poolable> Shared<T> {
             self.scan_checkouts(now);
             self.replenish();
         }
-        #[cfg(all(feature = "metrics", not(model)))]
+        #[cfg(all(feature = "metrics", not(riptide_model)))]
         crate::metrics::publish(self);
     }
 
@@ -200,7 +200,7 @@ impl<T: Poolable> Shared<T> {
                 let location = unsafe { loc.as_ref() };
                 if let Some(location) = location {
                     let held_for = Duration::from_millis(held);
-                    #[cfg(not(model))]
+                    #[cfg(not(riptide_model))]
                     tracing::warn!(
                         pool = %self.config.name,
                         id,
@@ -333,7 +333,7 @@ impl<T: Poolable> Shared<T> {
                 task_ref.settle(owed);
             },
         );
-        #[cfg(model)]
+        #[cfg(riptide_model)]
         self.model_tasks.lock().push(_spawned);
     }
 
@@ -423,7 +423,7 @@ impl<T: Poolable> Shared<T> {
                     let now_open = next & 0b11 == OPEN;
                     if now_open && state != OPEN {
                         self.emit(|| PoolEvent::CircuitOpened);
-                        #[cfg(not(model))]
+                        #[cfg(not(riptide_model))]
                         tracing::warn!(pool = %self.config.name, "factory failing: circuit breaker open");
                         self.fail_waiters_circuit_open();
                     } else if ok && was_open {
@@ -451,7 +451,7 @@ impl<T: Poolable> Shared<T> {
 #[allow(dead_code)]
 fn _owed(_: Owed) {}
 
-#[cfg(all(test, not(model)))]
+#[cfg(all(test, not(riptide_model)))]
 mod tests {
     use std::time::Duration;
 

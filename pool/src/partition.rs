@@ -13,21 +13,20 @@
 //!   checked-out objects are marked, so the next one returned anywhere is destroyed and
 //!   its capacity offered to the waiting key. No key waits while others sit idle.
 //!
-//! The key → partition map is an `arc_swap::ArcSwap<HashMap>`: a lookup is one lock-free
+//! The key → partition map is a read-copy-update cell (`arc_swap::ArcSwap<HashMap>`, a
+//! mutex under the model checkers, which check this protocol too): a lookup is one lock-free
 //! load plus a hash lookup (no lock on the hot path). Creating a partition copies the map
 //! (read-copy-update); partitions are created rarely compared to lookups, which is the
 //! trade-off this structure is for.
 
+use crate::sync::{fence, AtomicBool, AtomicUsize, Ordering, Rcu};
 use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
 use std::hash::{BuildHasher, Hash};
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use arc_swap::ArcSwap;
 
 use crate::config::PoolBuilder;
 use crate::error::{BoxError, ConfigError, PoolError};
@@ -126,13 +125,10 @@ struct Part<T: Poolable> {
     pool: Pool<T>,
     boost: u8,
     configured: bool,
-    /// Removed from the map by `remove_idle_partitions` (its pool is closed): an
-    /// acquisition still holding it looks the key up again.
-    retired: AtomicBool,
 }
 
 struct Inner<K, T: Poolable> {
-    map: ArcSwap<HashMap<K, Arc<Part<T>>>>,
+    map: Rcu<HashMap<K, Arc<Part<T>>>>,
     /// Set by `close`: no partition is created or served afterwards.
     closed: AtomicBool,
     factory: KeyedFactory<K, T>,
@@ -151,7 +147,7 @@ impl<K, T: Poolable> Drop for Inner<K, T> {
     fn drop(&mut self) {
         // The gate holds references to every partition's shared state, and each holds the
         // gate: break the cycle so they are freed.
-        self.gate.parts.store(Arc::new(Vec::new()));
+        self.gate.parts.update(|_| Arc::new(Vec::new()));
     }
 }
 
@@ -160,7 +156,7 @@ impl<K, T: Poolable> Drop for Inner<K, T> {
 struct GlobalGate<T: Poolable> {
     max: usize,
     used: AtomicUsize,
-    parts: ArcSwap<Vec<(usize, SharedRef<T>)>>,
+    parts: Rcu<Vec<(usize, SharedRef<T>)>>,
 }
 
 impl<T: Poolable> GlobalGate<T> {
@@ -198,15 +194,11 @@ impl<T: Poolable> Gate for GlobalGate<T> {
 
     fn release(&self, _from: usize) {
         self.used.fetch_sub(1, Ordering::Relaxed);
-        for (_, p) in self.parts.load().iter() {
-            let p = p.get();
-            if p.blocked_on_gate() && self.take_free() {
-                if p.offer_permit() {
-                    return;
-                }
-                self.used.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
+        // Dekker with `blocked`: we free a unit then look for blocked partitions; a
+        // partition publishes its waiter then looks for free units. The fences make at
+        // least one side see the other, so a freed unit never sits beside a waiter.
+        fence(Ordering::SeqCst);
+        self.offer_free();
     }
 
     fn others_blocked(&self, from: usize) -> bool {
@@ -220,6 +212,21 @@ impl<T: Poolable> Gate for GlobalGate<T> {
         for (id, p) in self.parts.load().iter() {
             if *id != from {
                 p.get().yield_capacity();
+            }
+        }
+        // A unit freed while we registered (see `release`).
+        fence(Ordering::SeqCst);
+        self.offer_free();
+    }
+}
+
+impl<T: Poolable> GlobalGate<T> {
+    /// Offers free units, one each, to partitions whose callers wait only for one.
+    fn offer_free(&self) {
+        for (_, p) in self.parts.load().iter() {
+            let p = p.get();
+            if p.blocked_on_gate() && self.take_free() && !p.offer_permit() {
+                self.used.fetch_sub(1, Ordering::Relaxed);
             }
         }
     }
@@ -289,11 +296,10 @@ where
             pool,
             boost: limits.map_or(0, |l| l.priority_boost),
             configured: limits.is_some(),
-            retired: AtomicBool::new(false),
         });
         // Read-copy-update; a racing creator of the same key wins and ours is dropped.
         let mut winner = None;
-        inner.map.rcu(|m| {
+        inner.map.update(|m| {
             if let Some(p) = m.get(key) {
                 winner = Some(p.clone());
                 return m.clone();
@@ -307,13 +313,13 @@ where
             return Ok(p);
         }
         let raw = part.pool.raw();
-        inner.gate.parts.rcu(|v| {
+        inner.gate.parts.update(|v| {
             let mut v: Vec<_> = v
                 .iter()
                 .map(|(i, r)| (*i, SharedRef::new(r.get().self_ptr())))
                 .collect();
             v.push((id, SharedRef::new(raw)));
-            v
+            Arc::new(v)
         });
         // A `close` that ran while we built it did not see this partition.
         if self.is_closed() {
@@ -490,26 +496,34 @@ where
             .filter(|p| !p.configured && p.pool.shared().retire_if_unused())
             .cloned()
             .collect();
-        for p in &retired {
-            p.retired.store(true, Ordering::Release);
-        }
         let removed: Vec<_> = retired.iter().map(|p| p.pool.raw()).collect();
         if !removed.is_empty() {
-            inner.map.rcu(|m| {
+            inner.map.update(|m| {
                 let mut m = HashMap::clone(m);
                 m.retain(|_, p| !removed.contains(&p.pool.raw()));
-                m
+                Arc::new(m)
             });
         }
         if !removed.is_empty() {
-            inner.gate.parts.rcu(|v| {
-                v.iter()
-                    .filter(|(_, r)| !removed.contains(&r.get().self_ptr()))
-                    .map(|(id, r)| (*id, SharedRef::new(r.get().self_ptr())))
-                    .collect::<Vec<_>>()
+            inner.gate.parts.update(|v| {
+                Arc::new(
+                    v.iter()
+                        .filter(|(_, r)| !removed.contains(&r.get().self_ptr()))
+                        .map(|(id, r)| (*id, SharedRef::new(r.get().self_ptr())))
+                        .collect::<Vec<_>>(),
+                )
             });
         }
         removed.len()
+    }
+
+    /// loom/shuttle models only: joins every partition's create threads started so far.
+    #[cfg(riptide_model)]
+    #[doc(hidden)]
+    pub fn model_join_creates(&self) {
+        for p in self.inner.map.load().values() {
+            p.pool.model_join_creates();
+        }
     }
 
     /// Closes every partition: waiters and new calls, for any key, get
@@ -578,8 +592,18 @@ where
             loop {
                 match fut.await {
                     Err(PoolError::Closed)
-                        if part.retired.load(Ordering::Acquire) && !pp.is_closed() =>
+                        if !pp.is_closed() && part.pool.shared().was_retired() =>
                     {
+                        // Help the remover take it out of the map (so this never spins
+                        // on the retired partition), then use the key's new one.
+                        pp.inner.map.update(|m| match m.get(&key) {
+                            Some(p) if Arc::ptr_eq(p, &part) => {
+                                let mut m = HashMap::clone(m);
+                                m.remove(&key);
+                                Arc::new(m)
+                            }
+                            _ => m.clone(),
+                        });
                         part = pp.part(&key)?;
                         fut = on_part(&part, priority, timeout, location);
                     }
@@ -591,8 +615,10 @@ where
 }
 
 /// The periodic `remove_idle_partitions` of `remove_idle_partitions_after`.
-struct Removal<K, T: Poolable>(Weak<Inner<K, T>>, Duration);
+#[cfg(not(riptide_model))]
+struct Removal<K, T: Poolable>(std::sync::Weak<Inner<K, T>>, Duration);
 
+#[cfg(not(riptide_model))]
 impl<K, T> crate::upkeep::Upkeep for Removal<K, T>
 where
     K: Clone + Eq + Hash + Send + Sync + 'static,
@@ -721,7 +747,7 @@ where
             }
         }
         let inner = Arc::new(Inner {
-            map: ArcSwap::from_pointee(HashMap::new()),
+            map: Rcu::new(HashMap::new()),
             closed: AtomicBool::new(false),
             factory: self.factory,
             partition_max_size: self.partition_max_size,
@@ -730,7 +756,7 @@ where
             gate: Arc::new(GlobalGate {
                 max: self.max_size,
                 used: AtomicUsize::new(0),
-                parts: ArcSwap::from_pointee(Vec::new()),
+                parts: Rcu::new(Vec::new()),
             }),
             next_id: AtomicUsize::new(0),
             routing: self.routing,
@@ -738,8 +764,9 @@ where
             affinity: self.affinity.map(|r| (r, Mutex::new(HashMap::new()))),
             hasher: Default::default(),
         });
+        #[cfg(not(riptide_model))]
         if let Some(every) = self.partition_idle_removal {
-            let weak: Weak<Inner<K, T>> = Arc::downgrade(&inner);
+            let weak: std::sync::Weak<Inner<K, T>> = Arc::downgrade(&inner);
             crate::upkeep::register(Box::new(Removal(weak, every)), every);
         }
         let pp = PartitionedPool { inner };

@@ -11,7 +11,7 @@ use crate::error::PoolError;
 use crate::hooks::Hooks;
 use crate::shared::Shared;
 use crate::stats::CheckedOut;
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 use crate::stats::DrainError;
 use crate::stats::{HealthLevel, HealthStatus, PoolStats};
 use crate::sync::{Arc, Ordering};
@@ -79,10 +79,10 @@ impl<T: Poolable> std::fmt::Debug for Pool<T> {
 }
 
 /// The upkeep thread's hold on a pool: weak, so it never keeps the pool open.
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 struct WeakPool<T: Poolable>(std::sync::Weak<Handle<T>>);
 
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 impl<T: Poolable> crate::upkeep::Upkeep for WeakPool<T> {
     fn tick(&self) -> Option<Duration> {
         let pool = Pool {
@@ -116,7 +116,7 @@ impl<T: Poolable> Pool<T> {
         let pool = Pool {
             handle: Arc::new(Handle { shared: raw }),
         };
-        #[cfg(not(model))]
+        #[cfg(not(riptide_model))]
         pool.start_maintenance();
         if pool.shared().config.min_idle > 0 {
             pool.shared().maintain_now();
@@ -129,7 +129,7 @@ impl<T: Poolable> Pool<T> {
     /// only a `Weak`, so it ends with the last `Pool` handle (or at `close`). If the
     /// runtime shuts down while the pool lives on, the task's end hands the pool to the
     /// upkeep thread, and creates move to threads (`exec::Runtime`).
-    #[cfg(not(model))]
+    #[cfg(not(riptide_model))]
     fn start_maintenance(&self) {
         let weak = Arc::downgrade(&self.handle);
         let interval = self.shared().maint_interval();
@@ -178,7 +178,6 @@ impl<T: Poolable> Pool<T> {
     }
 
     /// The allocation's pointer as `Box::into_raw` returned it.
-    #[cfg_attr(model, allow(dead_code))] // used by partitions (not built under model checkers)
     pub(crate) fn raw(&self) -> NonNull<Shared<T>> {
         self.handle.shared
     }
@@ -282,7 +281,7 @@ impl<T: Poolable> Pool<T> {
     /// Closes the pool, then waits until every checked-out object has come back (each is
     /// destroyed on return), up to `timeout`. On timeout, the error lists what is still
     /// out and where it was taken.
-    #[cfg(not(model))]
+    #[cfg(not(riptide_model))]
     pub async fn drain(&self, timeout: Duration) -> Result<(), DrainError> {
         self.close();
         let deadline = std::time::Instant::now() + timeout;
@@ -337,7 +336,7 @@ impl<T: Poolable> Pool<T> {
 
     /// Publishes the current stats through the `metrics` facade now (maintenance also does
     /// this on every pass). Names: `docs/metrics.md`.
-    #[cfg(all(feature = "metrics", not(model)))]
+    #[cfg(all(feature = "metrics", not(riptide_model)))]
     pub fn publish_metrics(&self) {
         crate::metrics::publish(self.shared());
     }
@@ -383,7 +382,7 @@ impl<T: Poolable> Pool<T> {
 
     /// Subscribes to [`PoolEvent`](crate::PoolEvent)s (a tokio broadcast: a slow receiver
     /// sees `Lagged`). Events are only built while someone subscribes.
-    #[cfg(not(model))]
+    #[cfg(not(riptide_model))]
     pub fn events(&self) -> tokio::sync::broadcast::Receiver<crate::PoolEvent> {
         self.shared().subscribe()
     }
@@ -393,13 +392,13 @@ impl<T: Poolable> Pool<T> {
     /// it in the same stream: e.g. `riptide-adapters`' WASM pool reports its guest-failure
     /// circuit breaker as [`PoolEvent::CircuitOpened`](crate::PoolEvent::CircuitOpened) /
     /// [`CircuitClosed`](crate::PoolEvent::CircuitClosed).
-    #[cfg(not(model))]
+    #[cfg(not(riptide_model))]
     pub fn emit_event(&self, event: impl FnOnce() -> crate::PoolEvent) {
         self.shared().emit(event);
     }
 
     /// loom/shuttle models only: advances the pool's logical clock.
-    #[cfg(model)]
+    #[cfg(riptide_model)]
     #[doc(hidden)]
     pub fn model_advance(&self, d: Duration) {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
@@ -407,7 +406,7 @@ impl<T: Poolable> Pool<T> {
     }
 
     /// loom/shuttle models only: joins the create threads started so far.
-    #[cfg(model)]
+    #[cfg(riptide_model)]
     #[doc(hidden)]
     pub fn model_join_creates(&self) {
         let tasks: Vec<_> = std::mem::take(&mut *self.shared().model_tasks.lock());
@@ -417,14 +416,14 @@ impl<T: Poolable> Pool<T> {
     }
 
     /// loom/shuttle models only: one maintenance pass (leak scan and reclaim, eviction).
-    #[cfg(model)]
+    #[cfg(riptide_model)]
     #[doc(hidden)]
     pub fn model_maintain(&self) {
         self.shared().maintain();
     }
 
     /// loom/shuttle models only: one pass of the deadline sweeper (a task in real builds).
-    #[cfg(model)]
+    #[cfg(riptide_model)]
     #[doc(hidden)]
     pub fn model_sweep(&self) {
         self.shared().sweep();

@@ -154,15 +154,15 @@ impl std::ops::Deref for StateWord {
 
 /// A disarmed timer entry's action: dropped after the queue lock is released (it may hold
 /// a `SharedRef`).
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 type Disarmed = crate::timer::Action;
-#[cfg(model)]
+#[cfg(riptide_model)]
 struct Disarmed;
 
 /// A fast release's announcement (see `sync::hazard`).
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 type Hazard = &'static crate::sync::hazard::Record;
-#[cfg(model)]
+#[cfg(riptide_model)]
 type Hazard = ();
 
 /// What [`Shared::try_release_fast`] did.
@@ -214,13 +214,15 @@ pub(crate) struct Shared<T: Poolable> {
     self_ptr: AtomicPtr<Shared<T>>,
     /// Set while a maintenance pass runs: keeps passes apart.
     pub maint_busy: AtomicUsize,
+    /// Set (under `queue`) when a partitioned pool retired this partition.
+    retired: crate::sync::AtomicBool,
     /// The last create error (`PoolError::CircuitOpen`'s source). A std mutex also under
     /// the model checkers: it guards error data only and orders nothing.
     last_create_error: std::sync::Mutex<Option<std::sync::Arc<crate::error::LastCreateError>>>,
     /// Coarse-clock ms of the last logged create failure, and failures not logged since.
-    #[cfg(not(model))]
+    #[cfg(not(riptide_model))]
     create_warned_ms: std::sync::atomic::AtomicU64,
-    #[cfg(not(model))]
+    #[cfg(not(riptide_model))]
     create_unlogged: std::sync::atomic::AtomicU64,
     /// The circuit breaker's state word (see `lifecycle.rs`).
     pub breaker: AtomicU64,
@@ -234,27 +236,27 @@ pub(crate) struct Shared<T: Poolable> {
     pub reclaimed: AtomicUsize,
     /// The global cap of a partitioned pool, and this partition's id in it.
     pub gate: Option<(std::sync::Arc<dyn Gate>, usize)>,
-    #[cfg(not(model))]
+    #[cfg(not(riptide_model))]
     epoch: std::time::Instant,
     /// Under a model checker: a logical clock (ns) the models advance, so deadlines are modelled.
-    #[cfg(model)]
+    #[cfg(riptide_model)]
     pub model_clock: AtomicU64,
     /// Under a model checker: create threads, so models can join them.
-    #[cfg(model)]
+    #[cfg(riptide_model)]
     pub model_tasks: Mutex<Vec<crate::sync::thread::JoinHandle<()>>>,
     /// Under a model checker: fast releases between their `IDLE` store and their last read
     /// of the pool (the stand-in for `sync::hazard`'s per-thread records).
-    #[cfg(model)]
+    #[cfg(riptide_model)]
     releasing: AtomicUsize,
     /// The tokio runtime current at build, while it is alive.
-    #[cfg(not(model))]
+    #[cfg(not(riptide_model))]
     pub runtime: Option<crate::exec::Runtime>,
     /// Created by the first `events()` call: its 1024-entry ring costs ~64 KiB.
-    #[cfg(not(model))]
+    #[cfg(not(riptide_model))]
     events: std::sync::OnceLock<tokio::sync::broadcast::Sender<PoolEvent>>,
     /// Set once `events()` was called: until then no event is built and the broadcast's
     /// own lock (`receiver_count`) is never taken.
-    #[cfg(not(model))]
+    #[cfg(not(riptide_model))]
     subscribed: std::sync::atomic::AtomicBool,
 }
 
@@ -272,7 +274,7 @@ impl<T: Poolable> Shared<T> {
         hooks: Hooks<T>,
         gate: Option<(std::sync::Arc<dyn Gate>, usize)>,
     ) -> Self {
-        #[cfg(not(model))]
+        #[cfg(not(riptide_model))]
         crate::clock::start();
         crate::sync::barrier::init();
         let checkout_hooks = hooks.on_checkout();
@@ -286,10 +288,11 @@ impl<T: Poolable> Shared<T> {
             hooks,
             self_ptr: AtomicPtr::new(ptr::null_mut()),
             maint_busy: AtomicUsize::new(0),
+            retired: crate::sync::AtomicBool::new(false),
             last_create_error: std::sync::Mutex::new(None),
-            #[cfg(not(model))]
+            #[cfg(not(riptide_model))]
             create_warned_ms: std::sync::atomic::AtomicU64::new(0),
-            #[cfg(not(model))]
+            #[cfg(not(riptide_model))]
             create_unlogged: std::sync::atomic::AtomicU64::new(0),
             breaker: AtomicU64::new(0),
             rng: AtomicU64::new(seed),
@@ -315,32 +318,32 @@ impl<T: Poolable> Shared<T> {
             checkout_hooks,
             config,
             factory,
-            #[cfg(not(model))]
+            #[cfg(not(riptide_model))]
             epoch: std::time::Instant::now(),
-            #[cfg(model)]
+            #[cfg(riptide_model)]
             model_clock: AtomicU64::new(0),
-            #[cfg(model)]
+            #[cfg(riptide_model)]
             model_tasks: Mutex::new(Vec::new()),
-            #[cfg(model)]
+            #[cfg(riptide_model)]
             releasing: AtomicUsize::new(0),
-            #[cfg(not(model))]
+            #[cfg(not(riptide_model))]
             runtime: crate::exec::Runtime::capture(),
-            #[cfg(not(model))]
+            #[cfg(not(riptide_model))]
             events: std::sync::OnceLock::new(),
-            #[cfg(not(model))]
+            #[cfg(not(riptide_model))]
             subscribed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     /// Time since the pool was built (aging, deadlines). Under loom, a logical clock.
     pub(crate) fn now(&self) -> Duration {
-        #[cfg(not(model))]
+        #[cfg(not(riptide_model))]
         return self.epoch.elapsed();
-        #[cfg(model)]
+        #[cfg(riptide_model)]
         return Duration::from_nanos(self.model_clock.load(Ordering::Relaxed));
     }
 
-    #[cfg(not(model))]
+    #[cfg(not(riptide_model))]
     pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<PoolEvent> {
         // Relaxed: a receiver subscribed before this store misses nothing it could have
         // seen (events sent before `subscribe` are not delivered to it anyway).
@@ -365,9 +368,9 @@ impl<T: Poolable> Shared<T> {
 
     /// The runtime captured at build, if any.
     pub(crate) fn runtime_handle(&self) -> Option<&crate::exec::Runtime> {
-        #[cfg(not(model))]
+        #[cfg(not(riptide_model))]
         return self.runtime.as_ref();
-        #[cfg(model)]
+        #[cfg(riptide_model)]
         return None;
     }
 
@@ -388,7 +391,7 @@ impl<T: Poolable> Shared<T> {
 
     /// Sends an event, building it only when someone listens.
     pub(crate) fn emit(&self, event: impl FnOnce() -> PoolEvent) {
-        #[cfg(not(model))]
+        #[cfg(not(riptide_model))]
         if let Some(tx) = self
             .subscribed
             .load(std::sync::atomic::Ordering::Relaxed)
@@ -398,7 +401,7 @@ impl<T: Poolable> Shared<T> {
         {
             let _ = tx.send(event());
         }
-        #[cfg(model)]
+        #[cfg(riptide_model)]
         let _ = event;
     }
 
@@ -616,7 +619,7 @@ impl<T: Poolable> Shared<T> {
     #[cold]
     #[inline(never)]
     fn release_first(&self, slot: &Slot<T>) -> Release {
-        #[cfg(not(model))]
+        #[cfg(not(riptide_model))]
         if crate::sync::hazard::record().is_some() {
             return self.try_release_fast(slot);
         }
@@ -626,7 +629,7 @@ impl<T: Poolable> Shared<T> {
 
     /// This thread's hazard record (see `sync::hazard`), now announcing this pool; `None`
     /// if the thread has none yet.
-    #[cfg(not(model))]
+    #[cfg(not(riptide_model))]
     #[inline]
     fn hazard(&self) -> Option<Hazard> {
         let r = crate::sync::hazard::mine()?;
@@ -634,7 +637,7 @@ impl<T: Poolable> Shared<T> {
         Some(r)
     }
 
-    #[cfg(not(model))]
+    #[cfg(not(riptide_model))]
     #[inline]
     fn hazard_exit(&self, r: Hazard) {
         r.exit();
@@ -643,13 +646,13 @@ impl<T: Poolable> Shared<T> {
     /// Under a model checker the announcement is a counter in the pool itself (global
     /// per-thread records do not fit a model's fresh state per execution); `unref` waits
     /// for it to drop to zero before freeing, as it waits for the records normally.
-    #[cfg(model)]
+    #[cfg(riptide_model)]
     fn hazard(&self) -> Option<Hazard> {
         self.releasing.fetch_add(1, Ordering::AcqRel);
         Some(())
     }
 
-    #[cfg(model)]
+    #[cfg(riptide_model)]
     fn hazard_exit(&self, (): Hazard) {
         self.releasing.fetch_sub(1, Ordering::AcqRel);
     }
@@ -787,7 +790,6 @@ impl<T: Poolable> Shared<T> {
     /// A unit of global capacity for this partition, from the gate: becomes a permit for
     /// the best waiter if one is queued and the local cap allows, else `false` (the gate
     /// keeps it).
-    #[cfg_attr(model, allow(dead_code))] // used by partitions (not built under model checkers)
     pub(crate) fn offer_permit(&self) -> bool {
         let mut q = self.queue.lock();
         if self.is_closed() || q.is_empty() || !self.reserve_local() {
@@ -820,7 +822,6 @@ impl<T: Poolable> Shared<T> {
     }
 
     /// The oldest idle object's (stamp, slot), for eviction by the gate.
-    #[cfg_attr(model, allow(dead_code))] // used by partitions (not built under model checkers)
     pub(crate) fn oldest_idle(&self) -> Option<(u64, usize)> {
         (0..self.slots.used())
             .filter(|&i| self.slots.get(i).state.load(Ordering::Relaxed) == IDLE)
@@ -830,7 +831,6 @@ impl<T: Poolable> Shared<T> {
 
     /// Evicts the idle object in slot `i` if it is still idle (its capacity, local and
     /// global, is released). Call holding no lock.
-    #[cfg_attr(model, allow(dead_code))] // used by partitions (not built under model checkers)
     pub(crate) fn evict_idle(&self, i: usize) -> bool {
         let s = &self.slots.get(i).state;
         // Acquire: as in `claim_idle`.
@@ -845,7 +845,6 @@ impl<T: Poolable> Shared<T> {
 
     /// Another partition waits for global capacity: evict our idle objects and mark our
     /// checked-out ones so they are destroyed (not idled) when returned.
-    #[cfg_attr(model, allow(dead_code))] // used by partitions (not built under model checkers)
     pub(crate) fn yield_capacity(&self) {
         let q = self.queue.lock();
         // Releases racing with the marks must see the divert bit (`announce`).
@@ -1121,7 +1120,7 @@ impl<T: Poolable> Shared<T> {
         if at == Duration::MAX {
             return stale;
         }
-        #[cfg(not(model))]
+        #[cfg(not(riptide_model))]
         let key = self.epoch.checked_add(at).map(|when| {
             let r = SharedRef::new(self.self_ptr());
             crate::timer::arm(
@@ -1133,7 +1132,7 @@ impl<T: Poolable> Shared<T> {
         });
         q.sweeper = Some(crate::waiters::Armed {
             at,
-            #[cfg(not(model))]
+            #[cfg(not(riptide_model))]
             key,
         });
         stale
@@ -1143,9 +1142,9 @@ impl<T: Poolable> Shared<T> {
     /// `SharedRef`), to be dropped after the lock.
     fn disarm_sweep(&self, q: &mut WaitQueue) -> Option<Disarmed> {
         let armed = q.sweeper.take()?;
-        #[cfg(not(model))]
+        #[cfg(not(riptide_model))]
         return armed.key.and_then(crate::timer::disarm);
-        #[cfg(model)]
+        #[cfg(riptide_model)]
         {
             let _ = armed;
             None
@@ -1266,7 +1265,7 @@ impl<T: Poolable> Shared<T> {
             .last_create_error
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(std::sync::Arc::new(last));
-        #[cfg(not(model))]
+        #[cfg(not(riptide_model))]
         {
             let now = self.exact_ms();
             let last_warn = self.create_warned_ms.load(Ordering::Relaxed);
@@ -1379,7 +1378,6 @@ impl<T: Poolable> Shared<T> {
     /// reservation can pass (one CAS from 0, so a concurrent reservation either came first
     /// and the retirement fails, or fails itself) and it is closed. An acquisition that
     /// still holds the retired partition gets `Closed` and looks its key up again.
-    #[cfg_attr(model, allow(dead_code))] // used by partitions (not built under model checkers)
     pub(crate) fn retire_if_unused(&self) -> bool {
         let mut q = self.queue.lock();
         if self.is_closed() || !q.is_empty() || self.reclaimed.load(Ordering::Relaxed) != 0 {
@@ -1393,12 +1391,20 @@ impl<T: Poolable> Shared<T> {
             return false;
         }
         let stale = self.disarm_sweep(&mut q);
+        self.retired.store(true, Ordering::Relaxed);
         self.word.store(CLOSED_BIT, Ordering::Relaxed);
         // Nothing to mark: no object exists, and none can be made.
         self.announce(&q, false);
         drop(q);
         drop(stale);
         true
+    }
+
+    /// Whether `retire_if_unused` closed this partition (not a `close`). Takes the lock:
+    /// whoever saw the pool closed then also sees why.
+    pub(crate) fn was_retired(&self) -> bool {
+        let _q = self.queue.lock();
+        self.retired.load(Ordering::Relaxed)
     }
 
     /// Called once, when the last `Pool` handle goes: closes the pool (idle objects are
@@ -1429,9 +1435,9 @@ impl<T: Poolable> Shared<T> {
         if refs.fetch_sub(1, Ordering::AcqRel) == 1 {
             // A fast release may still be reading the state word after its object was
             // destroyed; it announced this pool for exactly that window.
-            #[cfg(not(model))]
+            #[cfg(not(riptide_model))]
             crate::sync::hazard::wait_clear(this.as_ptr() as usize);
-            #[cfg(model)]
+            #[cfg(riptide_model)]
             // SAFETY: as above; no reference remains but the announcers'.
             while unsafe { this.as_ref() }.releasing.load(Ordering::Acquire) != 0 {
                 crate::sync::thread::yield_now();
@@ -1518,13 +1524,13 @@ impl<T: Poolable> Drop for Shared<T> {
 /// panic unwinds (a panicking `reset`) never becomes a double panic.
 fn drop_object<T>(obj: T, pool: &str) {
     if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(obj))) {
-        #[cfg(not(model))]
+        #[cfg(not(riptide_model))]
         tracing::error!(
             pool,
             panic = crate::error::panic_message(&*p),
             "riptide_pool: a pooled object's Drop panicked (the object is gone, its capacity freed)"
         );
-        #[cfg(model)]
+        #[cfg(riptide_model)]
         let _ = (p, pool);
     }
 }

@@ -219,7 +219,7 @@ impl<T> Drop for Slots<T> {
     }
 }
 
-#[cfg(all(test, not(model)))]
+#[cfg(all(test, not(riptide_model)))]
 mod tests {
     use super::*;
 

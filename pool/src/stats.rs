@@ -154,7 +154,8 @@ pub enum DestroyReason {
     Closed,
     /// `resize` shrank the pool below its size.
     Resized,
-    /// `Poolable::reset` panicked.
+    /// User code on its way through the pool panicked: `Poolable::reset` or
+    /// `is_healthy`, the `on_release` hook, `Factory::validate` or a recycle hook.
     Panicked,
     /// A hook (`on_release`, `pre_recycle`, `post_recycle`) rejected it.
     Rejected,

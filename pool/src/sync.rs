@@ -1,8 +1,8 @@
 //! The sync facade: every atomic, lock, cell and thread primitive of the core comes from
-//! here: from `std` normally, from `loom` under `cfg(loom)`, from `shuttle` under
-//! `cfg(shuttle)`, so the models in `loom-tests/` check the very code that ships.
+//! here: from `std` normally, from `loom` under `cfg(riptide_loom)`, from `shuttle` under
+//! `cfg(riptide_shuttle)`, so the models in `loom-tests/` check the very code that ships.
 
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 mod imp {
     /// `atomic_waker::AtomicWaker` under the facade's calling convention.
     #[derive(Debug, Default)]
@@ -18,8 +18,29 @@ mod imp {
             self.0.wake();
         }
     }
-    pub(crate) use std::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{
+        fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
+    };
     pub(crate) use std::sync::Arc;
+
+    /// A read-copy-update cell: lock-free reads of an `Arc<T>`, replaced whole by writers
+    /// (`arc_swap::ArcSwap`). Under the model checkers, a mutex around the `Arc`: the same
+    /// semantics (each read sees one whole version), with every access visible to them.
+    pub(crate) struct Rcu<T>(arc_swap::ArcSwap<T>);
+    impl<T> Rcu<T> {
+        pub(crate) fn new(v: T) -> Self {
+            Self(arc_swap::ArcSwap::from_pointee(v))
+        }
+        /// The current version.
+        pub(crate) fn load(&self) -> impl std::ops::Deref<Target = std::sync::Arc<T>> + '_ {
+            self.0.load()
+        }
+        /// Replaces the current version with `f(current)`; `f` may run more than once (a
+        /// racing writer makes it start again), so it must not have side effects.
+        pub(crate) fn update(&self, f: impl FnMut(&std::sync::Arc<T>) -> std::sync::Arc<T>) {
+            self.0.rcu(f);
+        }
+    }
 
     /// `std::sync::Mutex` whose `lock` ignores poisoning: no user code runs under our locks.
     #[derive(Debug, Default)]
@@ -48,7 +69,7 @@ mod imp {
     }
 }
 
-#[cfg(loom)]
+#[cfg(riptide_loom)]
 mod imp {
     /// `loom::future::AtomicWaker` under the facade's calling convention.
     #[derive(Debug)]
@@ -64,7 +85,9 @@ mod imp {
             self.0.wake();
         }
     }
-    pub(crate) use loom::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{
+        fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
+    };
     pub(crate) use loom::sync::Arc;
     pub(crate) use loom::thread;
 
@@ -97,12 +120,14 @@ mod imp {
     }
 }
 
-#[cfg(all(shuttle, not(loom)))]
+#[cfg(all(riptide_shuttle, not(riptide_loom)))]
 mod imp {
     //! shuttle: its scheduler controls atomics, locks and threads. Cells and the waker
     //! stay std (shuttle runs one model thread at a time and does not check cells).
     pub(crate) use shuttle::future::block_on;
-    pub(crate) use shuttle::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use shuttle::sync::atomic::{
+        fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
+    };
     pub(crate) use shuttle::thread;
     pub(crate) use std::sync::Arc;
 
@@ -149,6 +174,24 @@ mod imp {
 
 pub(crate) use imp::*;
 
+/// The model checkers' [`Rcu`]: a mutex around the current version.
+#[cfg(riptide_model)]
+pub(crate) struct Rcu<T>(Mutex<std::sync::Arc<T>>);
+
+#[cfg(riptide_model)]
+impl<T> Rcu<T> {
+    pub(crate) fn new(v: T) -> Self {
+        Self(Mutex::new(std::sync::Arc::new(v)))
+    }
+    pub(crate) fn load(&self) -> std::sync::Arc<std::sync::Arc<T>> {
+        std::sync::Arc::new(self.0.lock().clone())
+    }
+    pub(crate) fn update(&self, mut f: impl FnMut(&std::sync::Arc<T>) -> std::sync::Arc<T>) {
+        let mut g = self.0.lock();
+        *g = f(&g);
+    }
+}
+
 /// Increments `a` by CAS if it is below `max`; false (unchanged) otherwise. Relaxed: for
 /// counters whose bound is kept by the CAS's atomicity alone (capacity), nothing else is
 /// published through them.
@@ -172,9 +215,9 @@ pub(crate) fn increment_below(a: &AtomicUsize, max: usize) -> bool {
 /// overwritten, and the word check still has to catch it).
 #[inline]
 pub(crate) fn store_over_marks(a: &AtomicUsize, v: usize) {
-    #[cfg(not(loom))]
+    #[cfg(not(riptide_loom))]
     a.store(v, Ordering::Release);
-    #[cfg(loom)]
+    #[cfg(riptide_loom)]
     let _ = a.swap(v, Ordering::Release);
 }
 
@@ -201,7 +244,7 @@ pub(crate) mod stat {
 
 /// Where a thread last found an idle object: the next acquire by that thread starts its
 /// scan there, so a thread that keeps taking and returning one object touches one slot.
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 pub(crate) mod hint {
     use std::cell::Cell;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -235,7 +278,7 @@ pub(crate) mod hint {
 
 /// Under a model checker the hint is constant: state that survives between iterations
 /// would make executions non-deterministic.
-#[cfg(model)]
+#[cfg(riptide_model)]
 pub(crate) mod hint {
     pub(crate) fn get() -> usize {
         0
@@ -258,7 +301,7 @@ pub(crate) mod hint {
 /// of the process execute a full barrier (a thread that is not running passed one when it
 /// was switched out). Elsewhere, when the call is refused (seccomp, old kernels), under
 /// Miri, or with `RIPTIDE_POOL_NO_MEMBARRIER` set, both are `fence(SeqCst)`.
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 pub(crate) mod barrier {
     use std::sync::atomic::{compiler_fence, fence, AtomicBool, Ordering};
 
@@ -359,7 +402,7 @@ pub(crate) mod barrier {
 
 /// Under a model checker both sides are `SeqCst` fences: the models check the protocol
 /// that the asymmetric pair implements.
-#[cfg(model)]
+#[cfg(riptide_model)]
 pub(crate) mod barrier {
     use super::Ordering;
     pub(crate) fn init() {}
@@ -372,9 +415,9 @@ pub(crate) mod barrier {
     pub(crate) fn heavy() {
         fence(Ordering::SeqCst);
     }
-    #[cfg(loom)]
+    #[cfg(riptide_loom)]
     use loom::sync::atomic::fence;
-    #[cfg(all(shuttle, not(loom)))]
+    #[cfg(all(riptide_shuttle, not(riptide_loom)))]
     use shuttle::sync::atomic::fence;
 }
 
@@ -389,7 +432,7 @@ pub(crate) mod barrier {
 /// Records are per thread, in a global list that only grows (one per thread that ever
 /// released, reused after the thread exits); they are never freed, so scanning them is
 /// always safe. Announcing is a plain store to a line only this thread writes.
-#[cfg(not(model))]
+#[cfg(not(riptide_model))]
 pub(crate) mod hazard {
     use std::cell::Cell;
     use std::ptr;
@@ -533,7 +576,7 @@ pub(crate) mod hazard {
     }
 }
 
-#[cfg(all(test, not(model)))]
+#[cfg(all(test, not(riptide_model)))]
 mod tests {
     use super::hazard;
     use std::sync::atomic::{AtomicBool, Ordering};

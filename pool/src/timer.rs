@@ -260,7 +260,7 @@ impl<F: Future> Future for Timeout<F> {
     }
 }
 
-#[cfg(all(test, not(model)))]
+#[cfg(all(test, not(riptide_model)))]
 mod tests {
     use super::*;
 

@@ -99,7 +99,7 @@ impl Waiter {
 /// the sweep themselves).
 pub(crate) struct Armed {
     pub at: Duration,
-    #[cfg(not(model))]
+    #[cfg(not(riptide_model))]
     pub key: Option<crate::timer::Key>,
 }
 
@@ -220,7 +220,7 @@ impl WaitQueue {
     }
 }
 
-#[cfg(all(test, not(model)))]
+#[cfg(all(test, not(riptide_model)))]
 mod tests {
     use super::*;
 

@@ -1,0 +1,149 @@
+//! loom models of the cross-partition protocol of `PartitionedPool`: the global gate, the
+//! eviction of another key's idle object, the hand-over of capacity from a key that
+//! returns an object to a key blocked on the global cap, and the removal of an idle
+//! partition racing an acquisition. Run with the other models:
+//!
+//! ```text
+//! RUSTFLAGS="--cfg riptide_loom" LOOM_MAX_PREEMPTIONS=2 \
+//!     cargo test -p riptide-loom-tests --release --target-dir target/loom --test partitions
+//! ```
+//!
+//! A wait that is never served is a deadlock, which loom reports: every model here waits
+//! without a deadline.
+#![cfg(riptide_loom)]
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+use loom::future::block_on;
+use loom::thread;
+use riptide_pool::{PartitionedPool, Poolable};
+
+/// Objects alive per key, and the most each key ever had at once (std atomics: checked
+/// after the threads are joined).
+#[derive(Default)]
+struct Census {
+    live: [AtomicUsize; 2],
+    peak: [AtomicUsize; 2],
+    global_peak: AtomicUsize,
+}
+
+impl Census {
+    fn total(&self) -> usize {
+        self.live[0].load(SeqCst) + self.live[1].load(SeqCst)
+    }
+}
+
+struct Obj {
+    key: usize,
+    census: std::sync::Arc<Census>,
+}
+impl Poolable for Obj {}
+impl Drop for Obj {
+    fn drop(&mut self) {
+        self.census.live[self.key].fetch_sub(1, SeqCst);
+    }
+}
+
+/// Two keys, each capped at `per_key`, under a global cap of `global`.
+fn pool(per_key: usize, global: usize, c: &std::sync::Arc<Census>) -> PartitionedPool<usize, Obj> {
+    let c = c.clone();
+    PartitionedPool::builder(move |key: usize| {
+        let census = c.clone();
+        async move {
+            let n = census.live[key].fetch_add(1, SeqCst) + 1;
+            census.peak[key].fetch_max(n, SeqCst);
+            census.global_peak.fetch_max(census.total(), SeqCst);
+            Ok::<_, std::io::Error>(Obj { key, census })
+        }
+    })
+    .partition_max_size(per_key)
+    .max_size(global)
+    .build()
+    .unwrap()
+}
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(2);
+    }
+    // Eviction retries and the create threads make these models longer than the core's.
+    b.max_branches = 20_000;
+    b.check(f);
+}
+
+/// Key 1 waits on the global cap while key 0 holds the only unit; key 0's return must
+/// destroy its object and hand the unit to key 1 (no lost wake-up, no cap exceeded).
+#[test]
+fn a_key_blocked_on_the_global_cap_is_served_by_another_keys_return() {
+    model(|| {
+        let c = std::sync::Arc::new(Census::default());
+        let pp = pool(1, 1, &c);
+        let a = block_on(pp.get(&0)).unwrap();
+        pp.model_join_creates();
+        let pp2 = pp.clone();
+        let t = thread::spawn(move || {
+            let b = block_on(pp2.get(&1)).expect("served once key 0 returns");
+            assert_eq!(b.key, 1);
+        });
+        drop(a);
+        t.join().unwrap();
+        pp.model_join_creates();
+        assert!(c.global_peak.load(SeqCst) <= 1, "the global cap held");
+        assert_eq!(pp.global_size(), 1);
+        assert_eq!(pp.stats(&0).unwrap().size, 0, "key 0's object made room");
+    });
+}
+
+/// Two keys race for the one unit of global capacity while key 0's object sits idle:
+/// whoever loses waits and is served when the winner returns.
+#[test]
+fn racing_keys_share_one_unit_through_eviction() {
+    model(|| {
+        let c = std::sync::Arc::new(Census::default());
+        let pp = pool(1, 1, &c);
+        drop(block_on(pp.get(&0)).unwrap()); // key 0: one idle object
+        pp.model_join_creates();
+        let pp2 = pp.clone();
+        let t = thread::spawn(move || {
+            drop(block_on(pp2.get(&1)).expect("key 1 served"));
+        });
+        drop(block_on(pp.get(&0)).expect("key 0 served"));
+        t.join().unwrap();
+        pp.model_join_creates();
+        assert!(c.global_peak.load(SeqCst) <= 1, "the global cap held");
+        assert!(pp.global_size() <= 1);
+        let sizes: usize = (0..2).map(|k| pp.stats(&k).map_or(0, |s| s.size)).sum();
+        assert_eq!(
+            sizes,
+            pp.global_size(),
+            "the gate counts what the keys hold"
+        );
+        assert_eq!(c.total(), pp.global_size(), "no object lost or leaked");
+    });
+}
+
+/// Removing idle partitions while an acquisition for the same key runs: the key never
+/// holds more than its cap, and the acquisition is served.
+#[test]
+fn removing_an_idle_partition_races_an_acquisition() {
+    model(|| {
+        let c = std::sync::Arc::new(Census::default());
+        let pp = pool(1, 2, &c);
+        riptide_pool::Pooled::discard(block_on(pp.get(&0)).unwrap()); // exists, empty
+        pp.model_join_creates();
+        let pp2 = pp.clone();
+        let t = thread::spawn(move || {
+            let g = block_on(pp2.get(&0)).expect("served");
+            drop(g);
+        });
+        let removed = pp.remove_idle_partitions();
+        t.join().unwrap();
+        pp.model_join_creates();
+        assert!(removed <= 1);
+        assert!(c.peak[0].load(SeqCst) <= 1, "key 0 never over its cap");
+        let held = pp.stats(&0).map_or(0, |s| s.size);
+        assert_eq!(c.live[0].load(SeqCst), held, "no object outside the map");
+        assert_eq!(pp.global_size(), held);
+    });
+}

@@ -1,0 +1,533 @@
+//! A panic in every piece of user code the pool runs — the factory, `post_create`,
+//! `validate`, the recycle hooks, `reset`, `is_healthy`, `on_release`, `on_detach`, and an
+//! object's `Drop` — on every path that runs it. Whatever panics, no capacity is lost:
+//! afterwards the pool still serves `max_size` objects and every counter adds up.
+//!
+//! Where a panic goes: the factory's and `post_create`'s become `PoolError::Create`
+//! ("the factory panicked: ..."); a panicking checkout check (`validate`, recycle hooks)
+//! destroys the object and the caller gets another; `reset`, `is_healthy`, `on_release`
+//! and `on_detach` run in the caller's own call (dropping the guard, detaching), so their
+//! panic reaches that caller; an object's `Drop` panic is caught and logged by the pool.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use riptide_pool::{
+    DestroyReason, Factory, PartitionedPool, Pool, PoolError, PoolEvent, Poolable, Pooled,
+};
+
+/// Where to panic. Shared by the factory, the hooks and the objects.
+#[derive(Default)]
+struct Flags {
+    create: AtomicBool,
+    post_create: AtomicBool,
+    validate: AtomicBool,
+    validate_fails: AtomicBool,
+    pre_recycle: AtomicBool,
+    post_recycle: AtomicBool,
+    reset: AtomicBool,
+    is_healthy: AtomicBool,
+    on_release: AtomicBool,
+    on_detach: AtomicBool,
+    drop: AtomicBool,
+    live: AtomicUsize,
+}
+
+fn on(f: &AtomicBool) -> bool {
+    f.load(Ordering::SeqCst)
+}
+
+/// Panics with a message the quiet hook below recognises.
+fn boom(what: &str) -> ! {
+    panic!("{what} panicked (on purpose)")
+}
+
+struct Obj {
+    f: Arc<Flags>,
+    healthy: bool,
+}
+
+impl Poolable for Obj {
+    fn reset(&mut self) {
+        if on(&self.f.reset) {
+            boom("reset");
+        }
+    }
+    fn is_healthy(&self) -> bool {
+        if on(&self.f.is_healthy) {
+            boom("is_healthy");
+        }
+        self.healthy
+    }
+}
+
+impl Drop for Obj {
+    fn drop(&mut self) {
+        self.f.live.fetch_sub(1, Ordering::SeqCst);
+        if on(&self.f.drop) && !std::thread::panicking() {
+            boom("drop");
+        }
+    }
+}
+
+struct Fac(Arc<Flags>);
+
+impl Factory<Obj> for Fac {
+    type Error = std::io::Error;
+    fn create(&self) -> impl Future<Output = Result<Obj, std::io::Error>> + Send {
+        let f = self.0.clone();
+        async move {
+            if on(&f.create) {
+                boom("create");
+            }
+            f.live.fetch_add(1, Ordering::SeqCst);
+            Ok(Obj { f, healthy: true })
+        }
+    }
+    fn validate(&self, _: &mut Obj) -> impl Future<Output = bool> + Send {
+        let f = self.0.clone();
+        async move {
+            if on(&f.validate) {
+                boom("validate");
+            }
+            !on(&f.validate_fails)
+        }
+    }
+}
+
+fn quiet() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !info.to_string().contains("(on purpose)") {
+                prev(info);
+            }
+        }));
+    });
+}
+
+const MAX: usize = 2;
+
+fn builder(f: &Arc<Flags>) -> riptide_pool::PoolBuilder<Obj> {
+    quiet();
+    Pool::builder(Fac(f.clone()))
+        .max_size(MAX)
+        .validation_interval(Duration::ZERO)
+        .acquire_timeout(Duration::from_secs(2))
+        .post_create(|o: &mut Obj| {
+            Box::pin(async move {
+                if on(&o.f.post_create) {
+                    boom("post_create");
+                }
+                Ok(())
+            })
+        })
+        .pre_recycle(|o: &mut Obj| {
+            Box::pin(async move {
+                if on(&o.f.pre_recycle) {
+                    boom("pre_recycle");
+                }
+                Ok(())
+            })
+        })
+        .post_recycle(|o: &mut Obj| {
+            Box::pin(async move {
+                if on(&o.f.post_recycle) {
+                    boom("post_recycle");
+                }
+                Ok(())
+            })
+        })
+        .on_release(|o: &mut Obj| {
+            if on(&o.f.on_release) {
+                boom("on_release");
+            }
+            Ok(())
+        })
+        .on_detach(|o: &mut Obj| {
+            if on(&o.f.on_detach) {
+                boom("on_detach");
+            }
+            Ok(())
+        })
+}
+
+fn flags() -> Arc<Flags> {
+    Arc::new(Flags::default())
+}
+
+fn disarm(f: &Flags) {
+    for b in [
+        &f.create,
+        &f.post_create,
+        &f.validate,
+        &f.validate_fails,
+        &f.pre_recycle,
+        &f.post_recycle,
+        &f.reset,
+        &f.is_healthy,
+        &f.on_release,
+        &f.on_detach,
+        &f.drop,
+    ] {
+        b.store(false, Ordering::SeqCst);
+    }
+}
+
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < Duration::from_secs(5), "never: {what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// No capacity was lost: with every panic disarmed, the pool serves `MAX` objects at once,
+/// and objects alive are exactly the pool's size.
+async fn intact(pool: &Pool<Obj>, f: &Flags) {
+    disarm(f);
+    let mut held = Vec::new();
+    for _ in 0..MAX {
+        held.push(pool.get().await.expect("capacity lost to a panic"));
+    }
+    drop(held);
+    until("counters settle", || {
+        let s = pool.stats();
+        s.in_use == 0 && s.size == s.idle
+    })
+    .await;
+    let s = pool.stats();
+    assert_eq!(s.pending_acquisitions, 0, "{s:?}");
+    assert_eq!(s.created - s.destroyed, s.size as u64, "{s:?}");
+    assert_eq!(f.live.load(Ordering::SeqCst), s.size, "{s:?}");
+}
+
+fn is_panic_create(r: &Result<Pooled<Obj>, PoolError>, what: &str) -> bool {
+    matches!(r, Err(PoolError::Create(e)) if e.to_string().contains("panicked") && e.to_string().contains(what))
+}
+
+// ------------------------------------------------------------------ making objects
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_factory_is_a_create_error_on_every_path() {
+    let f = flags();
+    let pool = builder(&f).build().unwrap();
+    f.create.store(true, Ordering::SeqCst);
+    let r = pool.get().await;
+    assert!(is_panic_create(&r, "create"), "{:?}", r.map(|_| ()));
+    let p = pool.clone();
+    let r = tokio::task::spawn_blocking(move || p.get_blocking())
+        .await
+        .unwrap();
+    assert!(is_panic_create(&r, "create"), "{:?}", r.map(|_| ()));
+    let w = pool.warm_up(1).await;
+    assert!(
+        matches!(&w, Err(PoolError::Create(e)) if e.to_string().contains("panicked")),
+        "{w:?}"
+    );
+    intact(&pool, &f).await;
+}
+
+#[tokio::test]
+async fn a_panicking_factory_in_background_replenishment_is_reported() {
+    let f = flags();
+    f.create.store(true, Ordering::SeqCst);
+    let pool = builder(&f)
+        .min_idle(1)
+        .idle_timeout(Duration::from_millis(40)) // maintenance every 10 ms
+        .no_circuit_breaker()
+        .build()
+        .unwrap();
+    let mut events = pool.events();
+    let t0 = Instant::now();
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .expect("a CreateFailed event")
+            .unwrap();
+        if let PoolEvent::CreateFailed { error } = ev {
+            assert!(error.contains("panicked"), "{error}");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5));
+    }
+    intact(&pool, &f).await;
+}
+
+#[tokio::test]
+async fn a_panicking_post_create_is_a_create_error() {
+    let f = flags();
+    let pool = builder(&f).build().unwrap();
+    f.post_create.store(true, Ordering::SeqCst);
+    let r = pool.get().await;
+    assert!(is_panic_create(&r, "post_create"), "{:?}", r.map(|_| ()));
+    assert_eq!(
+        f.live.load(Ordering::SeqCst),
+        0,
+        "the half-made object was dropped"
+    );
+    intact(&pool, &f).await;
+}
+
+// ------------------------------------------------------------------ checking out
+
+async fn checkout_check_panics(flag: fn(&Flags) -> &AtomicBool, blocking: bool) {
+    let f = flags();
+    let pool = builder(&f).build().unwrap();
+    let mut events = pool.events();
+    drop(pool.get().await.unwrap()); // one idle object, due for the checks
+    flag(&f).store(true, Ordering::SeqCst);
+    let p = pool.clone();
+    let flagged = f.clone();
+    let g = if blocking {
+        tokio::task::spawn_blocking(move || {
+            let g = p.get_blocking();
+            disarm(&flagged);
+            g
+        })
+        .await
+        .unwrap()
+    } else {
+        // The new object's own checks do not run (it is fresh); the panicking one was
+        // destroyed and replaced.
+        let g = p.get().await;
+        disarm(&flagged);
+        g
+    };
+    let g = g.expect("the caller gets another object");
+    drop(g);
+    let mut panicked = false;
+    while let Ok(ev) = events.try_recv() {
+        panicked |= matches!(
+            ev,
+            PoolEvent::Destroyed {
+                reason: DestroyReason::Panicked,
+                ..
+            }
+        );
+    }
+    assert!(panicked, "the object whose check panicked was destroyed");
+    intact(&pool, &f).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_validate_destroys_the_object_and_serves_another() {
+    checkout_check_panics(|f| &f.validate, false).await;
+    checkout_check_panics(|f| &f.validate, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_recycle_hook_destroys_the_object_and_serves_another() {
+    checkout_check_panics(|f| &f.pre_recycle, false).await;
+    checkout_check_panics(|f| &f.post_recycle, true).await;
+}
+
+// ------------------------------------------------------------------ returning
+
+async fn return_panics(flag: fn(&Flags) -> &AtomicBool) {
+    let f = flags();
+    let pool = builder(&f).build().unwrap();
+    let g = pool.get().await.unwrap();
+    flag(&f).store(true, Ordering::SeqCst);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(g)));
+    assert!(
+        r.is_err(),
+        "the panic reaches the caller that dropped the guard"
+    );
+    disarm(&f);
+    assert_eq!(
+        pool.stats().size,
+        0,
+        "the object was destroyed, its capacity freed"
+    );
+    intact(&pool, &f).await;
+}
+
+#[tokio::test]
+async fn a_panicking_reset_is_healthy_or_on_release_frees_the_capacity() {
+    return_panics(|f| &f.reset).await;
+    return_panics(|f| &f.is_healthy).await;
+    return_panics(|f| &f.on_release).await;
+}
+
+#[tokio::test]
+async fn a_panicking_on_detach_keeps_the_object_in_the_pool() {
+    let f = flags();
+    let pool = builder(&f).build().unwrap();
+    let g = pool.get().await.unwrap();
+    f.on_detach.store(true, Ordering::SeqCst);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Pooled::try_detach(g)));
+    assert!(r.is_err());
+    disarm(&f);
+    assert_eq!(pool.stats().idle, 1, "the guard returned it as it unwound");
+    intact(&pool, &f).await;
+}
+
+// ------------------------------------------------------------------ destroying
+
+/// Objects whose `Drop` panics, destroyed by `path`: nothing is stranded.
+async fn drop_panics(
+    tweak: impl FnOnce(riptide_pool::PoolBuilder<Obj>) -> riptide_pool::PoolBuilder<Obj>,
+    path: impl AsyncFnOnce(&Pool<Obj>, &Arc<Flags>),
+) {
+    let f = flags();
+    let pool = tweak(builder(&f)).build().unwrap();
+    path(&pool, &f).await;
+    intact(&pool, &f).await;
+}
+
+async fn fill(pool: &Pool<Obj>) -> Vec<Pooled<Obj>> {
+    let mut v = Vec::new();
+    for _ in 0..MAX {
+        v.push(pool.get().await.unwrap());
+    }
+    v
+}
+
+#[tokio::test]
+async fn a_panicking_drop_on_an_unhealthy_return_or_discard() {
+    drop_panics(
+        |b| b,
+        async |pool, f| {
+            let mut v = fill(pool).await;
+            f.drop.store(true, Ordering::SeqCst);
+            v[0].healthy = false;
+            drop(v.remove(0));
+            Pooled::discard(v.remove(0));
+            assert_eq!(pool.stats().size, 0);
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_panicking_drop_when_resize_shrinks() {
+    // An idle object goes at once.
+    drop_panics(
+        |b| b,
+        async |pool, f| {
+            let mut v = fill(pool).await;
+            drop(v.pop()); // one idle, one out
+            f.drop.store(true, Ordering::SeqCst);
+            pool.resize(1);
+            assert_eq!(pool.stats().size, 1);
+            pool.resize(MAX);
+        },
+    )
+    .await;
+    // Objects out go as they return, while the pool is above its size.
+    drop_panics(
+        |b| b,
+        async |pool, f| {
+            let v = fill(pool).await;
+            f.drop.store(true, Ordering::SeqCst);
+            pool.resize(1);
+            drop(v);
+            assert_eq!(pool.stats().size, 1);
+            assert_eq!(pool.stats().destroyed, 1);
+            pool.resize(MAX);
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_panicking_drop_on_close_and_after() {
+    let f = flags();
+    let pool = builder(&f).build().unwrap();
+    let mut v = fill(&pool).await;
+    drop(v.pop());
+    f.drop.store(true, Ordering::SeqCst);
+    pool.close();
+    drop(v);
+    disarm(&f);
+    assert_eq!(pool.stats().size, 0);
+    assert_eq!(f.live.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_panicking_drop_in_maintenance_idle_eviction_and_lifetime() {
+    drop_panics(
+        |b| b.idle_timeout(Duration::from_millis(30)),
+        async |pool, f| {
+            drop(fill(pool).await);
+            f.drop.store(true, Ordering::SeqCst);
+            until("idle objects evicted", || {
+                f.live.load(Ordering::SeqCst) == 0
+            })
+            .await;
+        },
+    )
+    .await;
+    drop_panics(
+        |b| b.max_lifetime(Duration::from_millis(40)),
+        async |pool, f| {
+            drop(fill(pool).await);
+            f.drop.store(true, Ordering::SeqCst);
+            until("old objects retired", || f.live.load(Ordering::SeqCst) == 0).await;
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_panicking_drop_when_validation_rejects() {
+    drop_panics(
+        |b| b,
+        async |pool, f| {
+            drop(pool.get().await.unwrap());
+            f.drop.store(true, Ordering::SeqCst);
+            f.validate_fails.store(true, Ordering::SeqCst);
+            let g = pool
+                .get()
+                .await
+                .expect("a fresh object replaces the rejected one");
+            drop(g);
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_panicking_drop_when_the_last_handle_goes() {
+    let f = flags();
+    let pool = builder(&f).build().unwrap();
+    drop(fill(&pool).await);
+    f.drop.store(true, Ordering::SeqCst);
+    drop(pool);
+    assert_eq!(
+        f.live.load(Ordering::SeqCst),
+        0,
+        "every idle object destroyed"
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_drop_when_a_partition_evicts_for_another() {
+    quiet();
+    let f = flags();
+    let fl = f.clone();
+    let pp = PartitionedPool::builder(move |_k: u8| {
+        let f = fl.clone();
+        async move {
+            f.live.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(Obj { f, healthy: true })
+        }
+    })
+    .partition_max_size(2)
+    .max_size(2)
+    .build()
+    .unwrap();
+    let a = (pp.get(&0).await.unwrap(), pp.get(&0).await.unwrap());
+    drop(a); // key 0 holds the whole global cap, idle
+    f.drop.store(true, Ordering::SeqCst);
+    let b = (pp.get(&1).await.unwrap(), pp.get(&1).await.unwrap()); // evicts both
+    disarm(&f);
+    assert_eq!(pp.stats(&0).unwrap().size, 0);
+    assert_eq!(pp.global_size(), 2);
+    drop(b);
+    assert_eq!(f.live.load(Ordering::SeqCst), 2);
+}
