@@ -50,7 +50,9 @@ impl<T: Poolable> Acquire<'_, T> {
         self
     }
 
-    /// Overrides the pool's `acquire_timeout` for this call.
+    /// Overrides the pool's `acquire_timeout` for this call. `Duration::ZERO` means "do
+    /// not wait": an idle object or `PoolError::Timeout` at once, never a queue or a create
+    /// (unlike `try_get`, an idle object due for validation is validated).
     pub fn timeout(mut self, d: Duration) -> Self {
         self.timeout = Some(d);
         self
@@ -72,6 +74,10 @@ impl<T: Poolable> Acquire<'_, T> {
             return Ok(self.pool.guard(i, self.location));
         }
         let d = self.timeout.unwrap_or(shared.config.acquire_timeout);
+        if d.is_zero() && first.is_none() {
+            // "Do not wait": nothing idle, so no queueing and no create.
+            return Err(self.pool.timed_out());
+        }
         let slow = acquire_full(
             self.pool,
             self.priority,
@@ -302,6 +308,10 @@ impl<T: Poolable> AcquireFuture<T> {
                 span,
                 First::Claimed(i),
             ));
+        }
+        if span.timeout.is_zero() {
+            // "Do not wait": nothing idle, so no queueing and no create.
+            return Break(Err(pool.timed_out()));
         }
         match join(&pool, priority, span.since, span.deadline()) {
             Err(e) => Break(Err(e)),

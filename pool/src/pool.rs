@@ -200,8 +200,8 @@ impl<T: Poolable> Pool<T> {
     /// Checks out an object, waiting up to `acquire_timeout`: an idle one, a new one if
     /// the pool is below `max_size`, or the next one returned.
     ///
-    /// Needs a tokio runtime (with time) when it has to wait. The future is `Send +
-    /// 'static`; dropping it at any point loses nothing. The lock-free fast path runs as
+    /// Works on any executor (deadlines run on the pool's own timer). The future is `Send
+    /// + 'static`; dropping it at any point loses nothing. The lock-free fast path runs as
     /// the future is created: an idle object is claimed at once (a future dropped unpolled
     /// gives it back); otherwise the work starts at the first poll.
     #[track_caller]

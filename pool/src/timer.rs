@@ -269,6 +269,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "the timer thread outlives the test")]
     fn sleep_completes_after_its_instant_without_a_runtime() {
         let t0 = Instant::now();
         block_on(Sleep::after(Duration::from_millis(30)));
@@ -276,6 +277,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "the timer thread outlives the test")]
     fn a_dropped_sleep_removes_its_entry() {
         let far = Instant::now() + Duration::from_secs(3600);
         let before = lock().map.len();
@@ -291,6 +293,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "the timer thread outlives the test")]
     fn timeout_is_none_past_its_limit_and_some_when_ready() {
         assert_eq!(
             block_on(Timeout::new(Duration::from_millis(1), async { 7 })),
@@ -306,6 +309,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "the timer thread outlives the test")]
     fn a_panicking_callback_does_not_stop_the_timer() {
         arm(
             Instant::now(),

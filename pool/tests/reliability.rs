@@ -477,3 +477,29 @@ fn a_runtime_without_timers_works() {
         });
     });
 }
+
+/// A zero per-call timeout means "do not wait": no queueing, no create.
+#[tokio::test]
+async fn a_zero_timeout_does_not_wait_or_create() {
+    let c = census();
+    let pool = builder(&c, NO_DELAY).max_size(2).build().unwrap();
+    let r = pool.acquire().timeout(Duration::ZERO).await;
+    assert!(matches!(r, Err(PoolError::Timeout)), "{r:?}");
+    assert_eq!(pool.stats().created, 0, "nothing was created");
+    let g = pool.get().await.unwrap();
+    drop(g);
+    let g = pool
+        .acquire()
+        .timeout(Duration::ZERO)
+        .await
+        .expect("an idle object");
+    let p = pool.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        p.acquire().timeout(Duration::ZERO).blocking().map(drop)
+    })
+    .await
+    .unwrap();
+    assert!(matches!(r, Err(PoolError::Timeout)), "{r:?}");
+    assert_eq!(pool.stats().pending_acquisitions, 0);
+    drop(g);
+}
