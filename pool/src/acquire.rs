@@ -14,9 +14,10 @@ use crate::lifecycle::Breaker;
 use crate::shared::{Reg, Shared};
 use crate::stats::DestroyReason;
 use crate::sync::Arc;
+use crate::trace;
 use crate::traits::BoxFuture;
 use crate::waiters::{Waiter, CIRCUIT_OPEN, CLOSED, FAILED, HANDED, PERMIT, TIMED_OUT};
-use crate::{Pool, Poolable, Pooled};
+use crate::{Pool, Pooled};
 
 /// Priority of a waiting caller. Higher is served first; within a level, first come first
 /// served; a waiter older than `starvation_threshold` is served as `Critical`.
@@ -36,14 +37,40 @@ pub enum Priority {
 /// An acquisition being configured: from [`Pool::acquire`]. Await it (`IntoFuture`) or
 /// call [`blocking`](Acquire::blocking).
 #[must_use = "an Acquire does nothing until awaited or `.blocking()` is called"]
-pub struct Acquire<'a, T: Poolable> {
+pub struct Acquire<'a, T: Send + 'static> {
     pub(crate) pool: &'a Pool<T>,
     pub(crate) priority: Priority,
     pub(crate) timeout: Option<Duration>,
     pub(crate) location: &'static Location<'static>,
 }
 
-impl<T: Poolable> Acquire<'_, T> {
+impl<T: Send + 'static> std::fmt::Debug for Acquire<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acquire")
+            .field("priority", &self.priority)
+            .field("timeout", &self.timeout)
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static> std::fmt::Debug for AcquireFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &*self.state {
+            State::Start { .. } => "start",
+            State::Ready(_) => "ready",
+            State::Failed(_) => "failed",
+            State::Queued(_) => "queued",
+            State::Slow(_) => "creating or checking",
+            State::Done => "done",
+        };
+        f.debug_struct("AcquireFuture")
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static> Acquire<'_, T> {
     /// Priority in the wait queue (default `Normal`).
     pub fn priority(mut self, p: Priority) -> Self {
         self.priority = p;
@@ -97,16 +124,16 @@ impl<T: Poolable> Acquire<'_, T> {
 }
 
 #[cfg(not(riptide_model))]
-fn rt<T: Poolable>(pool: &Pool<T>) -> Option<&exec::Runtime> {
+fn rt<T: Send + 'static>(pool: &Pool<T>) -> Option<&exec::Runtime> {
     pool.shared().runtime.as_ref()
 }
 
 #[cfg(riptide_model)]
-fn rt<T: Poolable>(_pool: &Pool<T>) -> Option<&exec::Runtime> {
+fn rt<T: Send + 'static>(_pool: &Pool<T>) -> Option<&exec::Runtime> {
     None
 }
 
-impl<'a, T: Poolable> IntoFuture for Acquire<'a, T> {
+impl<'a, T: Send + 'static> IntoFuture for Acquire<'a, T> {
     type Output = Result<Pooled<T>, PoolError>;
     type IntoFuture = AcquireFuture<T>;
 
@@ -151,12 +178,12 @@ impl<'a, T: Poolable> IntoFuture for Acquire<'a, T> {
 /// create or a checkout step (hooks, validation) runs as one boxed future. Dropping it at
 /// any point, polled or not, loses nothing.
 #[must_use = "futures do nothing unless polled"]
-pub struct AcquireFuture<T: Poolable> {
+pub struct AcquireFuture<T: Send + 'static> {
     /// Dropped by hand (see `Drop`): a settled future skips the out-of-line drop glue.
     state: ManuallyDrop<State<T>>,
 }
 
-impl<T: Poolable> Drop for AcquireFuture<T> {
+impl<T: Send + 'static> Drop for AcquireFuture<T> {
     #[inline]
     fn drop(&mut self) {
         if !matches!(*self.state, State::Done) {
@@ -169,9 +196,9 @@ impl<T: Poolable> Drop for AcquireFuture<T> {
 // Nothing in the future is ever pinned in place: the waiting future is boxed, and a ready
 // guard is moved out whole. (Without this, `Pooled<T>`'s `PhantomData<T>` would make the
 // future `!Unpin` for `!Unpin` objects.)
-impl<T: Poolable> Unpin for AcquireFuture<T> {}
+impl<T: Send + 'static> Unpin for AcquireFuture<T> {}
 
-enum State<T: Poolable> {
+enum State<T: Send + 'static> {
     Start {
         pool: Pool<T>,
         priority: Priority,
@@ -194,15 +221,17 @@ enum State<T: Poolable> {
 /// A queued waiter owned by the future. Dropped before its cell's decision was taken (the
 /// caller gave up: timeout, `select!`, abort), it cancels the cell, or gives back what the
 /// cell was handed.
-struct Queued<T: Poolable> {
+struct Queued<T: Send + 'static> {
     pool: Pool<T>,
     cell: Arc<Waiter>,
     location: &'static Location<'static>,
+    /// Open while the caller waits.
+    trace: trace::Span,
     /// The decision was taken by the future: nothing to cancel.
     taken: bool,
 }
 
-impl<T: Poolable> Drop for Queued<T> {
+impl<T: Send + 'static> Drop for Queued<T> {
     fn drop(&mut self) {
         if !self.taken {
             self.pool.shared().cancel(&self.cell);
@@ -210,7 +239,7 @@ impl<T: Poolable> Drop for Queued<T> {
     }
 }
 
-impl<T: Poolable> Future for AcquireFuture<T> {
+impl<T: Send + 'static> Future for AcquireFuture<T> {
     type Output = Result<Pooled<T>, PoolError>;
 
     /// Inlined so that a future settled at creation (the fast path) is taken apart in
@@ -227,7 +256,7 @@ impl<T: Poolable> Future for AcquireFuture<T> {
     }
 }
 
-impl<T: Poolable> AcquireFuture<T> {
+impl<T: Send + 'static> AcquireFuture<T> {
     #[inline(never)]
     fn poll_slow(&mut self, cx: &mut Context<'_>) -> Poll<Result<Pooled<T>, PoolError>> {
         loop {
@@ -316,12 +345,16 @@ impl<T: Poolable> AcquireFuture<T> {
         match join(&pool, priority, span.since, span.deadline()) {
             Err(e) => Break(Err(e)),
             Ok(Joined::Holds(first)) => Self::proceed(pool, priority, location, span, first),
-            Ok(Joined::Queued(cell)) => Continue(State::Queued(Queued {
-                pool,
-                cell,
-                location,
-                taken: false,
-            })),
+            Ok(Joined::Queued(cell)) => {
+                let trace = trace::acquire(&pool.shared().config.name, priority);
+                Continue(State::Queued(Queued {
+                    pool,
+                    cell,
+                    location,
+                    trace,
+                    taken: false,
+                }))
+            }
         }
     }
 
@@ -333,7 +366,10 @@ impl<T: Poolable> AcquireFuture<T> {
         };
         match outcome(&q.pool, s) {
             Err(e) => Break(Err(e)),
-            Ok(first) => Self::proceed(q.pool.clone(), q.cell.priority, q.location, span, first),
+            Ok(first) => {
+                trace::served(&q.trace, q.pool.shared().now().saturating_sub(span.since));
+                Self::proceed(q.pool.clone(), q.cell.priority, q.location, span, first)
+            }
         }
     }
 
@@ -383,9 +419,10 @@ impl<T: Poolable> AcquireFuture<T> {
         span: Span,
         first: First,
     ) -> State<T> {
-        State::Slow(Box::pin(async move {
+        let trace = trace::acquire(&pool.shared().config.name, priority);
+        State::Slow(Box::pin(trace::instrument(trace, async move {
             acquire_full(&pool, priority, location, span, Mode::Async, first).await
-        }))
+        })))
     }
 }
 
@@ -429,7 +466,7 @@ pub(crate) enum Mode {
 /// object they reject is destroyed and the caller tries again, without seeing an error.
 /// `first`: what the caller already holds (see [`First`]); `span`: when the acquisition
 /// started (aging, the wait-time histogram) and how long it may take.
-pub(crate) async fn acquire_full<T: Poolable>(
+pub(crate) async fn acquire_full<T: Send + 'static>(
     pool: &Pool<T>,
     priority: Priority,
     location: &'static Location<'static>,
@@ -496,12 +533,12 @@ pub(crate) async fn acquire_full<T: Poolable>(
 /// Owns a claimed slot until it becomes a guard. Dropped armed (the acquisition was
 /// cancelled or timed out between claim and guard, e.g. inside a recycle hook), it
 /// destroys the object: a hook or `validate` may have been stopped halfway.
-struct ClaimGuard<'a, T: Poolable> {
+struct ClaimGuard<'a, T: Send + 'static> {
     shared: &'a Shared<T>,
     slot: Option<usize>,
 }
 
-impl<T: Poolable> Drop for ClaimGuard<'_, T> {
+impl<T: Send + 'static> Drop for ClaimGuard<'_, T> {
     fn drop(&mut self) {
         if let Some(i) = self.slot.take() {
             self.shared
@@ -513,16 +550,17 @@ impl<T: Poolable> Drop for ClaimGuard<'_, T> {
 
 /// The checkout checks on owned, reused slot `i`: `pre_recycle`, `Factory::validate` (if
 /// idle at least `validation_interval`), `post_recycle`. `Err`: why it was rejected.
-async fn recycle<T: Poolable>(shared: &Shared<T>, i: usize) -> Result<(), DestroyReason> {
+async fn recycle<T: Send + 'static>(shared: &Shared<T>, i: usize) -> Result<(), DestroyReason> {
     let slot = shared.slots.get(i);
     let idle_ms = shared.coarse_ms().saturating_sub(slot.idle_since());
     let due = u128::from(idle_ms) >= shared.config.validation_interval.as_millis();
     // SAFETY: we own slot `i` (claimed, not yet handed to a guard), so this is the only
     // reference to the object until we return.
     let obj = unsafe { &mut *slot.obj() };
+    let meta = shared.meta(i);
     let verdict = exec::CatchUnwind::new(async {
         if let Some(h) = &shared.hooks.pre_recycle {
-            if h(obj).await.is_err() {
+            if h(obj, meta).await.is_err() {
                 return Some(DestroyReason::Rejected);
             }
         }
@@ -530,7 +568,7 @@ async fn recycle<T: Poolable>(shared: &Shared<T>, i: usize) -> Result<(), Destro
             return Some(DestroyReason::ValidationFailed);
         }
         if let Some(h) = &shared.hooks.post_recycle {
-            if h(obj).await.is_err() {
+            if h(obj, meta).await.is_err() {
                 return Some(DestroyReason::Rejected);
             }
         }
@@ -559,7 +597,7 @@ async fn recycle<T: Poolable>(shared: &Shared<T>, i: usize) -> Result<(), Destro
 /// The waiting path of the full acquisition: register (sweep / reserve / queue), then
 /// wait for a hand-off, a permit, a deadline, or close. Returns what the caller then holds:
 /// a slot or a reservation, never `First::Nothing`.
-async fn slow_path<T: Poolable>(
+async fn slow_path<T: Send + 'static>(
     pool: &Pool<T>,
     priority: Priority,
     span: Span,
@@ -582,7 +620,7 @@ enum Joined {
 
 /// Registers a caller whose acquisition started at `since`; queued, it is timed out at
 /// `deadline` by the pool's deadline sweep.
-fn join<T: Poolable>(
+fn join<T: Send + 'static>(
     pool: &Pool<T>,
     priority: Priority,
     since: Duration,
@@ -602,7 +640,7 @@ fn join<T: Poolable>(
 
 /// What a queued caller's cell was decided to (`s`, taken by the caller): a handed slot,
 /// a reservation, or why the wait ended.
-fn outcome<T: Poolable>(pool: &Pool<T>, s: usize) -> Result<First, PoolError> {
+fn outcome<T: Send + 'static>(pool: &Pool<T>, s: usize) -> Result<First, PoolError> {
     match s {
         s if s >= HANDED => Ok(First::Claimed(s - HANDED)),
         PERMIT => Ok(First::Permit),
@@ -615,7 +653,7 @@ fn outcome<T: Poolable>(pool: &Pool<T>, s: usize) -> Result<First, PoolError> {
 /// A create for a caller holding a reservation whose acquisition started at `since`: the
 /// breaker is asked first (open: the reservation goes back, `CircuitOpen` at once); an
 /// async caller stops waiting at its deadline (the object still lands in the pool).
-async fn create_until<T: Poolable>(
+async fn create_until<T: Send + 'static>(
     pool: &Pool<T>,
     priority: Priority,
     since: Duration,
@@ -638,7 +676,7 @@ async fn create_until<T: Poolable>(
 
 /// Creates an object with a capacity reservation the caller holds. The factory runs as
 /// its own task; if this future is dropped the object still lands in the pool.
-pub(crate) async fn create<T: Poolable>(
+pub(crate) async fn create<T: Send + 'static>(
     pool: &Pool<T>,
     priority: Priority,
 ) -> Result<usize, PoolError> {
@@ -661,13 +699,13 @@ pub(crate) async fn create<T: Poolable>(
 
 /// Waits until a waiter cell is decided; if dropped first, settles the cell (cancels it or
 /// gives back what it was handed).
-struct Wait<'a, T: Poolable> {
+struct Wait<'a, T: Send + 'static> {
     shared: &'a Shared<T>,
     cell: Arc<Waiter>,
     done: bool,
 }
 
-impl<'a, T: Poolable> Wait<'a, T> {
+impl<'a, T: Send + 'static> Wait<'a, T> {
     fn new(shared: &'a Shared<T>, cell: Arc<Waiter>) -> Self {
         Wait {
             shared,
@@ -677,7 +715,7 @@ impl<'a, T: Poolable> Wait<'a, T> {
     }
 }
 
-impl<T: Poolable> Future for Wait<'_, T> {
+impl<T: Send + 'static> Future for Wait<'_, T> {
     type Output = usize;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<usize> {
         let s = std::task::ready!(self.cell.poll_decision(cx));
@@ -686,7 +724,7 @@ impl<T: Poolable> Future for Wait<'_, T> {
     }
 }
 
-impl<T: Poolable> Drop for Wait<'_, T> {
+impl<T: Send + 'static> Drop for Wait<'_, T> {
     fn drop(&mut self) {
         if !self.done {
             self.shared.cancel(&self.cell);

@@ -6,8 +6,8 @@ use std::time::Duration;
 use crate::error::{BoxError, ConfigError};
 use crate::hooks::Hooks;
 use crate::traits::BoxFuture;
-use crate::traits::{DynFactory, Factory, Poolable};
-use crate::Pool;
+use crate::traits::{DynFactory, Factory, Poolable, Recycle};
+use crate::{ObjectMeta, Pool};
 
 /// The validated configuration a pool runs with.
 #[derive(Debug, Clone)]
@@ -50,7 +50,7 @@ pub(crate) struct Config {
 /// Time-based limits use a coarse millisecond clock (see `docs/architecture.md`), so they
 /// act within a few milliseconds of the configured value.
 #[must_use]
-pub struct PoolBuilder<T: Poolable> {
+pub struct PoolBuilder<T: Send + 'static> {
     factory: Box<dyn DynFactory<T>>,
     config: Config,
     hooks: Hooks<T>,
@@ -58,8 +58,36 @@ pub struct PoolBuilder<T: Poolable> {
     _t: PhantomData<fn() -> T>,
 }
 
-impl<T: Poolable> PoolBuilder<T> {
-    pub(crate) fn new<F: Factory<T>>(factory: F) -> Self {
+impl<T: Send + 'static> std::fmt::Debug for PoolBuilder<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static> PoolBuilder<T> {
+    /// A builder for a [`Poolable`] type: its `reset`, `is_healthy` and limits.
+    pub(crate) fn new<F: Factory<T>>(factory: F) -> Self
+    where
+        T: Poolable,
+    {
+        Self::custom(factory).poolable_defaults()
+    }
+
+    /// Takes `reset`, `is_healthy`, `MAX_USES` and `MAX_LIFETIME` from the `Poolable` impl.
+    pub(crate) fn poolable_defaults(mut self) -> Self
+    where
+        T: Poolable,
+    {
+        self.hooks.recycle = Recycle::poolable();
+        self.config.max_lifetime = T::MAX_LIFETIME.or(self.config.max_lifetime);
+        self.config.max_uses = T::MAX_USES;
+        self
+    }
+
+    /// A builder for any type: no reset and always healthy unless closures are given.
+    pub(crate) fn custom<F: Factory<T>>(factory: F) -> Self {
         PoolBuilder {
             factory: Box::new(factory),
             config: Config {
@@ -68,8 +96,8 @@ impl<T: Poolable> PoolBuilder<T> {
                 acquire_timeout: Duration::from_secs(30),
                 create_timeout: Duration::from_secs(30),
                 idle_timeout: Some(Duration::from_secs(600)),
-                max_lifetime: T::MAX_LIFETIME.or(Some(Duration::from_secs(1800))),
-                max_uses: T::MAX_USES,
+                max_lifetime: Some(Duration::from_secs(1800)),
+                max_uses: None,
                 leak_threshold: None,
                 validation_interval: Duration::from_millis(500),
                 starvation_threshold: Duration::from_millis(200),
@@ -81,6 +109,21 @@ impl<T: Poolable> PoolBuilder<T> {
             gate: None,
             _t: PhantomData,
         }
+    }
+
+    /// Runs when a guard is dropped, before the object is idle again (in place of
+    /// [`Poolable::reset`] for a type that has one). For types you do not own:
+    /// `Pool::custom(factory).reset(|v: &mut Vec<u8>| v.clear())`.
+    pub fn reset(mut self, f: impl Fn(&mut T) + Send + Sync + 'static) -> Self {
+        self.hooks.recycle.set_reset(Box::new(f));
+        self
+    }
+
+    /// Checked after the reset when a guard is dropped; `false` destroys the object (in
+    /// place of [`Poolable::is_healthy`] for a type that has one).
+    pub fn is_healthy(mut self, f: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
+        self.hooks.recycle.set_healthy(Box::new(f));
+        self
     }
 
     /// Most objects alive at once (idle + in use + being created). Default 10; must be > 0.
@@ -103,14 +146,16 @@ impl<T: Poolable> PoolBuilder<T> {
         self.config.create_timeout = d;
         self
     }
-    /// Idle objects above `min_idle` idle longer than this are destroyed. Default 10 min.
-    pub fn idle_timeout(mut self, d: Duration) -> Self {
-        self.config.idle_timeout = Some(d);
+    /// Idle objects above `min_idle` idle longer than this are destroyed. Default 10 min;
+    /// `None` turns it off.
+    pub fn idle_timeout(mut self, d: impl Into<Option<Duration>>) -> Self {
+        self.config.idle_timeout = d.into();
         self
     }
-    /// Objects older than this are retired. Default `T::MAX_LIFETIME`, else 30 min.
-    pub fn max_lifetime(mut self, d: Duration) -> Self {
-        self.config.max_lifetime = Some(d);
+    /// Objects older than this are retired. Default `T::MAX_LIFETIME`, else 30 min; `None`
+    /// turns it off (also when `T::MAX_LIFETIME` is set).
+    pub fn max_lifetime(mut self, d: impl Into<Option<Duration>>) -> Self {
+        self.config.max_lifetime = d.into();
         self
     }
     /// Objects are destroyed on return once checked out this many times. Default `T::MAX_USES`.
@@ -118,9 +163,9 @@ impl<T: Poolable> PoolBuilder<T> {
         self.config.max_uses = Some(n);
         self
     }
-    /// Report objects held longer than this (off by default).
-    pub fn leak_threshold(mut self, d: Duration) -> Self {
-        self.config.leak_threshold = Some(d);
+    /// Report objects held longer than this (off by default; `None` turns it off).
+    pub fn leak_threshold(mut self, d: impl Into<Option<Duration>>) -> Self {
+        self.config.leak_threshold = d.into();
         self
     }
     /// `Factory::validate` runs only on objects idle longer than this; `ZERO` = always.
@@ -150,8 +195,61 @@ impl<T: Poolable> PoolBuilder<T> {
     /// Opt-in: a checkout held longer than `after` (e.g. a `mem::forget`-ed guard) has its
     /// capacity given back, so the pool does not shrink forever; if the guard does return,
     /// its object is destroyed. Needs `leak_threshold`-style scans: runs in maintenance.
-    pub fn reclaim_leaked(mut self, after: Duration) -> Self {
-        self.config.reclaim_leaked = Some(after);
+    pub fn reclaim_leaked(mut self, after: impl Into<Option<Duration>>) -> Self {
+        self.config.reclaim_leaked = after.into();
+        self
+    }
+
+    /// Applies every knob `config` sets (from a file or the environment: see
+    /// [`PoolConfig`](crate::PoolConfig)); the others keep their current values.
+    /// `circuit_failures = 0` turns the breaker off.
+    pub fn config(mut self, config: &crate::PoolConfig) -> Self {
+        let c = &mut self.config;
+        let cfg = config;
+        if let Some(v) = cfg.max_size {
+            c.max_size = v;
+        }
+        if let Some(v) = cfg.min_idle {
+            c.min_idle = v;
+        }
+        if let Some(v) = cfg.acquire_timeout {
+            c.acquire_timeout = v;
+        }
+        if let Some(v) = cfg.create_timeout {
+            c.create_timeout = v;
+        }
+        if let Some(v) = cfg.idle_timeout {
+            c.idle_timeout = v;
+        }
+        if let Some(v) = cfg.max_lifetime {
+            c.max_lifetime = v;
+        }
+        if let Some(v) = cfg.max_uses {
+            c.max_uses = Some(v);
+        }
+        if let Some(v) = cfg.leak_threshold {
+            c.leak_threshold = v;
+        }
+        if let Some(v) = cfg.reclaim_leaked {
+            c.reclaim_leaked = v;
+        }
+        if let Some(v) = cfg.validation_interval {
+            c.validation_interval = v;
+        }
+        if let Some(v) = cfg.starvation_threshold {
+            c.starvation_threshold = v;
+        }
+        match (cfg.circuit_failures, cfg.circuit_cool_down) {
+            (Some(0), _) => c.circuit = None,
+            (None, None) => {}
+            (n, d) => {
+                let (n0, d0) = c.circuit.unwrap_or((5, Duration::from_secs(1)));
+                c.circuit = Some((n.unwrap_or(n0), d.unwrap_or(d0)));
+            }
+        }
+        if let Some(v) = &cfg.name {
+            c.name.clone_from(v);
+        }
         self
     }
     /// Names the pool (the `pool` label of its metrics). Default `"riptide"`.
@@ -162,7 +260,10 @@ impl<T: Poolable> PoolBuilder<T> {
     /// Async hook after each create; a rejection fails the create. See [`crate::hooks`].
     pub fn post_create<F>(mut self, f: F) -> Self
     where
-        F: for<'a> Fn(&'a mut T) -> BoxFuture<'a, Result<(), BoxError>> + Send + Sync + 'static,
+        F: for<'a> Fn(&'a mut T, ObjectMeta) -> BoxFuture<'a, Result<(), BoxError>>
+            + Send
+            + Sync
+            + 'static,
     {
         self.hooks.post_create = Some(Box::new(f));
         self
@@ -170,7 +271,10 @@ impl<T: Poolable> PoolBuilder<T> {
     /// Async hook on checkout of a reused object, before validation. See [`crate::hooks`].
     pub fn pre_recycle<F>(mut self, f: F) -> Self
     where
-        F: for<'a> Fn(&'a mut T) -> BoxFuture<'a, Result<(), BoxError>> + Send + Sync + 'static,
+        F: for<'a> Fn(&'a mut T, ObjectMeta) -> BoxFuture<'a, Result<(), BoxError>>
+            + Send
+            + Sync
+            + 'static,
     {
         self.hooks.pre_recycle = Some(Box::new(f));
         self
@@ -178,7 +282,10 @@ impl<T: Poolable> PoolBuilder<T> {
     /// Async hook on checkout of a reused object, after validation. See [`crate::hooks`].
     pub fn post_recycle<F>(mut self, f: F) -> Self
     where
-        F: for<'a> Fn(&'a mut T) -> BoxFuture<'a, Result<(), BoxError>> + Send + Sync + 'static,
+        F: for<'a> Fn(&'a mut T, ObjectMeta) -> BoxFuture<'a, Result<(), BoxError>>
+            + Send
+            + Sync
+            + 'static,
     {
         self.hooks.post_recycle = Some(Box::new(f));
         self
@@ -186,7 +293,7 @@ impl<T: Poolable> PoolBuilder<T> {
     /// Sync hook when a guard is dropped (after `reset`); a rejection destroys the object.
     pub fn on_release<F>(mut self, f: F) -> Self
     where
-        F: Fn(&mut T) -> Result<(), BoxError> + Send + Sync + 'static,
+        F: Fn(&mut T, ObjectMeta) -> Result<(), BoxError> + Send + Sync + 'static,
     {
         self.hooks.on_release = Some(Box::new(f));
         self
@@ -194,7 +301,7 @@ impl<T: Poolable> PoolBuilder<T> {
     /// Sync hook when an object is detached; a rejection keeps it in the pool.
     pub fn on_detach<F>(mut self, f: F) -> Self
     where
-        F: Fn(&mut T) -> Result<(), BoxError> + Send + Sync + 'static,
+        F: Fn(&mut T, ObjectMeta) -> Result<(), BoxError> + Send + Sync + 'static,
     {
         self.hooks.on_detach = Some(Box::new(f));
         self

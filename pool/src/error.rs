@@ -25,6 +25,40 @@ pub enum PoolError {
     },
 }
 
+impl PoolError {
+    /// The factory's own error, if this is a [`PoolError::Create`] carrying an `E`:
+    ///
+    /// ```
+    /// # use riptide_pool::PoolError;
+    /// let e = PoolError::Create(Box::new(std::io::Error::other("refused")));
+    /// let io: &std::io::Error = e.create_error().expect("an io::Error");
+    /// assert_eq!(io.to_string(), "refused");
+    /// assert!(e.create_error::<std::fmt::Error>().is_none());
+    /// ```
+    #[must_use]
+    pub fn create_error<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        match self {
+            PoolError::Create(e) => e.downcast_ref::<E>(),
+            _ => None,
+        }
+    }
+
+    /// Takes the factory's own error out of a [`PoolError::Create`] carrying an `E`;
+    /// otherwise gives the error back.
+    ///
+    /// # Errors
+    /// `self`, unchanged, when it is not a `Create` carrying an `E`.
+    pub fn into_create_error<E: std::error::Error + 'static>(self) -> Result<E, PoolError> {
+        match self {
+            PoolError::Create(e) => match e.downcast::<E>() {
+                Ok(e) => Ok(*e),
+                Err(e) => Err(PoolError::Create(e)),
+            },
+            other => Err(other),
+        }
+    }
+}
+
 impl fmt::Display for PoolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -57,7 +91,8 @@ impl std::error::Error for PoolError {
     }
 }
 
-/// A configuration that makes no sense, found by `build()`.
+/// A configuration that makes no sense, found by `build()`, or a setting that does not
+/// parse ([`PoolConfig::from_env`](crate::PoolConfig::from_env)).
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
@@ -68,6 +103,13 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// An environment variable's value does not parse.
+    Env {
+        /// The variable, e.g. `"DB_POOL_ACQUIRE_TIMEOUT"`.
+        var: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
 }
 
 impl ConfigError {
@@ -75,10 +117,13 @@ impl ConfigError {
         ConfigError::Invalid { field, reason }
     }
 
-    /// The name of the offending field.
+    /// The name of the offending field (for [`ConfigError::Env`], the variable's knob,
+    /// e.g. `"acquire_timeout"` for `DB_POOL_ACQUIRE_TIMEOUT`).
+    #[must_use]
     pub fn field(&self) -> &'static str {
         match self {
             ConfigError::Invalid { field, .. } => field,
+            ConfigError::Env { var, .. } => crate::settings::knob_of(var),
         }
     }
 }
@@ -88,6 +133,12 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::Invalid { field, reason } => {
                 write!(f, "invalid pool configuration: `{field}` {reason}")
+            }
+            ConfigError::Env { var, reason } => {
+                write!(
+                    f,
+                    "invalid pool configuration: environment variable {var}: {reason}"
+                )
             }
         }
     }

@@ -13,7 +13,6 @@ use crate::shared::{DestroyOnUnwind, Release, Shared};
 use crate::slots::Slot;
 use crate::stats::DestroyReason;
 use crate::sync::Ordering;
-use crate::Poolable;
 
 /// A checked-out object. Derefs to `T`; on drop it runs [`Poolable::reset`] and
 /// [`Poolable::is_healthy`] and returns the object to the pool (or destroys it when
@@ -23,7 +22,7 @@ use crate::Poolable;
 /// alive, even after every `Pool` handle is dropped (the object is then destroyed on
 /// return). Returning it when nobody waits costs no locked instruction (a store and, on
 /// Linux, a compiler fence; see the crate docs).
-pub struct Pooled<T: Poolable> {
+pub struct Pooled<T: Send + 'static> {
     shared: NonNull<Shared<T>>,
     /// The slot (cached: saves the segment lookup on every deref and on return).
     cell: NonNull<Slot<T>>,
@@ -33,11 +32,11 @@ pub struct Pooled<T: Poolable> {
 
 // SAFETY: the guard owns its object exclusively (the slot protocol); sending it sends the
 // object (`T: Send`) and a pointer to `Shared`, which is `Sync` for `T: Send`.
-unsafe impl<T: Poolable> Send for Pooled<T> {}
+unsafe impl<T: Send + 'static> Send for Pooled<T> {}
 // SAFETY: `&Pooled<T>` only gives `&T`, so sharing it needs `T: Sync`.
-unsafe impl<T: Poolable + Sync> Sync for Pooled<T> {}
+unsafe impl<T: Send + 'static + Sync> Sync for Pooled<T> {}
 
-impl<T: Poolable> Pooled<T> {
+impl<T: Send + 'static> Pooled<T> {
     /// Wraps owned slot `slot` after `Shared::checkout` recorded the checkout. `shared` is
     /// the pointer `Box::into_raw` returned (its provenance allows freeing; see `Owed`).
     pub(crate) fn new(shared: NonNull<Shared<T>>, slot: usize, cell: &Slot<T>) -> Self {
@@ -55,7 +54,15 @@ impl<T: Poolable> Pooled<T> {
         unsafe { self.shared.as_ref() }
     }
 
+    /// What the pool knows about this object: id, age, how long this checkout has lasted,
+    /// use count.
+    #[must_use]
+    pub fn metadata(this: &Self) -> crate::ObjectMeta {
+        this.shared().meta(this.slot)
+    }
+
     /// The object's id, unique within its pool (as in `PoolEvent`s).
+    #[must_use]
     pub fn id(this: &Self) -> u64 {
         this.cell().id.load(crate::sync::Ordering::Relaxed)
     }
@@ -74,6 +81,7 @@ impl<T: Poolable> Pooled<T> {
     /// # Panics
     /// If an `on_detach` hook rejects it (the object then stays in the pool); use
     /// [`try_detach`](Pooled::try_detach) to handle that.
+    #[must_use]
     pub fn detach(this: Self) -> T {
         match Self::try_detach(this) {
             Ok(obj) => obj,
@@ -90,8 +98,9 @@ impl<T: Poolable> Pooled<T> {
         // SAFETY: a copy of the guard's pointer; the allocation lives while the guard does.
         let shared = unsafe { this.shared.as_ref() };
         if let Some(hook) = &shared.hooks.on_detach {
+            let meta = shared.meta(this.slot);
             // SAFETY: the guard owns the object; nothing else references it now.
-            if let Err(e) = hook(unsafe { &mut *this.obj() }) {
+            if let Err(e) = hook(unsafe { &mut *this.obj() }, meta) {
                 return Err((this, e));
             }
         }
@@ -121,7 +130,7 @@ impl<T: Poolable> Pooled<T> {
     }
 }
 
-impl<T: Poolable> Deref for Pooled<T> {
+impl<T: Send + 'static> Deref for Pooled<T> {
     type Target = T;
     fn deref(&self) -> &T {
         // SAFETY: the guard owns the slot, which holds an initialised object.
@@ -129,14 +138,14 @@ impl<T: Poolable> Deref for Pooled<T> {
     }
 }
 
-impl<T: Poolable> DerefMut for Pooled<T> {
+impl<T: Send + 'static> DerefMut for Pooled<T> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`, and `&mut self` makes this the only access.
         unsafe { &mut *self.obj() }
     }
 }
 
-impl<T: Poolable> Drop for Pooled<T> {
+impl<T: Send + 'static> Drop for Pooled<T> {
     /// The common return (healthy, no `on_release` hook, not used up, not sampled for the
     /// usage histogram, nobody waiting) is inlined: `reset`, `is_healthy`, a stamp and
     /// the fast release (a store; `Shared::try_release_fast`). Everything else goes
@@ -151,8 +160,7 @@ impl<T: Poolable> Drop for Pooled<T> {
         let cell = self.cell();
         // SAFETY: the guard owns the object; no other reference to it exists now.
         let obj = unsafe { &mut *cell.obj() };
-        obj.reset();
-        let healthy = obj.is_healthy();
+        let healthy = (shared.hooks.recycle.run)(&shared.hooks.recycle, obj);
         unwind.disarm();
         // Owner-only slot metadata (Relaxed: see `Slot`).
         let now = shared.coarse_ms();
@@ -177,7 +185,7 @@ impl<T: Poolable> Drop for Pooled<T> {
     }
 }
 
-impl<T: Poolable> Pooled<T> {
+impl<T: Send + 'static> Pooled<T> {
     /// The rest of `drop`: the `on_release` hook, the usage sample (every 16th checkout of
     /// each object records how long it was held), destroying an object that is unhealthy,
     /// rejected or used up, and a release that must hand over or take the slow path.
@@ -192,8 +200,9 @@ impl<T: Poolable> Pooled<T> {
                     shared: self.shared,
                     slot: self.slot,
                 };
+                let meta = shared.meta(self.slot);
                 // SAFETY: the guard owns the object; no other reference to it exists now.
-                let r = h(unsafe { &mut *cell.obj() }).is_err();
+                let r = h(unsafe { &mut *cell.obj() }, meta).is_err();
                 unwind.disarm();
                 r
             });
@@ -219,7 +228,7 @@ impl<T: Poolable> Pooled<T> {
     }
 }
 
-impl<T: Poolable + fmt::Debug> fmt::Debug for Pooled<T> {
+impl<T: Send + 'static + fmt::Debug> fmt::Debug for Pooled<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Pooled").field(&**self).finish()
     }

@@ -54,7 +54,7 @@
 //!
 //! How it works, and the invariants the code keeps: `docs/architecture.md`.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
 
 #[cfg(all(doctest, not(riptide_model)))]
 #[doc = include_str!("../../README.md")]
@@ -73,12 +73,14 @@ mod lifecycle;
 mod metrics;
 mod partition;
 mod pool;
+mod settings;
 mod shared;
 mod slots;
 mod stats;
 mod sync;
 #[cfg(not(riptide_model))]
 mod timer;
+mod trace;
 mod traits;
 #[cfg(not(riptide_model))]
 mod upkeep;
@@ -93,9 +95,10 @@ pub use partition::{
     PartitionedPoolBuilder, RoutingStrategy,
 };
 pub use pool::Pool;
+pub use settings::{parse_duration, PoolConfig};
 pub use stats::{
-    CheckedOut, CircuitState, DestroyReason, DrainError, HealthLevel, HealthStatus, PoolEvent,
-    PoolStats,
+    CheckedOut, CircuitState, DestroyReason, DrainError, HealthLevel, HealthStatus, ObjectMeta,
+    PoolEvent, PoolStats,
 };
 pub use traits::{Factory, Poolable};
 

@@ -8,7 +8,7 @@ use crate::slots::{BUSY, IDLE, RECLAIMED, STATE_MASK, WANTED};
 use crate::stats::{DestroyReason, PoolEvent};
 use crate::sync::Ordering;
 use crate::waiters::{Waiter, CANCELLED};
-use crate::{Poolable, Priority};
+use crate::Priority;
 
 /// Breaker word: `state` in the low 2 bits, consecutive failures in the next 16, and the
 /// coarse-clock ms when it opened above that.
@@ -30,7 +30,7 @@ pub(crate) enum Breaker {
     Open,
 }
 
-impl<T: Poolable> Shared<T> {
+impl<T: Send + 'static> Shared<T> {
     /// The coarse clock, in ms (the logical clock under a model checker).
     #[inline]
     pub(crate) fn coarse_ms(&self) -> u64 {
@@ -312,7 +312,9 @@ impl<T: Poolable> Shared<T> {
         let _spawned = crate::exec::spawn_bounded(
             self.runtime_handle(),
             limit,
-            async move { fut_ref.get().create_with_hooks().await },
+            crate::trace::instrument(crate::trace::create(&self.config.name), async move {
+                fut_ref.get().create_with_hooks().await
+            }),
             move |ran| {
                 use crate::exec::Ran;
                 // A runtime that shut down is not the factory failing: the breaker does
@@ -337,17 +339,26 @@ impl<T: Poolable> Shared<T> {
         self.model_tasks.lock().push(_spawned);
     }
 
-    /// `Factory::create`, then the `post_create` hook (a rejection fails the create).
-    pub(crate) async fn create_with_hooks(&self) -> Result<T, crate::BoxError> {
+    /// `Factory::create`, then the `post_create` hook (a rejection fails the create); the
+    /// object comes with the id it will have in the pool.
+    pub(crate) async fn create_with_hooks(&self) -> Result<(T, u64), crate::BoxError> {
         let start = self.now();
         let mut obj = self.factory.create().await?;
+        let id = self.new_id();
         if let Some(hook) = &self.hooks.post_create {
-            hook(&mut obj)
+            let meta = crate::ObjectMeta {
+                id,
+                age: Duration::ZERO,
+                idle_for: Duration::ZERO,
+                held_for: Duration::ZERO,
+                uses: 0,
+            };
+            hook(&mut obj, meta)
                 .await
                 .map_err(|e| format!("post_create rejected the object: {e}"))?;
         }
         self.create_hist.record(self.now().saturating_sub(start));
-        Ok(obj)
+        Ok((obj, id))
     }
 
     // ------------------------------------------------------------- circuit breaker

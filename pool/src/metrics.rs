@@ -6,9 +6,8 @@
 use metrics::{counter, gauge};
 
 use crate::shared::Shared;
-use crate::Poolable;
 
-pub(crate) fn publish<T: Poolable>(shared: &Shared<T>) {
+pub(crate) fn publish<T: Send + 'static>(shared: &Shared<T>) {
     let s = shared.stats();
     let pool = shared.config.name.clone();
     let g = |name: &'static str, v: f64| gauge!(name, "pool" => pool.clone()).set(v);

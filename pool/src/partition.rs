@@ -31,7 +31,7 @@ use std::time::Duration;
 use crate::config::PoolBuilder;
 use crate::error::{BoxError, ConfigError, PoolError};
 use crate::shared::{Gate, SharedRef};
-use crate::{Acquire, Pool, PoolStats, Poolable, Pooled, Priority};
+use crate::{Acquire, Pool, PoolStats, Pooled, Priority};
 
 /// Limits for one key, overriding the builder's defaults (`.partition(key, limits)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +77,7 @@ type Knobs<T> = Arc<dyn Fn(PoolBuilder<T>) -> PoolBuilder<T> + Send + Sync>;
 
 /// Builds a [`PartitionedPool`]; from [`PartitionedPool::builder`].
 #[must_use]
-pub struct PartitionedPoolBuilder<K, T: Poolable> {
+pub struct PartitionedPoolBuilder<K, T: Send + 'static> {
     factory: KeyedFactory<K, T>,
     partition_max_size: usize,
     max_size: usize,
@@ -109,11 +109,46 @@ pub struct PartitionedPoolBuilder<K, T: Poolable> {
 /// assert!(pool.stats(&"globex".to_string()).is_none());
 /// # Ok(()) }
 /// ```
-pub struct PartitionedPool<K, T: Poolable> {
+pub struct PartitionedPool<K, T: Send + 'static> {
     inner: Arc<Inner<K, T>>,
 }
 
-impl<K, T: Poolable> Clone for PartitionedPool<K, T> {
+impl<K: std::fmt::Debug, T: Send + 'static> std::fmt::Debug for PartitionedPool<K, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let map = self.inner.map.load();
+        f.debug_struct("PartitionedPool")
+            .field("partitions", &map.keys().collect::<Vec<_>>())
+            .field("global_max_size", &self.inner.gate.max)
+            .field("global_size", &self.inner.gate.used.load(Ordering::Relaxed))
+            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl<K: std::fmt::Debug, T: Send + 'static> std::fmt::Debug for PartitionedPoolBuilder<K, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionedPoolBuilder")
+            .field("partition_max_size", &self.partition_max_size)
+            .field("max_size", &self.max_size)
+            .field("overrides", &self.overrides)
+            .field("routing", &self.routing)
+            .field("affinity", &self.affinity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: std::fmt::Debug, T: Send + 'static> std::fmt::Debug for PartitionAcquire<'_, K, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionAcquire")
+            .field("key", &self.key)
+            .field("priority", &self.priority)
+            .field("timeout", &self.timeout)
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, T: Send + 'static> Clone for PartitionedPool<K, T> {
     fn clone(&self) -> Self {
         PartitionedPool {
             inner: self.inner.clone(),
@@ -121,13 +156,13 @@ impl<K, T: Poolable> Clone for PartitionedPool<K, T> {
     }
 }
 
-struct Part<T: Poolable> {
+struct Part<T: Send + 'static> {
     pool: Pool<T>,
     boost: u8,
     configured: bool,
 }
 
-struct Inner<K, T: Poolable> {
+struct Inner<K, T: Send + 'static> {
     map: Rcu<HashMap<K, Arc<Part<T>>>>,
     /// Set by `close`: no partition is created or served afterwards.
     closed: AtomicBool,
@@ -143,7 +178,7 @@ struct Inner<K, T: Poolable> {
     hasher: std::collections::hash_map::RandomState,
 }
 
-impl<K, T: Poolable> Drop for Inner<K, T> {
+impl<K, T: Send + 'static> Drop for Inner<K, T> {
     fn drop(&mut self) {
         // The gate holds references to every partition's shared state, and each holds the
         // gate: break the cycle so they are freed.
@@ -153,19 +188,19 @@ impl<K, T: Poolable> Drop for Inner<K, T> {
 
 /// The global cap: a counter every partition reserves from, and the partitions to evict
 /// from and offer freed capacity to.
-struct GlobalGate<T: Poolable> {
+struct GlobalGate<T: Send + 'static> {
     max: usize,
     used: AtomicUsize,
     parts: Rcu<Vec<(usize, SharedRef<T>)>>,
 }
 
-impl<T: Poolable> GlobalGate<T> {
+impl<T: Send + 'static> GlobalGate<T> {
     fn take_free(&self) -> bool {
         crate::sync::increment_below(&self.used, self.max)
     }
 }
 
-impl<T: Poolable> Gate for GlobalGate<T> {
+impl<T: Send + 'static> Gate for GlobalGate<T> {
     fn acquire(&self, from: usize) -> bool {
         // A few rounds: an eviction frees a unit that a blocked partition may take first.
         for _ in 0..8 {
@@ -220,7 +255,7 @@ impl<T: Poolable> Gate for GlobalGate<T> {
     }
 }
 
-impl<T: Poolable> GlobalGate<T> {
+impl<T: Send + 'static> GlobalGate<T> {
     /// Offers free units, one each, to partitions whose callers wait only for one.
     fn offer_free(&self) {
         for (_, p) in self.parts.load().iter() {
@@ -235,10 +270,24 @@ impl<T: Poolable> GlobalGate<T> {
 impl<K, T> PartitionedPool<K, T>
 where
     K: Clone + Eq + Hash + Send + Sync + 'static,
-    T: Poolable,
+    T: Send + 'static,
 {
-    /// Starts a builder from a keyed factory: `Fn(K) -> impl Future<Output = Result<T, E>>`.
+    /// Starts a builder from a keyed factory: `Fn(K) -> impl Future<Output = Result<T, E>>`;
+    /// objects are readied on return by their [`Poolable`](crate::Poolable) impl.
     pub fn builder<F, Fut, E>(factory: F) -> PartitionedPoolBuilder<K, T>
+    where
+        T: crate::Poolable,
+        F: Fn(K) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        Self::custom(factory).configure(PoolBuilder::poolable_defaults)
+    }
+
+    /// [`builder`](Self::builder) for any `T: Send + 'static` (see
+    /// [`Pool::custom`](crate::Pool::custom)): give the reset and health check with
+    /// `.configure(|b| b.reset(..).is_healthy(..))`.
+    pub fn custom<F, Fut, E>(factory: F) -> PartitionedPoolBuilder<K, T>
     where
         F: Fn(K) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
@@ -271,6 +320,7 @@ where
     }
 
     /// Whether [`close`](Self::close) was called.
+    #[must_use]
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::Acquire)
     }
@@ -281,7 +331,7 @@ where
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         let factory = inner.factory.clone();
         let k = key.clone();
-        let mut b = Pool::builder(move || factory(k.clone()))
+        let mut b = Pool::custom(move || factory(k.clone()))
             .max_size(limits.map_or(inner.partition_max_size, |l| l.max_size))
             .min_idle(limits.map_or(0, |l| l.min_idle));
         for knob in &inner.knobs {
@@ -430,11 +480,13 @@ where
     }
 
     /// Stats of `key`'s partition; `None` for a key never used.
+    #[must_use]
     pub fn stats(&self, key: &K) -> Option<PoolStats> {
         self.inner.map.load().get(key).map(|p| p.pool.stats())
     }
 
     /// Every partition's key and stats.
+    #[must_use]
     pub fn partitions(&self) -> Vec<(K, PoolStats)> {
         self.inner
             .map
@@ -446,6 +498,7 @@ where
 
     /// Sums over all partitions (the wait/usage/create percentiles are the worst
     /// partition's); `max_size` is the global cap.
+    #[must_use]
     pub fn totals(&self) -> PoolStats {
         let mut t = PoolStats {
             max_size: self.inner.gate.max,
@@ -475,6 +528,7 @@ where
     }
 
     /// Global capacity in use (objects alive or being created, all keys).
+    #[must_use]
     pub fn global_size(&self) -> usize {
         self.inner.gate.used.load(Ordering::Relaxed)
     }
@@ -538,7 +592,7 @@ where
 
 /// An acquisition from a partition with options; await it (`IntoFuture`).
 #[must_use = "an acquisition does nothing until awaited"]
-pub struct PartitionAcquire<'a, K, T: Poolable> {
+pub struct PartitionAcquire<'a, K, T: Send + 'static> {
     pool: &'a PartitionedPool<K, T>,
     key: K,
     priority: Priority,
@@ -549,7 +603,7 @@ pub struct PartitionAcquire<'a, K, T: Poolable> {
 impl<K, T> PartitionAcquire<'_, K, T>
 where
     K: Clone + Eq + Hash + Send + Sync + 'static,
-    T: Poolable,
+    T: Send + 'static,
 {
     /// Priority in the partition's wait queue (the key's `priority_boost` is added).
     pub fn priority(mut self, p: Priority) -> Self {
@@ -571,7 +625,7 @@ pub type PartitionAcquireFuture<T> =
 impl<K, T> IntoFuture for PartitionAcquire<'_, K, T>
 where
     K: Clone + Eq + Hash + Send + Sync + 'static,
-    T: Poolable,
+    T: Send + 'static,
 {
     type Output = Result<Pooled<T>, PoolError>;
     type IntoFuture = PartitionAcquireFuture<T>;
@@ -616,13 +670,13 @@ where
 
 /// The periodic `remove_idle_partitions` of `remove_idle_partitions_after`.
 #[cfg(not(riptide_model))]
-struct Removal<K, T: Poolable>(std::sync::Weak<Inner<K, T>>, Duration);
+struct Removal<K, T: Send + 'static>(std::sync::Weak<Inner<K, T>>, Duration);
 
 #[cfg(not(riptide_model))]
 impl<K, T> crate::upkeep::Upkeep for Removal<K, T>
 where
     K: Clone + Eq + Hash + Send + Sync + 'static,
-    T: Poolable,
+    T: Send + 'static,
 {
     fn tick(&self) -> Option<Duration> {
         let pp = PartitionedPool {
@@ -637,7 +691,7 @@ where
 }
 
 /// An acquisition on one partition, with its priority boost applied.
-fn on_part<T: Poolable>(
+fn on_part<T: Send + 'static>(
     part: &Part<T>,
     priority: Priority,
     timeout: Option<Duration>,
@@ -664,7 +718,7 @@ fn on_part<T: Poolable>(
 impl<K, T> PartitionedPoolBuilder<K, T>
 where
     K: Clone + Eq + Hash + Send + Sync + 'static,
-    T: Poolable,
+    T: Send + 'static,
 {
     /// Most objects one key may hold (default 10).
     pub fn partition_max_size(mut self, n: usize) -> Self {
@@ -710,12 +764,14 @@ where
     pub fn acquire_timeout(self, d: Duration) -> Self {
         self.configure(move |b| b.acquire_timeout(d))
     }
-    /// Per-partition idle timeout (default 10 min).
-    pub fn idle_timeout(self, d: Duration) -> Self {
+    /// Per-partition idle timeout (default 10 min; `None` turns it off).
+    pub fn idle_timeout(self, d: impl Into<Option<Duration>>) -> Self {
+        let d = d.into();
         self.configure(move |b| b.idle_timeout(d))
     }
-    /// Per-partition max lifetime (default 30 min).
-    pub fn max_lifetime(self, d: Duration) -> Self {
+    /// Per-partition max lifetime (default 30 min; `None` turns it off).
+    pub fn max_lifetime(self, d: impl Into<Option<Duration>>) -> Self {
+        let d = d.into();
         self.configure(move |b| b.max_lifetime(d))
     }
 

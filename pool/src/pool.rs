@@ -16,7 +16,7 @@ use crate::stats::DrainError;
 use crate::stats::{HealthLevel, HealthStatus, PoolStats};
 use crate::sync::{Arc, Ordering};
 use crate::traits::{DynFactory, Factory};
-use crate::{Poolable, Pooled};
+use crate::Pooled;
 
 /// A pool of `T`. Cheap to clone (one `Arc`); `Send + Sync`.
 ///
@@ -38,23 +38,23 @@ use crate::{Poolable, Pooled};
 /// assert_eq!(pool.try_get()?.0.len(), 0);
 /// # Ok(()) }
 /// ```
-pub struct Pool<T: Poolable> {
+pub struct Pool<T: Send + 'static> {
     handle: Arc<Handle<T>>,
 }
 
 /// Owns one reference to the shared state; the last `Pool` clone dropping it closes the
 /// pool (guards still out keep the state alive until they return).
-struct Handle<T: Poolable> {
+struct Handle<T: Send + 'static> {
     shared: NonNull<Shared<T>>,
 }
 
 // SAFETY: `Handle` is a counted pointer to `Shared<T>`, which is `Send + Sync` for
-// `T: Poolable` (see `Shared`).
-unsafe impl<T: Poolable> Send for Handle<T> {}
+// `T: Send + 'static` (see `Shared`).
+unsafe impl<T: Send + 'static> Send for Handle<T> {}
 // SAFETY: as above.
-unsafe impl<T: Poolable> Sync for Handle<T> {}
+unsafe impl<T: Send + 'static> Sync for Handle<T> {}
 
-impl<T: Poolable> Drop for Handle<T> {
+impl<T: Send + 'static> Drop for Handle<T> {
     fn drop(&mut self) {
         // SAFETY: the pointer came from `Box::into_raw` in `from_parts`; this gives up the
         // handle's one reference, and the handle is never used again.
@@ -62,7 +62,7 @@ impl<T: Poolable> Drop for Handle<T> {
     }
 }
 
-impl<T: Poolable> Clone for Pool<T> {
+impl<T: Send + 'static> Clone for Pool<T> {
     fn clone(&self) -> Self {
         Pool {
             handle: self.handle.clone(),
@@ -70,7 +70,7 @@ impl<T: Poolable> Clone for Pool<T> {
     }
 }
 
-impl<T: Poolable> std::fmt::Debug for Pool<T> {
+impl<T: Send + 'static> std::fmt::Debug for Pool<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
             .field("stats", &self.stats())
@@ -80,10 +80,10 @@ impl<T: Poolable> std::fmt::Debug for Pool<T> {
 
 /// The upkeep thread's hold on a pool: weak, so it never keeps the pool open.
 #[cfg(not(riptide_model))]
-struct WeakPool<T: Poolable>(std::sync::Weak<Handle<T>>);
+struct WeakPool<T: Send + 'static>(std::sync::Weak<Handle<T>>);
 
 #[cfg(not(riptide_model))]
-impl<T: Poolable> crate::upkeep::Upkeep for WeakPool<T> {
+impl<T: Send + 'static> crate::upkeep::Upkeep for WeakPool<T> {
     fn tick(&self) -> Option<Duration> {
         let pool = Pool {
             handle: self.0.upgrade()?,
@@ -96,10 +96,39 @@ impl<T: Poolable> crate::upkeep::Upkeep for WeakPool<T> {
     }
 }
 
-impl<T: Poolable> Pool<T> {
-    /// Starts configuring a pool of objects made by `factory`.
-    pub fn builder<F: Factory<T>>(factory: F) -> PoolBuilder<T> {
+impl<T: Send + 'static> Pool<T> {
+    /// Starts configuring a pool of objects made by `factory`, readied on return by their
+    /// [`Poolable`](crate::Poolable) impl (`reset`, `is_healthy`, `MAX_USES`,
+    /// `MAX_LIFETIME`).
+    pub fn builder<F: Factory<T>>(factory: F) -> PoolBuilder<T>
+    where
+        T: crate::Poolable,
+    {
         PoolBuilder::new(factory)
+    }
+
+    /// Starts configuring a pool of any `T: Send + 'static`, including types you do not
+    /// own and that have no [`Poolable`](crate::Poolable) impl: give the reset and the
+    /// health check as closures (or none: no reset, always healthy).
+    ///
+    /// ```
+    /// use riptide_pool::Pool;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // A type from another crate, pooled without a wrapper.
+    /// let pool: Pool<std::collections::LinkedList<u8>> =
+    ///     Pool::custom(|| async { Ok::<_, std::io::Error>(std::collections::LinkedList::new()) })
+    ///         .reset(|l| l.clear())
+    ///         .is_healthy(|l| l.len() < 1024)
+    ///         .max_size(4)
+    ///         .build()?;
+    /// let mut l = pool.get().await?;
+    /// l.push_back(7);
+    /// drop(l);
+    /// assert!(pool.try_get()?.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn custom<F: Factory<T>>(factory: F) -> PoolBuilder<T> {
+        PoolBuilder::custom(factory)
     }
 
     pub(crate) fn from_parts(
@@ -140,8 +169,11 @@ impl<T: Poolable> Pool<T> {
         rt.spawn_with_liveness(|liveness| async move {
             /// On the task's end: the runtime is marked gone (if it is shutting down) and
             /// a pool still open moves to the upkeep thread.
-            struct Handover<T: Poolable>(Option<std::sync::Weak<Handle<T>>>, crate::exec::Liveness);
-            impl<T: Poolable> Drop for Handover<T> {
+            struct Handover<T: Send + 'static>(
+                Option<std::sync::Weak<Handle<T>>>,
+                crate::exec::Liveness,
+            );
+            impl<T: Send + 'static> Drop for Handover<T> {
                 fn drop(&mut self) {
                     // First: from here on, creates run on threads.
                     self.1.mark_gone();
@@ -200,8 +232,8 @@ impl<T: Poolable> Pool<T> {
     /// Checks out an object, waiting up to `acquire_timeout`: an idle one, a new one if
     /// the pool is below `max_size`, or the next one returned.
     ///
-    /// Works on any executor (deadlines run on the pool's own timer). The future is `Send
-    /// + 'static`; dropping it at any point loses nothing. The lock-free fast path runs as
+    /// Works on any executor (deadlines run on the pool's own timer). The future is
+    /// `Send + 'static`; dropping it at any point loses nothing. The lock-free fast path runs as
     /// the future is created: an idle object is claimed at once (a future dropped unpolled
     /// gives it back); otherwise the work starts at the first poll.
     #[track_caller]
@@ -265,6 +297,52 @@ impl<T: Poolable> Pool<T> {
         Ok(made)
     }
 
+    /// Keeps only the idle objects `keep` accepts; the others are destroyed now (reason
+    /// `Removed`). Objects checked out are not looked at. Returns how many went.
+    ///
+    /// Use it after a credentials rotation or a failover: drop every idle connection made
+    /// before it, and let the pool make new ones.
+    ///
+    /// ```
+    /// # use riptide_pool::{Pool, Poolable};
+    /// # use std::time::Duration;
+    /// # struct Conn; impl Poolable for Conn {}
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = Pool::builder(|| async { Ok::<_, std::io::Error>(Conn) }).build()?;
+    /// pool.warm_up(3).await?;
+    /// let removed = pool.retain(|_conn, meta| meta.age < Duration::from_secs(3600));
+    /// assert_eq!(removed, 0);
+    /// assert_eq!(pool.clear_idle(), 3);
+    /// # Ok(()) }
+    /// ```
+    pub fn retain(&self, mut keep: impl FnMut(&T, crate::ObjectMeta) -> bool) -> usize {
+        let s = self.shared();
+        let mut removed = 0;
+        for i in 0..s.slots.cap() {
+            let Some(claimed) = s.claim_if_idle(i) else {
+                continue;
+            };
+            // Released again if `keep` panics.
+            let meta = s.meta(i);
+            // SAFETY: we own slot `i` (claimed from idle); the object is initialised and
+            // nobody else references it until we release or destroy it.
+            let verdict = keep(unsafe { &*s.slots.get(i).obj() }, meta);
+            claimed.disarm();
+            if verdict {
+                s.release(i).never();
+            } else {
+                s.destroy(i, crate::DestroyReason::Removed).never();
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Destroys every idle object now (reason `Removed`); returns how many went.
+    pub fn clear_idle(&self) -> usize {
+        self.retain(|_, _| false)
+    }
+
     /// Changes `max_size` (clamped to at least 1). Never takes objects from users:
     /// growing lets waiters create at once; shrinking destroys idle objects above the new
     /// size now and the excess in use as it comes back.
@@ -298,6 +376,7 @@ impl<T: Poolable> Pool<T> {
     }
 
     /// The objects checked out right now: id, how long held, and the line that took each.
+    #[must_use]
     pub fn checked_out(&self) -> Vec<CheckedOut> {
         let s = self.shared();
         let now = s.exact_ms();
@@ -325,11 +404,13 @@ impl<T: Poolable> Pool<T> {
     }
 
     /// Whether [`close`](Pool::close) was called.
+    #[must_use]
     pub fn is_closed(&self) -> bool {
         self.shared().is_closed()
     }
 
     /// A snapshot of the counters. Costs a scan of the slots (no locks).
+    #[must_use]
     pub fn stats(&self) -> PoolStats {
         self.shared().stats()
     }
@@ -342,6 +423,7 @@ impl<T: Poolable> Pool<T> {
     }
 
     /// Health from the live counters; levels are documented on [`HealthLevel`].
+    #[must_use]
     pub fn health(&self) -> HealthStatus {
         let st = self.stats();
         let s = self.shared();
@@ -376,6 +458,7 @@ impl<T: Poolable> Pool<T> {
     }
 
     /// The state of the circuit breaker on the factory (`Closed` when the pool has none).
+    #[must_use]
     pub fn circuit_state(&self) -> crate::CircuitState {
         self.shared().circuit_state()
     }
@@ -430,6 +513,7 @@ impl<T: Poolable> Pool<T> {
     }
 
     /// The configured acquire timeout.
+    #[must_use]
     pub fn acquire_timeout(&self) -> Duration {
         self.shared().config.acquire_timeout
     }

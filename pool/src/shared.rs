@@ -27,7 +27,7 @@ use crate::sync::{
 };
 use crate::traits::DynFactory;
 use crate::waiters::{WaitQueue, Waiter, CLOSED, FAILED, HANDED, PERMIT};
-use crate::{Poolable, Priority};
+use crate::Priority;
 
 /// Bit 0 of `Shared::word`: the pool is closed.
 const CLOSED_BIT: usize = 1;
@@ -85,14 +85,14 @@ impl Owed<'_> {
 /// A counted reference to the shared state that is not a `Pool` handle: it keeps the
 /// allocation alive without keeping the pool open. A create in flight holds one, so
 /// dropping the last `Pool` closes the pool at once (the late object is then destroyed).
-pub(crate) struct SharedRef<T: Poolable>(NonNull<Shared<T>>);
+pub(crate) struct SharedRef<T: Send + 'static>(NonNull<Shared<T>>);
 
 // SAFETY: a counted pointer to `Shared<T>`, which is `Send + Sync` (see `Shared`).
-unsafe impl<T: Poolable> Send for SharedRef<T> {}
+unsafe impl<T: Send + 'static> Send for SharedRef<T> {}
 // SAFETY: as above.
-unsafe impl<T: Poolable> Sync for SharedRef<T> {}
+unsafe impl<T: Send + 'static> Sync for SharedRef<T> {}
 
-impl<T: Poolable> SharedRef<T> {
+impl<T: Send + 'static> SharedRef<T> {
     /// `ptr` is the `Box::into_raw` pointer, and the caller holds a reference already.
     pub(crate) fn new(ptr: NonNull<Shared<T>>) -> Self {
         // SAFETY: the caller's reference keeps the allocation alive.
@@ -113,7 +113,7 @@ impl<T: Poolable> SharedRef<T> {
     }
 }
 
-impl<T: Poolable> Drop for SharedRef<T> {
+impl<T: Send + 'static> Drop for SharedRef<T> {
     fn drop(&mut self) {
         // SAFETY: we own one reference; `self.0` came from `Box::into_raw`.
         unsafe { Shared::unref(self.0) };
@@ -183,7 +183,7 @@ pub(crate) enum Reg {
     Queued(Arc<Waiter>),
 }
 
-pub(crate) struct Shared<T: Poolable> {
+pub(crate) struct Shared<T: Send + 'static> {
     pub slots: Slots<T>,
     queue: CachePadded<Mutex<WaitQueue>>,
     /// `queued waiters << WAITERS_SHIFT | DIVERT_BIT | CLOSED_BIT`: written under `queue`,
@@ -263,11 +263,11 @@ pub(crate) struct Shared<T: Poolable> {
 // SAFETY: objects move between threads (they are `Send`), and each is only ever accessed by
 // its single owner (see the module docs), so sharing `Shared` needs only `T: Send`. All
 // other fields are `Sync`.
-unsafe impl<T: Poolable> Sync for Shared<T> {}
+unsafe impl<T: Send + 'static> Sync for Shared<T> {}
 // SAFETY: as above; dropping the pool drops remaining objects on whatever thread that is.
-unsafe impl<T: Poolable> Send for Shared<T> {}
+unsafe impl<T: Send + 'static> Send for Shared<T> {}
 
-impl<T: Poolable> Shared<T> {
+impl<T: Send + 'static> Shared<T> {
     pub(crate) fn new(
         factory: Box<dyn DynFactory<T>>,
         config: Config,
@@ -535,6 +535,41 @@ impl<T: Poolable> Shared<T> {
         }
         s.stamp_checkout(self.coarse_ms());
         s
+    }
+
+    /// Claims slot `i` if it is idle (CAS `IDLE → BUSY`); the returned guard releases it
+    /// again if it is dropped armed (a panic in user code looking at it).
+    pub(crate) fn claim_if_idle(&self, i: usize) -> Option<ReleaseOnDrop<'_, T>> {
+        let s = &self.slots.get(i).state;
+        // Acquire: as in `claim_idle`.
+        // `then`, not `then_some`: the guard must exist only for a slot we claimed.
+        (s.load(Ordering::Relaxed) == IDLE
+            && s.compare_exchange(IDLE, BUSY, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok())
+        .then(|| ReleaseOnDrop(self, i))
+    }
+
+    /// A new object's id (the ids of a pool's objects are unique).
+    pub(crate) fn new_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// What the pool knows about the object in owned slot `i` (see `ObjectMeta`).
+    pub(crate) fn meta(&self, i: usize) -> crate::ObjectMeta {
+        let s = self.slots.get(i);
+        let now = self.coarse_ms();
+        let ms = |from: u64| Duration::from_millis(now.saturating_sub(from));
+        let (idle_for, held_for) = match s.held_since() {
+            Some(since) => (Duration::ZERO, ms(since)),
+            None => (ms(s.idle_since()), Duration::ZERO),
+        };
+        crate::ObjectMeta {
+            id: s.id.load(Ordering::Relaxed),
+            age: ms(s.created_ms.load(Ordering::Relaxed)),
+            idle_for,
+            held_for,
+            uses: s.uses.load(Ordering::Relaxed),
+        }
     }
 
     /// Whether the object in owned slot `i` is past its lifetime.
@@ -891,8 +926,7 @@ impl<T: Poolable> Shared<T> {
     // ---------------------------------------------------------------- objects in and out
 
     /// Puts a freshly created object into an empty slot, which the caller then owns.
-    pub(crate) fn install(&self, obj: T) -> usize {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn install(&self, obj: T, id: u64) -> usize {
         let mut scans = 0;
         loop {
             // Free slots exist: occupied slots ≤ size + reclaimed ≤ max_size + reclaimed ≤
@@ -931,6 +965,7 @@ impl<T: Poolable> Shared<T> {
                     slot.reported.store(0, Ordering::Relaxed);
                     let now = self.coarse_ms();
                     slot.stamp_returned(now);
+                    slot.created_ms.store(now, Ordering::Relaxed);
                     slot.expires_ms
                         .store(self.expiry_for_new(now), Ordering::Relaxed);
                     self.counters.created.fetch_add(1, Ordering::Relaxed);
@@ -993,7 +1028,9 @@ impl<T: Poolable> Shared<T> {
         self.emit(|| PoolEvent::Destroyed { id, reason });
         // The object goes before its capacity does, so a replacement is never created
         // while it still exists (a database's connection limit counts both).
-        drop_object(obj, &self.config.name);
+        crate::trace::destroy(&self.config.name, id, reason, || {
+            drop_object(obj, &self.config.name)
+        });
         self.after_take_out(reclaimed);
         Owed(1, &self.refs)
     }
@@ -1221,7 +1258,7 @@ impl<T: Poolable> Shared<T> {
     /// create is not, and does not move the breaker or the error rate).
     pub(crate) fn finish_create(
         &self,
-        result: Result<T, BoxError>,
+        result: Result<(T, u64), BoxError>,
         cell: &Waiter,
         counts: bool,
     ) -> Owed<'_> {
@@ -1236,8 +1273,8 @@ impl<T: Poolable> Shared<T> {
             self.breaker_record(result.is_ok());
         }
         match result {
-            Ok(obj) => {
-                let i = self.install(obj);
+            Ok((obj, id)) => {
+                let i = self.install(obj, id);
                 if self.is_closed() {
                     let owed = self.destroy(i, DestroyReason::Closed);
                     cell.decide_and_wake(CLOSED);
@@ -1510,7 +1547,7 @@ impl<T: Poolable> Shared<T> {
     }
 }
 
-impl<T: Poolable> Drop for Shared<T> {
+impl<T: Send + 'static> Drop for Shared<T> {
     fn drop(&mut self) {
         // No object can remain (each holds a reference), but be exact: drop whatever a
         // slot still holds.
@@ -1543,19 +1580,19 @@ fn drop_object<T>(obj: T, pool: &str) {
 
 /// Destroys slot `i` if dropped: guards a call into user code (`reset`, `is_healthy`) so a
 /// panic there cannot leak the object's capacity.
-pub(crate) struct DestroyOnUnwind<T: Poolable> {
+pub(crate) struct DestroyOnUnwind<T: Send + 'static> {
     /// The allocation, with the provenance of `Box::into_raw` (see [`Owed`]).
     pub shared: NonNull<Shared<T>>,
     pub slot: usize,
 }
 
-impl<T: Poolable> DestroyOnUnwind<T> {
+impl<T: Send + 'static> DestroyOnUnwind<T> {
     pub(crate) fn disarm(self) {
         let _ = ManuallyDrop::new(self);
     }
 }
 
-impl<T: Poolable> Drop for DestroyOnUnwind<T> {
+impl<T: Send + 'static> Drop for DestroyOnUnwind<T> {
     fn drop(&mut self) {
         // SAFETY: the slot is owned by the guard being dropped, which keeps the allocation
         // alive (see `Pooled`); the reference is not used after `destroy` returns.
@@ -1567,6 +1604,23 @@ impl<T: Poolable> Drop for DestroyOnUnwind<T> {
             // `Box::into_raw`, and no reference derived from it is used after this.
             unsafe { Shared::unref(self.shared) };
         }
+    }
+}
+
+/// A claimed slot that goes back to the pool if dropped armed (see `claim_if_idle`).
+pub(crate) struct ReleaseOnDrop<'a, T: Send + 'static>(&'a Shared<T>, usize);
+
+impl<T: Send + 'static> ReleaseOnDrop<'_, T> {
+    /// The caller settles the slot itself.
+    pub(crate) fn disarm(self) {
+        let _ = ManuallyDrop::new(self);
+    }
+}
+
+impl<T: Send + 'static> Drop for ReleaseOnDrop<'_, T> {
+    fn drop(&mut self) {
+        // The caller holds a reference of its own (a `Pool`), so this is never the last.
+        self.0.release(self.1).never();
     }
 }
 

@@ -136,6 +136,26 @@ pub enum CircuitState {
     HalfOpen,
 }
 
+/// What a pool knows about one object: given to hooks, to [`Pool::retain`], and by
+/// [`Pooled::metadata`](crate::Pooled::metadata) (as deadpool's `Metrics` and sqlx's
+/// `PoolConnectionMetadata`). Times come from the pool's millisecond clock.
+///
+/// [`Pool::retain`]: crate::Pool::retain
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// The object's id, unique within its pool (as in `PoolEvent`s).
+    pub id: u64,
+    /// Time since it was created.
+    pub age: Duration,
+    /// Time since it was last returned (zero while a caller holds it).
+    pub idle_for: Duration,
+    /// Time since the current checkout began (zero while nobody holds it).
+    pub held_for: Duration,
+    /// Checkouts so far, the current one included.
+    pub uses: u64,
+}
+
 /// Why an object was destroyed.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -165,6 +185,8 @@ pub enum DestroyReason {
     Reclaimed,
     /// A partitioned pool evicted it to make room for another key under the global cap.
     Evicted,
+    /// `Pool::retain` or `Pool::clear_idle` removed it.
+    Removed,
 }
 
 /// Something that happened in a pool; subscribe with [`Pool::events`](crate::Pool::events).

@@ -549,7 +549,7 @@ async fn on_release_hook_panic_destroys_the_object_and_frees_capacity() {
     impl riptide_pool::Poolable for N {}
     let pool = Pool::builder(|| async { Ok::<_, std::io::Error>(N(7)) })
         .max_size(1)
-        .on_release(|n: &mut N| {
+        .on_release(|n: &mut N, _: riptide_pool::ObjectMeta| {
             if n.0 == 7 {
                 panic!("hook failed");
             }

@@ -498,31 +498,37 @@ async fn hooks_run_at_their_points_and_can_reject() {
     let (rr, rc) = (reject_release.clone(), reject_recycle.clone());
     let pool = builder(&c, NO_DELAY)
         .max_size(2)
-        .post_create(move |o: &mut common::Obj| -> HookFuture<'_> {
-            let l = l1.clone();
-            Box::pin(async move {
-                l.lock().unwrap().push(format!("post_create {}", o.id));
-                Ok(())
-            })
-        })
-        .pre_recycle(move |o: &mut common::Obj| -> HookFuture<'_> {
-            let (l, rc) = (l2.clone(), rc.clone());
-            Box::pin(async move {
-                l.lock().unwrap().push(format!("pre_recycle {}", o.id));
-                if rc.load(Ordering::SeqCst) {
-                    return Err("stale".into());
-                }
-                Ok(())
-            })
-        })
-        .post_recycle(move |o: &mut common::Obj| -> HookFuture<'_> {
-            let l = l3.clone();
-            Box::pin(async move {
-                l.lock().unwrap().push(format!("post_recycle {}", o.id));
-                Ok(())
-            })
-        })
-        .on_release(move |o: &mut common::Obj| {
+        .post_create(
+            move |o: &mut common::Obj, _: riptide_pool::ObjectMeta| -> HookFuture<'_> {
+                let l = l1.clone();
+                Box::pin(async move {
+                    l.lock().unwrap().push(format!("post_create {}", o.id));
+                    Ok(())
+                })
+            },
+        )
+        .pre_recycle(
+            move |o: &mut common::Obj, _: riptide_pool::ObjectMeta| -> HookFuture<'_> {
+                let (l, rc) = (l2.clone(), rc.clone());
+                Box::pin(async move {
+                    l.lock().unwrap().push(format!("pre_recycle {}", o.id));
+                    if rc.load(Ordering::SeqCst) {
+                        return Err("stale".into());
+                    }
+                    Ok(())
+                })
+            },
+        )
+        .post_recycle(
+            move |o: &mut common::Obj, _: riptide_pool::ObjectMeta| -> HookFuture<'_> {
+                let l = l3.clone();
+                Box::pin(async move {
+                    l.lock().unwrap().push(format!("post_recycle {}", o.id));
+                    Ok(())
+                })
+            },
+        )
+        .on_release(move |o: &mut common::Obj, _: riptide_pool::ObjectMeta| {
             l4.lock().unwrap().push(format!("on_release {}", o.id));
             if rr.load(Ordering::SeqCst) {
                 Err("broken".into())
@@ -530,7 +536,7 @@ async fn hooks_run_at_their_points_and_can_reject() {
                 Ok(())
             }
         })
-        .on_detach(move |o: &mut common::Obj| {
+        .on_detach(move |o: &mut common::Obj, _: riptide_pool::ObjectMeta| {
             l5.lock().unwrap().push(format!("on_detach {}", o.id));
             Err("pinned to the pool".into())
         })
@@ -581,17 +587,19 @@ async fn an_object_handed_to_a_queued_waiter_goes_through_the_checkout_hooks() {
     let seen = checked.clone();
     let pool = builder(&c, NO_DELAY)
         .max_size(1)
-        .pre_recycle(move |o: &mut common::Obj| -> HookFuture<'_> {
-            seen.fetch_add(1, Ordering::SeqCst);
-            // Reject the first object: the waiter must get a new one, without an error.
-            let stale = o.id == 0;
-            Box::pin(async move {
-                if stale {
-                    return Err("stale".into());
-                }
-                Ok(())
-            })
-        })
+        .pre_recycle(
+            move |o: &mut common::Obj, _: riptide_pool::ObjectMeta| -> HookFuture<'_> {
+                seen.fetch_add(1, Ordering::SeqCst);
+                // Reject the first object: the waiter must get a new one, without an error.
+                let stale = o.id == 0;
+                Box::pin(async move {
+                    if stale {
+                        return Err("stale".into());
+                    }
+                    Ok(())
+                })
+            },
+        )
         .build()
         .unwrap();
     let held = pool.get().await.unwrap();
@@ -615,9 +623,11 @@ async fn an_object_handed_to_a_queued_waiter_goes_through_the_checkout_hooks() {
 async fn post_create_rejection_fails_the_create() {
     let c = census();
     let pool = builder(&c, NO_DELAY)
-        .post_create(|_: &mut common::Obj| -> HookFuture<'_> {
-            Box::pin(async { Err("no auth".into()) })
-        })
+        .post_create(
+            |_: &mut common::Obj, _: riptide_pool::ObjectMeta| -> HookFuture<'_> {
+                Box::pin(async { Err("no auth".into()) })
+            },
+        )
         .build()
         .unwrap();
     let e = pool.get().await.unwrap_err();
@@ -751,4 +761,59 @@ async fn stats_and_health_serialize() {
     assert_eq!(s["pending_acquisitions"], 0);
     let h = serde_json::to_value(pool.health()).unwrap();
     assert_eq!(h["level"], "Healthy");
+}
+
+/// A subscriber layer that records the names of the spans opened.
+struct SpanNames(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SpanNames {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _id: &tracing::span::Id,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(attrs.metadata().name().to_owned());
+    }
+}
+
+#[test]
+fn slow_paths_open_debug_spans_and_the_fast_path_none() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let names = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let subscriber = tracing_subscriber::registry().with(SpanNames(names.clone()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        rt.block_on(async {
+            let c = census();
+            let pool = builder(&c, NO_DELAY).max_size(1).build().unwrap();
+            let g = pool.get().await.unwrap(); // a create
+            let take = |names: &Arc<std::sync::Mutex<Vec<String>>>| {
+                std::mem::take(&mut *names.lock().unwrap())
+            };
+            let seen = take(&names);
+            assert!(seen.iter().any(|n| n == "riptide_pool.create"), "{seen:?}");
+            drop(g);
+            drop(pool.get().await.unwrap()); // the fast path: no span
+            assert_eq!(take(&names), Vec::<String>::new());
+            let held = pool.get().await.unwrap();
+            let waiter = pool.get(); // has to wait
+            let served = tokio::spawn(waiter);
+            tokio::task::yield_now().await;
+            drop(held);
+            drop(served.await.unwrap().unwrap());
+            let seen = take(&names);
+            assert!(seen.iter().any(|n| n == "riptide_pool.acquire"), "{seen:?}");
+            let g = pool.get().await.unwrap();
+            Pooled::discard(g);
+            let seen = take(&names);
+            assert!(seen.iter().any(|n| n == "riptide_pool.destroy"), "{seen:?}");
+        });
+    });
 }

@@ -138,6 +138,7 @@ enum Op {
     PanicInDrop(usize),
     Resize(usize),
     Close,
+    ClearIdle,
     Queue(Priority),
     QueueBlocking(Priority),
     FactoryFails(bool),
@@ -339,6 +340,7 @@ impl ReferenceStateMachine for PoolMachine {
             1 => i.prop_map(Op::PanicInDrop),
             2 => (1usize..=5).prop_map(Op::Resize),
             1 => Just(Op::Close),
+            1 => Just(Op::ClearIdle),
             4 => (0usize..4).prop_map(|p| Op::Queue(PRIORITIES[p])),
             2 => (0usize..4).prop_map(|p| Op::QueueBlocking(PRIORITIES[p])),
             1 => any::<bool>().prop_map(Op::FactoryFails),
@@ -419,6 +421,11 @@ impl ReferenceStateMachine for PoolMachine {
                         m.destroyed += k as u64;
                     }
                 }
+            }
+            Op::ClearIdle => {
+                // Waiters exist only while nothing is idle: nobody gets the freed units.
+                m.destroyed += m.idle as u64;
+                m.idle = 0;
             }
             Op::Close => {
                 if !m.closed {
@@ -609,6 +616,9 @@ impl StateMachineTest for PoolMachine {
             }
             Op::Resize(n) => s.pool.resize(*n),
             Op::Close => s.pool.close(),
+            Op::ClearIdle => {
+                s.pool.clear_idle();
+            }
             Op::Queue(p) => {
                 let id = m.next_waiter - 1;
                 let pool = s.pool.clone();

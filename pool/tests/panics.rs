@@ -117,7 +117,7 @@ fn builder(f: &Arc<Flags>) -> riptide_pool::PoolBuilder<Obj> {
         .max_size(MAX)
         .validation_interval(Duration::ZERO)
         .acquire_timeout(Duration::from_secs(2))
-        .post_create(|o: &mut Obj| {
+        .post_create(|o: &mut Obj, _: riptide_pool::ObjectMeta| {
             Box::pin(async move {
                 if on(&o.f.post_create) {
                     boom("post_create");
@@ -125,7 +125,7 @@ fn builder(f: &Arc<Flags>) -> riptide_pool::PoolBuilder<Obj> {
                 Ok(())
             })
         })
-        .pre_recycle(|o: &mut Obj| {
+        .pre_recycle(|o: &mut Obj, _: riptide_pool::ObjectMeta| {
             Box::pin(async move {
                 if on(&o.f.pre_recycle) {
                     boom("pre_recycle");
@@ -133,7 +133,7 @@ fn builder(f: &Arc<Flags>) -> riptide_pool::PoolBuilder<Obj> {
                 Ok(())
             })
         })
-        .post_recycle(|o: &mut Obj| {
+        .post_recycle(|o: &mut Obj, _: riptide_pool::ObjectMeta| {
             Box::pin(async move {
                 if on(&o.f.post_recycle) {
                     boom("post_recycle");
@@ -141,13 +141,13 @@ fn builder(f: &Arc<Flags>) -> riptide_pool::PoolBuilder<Obj> {
                 Ok(())
             })
         })
-        .on_release(|o: &mut Obj| {
+        .on_release(|o: &mut Obj, _: riptide_pool::ObjectMeta| {
             if on(&o.f.on_release) {
                 boom("on_release");
             }
             Ok(())
         })
-        .on_detach(|o: &mut Obj| {
+        .on_detach(|o: &mut Obj, _: riptide_pool::ObjectMeta| {
             if on(&o.f.on_detach) {
                 boom("on_detach");
             }

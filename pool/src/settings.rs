@@ -1,0 +1,358 @@
+//! [`PoolConfig`]: a pool's knobs as data, from a configuration file (`serde`, feature
+//! `serde`) or from the environment ([`PoolConfig::from_env`]), applied to a builder with
+//! [`PoolBuilder::config`](crate::PoolBuilder::config).
+//!
+//! Durations are written the readable way: `"30s"`, `"250ms"`, `"1.5s"`, `"10m"`, `"1h"`
+//! (units `ns`, `us`, `ms`, `s`, `m`/`min`, `h`); in a file a bare integer is milliseconds.
+//! The limits that can be switched off (`idle_timeout`, `max_lifetime`, `leak_threshold`,
+//! `reclaim_leaked`) also take `"off"`.
+//!
+//! ```
+//! use riptide_pool::{Pool, PoolConfig, Poolable};
+//! # struct Conn; impl Poolable for Conn {}
+//! // A twelve-factor service: DB_POOL_MAX_SIZE=32, DB_POOL_ACQUIRE_TIMEOUT=2s, ...
+//! # std::env::set_var("DB_POOL_MAX_SIZE", "32");
+//! # std::env::set_var("DB_POOL_IDLE_TIMEOUT", "off");
+//! let cfg = PoolConfig::from_env("DB_POOL")?;
+//! assert_eq!(cfg.max_size, Some(32));
+//! assert_eq!(cfg.idle_timeout, Some(None));
+//! let pool = Pool::builder(|| async { Ok::<_, std::io::Error>(Conn) })
+//!     .config(&cfg) // only what is set; the rest keeps its default
+//!     .build()?;
+//! assert_eq!(pool.stats().max_size, 32);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+/// A pool's knobs as data. `None` leaves a knob at the builder's value; for the limits
+/// that can be switched off, `Some(None)` switches it off. See [`PoolBuilder`] for each
+/// knob's meaning and default.
+///
+/// [`PoolBuilder`]: crate::PoolBuilder
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize, serde::Serialize),
+    serde(default, deny_unknown_fields)
+)]
+pub struct PoolConfig {
+    /// `max_size`.
+    pub max_size: Option<usize>,
+    /// `min_idle`.
+    pub min_idle: Option<usize>,
+    /// `acquire_timeout`.
+    #[cfg_attr(feature = "serde", serde(with = "serde_duration"))]
+    pub acquire_timeout: Option<Duration>,
+    /// `create_timeout`.
+    #[cfg_attr(feature = "serde", serde(with = "serde_duration"))]
+    pub create_timeout: Option<Duration>,
+    /// `idle_timeout` (`Some(None)`: off).
+    #[cfg_attr(feature = "serde", serde(with = "serde_limit"))]
+    pub idle_timeout: Option<Option<Duration>>,
+    /// `max_lifetime` (`Some(None)`: off).
+    #[cfg_attr(feature = "serde", serde(with = "serde_limit"))]
+    pub max_lifetime: Option<Option<Duration>>,
+    /// `max_uses`.
+    pub max_uses: Option<u64>,
+    /// `leak_threshold` (`Some(None)`: off).
+    #[cfg_attr(feature = "serde", serde(with = "serde_limit"))]
+    pub leak_threshold: Option<Option<Duration>>,
+    /// `reclaim_leaked` (`Some(None)`: off).
+    #[cfg_attr(feature = "serde", serde(with = "serde_limit"))]
+    pub reclaim_leaked: Option<Option<Duration>>,
+    /// `validation_interval`.
+    #[cfg_attr(feature = "serde", serde(with = "serde_duration"))]
+    pub validation_interval: Option<Duration>,
+    /// `starvation_threshold`.
+    #[cfg_attr(feature = "serde", serde(with = "serde_duration"))]
+    pub starvation_threshold: Option<Duration>,
+    /// The circuit breaker's consecutive failures (`Some(0)`: no breaker).
+    pub circuit_failures: Option<u32>,
+    /// The circuit breaker's cool-down.
+    #[cfg_attr(feature = "serde", serde(with = "serde_duration"))]
+    pub circuit_cool_down: Option<Duration>,
+    /// The pool's name (the `pool` label of its metrics).
+    pub name: Option<String>,
+}
+
+/// Each knob's environment variable suffix, and how to read it.
+const VARS: [&str; 14] = [
+    "MAX_SIZE",
+    "MIN_IDLE",
+    "ACQUIRE_TIMEOUT",
+    "CREATE_TIMEOUT",
+    "IDLE_TIMEOUT",
+    "MAX_LIFETIME",
+    "MAX_USES",
+    "LEAK_THRESHOLD",
+    "RECLAIM_LEAKED",
+    "VALIDATION_INTERVAL",
+    "STARVATION_THRESHOLD",
+    "CIRCUIT_FAILURES",
+    "CIRCUIT_COOL_DOWN",
+    "NAME",
+];
+
+impl PoolConfig {
+    /// Reads `{PREFIX}_{KNOB}` variables (`PREFIX_MAX_SIZE`, `PREFIX_ACQUIRE_TIMEOUT`, …;
+    /// the knob names of [`PoolConfig`] in upper case). A variable that is not set leaves
+    /// its knob unset; one that does not parse is a [`ConfigError::Env`] naming it.
+    ///
+    /// # Errors
+    /// [`ConfigError::Env`] for a value that does not parse (a bad number or duration, a
+    /// duration without a unit, `off` for a knob that cannot be switched off, or text
+    /// that is not Unicode).
+    pub fn from_env(prefix: &str) -> Result<PoolConfig, ConfigError> {
+        Self::from_vars(prefix, |var| match std::env::var(var) {
+            Ok(v) => Ok(Some(v)),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err("is not valid Unicode"),
+        })
+    }
+
+    /// [`from_env`](Self::from_env) over any source of variables (tests, a map).
+    fn from_vars(
+        prefix: &str,
+        mut get: impl FnMut(&str) -> Result<Option<String>, &'static str>,
+    ) -> Result<PoolConfig, ConfigError> {
+        let mut c = PoolConfig::default();
+        for suffix in VARS {
+            let var = if prefix.is_empty() {
+                suffix.to_owned()
+            } else {
+                format!("{}_{suffix}", prefix.trim_end_matches('_').to_uppercase())
+            };
+            let err = |reason: String| ConfigError::Env {
+                var: var.clone(),
+                reason,
+            };
+            let Some(v) = get(&var).map_err(|r| err(r.to_owned()))? else {
+                continue;
+            };
+            let v = v.trim();
+            let num = |v: &str| {
+                v.parse::<u64>()
+                    .map_err(|_| err(format!("`{v}` is not a whole number")))
+            };
+            let dur = |v: &str| parse_duration(v).map_err(|r| err(format!("`{v}` {r}")));
+            let limit = |v: &str| parse_limit(v).map_err(|r| err(format!("`{v}` {r}")));
+            match suffix {
+                "MAX_SIZE" => c.max_size = Some(num(v)? as usize),
+                "MIN_IDLE" => c.min_idle = Some(num(v)? as usize),
+                "ACQUIRE_TIMEOUT" => c.acquire_timeout = Some(dur(v)?),
+                "CREATE_TIMEOUT" => c.create_timeout = Some(dur(v)?),
+                "IDLE_TIMEOUT" => c.idle_timeout = Some(limit(v)?),
+                "MAX_LIFETIME" => c.max_lifetime = Some(limit(v)?),
+                "MAX_USES" => c.max_uses = Some(num(v)?),
+                "LEAK_THRESHOLD" => c.leak_threshold = Some(limit(v)?),
+                "RECLAIM_LEAKED" => c.reclaim_leaked = Some(limit(v)?),
+                "VALIDATION_INTERVAL" => c.validation_interval = Some(dur(v)?),
+                "STARVATION_THRESHOLD" => c.starvation_threshold = Some(dur(v)?),
+                "CIRCUIT_FAILURES" => {
+                    c.circuit_failures = Some(
+                        u32::try_from(num(v)?).map_err(|_| err(format!("`{v}` is too large")))?,
+                    )
+                }
+                "CIRCUIT_COOL_DOWN" => c.circuit_cool_down = Some(dur(v)?),
+                "NAME" => c.name = Some(v.to_owned()),
+                _ => unreachable!("every suffix is handled"),
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// The knob an environment variable sets (`"DB_POOL_MAX_SIZE"` → `"max_size"`).
+pub(crate) fn knob_of(var: &str) -> &'static str {
+    const KNOBS: [&str; 14] = [
+        "max_size",
+        "min_idle",
+        "acquire_timeout",
+        "create_timeout",
+        "idle_timeout",
+        "max_lifetime",
+        "max_uses",
+        "leak_threshold",
+        "reclaim_leaked",
+        "validation_interval",
+        "starvation_threshold",
+        "circuit_failures",
+        "circuit_cool_down",
+        "name",
+    ];
+    VARS.iter()
+        .zip(KNOBS)
+        // Longest first: `MAX_SIZE` must not match `..._MIN_IDLE`-like prefixes wrongly.
+        .filter(|(suffix, _)| var.ends_with(*suffix))
+        .max_by_key(|(suffix, _)| suffix.len())
+        .map_or("environment", |(_, k)| k)
+}
+
+/// Parses a readable duration: a number (decimals allowed) and a unit, `ns`, `us`/`µs`,
+/// `ms`, `s`, `m`/`min` or `h`.
+///
+/// # Errors
+/// What is wrong, as a phrase that follows the value ("needs a unit, like 30s").
+pub fn parse_duration(s: &str) -> Result<Duration, &'static str> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or("needs a unit, like 30s or 250ms")?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| "is not a number with a unit, like 30s")?;
+    let scale = match unit.trim() {
+        "ns" => 1e-9,
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" | "sec" | "secs" => 1.0,
+        "m" | "min" | "mins" => 60.0,
+        "h" | "hr" | "hours" => 3600.0,
+        _ => return Err("has an unknown unit (use ns, us, ms, s, m or h)"),
+    };
+    Duration::try_from_secs_f64(n * scale).map_err(|_| "is out of range")
+}
+
+/// A duration, or `off` (also `none`, `disabled`) for a limit switched off.
+fn parse_limit(s: &str) -> Result<Option<Duration>, &'static str> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "off" | "none" | "disabled" => Ok(None),
+        _ => parse_duration(s).map(Some),
+    }
+}
+
+#[cfg(feature = "serde")]
+mod serde_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// A duration as text (`"30s"`) or a whole number of milliseconds.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    pub(super) enum Raw {
+        Ms(u64),
+        Text(String),
+    }
+
+    pub(super) fn to_duration<E: serde::de::Error>(raw: Raw) -> Result<Duration, E> {
+        match raw {
+            Raw::Ms(ms) => Ok(Duration::from_millis(ms)),
+            Raw::Text(t) => {
+                super::parse_duration(&t).map_err(|r| E::custom(format!("duration `{t}` {r}")))
+            }
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Option::<Raw>::deserialize(d)?.map(to_duration).transpose()
+    }
+
+    pub(super) fn serialize<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(d) => s.serialize_str(&format!("{}ms", d.as_millis())),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+mod serde_limit {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::serde_duration::{to_duration, Raw};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<Duration>>, D::Error> {
+        Ok(match Option::<Raw>::deserialize(d)? {
+            None => None,
+            Some(Raw::Text(t))
+                if matches!(
+                    t.trim().to_ascii_lowercase().as_str(),
+                    "off" | "none" | "disabled"
+                ) =>
+            {
+                Some(None)
+            }
+            Some(raw) => Some(Some(to_duration(raw)?)),
+        })
+    }
+
+    pub(super) fn serialize<S: Serializer>(
+        v: &Option<Option<Duration>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(Some(d)) => s.serialize_str(&format!("{}ms", d.as_millis())),
+            Some(None) => s.serialize_str("off"),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(vars: &[(&str, &str)]) -> Result<PoolConfig, ConfigError> {
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        PoolConfig::from_vars("app_pool", |k| Ok(m.get(k).cloned()))
+    }
+
+    #[test]
+    fn durations_read_the_readable_way() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration(" 250ms "), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("30").is_err(), "a unit is required");
+        assert!(parse_duration("30 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+        assert_eq!(parse_limit("off"), Ok(None));
+    }
+
+    #[test]
+    fn env_variables_set_only_their_knobs() {
+        let c = from(&[
+            ("APP_POOL_MAX_SIZE", "16"),
+            ("APP_POOL_ACQUIRE_TIMEOUT", "2s"),
+            ("APP_POOL_MAX_LIFETIME", "off"),
+            ("APP_POOL_NAME", "orders"),
+        ])
+        .unwrap();
+        assert_eq!(c.max_size, Some(16));
+        assert_eq!(c.acquire_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(c.max_lifetime, Some(None));
+        assert_eq!(c.idle_timeout, None);
+        assert_eq!(c.name.as_deref(), Some("orders"));
+    }
+
+    #[test]
+    fn a_value_that_does_not_parse_names_its_variable() {
+        let e = from(&[("APP_POOL_ACQUIRE_TIMEOUT", "5")]).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Env { var, .. } if var == "APP_POOL_ACQUIRE_TIMEOUT"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("APP_POOL_ACQUIRE_TIMEOUT"), "{e}");
+        let e = from(&[("APP_POOL_MAX_SIZE", "many")]).unwrap_err();
+        assert!(e.to_string().contains("APP_POOL_MAX_SIZE"), "{e}");
+        let e = from(&[("APP_POOL_ACQUIRE_TIMEOUT", "off")]).unwrap_err();
+        assert!(e.to_string().contains("unit"), "{e}");
+    }
+}
