@@ -40,7 +40,7 @@ pub mod native;
 #[cfg(feature = "wasm")]
 pub mod wasm;
 
-pub use doc_core::{ExtractedDoc, ExtractionMode};
+pub use doc_core::{ExtractedDoc, ExtractionMode, Heading};
 pub use error::{ConfigError, ExtractError};
 
 /// docs/adapters.md, whose examples are compiled as doctests.
@@ -51,5 +51,8 @@ pub struct AdaptersGuide;
 /// Document-level helpers shared by the native extractor and the WASM guest (the guest
 /// compiles the very same source file).
 pub mod doc {
-    pub use crate::doc_core::{collapse, extract_doc, visible_text, DocError};
+    pub use crate::doc_core::{
+        collapse, document_headings, extract_doc, headings, skipped, visible_text, DocError,
+        Heading,
+    };
 }
