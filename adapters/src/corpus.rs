@@ -119,6 +119,7 @@ pub fn html_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Up to `n` pages of The Rust Programming Language (`book/ch*.html`), in name order.
 /// For tests and benches: panics with [`rust_docs`]'s message if the docs cannot be had.
+#[must_use]
 pub fn book_pages(n: usize) -> Vec<(PathBuf, String)> {
     let dir = rust_docs().unwrap_or_else(|e| panic!("{e}")).join("book");
     html_files(&dir)
@@ -138,6 +139,7 @@ pub fn book_pages(n: usize) -> Vec<(PathBuf, String)> {
 }
 
 /// A `file://` URL for a local path (for `extract_doc`'s link resolution).
+#[must_use]
 pub fn file_url(p: &Path) -> String {
     let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     url::Url::from_file_path(&abs)

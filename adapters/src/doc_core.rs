@@ -228,6 +228,7 @@ pub fn extract_doc(html: &str, url: &str, mode: ExtractionMode) -> Result<Extrac
 }
 
 /// [`extract_doc`] on an already parsed document.
+#[must_use]
 pub fn extract_parsed(doc: &Html, page: Url, mode: ExtractionMode) -> ExtractedDoc {
     let s = selectors();
     let title = doc
@@ -279,6 +280,7 @@ pub fn extract_parsed(doc: &Html, page: Url, mode: ExtractionMode) -> ExtractedD
 }
 
 /// Collapses runs of whitespace into one space and trims.
+#[must_use]
 pub fn collapse(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     collapse_into(s, &mut out);
@@ -391,12 +393,14 @@ fn is_link_dense(e: ElementRef<'_>) -> bool {
 /// ([`is_hidden`]) or chrome ([`is_chrome`]), or, with `link_dense`, a list that is mostly
 /// links ([`is_link_dense`]; headings and article text leave those out, the full text and
 /// the scoring of candidates do not).
+#[must_use]
 pub fn skipped(e: ElementRef<'_>, link_dense: bool) -> bool {
     is_hidden(e) || is_chrome(e) || link_dense && is_link_dense(e)
 }
 
 /// The visible text under `root`, one block per line, without hidden elements and page
 /// chrome ([`skipped`]).
+#[must_use]
 pub fn visible_text(root: ElementRef<'_>) -> String {
     let mut lines = Lines::default();
     walk(root, &mut lines, None);
@@ -430,6 +434,7 @@ pub struct Heading {
 /// those in hidden elements, page chrome or link-dense blocks ([`skipped`]): on an mdBook
 /// page, the chapter's headings and not the help popup's or the menu bar's. Headings with
 /// no visible text are left out.
+#[must_use]
 pub fn headings(root: ElementRef<'_>) -> Vec<Heading> {
     fn go(e: ElementRef<'_>, out: &mut Vec<Heading>) {
         for child in e.children().filter_map(ElementRef::wrap) {
@@ -469,6 +474,7 @@ fn heading_level(name: &str) -> Option<u8> {
 }
 
 /// [`headings`] of a whole document (its `body`).
+#[must_use]
 pub fn document_headings(doc: &Html) -> Vec<Heading> {
     headings(body(doc))
 }
@@ -653,6 +659,7 @@ fn text_and_link_len(e: ElementRef<'_>) -> LinkText {
 /// (fully) and grandparent (half) by its length and commas; each candidate's score is then
 /// weighted by its class/id hints and discounted by its link density. The best candidate wins;
 /// with no candidate, the body.
+#[must_use]
 pub fn main_content<'a>(body: ElementRef<'a>) -> ElementRef<'a> {
     fn visible_paragraphs<'a>(e: ElementRef<'a>, out: &mut Vec<ElementRef<'a>>) {
         for child in e.children().filter_map(ElementRef::wrap) {

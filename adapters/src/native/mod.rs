@@ -242,11 +242,13 @@ impl NativeExtractorPool {
     }
 
     /// The underlying pool of one kind (for `stats()`, `events()`, `resize`, ...).
+    #[must_use]
     pub fn pool(&self, kind: NativeExtractorType) -> &Pool<NativeExtractor> {
         &self.pools[kind.index()]
     }
 
     /// The configuration in force.
+    #[must_use]
     pub fn config(&self) -> &NativePoolConfig {
         &self.config
     }
@@ -322,6 +324,7 @@ impl NativeExtractorPool {
     }
 
     /// A snapshot of occupancy, cache effectiveness and outcomes.
+    #[must_use]
     pub fn metrics(&self) -> NativeMetrics {
         let c = &self.counters;
         let css = self.pools[0].stats();
