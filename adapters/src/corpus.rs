@@ -50,12 +50,15 @@ fn find_or_install() -> Result<PathBuf, String> {
         ));
     }
     let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    ensure_docs(&sysroot, "rustup")
+    // Straight to stderr, past the test harness's capture, so a test run shows it too.
+    ensure_docs(&sysroot, "rustup", |m| {
+        let _ = writeln!(std::io::stderr(), "riptide-adapters: {m}");
+    })
 }
 
 /// The docs of the toolchain at `sysroot`, installed with `rustup` (the program to run) if
-/// missing.
-fn ensure_docs(sysroot: &Path, rustup: &str) -> Result<PathBuf, String> {
+/// missing; `say` gets the message announcing the installation.
+fn ensure_docs(sysroot: &Path, rustup: &str, say: impl FnOnce(&str)) -> Result<PathBuf, String> {
     let (dir, present) = docs_dir(sysroot);
     if present {
         return Ok(dir);
@@ -74,13 +77,11 @@ fn ensure_docs(sysroot: &Path, rustup: &str) -> Result<PathBuf, String> {
                 sysroot.display()
             )
         })?;
-    // Straight to stderr, past the test harness's capture, so a test run shows it too.
-    let _ = writeln!(
-        std::io::stderr(),
-        "riptide-adapters: the HTML corpus (the toolchain's own docs) is missing from {}; \
-         installing it with `{rustup} component add rust-docs --toolchain {toolchain}`",
+    say(&format!(
+        "the HTML corpus (the toolchain's own docs) is missing from {}; installing it with \
+         `{rustup} component add rust-docs --toolchain {toolchain}`",
         dir.display()
-    );
+    ));
     let out = Command::new(rustup)
         .args(["component", "add", "rust-docs", "--toolchain", &toolchain])
         .output()
@@ -179,17 +180,29 @@ mod tests {
         for d in ["book", "std"] {
             std::fs::create_dir_all(html.join(d)).unwrap();
         }
-        assert_eq!(ensure_docs(&fake.1, "riptide-no-such-rustup"), Ok(html));
+        let said = |m: &str| panic!("nothing to install, yet: {m}");
+        assert_eq!(
+            ensure_docs(&fake.1, "riptide-no-such-rustup", said),
+            Ok(html)
+        );
     }
 
     #[test]
     fn missing_docs_say_why_they_cannot_be_installed() {
         let not_rustup = FakeSysroot::new("opt", "rust");
-        let e = ensure_docs(&not_rustup.1, "rustup").unwrap_err();
+        let e = ensure_docs(&not_rustup.1, "rustup", |_| {}).unwrap_err();
         assert!(e.contains("not managed by rustup"), "{e}");
 
         let no_rustup = FakeSysroot::new("toolchains", "stable-x86_64-unknown-linux-gnu");
-        let e = ensure_docs(&no_rustup.1, "riptide-no-such-rustup").unwrap_err();
+        let mut said = String::new();
+        let e = ensure_docs(&no_rustup.1, "riptide-no-such-rustup", |m| {
+            said = m.to_owned()
+        })
+        .unwrap_err();
+        assert!(
+            said.contains("installing it with `riptide-no-such-rustup component add rust-docs"),
+            "{said}"
+        );
         assert!(
             e.contains("`riptide-no-such-rustup` could not be run")
                 && e.contains("toolchain stable-x86_64-unknown-linux-gnu"),
