@@ -390,9 +390,15 @@ fn is_link_dense(e: ElementRef<'_>) -> bool {
 }
 
 /// Whether text, headings and scoring leave `e` and everything under it out: it is hidden
-/// ([`is_hidden`]) or chrome ([`is_chrome`]), or, with `link_dense`, a list that is mostly
-/// links ([`is_link_dense`]; headings and article text leave those out, the full text and
-/// the scoring of candidates do not).
+/// (the `hidden` attribute, `aria-hidden="true"`, an inline `display: none` or
+/// `visibility: hidden`, a hiding class such as `d-none` or `sr-only`, or an element that is
+/// never text, like `script` or `dialog`), or it is page chrome (`nav`, `aside`, `footer`,
+/// `menu`, a `header` outside any `article` or `main`, a landmark role such as `navigation`
+/// or `banner`, or a class, container id or custom element name with a word such as `popup`,
+/// `sidebar`, `menu`, `toolbar` or `breadcrumbs` and none such as `content` or `main`).
+/// With `link_dense`, a list (`ul`, `ol`, `dl`, `menu`) of 3 or more links whose link text
+/// is over half its text, and which holds no heading, is left out too: headings and article
+/// text ask for that, the full text and the scoring of candidates do not.
 #[must_use]
 pub fn skipped(e: ElementRef<'_>, link_dense: bool) -> bool {
     is_hidden(e) || is_chrome(e) || link_dense && is_link_dense(e)
