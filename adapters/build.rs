@@ -5,6 +5,8 @@
 //! it is missing, and the guest has its own workspace, lock file and target dir
 //! (`<target>/wasm-guest`), so the main build's flags (clippy's wrapper, `--cfg riptide_loom`, ...)
 //! never reach it. `RIPTIDE_GUEST_WASM=<file>` skips the build and embeds that file instead.
+//! On docs.rs (`DOCS_RS` set) an empty file is embedded: that build has no network and runs
+//! nothing.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -24,10 +26,17 @@ fn main() {
         println!("cargo:rerun-if-changed={}", manifest.join(p).display());
     }
     println!("cargo:rerun-if-env-changed=RIPTIDE_GUEST_WASM");
+    println!("cargo:rerun-if-env-changed=DOCS_RS");
     if env::var_os("CARGO_FEATURE_WASM").is_none() {
         return;
     }
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("guest.wasm");
+    // docs.rs documents every feature in a sandbox without network or rustup, and running
+    // the guest is not needed to document the crate: an empty file stands in for it there.
+    if env::var_os("DOCS_RS").is_some() {
+        std::fs::write(&out, b"").unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
+        return;
+    }
     let built = match env::var_os("RIPTIDE_GUEST_WASM") {
         Some(p) => PathBuf::from(p),
         None => build_guest(&manifest),

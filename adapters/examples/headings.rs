@@ -1,13 +1,16 @@
 //! The native adapter's main job: titles and headings of every HTML file under a directory,
 //! extracted by many tasks sharing one `NativeExtractorPool`, printed as JSON lines, with a
-//! progress bar on stderr and the pool's metrics at the end.
+//! progress bar on stderr and the pool's metrics at the end. The headings are the page's own
+//! (`NativeExtractorPool::headings`): page chrome such as mdBook's keyboard-shortcuts popup
+//! and menu bar is left out.
 //!
 //! ```text
 //! cargo run --release -p riptide-adapters --example headings -- [DIR] [--tasks N] [--limit N]
 //! ```
 //!
 //! `DIR` defaults to The Rust Programming Language shipped with the toolchain
-//! (`$(rustc --print sysroot)/share/doc/rust/html/book`).
+//! (`$(rustc --print sysroot)/share/doc/rust/html/book`; the `rust-docs` component is
+//! installed with rustup first if it is missing).
 
 use indicatif::{ProgressBar, ProgressStyle};
 use riptide_adapters::corpus::{file_url, rust_docs};
@@ -94,20 +97,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let m = pool.metrics();
     eprintln!(
         "{} files in {:.2?} with {tasks} tasks, {} failed\n\
-         css extractors: {} created (max {}), regex extractors: {}\n\
-         extractions {}, errors {}, docs {}, cache hit rate {:.1}%\n\
-         css pool: {:?}",
+         regex extractors: {} created (max {}); extractions {}, errors {}, \
+         cache hit rate {:.1}%; documents parsed {}\n\
+         regex pool: {:?}",
         files.len(),
         started.elapsed(),
         failed.load(Ordering::Relaxed),
-        m.css.created,
-        pool.config().max_pool_size,
         m.regex.created,
+        pool.config().max_pool_size,
         m.extractions,
         m.errors,
-        m.doc_extractions,
         m.cache_hit_rate * 100.0,
-        m.css,
+        m.doc_extractions,
+        m.regex,
     );
     Ok(())
 }
@@ -119,8 +121,12 @@ async fn one(
 ) -> Result<serde_json::Value, riptide_adapters::ExtractError> {
     let doc = pool.extract_doc_bytes(bytes, &file_url(path), ExtractionMode::Metadata)?;
     let html = std::str::from_utf8(bytes).expect("checked by extract_doc_bytes");
-    let mut css = pool.checkout(NativeExtractorType::Css).await?;
-    let headings = css.extract(html, "h1, h2, h3")?;
+    let headings: Vec<String> = pool
+        .headings(html)?
+        .into_iter()
+        .filter(|h| h.level <= 3)
+        .map(|h| h.text)
+        .collect();
     let mut re = pool.checkout(NativeExtractorType::Regex).await?;
     let years = re.extract(html, r"\b(19|20)\d{2}\b")?.len();
     Ok(serde_json::json!({

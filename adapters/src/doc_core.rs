@@ -1,5 +1,9 @@
-//! Document extraction: title, visible text, links, and a readability-style main-content
-//! heuristic.
+//! Document extraction: title, visible text, headings, links, and a readability-style
+//! main-content heuristic.
+//!
+//! Text and headings leave out what a reader does not see as the page's content, in the
+//! spirit of readability.js: hidden elements, and the page's chrome (navigation, menus,
+//! popups, sidebars; see [`skipped`]).
 //!
 //! This one file is compiled twice: into `riptide-adapters` (the native extractor and the WASM
 //! adapter's fallback) and into the WebAssembly guest (`adapters/guest`, by `#[path]`). It
@@ -32,8 +36,8 @@ pub enum ExtractionMode {
     /// The main content: the best-scoring container by a readability-style heuristic.
     #[default]
     Article,
-    /// All visible text (without `script`, `style`, `nav`, `footer`, `noscript`, `template`,
-    /// and elements marked `hidden` or `aria-hidden="true"`).
+    /// All visible text outside the page's chrome: without `script`, `style`, `noscript`,
+    /// `template`, forms, hidden elements, navigation, menus, popups and sidebars.
     Full,
     /// Title, links and the meta description; no body text.
     Metadata,
@@ -63,9 +67,96 @@ impl std::error::Error for DocError {}
 
 /// Elements whose content is never visible text.
 const INVISIBLE: &[&str] = &[
-    "script", "style", "noscript", "template", "head", "nav", "footer", "svg", "iframe", "object",
-    "button", "select", "form",
+    "script", "style", "noscript", "template", "head", "svg", "iframe", "object", "button",
+    "select", "form", "dialog", "input", "textarea",
 ];
+
+/// Elements that are page chrome wherever they are.
+const CHROME_TAGS: &[&str] = &["nav", "aside", "footer", "menu"];
+
+/// `role` values of landmarks and widgets that are not content (readability.js drops the
+/// first six too).
+const CHROME_ROLES: &[&str] = &[
+    "navigation",
+    "menu",
+    "menubar",
+    "complementary",
+    "dialog",
+    "alertdialog",
+    "banner",
+    "contentinfo",
+    "search",
+    "toolbar",
+    "tooltip",
+];
+
+/// Class names that hide an element (CSS frameworks' and screen-reader-only conventions,
+/// and print-only content).
+const HIDDEN_CLASSES: &[&str] = &[
+    "hidden",
+    "hide",
+    "invisible",
+    "d-none",
+    "sr-only",
+    "visually-hidden",
+    "visuallyhidden",
+    "screen-reader-text",
+    "print-only",
+    "printonly",
+    // rustdoc's "Expand description" toggle label, shown only while collapsed.
+    "hideme",
+];
+
+/// Words in a class or id that mark chrome: popups, menus, sidebars, bars, breadcrumbs,
+/// sharing and cookie banners, pagination, heading anchors, and what a page says not to
+/// print. A word is a run of letters and digits (`mdbook-help-popup` has `popup`).
+const CHROME_WORDS: &[&str] = &[
+    "popup",
+    "popover",
+    "modal",
+    "sidebar",
+    "menu",
+    "menubar",
+    "navbar",
+    "topbar",
+    "toolbar",
+    "breadcrumb",
+    "breadcrumbs",
+    "banner",
+    "cookie",
+    "cookies",
+    "gdpr",
+    "pagination",
+    "pager",
+    "share",
+    "sharing",
+    "social",
+    "sponsor",
+    "advert",
+    "skip",
+    "anchor",
+    "headerlink",
+    "permalink",
+    "noprint",
+];
+
+/// Words that keep an element even if it also has a chrome word (`sidebar-content` is
+/// kept, as readability.js's `okMaybeItsACandidate` does).
+const CONTENT_WORDS: &[&str] = &["article", "main", "content", "body", "column"];
+
+/// A list or container is link-dense, and left out of headings and article text, when it
+/// has at least this many links and more than [`LINK_DENSE`] of its text is link text.
+const LINK_DENSE_MIN_LINKS: usize = 3;
+/// See [`LINK_DENSE_MIN_LINKS`].
+const LINK_DENSE: f64 = 0.5;
+
+/// Elements tested for link density: lists, where menus and "related pages" blocks live.
+/// Other containers are not, since a block of prose or grammar with many cross-references
+/// is content.
+const LINK_DENSE_TAGS: &[&str] = &["ul", "ol", "dl", "menu"];
+
+/// Elements whose text scores their container in [`main_content`].
+const PARAGRAPHS: &[&str] = &["p", "pre", "li", "td", "blockquote", "h2", "h3"];
 
 /// Elements that start a new line of text.
 const BLOCKS: &[&str] = &[
@@ -109,7 +200,6 @@ struct Selectors {
     base: Selector,
     links: Selector,
     description: Selector,
-    paragraphs: Selector,
 }
 
 fn selectors() -> &'static Selectors {
@@ -123,7 +213,6 @@ fn selectors() -> &'static Selectors {
             base: p("base[href]"),
             links: p("a[href]"),
             description: p(r#"meta[name="description" i], meta[property="og:description"]"#),
-            paragraphs: p("p, pre, li, td, blockquote, h2, h3"),
         }
     })
 }
@@ -139,6 +228,7 @@ pub fn extract_doc(html: &str, url: &str, mode: ExtractionMode) -> Result<Extrac
 }
 
 /// [`extract_doc`] on an already parsed document.
+#[must_use]
 pub fn extract_parsed(doc: &Html, page: Url, mode: ExtractionMode) -> ExtractedDoc {
     let s = selectors();
     let title = doc
@@ -156,7 +246,11 @@ pub fn extract_parsed(doc: &Html, page: Url, mode: ExtractionMode) -> ExtractedD
     let mut seen = std::collections::BTreeSet::new();
     for a in doc.select(&s.links) {
         let href = a.value().attr("href").unwrap_or("").trim();
-        if href.is_empty() || href.len() >= 11 && href[..11].eq_ignore_ascii_case("javascript:") {
+        // `get`, not slicing: an href may have a multi-byte character within its first bytes.
+        let script = href
+            .get(..11)
+            .is_some_and(|p| p.eq_ignore_ascii_case("javascript:"));
+        if href.is_empty() || script {
             continue;
         }
         if let Ok(u) = base.join(href) {
@@ -166,13 +260,10 @@ pub fn extract_parsed(doc: &Html, page: Url, mode: ExtractionMode) -> ExtractedD
             }
         }
     }
-    let root = doc
-        .select(&s.body)
-        .next()
-        .unwrap_or_else(|| doc.root_element());
+    let root = body(doc);
     let text = match mode {
         ExtractionMode::Full => visible_text(root),
-        ExtractionMode::Article => visible_text(main_content(doc, root)),
+        ExtractionMode::Article => article_text(main_content(root)),
         ExtractionMode::Metadata => doc
             .select(&s.description)
             .filter_map(|m| m.value().attr("content"))
@@ -189,6 +280,7 @@ pub fn extract_parsed(doc: &Html, page: Url, mode: ExtractionMode) -> ExtractedD
 }
 
 /// Collapses runs of whitespace into one space and trims.
+#[must_use]
 pub fn collapse(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     collapse_into(s, &mut out);
@@ -212,18 +304,191 @@ pub fn collapse_into(s: &str, out: &mut String) {
     }
 }
 
+/// Not rendered: an invisible element, the `hidden` attribute, `aria-hidden="true"`, an
+/// inline `display: none` or `visibility: hidden`, or a hiding class ([`HIDDEN_CLASSES`]).
 fn is_hidden(e: ElementRef<'_>) -> bool {
     let v = e.value();
-    INVISIBLE.contains(&v.name())
+    if INVISIBLE.contains(&v.name())
         || v.attr("hidden").is_some()
-        || v.attr("aria-hidden") == Some("true")
+        || v.attr("aria-hidden")
+            .is_some_and(|a| a.trim().eq_ignore_ascii_case("true"))
+    {
+        return true;
+    }
+    if let Some(style) = v.attr("style") {
+        let style: String = style
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if style.contains("display:none") || style.contains("visibility:hidden") {
+            return true;
+        }
+    }
+    v.classes()
+        .any(|c| HIDDEN_CLASSES.iter().any(|h| c.eq_ignore_ascii_case(h)))
 }
 
-/// The visible text under `root`, one block per line.
+/// Page chrome: a [`CHROME_TAGS`] element, a page-level `header` (one outside any
+/// `article` or `main`), a [`CHROME_ROLES`] role, or a class, id (of a `div`, `span`, `ul` or
+/// `ol`) or custom element name with a [`CHROME_WORDS`] word and no [`CONTENT_WORDS`] word (a
+/// skip link's `skip` counts even next to `main-content`).
+fn is_chrome(e: ElementRef<'_>) -> bool {
+    let v = e.value();
+    let name = v.name();
+    // The page itself: mdBook marks `<html class="sidebar-visible">`.
+    if matches!(name, "html" | "body") {
+        return false;
+    }
+    if CHROME_TAGS.contains(&name) {
+        return true;
+    }
+    if name == "header"
+        && !e
+            .ancestors()
+            .filter_map(ElementRef::wrap)
+            .any(|a| matches!(a.value().name(), "article" | "main"))
+    {
+        return true;
+    }
+    if v.attr("role").is_some_and(|r| {
+        r.split_ascii_whitespace()
+            .any(|r| CHROME_ROLES.iter().any(|c| r.eq_ignore_ascii_case(c)))
+    }) {
+        return true;
+    }
+    let (mut chrome, mut content, mut skip) = (false, false, false);
+    // A custom element's own name counts too (rustdoc's `<rustdoc-topbar>`).
+    let custom = Some(name).filter(|n| n.contains('-'));
+    // Ids count only on plain containers: a heading's, section's or anchor's id is often a
+    // slug of its text ("sharing-data", rustdoc's "method.skip"), not a name for chrome.
+    let id = v
+        .attr("id")
+        .filter(|_| matches!(name, "div" | "span" | "ul" | "ol") || custom.is_some());
+    let names = v.attr("class").into_iter().chain(id).chain(custom);
+    for word in names.flat_map(|n| n.split(|c: char| !c.is_alphanumeric())) {
+        let has = |list: &[&str]| list.iter().any(|w| word.eq_ignore_ascii_case(w));
+        chrome |= has(CHROME_WORDS);
+        content |= has(CONTENT_WORDS);
+        skip |= word.eq_ignore_ascii_case("skip");
+    }
+    // A skip link ("skip-to-main-content") names the content it jumps to.
+    skip || chrome && !content
+}
+
+/// A list or container ([`LINK_DENSE_TAGS`]) that is mostly links: a menu, a link farm, a
+/// "related pages" list. One that holds a heading is a section of the page, not a link
+/// block, and is never link-dense.
+fn is_link_dense(e: ElementRef<'_>) -> bool {
+    if !LINK_DENSE_TAGS.contains(&e.value().name()) {
+        return false;
+    }
+    let t = text_and_link_len(e);
+    !t.has_heading
+        && t.links >= LINK_DENSE_MIN_LINKS
+        && t.in_links as f64 > LINK_DENSE * t.total as f64
+}
+
+/// Whether text, headings and scoring leave `e` and everything under it out: it is hidden
+/// (the `hidden` attribute, `aria-hidden="true"`, an inline `display: none` or
+/// `visibility: hidden`, a hiding class such as `d-none` or `sr-only`, or an element that is
+/// never text, like `script` or `dialog`), or it is page chrome (`nav`, `aside`, `footer`,
+/// `menu`, a `header` outside any `article` or `main`, a landmark role such as `navigation`
+/// or `banner`, or a class, container id or custom element name with a word such as `popup`,
+/// `sidebar`, `menu`, `toolbar` or `breadcrumbs` and none such as `content` or `main`).
+/// With `link_dense`, a list (`ul`, `ol`, `dl`, `menu`) of 3 or more links whose link text
+/// is over half its text, and which holds no heading, is left out too: headings and article
+/// text ask for that, the full text and the scoring of candidates do not.
+#[must_use]
+pub fn skipped(e: ElementRef<'_>, link_dense: bool) -> bool {
+    is_hidden(e) || is_chrome(e) || link_dense && is_link_dense(e)
+}
+
+/// The visible text under `root`, one block per line, without hidden elements and page
+/// chrome ([`skipped`]).
+#[must_use]
 pub fn visible_text(root: ElementRef<'_>) -> String {
     let mut lines = Lines::default();
-    walk(root, &mut lines);
+    walk(root, &mut lines, None);
     lines.finish()
+}
+
+/// [`visible_text`] that also leaves out link-dense lists: the text of an article. When
+/// that would leave less than half of the text, the lists are the content (an index, a list
+/// of translations) and are kept.
+fn article_text(root: ElementRef<'_>) -> String {
+    let (mut all, mut lean) = (Lines::default(), Lines::default());
+    walk(root, &mut all, Some(&mut lean));
+    let (all, lean) = (all.finish(), lean.finish());
+    if lean.len() * 2 < all.len() {
+        all
+    } else {
+        lean
+    }
+}
+
+/// One heading of a page.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Heading {
+    /// 1 for `h1` … 6 for `h6`.
+    pub level: u8,
+    /// Its visible text, whitespace collapsed.
+    pub text: String,
+}
+
+/// The headings (`h1`–`h6`) under `root` in document order, with their visible text, without
+/// those in hidden elements, page chrome or link-dense blocks ([`skipped`]): on an mdBook
+/// page, the chapter's headings and not the help popup's or the menu bar's. Headings with
+/// no visible text are left out.
+#[must_use]
+pub fn headings(root: ElementRef<'_>) -> Vec<Heading> {
+    fn go(e: ElementRef<'_>, out: &mut Vec<Heading>) {
+        for child in e.children().filter_map(ElementRef::wrap) {
+            if skipped(child, true) {
+                continue;
+            }
+            match heading_level(child.value().name()) {
+                Some(level) => {
+                    let mut lines = Lines::default();
+                    walk(child, &mut lines, None);
+                    let text = lines.finish().replace('\n', " ");
+                    if !text.is_empty() {
+                        out.push(Heading { level, text });
+                    }
+                }
+                None => go(child, out),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if !skipped(root, true) {
+        go(root, &mut out);
+    }
+    out
+}
+
+fn heading_level(name: &str) -> Option<u8> {
+    match name {
+        "h1" => Some(1),
+        "h2" => Some(2),
+        "h3" => Some(3),
+        "h4" => Some(4),
+        "h5" => Some(5),
+        "h6" => Some(6),
+        _ => None,
+    }
+}
+
+/// [`headings`] of a whole document (its `body`).
+#[must_use]
+pub fn document_headings(doc: &Html) -> Vec<Heading> {
+    headings(body(doc))
+}
+
+fn body(doc: &Html) -> ElementRef<'_> {
+    doc.select(&selectors().body)
+        .next()
+        .unwrap_or_else(|| doc.root_element())
 }
 
 #[derive(Default)]
@@ -265,18 +530,29 @@ impl Lines {
     }
 }
 
-fn walk(e: ElementRef<'_>, lines: &mut Lines) {
+/// Writes the visible text under `e` to `all`, and to `lean` too outside link-dense lists
+/// (one walk serves both, for [`article_text`]).
+fn walk(e: ElementRef<'_>, all: &mut Lines, mut lean: Option<&mut Lines>) {
     let block = BLOCKS.contains(&e.value().name());
     if block {
-        lines.break_line();
+        all.break_line();
+        if let Some(l) = lean.as_deref_mut() {
+            l.break_line();
+        }
     }
     for child in e.children() {
         match child.value() {
-            Node::Text(t) => lines.text(t),
+            Node::Text(t) => {
+                all.text(t);
+                if let Some(l) = lean.as_deref_mut() {
+                    l.text(t);
+                }
+            }
             Node::Element(_) => {
                 if let Some(el) = ElementRef::wrap(child) {
-                    if !is_hidden(el) {
-                        walk(el, lines);
+                    if !skipped(el, false) {
+                        let lean = lean.as_deref_mut().filter(|_| !is_link_dense(el));
+                        walk(el, all, lean);
                     }
                 }
             }
@@ -284,7 +560,10 @@ fn walk(e: ElementRef<'_>, lines: &mut Lines) {
         }
     }
     if block {
-        lines.break_line();
+        all.break_line();
+        if let Some(l) = lean {
+            l.break_line();
+        }
     }
 }
 
@@ -334,23 +613,42 @@ fn hint_weight(e: ElementRef<'_>) -> i64 {
     w
 }
 
-/// Length of the visible text under `e`, and the part of it inside links.
-fn text_and_link_len(e: ElementRef<'_>) -> (usize, usize) {
-    fn go(e: ElementRef<'_>, in_link: bool, acc: &mut (usize, usize)) {
-        let in_link = in_link || e.value().name() == "a";
+/// How much visible text there is under an element, and how much of it is in links.
+#[derive(Default)]
+struct LinkText {
+    /// Bytes of visible text, whitespace excluded.
+    total: usize,
+    /// The part of `total` inside `<a>` elements.
+    in_links: usize,
+    /// `<a href>` elements with visible text.
+    links: usize,
+    /// A visible `h1`–`h6` is among them.
+    has_heading: bool,
+}
+
+/// The visible text under `e` and its link share (hidden elements and chrome left out).
+fn text_and_link_len(e: ElementRef<'_>) -> LinkText {
+    fn go(e: ElementRef<'_>, in_link: bool, acc: &mut LinkText) {
         for child in e.children() {
             match child.value() {
                 Node::Text(t) => {
                     let n = t.split_whitespace().map(str::len).sum::<usize>();
-                    acc.0 += n;
+                    acc.total += n;
                     if in_link {
-                        acc.1 += n;
+                        acc.in_links += n;
                     }
                 }
                 Node::Element(_) => {
                     if let Some(el) = ElementRef::wrap(child) {
-                        if !is_hidden(el) {
-                            go(el, in_link, acc);
+                        if !skipped(el, false) {
+                            acc.has_heading |= heading_level(el.value().name()).is_some();
+                            let link =
+                                el.value().name() == "a" && el.value().attr("href").is_some();
+                            let before = acc.in_links;
+                            go(el, in_link || link, acc);
+                            if link && !in_link && acc.in_links > before {
+                                acc.links += 1;
+                            }
                         }
                     }
                 }
@@ -358,7 +656,7 @@ fn text_and_link_len(e: ElementRef<'_>) -> (usize, usize) {
             }
         }
     }
-    let mut acc = (0, 0);
+    let mut acc = LinkText::default();
     go(e, false, &mut acc);
     acc
 }
@@ -367,15 +665,24 @@ fn text_and_link_len(e: ElementRef<'_>) -> (usize, usize) {
 /// (fully) and grandparent (half) by its length and commas; each candidate's score is then
 /// weighted by its class/id hints and discounted by its link density. The best candidate wins;
 /// with no candidate, the body.
-pub fn main_content<'a>(doc: &'a Html, body: ElementRef<'a>) -> ElementRef<'a> {
-    let s = selectors();
+#[must_use]
+pub fn main_content<'a>(body: ElementRef<'a>) -> ElementRef<'a> {
+    fn visible_paragraphs<'a>(e: ElementRef<'a>, out: &mut Vec<ElementRef<'a>>) {
+        for child in e.children().filter_map(ElementRef::wrap) {
+            if !skipped(child, false) {
+                if PARAGRAPHS.contains(&child.value().name()) {
+                    out.push(child);
+                }
+                visible_paragraphs(child, out);
+            }
+        }
+    }
+    let mut paragraphs = Vec::new();
+    visible_paragraphs(body, &mut paragraphs);
     // Keyed by node id, which the parser hands out in document order: ties go to the
     // earlier element, so the native and the WASM build always pick the same one.
     let mut scores = std::collections::BTreeMap::new();
-    for p in doc.select(&s.paragraphs) {
-        if p.ancestors().filter_map(ElementRef::wrap).any(is_hidden) {
-            continue;
-        }
+    for p in paragraphs {
         let text: String = p.text().collect();
         let len = text.split_whitespace().map(str::len).sum::<usize>();
         if len < 25 {
@@ -397,11 +704,11 @@ pub fn main_content<'a>(doc: &'a Html, body: ElementRef<'a>) -> ElementRef<'a> {
     let mut best: Option<(ElementRef<'a>, f64)> = None;
     for (_, (e, score)) in scores {
         let (e, score): (ElementRef<'a>, f64) = (e, score);
-        let (total, in_links) = text_and_link_len(e);
-        let density = if total == 0 {
+        let t = text_and_link_len(e);
+        let density = if t.total == 0 {
             1.0
         } else {
-            in_links as f64 / total as f64
+            t.in_links as f64 / t.total as f64
         };
         let score = score * (1.0 - density);
         if best.is_none_or(|(_, b)| score > b) {

@@ -8,7 +8,7 @@
 //!   breaker and the native extractor as fallback.
 //!
 //! The extractors are ordinary [`riptide_pool::Poolable`] types made with
-//! `#[derive(Poolable)]`: read `src/native/extractor.rs` to see how to pool your own.
+//! `#[derive(Poolable)]`: [`native::NativeExtractor`] shows how to pool your own.
 //!
 //! ```
 //! use riptide_adapters::native::{NativeExtractorPool, NativePoolConfig, NativeExtractorType};
@@ -27,7 +27,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[path = "doc_core.rs"]
 mod doc_core;
@@ -36,20 +37,26 @@ mod error;
 pub mod corpus;
 
 #[cfg(feature = "native")]
+#[cfg_attr(docsrs, doc(cfg(feature = "native")))]
 pub mod native;
 #[cfg(feature = "wasm")]
+#[cfg_attr(docsrs, doc(cfg(feature = "wasm")))]
 pub mod wasm;
 
-pub use doc_core::{ExtractedDoc, ExtractionMode};
+pub use doc_core::{ExtractedDoc, ExtractionMode, Heading};
 pub use error::{ConfigError, ExtractError};
 
 /// docs/adapters.md, whose examples are compiled as doctests.
 #[cfg(all(doctest, feature = "wasm"))]
 #[doc = include_str!("../../docs/adapters.md")]
+#[derive(Debug)]
 pub struct AdaptersGuide;
 
 /// Document-level helpers shared by the native extractor and the WASM guest (the guest
 /// compiles the very same source file).
 pub mod doc {
-    pub use crate::doc_core::{collapse, extract_doc, visible_text, DocError};
+    pub use crate::doc_core::{
+        collapse, document_headings, extract_doc, headings, skipped, visible_text, DocError,
+        Heading,
+    };
 }

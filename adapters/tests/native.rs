@@ -1,9 +1,9 @@
 //! The native extractor pool on real HTML (the toolchain's own docs) and on small fixtures
 //! for the edge cases.
 
-use riptide_adapters::corpus::{book_pages, file_url};
+use riptide_adapters::corpus::{book_pages, file_url, html_files, rust_docs};
 use riptide_adapters::native::{NativeExtractorPool, NativeExtractorType, NativePoolConfig};
-use riptide_adapters::{ConfigError, ExtractError, ExtractionMode};
+use riptide_adapters::{ConfigError, ExtractError, ExtractionMode, Heading};
 use std::time::Duration;
 
 fn pool(max: usize) -> NativeExtractorPool {
@@ -279,8 +279,9 @@ async fn extract_doc_on_real_pages() {
             "{}",
             path.display()
         );
-        // The article is the chapter: shorter than the full text, and it holds the chapter's first heading.
-        assert!(article.text.len() < full.text.len(), "{}", path.display());
+        // The article is the chapter: no longer than the full text (which has no chrome
+        // either), and it holds the chapter's first heading.
+        assert!(article.text.len() <= full.text.len(), "{}", path.display());
         let first_heading = pool
             .checkout(NativeExtractorType::Css)
             .await
@@ -328,6 +329,7 @@ fn extract_doc_edge_cases() {
         <style>p { color: red }</style><script>var secret = 1;</script></head>
         <body><nav><a href="/home">Home</a> <a href="javascript:alert(1)">x</a></nav>
         <div class="sidebar"><a href="a.html">A</a> <a href="b.html">B</a> <a href="a.html">A again</a></div>
+        <div class="intro">Fish <a href="fish.html">and</a> <i>chips</i></div>
         <article><h1>Frying</h1><p>First, heat the oil, then add the fish, slowly, carefully, one piece at a time.</p>
         <p>Second, <b>drain</b> the chips, season them, and serve them hot with salt and vinegar.</p>
         <p hidden>never shown</p><span aria-hidden="true">icon</span></article>
@@ -341,9 +343,11 @@ fn extract_doc_edge_cases() {
         [
             "https://example.com/home",
             "https://example.com/docs/a.html",
-            "https://example.com/docs/b.html"
+            "https://example.com/docs/b.html",
+            "https://example.com/docs/fish.html"
         ],
-        "resolved against <base>, javascript: dropped, deduplicated"
+        "every link, the sidebar's too: resolved against <base>, javascript: dropped, \
+         deduplicated"
     );
     for gone in [
         "secret",
@@ -353,6 +357,7 @@ fn extract_doc_edge_cases() {
         "enable js",
         "never shown",
         "icon",
+        "A again",
     ] {
         assert!(!full.text.contains(gone), "{gone:?} in {:?}", full.text);
     }
@@ -361,7 +366,7 @@ fn extract_doc_edge_cases() {
         "inline elements join: {:?}",
         full.text
     );
-    assert!(full.text.contains("A B A again"), "{:?}", full.text);
+    assert!(full.text.contains("Fish and chips"), "{:?}", full.text);
     let article = pool.extract_doc(html, "https://other.org/x").unwrap();
     assert!(
         article.text.starts_with("Frying\nFirst, heat the oil"),
@@ -387,6 +392,254 @@ fn extract_doc_edge_cases() {
         Err(ExtractError::NotUtf8 { valid_up_to: 0 }) => {}
         other => panic!("{other:?}"),
     }
+}
+
+/// The chrome every mdBook page carries: the keyboard-shortcuts popup, the theme menu, the
+/// search bar (and the menu bar's book title, checked apart since the book names itself).
+const MDBOOK_CHROME: &[&str] = &[
+    "Keyboard shortcuts",
+    "Press ← or → to navigate",
+    "Navy",
+    "Search this book",
+];
+
+#[tokio::test]
+async fn headings_of_the_book_are_the_chapters_own() {
+    let pool = pool(1);
+    let mut css = pool.checkout(NativeExtractorType::Css).await.unwrap();
+    let mut with_headings = 0;
+    // The chapters: the first edition's redirect stubs (also `ch*.html`) have no <main>.
+    let chapters = book_pages(usize::MAX)
+        .into_iter()
+        .filter(|(_, html)| html.contains("<main>"));
+    for (path, html) in chapters {
+        let got = pool.headings(&html).unwrap();
+        // The chapter is what mdBook puts in <main>: exactly its headings, in order.
+        let main = css
+            .extract(
+                &html,
+                "main h1, main h2, main h3, main h4, main h5, main h6",
+            )
+            .unwrap();
+        let texts: Vec<&str> = got.iter().map(|h| h.text.as_str()).collect();
+        assert_eq!(texts, main, "{}", path.display());
+        if !got.is_empty() {
+            with_headings += 1;
+        }
+        for h in &got {
+            assert!(
+                !MDBOOK_CHROME.iter().any(|c| h.text.contains(c)),
+                "{}: {h:?} is page chrome",
+                path.display()
+            );
+        }
+        // The article and the full text leave the chrome out too, and start at the
+        // chapter, not at the menu bar's book title.
+        let url = file_url(&path);
+        for mode in [ExtractionMode::Article, ExtractionMode::Full] {
+            let doc = pool.extract_doc_with(&html, &url, mode).unwrap();
+            for c in MDBOOK_CHROME {
+                assert!(
+                    !doc.text.contains(c),
+                    "{} ({mode:?}) has {c:?}",
+                    path.display()
+                );
+            }
+            if let Some(first) = got.first() {
+                assert_eq!(
+                    doc.text.lines().next(),
+                    Some(first.text.as_str()),
+                    "{} ({mode:?})",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(
+        with_headings >= 100,
+        "{with_headings} chapters with headings"
+    );
+}
+
+/// rustdoc pages of the standard library: `(path, html)` of the item pages in `dirs`.
+fn std_pages(dirs: &[&str]) -> Vec<(std::path::PathBuf, String)> {
+    let root = rust_docs().unwrap();
+    let mut out = Vec::new();
+    for d in dirs {
+        for p in html_files(&root.join(d)).unwrap() {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("struct.")
+                || name.starts_with("enum.")
+                || name.starts_with("trait.")
+            {
+                let html = std::fs::read_to_string(&p).unwrap();
+                out.push((p, html));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn std_docs_lose_their_chrome() {
+    let pool = pool(1);
+    let pages = std_pages(&["std/vec", "std/collections", "std/sync"]);
+    assert!(pages.len() >= 30, "{} pages", pages.len());
+    for (path, html) in &pages {
+        // "Vec in std::vec - Rust": the item's name.
+        let name = html
+            .split("<title>")
+            .nth(1)
+            .and_then(|t| t.split(' ').next())
+            .unwrap();
+        let kind = match path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .split('.')
+            .next()
+        {
+            Some("struct") => "Struct",
+            Some("enum") => "Enum",
+            _ => "Trait",
+        };
+        let heads = pool.headings(html).unwrap();
+        // Not the mobile top bar's bare name, nor the sidebar's sections.
+        assert_eq!(
+            heads.first(),
+            Some(&Heading {
+                level: 1,
+                text: format!("{kind} {name}")
+            }),
+            "{}",
+            path.display()
+        );
+        assert!(
+            heads.iter().all(|h| !h.text.contains('§')),
+            "heading anchors are chrome: {}",
+            path.display()
+        );
+        let url = file_url(path);
+        let article = pool.extract_doc(html, &url).unwrap();
+        let full = pool
+            .extract_doc_with(html, &url, ExtractionMode::Full)
+            .unwrap();
+        for chrome in [
+            "Skip to main content",
+            "Copy item path",
+            "Expand description",
+        ] {
+            assert!(
+                !article.text.contains(chrome) && !full.text.contains(chrome),
+                "{}: {chrome:?}",
+                path.display()
+            );
+        }
+        assert_eq!(
+            full.text.lines().next(),
+            Some(format!("{kind} {name}").as_str()),
+            "{}: the breadcrumbs and the sidebar are chrome",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn each_kind_of_chrome_is_skipped() {
+    let pool = pool(1);
+    let html = r##"<html class="sidebar-visible"><body>
+        <div id="site-help-popup"><h2>Keyboard help</h2><p>Press ? for help.</p></div>
+        <header><h1>Site name</h1></header>
+        <div class="menu-bar"><h1 class="menu-title">Menu title</h1></div>
+        <site-topbar><h2>Top bar</h2></site-topbar>
+        <a class="skip-to-main-content" href="#main">Skip to main content</a>
+        <div role="navigation"><h2>Role nav</h2></div>
+        <div class="d-none"><h2>Hidden by class</h2></div>
+        <div style="display: none"><h2>Hidden by style</h2></div>
+        <div style="visibility:hidden"><h2>Invisible by style</h2></div>
+        <div aria-hidden="TRUE"><h2>Aria hidden</h2></div>
+        <div class="print-only"><h2>Print only</h2></div>
+        <dialog><h2>A dialog</h2></dialog>
+        <aside><h2>An aside</h2></aside>
+        <main id="main">
+          <article>
+            <header><h1>The article</h1></header>
+            <p>The first paragraph of the article, with enough words, commas, and clauses to count.</p>
+            <h2>Section <a class="anchor" href="#s">¶</a></h2>
+            <p>A second paragraph of the article, also long enough, with commas, to score well.</p>
+            <ul><li><a href="/1">one</a></li><li><a href="/2">two</a></li><li><a href="/3">three</a></li></ul>
+            <div class="sidebar-content"><h3>Kept: a content word wins</h3></div>
+            <h3><a href="/linked">A linked heading</a></h3>
+          </article>
+        </main>
+        <ul class="related"><li><h3><a href="/r1">Related one</a></h3></li><li><a href="/r2">Related two</a></li><li><a href="/r3">Related three</a></li></ul>
+        <footer><h2>Footer</h2></footer>
+        </body></html>"##;
+    let heads: Vec<String> = pool
+        .headings(html)
+        .unwrap()
+        .into_iter()
+        .map(|h| format!("h{} {}", h.level, h.text))
+        .collect();
+    assert_eq!(
+        heads,
+        [
+            "h1 The article",
+            "h2 Section",
+            "h3 Kept: a content word wins",
+            "h3 A linked heading",
+            "h3 Related one"
+        ],
+        "a list that holds a heading is a section, not a link block"
+    );
+    let article = pool.extract_doc(html, "https://e.com/").unwrap().text;
+    assert!(
+        article.starts_with("The article\nThe first paragraph"),
+        "{article:?}"
+    );
+    assert!(
+        !article.contains("one\ntwo"),
+        "a link-dense list is not article text: {article:?}"
+    );
+    let full = pool
+        .extract_doc_with(html, "https://e.com/", ExtractionMode::Full)
+        .unwrap()
+        .text;
+    assert!(full.starts_with("The article\n"), "{full:?}");
+    assert!(
+        full.contains("one\ntwo\nthree"),
+        "the full text keeps link lists"
+    );
+    for chrome in [
+        "Keyboard",
+        "Site name",
+        "Menu",
+        "Top bar",
+        "Skip",
+        "Role nav",
+        "Hidden",
+        "Invisible",
+        "Aria",
+        "Print",
+        "dialog",
+        "aside",
+        "¶",
+        "Footer",
+    ] {
+        assert!(!full.contains(chrome), "{chrome:?} in {full:?}");
+    }
+    // A page that is nothing but links keeps them as its article.
+    let index = r#"<body><ul><li><a href="/a">Alpha</a></li><li><a href="/b">Beta</a></li>
+        <li><a href="/c">Gamma</a></li></ul></body>"#;
+    assert_eq!(
+        pool.extract_doc(index, "https://e.com/").unwrap().text,
+        "Alpha\nBeta\nGamma"
+    );
+    // A multi-byte character early in an href is not a panic.
+    let doc = pool
+        .extract_doc(r##"<a href="#footnote-†">†</a>"##, "https://e.com/")
+        .unwrap();
+    assert_eq!(doc.links, ["https://e.com/#footnote-%E2%80%A0"]);
 }
 
 #[test]

@@ -268,6 +268,91 @@ async fn the_breaker_opens_on_failures_falls_back_and_closes_after_a_good_trial(
     ));
 }
 
+/// Waits (up to 30 s) until `done` holds for the pool's stats.
+async fn until(
+    pool: &WasmExtractorPool,
+    what: &str,
+    done: impl Fn(&riptide_adapters::wasm::WasmStats) -> bool,
+) {
+    let t = std::time::Instant::now();
+    while !done(&pool.stats()) {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "{what}: {:?}",
+            pool.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn health_checks_probe_the_guest_and_close_the_breaker_without_a_caller() {
+    let mut c = config();
+    c.memory_limit_bytes = 4 << 20;
+    c.breaker_failures = 1;
+    c.breaker_successes = 2;
+    c.breaker_cool_down = Duration::from_millis(300);
+    c.health_check_interval = Some(Duration::from_millis(50));
+    let pool = pool(c).await;
+    let mut events = pool.events();
+    until(&pool, "probes run on an idle pool", |s| {
+        s.health_checks >= 2
+    })
+    .await;
+    let s = pool.stats();
+    assert_eq!(
+        (
+            s.health_check_failures,
+            s.failures,
+            s.circuit,
+            s.extractions
+        ),
+        (0, 0, CircuitState::Closed, 0)
+    );
+    // One call the guest fails (memory) opens the breaker; the native extractor answers.
+    let big = big_document(3 << 20);
+    let probes_before = pool.stats().health_checks;
+    assert!(pool
+        .extract(
+            &big,
+            "https://doc.rust-lang.org/book/",
+            ExtractionMode::Metadata
+        )
+        .await
+        .is_ok());
+    let opened = pool.stats();
+    assert_eq!((opened.circuit_opened, opened.fallbacks), (1, 1));
+    // Nobody calls again: after the cool-down, the probes are the trials, and two good ones
+    // in a row close the breaker (perhaps already, while the fallback was parsing).
+    until(&pool, "the probes close the breaker", |s| {
+        s.circuit == CircuitState::Closed
+    })
+    .await;
+    let s = pool.stats();
+    assert_eq!((s.extractions, s.succeeded), (1, 0), "no caller's request");
+    assert!(s.health_checks >= probes_before + 2, "{s:?}");
+    let mut got = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if matches!(e, PoolEvent::CircuitOpened | PoolEvent::CircuitClosed) {
+            got.push(e);
+        }
+    }
+    assert!(
+        matches!(
+            got[..],
+            [PoolEvent::CircuitOpened, PoolEvent::CircuitClosed]
+        ),
+        "{got:?}"
+    );
+    // The task ends with the last handle: the instance pool sees no more checkouts.
+    let instances = pool.pool().clone();
+    drop(pool);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let acquired = instances.stats().acquired;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(instances.stats().acquired, acquired);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_is_bounded_by_the_instance_pool() {
     let pool = pool(config()).await;
@@ -399,21 +484,39 @@ async fn config_from_env_and_validation() {
     set("RIPTIDE_WASM_INITIAL_POOL_SIZE", Some("2"));
     set("RIPTIDE_WASM_TIMEOUT_SECS", Some("0.5"));
     set("RIPTIDE_WASM_MEMORY_LIMIT_MB", Some("64"));
+    set("CB_FAILURE_THRESHOLD", Some("3"));
+    set("CB_SUCCESS_THRESHOLD", Some("2"));
+    set("CB_TIMEOUT_MS", Some("1500"));
+    set("HEALTH_CHECK_INTERVAL_MS", Some(" 250 "));
     let c = WasmPoolConfig::from_env().unwrap();
     assert_eq!(c.max_instances, 3 * cores);
     assert_eq!(c.initial_pool_size, 2);
     assert_eq!(c.timeout, Duration::from_millis(500));
     assert_eq!(c.memory_limit_bytes, 64 << 20);
+    assert_eq!((c.breaker_failures, c.breaker_successes), (3, 2));
+    assert_eq!(c.breaker_cool_down, Duration::from_millis(1500));
+    assert_eq!(c.health_check_interval, Some(Duration::from_millis(250)));
     for (var, bad) in [
         ("RIPTIDE_WASM_INSTANCES_PER_WORKER", "0"),
         ("RIPTIDE_WASM_TIMEOUT_SECS", "soon"),
         ("RIPTIDE_WASM_TIMEOUT_SECS", "0"),
         ("RIPTIDE_WASM_MEMORY_LIMIT_MB", "-5"),
+        ("CB_FAILURE_THRESHOLD", "five"),
+        ("CB_FAILURE_THRESHOLD", "0"),
+        ("CB_SUCCESS_THRESHOLD", "1.5"),
+        ("CB_SUCCESS_THRESHOLD", "0"),
+        ("CB_TIMEOUT_MS", "10s"),
+        ("CB_TIMEOUT_MS", "-1"),
+        ("HEALTH_CHECK_INTERVAL_MS", "often"),
+        ("HEALTH_CHECK_INTERVAL_MS", "0"),
     ] {
         let keep = std::env::var(var).unwrap();
         set(var, Some(bad));
         match WasmPoolConfig::from_env() {
-            Err(ConfigError::Env { var: v, .. }) => assert_eq!(v, var),
+            Err(e @ ConfigError::Env { var: v, .. }) => {
+                assert_eq!(v, var);
+                assert!(e.to_string().contains(var), "{e}");
+            }
             other => panic!("{var}={bad}: {other:?}"),
         }
         set(var, Some(&keep));
@@ -431,6 +534,10 @@ async fn config_from_env_and_validation() {
         "RIPTIDE_WASM_INITIAL_POOL_SIZE",
         "RIPTIDE_WASM_TIMEOUT_SECS",
         "RIPTIDE_WASM_MEMORY_LIMIT_MB",
+        "CB_FAILURE_THRESHOLD",
+        "CB_SUCCESS_THRESHOLD",
+        "CB_TIMEOUT_MS",
+        "HEALTH_CHECK_INTERVAL_MS",
     ] {
         set(k, None);
     }
@@ -465,4 +572,23 @@ async fn config_from_env_and_validation() {
             ..
         })
     ));
+    type Field = fn(&mut WasmPoolConfig);
+    let zeroes: [(&str, Field); 4] = [
+        ("breaker_failures", |c| c.breaker_failures = 0),
+        ("breaker_successes", |c| c.breaker_successes = 0),
+        ("breaker_cool_down", |c| {
+            c.breaker_cool_down = Duration::ZERO
+        }),
+        ("health_check_interval", |c| {
+            c.health_check_interval = Some(Duration::ZERO)
+        }),
+    ];
+    for (name, zero) in zeroes {
+        let mut c = config();
+        zero(&mut c);
+        match WasmExtractorPool::new(c).await {
+            Err(ConfigError::Invalid { field, .. }) => assert_eq!(field, name),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
 }

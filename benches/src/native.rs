@@ -18,7 +18,8 @@ pub const REGEX_QUERIES: [&str; 4] = [
     r"\b(?:fn|struct|enum|trait|impl)\s+\p{L}[\p{L}\p{N}_]*",
 ];
 
-/// `n` pages of the book (panics with the fix if `rust-docs` is missing).
+/// `n` pages of the book (`rust-docs` is installed on first use if missing; panics with the
+/// fix if it cannot be).
 pub fn pages(n: usize) -> Vec<String> {
     book_pages(n).into_iter().map(|(_, h)| h).collect()
 }

@@ -1,6 +1,6 @@
 //! The derive input: a struct with its fields and their parsed attributes.
 
-use syn::{Data, DeriveInput, Error, Fields, Generics, Ident, Member, Result, Type};
+use syn::{Data, DeriveInput, Error, Fields, Generics, Ident, Member, Result};
 
 use crate::attr::{self, FieldAttrs, StructAttrs};
 
@@ -8,13 +8,11 @@ pub(crate) struct Input<'a> {
     pub ident: &'a Ident,
     pub generics: &'a Generics,
     pub attrs: StructAttrs,
-    pub fields: Vec<Field<'a>>,
+    pub fields: Vec<Field>,
 }
 
-pub(crate) struct Field<'a> {
+pub(crate) struct Field {
     pub member: Member,
-    #[allow(dead_code)] // kept for future checks on field types
-    pub ty: &'a Type,
     pub attrs: FieldAttrs,
 }
 
@@ -53,7 +51,6 @@ impl<'a> Input<'a> {
                         Some(id) => Member::Named(id.clone()),
                         None => Member::Unnamed(i.into()),
                     },
-                    ty: &f.ty,
                     attrs: attr::field_attrs(&f.attrs)?,
                 })
             })

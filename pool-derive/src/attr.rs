@@ -55,56 +55,59 @@ fn value<'a>(meta: &'a ParseNestedMeta, what: &str) -> Result<syn::parse::ParseS
     })
 }
 
-fn duplicate(meta: &ParseNestedMeta) -> Error {
-    meta.error(format!("duplicate `{}` in `#[poolable]`", key(meta)))
+/// Fills `slot` with what `parse` reads, or fails with `conflict` (spanned on the key) if
+/// an earlier key already filled it. Every "at most once" rule goes through here.
+fn set_once<T>(
+    slot: &mut Option<T>,
+    meta: &ParseNestedMeta,
+    conflict: impl FnOnce(&str) -> String,
+    parse: impl FnOnce(&ParseNestedMeta) -> Result<T>,
+) -> Result<()> {
+    if slot.is_some() {
+        return Err(meta.error(conflict(&key(meta))));
+    }
+    *slot = Some(parse(meta)?);
+    Ok(())
 }
 
+fn duplicate(key: &str) -> String {
+    format!("duplicate `{key}` in `#[poolable]`")
+}
+
+/// `= path::to_fn`.
+fn path(meta: &ParseNestedMeta) -> Result<Path> {
+    value(meta, "path::to_fn")?.parse()
+}
+
+/// `= <integer literal>`; any other literal is an error on the literal. `example` is a
+/// sensible value for the message. Ranges are checked in `valid`.
 fn int(meta: &ParseNestedMeta, example: &str) -> Result<LitInt> {
     let lit: Lit = value(meta, example)?.parse()?;
     match lit {
         Lit::Int(i) => Ok(i),
-        other => Err(Error::new_spanned(
-            other,
-            format!(
-                "`{}` takes an integer literal, e.g. `{} = {example}`",
-                key(meta),
-                key(meta)
-            ),
-        )),
+        other => {
+            let k = key(meta);
+            Err(Error::new_spanned(
+                other,
+                format!("`{k}` takes an integer literal, e.g. `{k} = {example}`"),
+            ))
+        }
     }
 }
 
 pub(crate) fn struct_attrs(attrs: &[Attribute]) -> Result<StructAttrs> {
     let mut out = StructAttrs::default();
     for attr in poolable_attrs(attrs) {
-        attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("reset") {
-                if out.reset.is_some() {
-                    return Err(duplicate(&meta));
-                }
-                out.reset = Some(value(&meta, "path::to_fn")?.parse()?);
-            } else if meta.path.is_ident("health") {
-                if out.health.is_some() {
-                    return Err(duplicate(&meta));
-                }
-                out.health = Some(value(&meta, "path::to_fn")?.parse()?);
-            } else if meta.path.is_ident("max_uses") {
-                if out.max_uses.is_some() {
-                    return Err(duplicate(&meta));
-                }
-                out.max_uses = Some(int(&meta, "1000")?);
-            } else if meta.path.is_ident("max_lifetime_secs") {
-                if out.max_lifetime_secs.is_some() {
-                    return Err(duplicate(&meta));
-                }
-                out.max_lifetime_secs = Some(int(&meta, "300")?);
-            } else {
-                return Err(meta.error(format!(
-                    "unknown `poolable` struct attribute `{}`; expected one of {STRUCT_KEYS}",
-                    key(&meta)
-                )));
-            }
-            Ok(())
+        attr.parse_nested_meta(|meta| match key(&meta).as_str() {
+            "reset" => set_once(&mut out.reset, &meta, duplicate, path),
+            "health" => set_once(&mut out.health, &meta, duplicate, path),
+            "max_uses" => set_once(&mut out.max_uses, &meta, duplicate, |m| int(m, "1000")),
+            "max_lifetime_secs" => set_once(&mut out.max_lifetime_secs, &meta, duplicate, |m| {
+                int(m, "300")
+            }),
+            k => Err(meta.error(format!(
+                "unknown `poolable` struct attribute `{k}`; expected one of {STRUCT_KEYS}"
+            ))),
         })?;
     }
     Ok(out)
@@ -112,36 +115,27 @@ pub(crate) fn struct_attrs(attrs: &[Attribute]) -> Result<StructAttrs> {
 
 pub(crate) fn field_attrs(attrs: &[Attribute]) -> Result<FieldAttrs> {
     let mut reset: Option<FieldReset> = None;
+    let second = |k: &str| format!("a field takes one of {FIELD_KEYS}; `{k}` is a second one");
     for attr in poolable_attrs(attrs) {
-        attr.parse_nested_meta(|meta| {
-            let this = if meta.path.is_ident("reset") {
-                let method: Ident = value(&meta, "clear")?.parse()?;
-                if method == "default" {
+        attr.parse_nested_meta(|meta| match key(&meta).as_str() {
+            "reset" => set_once(&mut reset, &meta, second, |m| {
+                let method: Ident = value(m, "clear")?.parse()?;
+                Ok(if method == "default" {
                     FieldReset::Default(method)
                 } else {
                     FieldReset::Method(method)
+                })
+            }),
+            "reset_with" => set_once(&mut reset, &meta, second, |m| path(m).map(FieldReset::With)),
+            "skip" => set_once(&mut reset, &meta, second, |m| {
+                if !m.input.is_empty() && !m.input.peek(syn::Token![,]) {
+                    return Err(m.error("`skip` takes no value"));
                 }
-            } else if meta.path.is_ident("reset_with") {
-                FieldReset::With(value(&meta, "path::to_fn")?.parse()?)
-            } else if meta.path.is_ident("skip") {
-                if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
-                    return Err(meta.error("`skip` takes no value"));
-                }
-                FieldReset::Skip
-            } else {
-                return Err(meta.error(format!(
-                    "unknown `poolable` field attribute `{}`; expected one of {FIELD_KEYS}",
-                    key(&meta)
-                )));
-            };
-            if reset.is_some() {
-                return Err(meta.error(format!(
-                    "a field takes one of {FIELD_KEYS}; `{}` is a second one",
-                    key(&meta)
-                )));
-            }
-            reset = Some(this);
-            Ok(())
+                Ok(FieldReset::Skip)
+            }),
+            k => Err(meta.error(format!(
+                "unknown `poolable` field attribute `{k}`; expected one of {FIELD_KEYS}"
+            ))),
         })?;
     }
     Ok(FieldAttrs {

@@ -1,21 +1,43 @@
-//! Code generation: the `Poolable` impl.
+//! Code generation: the `Poolable` impl, or on misuse the error plus an empty impl.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
+use syn::{DeriveInput, Generics, Ident, WhereClause};
 
 use crate::ast::Input;
 use crate::attr::FieldReset;
+use crate::{fallback, valid};
 
-pub(crate) fn derive(input: &Input) -> TokenStream {
-    let ident = input.ident;
-    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
-    let mut where_clause = where_clause
+/// The derive's output for `input`: the impl, or [`fallback::expand`] on misuse.
+pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
+    match Input::from_syn(input).and_then(|parsed| {
+        valid::check(&parsed)?;
+        Ok(impl_poolable(&parsed))
+    }) {
+        Ok(tokens) => tokens,
+        Err(error) => fallback::expand(input, error),
+    }
+}
+
+/// `impl<..> ::riptide_pool::Poolable for Type<..> where .., Self: Send + 'static`, without
+/// the body: shared by the real impl and the fallback, so both have the same bounds.
+pub(crate) fn impl_header(ident: &Ident, generics: &Generics) -> TokenStream {
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    let mut where_clause: WhereClause = where_clause
         .cloned()
         .unwrap_or_else(|| syn::parse_quote!(where));
     where_clause
         .predicates
         .push(syn::parse_quote!(Self: ::core::marker::Send + 'static));
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics ::riptide_pool::Poolable for #ident #ty_generics #where_clause
+    }
+}
+
+fn impl_poolable(input: &Input) -> TokenStream {
+    let header = impl_header(input.ident, input.generics);
 
     // Field resets in declaration order. Spans point at the attribute's tokens, so a
     // missing method or a function of the wrong type is reported there.
@@ -65,8 +87,7 @@ pub(crate) fn derive(input: &Input) -> TokenStream {
     });
 
     quote! {
-        #[automatically_derived]
-        impl #impl_generics ::riptide_pool::Poolable for #ident #ty_generics #where_clause {
+        #header {
             #reset
             #health
             #max_uses

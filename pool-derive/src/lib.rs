@@ -18,12 +18,19 @@
 //! 'static`. The generated code names `::riptide_pool`, so the crate using the derive must
 //! depend on `riptide-pool` under that name.
 //!
+//! Misuse (an unknown or duplicate key, a wrong literal, `max_uses = 0`, an enum, ...) is a
+//! compile error with its span on the offending token. The derive then still emits an empty
+//! `Poolable` impl, so the misuse is the only error: uses of the type in a pool do not add
+//! "`Poolable` is not implemented" errors of their own.
+//!
 //! The layout follows thiserror's: `ast` (what the input is), `attr` (the attributes),
-//! `valid` (misuse, reported with a span on the offending token), `expand` (the impl).
+//! `valid` (misuse the parser cannot see), `expand` (the impl), `fallback` (the error plus
+//! the empty impl).
 
 mod ast;
 mod attr;
 mod expand;
+mod fallback;
 mod valid;
 
 use proc_macro::TokenStream;
@@ -33,11 +40,5 @@ use syn::{parse_macro_input, DeriveInput};
 #[proc_macro_derive(Poolable, attributes(poolable))]
 pub fn derive_poolable(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
-    ast::Input::from_syn(&input)
-        .and_then(|input| {
-            valid::check(&input)?;
-            Ok(expand::derive(&input))
-        })
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    expand::derive(&input).into()
 }

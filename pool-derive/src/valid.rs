@@ -1,40 +1,33 @@
 //! Misuse the parser cannot see on its own, reported with a span on the offending token.
 
-use syn::{Error, Result};
+use syn::{Error, LitInt, Result};
 
 use crate::ast::Input;
 
 pub(crate) fn check(input: &Input) -> Result<()> {
-    if let Some(n) = &input.attrs.max_uses {
-        match n.base10_parse::<u64>() {
-            Ok(0) => {
-                return Err(Error::new(
-                    n.span(),
-                    "`max_uses = 0` would retire every object before its first use; use at \
-                     least 1, or leave it out for no limit",
-                ))
-            }
-            Ok(_) => {}
-            Err(_) => return Err(Error::new(n.span(), "`max_uses` must fit in a u64")),
-        }
-    }
-    if let Some(n) = &input.attrs.max_lifetime_secs {
-        match n.base10_parse::<u64>() {
-            Ok(0) => {
-                return Err(Error::new(
-                    n.span(),
-                    "`max_lifetime_secs = 0` would retire every object at once; use at \
-                     least 1, or leave it out for no limit",
-                ))
-            }
-            Ok(_) => {}
-            Err(_) => {
-                return Err(Error::new(
-                    n.span(),
-                    "`max_lifetime_secs` must fit in a u64",
-                ))
-            }
-        }
-    }
+    let a = &input.attrs;
+    positive_u64(
+        a.max_uses.as_ref(),
+        "max_uses",
+        "would retire every object before its first use",
+    )?;
+    positive_u64(
+        a.max_lifetime_secs.as_ref(),
+        "max_lifetime_secs",
+        "would retire every object at once",
+    )?;
     Ok(())
+}
+
+/// An integer key must fit in a `u64` and be at least 1; `zero` says what 0 would do.
+fn positive_u64(lit: Option<&LitInt>, key: &str, zero: &str) -> Result<()> {
+    let Some(n) = lit else { return Ok(()) };
+    match n.base10_parse::<u64>() {
+        Ok(0) => Err(Error::new(
+            n.span(),
+            format!("`{key} = 0` {zero}; use at least 1, or leave it out for no limit"),
+        )),
+        Ok(_) => Ok(()),
+        Err(_) => Err(Error::new(n.span(), format!("`{key}` must fit in a u64"))),
+    }
 }

@@ -36,6 +36,28 @@ pub const SCRATCH_KEEP: usize = 1 << 20;
 
 /// A CSS or regex extractor with its caches of compiled queries and its scratch buffer.
 /// Get one from [`NativeExtractorPool::checkout`](super::NativeExtractorPool::checkout).
+///
+/// It is an ordinary `#[derive(Poolable)]` type, and the pattern for pooling your own
+/// expensive-to-build resource: keep what is costly to make across uses (here compiled
+/// selectors and regexes, in a bounded [`Lru`]), clear per-use state on return, and say
+/// when an object should not be reused:
+///
+/// ```text
+/// #[derive(Poolable)]
+/// #[poolable(reset = NativeExtractor::after_use, health = NativeExtractor::healthy)]
+/// pub struct NativeExtractor {
+///     selectors: Lru<Selector>,                   // kept across checkouts
+///     regexes: Lru<Regex>,
+///     #[poolable(reset = clear)]
+///     scratch: String,                            // emptied on return, allocation kept
+///     #[poolable(reset = default)]
+///     this_checkout: u64,                         // zeroed on return
+///     // ...
+/// }
+/// ```
+///
+/// `healthy` retires an extractor whose scratch buffer one huge match grew past
+/// [`SCRATCH_KEEP`], so that memory is not pinned in the pool.
 #[derive(Poolable)]
 #[poolable(reset = NativeExtractor::after_use, health = NativeExtractor::healthy)]
 pub struct NativeExtractor {
@@ -89,6 +111,7 @@ impl NativeExtractor {
 
     /// An extractor outside any pool, configured like the pool's would be: for a one-off
     /// use, or to measure what pooling saves (`riptide-benches`' native case).
+    #[must_use]
     pub fn standalone(kind: NativeExtractorType, config: &super::NativePoolConfig) -> Self {
         Self::new(
             kind,
@@ -100,21 +123,25 @@ impl NativeExtractor {
     }
 
     /// What this extractor does.
+    #[must_use]
     pub fn kind(&self) -> NativeExtractorType {
         self.kind
     }
 
     /// Compiled queries held in its cache.
+    #[must_use]
     pub fn cached_queries(&self) -> usize {
         self.selectors.len() + self.regexes.len()
     }
 
     /// Extractions this extractor has done over its life (kept across checkouts).
+    #[must_use]
     pub fn lifetime_extractions(&self) -> u64 {
         self.lifetime
     }
 
     /// Extractions since this checkout began (`reset` zeroes it).
+    #[must_use]
     pub fn extractions_this_checkout(&self) -> u64 {
         self.this_checkout
     }

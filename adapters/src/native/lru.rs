@@ -17,6 +17,7 @@ pub struct Lru<V> {
 
 impl<V> Lru<V> {
     /// An empty cache holding at most `capacity` entries (at least 1).
+    #[must_use]
     pub fn new(capacity: usize) -> Self {
         Lru {
             map: HashMap::new(),
@@ -55,21 +56,25 @@ impl<V> Lru<V> {
     }
 
     /// Entries held.
+    #[must_use]
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
     /// Whether it holds nothing.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
 
     /// The most entries it holds.
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.capacity
     }
 
     /// Whether `key` is cached (does not count as a use).
+    #[must_use]
     pub fn contains(&self, key: &str) -> bool {
         self.map.contains_key(key)
     }

@@ -12,7 +12,7 @@ pub use extractor::{NativeExtractor, NativeExtractorType, SCRATCH_KEEP};
 pub use lru::Lru;
 
 use crate::error::{env_parse, env_positive, ConfigError};
-use crate::{ExtractError, ExtractedDoc, ExtractionMode};
+use crate::{ExtractError, ExtractedDoc, ExtractionMode, Heading};
 use riptide_pool::{Pool, PoolStats, Pooled};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -158,9 +158,9 @@ pub struct NativeMetrics {
     pub extractions: u64,
     /// `extract` calls that returned an error.
     pub errors: u64,
-    /// `extract_doc` calls, including failed ones.
+    /// `extract_doc` and `headings` calls, including failed ones.
     pub doc_extractions: u64,
-    /// `extract_doc` calls that returned an error.
+    /// `extract_doc` and `headings` calls that returned an error.
     pub doc_errors: u64,
     /// The CSS pool's full stats.
     pub css: PoolStats,
@@ -242,11 +242,13 @@ impl NativeExtractorPool {
     }
 
     /// The underlying pool of one kind (for `stats()`, `events()`, `resize`, ...).
+    #[must_use]
     pub fn pool(&self, kind: NativeExtractorType) -> &Pool<NativeExtractor> {
         &self.pools[kind.index()]
     }
 
     /// The configuration in force.
+    #[must_use]
     pub fn config(&self) -> &NativePoolConfig {
         &self.config
     }
@@ -282,6 +284,25 @@ impl NativeExtractorPool {
         r
     }
 
+    /// The headings of `html` (`h1`–`h6`, in document order, text collapsed), without
+    /// those in hidden elements, page chrome (navigation, menus, popups, sidebars) or
+    /// link-dense blocks: on a page of The Rust Programming Language, the chapter's headings,
+    /// not the keyboard-shortcuts popup's or the menu bar's. Runs on the calling thread, like
+    /// [`extract_doc_with`](Self::extract_doc_with), and counts as a document extraction in
+    /// [`metrics`](Self::metrics).
+    pub fn headings(&self, html: &str) -> Result<Vec<Heading>, ExtractError> {
+        self.counters.docs.fetch_add(1, Relaxed);
+        if html.len() > self.config.max_document_bytes {
+            self.counters.doc_errors.fetch_add(1, Relaxed);
+            return Err(ExtractError::TooLarge {
+                size: html.len(),
+                limit: self.config.max_document_bytes,
+            });
+        }
+        let doc = scraper::Html::parse_document(html);
+        Ok(crate::doc::document_headings(&doc))
+    }
+
     /// [`extract_doc_with`](Self::extract_doc_with) on raw bytes: a document that is not
     /// UTF-8 is [`ExtractError::NotUtf8`].
     pub fn extract_doc_bytes(
@@ -303,6 +324,7 @@ impl NativeExtractorPool {
     }
 
     /// A snapshot of occupancy, cache effectiveness and outcomes.
+    #[must_use]
     pub fn metrics(&self) -> NativeMetrics {
         let c = &self.counters;
         let css = self.pools[0].stats();

@@ -13,6 +13,9 @@
 //! - On a trap, a timeout, a guest failure or an open **circuit breaker**, extraction falls
 //!   back to the native extractor (`fallbacks`), unless `fallback` is off, in which case the
 //!   caller gets the typed error.
+//! - Optional **health checks** ([`WasmPoolConfig::health_check_interval`]): a background
+//!   probe calls the guest on an instance from the pool and reports to the breaker, so a
+//!   broken guest opens it, and a recovered one closes it, without a caller's request.
 
 mod breaker;
 mod runtime;
@@ -26,11 +29,11 @@ pub use runtime::Startup;
 use crate::error::{env_parse, env_positive, ConfigError};
 use crate::ExtractError;
 use breaker::{Admit, Breaker, Transition};
-use riptide_pool::{Pool, PoolEvent, PoolStats, Poolable, Pooled};
+use riptide_pool::{Pool, PoolEvent, PoolStats, Poolable, Pooled, Priority};
 use runtime::{CallError, CallReport, GuestRefusal, Runtime, Warm};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 /// How a call runs without blocking the async runtime.
@@ -70,7 +73,10 @@ pub enum Diagnostic {
 /// | `fallback` | on | — |
 /// | `pooling_allocator` | on | — |
 /// | `epoch_tick` | 1 ms | — |
-/// | `breaker_failures`, `breaker_cool_down` | 5, 10 s | — |
+/// | `breaker_failures` | 5 | `CB_FAILURE_THRESHOLD` |
+/// | `breaker_successes` | 1 | `CB_SUCCESS_THRESHOLD` |
+/// | `breaker_cool_down` | 10 s | `CB_TIMEOUT_MS` (milliseconds) |
+/// | `health_check_interval` | off | `HEALTH_CHECK_INTERVAL_MS` (milliseconds) |
 /// | `max_document_bytes` | 16 MiB | — |
 /// | `cache_dir` | none | — |
 /// | `acquire_timeout` | 30 s | — |
@@ -98,10 +104,21 @@ pub struct WasmPoolConfig {
     pub pooling_allocator: bool,
     /// How often the epoch advances: the resolution of `timeout`.
     pub epoch_tick: Duration,
-    /// Consecutive guest failures that open the breaker.
+    /// Consecutive guest failures that open the breaker (at least 1).
     pub breaker_failures: u32,
-    /// How long the breaker stays open before a trial call.
+    /// Consecutive successful trial calls, once the cool-down has passed, that close the
+    /// breaker again (at least 1); a failed trial opens it for another cool-down.
+    pub breaker_successes: u32,
+    /// How long the breaker stays open before trial calls are let through.
     pub breaker_cool_down: Duration,
+    /// With `Some(d)`, a background task calls the guest's `bump` export every `d` on an
+    /// instance from the pool (at low priority, never waiting longer than `d`, and not while
+    /// the breaker is open and cooling down), and reports the outcome to the breaker like any
+    /// call: failing probes open it, and once the cool-down has passed probes are its trial
+    /// calls, so a recovered guest is put back in service without risking a caller's request.
+    /// Counted in [`WasmStats::health_checks`] and [`WasmStats::health_check_failures`]. The
+    /// task needs the tokio runtime `new` runs on (with time enabled) and ends with the pool.
+    pub health_check_interval: Option<Duration>,
     /// Larger documents are [`ExtractError::TooLarge`] without calling the guest (at most
     /// 64 MiB, the guest's own limit).
     pub max_document_bytes: usize,
@@ -130,7 +147,9 @@ impl Default for WasmPoolConfig {
             pooling_allocator: true,
             epoch_tick: Duration::from_millis(1),
             breaker_failures: 5,
+            breaker_successes: 1,
             breaker_cool_down: Duration::from_secs(10),
+            health_check_interval: None,
             max_document_bytes: 16 << 20,
             cache_dir: None,
             acquire_timeout: Duration::from_secs(30),
@@ -140,9 +159,16 @@ impl Default for WasmPoolConfig {
 
 impl WasmPoolConfig {
     /// The defaults, with `RIPTIDE_WASM_INSTANCES_PER_WORKER`,
-    /// `RIPTIDE_WASM_INITIAL_POOL_SIZE`, `RIPTIDE_WASM_TIMEOUT_SECS` and
-    /// `RIPTIDE_WASM_MEMORY_LIMIT_MB` applied where set. A value that does not parse, or is
-    /// zero where zero makes no sense, is a [`ConfigError::Env`] naming the variable.
+    /// `RIPTIDE_WASM_INITIAL_POOL_SIZE`, `RIPTIDE_WASM_TIMEOUT_SECS`,
+    /// `RIPTIDE_WASM_MEMORY_LIMIT_MB`, and the breaker and health variables
+    /// `CB_FAILURE_THRESHOLD`, `CB_SUCCESS_THRESHOLD`, `CB_TIMEOUT_MS` and
+    /// `HEALTH_CHECK_INTERVAL_MS` applied where set (see the table on [`WasmPoolConfig`]).
+    ///
+    /// # Errors
+    ///
+    /// A value that does not parse, or is zero or negative, is a [`ConfigError::Env`] naming
+    /// the variable; fields that do not fit together are a [`ConfigError::Invalid`]
+    /// ([`validate`](Self::validate)).
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut c = Self::default();
         if let Some(n) = env_positive::<usize>("RIPTIDE_WASM_INSTANCES_PER_WORKER")? {
@@ -160,6 +186,18 @@ impl WasmPoolConfig {
         }
         if let Some(mb) = env_positive::<usize>("RIPTIDE_WASM_MEMORY_LIMIT_MB")? {
             c.memory_limit_bytes = mb << 20;
+        }
+        if let Some(n) = env_positive::<u32>("CB_FAILURE_THRESHOLD")? {
+            c.breaker_failures = n;
+        }
+        if let Some(n) = env_positive::<u32>("CB_SUCCESS_THRESHOLD")? {
+            c.breaker_successes = n;
+        }
+        if let Some(ms) = env_positive::<u64>("CB_TIMEOUT_MS")? {
+            c.breaker_cool_down = Duration::from_millis(ms);
+        }
+        if let Some(ms) = env_positive::<u64>("HEALTH_CHECK_INTERVAL_MS")? {
+            c.health_check_interval = Some(Duration::from_millis(ms));
         }
         c.validate()?;
         Ok(c)
@@ -201,6 +239,21 @@ impl WasmPoolConfig {
                 "must be between 1 byte and 64 MiB (the guest's own limit)",
             );
         }
+        if self.breaker_failures == 0 {
+            return bad("breaker_failures", "must be at least 1");
+        }
+        if self.breaker_successes == 0 {
+            return bad("breaker_successes", "must be at least 1");
+        }
+        if self.breaker_cool_down.is_zero() {
+            return bad("breaker_cool_down", "must be greater than zero");
+        }
+        if self.health_check_interval.is_some_and(|d| d.is_zero()) {
+            return bad(
+                "health_check_interval",
+                "must be greater than zero (`None` turns the checks off)",
+            );
+        }
         Ok(())
     }
 }
@@ -236,6 +289,8 @@ struct Counters {
     circuit_opened: AtomicU64,
     guest_calls: AtomicU64,
     guest_nanos: AtomicU64,
+    health_checks: AtomicU64,
+    health_check_failures: AtomicU64,
 }
 
 /// A snapshot of a [`WasmExtractorPool`].
@@ -268,6 +323,10 @@ pub struct WasmStats {
     pub circuit_opened: u64,
     /// The breaker now.
     pub circuit: CircuitState,
+    /// Health probes that called the guest ([`WasmPoolConfig::health_check_interval`]).
+    pub health_checks: u64,
+    /// Health probes the guest failed (also counted in `failures`).
+    pub health_check_failures: u64,
     /// Guest calls (instantiate + call), and their mean wall time (a true mean: total
     /// time / calls).
     pub guest_calls: u64,
@@ -284,6 +343,8 @@ struct Inner {
     config: WasmPoolConfig,
     breaker: Breaker,
     counters: Counters,
+    /// Dropped with the last handle, which ends the health-check task.
+    _health_stop: tokio::sync::watch::Sender<()>,
 }
 
 /// Pooled instances of the extractor guest. Cheap to clone.
@@ -311,8 +372,22 @@ enum Failure {
 impl WasmExtractorPool {
     /// Sets up the engine, compiles (or loads) the bundled guest, pre-links it, and builds
     /// the instance pool. Compilation runs on the blocking pool when a runtime is present.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for a config that does not [`validate`](WasmPoolConfig::validate),
+    /// an engine or component that cannot be set up, or health checks without a tokio
+    /// runtime to run on.
     pub async fn new(config: WasmPoolConfig) -> Result<Self, ConfigError> {
         config.validate()?;
+        let no_runtime = |_| ConfigError::Invalid {
+            field: "health_check_interval",
+            reason: "health checks run as a task: build the pool on a tokio runtime",
+        };
+        let health_runtime = match config.health_check_interval {
+            Some(_) => Some(tokio::runtime::Handle::try_current().map_err(no_runtime)?),
+            None => None,
+        };
         let c = config.clone();
         let runtime = match tokio::runtime::Handle::try_current() {
             Ok(h) => h
@@ -322,16 +397,25 @@ impl WasmExtractorPool {
             Err(_) => Runtime::new(&c),
         }
         .map_err(|e| ConfigError::Wasm(format!("{e:#}")))?;
+        let (health_stop, stopped) = tokio::sync::watch::channel(());
         let inner = Arc::new(Inner {
             runtime: Arc::new(runtime),
-            breaker: Breaker::new(config.breaker_failures, config.breaker_cool_down),
+            breaker: Breaker::new(
+                config.breaker_failures,
+                config.breaker_successes,
+                config.breaker_cool_down,
+            ),
             counters: Counters::default(),
             config,
+            _health_stop: health_stop,
         });
-        let factory_inner = inner.clone();
+        // Weak: the pool (which the health task may hold) must not keep `Inner` alive, or
+        // the task would never see the last handle go.
+        let factory_inner = Arc::downgrade(&inner);
         let pool = Pool::builder(move || {
-            let inner = factory_inner.clone();
+            let inner = factory_inner.upgrade();
             async move {
+                let inner = inner.ok_or("the WasmExtractorPool was dropped")?;
                 let warm = if inner.config.reuse_calls > 1 {
                     Some(inner.instantiate().await.map_err(|e| format!("{e:?}"))?)
                 } else {
@@ -352,7 +436,58 @@ impl WasmExtractorPool {
         if inner.config.reuse_calls > 1 && inner.config.initial_pool_size > 0 {
             let _ = pool.warm_up(inner.config.initial_pool_size).await;
         }
+        if let (Some(rt), Some(every)) = (health_runtime, inner.config.health_check_interval) {
+            rt.spawn(health_checks(
+                Arc::downgrade(&inner),
+                pool.clone(),
+                every,
+                stopped,
+            ));
+        }
         Ok(WasmExtractorPool { inner, pool })
+    }
+
+    /// One health probe: the guest's `bump` on an instance from the pool, reported to the
+    /// breaker. Skipped while the breaker is open and cooling down, and when no instance is
+    /// free within `wait` (the pool is busy with callers, who exercise the guest anyway).
+    async fn health_check(&self, wait: Duration) {
+        let inner = &self.inner;
+        let trial = match inner.breaker.admit() {
+            Admit::Call => false,
+            Admit::Trial => true,
+            Admit::Reject => return,
+        };
+        let slot = self
+            .pool
+            .acquire()
+            .priority(Priority::Low)
+            .timeout(wait)
+            .await;
+        let Ok(slot) = slot else {
+            inner.breaker.abandon(trial);
+            return;
+        };
+        inner.counters.health_checks.fetch_add(1, Relaxed);
+        let timeout = inner.config.timeout;
+        let d = Diagnostic::Bump;
+        let r = match inner.runtime.mode {
+            CallMode::Async => {
+                self.run_async(slot, async |w| w.diagnostic_async(d, timeout).await)
+                    .await
+            }
+            CallMode::Blocking => {
+                self.run_blocking(slot, move |w| w.diagnostic_blocking(d, timeout))
+                    .await
+            }
+        };
+        match r {
+            Ok(_) => self.breaker_report(inner.breaker.success(trial)),
+            Err(e) => {
+                inner.counters.health_check_failures.fetch_add(1, Relaxed);
+                tracing::warn!("wasm health check failed: {}", call_err(timeout)(e));
+                self.breaker_report(inner.breaker.failure(trial));
+            }
+        }
     }
 
     /// Title, text and links of `html` (a page at `url`), extracted by the guest in a fresh
@@ -452,11 +587,20 @@ impl WasmExtractorPool {
         &self,
         f: impl AsyncFnOnce(&mut Warm) -> Result<R, CallError>,
     ) -> Result<R, Failure> {
-        let mut slot = self.pool.get().await.map_err(Failure::Pool)?;
-        let (mut warm, t) = self.take_warm(&mut slot).await.map_err(Failure::Call)?;
+        let slot = self.pool.get().await.map_err(Failure::Pool)?;
+        self.run_async(slot, f).await.map_err(Failure::Call)
+    }
+
+    /// [`call_async`](Self::call_async) on a slot already checked out.
+    async fn run_async<R>(
+        &self,
+        mut slot: Pooled<WasmInstance>,
+        f: impl AsyncFnOnce(&mut Warm) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        let (mut warm, t) = self.take_warm(&mut slot).await?;
         let r = f(&mut warm).await;
         self.inner.settle(&mut slot, warm, t, &r);
-        r.map_err(Failure::Call)
+        r
     }
 
     /// [`call_async`](Self::call_async) for a blocking pool: `f` runs on tokio's blocking
@@ -466,6 +610,15 @@ impl WasmExtractorPool {
         f: impl FnOnce(&mut Warm) -> Result<R, CallError> + Send + 'static,
     ) -> Result<R, Failure> {
         let slot = self.pool.get().await.map_err(Failure::Pool)?;
+        self.run_blocking(slot, f).await.map_err(Failure::Call)
+    }
+
+    /// [`call_blocking`](Self::call_blocking) on a slot already checked out.
+    async fn run_blocking<R: Send + 'static>(
+        &self,
+        slot: Pooled<WasmInstance>,
+        f: impl FnOnce(&mut Warm) -> Result<R, CallError> + Send + 'static,
+    ) -> Result<R, CallError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let mut slot = slot;
@@ -475,8 +628,7 @@ impl WasmExtractorPool {
             r
         })
         .await
-        .map_err(|e| Failure::Call(CallError::Trap(format!("the blocking call panicked: {e}"))))?
-        .map_err(Failure::Call)
+        .map_err(|e| CallError::Trap(format!("the blocking call panicked: {e}")))?
     }
 
     async fn take_warm(
@@ -520,21 +672,25 @@ impl WasmExtractorPool {
 
     /// Subscribes to the instance pool's events, including the guest-failure breaker's
     /// [`PoolEvent::CircuitOpened`] / [`PoolEvent::CircuitClosed`].
+    #[must_use]
     pub fn events(&self) -> tokio::sync::broadcast::Receiver<PoolEvent> {
         self.pool.events()
     }
 
     /// The instance pool (for `resize`, `close`, `health`, ...).
+    #[must_use]
     pub fn pool(&self) -> &Pool<WasmInstance> {
         &self.pool
     }
 
     /// The configuration in force.
+    #[must_use]
     pub fn config(&self) -> &WasmPoolConfig {
         &self.inner.config
     }
 
     /// A snapshot of the counters, the breaker and the instance pool.
+    #[must_use]
     pub fn stats(&self) -> WasmStats {
         let c = &self.inner.counters;
         let calls = c.guest_calls.load(Relaxed);
@@ -552,6 +708,8 @@ impl WasmExtractorPool {
             circuit_rejections: c.circuit_rejections.load(Relaxed),
             circuit_opened: c.circuit_opened.load(Relaxed),
             circuit: self.inner.breaker.state(),
+            health_checks: c.health_checks.load(Relaxed),
+            health_check_failures: c.health_check_failures.load(Relaxed),
             guest_calls: calls,
             mean_guest_call: Duration::from_nanos(
                 c.guest_nanos.load(Relaxed).checked_div(calls).unwrap_or(0),
@@ -559,6 +717,30 @@ impl WasmExtractorPool {
             pool: self.pool.stats(),
             startup: self.inner.runtime.startup,
         }
+    }
+}
+
+/// The health-check task: a probe every `every` until the last handle is dropped (its
+/// `Inner` goes, and with it the sender `stopped` watches). Between probes it holds only a
+/// `Weak` to `Inner`, so it does not keep the adapter alive, and its clone of the instance
+/// pool, which it drops as soon as it sees the handles gone.
+async fn health_checks(
+    inner: Weak<Inner>,
+    pool: Pool<WasmInstance>,
+    every: Duration,
+    mut stopped: tokio::sync::watch::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopped.changed() => return,
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        let handle = WasmExtractorPool {
+            inner,
+            pool: pool.clone(),
+        };
+        handle.health_check(every).await;
     }
 }
 

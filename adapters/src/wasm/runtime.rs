@@ -73,7 +73,8 @@ impl wasmtime::ResourceLimiter for Limiter {
     }
 }
 
-/// How long start-up took, for `stats()` and the figures in docs/benchmarks.md.
+/// How long a pool's start-up took (`WasmStats::startup`): creating the engine, compiling the
+/// guest (or loading it from `cache_dir`), and linking it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Startup {
     /// `Engine::new`.
