@@ -268,6 +268,9 @@ pub enum Guard {
 pub enum SyncPool {
     /// This project (`try_get` / `get_blocking`).
     Riptide(Pool<Res>),
+    /// This project, a type without a `Poolable` impl: reset and health check given as
+    /// closures (`Pool::custom`).
+    RiptideClosures(Pool<u64>),
     /// r2d2 0.8.
     R2d2(r2d2::Pool<R2d2Manager>),
     /// object-pool 0.6.
@@ -279,8 +282,9 @@ pub enum SyncPool {
 }
 
 /// The sync pools, in table order.
-pub const SYNC_POOLS: [&str; 5] = [
+pub const SYNC_POOLS: [&str; 6] = [
     "riptide",
+    "riptide (closures)",
     "r2d2",
     "object-pool",
     "lockfree-object-pool",
@@ -299,6 +303,17 @@ impl SyncPool {
                 let held: Vec<_> = (0..size).map(|_| p.get_blocking().unwrap()).collect();
                 drop(held);
                 SyncPool::Riptide(p)
+            }
+            "riptide (closures)" => {
+                let p = Pool::custom(|| async { Ok::<_, Infallible>(0u64) })
+                    .reset(|v| *v = 0)
+                    .is_healthy(|v| *v < u64::MAX)
+                    .max_size(size)
+                    .build()
+                    .unwrap();
+                let held: Vec<_> = (0..size).map(|_| p.get_blocking().unwrap()).collect();
+                drop(held);
+                SyncPool::RiptideClosures(p)
             }
             "r2d2" => SyncPool::R2d2(
                 r2d2::Pool::builder()
@@ -326,6 +341,7 @@ impl SyncPool {
     pub fn name(&self) -> &'static str {
         match self {
             SyncPool::Riptide(_) => "riptide",
+            SyncPool::RiptideClosures(_) => "riptide (closures)",
             SyncPool::R2d2(_) => "r2d2",
             SyncPool::ObjectPool(_) => "object-pool",
             SyncPool::Lockfree(_) => "lockfree-object-pool",
@@ -339,6 +355,7 @@ impl SyncPool {
     pub fn cycles(&self, n: u64) {
         match self {
             SyncPool::Riptide(p) => loops::riptide(p, n, false),
+            SyncPool::RiptideClosures(p) => loops::riptide_closures(p, n, false),
             SyncPool::R2d2(p) => loops::r2d2(p, n),
             SyncPool::ObjectPool(p) => loops::object_pool(p, n),
             SyncPool::Lockfree(p) => loops::lockfree(p, n),
@@ -351,6 +368,7 @@ impl SyncPool {
     pub fn cycles_shared(&self, n: u64) {
         match self {
             SyncPool::Riptide(p) => loops::riptide(p, n, true),
+            SyncPool::RiptideClosures(p) => loops::riptide_closures(p, n, true),
             other => other.cycles(n),
         }
     }
@@ -361,6 +379,7 @@ impl SyncPool {
     pub fn try_cycle(&self) -> Option<bool> {
         Some(match self {
             SyncPool::Riptide(p) => p.try_get().is_ok(),
+            SyncPool::RiptideClosures(p) => p.try_get().is_ok(),
             SyncPool::R2d2(p) => p.try_get().is_some(),
             SyncPool::ObjectPool(p) => p.try_pull().is_some(),
             SyncPool::Opool(p) => p.try_get().is_some(),
@@ -377,6 +396,22 @@ mod loops {
     /// `get_blocking`, which waits (bounded) when the pool is empty, like r2d2's `get`.
     #[inline(never)]
     pub(super) fn riptide(p: &Pool<Res>, n: u64, wait: bool) {
+        if wait {
+            for _ in 0..n {
+                let g = p.get_blocking().unwrap();
+                std::hint::black_box(&*g);
+            }
+        } else {
+            for _ in 0..n {
+                let g = p.try_get().unwrap();
+                std::hint::black_box(&*g);
+            }
+        }
+    }
+
+    /// [`riptide`] for the closure path.
+    #[inline(never)]
+    pub(super) fn riptide_closures(p: &Pool<u64>, n: u64, wait: bool) {
         if wait {
             for _ in 0..n {
                 let g = p.get_blocking().unwrap();
