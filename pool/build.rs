@@ -2,7 +2,7 @@
 //! riptide_loom` or `--cfg riptide_shuttle`): the pool then runs without tokio, with a
 //! logical clock and joinable create threads. The names are the crate's own, so a
 //! downstream project's `--cfg loom` never changes this crate. The sync facade
-//! (`src/sync.rs`) picks the checker's primitives.
+//! (`src/sync/`) picks the checker's primitives.
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(riptide_model)");
     println!("cargo:rerun-if-changed=build.rs");

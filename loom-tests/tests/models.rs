@@ -68,7 +68,7 @@ fn warm(max: usize, n: usize, census: &std::sync::Arc<Census>) -> Pool<Obj> {
     let p = pool(max, census);
     let held: Vec<_> = (0..n).map(|_| block_on(p.get()).unwrap()).collect();
     drop(held);
-    p.model_join_creates();
+    riptide_pool::model::join_creates(&p);
     p
 }
 
@@ -159,9 +159,9 @@ fn timeout_races_handoff() {
         let g = p.try_get().unwrap();
         let mut f = p.acquire().timeout(Duration::from_millis(1)).into_future();
         assert!(poll_once(&mut f).is_pending()); // queued with a deadline
-        p.model_advance(Duration::from_millis(2));
+        riptide_pool::model::advance(&p, Duration::from_millis(2));
         let p2 = p.clone();
-        let sweeper = thread::spawn(move || p2.model_sweep());
+        let sweeper = thread::spawn(move || riptide_pool::model::sweep(&p2));
         drop(g);
         sweeper.join().unwrap();
         match block_on(f) {
@@ -406,11 +406,11 @@ fn reclaim_races_the_fast_release() {
         };
         // Warm: a fresh slot's first return takes the slow path once.
         drop(block_on(p.get()).unwrap());
-        p.model_join_creates();
+        riptide_pool::model::join_creates(&p);
         let g = p.try_get().unwrap();
-        p.model_advance(Duration::from_millis(20));
+        riptide_pool::model::advance(&p, Duration::from_millis(20));
         let p2 = p.clone();
-        let maint = thread::spawn(move || p2.model_maintain());
+        let maint = thread::spawn(move || riptide_pool::model::maintain(&p2));
         drop(g);
         maint.join().unwrap();
         quiescent(&p, &c);

@@ -80,7 +80,7 @@ fn a_key_blocked_on_the_global_cap_is_served_by_another_keys_return() {
         let c = std::sync::Arc::new(Census::default());
         let pp = pool(1, 1, &c);
         let a = block_on(pp.get(&0)).unwrap();
-        pp.model_join_creates();
+        riptide_pool::model::join_partition_creates(&pp);
         let pp2 = pp.clone();
         let t = thread::spawn(move || {
             let b = block_on(pp2.get(&1)).expect("served once key 0 returns");
@@ -88,7 +88,7 @@ fn a_key_blocked_on_the_global_cap_is_served_by_another_keys_return() {
         });
         drop(a);
         t.join().unwrap();
-        pp.model_join_creates();
+        riptide_pool::model::join_partition_creates(&pp);
         assert!(c.global_peak.load(SeqCst) <= 1, "the global cap held");
         assert_eq!(pp.global_size(), 1);
         assert_eq!(pp.stats(&0).unwrap().size, 0, "key 0's object made room");
@@ -103,14 +103,14 @@ fn racing_keys_share_one_unit_through_eviction() {
         let c = std::sync::Arc::new(Census::default());
         let pp = pool(1, 1, &c);
         drop(block_on(pp.get(&0)).unwrap()); // key 0: one idle object
-        pp.model_join_creates();
+        riptide_pool::model::join_partition_creates(&pp);
         let pp2 = pp.clone();
         let t = thread::spawn(move || {
             drop(block_on(pp2.get(&1)).expect("key 1 served"));
         });
         drop(block_on(pp.get(&0)).expect("key 0 served"));
         t.join().unwrap();
-        pp.model_join_creates();
+        riptide_pool::model::join_partition_creates(&pp);
         assert!(c.global_peak.load(SeqCst) <= 1, "the global cap held");
         assert!(pp.global_size() <= 1);
         let sizes: usize = (0..2).map(|k| pp.stats(&k).map_or(0, |s| s.size)).sum();
@@ -131,7 +131,7 @@ fn removing_an_idle_partition_races_an_acquisition() {
         let c = std::sync::Arc::new(Census::default());
         let pp = pool(1, 2, &c);
         riptide_pool::Pooled::discard(block_on(pp.get(&0)).unwrap()); // exists, empty
-        pp.model_join_creates();
+        riptide_pool::model::join_partition_creates(&pp);
         let pp2 = pp.clone();
         let t = thread::spawn(move || {
             let g = block_on(pp2.get(&0)).expect("served");
@@ -139,7 +139,7 @@ fn removing_an_idle_partition_races_an_acquisition() {
         });
         let removed = pp.remove_idle_partitions();
         t.join().unwrap();
-        pp.model_join_creates();
+        riptide_pool::model::join_partition_creates(&pp);
         assert!(removed <= 1);
         assert!(c.peak[0].load(SeqCst) <= 1, "key 0 never over its cap");
         let held = pp.stats(&0).map_or(0, |s| s.size);

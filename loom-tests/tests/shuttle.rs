@@ -111,8 +111,8 @@ fn scenario(close_at: Option<usize>) {
         thread::spawn(move || {
             for _ in 0..3 {
                 thread::yield_now();
-                p.model_advance(Duration::from_millis(10));
-                p.model_sweep();
+                riptide_pool::model::advance(&p, Duration::from_millis(10));
+                riptide_pool::model::sweep(&p);
             }
         })
     };
@@ -126,7 +126,7 @@ fn scenario(close_at: Option<usize>) {
         t.join().unwrap();
     }
     clock.join().unwrap();
-    p.model_join_creates();
+    riptide_pool::model::join_creates(&p);
     let s = p.stats();
     assert_eq!(s.pending_acquisitions, 0, "{s:?}");
     assert_eq!(s.size, s.idle + s.in_use, "{s:?}");
@@ -218,7 +218,7 @@ fn partitions_scenario() {
         t.join().unwrap();
     }
     remover.join().unwrap();
-    pp.model_join_creates();
+    riptide_pool::model::join_partition_creates(&pp);
     assert!(peak.load(SeqCst) <= 3, "global cap exceeded");
     let mut total = 0;
     for k in 0..3 {

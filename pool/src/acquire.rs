@@ -1,4 +1,26 @@
-//! Acquisition: [`Acquire`] (priority, timeout) and the future it turns into.
+//! Acquisition: the options ([`Acquire`]), the future ([`AcquireFuture`]) and its one
+//! driver. The whole path, top to bottom:
+//!
+//! 1. **Made** (`get()`, or `.await` on an `Acquire`): the fast claim (`fast.rs`). An idle
+//!    object needing no checkout step becomes the output at once; a closed pool, the error.
+//!    Nothing else happens until the first poll.
+//! 2. **Start** (first poll): the fast claim again. A claimed object goes to step 5. With a
+//!    zero timeout nothing more is tried. Otherwise the caller *joins*
+//!    (`Shared::reserve_or_register`): an idle object the registration sweep found (step
+//!    5), a reservation (step 4), or a place in the queue (step 3).
+//! 3. **Queued**: waits for its cell's decision; its deadline is the pool's sweep (I8). An
+//!    object (step 5), a reservation (step 4), or why the wait ended.
+//! 4. **Creating**: asks the breaker, then waits for the factory's task, bounded by the
+//!    deadline. The fresh object needs no checkout step: it is the output.
+//! 5. **An object**: past its lifetime, it is destroyed and the caller starts again (step 2);
+//!    due a checkout step (recycle hooks, `validate`), step 6; else it is the output.
+//! 6. **Checking**: the checkout step, bounded by the deadline. Rejected (or panicked): the
+//!    object is destroyed and the caller starts again, without an error.
+//!
+//! Dropping the future at any step loses nothing (I5): a queued or creating cell is
+//! cancelled (a late object goes into the pool), a claimed object being checked is
+//! destroyed (its state is unknown). `blocking()` drives the same future on the calling
+//! thread.
 
 use std::future::{Future, IntoFuture};
 use std::mem::ManuallyDrop;
@@ -8,30 +30,35 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::breaker::Admit;
+use crate::checkout::recycle;
 use crate::error::PoolError;
-use crate::exec;
-use crate::lifecycle::Breaker;
+use crate::rt::{trace, Deadline};
 use crate::shared::{Reg, Shared};
 use crate::stats::DestroyReason;
 use crate::sync::Arc;
-use crate::trace;
 use crate::traits::BoxFuture;
-use crate::waiters::{Waiter, CIRCUIT_OPEN, CLOSED, FAILED, HANDED, PERMIT, TIMED_OUT};
+use crate::waiters::{Decision, Priority, Waiter};
+
 use crate::{Pool, Pooled};
 
-/// Priority of a waiting caller. Higher is served first; within a level, first come first
-/// served; a waiter older than `starvation_threshold` is served as `Critical`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub enum Priority {
-    /// Background work.
-    Low = 0,
-    /// The default.
-    #[default]
-    Normal = 1,
-    /// Latency-sensitive work.
-    High = 2,
-    /// Served first (aged waiters join this level).
-    Critical = 3,
+/// The options of one acquisition, shared by [`Acquire`] and `PartitionAcquire`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AcquireOptions {
+    pub priority: Priority,
+    pub timeout: Option<Duration>,
+    pub location: &'static Location<'static>,
+}
+
+impl AcquireOptions {
+    #[track_caller]
+    pub(crate) fn new() -> Self {
+        AcquireOptions {
+            priority: Priority::Normal,
+            timeout: None,
+            location: Location::caller(),
+        }
+    }
 }
 
 /// An acquisition being configured: from [`Pool::acquire`]. Await it (`IntoFuture`) or
@@ -39,109 +66,73 @@ pub enum Priority {
 #[must_use = "an Acquire does nothing until awaited or `.blocking()` is called"]
 pub struct Acquire<'a, T: Send + 'static> {
     pub(crate) pool: &'a Pool<T>,
-    pub(crate) priority: Priority,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) location: &'static Location<'static>,
+    pub(crate) opts: AcquireOptions,
 }
 
 impl<T: Send + 'static> std::fmt::Debug for Acquire<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Acquire")
-            .field("priority", &self.priority)
-            .field("timeout", &self.timeout)
-            .field("location", &self.location)
+            .field("options", &self.opts)
             .finish_non_exhaustive()
     }
 }
 
-impl<T: Send + 'static> std::fmt::Debug for AcquireFuture<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = match &*self.state {
-            State::Start { .. } => "start",
-            State::Ready(_) => "ready",
-            State::Failed(_) => "failed",
-            State::Queued(_) => "queued",
-            State::Slow(_) => "creating or checking",
-            State::Done => "done",
-        };
-        f.debug_struct("AcquireFuture")
-            .field("state", &state)
-            .finish_non_exhaustive()
-    }
+/// The option setters of an acquisition builder with an `opts: AcquireOptions` field.
+macro_rules! option_setters {
+    (priority: $priority:literal, timeout: $timeout:literal) => {
+        #[doc = $priority]
+        pub fn priority(mut self, p: $crate::Priority) -> Self {
+            self.opts.priority = p;
+            self
+        }
+
+        #[doc = $timeout]
+        pub fn timeout(mut self, d: std::time::Duration) -> Self {
+            self.opts.timeout = Some(d);
+            self
+        }
+    };
 }
+pub(crate) use option_setters;
 
 impl<T: Send + 'static> Acquire<'_, T> {
-    /// Priority in the wait queue (default `Normal`).
-    pub fn priority(mut self, p: Priority) -> Self {
-        self.priority = p;
-        self
-    }
-
-    /// Overrides the pool's `acquire_timeout` for this call. `Duration::ZERO` means "do
-    /// not wait": an idle object or `PoolError::Timeout` at once, never a queue or a create
-    /// (unlike `try_get`, an idle object due for validation is validated).
-    pub fn timeout(mut self, d: Duration) -> Self {
-        self.timeout = Some(d);
-        self
-    }
+    option_setters!(
+        priority: "Priority in the wait queue (default `Normal`).",
+        timeout: "Overrides the pool's `acquire_timeout` for this call. `Duration::ZERO` \
+            means \"do not wait\": an idle object or `PoolError::Timeout` at once, never a \
+            queue or a create (unlike `try_get`, an idle object due for validation is \
+            validated)."
+    );
 
     /// Acquires from a thread without an async runtime, waiting up to the timeout.
+    ///
+    /// # Errors
+    /// As `get().await`: `Timeout`, `Closed`, `Create`, `CircuitOpen`.
     ///
     /// # Panics
     /// On a tokio runtime worker thread (blocking there can deadlock the runtime): use
     /// `.await` there, or call this inside `tokio::task::spawn_blocking`.
     pub fn blocking(self) -> Result<Pooled<T>, PoolError> {
-        let shared = self.pool.shared();
-        #[cfg(not(riptide_model))]
-        if let Ok(h) = tokio::runtime::Handle::try_current() {
-            exec::assert_not_worker(&h);
-        }
-        let first = shared.try_claim()?;
-        if let Some(i) = first.filter(|&i| !shared.needs_recycle(i)) {
-            return Ok(self.pool.guard(i, self.location));
-        }
-        let d = self.timeout.unwrap_or(shared.config.acquire_timeout);
-        if d.is_zero() && first.is_none() {
-            // "Do not wait": nothing idle, so no queueing and no create.
-            return Err(self.pool.timed_out());
-        }
-        let slow = acquire_full(
-            self.pool,
-            self.priority,
-            self.location,
-            Span {
-                since: shared.now(),
-                timeout: d,
-            },
-            Mode::Blocking,
-            first.map_or(First::Nothing, First::Claimed),
-        );
-        match exec::block_on_timeout(rt(self.pool), d, slow) {
+        let pool = self.pool;
+        let shared = pool.shared();
+        shared.env().assert_may_block();
+        let timeout = self.opts.timeout.unwrap_or(shared.config().acquire_timeout);
+        let fut = self.into_future();
+        match shared.env().block_on_timeout(timeout, fut) {
             Some(r) => r,
-            None => Err(self.pool.timed_out()),
+            None => Err(shared.timed_out()),
         }
     }
 }
 
-#[cfg(not(riptide_model))]
-fn rt<T: Send + 'static>(pool: &Pool<T>) -> Option<&exec::Runtime> {
-    pool.shared().runtime.as_ref()
-}
-
-#[cfg(riptide_model)]
-fn rt<T: Send + 'static>(_pool: &Pool<T>) -> Option<&exec::Runtime> {
-    None
-}
-
-impl<'a, T: Send + 'static> IntoFuture for Acquire<'a, T> {
+impl<T: Send + 'static> IntoFuture for Acquire<'_, T> {
     type Output = Result<Pooled<T>, PoolError>;
     type IntoFuture = AcquireFuture<T>;
 
-    /// Runs the lock-free fast path at once: an idle object that needs no recycle step
+    /// Runs the lock-free fast path at once: an idle object that needs no checkout step
     /// becomes the future's output, held by its guard (so the future needs no pool handle
     /// of its own: that saves a reference-count increment and decrement per checkout).
-    /// Otherwise the future keeps a pool handle and does the rest at its first poll
-    /// (registers and waits in place, or runs the boxed full path).
+    /// Otherwise the future keeps a pool handle and does the rest at its first poll.
     /// A future dropped unpolled returns its object like a dropped guard.
     #[inline]
     fn into_future(self) -> AcquireFuture<T> {
@@ -149,21 +140,19 @@ impl<'a, T: Send + 'static> IntoFuture for Acquire<'a, T> {
         let state = match shared.try_claim() {
             Err(e) => State::Failed(e.into()),
             Ok(Some(i)) if !shared.needs_recycle(i) => {
-                State::Ready(self.pool.guard(i, self.location))
+                State::Ready(self.pool.guard(i, self.opts.location))
             }
             claimed => {
                 if let Ok(Some(i)) = claimed {
-                    // Needs validation or hooks: those run in the first poll's full path.
-                    // Give it back for now (we hold a handle, so this is never the last
-                    // reference).
+                    // Due a checkout step, which runs in the first poll: give it back for
+                    // now (we hold a handle, so this is never the last reference).
                     shared.release(i).never();
                 }
-                State::Start {
+                State::Start(Ctx {
                     pool: self.pool.clone(),
-                    priority: self.priority,
-                    timeout: self.timeout,
-                    location: self.location,
-                }
+                    opts: self.opts,
+                    since: None,
+                })
             }
         };
         AcquireFuture {
@@ -172,72 +161,115 @@ impl<'a, T: Send + 'static> IntoFuture for Acquire<'a, T> {
     }
 }
 
-/// The future of an acquisition: `Send + 'static`, so it can be spawned. It tries the
-/// lock-free fast path when it is created (`get()`, or `.await` on an [`Acquire`]) and
-/// again on first poll. Waiting for a hand-off allocates only a small waiter cell; a
-/// create or a checkout step (hooks, validation) runs as one boxed future. Dropping it at
-/// any point, polled or not, loses nothing.
+/// The future of an acquisition: `Send + 'static`, so it can be spawned. It runs the
+/// lock-free fast path when it is created and the rest when polled (see the module
+/// docs).
+///
+/// # Cancel safety
+/// Dropping it at any point, polled or not, loses nothing: an object it was handed goes
+/// back to the pool or the next waiter, a create it started still puts its object into the
+/// pool, and its place in the queue is given up.
 #[must_use = "futures do nothing unless polled"]
 pub struct AcquireFuture<T: Send + 'static> {
     /// Dropped by hand (see `Drop`): a settled future skips the out-of-line drop glue.
     state: ManuallyDrop<State<T>>,
 }
 
-impl<T: Send + 'static> Drop for AcquireFuture<T> {
-    #[inline]
-    fn drop(&mut self) {
-        if !matches!(*self.state, State::Done) {
-            // SAFETY: the only place `state` is dropped, once; it is not used afterwards.
-            unsafe { ManuallyDrop::drop(&mut self.state) }
-        }
+/// What every step of a slow acquisition carries.
+struct Ctx<T: Send + 'static> {
+    pool: Pool<T>,
+    opts: AcquireOptions,
+    /// When the acquisition started (time since the pool's epoch; aging, the deadline,
+    /// the wait histogram), read at the first poll.
+    since: Option<Duration>,
+}
+
+impl<T: Send + 'static> Ctx<T> {
+    fn shared(&self) -> &Shared<T> {
+        self.pool.shared()
+    }
+
+    fn since(&self) -> Duration {
+        self.since.expect("set at the first poll")
+    }
+
+    fn timeout(&self) -> Duration {
+        self.opts
+            .timeout
+            .unwrap_or(self.shared().config().acquire_timeout)
+    }
+
+    /// When the acquisition gives up (time since the pool's epoch).
+    fn deadline(&self) -> Duration {
+        self.since().saturating_add(self.timeout())
     }
 }
 
-// Nothing in the future is ever pinned in place: the waiting future is boxed, and a ready
-// guard is moved out whole. (Without this, `Pooled<T>`'s `PhantomData<T>` would make the
-// future `!Unpin` for `!Unpin` objects.)
-impl<T: Send + 'static> Unpin for AcquireFuture<T> {}
-
 enum State<T: Send + 'static> {
-    Start {
-        pool: Pool<T>,
-        priority: Priority,
-        timeout: Option<Duration>,
-        location: &'static Location<'static>,
-    },
-    /// Settled when the future was created (the fast path, or closed).
+    /// Settled when the future was created (the fast path).
     Ready(Pooled<T>),
     /// The pool was closed when the future was created.
     Failed(PoolError),
-    /// In the wait queue, waiting for a hand-off: the common wait, polled in place (no
-    /// allocation but the waiter cell).
-    Queued(Queued<T>),
-    /// Everything else (creates, checkout hooks, validation): the whole acquisition as a
-    /// boxed future.
-    Slow(BoxFuture<'static, Result<Pooled<T>, PoolError>>),
+    /// Not yet polled, or starting again after a rejected object.
+    Start(Ctx<T>),
+    /// In the wait queue (the common wait; no allocation but the cell).
+    Queued {
+        ctx: Ctx<T>,
+        cell: Arc<Waiter>,
+        /// Open while the caller waits.
+        trace: trace::Span,
+    },
+    /// Waiting for the factory's task, with a reservation.
+    Creating {
+        ctx: Ctx<T>,
+        cell: Arc<Waiter>,
+        deadline: Deadline,
+    },
+    /// Running the checkout step on claimed slot `slot`.
+    Checking {
+        ctx: Ctx<T>,
+        slot: usize,
+        check: BoxFuture<'static, Result<(), DestroyReason>>,
+        deadline: Deadline,
+    },
     Done,
 }
 
-/// A queued waiter owned by the future. Dropped before its cell's decision was taken (the
-/// caller gave up: timeout, `select!`, abort), it cancels the cell, or gives back what the
-/// cell was handed.
-struct Queued<T: Send + 'static> {
-    pool: Pool<T>,
-    cell: Arc<Waiter>,
-    location: &'static Location<'static>,
-    /// Open while the caller waits.
-    trace: trace::Span,
-    /// The decision was taken by the future: nothing to cancel.
-    taken: bool,
-}
+/// One step of the driver: the next state, or the result.
+type Step<T> = ControlFlow<Result<Pooled<T>, PoolError>, State<T>>;
 
-impl<T: Send + 'static> Drop for Queued<T> {
+impl<T: Send + 'static> Drop for AcquireFuture<T> {
+    #[inline]
     fn drop(&mut self) {
-        if !self.taken {
-            self.pool.shared().cancel(&self.cell);
+        if matches!(*self.state, State::Done) {
+            return;
+        }
+        // SAFETY: the only place `state` is dropped, once; it is not used afterwards.
+        let state = unsafe { ManuallyDrop::take(&mut self.state) };
+        match state {
+            // The caller gave up while waiting (timeout, `select!`, abort): cancel the
+            // cell, or give back what it was handed (I5).
+            State::Queued { ctx, cell, .. } | State::Creating { ctx, cell, .. } => {
+                ctx.shared().cancel(&cell);
+            }
+            // Stopped halfway through a hook or `validate`: the object's state is unknown.
+            State::Checking {
+                ctx, slot, check, ..
+            } => {
+                drop(check);
+                ctx.shared()
+                    .destroy(slot, DestroyReason::ValidationFailed)
+                    .never();
+            }
+            other => drop(other),
         }
     }
 }
+
+// Nothing in the future is ever pinned in place: the checkout step is boxed, and a ready
+// guard is moved out whole. (Without this, `Pooled<T>`'s `PhantomData<T>` would make the
+// future `!Unpin` for `!Unpin` objects.)
+impl<T: Send + 'static> Unpin for AcquireFuture<T> {}
 
 impl<T: Send + 'static> Future for AcquireFuture<T> {
     type Output = Result<Pooled<T>, PoolError>;
@@ -252,482 +284,231 @@ impl<T: Send + 'static> Future for AcquireFuture<T> {
                 return Poll::Ready(Ok(g));
             }
         }
-        this.poll_slow(cx)
+        this.drive(cx)
     }
 }
 
 impl<T: Send + 'static> AcquireFuture<T> {
+    /// The driver: runs steps until the acquisition must wait or is settled.
     #[inline(never)]
-    fn poll_slow(&mut self, cx: &mut Context<'_>) -> Poll<Result<Pooled<T>, PoolError>> {
+    fn drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<Pooled<T>, PoolError>> {
         loop {
-            let next = match &mut *self.state {
-                State::Slow(f) => {
-                    let r = f.as_mut().poll(cx);
-                    if r.is_ready() {
-                        *self.state = State::Done;
+            let step = match &mut *self.state {
+                State::Queued { cell, .. } => match cell.poll_decision(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(d) => {
+                        let State::Queued { ctx, trace, .. } = self.take() else {
+                            unreachable!()
+                        };
+                        trace::served(&trace, ctx.shared().now().saturating_sub(ctx.since()));
+                        Self::decided(ctx, d)
                     }
-                    return r;
-                }
-                State::Queued(q) => {
-                    let Poll::Ready(s) = q.cell.poll_decision(cx) else {
-                        return Poll::Pending;
-                    };
-                    q.taken = true;
-                    let State::Queued(q) = std::mem::replace(&mut *self.state, State::Done) else {
+                },
+                State::Creating { cell, deadline, .. } => match cell.poll_decision(cx) {
+                    Poll::Ready(d) => {
+                        let State::Creating { ctx, cell, .. } = self.take() else {
+                            unreachable!()
+                        };
+                        Self::created(ctx, &cell, d)
+                    }
+                    Poll::Pending if deadline.poll_passed(cx) => {
+                        // The create goes on and its object lands in the pool (the cell is
+                        // cancelled as the state drops).
+                        let State::Creating { ctx, cell, .. } = self.take() else {
+                            unreachable!()
+                        };
+                        ctx.shared().cancel(&cell);
+                        Break(Err(ctx.shared().timed_out()))
+                    }
+                    Poll::Pending => return Poll::Pending,
+                },
+                State::Checking {
+                    check, deadline, ..
+                } => match check.as_mut().poll(cx) {
+                    Poll::Ready(verdict) => {
+                        let State::Checking { ctx, slot, .. } = self.take() else {
+                            unreachable!()
+                        };
+                        match verdict {
+                            Ok(()) => Break(Ok(Self::checked_out(&ctx, slot))),
+                            Err(reason) => {
+                                // Rejected: destroy it and try again, without an error.
+                                ctx.shared().destroy(slot, reason).never();
+                                Continue(State::Start(ctx))
+                            }
+                        }
+                    }
+                    Poll::Pending if deadline.poll_passed(cx) => {
+                        // Timed out inside a hook or `validate`: the object's state is
+                        // unknown, so it is destroyed.
+                        let State::Checking {
+                            ctx, slot, check, ..
+                        } = self.take()
+                        else {
+                            unreachable!()
+                        };
+                        drop(check);
+                        let shared = ctx.shared();
+                        shared
+                            .destroy(slot, DestroyReason::ValidationFailed)
+                            .never();
+                        Break(Err(shared.timed_out()))
+                    }
+                    Poll::Pending => return Poll::Pending,
+                },
+                State::Start(_) => {
+                    let State::Start(ctx) = self.take() else {
                         unreachable!()
                     };
-                    match Self::decided(q, s) {
-                        Continue(state) => state,
-                        Break(r) => return Poll::Ready(r),
-                    }
-                }
-                State::Start { .. } => {
-                    let State::Start {
-                        pool,
-                        priority,
-                        timeout,
-                        location,
-                    } = std::mem::replace(&mut *self.state, State::Done)
-                    else {
-                        unreachable!()
-                    };
-                    match Self::start(pool, priority, timeout, location) {
-                        Continue(state) => state,
-                        Break(r) => return Poll::Ready(r),
-                    }
+                    Self::start(ctx)
                 }
                 State::Failed(_) => {
-                    let State::Failed(e) = std::mem::replace(&mut *self.state, State::Done) else {
+                    let State::Failed(e) = self.take() else {
                         unreachable!()
                     };
-                    return Poll::Ready(Err(e));
+                    Break(Err(e))
+                }
+                State::Ready(_) => {
+                    let State::Ready(g) = self.take() else {
+                        unreachable!()
+                    };
+                    Break(Ok(g))
                 }
                 State::Done => panic!("AcquireFuture polled after completion"),
-                State::Ready(_) => unreachable!("taken by poll"),
             };
-            *self.state = next;
+            match step {
+                Continue(next) => *self.state = next,
+                Break(r) => return Poll::Ready(r),
+            }
         }
     }
 
-    /// The first poll of an unsettled future: the fast path again, then registration. A
-    /// queued caller waits in place ([`State::Queued`]); anything that needs a create or a
-    /// checkout step continues as the boxed full acquisition.
-    fn start(
-        pool: Pool<T>,
-        priority: Priority,
-        timeout: Option<Duration>,
-        location: &'static Location<'static>,
-    ) -> Step<T> {
-        let shared = pool.shared();
+    /// Takes the state out, leaving `Done` (the caller owns whatever it held now).
+    fn take(&mut self) -> State<T> {
+        std::mem::replace(&mut *self.state, State::Done)
+    }
+
+    /// Step 2: the fast claim again, then join the waiting path.
+    fn start(mut ctx: Ctx<T>) -> Step<T> {
+        let shared = ctx.pool.shared();
         let claimed = match shared.try_claim() {
             Err(e) => return Break(Err(e.into())),
-            Ok(Some(i)) if !shared.needs_recycle(i) => return Break(Ok(pool.guard(i, location))),
             Ok(claimed) => claimed,
         };
-        let span = Span {
-            since: shared.now(),
-            timeout: timeout.unwrap_or(shared.config.acquire_timeout),
-        };
+        if ctx.since.is_none() {
+            ctx.since = Some(shared.now());
+        }
         if let Some(i) = claimed {
-            // Claimed, with a checkout step due.
-            return Continue(Self::full(
-                pool,
-                priority,
-                location,
-                span,
-                First::Claimed(i),
-            ));
+            return Self::with_object(ctx, i);
         }
-        if span.timeout.is_zero() {
+        if ctx.timeout().is_zero() {
             // "Do not wait": nothing idle, so no queueing and no create.
-            return Break(Err(pool.timed_out()));
+            return Break(Err(shared.timed_out()));
         }
-        match join(&pool, priority, span.since, span.deadline()) {
+        match shared.reserve_or_register(ctx.opts.priority, ctx.since(), ctx.deadline()) {
             Err(e) => Break(Err(e)),
-            Ok(Joined::Holds(first)) => Self::proceed(pool, priority, location, span, first),
-            Ok(Joined::Queued(cell)) => {
-                let trace = trace::acquire(&pool.shared().config.name, priority);
-                Continue(State::Queued(Queued {
-                    pool,
-                    cell,
-                    location,
-                    trace,
-                    taken: false,
-                }))
+            Ok(Reg::Got(i)) => Self::with_object(ctx, i),
+            Ok(Reg::Permit) => Self::create(ctx),
+            Ok(Reg::Queued(cell)) => {
+                let trace = trace::acquire(&shared.config().name, ctx.opts.priority);
+                Continue(State::Queued { ctx, cell, trace })
             }
         }
     }
 
-    /// The queued caller's cell was decided `s` (the future took the decision).
-    fn decided(q: Queued<T>, s: usize) -> Step<T> {
-        let span = Span {
-            since: q.cell.since,
-            timeout: q.cell.deadline.saturating_sub(q.cell.since),
-        };
-        match outcome(&q.pool, s) {
-            Err(e) => Break(Err(e)),
-            Ok(first) => {
-                trace::served(&q.trace, q.pool.shared().now().saturating_sub(span.since));
-                Self::proceed(q.pool.clone(), q.cell.priority, q.location, span, first)
+    /// Step 3's outcome: the queued caller's cell was decided `d`.
+    fn decided(ctx: Ctx<T>, d: Decision) -> Step<T> {
+        let shared = ctx.shared();
+        match d {
+            Decision::Handed(i) => Self::with_object(ctx, i),
+            Decision::Permit => Self::create(ctx),
+            Decision::TimedOut => Break(Err(shared.timed_out())),
+            Decision::CircuitOpen => Break(Err(shared.circuit_open())),
+            Decision::PoolClosed | Decision::Failed | Decision::Cancelled => {
+                Break(Err(PoolError::Closed))
             }
         }
     }
 
-    /// Goes on from what a waiting caller now holds: a slot with no checkout step due
-    /// becomes the guard at once; a slot needing one, or a reservation, continues as the
-    /// boxed full acquisition.
-    fn proceed(
-        pool: Pool<T>,
-        priority: Priority,
-        location: &'static Location<'static>,
-        span: Span,
-        first: First,
-    ) -> Step<T> {
-        if let First::Claimed(i) = first {
-            let shared = pool.shared();
-            if shared.expired(i) {
-                // Handed over or found just as its lifetime ran out: never hand it out.
-                shared.destroy(i, DestroyReason::MaxLifetime).never();
-                return Continue(Self::full(pool, priority, location, span, First::Nothing));
-            }
-            if !shared.needs_recycle(i) {
-                return Break(Ok(Self::checked_out(&pool, i, span.since, location)));
-            }
+    /// Step 4: a caller holding a reservation asks the breaker (open: the reservation goes
+    /// back, `CircuitOpen` at once), then starts the factory's task and waits for it.
+    fn create(ctx: Ctx<T>) -> Step<T> {
+        let shared = ctx.shared();
+        let admit = shared.breaker_admit();
+        if admit == Admit::Reject {
+            shared.unreserve();
+            return Break(Err(shared.circuit_open()));
         }
-        Continue(Self::full(pool, priority, location, span, first))
-    }
-
-    /// Hands owned slot `i` (no checkout step due) to the caller: the wait time is
-    /// recorded and the slot becomes a guard.
-    fn checked_out(
-        pool: &Pool<T>,
-        i: usize,
-        since: Duration,
-        location: &'static Location<'static>,
-    ) -> Pooled<T> {
-        let shared = pool.shared();
-        shared.wait_hist.record(shared.now().saturating_sub(since));
-        pool.guard(i, location)
-    }
-
-    /// The boxed full acquisition, starting from `first`. Polled by the caller's loop at
-    /// once, so a claimed slot or a reservation is owned by a live future from here on.
-    fn full(
-        pool: Pool<T>,
-        priority: Priority,
-        location: &'static Location<'static>,
-        span: Span,
-        first: First,
-    ) -> State<T> {
-        let trace = trace::acquire(&pool.shared().config.name, priority);
-        State::Slow(Box::pin(trace::instrument(trace, async move {
-            acquire_full(&pool, priority, location, span, Mode::Async, first).await
-        })))
-    }
-}
-
-/// One step of [`AcquireFuture::poll_slow`]: the next state, or the result.
-type Step<T> = ControlFlow<Result<Pooled<T>, PoolError>, State<T>>;
-
-/// When an acquisition started (time since the pool's epoch) and how long it may take.
-#[derive(Clone, Copy)]
-pub(crate) struct Span {
-    pub since: Duration,
-    pub timeout: Duration,
-}
-
-impl Span {
-    fn deadline(self) -> Duration {
-        self.since.saturating_add(self.timeout)
-    }
-}
-
-/// What an acquisition already holds when the full path starts. The full path's future
-/// must be polled as soon as it is made: its first poll takes charge of the slot (a claim
-/// guard) or spends the reservation (the create), before any `.await` can suspend it.
-pub(crate) enum First {
-    Nothing,
-    /// An owned slot, not yet checked out (it may need a checkout step).
-    Claimed(usize),
-    /// A capacity reservation: create an object.
-    Permit,
-}
-
-/// Who drives the wait: an async task (deadlines enforced by the pool's sweeper) or a
-/// blocking thread (its own `block_on` deadline, plus the sweeper when one runs).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    Async,
-    Blocking,
-}
-
-/// A whole acquisition after the fast path: wait or create as needed, then the checkout
-/// checks on a reused object (recycle hooks, validation if it sat idle long enough); an
-/// object they reject is destroyed and the caller tries again, without seeing an error.
-/// `first`: what the caller already holds (see [`First`]); `span`: when the acquisition
-/// started (aging, the wait-time histogram) and how long it may take.
-pub(crate) async fn acquire_full<T: Send + 'static>(
-    pool: &Pool<T>,
-    priority: Priority,
-    location: &'static Location<'static>,
-    span: Span,
-    mode: Mode,
-    first: First,
-) -> Result<Pooled<T>, PoolError> {
-    let shared = pool.shared();
-    let Span { since, timeout } = span;
-    let mut first = first;
-    loop {
-        let (i, fresh) = match std::mem::replace(&mut first, First::Nothing) {
-            First::Claimed(i) if shared.expired(i) => {
-                // Handed over or found just as its lifetime ran out: never hand it out.
-                shared.destroy(i, DestroyReason::MaxLifetime).never();
-                continue;
-            }
-            First::Claimed(i) => (i, false),
-            First::Permit => (
-                create_until(pool, priority, since, timeout, mode).await?,
-                true,
-            ),
-            First::Nothing => {
-                first = match shared.try_claim()? {
-                    Some(i) => First::Claimed(i),
-                    None => slow_path(pool, priority, span, mode).await?,
-                };
-                continue;
-            }
-        };
-        let mut claim = ClaimGuard {
-            shared,
-            slot: Some(i),
-        };
-        let slot = claim.slot.expect("armed");
-        // A freshly created object is not validated again.
-        if !fresh && shared.needs_recycle(slot) {
-            let checked = match mode {
-                Mode::Blocking => Some(recycle(shared, slot).await),
-                Mode::Async => {
-                    let left = (since + timeout).saturating_sub(shared.now());
-                    exec::timeout(left, recycle(shared, slot)).await
-                }
-            };
-            match checked {
-                Some(Ok(())) => {}
-                Some(Err(reason)) => {
-                    // Rejected: destroy it and try again, without an error to the caller.
-                    claim.slot = None;
-                    shared.destroy(slot, reason).never();
-                    continue;
-                }
-                // Timed out inside a hook or `validate`: the guard destroys the object
-                // (its state is unknown) as it drops.
-                None => return Err(pool.timed_out()),
-            }
-        }
-        claim.slot = None;
-        shared.wait_hist.record(shared.now().saturating_sub(since));
-        return Ok(pool.guard(slot, location));
-    }
-}
-
-/// Owns a claimed slot until it becomes a guard. Dropped armed (the acquisition was
-/// cancelled or timed out between claim and guard, e.g. inside a recycle hook), it
-/// destroys the object: a hook or `validate` may have been stopped halfway.
-struct ClaimGuard<'a, T: Send + 'static> {
-    shared: &'a Shared<T>,
-    slot: Option<usize>,
-}
-
-impl<T: Send + 'static> Drop for ClaimGuard<'_, T> {
-    fn drop(&mut self) {
-        if let Some(i) = self.slot.take() {
-            self.shared
-                .destroy(i, DestroyReason::ValidationFailed)
-                .never();
-        }
-    }
-}
-
-/// The checkout checks on owned, reused slot `i`: `pre_recycle`, `Factory::validate` (if
-/// idle at least `validation_interval`), `post_recycle`. `Err`: why it was rejected.
-async fn recycle<T: Send + 'static>(shared: &Shared<T>, i: usize) -> Result<(), DestroyReason> {
-    let slot = shared.slots.get(i);
-    let idle_ms = shared.coarse_ms().saturating_sub(slot.idle_since());
-    let due = u128::from(idle_ms) >= shared.config.validation_interval.as_millis();
-    // SAFETY: we own slot `i` (claimed, not yet handed to a guard), so this is the only
-    // reference to the object until we return.
-    let obj = unsafe { &mut *slot.obj() };
-    let meta = shared.meta(i);
-    let verdict = exec::CatchUnwind::new(async {
-        if let Some(h) = &shared.hooks.pre_recycle {
-            if h(obj, meta).await.is_err() {
-                return Some(DestroyReason::Rejected);
-            }
-        }
-        if due && !shared.factory.validate(obj).await {
-            return Some(DestroyReason::ValidationFailed);
-        }
-        if let Some(h) = &shared.hooks.post_recycle {
-            if h(obj, meta).await.is_err() {
-                return Some(DestroyReason::Rejected);
-            }
-        }
-        None
-    })
-    .await;
-    match verdict {
-        Ok(None) => Ok(()),
-        Ok(Some(reason)) => Err(reason),
-        // A panicking check is a failed check: the object is destroyed and the caller
-        // gets another; the panic is reported, never passed to an unrelated caller.
-        Err(msg) => {
-            #[cfg(not(riptide_model))]
-            tracing::error!(
-                pool = %shared.config.name,
-                panic = msg,
-                "riptide_pool: a checkout check (validate or a recycle hook) panicked"
-            );
-            #[cfg(riptide_model)]
-            let _ = msg;
-            Err(DestroyReason::Panicked)
-        }
-    }
-}
-
-/// The waiting path of the full acquisition: register (sweep / reserve / queue), then
-/// wait for a hand-off, a permit, a deadline, or close. Returns what the caller then holds:
-/// a slot or a reservation, never `First::Nothing`.
-async fn slow_path<T: Send + 'static>(
-    pool: &Pool<T>,
-    priority: Priority,
-    span: Span,
-    mode: Mode,
-) -> Result<First, PoolError> {
-    let _ = mode;
-    match join(pool, priority, span.since, span.deadline())? {
-        Joined::Holds(first) => Ok(first),
-        Joined::Queued(cell) => outcome(pool, Wait::new(pool.shared(), cell).await),
-    }
-}
-
-/// What registering left a caller with.
-enum Joined {
-    /// An idle object the registration sweep found, or a reservation.
-    Holds(First),
-    /// Queued: wait on the cell.
-    Queued(Arc<Waiter>),
-}
-
-/// Registers a caller whose acquisition started at `since`; queued, it is timed out at
-/// `deadline` by the pool's deadline sweep.
-fn join<T: Send + 'static>(
-    pool: &Pool<T>,
-    priority: Priority,
-    since: Duration,
-    deadline: Duration,
-) -> Result<Joined, PoolError> {
-    Ok(
-        match pool
-            .shared()
-            .reserve_or_register(priority, since, deadline)?
-        {
-            Reg::Got(i) => Joined::Holds(First::Claimed(i)),
-            Reg::Permit => Joined::Holds(First::Permit),
-            Reg::Queued(cell) => Joined::Queued(cell),
-        },
-    )
-}
-
-/// What a queued caller's cell was decided to (`s`, taken by the caller): a handed slot,
-/// a reservation, or why the wait ended.
-fn outcome<T: Send + 'static>(pool: &Pool<T>, s: usize) -> Result<First, PoolError> {
-    match s {
-        s if s >= HANDED => Ok(First::Claimed(s - HANDED)),
-        PERMIT => Ok(First::Permit),
-        TIMED_OUT => Err(pool.timed_out()),
-        CIRCUIT_OPEN => Err(pool.shared().circuit_open()),
-        _ => Err(PoolError::Closed),
-    }
-}
-
-/// A create for a caller holding a reservation whose acquisition started at `since`: the
-/// breaker is asked first (open: the reservation goes back, `CircuitOpen` at once); an
-/// async caller stops waiting at its deadline (the object still lands in the pool).
-async fn create_until<T: Send + 'static>(
-    pool: &Pool<T>,
-    priority: Priority,
-    since: Duration,
-    timeout: Duration,
-    mode: Mode,
-) -> Result<usize, PoolError> {
-    if pool.shared().breaker_check() == Breaker::Open {
-        pool.shared().unreserve();
-        return Err(pool.shared().circuit_open());
-    }
-    if mode == Mode::Blocking {
-        return create(pool, priority).await;
-    }
-    let left = (since + timeout).saturating_sub(pool.shared().now());
-    match exec::timeout(left, create(pool, priority)).await {
-        Some(r) => r,
-        None => Err(pool.timed_out()),
-    }
-}
-
-/// Creates an object with a capacity reservation the caller holds. The factory runs as
-/// its own task; if this future is dropped the object still lands in the pool.
-pub(crate) async fn create<T: Send + 'static>(
-    pool: &Pool<T>,
-    priority: Priority,
-) -> Result<usize, PoolError> {
-    let shared = pool.shared();
-    let cell = Waiter::new(priority, shared.now(), Duration::MAX, false);
-    let wait = Wait::new(shared, cell.clone());
-    shared.spawn_create(cell.clone());
-    match wait.await {
-        s if s >= HANDED => Ok(s - HANDED),
-        FAILED => Err(PoolError::Create(
-            cell.error
-                .lock()
-                .take()
-                .unwrap_or_else(|| "factory failed".into()),
-        )),
-        CLOSED => Err(PoolError::Closed),
-        s => unreachable!("waiter state {s} after a create"),
-    }
-}
-
-/// Waits until a waiter cell is decided; if dropped first, settles the cell (cancels it or
-/// gives back what it was handed).
-struct Wait<'a, T: Send + 'static> {
-    shared: &'a Shared<T>,
-    cell: Arc<Waiter>,
-    done: bool,
-}
-
-impl<'a, T: Send + 'static> Wait<'a, T> {
-    fn new(shared: &'a Shared<T>, cell: Arc<Waiter>) -> Self {
-        Wait {
-            shared,
+        let cell = Waiter::new(ctx.opts.priority, shared.now(), Duration::MAX, false);
+        shared.spawn_create(cell.clone(), admit);
+        let deadline = shared.env().deadline(ctx.deadline());
+        Continue(State::Creating {
+            ctx,
             cell,
-            done: false,
+            deadline,
+        })
+    }
+
+    /// Step 4's outcome: the create's cell was decided `d`.
+    fn created(ctx: Ctx<T>, cell: &Waiter, d: Decision) -> Step<T> {
+        match d {
+            // A fresh object needs no checkout step.
+            Decision::Handed(i) => Break(Ok(Self::checked_out(&ctx, i))),
+            Decision::Failed => Break(Err(PoolError::Create(
+                cell.error
+                    .lock()
+                    .take()
+                    .unwrap_or_else(|| "factory failed".into()),
+            ))),
+            _ => Break(Err(PoolError::Closed)),
         }
+    }
+
+    /// Step 5: the caller owns slot `i`, reused (not fresh).
+    fn with_object(ctx: Ctx<T>, i: usize) -> Step<T> {
+        let shared = ctx.shared();
+        if shared.expired(i) {
+            // Handed over or found just as its lifetime ran out: never hand it out.
+            shared.destroy(i, DestroyReason::MaxLifetime).never();
+            return Continue(State::Start(ctx));
+        }
+        if !shared.needs_recycle(i) {
+            return Break(Ok(Self::checked_out(&ctx, i)));
+        }
+        // Step 6: the checkout step, holding a pool handle so the future is 'static.
+        let pool = ctx.pool.clone();
+        let check: BoxFuture<'static, _> = Box::pin(async move { recycle(pool.shared(), i).await });
+        let deadline = shared.env().deadline(ctx.deadline());
+        Continue(State::Checking {
+            ctx,
+            slot: i,
+            check,
+            deadline,
+        })
+    }
+
+    /// Hands owned slot `i` to the caller: the wait is recorded and the slot becomes a
+    /// guard.
+    fn checked_out(ctx: &Ctx<T>, i: usize) -> Pooled<T> {
+        let shared = ctx.shared();
+        shared.record_wait(shared.now().saturating_sub(ctx.since()));
+        ctx.pool.guard(i, ctx.opts.location)
     }
 }
 
-impl<T: Send + 'static> Future for Wait<'_, T> {
-    type Output = usize;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<usize> {
-        let s = std::task::ready!(self.cell.poll_decision(cx));
-        self.done = true;
-        Poll::Ready(s)
-    }
-}
-
-impl<T: Send + 'static> Drop for Wait<'_, T> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.shared.cancel(&self.cell);
-        }
+impl<T: Send + 'static> std::fmt::Debug for AcquireFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &*self.state {
+            State::Start(_) => "start",
+            State::Ready(_) => "ready",
+            State::Failed(_) => "failed",
+            State::Queued { .. } => "queued",
+            State::Creating { .. } => "creating",
+            State::Checking { .. } => "checking",
+            State::Done => "done",
+        };
+        f.debug_struct("AcquireFuture")
+            .field("state", &state)
+            .finish_non_exhaustive()
     }
 }

@@ -23,7 +23,7 @@ pub(crate) struct Config {
     pub validation_interval: Duration,
     pub starvation_threshold: Duration,
     /// Consecutive create failures that open the breaker, and its cool-down.
-    pub circuit: Option<(u32, Duration)>,
+    pub circuit: Option<(u32, Duration, u32)>,
     /// Give the capacity of a checkout held this long back to the pool.
     pub reclaim_leaked: Option<Duration>,
     /// The pool's name: the `pool` label of its metrics, and in log lines.
@@ -47,8 +47,8 @@ pub(crate) struct Config {
 /// | `starvation_threshold` | 200 ms | waiters older than this are served as `Critical` |
 /// | `circuit_breaker` | 5 failures, 1 s | fail fast while the factory keeps failing |
 ///
-/// Time-based limits use a coarse millisecond clock (see `docs/architecture.md`), so they
-/// act within a few milliseconds of the configured value.
+/// Time-based limits use a coarse millisecond clock (ticked every 2 ms by one thread per
+/// process), so they act within a few milliseconds of the configured value.
 #[must_use]
 pub struct PoolBuilder<T: Send + 'static> {
     factory: Box<dyn DynFactory<T>>,
@@ -101,7 +101,7 @@ impl<T: Send + 'static> PoolBuilder<T> {
                 leak_threshold: None,
                 validation_interval: Duration::from_millis(500),
                 starvation_threshold: Duration::from_millis(200),
-                circuit: Some((5, Duration::from_secs(1))),
+                circuit: Some((5, Duration::from_secs(1), 1)),
                 reclaim_leaked: None,
                 name: "riptide".to_owned(),
             },
@@ -182,9 +182,21 @@ impl<T: Send + 'static> PoolBuilder<T> {
     /// Circuit breaker on the factory: after `failures` consecutive create failures it
     /// opens — callers that would create get `PoolError::CircuitOpen` at once and queued
     /// waiters are failed — then after `cool_down` one trial create is let through; its
-    /// success closes it. Default: 5 failures, 1 s.
+    /// success closes it (see [`circuit_breaker_successes`](Self::circuit_breaker_successes)).
+    /// Default: 5 failures, 1 s.
     pub fn circuit_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
-        self.config.circuit = Some((failures, cool_down));
+        let successes = self.config.circuit.map_or(1, |c| c.2);
+        self.config.circuit = Some((failures, cool_down, successes));
+        self
+    }
+    /// Half-open trial creates that must succeed in a row to close the breaker (default
+    /// 1). Each trial is one create; callers meanwhile fail fast.
+    pub fn circuit_breaker_successes(mut self, successes: u32) -> Self {
+        let (n, d, _) = self
+            .config
+            .circuit
+            .unwrap_or((5, Duration::from_secs(1), 1));
+        self.config.circuit = Some((n, d, successes));
         self
     }
     /// Turns the circuit breaker off: every create is attempted.
@@ -243,8 +255,8 @@ impl<T: Send + 'static> PoolBuilder<T> {
             (Some(0), _) => c.circuit = None,
             (None, None) => {}
             (n, d) => {
-                let (n0, d0) = c.circuit.unwrap_or((5, Duration::from_secs(1)));
-                c.circuit = Some((n.unwrap_or(n0), d.unwrap_or(d0)));
+                let (n0, d0, s) = c.circuit.unwrap_or((5, Duration::from_secs(1), 1));
+                c.circuit = Some((n.unwrap_or(n0), d.unwrap_or(d0), s));
             }
         }
         if let Some(v) = &cfg.name {
@@ -315,8 +327,9 @@ impl<T: Send + 'static> PoolBuilder<T> {
 
     /// Checks the configuration and builds the pool.
     ///
-    /// Errors name the field: `max_size == 0`, `min_idle > max_size`, a zero
-    /// `acquire_timeout` or `create_timeout`, `max_uses == 0`.
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the field: `max_size == 0`, `min_idle > max_size`,
+    /// a zero `acquire_timeout` or `create_timeout`, `max_uses == 0`.
     pub fn build(self) -> Result<Pool<T>, ConfigError> {
         let c = &self.config;
         if c.max_size == 0 {
@@ -340,10 +353,16 @@ impl<T: Send + 'static> PoolBuilder<T> {
         if c.max_uses == Some(0) {
             return Err(ConfigError::invalid("max_uses", "must be at least 1"));
         }
-        if let Some((0, _)) = c.circuit {
+        if let Some((0, ..)) = c.circuit {
             return Err(ConfigError::invalid(
                 "circuit_breaker",
                 "needs at least 1 failure to open",
+            ));
+        }
+        if let Some((.., 0)) = c.circuit {
+            return Err(ConfigError::invalid(
+                "circuit_breaker_successes",
+                "must be at least 1",
             ));
         }
         if c.idle_timeout.is_some_and(|d| d.is_zero()) {

@@ -1,79 +1,47 @@
 //! [`Pooled`]: the guard a checkout returns.
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
-use std::ptr::NonNull;
-
 use std::time::Duration;
 
+use crate::defer::OnDrop;
 use crate::error::BoxError;
-use crate::shared::{DestroyOnUnwind, Release, Shared};
-use crate::slots::Slot;
+use crate::shared::{Held, Release};
 use crate::stats::DestroyReason;
 use crate::sync::Ordering;
 
-/// A checked-out object. Derefs to `T`; on drop it runs [`Poolable::reset`] and
-/// [`Poolable::is_healthy`] and returns the object to the pool (or destroys it when
-/// unhealthy, used up, or the pool is closed).
+/// A checked-out object. Derefs to `T`; on drop it runs the reset and the health check
+/// ([`Poolable::reset`](crate::Poolable::reset) and
+/// [`is_healthy`](crate::Poolable::is_healthy), or the builder's closures) and returns the
+/// object to the pool (or destroys it when unhealthy, used up, past its lifetime, or the
+/// pool is closed).
 ///
 /// The guard holds no reference count: the object it owns keeps the pool's shared state
 /// alive, even after every `Pool` handle is dropped (the object is then destroyed on
 /// return). Returning it when nobody waits costs no locked instruction (a store and, on
 /// Linux, a compiler fence; see the crate docs).
 pub struct Pooled<T: Send + 'static> {
-    shared: NonNull<Shared<T>>,
-    /// The slot (cached: saves the segment lookup on every deref and on return).
-    cell: NonNull<Slot<T>>,
-    slot: usize,
-    _owns: PhantomData<T>,
+    held: Held<T>,
 }
 
-// SAFETY: the guard owns its object exclusively (the slot protocol); sending it sends the
-// object (`T: Send`) and a pointer to `Shared`, which is `Sync` for `T: Send`.
-unsafe impl<T: Send + 'static> Send for Pooled<T> {}
-// SAFETY: `&Pooled<T>` only gives `&T`, so sharing it needs `T: Sync`.
-unsafe impl<T: Send + 'static + Sync> Sync for Pooled<T> {}
-
 impl<T: Send + 'static> Pooled<T> {
-    /// Wraps owned slot `slot` after `Shared::checkout` recorded the checkout. `shared` is
-    /// the pointer `Box::into_raw` returned (its provenance allows freeing; see `Owed`).
-    pub(crate) fn new(shared: NonNull<Shared<T>>, slot: usize, cell: &Slot<T>) -> Self {
-        Pooled {
-            shared,
-            cell: NonNull::from(cell),
-            slot,
-            _owns: PhantomData,
-        }
-    }
-
-    fn shared(&self) -> &Shared<T> {
-        // SAFETY: while this guard's slot is BUSY the allocation is alive: its object
-        // holds a reference (see `Owed`) that only the object's destruction gives up.
-        unsafe { self.shared.as_ref() }
+    /// Wraps owned slot `held` after `Shared::checkout` recorded the checkout.
+    pub(crate) fn new(held: Held<T>) -> Self {
+        Pooled { held }
     }
 
     /// What the pool knows about this object: id, age, how long this checkout has lasted,
     /// use count.
     #[must_use]
     pub fn metadata(this: &Self) -> crate::ObjectMeta {
-        this.shared().meta(this.slot)
+        this.held.shared().meta(this.held.slot())
     }
 
     /// The object's id, unique within its pool (as in `PoolEvent`s).
     #[must_use]
     pub fn id(this: &Self) -> u64 {
-        this.cell().id.load(crate::sync::Ordering::Relaxed)
-    }
-
-    fn cell(&self) -> &Slot<T> {
-        // SAFETY: slots live as long as the shared state (see `shared`).
-        unsafe { self.cell.as_ref() }
-    }
-
-    fn obj(&self) -> *mut T {
-        self.cell().obj()
+        this.held.cell().id.load(Ordering::Relaxed)
     }
 
     /// Takes the object out of the pool for good; its capacity is freed at once.
@@ -94,80 +62,87 @@ impl<T: Send + 'static> Pooled<T> {
 
     /// [`detach`](Pooled::detach), unless an `on_detach` hook rejects it: then the guard
     /// comes back with the hook's error (the object stays pooled when it is dropped).
+    ///
+    /// # Errors
+    /// The guard and the hook's error when the `on_detach` hook refuses.
     pub fn try_detach(this: Self) -> Result<T, (Self, BoxError)> {
-        // SAFETY: a copy of the guard's pointer; the allocation lives while the guard does.
-        let shared = unsafe { this.shared.as_ref() };
-        if let Some(hook) = &shared.hooks.on_detach {
-            let meta = shared.meta(this.slot);
-            // SAFETY: the guard owns the object; nothing else references it now.
-            if let Err(e) = hook(unsafe { &mut *this.obj() }, meta) {
+        let shared = this.held.shared();
+        if let Some(hook) = &shared.hooks().on_detach {
+            let meta = shared.meta(this.held.slot());
+            // SAFETY: the guard owns the slot, which holds its object.
+            if let Err(e) = unsafe { this.held.cell().with_obj_mut(|obj| hook(obj, meta)) } {
                 return Err((this, e));
             }
         }
         let this = ManuallyDrop::new(this);
-        let (obj, owed) = this.shared().detach(this.slot);
-        this.settle(owed.0);
+        let (obj, owed) = this.held.shared().detach(this.held.slot());
+        let n = owed.count();
+        // SAFETY: the guard's last use: `this` is never dropped (ManuallyDrop).
+        unsafe { this.held.settle(n) };
         Ok(obj)
     }
 
     /// Destroys the object instead of returning it (e.g. a connection in a bad state).
     pub fn discard(this: Self) {
         let this = ManuallyDrop::new(this);
-        let owed = this.shared().destroy(this.slot, DestroyReason::Discarded);
-        this.settle(owed.0);
+        // SAFETY: the guard's last use: `this` is never dropped (ManuallyDrop).
+        unsafe { this.destroy_last(DestroyReason::Discarded) };
     }
 
-    /// Gives up the `n` references returning the slot left us owing (see `Owed`; the
-    /// count only: a reference passed in would be protected while we may free). Call after
-    /// the last use of `self.shared()`.
-    #[inline]
-    fn settle(&self, n: usize) {
-        for _ in 0..n {
-            // SAFETY: the references are ours, `self.shared` came from `Box::into_raw`, and
-            // no `&Shared` is used after this.
-            unsafe { Shared::unref(self.shared) };
-        }
+    /// Destroys the object and gives up the guard's reference.
+    ///
+    /// # Safety
+    /// The guard's last use: it is never touched or dropped afterwards (`ManuallyDrop`,
+    /// or it is being dropped).
+    unsafe fn destroy_last(&self, reason: DestroyReason) {
+        let n = self.held.shared().destroy(self.held.slot(), reason).count();
+        // SAFETY: the caller's promise: this is the guard's last use.
+        unsafe { self.held.settle(n) };
+    }
+
+    /// Destroys the object if dropped armed: around user code (`reset`, `is_healthy`,
+    /// `on_release`) whose panic must not cost capacity. The panic goes on to the caller.
+    fn destroy_on_unwind(&self) -> OnDrop<impl FnOnce() + '_> {
+        OnDrop::new(move || {
+            // SAFETY: the guard's last use: the guard is being dropped while this unwinds.
+            unsafe { self.destroy_last(DestroyReason::Panicked) };
+        })
     }
 }
 
 impl<T: Send + 'static> Deref for Pooled<T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: the guard owns the slot, which holds an initialised object.
-        unsafe { &*self.obj() }
+        self.held.obj()
     }
 }
 
 impl<T: Send + 'static> DerefMut for Pooled<T> {
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`, and `&mut self` makes this the only access.
-        unsafe { &mut *self.obj() }
+        self.held.obj_mut()
     }
 }
 
 impl<T: Send + 'static> Drop for Pooled<T> {
     /// The common return (healthy, no `on_release` hook, not used up, not sampled for the
-    /// usage histogram, nobody waiting) is inlined: `reset`, `is_healthy`, a stamp and
-    /// the fast release (a store; `Shared::try_release_fast`). Everything else goes
-    /// through `Pooled::return_slow`.
+    /// usage histogram, not expired, nobody waiting) is inlined: the reset and health
+    /// check, a stamp and the fast release (a store; `Shared::try_release_fast`).
+    /// Everything else goes through `Pooled::return_slow`.
     #[inline]
     fn drop(&mut self) {
-        let shared = self.shared();
-        let unwind = DestroyOnUnwind {
-            shared: self.shared,
-            slot: self.slot,
-        };
-        let cell = self.cell();
-        // SAFETY: the guard owns the object; no other reference to it exists now.
-        let obj = unsafe { &mut *cell.obj() };
-        let healthy = (shared.hooks.recycle.run)(&shared.hooks.recycle, obj);
+        let shared = self.held.shared();
+        let unwind = self.destroy_on_unwind();
+        let recycle = &shared.hooks().recycle;
+        let cell = self.held.cell();
+        // SAFETY: the guard owns the slot, which holds its object.
+        let healthy = unsafe { cell.with_obj_mut(|obj| (recycle.run)(recycle, obj)) };
         unwind.disarm();
         // Owner-only slot metadata (Relaxed: see `Slot`).
         let now = shared.coarse_ms();
         let uses = cell.uses.load(Ordering::Relaxed);
         if healthy
             && uses & 15 != 1
-            && shared.hooks.on_release.is_none()
+            && shared.hooks().on_release.is_none()
             && !shared.used_up(uses)
             && cell.expires_ms.load(Ordering::Relaxed) > now
         {
@@ -175,8 +150,9 @@ impl<T: Send + 'static> Drop for Pooled<T> {
             match shared.try_release_fast(cell) {
                 Release::Done => return,
                 Release::Slow => {
-                    let owed = shared.release_slow(self.slot);
-                    self.settle(owed.0);
+                    let n = shared.release_slow(self.held.slot()).count();
+                    // SAFETY: the guard's last use (it is being dropped).
+                    unsafe { self.held.settle(n) };
                     return;
                 }
             }
@@ -188,43 +164,44 @@ impl<T: Send + 'static> Drop for Pooled<T> {
 impl<T: Send + 'static> Pooled<T> {
     /// The rest of `drop`: the `on_release` hook, the usage sample (every 16th checkout of
     /// each object records how long it was held), destroying an object that is unhealthy,
-    /// rejected or used up, and a release that must hand over or take the slow path.
+    /// rejected, used up or past its lifetime, and a release that must hand over or take
+    /// the slow path.
     #[cold]
     #[inline(never)]
     fn return_slow(&mut self, healthy: bool, now: u64, uses: u64) {
-        let shared = self.shared();
-        let cell = self.cell();
+        let shared = self.held.shared();
+        let slot = self.held.slot();
         let rejected = healthy
-            && shared.hooks.on_release.as_ref().is_some_and(|h| {
-                let unwind = DestroyOnUnwind {
-                    shared: self.shared,
-                    slot: self.slot,
-                };
-                let meta = shared.meta(self.slot);
-                // SAFETY: the guard owns the object; no other reference to it exists now.
-                let r = h(unsafe { &mut *cell.obj() }, meta).is_err();
+            && shared.hooks().on_release.as_ref().is_some_and(|h| {
+                let meta = shared.meta(slot);
+                let unwind = self.destroy_on_unwind();
+                // SAFETY: the guard owns the slot, which holds its object.
+                let r = unsafe { self.held.cell().with_obj_mut(|obj| h(obj, meta)) }.is_err();
                 unwind.disarm();
                 r
             });
+        let cell = self.held.cell();
         if uses & 15 == 1 {
             let held = now.saturating_sub(cell.held_since().unwrap_or(now));
-            shared.usage_hist.record(Duration::from_millis(held));
+            shared.record_usage(Duration::from_millis(held));
         }
         cell.stamp_returned(now);
         let owed = if !healthy {
-            shared.destroy(self.slot, DestroyReason::Unhealthy)
+            shared.destroy(slot, DestroyReason::Unhealthy)
         } else if rejected {
-            shared.destroy(self.slot, DestroyReason::Rejected)
+            shared.destroy(slot, DestroyReason::Rejected)
         } else if shared.used_up(uses) {
-            shared.destroy(self.slot, DestroyReason::MaxUses)
+            shared.destroy(slot, DestroyReason::MaxUses)
         } else if cell.expires_ms.load(Ordering::Relaxed) <= now {
             // Past its lifetime: retired here, so it is never handed to a waiter (under
             // steady contention an object may never be idle).
-            shared.destroy(self.slot, DestroyReason::MaxLifetime)
+            shared.destroy(slot, DestroyReason::MaxLifetime)
         } else {
-            shared.release_slot(cell, self.slot)
+            shared.release_slot(cell, slot)
         };
-        self.settle(owed.0);
+        let n = owed.count();
+        // SAFETY: the guard's last use (it is being dropped).
+        unsafe { self.held.settle(n) };
     }
 }
 

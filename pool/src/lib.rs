@@ -52,41 +52,47 @@
 //! # Ok(()) }
 //! ```
 //!
-//! How it works, and the invariants the code keeps: `docs/architecture.md`.
+//! How it works: each object lives in a slot whose atomic state word is claimed by one
+//! CAS; a caller that finds nothing idle queues a waiter cell, and a returning guard hands
+//! its object (or, when it destroys one, the capacity to make one) straight to the best
+//! waiter. Deadlines run on the pool's own timer thread, creates on their own task, and
+//! eviction, leak scans and `min_idle` in the background. The repository's
+//! `docs/architecture.md` tells the design and `docs/verification.md` how it is checked
+//! (loom, shuttle, Miri, model-based and stress tests).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, missing_debug_implementations)]
+#![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
 #[cfg(all(doctest, not(riptide_model)))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
 mod acquire;
-mod clock;
+pub mod breaker;
+mod checkout;
 mod config;
+mod create;
+mod defer;
 mod error;
-mod exec;
 mod guard;
 mod histogram;
 pub mod hooks;
-mod lifecycle;
+mod maintenance;
 #[cfg(all(feature = "metrics", not(riptide_model)))]
 mod metrics;
 mod partition;
 mod pool;
+mod rt;
 mod settings;
 mod shared;
 mod slots;
 mod stats;
 mod sync;
-#[cfg(not(riptide_model))]
-mod timer;
-mod trace;
 mod traits;
-#[cfg(not(riptide_model))]
-mod upkeep;
 mod waiters;
 
-pub use acquire::{Acquire, AcquireFuture, Priority};
+pub use acquire::{Acquire, AcquireFuture};
 pub use config::PoolBuilder;
 pub use error::{BoxError, ConfigError, PoolError};
 pub use guard::Pooled;
@@ -101,6 +107,7 @@ pub use stats::{
     PoolEvent, PoolStats,
 };
 pub use traits::{Factory, Poolable};
+pub use waiters::Priority;
 
 /// `#[derive(Poolable)]`: generates the [`Poolable`] impl from `#[poolable(...)]`
 /// attributes (feature `derive`, on by default). See the `riptide-pool-derive` docs for
@@ -128,4 +135,43 @@ pub use traits::{Factory, Poolable};
 /// assert_eq!(Scratch::MAX_USES, Some(1000));
 /// ```
 #[cfg(feature = "derive")]
+#[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
 pub use riptide_pool_derive::Poolable;
+
+/// Hooks for the crate's own loom and shuttle models (`loom-tests/`), built only under
+/// `--cfg riptide_loom` / `--cfg riptide_shuttle`: time, background creates and upkeep
+/// are the models' to drive there.
+#[cfg(riptide_model)]
+#[doc(hidden)]
+pub mod model {
+    use std::time::Duration;
+
+    use crate::{PartitionedPool, Pool};
+
+    /// Advances the pool's logical clock.
+    pub fn advance<T: Send + 'static>(pool: &Pool<T>, d: Duration) {
+        pool.shared().env().advance(d);
+    }
+
+    /// Joins the create threads started so far.
+    pub fn join_creates<T: Send + 'static>(pool: &Pool<T>) {
+        pool.shared().env().join_tasks();
+    }
+
+    /// [`join_creates`] for every partition.
+    pub fn join_partition_creates<K, T: Send + 'static>(pp: &PartitionedPool<K, T>) {
+        for p in pp.pools() {
+            join_creates(&p);
+        }
+    }
+
+    /// One maintenance pass (leak scan and reclaim, eviction).
+    pub fn maintain<T: Send + 'static>(pool: &Pool<T>) {
+        pool.shared().maintain();
+    }
+
+    /// One pass of the deadline sweep (the pool's timer runs it in real builds).
+    pub fn sweep<T: Send + 'static>(pool: &Pool<T>) {
+        pool.shared().sweep();
+    }
+}

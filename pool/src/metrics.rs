@@ -9,7 +9,7 @@ use crate::shared::Shared;
 
 pub(crate) fn publish<T: Send + 'static>(shared: &Shared<T>) {
     let s = shared.stats();
-    let pool = shared.config.name.clone();
+    let pool = shared.config().name.clone();
     let g = |name: &'static str, v: f64| gauge!(name, "pool" => pool.clone()).set(v);
     g("riptide_pool_max_size", s.max_size as f64);
     g("riptide_pool_size", s.size as f64);

@@ -2,19 +2,19 @@
 
 use std::future::IntoFuture;
 use std::panic::Location;
-use std::ptr::NonNull;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::acquire::{Acquire, AcquireFuture, Priority};
+use crate::acquire::{Acquire, AcquireFuture};
 use crate::config::{Config, PoolBuilder};
 use crate::error::PoolError;
 use crate::hooks::Hooks;
-use crate::shared::Shared;
+use crate::shared::{Handle, Shared};
 use crate::stats::CheckedOut;
 #[cfg(not(riptide_model))]
 use crate::stats::DrainError;
 use crate::stats::{HealthLevel, HealthStatus, PoolStats};
-use crate::sync::{Arc, Ordering};
+use crate::sync::Ordering;
 use crate::traits::{DynFactory, Factory};
 use crate::Pooled;
 
@@ -42,26 +42,6 @@ pub struct Pool<T: Send + 'static> {
     handle: Arc<Handle<T>>,
 }
 
-/// Owns one reference to the shared state; the last `Pool` clone dropping it closes the
-/// pool (guards still out keep the state alive until they return).
-struct Handle<T: Send + 'static> {
-    shared: NonNull<Shared<T>>,
-}
-
-// SAFETY: `Handle` is a counted pointer to `Shared<T>`, which is `Send + Sync` for
-// `T: Send + 'static` (see `Shared`).
-unsafe impl<T: Send + 'static> Send for Handle<T> {}
-// SAFETY: as above.
-unsafe impl<T: Send + 'static> Sync for Handle<T> {}
-
-impl<T: Send + 'static> Drop for Handle<T> {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from `Box::into_raw` in `from_parts`; this gives up the
-        // handle's one reference, and the handle is never used again.
-        unsafe { Shared::close_and_unref(self.shared) };
-    }
-}
-
 impl<T: Send + 'static> Clone for Pool<T> {
     fn clone(&self) -> Self {
         Pool {
@@ -78,12 +58,11 @@ impl<T: Send + 'static> std::fmt::Debug for Pool<T> {
     }
 }
 
-/// The upkeep thread's hold on a pool: weak, so it never keeps the pool open.
-#[cfg(not(riptide_model))]
+/// Background upkeep's hold on a pool: weak, so it never keeps the pool open.
+#[cfg_attr(riptide_model, allow(dead_code))] // the models run upkeep by hand
 struct WeakPool<T: Send + 'static>(std::sync::Weak<Handle<T>>);
 
-#[cfg(not(riptide_model))]
-impl<T: Send + 'static> crate::upkeep::Upkeep for WeakPool<T> {
+impl<T: Send + 'static> crate::rt::Upkeep for WeakPool<T> {
     fn tick(&self) -> Option<Duration> {
         let pool = Pool {
             handle: self.0.upgrade()?,
@@ -93,6 +72,12 @@ impl<T: Send + 'static> crate::upkeep::Upkeep for WeakPool<T> {
         }
         pool.shared().maintain();
         Some(pool.shared().maint_interval())
+    }
+
+    fn alive(&self) -> bool {
+        self.0
+            .upgrade()
+            .is_some_and(|handle| !Pool { handle }.is_closed())
     }
 }
 
@@ -137,105 +122,55 @@ impl<T: Send + 'static> Pool<T> {
         hooks: Hooks<T>,
         gate: Option<(std::sync::Arc<dyn crate::shared::Gate>, usize)>,
     ) -> Self {
-        let shared = Box::new(Shared::new(factory, config, hooks, gate));
-        // SAFETY: `Box::into_raw` never returns null.
-        let raw = unsafe { NonNull::new_unchecked(Box::into_raw(shared)) };
-        // SAFETY: just allocated; nobody else sees it yet.
-        unsafe { raw.as_ref() }.set_self_ptr(raw);
         let pool = Pool {
-            handle: Arc::new(Handle { shared: raw }),
+            handle: Arc::new(Handle::new(Shared::new(factory, config, hooks, gate))),
         };
-        #[cfg(not(riptide_model))]
-        pool.start_maintenance();
-        if pool.shared().config.min_idle > 0 {
-            pool.shared().maintain_now();
+        // Background upkeep (the maintenance pass): a task on the runtime current at
+        // `build()`, else the process's upkeep thread (`rt/upkeep.rs`). It holds the pool
+        // only weakly, so it ends with the last handle (or at `close`).
+        let shared = pool.shared();
+        shared.env().start_upkeep(
+            Box::new(WeakPool(Arc::downgrade(&pool.handle))),
+            shared.maint_interval(),
+        );
+        if shared.config().min_idle > 0 {
+            shared.maintain_now();
         }
         pool
     }
 
-    /// Background upkeep (the maintenance pass): a task on the runtime current at
-    /// `build()`, or, without one, the process's upkeep thread (`upkeep.rs`). Either holds
-    /// only a `Weak`, so it ends with the last `Pool` handle (or at `close`). If the
-    /// runtime shuts down while the pool lives on, the task's end hands the pool to the
-    /// upkeep thread, and creates move to threads (`exec::Runtime`).
-    #[cfg(not(riptide_model))]
-    fn start_maintenance(&self) {
-        let weak = Arc::downgrade(&self.handle);
-        let interval = self.shared().maint_interval();
-        let Some(rt) = self.shared().runtime.as_ref() else {
-            crate::upkeep::register(Box::new(WeakPool(weak)), interval);
-            return;
-        };
-        rt.spawn_with_liveness(|liveness| async move {
-            /// On the task's end: the runtime is marked gone (if it is shutting down) and
-            /// a pool still open moves to the upkeep thread.
-            struct Handover<T: Send + 'static>(
-                Option<std::sync::Weak<Handle<T>>>,
-                crate::exec::Liveness,
-            );
-            impl<T: Send + 'static> Drop for Handover<T> {
-                fn drop(&mut self) {
-                    // First: from here on, creates run on threads.
-                    self.1.mark_gone();
-                    let Some(weak) = self.0.take() else { return };
-                    let open = weak
-                        .upgrade()
-                        .is_some_and(|h| !(Pool { handle: h }).is_closed());
-                    if open {
-                        crate::upkeep::register(Box::new(WeakPool(weak)), Duration::ZERO);
-                    }
-                }
-            }
-            let mut handover = Handover(Some(weak), liveness);
-            loop {
-                crate::timer::Sleep::after(interval).await;
-                let Some(pool) = handover.0.as_ref().and_then(std::sync::Weak::upgrade) else {
-                    break;
-                };
-                let pool = Pool { handle: pool };
-                if pool.is_closed() {
-                    break;
-                }
-                pool.shared().maintain();
-            }
-            // Ended normally (the pool is gone or closed): nothing to hand over.
-            handover.0 = None;
-        });
-    }
-
     #[inline]
     pub(crate) fn shared(&self) -> &Shared<T> {
-        // SAFETY: the handle's reference keeps the allocation alive while `self` lives.
-        unsafe { self.handle.shared.as_ref() }
+        self.handle.get()
     }
 
-    /// The allocation's pointer as `Box::into_raw` returned it.
-    pub(crate) fn raw(&self) -> NonNull<Shared<T>> {
-        self.handle.shared
+    /// Identifies the pool (its shared state's address).
+    pub(crate) fn addr(&self) -> *const Shared<T> {
+        self.handle.addr()
     }
 
+    /// Owned slot `slot` as the caller's guard, the checkout recorded.
     #[inline]
     pub(crate) fn guard(&self, slot: usize, loc: &'static Location<'static>) -> Pooled<T> {
-        let shared = self.shared();
-        let cell = shared.checkout(slot, loc);
-        Pooled::new(self.handle.shared, slot, cell)
-    }
-
-    pub(crate) fn timed_out(&self) -> PoolError {
-        self.shared()
-            .counters
-            .timeouts
-            .fetch_add(1, Ordering::Relaxed);
-        PoolError::Timeout
+        let cell = self.shared().checkout(slot, loc);
+        Pooled::new(self.handle.held(slot, cell))
     }
 
     /// Checks out an object, waiting up to `acquire_timeout`: an idle one, a new one if
     /// the pool is below `max_size`, or the next one returned.
     ///
     /// Works on any executor (deadlines run on the pool's own timer). The future is
-    /// `Send + 'static`; dropping it at any point loses nothing. The lock-free fast path runs as
-    /// the future is created: an idle object is claimed at once (a future dropped unpolled
-    /// gives it back); otherwise the work starts at the first poll.
+    /// `Send + 'static`. The lock-free fast path runs as the future is created: an idle
+    /// object is claimed at once (a future dropped unpolled gives it back); otherwise the
+    /// work starts at the first poll.
+    ///
+    /// # Errors
+    /// The future's output: [`PoolError::Timeout`] past the deadline,
+    /// [`PoolError::Closed`], [`PoolError::Create`] when the create made for this caller
+    /// failed, [`PoolError::CircuitOpen`] while the factory's breaker is open.
+    ///
+    /// # Cancel safety
+    /// Dropping the future at any point loses nothing (see [`AcquireFuture`]).
     #[track_caller]
     #[inline]
     pub fn get(&self) -> AcquireFuture<T> {
@@ -244,6 +179,9 @@ impl<T: Send + 'static> Pool<T> {
 
     /// An idle object now, or `PoolError::Exhausted` (also when callers are queued ahead).
     /// Never waits and never creates.
+    ///
+    /// # Errors
+    /// `Exhausted` when nothing is idle (or callers are queued ahead); `Closed`.
     #[track_caller]
     #[inline]
     pub fn try_get(&self) -> Result<Pooled<T>, PoolError> {
@@ -254,6 +192,9 @@ impl<T: Send + 'static> Pool<T> {
     }
 
     /// [`get`](Pool::get) for threads without a runtime.
+    ///
+    /// # Errors
+    /// As [`get`](Pool::get).
     ///
     /// # Panics
     /// On a tokio runtime worker thread: use `get().await` there, or `spawn_blocking`.
@@ -269,14 +210,18 @@ impl<T: Send + 'static> Pool<T> {
     pub fn acquire(&self) -> Acquire<'_, T> {
         Acquire {
             pool: self,
-            priority: Priority::Normal,
-            timeout: None,
-            location: Location::caller(),
+            opts: crate::acquire::AcquireOptions::new(),
         }
     }
 
     /// Creates objects until `n` are idle (or the pool is full); returns how many it made.
-    /// The first create error is returned (objects already made stay in the pool).
+    ///
+    /// # Errors
+    /// The first create error (objects already made stay in the pool), or `Closed`.
+    ///
+    /// # Cancel safety
+    /// Dropping the future loses nothing: a create in flight still puts its object into
+    /// the pool.
     pub async fn warm_up(&self, n: usize) -> Result<usize, PoolError> {
         let shared = self.shared();
         let want = n.saturating_sub(shared.scan().0);
@@ -290,7 +235,7 @@ impl<T: Send + 'static> Pool<T> {
             }
             // Same path as a caller's create: if this future is dropped, the object still
             // lands in the pool and the reservation is never leaked.
-            let slot = crate::acquire::create(self, Priority::Normal).await?;
+            let slot = crate::create::create_reserved(self).await?;
             shared.release(slot).never();
             made += 1;
         }
@@ -318,7 +263,7 @@ impl<T: Send + 'static> Pool<T> {
     pub fn retain(&self, mut keep: impl FnMut(&T, crate::ObjectMeta) -> bool) -> usize {
         let s = self.shared();
         let mut removed = 0;
-        for i in 0..s.slots.cap() {
+        for i in 0..s.slot_count() {
             let Some(claimed) = s.claim_if_idle(i) else {
                 continue;
             };
@@ -326,7 +271,7 @@ impl<T: Send + 'static> Pool<T> {
             let meta = s.meta(i);
             // SAFETY: we own slot `i` (claimed from idle); the object is initialised and
             // nobody else references it until we release or destroy it.
-            let verdict = keep(unsafe { &*s.slots.get(i).obj() }, meta);
+            let verdict = unsafe { s.slot(i).with_obj_mut(|obj| keep(obj, meta)) };
             claimed.disarm();
             if verdict {
                 s.release(i).never();
@@ -359,6 +304,13 @@ impl<T: Send + 'static> Pool<T> {
     /// Closes the pool, then waits until every checked-out object has come back (each is
     /// destroyed on return), up to `timeout`. On timeout, the error lists what is still
     /// out and where it was taken.
+    ///
+    /// # Errors
+    /// [`DrainError`] listing what is still out when `timeout` passes.
+    ///
+    /// # Cancel safety
+    /// The pool is closed at the first poll; dropping the future afterwards only stops the
+    /// waiting (objects still out are destroyed as they come back).
     #[cfg(not(riptide_model))]
     pub async fn drain(&self, timeout: Duration) -> Result<(), DrainError> {
         self.close();
@@ -371,7 +323,7 @@ impl<T: Send + 'static> Pool<T> {
             if std::time::Instant::now() >= deadline {
                 return Err(DrainError { still_out: out });
             }
-            crate::timer::Sleep::after(Duration::from_millis(2)).await;
+            crate::rt::timer::Sleep::after(Duration::from_millis(2)).await;
         }
     }
 
@@ -380,27 +332,17 @@ impl<T: Send + 'static> Pool<T> {
     pub fn checked_out(&self) -> Vec<CheckedOut> {
         let s = self.shared();
         let now = s.exact_ms();
-        let mut out = Vec::new();
-        for i in 0..s.slots.cap() {
-            let slot = s.slots.get(i);
-            if slot.state.load(Ordering::Relaxed) & crate::slots::STATE_MASK != crate::slots::BUSY {
-                continue;
-            }
-            // Only objects a caller holds (not ones being validated or handed over).
-            let Some(since) = slot.held_since() else {
-                continue;
-            };
-            let loc = slot.location.load(Ordering::Relaxed);
-            // SAFETY: locations are `&'static Location` stored by `checkout`.
-            if let Some(location) = unsafe { loc.as_ref() } {
-                out.push(CheckedOut {
-                    id: slot.id.load(Ordering::Relaxed),
+        // Only objects a caller holds (not ones being validated or handed over).
+        (0..s.slot_count())
+            .filter_map(|i| {
+                let (since, location) = s.holder(i)?;
+                Some(CheckedOut {
+                    id: s.slot(i).id.load(Ordering::Relaxed),
                     held_for: Duration::from_millis(now.saturating_sub(since)),
                     location,
-                });
-            }
-        }
-        out
+                })
+            })
+            .collect()
     }
 
     /// Whether [`close`](Pool::close) was called.
@@ -416,8 +358,25 @@ impl<T: Send + 'static> Pool<T> {
     }
 
     /// Publishes the current stats through the `metrics` facade now (maintenance also does
-    /// this on every pass). Names: `docs/metrics.md`.
+    /// this on every pass). Each series carries the label `pool` (the builder's `name`):
+    ///
+    /// | name | kind | meaning |
+    /// | --- | --- | --- |
+    /// | `riptide_pool_max_size` | gauge | current `max_size` |
+    /// | `riptide_pool_size` | gauge | objects alive + creates in flight |
+    /// | `riptide_pool_idle` | gauge | idle objects |
+    /// | `riptide_pool_in_use` | gauge | checked-out objects |
+    /// | `riptide_pool_pending_acquisitions` | gauge | callers waiting right now |
+    /// | `riptide_pool_created_total` | counter | objects created |
+    /// | `riptide_pool_destroyed_total` | counter | objects destroyed or detached |
+    /// | `riptide_pool_acquired_total` | counter | successful checkouts |
+    /// | `riptide_pool_timeouts_total` | counter | acquisitions that timed out |
+    /// | `riptide_pool_leaks_detected_total` | counter | checkouts reported as suspected leaks |
+    /// | `riptide_pool_wait_seconds` | gauge, `quantile` = 0.5 / 0.95 / 0.99 | time callers waited |
+    /// | `riptide_pool_usage_seconds` | gauge, `quantile` | how long objects are held (every 16th checkout of each object) |
+    /// | `riptide_pool_create_seconds` | gauge, `quantile` | how long creates take |
     #[cfg(all(feature = "metrics", not(riptide_model)))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
     pub fn publish_metrics(&self) {
         crate::metrics::publish(self.shared());
     }
@@ -427,8 +386,7 @@ impl<T: Send + 'static> Pool<T> {
     pub fn health(&self) -> HealthStatus {
         let st = self.stats();
         let s = self.shared();
-        let attempts = s.counters.create_attempts.load(Ordering::Relaxed);
-        let errors = s.counters.create_errors.load(Ordering::Relaxed);
+        let (attempts, errors) = s.create_outcomes();
         let error_rate = if attempts == 0 {
             0.0
         } else {
@@ -436,7 +394,8 @@ impl<T: Send + 'static> Pool<T> {
         };
         let utilization = st.in_use as f64 / st.max_size.max(1) as f64;
         let waiting = st.pending_acquisitions > 0;
-        let level = if s.is_closed() || s.breaker_open() || error_rate >= 0.5 {
+        let breaker_open = s.circuit_state() != crate::CircuitState::Closed;
+        let level = if s.is_closed() || breaker_open || error_rate >= 0.5 {
             HealthLevel::Critical
         } else if (waiting && utilization >= 1.0) || error_rate >= 0.2 {
             HealthLevel::Unhealthy
@@ -467,54 +426,30 @@ impl<T: Send + 'static> Pool<T> {
     /// sees `Lagged`). Events are only built while someone subscribes.
     #[cfg(not(riptide_model))]
     pub fn events(&self) -> tokio::sync::broadcast::Receiver<crate::PoolEvent> {
-        self.shared().subscribe()
+        self.shared().env().subscribe()
     }
 
-    /// Sends `event` to this pool's [`events`](Self::events) subscribers (built only when
-    /// someone subscribes). For layers that keep their own state on top of a pool and want
-    /// it in the same stream: e.g. `riptide-adapters`' WASM pool reports its guest-failure
-    /// circuit breaker as [`PoolEvent::CircuitOpened`](crate::PoolEvent::CircuitOpened) /
-    /// [`CircuitClosed`](crate::PoolEvent::CircuitClosed).
-    #[cfg(not(riptide_model))]
-    pub fn emit_event(&self, event: impl FnOnce() -> crate::PoolEvent) {
-        self.shared().emit(event);
-    }
-
-    /// loom/shuttle models only: advances the pool's logical clock.
-    #[cfg(riptide_model)]
-    #[doc(hidden)]
-    pub fn model_advance(&self, d: Duration) {
-        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.shared().model_clock.fetch_add(ns, Ordering::Relaxed);
-    }
-
-    /// loom/shuttle models only: joins the create threads started so far.
-    #[cfg(riptide_model)]
-    #[doc(hidden)]
-    pub fn model_join_creates(&self) {
-        let tasks: Vec<_> = std::mem::take(&mut *self.shared().model_tasks.lock());
-        for t in tasks {
-            t.join().expect("create thread");
-        }
-    }
-
-    /// loom/shuttle models only: one maintenance pass (leak scan and reclaim, eviction).
-    #[cfg(riptide_model)]
-    #[doc(hidden)]
-    pub fn model_maintain(&self) {
-        self.shared().maintain();
-    }
-
-    /// loom/shuttle models only: one pass of the deadline sweeper (a task in real builds).
-    #[cfg(riptide_model)]
-    #[doc(hidden)]
-    pub fn model_sweep(&self) {
-        self.shared().sweep();
+    /// Sends a [`PoolEvent::Custom`](crate::PoolEvent::Custom) to this pool's
+    /// [`events`](Self::events) subscribers (built only when someone subscribes): for
+    /// layers that keep state of their own on top of a pool and want it in the same
+    /// stream (the WASM adapter reports its guest breaker this way). The pool's own events
+    /// cannot be sent from outside.
+    pub fn emit_custom(
+        &self,
+        source: &'static str,
+        name: &'static str,
+        detail: impl FnOnce() -> String,
+    ) {
+        self.shared().emit(|| crate::PoolEvent::Custom {
+            source,
+            name,
+            detail: detail(),
+        });
     }
 
     /// The configured acquire timeout.
     #[must_use]
     pub fn acquire_timeout(&self) -> Duration {
-        self.shared().config.acquire_timeout
+        self.shared().config().acquire_timeout
     }
 }

@@ -113,10 +113,46 @@ impl<T> Slot<T> {
         (s & STAMP_IDLE == 0).then_some(s)
     }
 
-    /// Pointer to the object. Only the slot's owner may dereference it.
+    /// A pointer to the object that outlives the call: for a guard's `Deref` and for the
+    /// checkout steps that hold the object across `.await`s. Only the slot's owner may
+    /// dereference it. Everything else goes through the closures below, so the loom build
+    /// sees each access.
     #[inline]
     pub(crate) fn obj(&self) -> *mut T {
-        self.value.get().cast::<T>()
+        self.value.escape().cast::<T>()
+    }
+
+    /// Runs `f` on the object.
+    ///
+    /// # Safety
+    /// The caller owns the slot (`BUSY`, by its own CAS or a hand-over) and the slot holds
+    /// an object.
+    #[inline]
+    pub(crate) unsafe fn with_obj_mut<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        // SAFETY: the caller owns the slot and it holds an initialised object, so this is
+        // the only reference to it for the call.
+        self.value.with_mut(|p| f(unsafe { &mut *p.cast::<T>() }))
+    }
+
+    /// Moves `obj` into the slot.
+    ///
+    /// # Safety
+    /// The caller owns the slot and the slot is empty (its old object, if any, was taken).
+    #[inline]
+    pub(crate) unsafe fn put(&self, obj: T) {
+        // SAFETY: the caller owns the empty slot: nothing else reads or writes it.
+        self.value.with_mut(|p| unsafe { p.cast::<T>().write(obj) });
+    }
+
+    /// Moves the object out; the slot is then empty.
+    ///
+    /// # Safety
+    /// The caller owns the slot, the slot holds an object, and nobody reads it again
+    /// before a new one is put in.
+    #[inline]
+    pub(crate) unsafe fn take(&self) -> T {
+        // SAFETY: the caller owns the initialised slot and treats it as empty afterwards.
+        self.value.with(|p| unsafe { ptr::read(p.cast::<T>()) })
     }
 }
 

@@ -229,4 +229,24 @@ pub enum PoolEvent {
         /// The error's text (with its sources).
         error: String,
     },
+    /// A caller waiting for an object already holds one of the same pool (see
+    /// `deadlock_detection`): the line that took the one it holds, and the line now
+    /// waiting. Sent once per pair of lines.
+    NestedAcquire {
+        /// Where the held checkout was taken.
+        held_at: &'static std::panic::Location<'static>,
+        /// Where the caller now waits.
+        waiting_at: &'static std::panic::Location<'static>,
+    },
+    /// Something a layer on top of the pool reports in the pool's stream
+    /// ([`Pool::emit_custom`](crate::Pool::emit_custom)); e.g. the WASM adapter's guest
+    /// breaker.
+    Custom {
+        /// Who sent it, e.g. `"riptide_adapters::wasm"`.
+        source: &'static str,
+        /// What happened, e.g. `"guest_breaker_opened"`.
+        name: &'static str,
+        /// Free text.
+        detail: String,
+    },
 }

@@ -189,6 +189,7 @@ impl Poolable for String {
 
 /// `bytes::BytesMut` (feature `bytes`): emptied on return.
 #[cfg(feature = "bytes")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bytes")))]
 impl Poolable for bytes::BytesMut {
     /// Empties it (`clear`); the allocation is kept for the next user.
     fn reset(&mut self) {
@@ -200,6 +201,7 @@ impl Poolable for bytes::BytesMut {
 /// usable for the next caller: the peer has not closed it, no error is pending, and no
 /// unread bytes wait in it (a reply left unread would reach the next user).
 #[cfg(all(feature = "net", not(riptide_model)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "net")))]
 impl Poolable for tokio::net::TcpStream {
     fn is_healthy(&self) -> bool {
         socket_is_quiet(self)
@@ -209,6 +211,7 @@ impl Poolable for tokio::net::TcpStream {
 /// tokio's `UnixStream` (feature `net`, on Unix): healthy on the same terms as
 /// `TcpStream`.
 #[cfg(all(feature = "net", unix, not(riptide_model)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "net")))]
 impl Poolable for tokio::net::UnixStream {
     fn is_healthy(&self) -> bool {
         socket_is_quiet(self)

@@ -13,25 +13,89 @@ use std::time::Duration;
 
 use crate::error::BoxError;
 use crate::sync::{Arc, AtomicUsize, AtomicWaker, Mutex, Ordering};
-use crate::Priority;
 
-pub(crate) const WAITING: usize = 0;
-pub(crate) const CLOSED: usize = 1;
-/// Capacity was reserved for this waiter: it must create an object (or give it back).
-pub(crate) const PERMIT: usize = 2;
-/// Its create failed; the error is in `error`.
-pub(crate) const FAILED: usize = 3;
-pub(crate) const CANCELLED: usize = 4;
-/// Its deadline passed while queued (expired by the pool's deadline sweeper).
-pub(crate) const TIMED_OUT: usize = 5;
-/// The circuit breaker opened while it waited.
-pub(crate) const CIRCUIT_OPEN: usize = 6;
-/// `HANDED + i`: the object in slot `i` now belongs to this waiter.
-pub(crate) const HANDED: usize = 8;
+/// Priority of a waiting caller. Higher is served first; within a level, first come first
+/// served; a waiter older than `starvation_threshold` is served as `Critical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Priority {
+    /// Background work.
+    Low = 0,
+    /// The default.
+    #[default]
+    Normal = 1,
+    /// Latency-sensitive work.
+    High = 2,
+    /// Served first (aged waiters join this level).
+    Critical = 3,
+}
 
+impl Priority {
+    /// `self` raised by `levels` (saturating at `Critical`).
+    pub(crate) fn boosted(self, levels: u8) -> Priority {
+        match (self as u8).saturating_add(levels).min(3) {
+            0 => Priority::Low,
+            1 => Priority::Normal,
+            2 => Priority::High,
+            _ => Priority::Critical,
+        }
+    }
+}
+
+/// How a waiter's wait ended: decided once, by whoever wins the cell's CAS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// The object in this slot now belongs to the waiter.
+    Handed(usize),
+    /// Capacity was reserved for the waiter: it must create an object (or give it back).
+    Permit,
+    /// Its create failed; the error is in the cell's `error`.
+    Failed,
+    /// The waiter left (its future was dropped) before anything was decided.
+    Cancelled,
+    /// Its deadline passed while it was queued (the pool's deadline sweep).
+    TimedOut,
+    /// The circuit breaker opened while it waited.
+    CircuitOpen,
+    /// The pool was closed while it waited.
+    PoolClosed,
+}
+
+/// The cell's word: 0 while waiting, else the encoded decision (`Handed(i)` is `8 + i`).
+const WAITING: usize = 0;
+const HANDED: usize = 8;
+
+impl Decision {
+    fn encode(self) -> usize {
+        match self {
+            Decision::PoolClosed => 1,
+            Decision::Permit => 2,
+            Decision::Failed => 3,
+            Decision::Cancelled => 4,
+            Decision::TimedOut => 5,
+            Decision::CircuitOpen => 6,
+            Decision::Handed(i) => HANDED + i,
+        }
+    }
+
+    fn decode(w: usize) -> Option<Decision> {
+        Some(match w {
+            WAITING => return None,
+            1 => Decision::PoolClosed,
+            2 => Decision::Permit,
+            3 => Decision::Failed,
+            4 => Decision::Cancelled,
+            5 => Decision::TimedOut,
+            6 => Decision::CircuitOpen,
+            w if w >= HANDED => Decision::Handed(w - HANDED),
+            w => unreachable!("waiter word {w}"),
+        })
+    }
+}
+
+/// A waiting caller's cell, shared by the caller and whoever decides it.
 pub(crate) struct Waiter {
-    pub state: AtomicUsize,
-    pub waker: AtomicWaker,
+    state: AtomicUsize,
+    waker: AtomicWaker,
     pub priority: Priority,
     /// When it started waiting, as time since the pool's epoch (aging).
     pub since: Duration,
@@ -39,6 +103,7 @@ pub(crate) struct Waiter {
     pub deadline: Duration,
     /// Whether it sits in the queue (a creator's own cell does not).
     pub queued: bool,
+    /// A failed create's error, written before the cell is decided `Failed`.
     pub error: Mutex<Option<BoxError>>,
 }
 
@@ -60,35 +125,51 @@ impl Waiter {
         })
     }
 
-    /// Moves the cell from `WAITING` to `to`; false if someone else decided first.
-    /// AcqRel: on success, Release publishes what the winner wrote before (the object in
-    /// a handed slot, the error); the waiter's Acquire load of the state pairs with it.
-    pub(crate) fn decide(&self, to: usize) -> bool {
+    /// Whether the cell is still undecided. Acquire: as `decision`.
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.state.load(Ordering::Acquire) == WAITING
+    }
+
+    /// The decision, if taken. Acquire pairs with the decider's AcqRel CAS: what it wrote
+    /// before (the object in a handed slot, the error) is visible to the reader.
+    pub(crate) fn decision(&self) -> Option<Decision> {
+        Decision::decode(self.state.load(Ordering::Acquire))
+    }
+
+    /// Decides the cell `to`; false if someone else decided first. AcqRel: on success,
+    /// Release publishes what the winner wrote before (see `decision`).
+    pub(crate) fn decide(&self, to: Decision) -> bool {
         self.state
-            .compare_exchange(WAITING, to, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(WAITING, to.encode(), Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
 
-    /// The cell's decision, or `Pending` with the task's waker registered. Acquire pairs
-    /// with the decider's AcqRel CAS: what it wrote before (the handed object, the error)
-    /// is visible to the caller.
-    pub(crate) fn poll_decision(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<usize> {
-        let mut s = self.state.load(Ordering::Acquire);
-        if s == WAITING {
-            self.waker.register(cx.waker());
-            // Re-check after registering: a decision in between woke the old waker.
-            s = self.state.load(Ordering::Acquire);
-            if s == WAITING {
-                return std::task::Poll::Pending;
-            }
+    /// The decision, or `Pending` with the task's waker registered.
+    pub(crate) fn poll_decision(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Decision> {
+        if let Some(d) = self.decision() {
+            return std::task::Poll::Ready(d);
         }
-        std::task::Poll::Ready(s)
+        self.waker.register(cx.waker());
+        // Re-check after registering: a decision in between woke the old waker.
+        match self.decision() {
+            Some(d) => std::task::Poll::Ready(d),
+            None => std::task::Poll::Pending,
+        }
     }
 
-    pub(crate) fn decide_and_wake(&self, to: usize) -> bool {
+    /// Wakes the waiting task (after a decision, once the deciding lock is released).
+    pub(crate) fn wake(&self) {
+        self.waker.wake();
+    }
+
+    /// [`decide`](Self::decide), then wake on success.
+    pub(crate) fn decide_and_wake(&self, to: Decision) -> bool {
         let won = self.decide(to);
         if won {
-            self.waker.wake();
+            self.wake();
         }
         won
     }
@@ -99,8 +180,7 @@ impl Waiter {
 /// the sweep themselves).
 pub(crate) struct Armed {
     pub at: Duration,
-    #[cfg(not(riptide_model))]
-    pub key: Option<crate::timer::Key>,
+    pub key: Option<crate::rt::TimerKey>,
 }
 
 #[derive(Default)]
@@ -143,11 +223,11 @@ impl WaitQueue {
         let mut next: Option<Duration> = None;
         for q in &mut self.levels {
             q.retain(|w| {
-                if w.state.load(Ordering::Acquire) != WAITING {
+                if !w.is_waiting() {
                     return false;
                 }
                 if w.deadline <= now {
-                    if w.decide(TIMED_OUT) {
+                    if w.decide(Decision::TimedOut) {
                         expired.push(w.clone());
                     }
                     return false;
@@ -182,10 +262,7 @@ impl WaitQueue {
         let mut clock = None;
         loop {
             for q in self.levels.iter_mut() {
-                while q
-                    .front()
-                    .is_some_and(|w| w.state.load(Ordering::Acquire) != WAITING)
-                {
+                while q.front().is_some_and(|w| !w.is_waiting()) {
                     q.pop_front();
                 }
             }
@@ -213,7 +290,7 @@ impl WaitQueue {
                 best?.0
             };
             let w = self.levels[lvl].pop_front().expect("front exists");
-            if w.state.load(Ordering::Acquire) == WAITING {
+            if w.is_waiting() {
                 return Some(w);
             }
         }
@@ -286,7 +363,7 @@ mod tests {
         let (gone, next) = q.expire(Duration::from_millis(20));
         assert_eq!(gone.len(), 1);
         assert!(Arc::ptr_eq(&gone[0], &a));
-        assert_eq!(a.state.load(Ordering::Relaxed), TIMED_OUT);
+        assert_eq!(a.decision(), Some(Decision::TimedOut));
         assert_eq!(next, Some(Duration::from_millis(30)));
         assert_eq!(q.len(), 1);
     }
@@ -298,7 +375,7 @@ mod tests {
         let b = w(Priority::Normal, 1);
         q.push(a.clone());
         q.push(b.clone());
-        assert!(a.decide(CANCELLED));
+        assert!(a.decide(Decision::Cancelled));
         let got = q
             .pop_best(|| Duration::ZERO, Duration::from_secs(1))
             .unwrap();

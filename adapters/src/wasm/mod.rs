@@ -17,18 +17,20 @@
 //!   probe calls the guest on an instance from the pool and reports to the breaker, so a
 //!   broken guest opens it, and a recovered one closes it, without a caller's request.
 
-mod breaker;
 mod runtime;
 
 /// Re-exported so that `use riptide_adapters::wasm::{WasmExtractorPool, WasmPoolConfig,
 /// ExtractionMode}` works, as in the API contract.
 pub use crate::{ExtractedDoc, ExtractionMode};
-pub use breaker::CircuitState;
+pub use riptide_pool::CircuitState;
+
+/// The `source` of the [`PoolEvent::Custom`] events this adapter sends.
+pub const EVENT_SOURCE: &str = "riptide_adapters::wasm";
 pub use runtime::Startup;
 
 use crate::error::{env_parse, env_positive, ConfigError};
 use crate::ExtractError;
-use breaker::{Admit, Breaker, Transition};
+use riptide_pool::breaker::{Admit, CircuitBreaker, Transition};
 use riptide_pool::{Pool, PoolEvent, PoolStats, Poolable, Pooled, Priority};
 use runtime::{CallError, CallReport, GuestRefusal, Runtime, Warm};
 use std::path::PathBuf;
@@ -341,7 +343,7 @@ pub struct WasmStats {
 struct Inner {
     runtime: Arc<Runtime>,
     config: WasmPoolConfig,
-    breaker: Breaker,
+    breaker: CircuitBreaker,
     counters: Counters,
     /// Dropped with the last handle, which ends the health-check task.
     _health_stop: tokio::sync::watch::Sender<()>,
@@ -400,7 +402,7 @@ impl WasmExtractorPool {
         let (health_stop, stopped) = tokio::sync::watch::channel(());
         let inner = Arc::new(Inner {
             runtime: Arc::new(runtime),
-            breaker: Breaker::new(
+            breaker: CircuitBreaker::new(
                 config.breaker_failures,
                 config.breaker_successes,
                 config.breaker_cool_down,
@@ -452,11 +454,10 @@ impl WasmExtractorPool {
     /// free within `wait` (the pool is busy with callers, who exercise the guest anyway).
     async fn health_check(&self, wait: Duration) {
         let inner = &self.inner;
-        let trial = match inner.breaker.admit() {
-            Admit::Call => false,
-            Admit::Trial => true,
-            Admit::Reject => return,
-        };
+        let admit = inner.breaker.admit();
+        if admit == Admit::Reject {
+            return;
+        }
         let slot = self
             .pool
             .acquire()
@@ -464,7 +465,7 @@ impl WasmExtractorPool {
             .timeout(wait)
             .await;
         let Ok(slot) = slot else {
-            inner.breaker.abandon(trial);
+            inner.breaker.abandon(admit);
             return;
         };
         inner.counters.health_checks.fetch_add(1, Relaxed);
@@ -481,11 +482,11 @@ impl WasmExtractorPool {
             }
         };
         match r {
-            Ok(_) => self.breaker_report(inner.breaker.success(trial)),
+            Ok(_) => self.breaker_report(inner.breaker.record(admit, true)),
             Err(e) => {
                 inner.counters.health_check_failures.fetch_add(1, Relaxed);
                 tracing::warn!("wasm health check failed: {}", call_err(timeout)(e));
-                self.breaker_report(inner.breaker.failure(trial));
+                self.breaker_report(inner.breaker.record(admit, false));
             }
         }
     }
@@ -509,14 +510,11 @@ impl WasmExtractorPool {
                 limit: inner.config.max_document_bytes,
             });
         }
-        let trial = match inner.breaker.admit() {
-            Admit::Call => false,
-            Admit::Trial => true,
-            Admit::Reject => {
-                c.circuit_rejections.fetch_add(1, Relaxed);
-                return self.fall_back(html, url, mode, ExtractError::CircuitOpen);
-            }
-        };
+        let admit = inner.breaker.admit();
+        if admit == Admit::Reject {
+            c.circuit_rejections.fetch_add(1, Relaxed);
+            return self.fall_back(html, url, mode, ExtractError::CircuitOpen);
+        }
         let timeout = inner.config.timeout;
         let outcome = match inner.runtime.mode {
             CallMode::Async => {
@@ -531,12 +529,12 @@ impl WasmExtractorPool {
         };
         match outcome {
             Ok(Ok(doc)) => {
-                self.breaker_report(inner.breaker.success(trial));
+                self.breaker_report(inner.breaker.record(admit, true));
                 c.succeeded.fetch_add(1, Relaxed);
                 Ok(doc)
             }
             Ok(Err(refusal)) => {
-                self.breaker_report(inner.breaker.success(trial));
+                self.breaker_report(inner.breaker.record(admit, true));
                 c.refused.fetch_add(1, Relaxed);
                 Err(match refusal {
                     GuestRefusal::InvalidUrl(reason) => ExtractError::InvalidUrl {
@@ -550,11 +548,11 @@ impl WasmExtractorPool {
                 })
             }
             Err(Failure::Pool(e)) => {
-                inner.breaker.abandon(trial);
+                inner.breaker.abandon(admit);
                 Err(ExtractError::Pool(e))
             }
             Err(Failure::Call(e)) => {
-                self.breaker_report(inner.breaker.failure(trial));
+                self.breaker_report(inner.breaker.record(admit, false));
                 self.fall_back(html, url, mode, call_err(timeout)(e))
             }
         }
@@ -664,14 +662,19 @@ impl WasmExtractorPool {
             Transition::Opened => {
                 self.inner.counters.circuit_opened.fetch_add(1, Relaxed);
                 tracing::warn!("wasm guest failing: circuit breaker open");
-                self.pool.emit_event(|| PoolEvent::CircuitOpened);
+                self.pool
+                    .emit_custom(EVENT_SOURCE, "guest_breaker_opened", String::new);
             }
-            Transition::Closed => self.pool.emit_event(|| PoolEvent::CircuitClosed),
+            Transition::Closed => {
+                self.pool
+                    .emit_custom(EVENT_SOURCE, "guest_breaker_closed", String::new);
+            }
         }
     }
 
-    /// Subscribes to the instance pool's events, including the guest-failure breaker's
-    /// [`PoolEvent::CircuitOpened`] / [`PoolEvent::CircuitClosed`].
+    /// Subscribes to the instance pool's events, including the guest-failure breaker's, as
+    /// [`PoolEvent::Custom`] with source [`EVENT_SOURCE`] and name `guest_breaker_opened` /
+    /// `guest_breaker_closed`.
     #[must_use]
     pub fn events(&self) -> tokio::sync::broadcast::Receiver<PoolEvent> {
         self.pool.events()

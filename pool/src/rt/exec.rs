@@ -14,6 +14,7 @@
 //!   timeouts are modelled by dropping futures.
 
 use std::future::Future;
+#[cfg(not(riptide_model))]
 use std::time::Duration;
 
 /// How a background run (a create) ended.
@@ -29,63 +30,56 @@ pub(crate) enum Ran<R> {
     Dropped,
 }
 
-/// Runs `fut`, bounded by `d`, in the background, then `finish` with how it ended.
-/// `finish` runs exactly once, whatever happens: a panic is caught, and a task dropped by
-/// its runtime's shutdown reports [`Ran::Dropped`], so a reservation is never lost.
-pub(crate) fn spawn_bounded<F, R>(
-    rt: Option<&Runtime>,
-    d: Duration,
-    fut: F,
-    finish: impl FnOnce(Ran<R>) + Send + 'static,
-) -> Spawned
-where
-    F: Future<Output = R> + Send + 'static,
-    R: Send + 'static,
-{
-    struct Finish<G: FnOnce(Ran<R>), R>(Option<G>, std::marker::PhantomData<fn(R)>);
-    impl<G: FnOnce(Ran<R>), R> Finish<G, R> {
-        fn run(mut self, r: Ran<R>) {
-            if let Some(g) = self.0.take() {
-                g(r);
+#[cfg(not(riptide_model))]
+impl super::Env {
+    /// Runs `fut`, bounded by `d`, in the background, then `finish` with how it ended.
+    /// `finish` runs exactly once, whatever happens: a panic is caught, and a task dropped by
+    /// its runtime's shutdown reports [`Ran::Dropped`], so a reservation is never lost.
+    pub(crate) fn spawn_bounded<F, R>(
+        &self,
+        d: Duration,
+        fut: F,
+        finish: impl FnOnce(Ran<R>) + Send + 'static,
+    ) where
+        F: Future<Output = R> + Send + 'static,
+        R: Send + 'static,
+    {
+        struct Finish<G: FnOnce(Ran<R>), R>(Option<G>, std::marker::PhantomData<fn(R)>);
+        impl<G: FnOnce(Ran<R>), R> Finish<G, R> {
+            fn run(mut self, r: Ran<R>) {
+                if let Some(g) = self.0.take() {
+                    g(r);
+                }
             }
         }
-    }
-    impl<G: FnOnce(Ran<R>), R> Drop for Finish<G, R> {
-        fn drop(&mut self) {
-            if let Some(g) = self.0.take() {
-                g(Ran::Dropped);
+        impl<G: FnOnce(Ran<R>), R> Drop for Finish<G, R> {
+            fn drop(&mut self) {
+                if let Some(g) = self.0.take() {
+                    g(Ran::Dropped);
+                }
             }
         }
-    }
-    let finish = Finish(Some(finish), std::marker::PhantomData);
+        let finish = Finish(Some(finish), std::marker::PhantomData);
 
-    #[cfg(not(riptide_model))]
-    {
-        let run = async move {
-            let r = match crate::timer::Timeout::new(d, CatchUnwind::new(fut)).await {
-                Some(Ok(v)) => Ran::Done(v),
-                Some(Err(msg)) => Ran::Panicked(msg),
-                None => Ran::TimedOut,
+        {
+            let run = async move {
+                let r = match super::timer::Timeout::new(d, CatchUnwind::new(fut)).await {
+                    Some(Ok(v)) => Ran::Done(v),
+                    Some(Err(msg)) => Ran::Panicked(msg),
+                    None => Ran::TimedOut,
+                };
+                finish.run(r);
             };
-            finish.run(r);
-        };
-        match current_or(rt) {
-            Some(h) => {
-                h.spawn(Rescue {
-                    run: Some(Box::pin(run)),
-                    started: false,
-                });
+            match current_or(self.runtime()) {
+                Some(h) => {
+                    h.spawn(Rescue {
+                        run: Some(Box::pin(run)),
+                        started: false,
+                    });
+                }
+                None => on_thread(Box::pin(run)),
             }
-            None => on_thread(Box::pin(run)),
         }
-    }
-    #[cfg(riptide_model)]
-    {
-        let _ = (rt, d);
-        crate::sync::thread::spawn(move || {
-            let r = crate::sync::block_on(fut);
-            finish.run(Ran::Done(r));
-        })
     }
 }
 
@@ -138,12 +132,6 @@ impl Drop for Rescue {
         }
     }
 }
-
-/// What `spawn_bounded` leaves behind: nothing, or (under a model checker) the thread to join.
-#[cfg(not(riptide_model))]
-pub(crate) type Spawned = ();
-#[cfg(riptide_model)]
-pub(crate) type Spawned = crate::sync::thread::JoinHandle<()>;
 
 /// A tokio runtime captured at `build()`, usable while it is alive.
 ///
@@ -208,27 +196,12 @@ impl Drop for Liveness {
     }
 }
 
-#[cfg(riptide_model)]
-pub(crate) type Runtime = ();
-
 /// The runtime current on this thread, else `rt` while it is alive.
 #[cfg(not(riptide_model))]
 fn current_or(rt: Option<&Runtime>) -> Option<tokio::runtime::Handle> {
     tokio::runtime::Handle::try_current()
         .ok()
         .or_else(|| rt.and_then(Runtime::handle).cloned())
-}
-
-/// `fut` bounded by `d`: `None` when the time ran out first. Runs on any executor, with or
-/// without a tokio time driver.
-#[cfg(not(riptide_model))]
-pub(crate) async fn timeout<F: Future>(d: Duration, fut: F) -> Option<F::Output> {
-    crate::timer::Timeout::new(d, fut).await
-}
-
-#[cfg(riptide_model)]
-pub(crate) async fn timeout<F: Future>(_d: Duration, fut: F) -> Option<F::Output> {
-    Some(fut.await)
 }
 
 /// Polls `fut` on this thread, parking between polls, until it completes or `deadline`
@@ -285,19 +258,10 @@ pub(crate) fn block_on_timeout<F: Future + Send>(
     match current_or(rt) {
         Some(h) => {
             assert_not_worker(&h);
-            h.block_on(crate::timer::Timeout::new(d, fut))
+            h.block_on(super::timer::Timeout::new(d, fut))
         }
-        None => block_on_deadline(fut, Some(crate::timer::deadline_after(d))),
+        None => block_on_deadline(fut, Some(super::timer::deadline_after(d))),
     }
-}
-
-#[cfg(riptide_model)]
-pub(crate) fn block_on_timeout<F: Future + Send>(
-    _rt: Option<&Runtime>,
-    _d: Duration,
-    fut: F,
-) -> Option<F::Output> {
-    Some(crate::sync::block_on(fut))
 }
 
 /// Panics with a clear message on a tokio worker thread (tokio's `block_on` refuses to

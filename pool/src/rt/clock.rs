@@ -1,9 +1,9 @@
 //! The coarse clock the hot path reads: milliseconds since the process's first use,
 //! ticked by one background thread every `TICK` (started lazily by the first pool).
 //!
-//! `Instant::now()` costs ~23 ns here — more than a whole checkout + return — so the fast
-//! path never calls it. It reads this clock (one `Relaxed` load of a read-mostly line,
-//! ~1 ns) to enforce `max_lifetime`, stamp checkouts for leak scans and stamp returns for
+//! `Instant::now()` costs more than a whole checkout + return, so the fast path never
+//! calls it. It reads this clock (one `Relaxed` load of a read-mostly line) to enforce
+//! `max_lifetime`, stamp checkouts for leak scans and stamp returns for
 //! `validation_interval`. Resolution: `TICK` (plus scheduling delay of the ticker).
 //! Under a model checker (`cfg(riptide_model)`) the pool's logical clock is used instead.
 

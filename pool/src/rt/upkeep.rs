@@ -10,12 +10,7 @@
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// A pool kept by the upkeep thread.
-pub(crate) trait Upkeep: Send {
-    /// Runs one pass if the pool still exists and is open; returns when the next is due
-    /// (`None`: the registration ends).
-    fn tick(&self) -> Option<Duration>;
-}
+use super::Upkeep;
 
 /// Registered pools with when each is next due, and whether the thread runs.
 type Pools = (Vec<(Instant, Box<dyn Upkeep>)>, bool);
@@ -48,7 +43,7 @@ pub(crate) fn register(pool: Box<dyn Upkeep>, first: Duration) {
             .spawn(run)
             .expect("riptide_pool: could not start the upkeep thread");
     }
-    g.0.push((crate::timer::deadline_after(first), pool));
+    g.0.push((super::timer::deadline_after(first), pool));
     drop(g);
     r.added.notify_one();
 }
@@ -68,14 +63,14 @@ fn run() {
             for (_, pool) in due {
                 let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.tick()));
                 match next {
-                    Ok(Some(d)) => again.push((crate::timer::deadline_after(d), pool)),
+                    Ok(Some(d)) => again.push((super::timer::deadline_after(d), pool)),
                     Ok(None) => {}
                     Err(p) => {
                         tracing::error!(
                             panic = crate::error::panic_message(&*p),
                             "riptide_pool: a maintenance pass panicked; retrying in 1 s"
                         );
-                        again.push((crate::timer::deadline_after(Duration::from_secs(1)), pool));
+                        again.push((super::timer::deadline_after(Duration::from_secs(1)), pool));
                     }
                 }
             }

@@ -1,0 +1,252 @@
+//! Upkeep: object expiry, and the maintenance pass (idle eviction, lifetime retirement,
+//! leak scans, reclaiming forgotten checkouts, `min_idle`). The pass runs in the
+//! background (`Pool::start_maintenance`: a task on the build runtime, or the upkeep
+//! thread), never on a caller's checkout.
+
+use std::time::Duration;
+
+use crate::shared::Shared;
+use crate::slots::{BUSY, IDLE, STATE_MASK};
+use crate::stats::{DestroyReason, PoolEvent};
+use crate::sync::Ordering;
+use crate::waiters::{Decision, Waiter};
+use crate::{CircuitState, Priority};
+
+impl<T: Send + 'static> Shared<T> {
+    /// When an object created now must be retired: `max_lifetime` minus a random jitter
+    /// of up to 5 % (at most 30 s), so a pool created at once does not expire at once.
+    pub(crate) fn expiry_for_new(&self, now_ms: u64) -> u64 {
+        let Some(life) = self.config().max_lifetime else {
+            return u64::MAX;
+        };
+        let life_ms = u64::try_from(life.as_millis()).unwrap_or(u64::MAX);
+        let max_jitter = (life_ms / 20).min(30_000);
+        let jitter = if max_jitter == 0 {
+            0
+        } else {
+            self.random() % (max_jitter + 1)
+        };
+        now_ms.saturating_add(life_ms - jitter)
+    }
+
+    /// A cheap pseudo-random number (xorshift on a per-pool state; jitter only).
+    fn random(&self) -> u64 {
+        let mut x = self.rng().load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng().store(x, Ordering::Relaxed);
+        x
+    }
+
+    /// How often maintenance runs: a quarter of the shortest time limit, 5 ms … 1 s.
+    pub(crate) fn maint_interval(&self) -> Duration {
+        let c = self.config();
+        [
+            c.idle_timeout,
+            c.max_lifetime,
+            c.leak_threshold,
+            c.reclaim_leaked,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map_or(Duration::from_secs(1), |d| d / 4)
+        .clamp(Duration::from_millis(5), Duration::from_secs(1))
+    }
+
+    /// One maintenance pass. Runs from the pool's background upkeep: its task on the
+    /// build runtime, or the upkeep thread (`rt/upkeep.rs`). Passes never overlap, and a pass
+    /// that unwinds (a panic in user code it ran) leaves the next one free to run.
+    pub(crate) fn maintain(&self) {
+        let busy = self.maint_busy();
+        if busy
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        // Release: the next pass (any thread) sees this one's effects.
+        let _done = crate::defer::OnDrop::new(|| busy.store(0, Ordering::Release));
+        let now = self.exact_ms();
+        if !self.is_closed() {
+            self.evict_stale(now);
+            self.scan_checkouts(now);
+            self.replenish();
+        }
+        #[cfg(all(feature = "metrics", not(riptide_model)))]
+        crate::metrics::publish(self);
+    }
+
+    /// Destroys idle objects past their lifetime, and idle objects above `min_idle` idle
+    /// longer than `idle_timeout`.
+    fn evict_stale(&self, now: u64) {
+        let idle_ms = self
+            .config()
+            .idle_timeout
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let mut idle = self.scan().0;
+        for i in 0..self.slot_count() {
+            let slot = self.slot(i);
+            if slot.state.load(Ordering::Relaxed) != IDLE {
+                continue;
+            }
+            let expired = slot.expires_ms.load(Ordering::Relaxed) <= now;
+            let stale = idle > self.config().min_idle
+                && idle_ms.is_some_and(|t| now.saturating_sub(slot.idle_since()) >= t);
+            if !(expired || stale) {
+                continue;
+            }
+            // Acquire: as in `claim_idle` — we now own the object.
+            if slot
+                .state
+                .compare_exchange(IDLE, BUSY, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                let reason = if expired {
+                    DestroyReason::MaxLifetime
+                } else {
+                    DestroyReason::IdleTimeout
+                };
+                self.destroy(i, reason).never();
+                idle -= 1;
+            }
+        }
+    }
+
+    /// Leak detection: a checkout held past `leak_threshold` is reported once; with
+    /// `reclaim_leaked`, one held past that has its capacity given back.
+    fn scan_checkouts(&self, now: u64) {
+        let leak_ms = self
+            .config()
+            .leak_threshold
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let reclaim_ms = self
+            .config()
+            .reclaim_leaked
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        if leak_ms.is_none() && reclaim_ms.is_none() {
+            return;
+        }
+        for i in 0..self.slot_count() {
+            let slot = self.slot(i);
+            let st = slot.state.load(Ordering::Relaxed);
+            if st & STATE_MASK != BUSY {
+                continue;
+            }
+            // A checkout is known by its start stamp: read it (none while nobody holds the
+            // object: being validated or handed over is not being held), then the use
+            // count and location it was written after, then the stamp again. The same
+            // stamp twice is the same checkout throughout: a later checkout is stamped
+            // later, and a report needs a stamp at least `leak_threshold` old.
+            let Some(since) = slot.held_since() else {
+                continue;
+            };
+            let uses = slot.uses.load(Ordering::Relaxed);
+            let loc = slot.location.load(Ordering::Relaxed);
+            // Acquire: orders the two loads above before the re-read (seqlock reader).
+            crate::sync::fence(Ordering::Acquire);
+            if uses == 0 || slot.stamp_ms.load(Ordering::Relaxed) != since {
+                continue;
+            }
+            let held = now.saturating_sub(since);
+            if leak_ms.is_some_and(|t| held >= t) && slot.reported.load(Ordering::Relaxed) < uses {
+                slot.reported.store(uses, Ordering::Relaxed);
+                self.counters()
+                    .leaks_detected
+                    .fetch_add(1, Ordering::Relaxed);
+                let id = slot.id.load(Ordering::Relaxed);
+                // SAFETY: locations are `&'static Location` stored by `checkout`.
+                let location = unsafe { loc.as_ref() };
+                if let Some(location) = location {
+                    let held_for = Duration::from_millis(held);
+                    #[cfg(not(riptide_model))]
+                    tracing::warn!(
+                        pool = %self.config().name,
+                        id,
+                        held_ms = held,
+                        %location,
+                        "pooled object held longer than leak_threshold (suspected leak)"
+                    );
+                    self.emit(|| PoolEvent::LeakSuspected {
+                        id,
+                        held_for,
+                        location,
+                    });
+                }
+            }
+            if reclaim_ms.is_some_and(|t| held >= t) && !self.is_reclaimed(i, st) {
+                self.reclaim(i, uses);
+            }
+        }
+    }
+
+    /// Tops up `min_idle` at once (at build).
+    pub(crate) fn maintain_now(&self) {
+        self.replenish();
+    }
+
+    /// Starts creates until `min_idle` objects are idle (within capacity).
+    fn replenish(&self) {
+        let want = self.config().min_idle;
+        if want == 0 || self.circuit_state() != CircuitState::Closed {
+            return;
+        }
+        let (idle, busy, _) = self.scan();
+        // Creates already in flight (reserved, not yet objects) count towards the target.
+        let in_flight = self.size().saturating_sub(idle + busy);
+        for _ in (idle + in_flight)..want {
+            if !self.try_reserve() {
+                break;
+            }
+            self.spawn_fill();
+        }
+    }
+
+    /// Creates one object straight into the pool (capacity already reserved).
+    pub(crate) fn spawn_fill(&self) {
+        // A cell nobody waits on: pre-cancelled, so `finish_create` releases the object
+        // into the pool (or to a waiter) instead of handing it over.
+        let cell = Waiter::new(Priority::Normal, self.now(), Duration::MAX, false);
+        let _ = cell.decide(Decision::Cancelled);
+        self.spawn_create(cell, crate::breaker::Admit::Call);
+    }
+}
+
+#[cfg(all(test, not(riptide_model)))]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{Pool, Poolable};
+
+    struct Unit;
+    impl Poolable for Unit {}
+
+    #[test]
+    fn lifetime_jitter_is_bounded_and_spread() {
+        let pool = Pool::builder(|| async { Ok::<_, std::io::Error>(Unit) })
+            .max_lifetime(Duration::from_secs(100))
+            .build()
+            .unwrap();
+        let s = pool.shared();
+        let exp: Vec<u64> = (0..200).map(|_| s.expiry_for_new(1_000)).collect();
+        // 5 % of 100 s = 5 s of jitter at most, never past the lifetime.
+        assert!(
+            exp.iter().all(|&e| (96_000..=101_000).contains(&e)),
+            "{exp:?}"
+        );
+        let distinct: std::collections::HashSet<_> = exp.iter().collect();
+        assert!(
+            distinct.len() > 50,
+            "spread, not one value: {}",
+            distinct.len()
+        );
+        // A long lifetime's jitter is capped at 30 s.
+        let long = Pool::builder(|| async { Ok::<_, std::io::Error>(Unit) })
+            .max_lifetime(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let e = long.shared().expiry_for_new(0);
+        assert!((3_570_000..=3_600_000).contains(&e), "{e}");
+    }
+}

@@ -1,0 +1,246 @@
+//! [`PartitionedPoolBuilder`]: the per-key and global limits, routing, and the knobs
+//! applied to every partition's pool.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::gate::GlobalGate;
+use super::{AffinityRules, Inner, PartitionedPool, RoutingStrategy};
+use crate::config::PoolBuilder;
+use crate::error::{BoxError, ConfigError};
+use crate::sync::{AtomicBool, AtomicUsize, Rcu};
+
+/// Limits for one key, overriding the builder's defaults (`.partition(key, limits)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionLimits {
+    /// Most objects this key may hold.
+    pub max_size: usize,
+    /// Idle objects kept ready for this key.
+    pub min_idle: usize,
+    /// Priority levels added to this key's acquisitions (saturating at `Critical`).
+    pub priority_boost: u8,
+}
+
+pub(super) type KeyedFactory<K, T> =
+    Arc<dyn Fn(K) -> Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>> + Send + Sync>;
+pub(super) type Knobs<T> = Arc<dyn Fn(PoolBuilder<T>) -> PoolBuilder<T> + Send + Sync>;
+
+/// Builds a [`PartitionedPool`]; from [`PartitionedPool::builder`].
+#[must_use]
+pub struct PartitionedPoolBuilder<K, T: Send + 'static> {
+    pub(super) factory: KeyedFactory<K, T>,
+    pub(super) partition_max_size: usize,
+    pub(super) max_size: usize,
+    pub(super) overrides: HashMap<K, PartitionLimits>,
+    pub(super) knobs: Vec<Knobs<T>>,
+    pub(super) routing: RoutingStrategy,
+    pub(super) affinity: Option<AffinityRules>,
+    pub(super) partition_idle_removal: Option<Duration>,
+}
+
+impl<K: std::fmt::Debug, T: Send + 'static> std::fmt::Debug for PartitionedPoolBuilder<K, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionedPoolBuilder")
+            .field("partition_max_size", &self.partition_max_size)
+            .field("max_size", &self.max_size)
+            .field("overrides", &self.overrides)
+            .field("routing", &self.routing)
+            .field("affinity", &self.affinity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, T> PartitionedPool<K, T>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    /// Starts a builder from a keyed factory: `Fn(K) -> impl Future<Output = Result<T, E>>`;
+    /// objects are readied on return by their [`Poolable`](crate::Poolable) impl.
+    pub fn builder<F, Fut, E>(factory: F) -> PartitionedPoolBuilder<K, T>
+    where
+        T: crate::Poolable,
+        F: Fn(K) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        Self::custom(factory).configure(PoolBuilder::poolable_defaults)
+    }
+
+    /// [`builder`](Self::builder) for any `T: Send + 'static` (see
+    /// [`Pool::custom`](crate::Pool::custom)): give the reset and health check with
+    /// `.configure(|b| b.reset(..).is_healthy(..))`.
+    pub fn custom<F, Fut, E>(factory: F) -> PartitionedPoolBuilder<K, T>
+    where
+        F: Fn(K) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        PartitionedPoolBuilder {
+            factory: Arc::new(move |k| {
+                let fut = factory(k);
+                Box::pin(async move { fut.await.map_err(Into::into) })
+            }),
+            partition_max_size: 10,
+            max_size: 100,
+            overrides: HashMap::new(),
+            knobs: Vec::new(),
+            routing: RoutingStrategy::RoundRobin,
+            affinity: None,
+            partition_idle_removal: None,
+        }
+    }
+}
+
+impl<K, T> PartitionedPoolBuilder<K, T>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    /// Most objects one key may hold (default 10).
+    pub fn partition_max_size(mut self, n: usize) -> Self {
+        self.partition_max_size = n;
+        self
+    }
+    /// Most objects all keys together may hold (default 100).
+    pub fn max_size(mut self, n: usize) -> Self {
+        self.max_size = n;
+        self
+    }
+    /// Limits for one key, overriding the defaults.
+    pub fn partition(mut self, key: K, limits: PartitionLimits) -> Self {
+        self.overrides.insert(key, limits);
+        self
+    }
+    /// How `get_routed` picks partitions (default round-robin).
+    pub fn routing(mut self, s: RoutingStrategy) -> Self {
+        self.routing = s;
+        self
+    }
+    /// Sticky routing for `get_routed_with`.
+    pub fn affinity(mut self, rules: AffinityRules) -> Self {
+        self.affinity = Some(rules);
+        self
+    }
+    /// Every `d`, remove partitions with no object and nobody waiting (they are recreated
+    /// on next use). Runs on the pool's upkeep thread, holding the pool only weakly.
+    pub fn remove_idle_partitions_after(mut self, d: Duration) -> Self {
+        self.partition_idle_removal = Some(d);
+        self
+    }
+    /// Applies any [`PoolBuilder`] knob to every partition (timeouts, lifetimes, hooks …):
+    /// `.configure(|b| b.acquire_timeout(Duration::from_secs(1)))`.
+    pub fn configure(
+        mut self,
+        f: impl Fn(PoolBuilder<T>) -> PoolBuilder<T> + Send + Sync + 'static,
+    ) -> Self {
+        self.knobs.push(Arc::new(f));
+        self
+    }
+    /// Per-partition acquire timeout (default 30 s).
+    pub fn acquire_timeout(self, d: Duration) -> Self {
+        self.configure(move |b| b.acquire_timeout(d))
+    }
+    /// Per-partition idle timeout (default 10 min; `None` turns it off).
+    pub fn idle_timeout(self, d: impl Into<Option<Duration>>) -> Self {
+        let d = d.into();
+        self.configure(move |b| b.idle_timeout(d))
+    }
+    /// Per-partition max lifetime (default 30 min; `None` turns it off).
+    pub fn max_lifetime(self, d: impl Into<Option<Duration>>) -> Self {
+        let d = d.into();
+        self.configure(move |b| b.max_lifetime(d))
+    }
+
+    /// Checks the configuration and builds the pool.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the field: `max_size == 0`,
+    /// `partition_max_size == 0`, a per-key `max_size` of 0 or a `min_idle` above it.
+    pub fn build(self) -> Result<PartitionedPool<K, T>, ConfigError> {
+        if self.max_size == 0 {
+            return Err(ConfigError::invalid("max_size", "must be at least 1"));
+        }
+        if self.partition_max_size == 0 {
+            return Err(ConfigError::invalid(
+                "partition_max_size",
+                "must be at least 1",
+            ));
+        }
+        for l in self.overrides.values() {
+            if l.max_size == 0 {
+                return Err(ConfigError::invalid(
+                    "partition",
+                    "max_size must be at least 1",
+                ));
+            }
+            if l.min_idle > l.max_size {
+                return Err(ConfigError::invalid(
+                    "partition",
+                    "min_idle must not exceed max_size",
+                ));
+            }
+        }
+        let inner = Arc::new(Inner {
+            map: Rcu::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+            factory: self.factory,
+            partition_max_size: self.partition_max_size,
+            overrides: self.overrides,
+            knobs: self.knobs,
+            gate: Arc::new(GlobalGate {
+                max: self.max_size,
+                used: AtomicUsize::new(0),
+                parts: Rcu::new(Vec::new()),
+            }),
+            next_id: AtomicUsize::new(0),
+            routing: self.routing,
+            rr: AtomicUsize::new(0),
+            affinity: self.affinity.map(|r| (r, Mutex::new(HashMap::new()))),
+            hasher: Default::default(),
+        });
+        if let Some(every) = self.partition_idle_removal {
+            let weak: std::sync::Weak<Inner<K, T>> = Arc::downgrade(&inner);
+            crate::rt::keep_in_background(Box::new(Removal(weak, every)), every);
+        }
+        let pp = PartitionedPool { inner };
+        // Partitions with their own limits exist from the start (their `min_idle` fills).
+        let keys: Vec<K> = pp.inner.overrides.keys().cloned().collect();
+        for k in keys {
+            pp.part(&k)
+                .map_err(|_| ConfigError::invalid("partition", "could not be created"))?;
+        }
+        Ok(pp)
+    }
+}
+
+/// The periodic `remove_idle_partitions` of `remove_idle_partitions_after`.
+#[cfg_attr(riptide_model, allow(dead_code))] // the models run upkeep by hand
+struct Removal<K, T: Send + 'static>(std::sync::Weak<Inner<K, T>>, Duration);
+
+impl<K, T> crate::rt::Upkeep for Removal<K, T>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    fn tick(&self) -> Option<Duration> {
+        let pp = PartitionedPool {
+            inner: self.0.upgrade()?,
+        };
+        if pp.is_closed() {
+            return None;
+        }
+        pp.remove_idle_partitions();
+        Some(self.1)
+    }
+
+    fn alive(&self) -> bool {
+        self.0
+            .upgrade()
+            .is_some_and(|inner| !PartitionedPool { inner }.is_closed())
+    }
+}

@@ -1,0 +1,416 @@
+//! [`PartitionedPool`]: one pool per key (tenant, user, service) under one global cap.
+//!
+//! Each partition is an ordinary [`Pool`] — the same lock-free core, waiters, lifecycle
+//! and stats — built from the keyed factory with the key captured. What partitions add is
+//! a **gate**: a global capacity counter every partition reserves from as well as from its
+//! own cap.
+//! - A key never holds more than its `partition_max_size` objects (its pool's cap).
+//! - All keys together never hold more than `max_size` (the gate's CAS).
+//! - A key at its own cap waits for its own objects; it cannot take another key's.
+//! - When the global cap is reached and another key has idle objects, the oldest of them
+//!   is destroyed to make room (as commons-pool2's keyed pool does).
+//! - If none is idle, the caller queues in its partition, and every other partition's
+//!   checked-out objects are marked, so the next one returned anywhere is destroyed and
+//!   its capacity offered to the waiting key. No key waits while others sit idle.
+//!
+//! The key → partition map is a read-copy-update cell (`arc_swap::ArcSwap<HashMap>`, a
+//! mutex under the model checkers, which check this protocol too): a lookup is one lock-free
+//! load plus a hash lookup (no lock on the hot path). Creating a partition copies the map
+//! (read-copy-update); partitions are created rarely compared to lookups, which is the
+//! trade-off this structure is for.
+
+mod builder;
+mod gate;
+mod routing;
+
+use std::collections::HashMap;
+use std::future::{Future, IntoFuture};
+use std::hash::Hash;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+pub use builder::{PartitionLimits, PartitionedPoolBuilder};
+pub use routing::{AffinityRules, RoutingStrategy};
+
+use crate::acquire::AcquireOptions;
+use crate::error::PoolError;
+use crate::shared::{Gate, SharedRef};
+use crate::sync::{AtomicBool, AtomicUsize, Ordering, Rcu};
+use crate::{Acquire, Pool, PoolStats, Pooled};
+use builder::{KeyedFactory, Knobs};
+use gate::GlobalGate;
+
+/// A pool per key under one global cap. Cheap to clone (one `Arc`).
+///
+/// ```
+/// use riptide_pool::{PartitionedPool, Poolable};
+///
+/// struct Conn { tenant: String }
+/// impl Poolable for Conn {}
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = PartitionedPool::builder(|tenant: String| async move {
+///     Ok::<_, std::io::Error>(Conn { tenant })
+/// })
+/// .partition_max_size(4) // per tenant
+/// .max_size(16)          // all tenants together
+/// .build()?;
+/// let c = pool.get(&"acme".to_string()).await?;
+/// assert_eq!(c.tenant, "acme");
+/// assert_eq!(pool.stats(&"acme".to_string()).unwrap().in_use, 1);
+/// assert!(pool.stats(&"globex".to_string()).is_none());
+/// # Ok(()) }
+/// ```
+pub struct PartitionedPool<K, T: Send + 'static> {
+    inner: Arc<Inner<K, T>>,
+}
+
+impl<K: std::fmt::Debug, T: Send + 'static> std::fmt::Debug for PartitionedPool<K, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let map = self.inner.map.load();
+        f.debug_struct("PartitionedPool")
+            .field("partitions", &map.keys().collect::<Vec<_>>())
+            .field("global_max_size", &self.inner.gate.max)
+            .field("global_size", &self.inner.gate.used.load(Ordering::Relaxed))
+            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl<K: std::fmt::Debug, T: Send + 'static> std::fmt::Debug for PartitionAcquire<'_, K, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionAcquire")
+            .field("key", &self.key)
+            .field("options", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, T: Send + 'static> PartitionedPool<K, T> {
+    /// Every partition's pool (the model checkers' hooks).
+    #[cfg(riptide_model)]
+    pub(crate) fn pools(&self) -> Vec<Pool<T>> {
+        self.inner
+            .map
+            .load()
+            .values()
+            .map(|p| p.pool.clone())
+            .collect()
+    }
+}
+
+impl<K, T: Send + 'static> Clone for PartitionedPool<K, T> {
+    fn clone(&self) -> Self {
+        PartitionedPool {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct Part<T: Send + 'static> {
+    pool: Pool<T>,
+    boost: u8,
+    configured: bool,
+}
+
+struct Inner<K, T: Send + 'static> {
+    map: Rcu<HashMap<K, Arc<Part<T>>>>,
+    /// Set by `close`: no partition is created or served afterwards.
+    closed: AtomicBool,
+    factory: KeyedFactory<K, T>,
+    partition_max_size: usize,
+    overrides: HashMap<K, PartitionLimits>,
+    knobs: Vec<Knobs<T>>,
+    gate: Arc<GlobalGate<T>>,
+    next_id: AtomicUsize,
+    routing: RoutingStrategy,
+    rr: AtomicUsize,
+    affinity: Option<(AffinityRules, Mutex<HashMap<u64, K>>)>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl<K, T: Send + 'static> Drop for Inner<K, T> {
+    fn drop(&mut self) {
+        // The gate holds references to every partition's shared state, and each holds the
+        // gate: break the cycle so they are freed.
+        self.gate.parts.update(|_| Arc::new(Vec::new()));
+    }
+}
+
+impl<K, T> PartitionedPool<K, T>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    /// The partition for `key`, created on first use.
+    fn part(&self, key: &K) -> Result<Arc<Part<T>>, PoolError> {
+        if let Some(p) = self.inner.map.load().get(key) {
+            return Ok(p.clone());
+        }
+        if self.is_closed() {
+            return Err(PoolError::Closed);
+        }
+        self.create_part(key)
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    fn create_part(&self, key: &K) -> Result<Arc<Part<T>>, PoolError> {
+        let inner = &self.inner;
+        let limits = inner.overrides.get(key).copied();
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let factory = inner.factory.clone();
+        let k = key.clone();
+        let mut b = Pool::custom(move || factory(k.clone()))
+            .max_size(limits.map_or(inner.partition_max_size, |l| l.max_size))
+            .min_idle(limits.map_or(0, |l| l.min_idle));
+        for knob in &inner.knobs {
+            b = knob(b);
+        }
+        let gate: Arc<dyn Gate> = inner.gate.clone();
+        let pool = b
+            .gate(gate, id)
+            .build()
+            .map_err(|e| PoolError::Create(Box::new(e)))?;
+        let part = Arc::new(Part {
+            pool,
+            boost: limits.map_or(0, |l| l.priority_boost),
+            configured: limits.is_some(),
+        });
+        // Read-copy-update; a racing creator of the same key wins and ours is dropped.
+        let mut winner = None;
+        inner.map.update(|m| {
+            if let Some(p) = m.get(key) {
+                winner = Some(p.clone());
+                return m.clone();
+            }
+            winner = None;
+            let mut m = HashMap::clone(m);
+            m.insert(key.clone(), part.clone());
+            Arc::new(m)
+        });
+        if let Some(p) = winner {
+            return Ok(p);
+        }
+        inner.gate.parts.update(|v| {
+            let mut v: Vec<_> = v.iter().map(|(i, r)| (*i, r.clone())).collect();
+            v.push((id, SharedRef::to(part.pool.shared())));
+            Arc::new(v)
+        });
+        // A `close` that ran while we built it did not see this partition.
+        if self.is_closed() {
+            part.pool.close();
+        }
+        Ok(part)
+    }
+
+    /// Checks out an object of `key`'s partition (created on first use), waiting up to the
+    /// acquire timeout.
+    ///
+    /// # Errors
+    /// As [`Pool::get`]; [`PoolError::Closed`] also when the key was removed while the
+    /// caller waited and the pool is closed.
+    ///
+    /// # Cancel safety
+    /// Dropping the future at any point loses nothing, as [`Pool::get`]'s; a unit of the
+    /// global cap it held is given back.
+    #[track_caller]
+    pub fn get(&self, key: &K) -> PartitionAcquireFuture<T> {
+        self.acquire(key).into_future()
+    }
+
+    /// An acquisition for `key` with options (priority, timeout).
+    #[track_caller]
+    pub fn acquire(&self, key: &K) -> PartitionAcquire<'_, K, T> {
+        PartitionAcquire {
+            pool: self,
+            key: key.clone(),
+            opts: AcquireOptions::new(),
+        }
+    }
+
+    /// Stats of `key`'s partition; `None` for a key never used.
+    #[must_use]
+    pub fn stats(&self, key: &K) -> Option<PoolStats> {
+        self.inner.map.load().get(key).map(|p| p.pool.stats())
+    }
+
+    /// Every partition's key and stats.
+    #[must_use]
+    pub fn partitions(&self) -> Vec<(K, PoolStats)> {
+        self.inner
+            .map
+            .load()
+            .iter()
+            .map(|(k, p)| (k.clone(), p.pool.stats()))
+            .collect()
+    }
+
+    /// Sums over all partitions (the wait/usage/create percentiles are the worst
+    /// partition's); `max_size` is the global cap.
+    #[must_use]
+    pub fn totals(&self) -> PoolStats {
+        let mut t = PoolStats {
+            max_size: self.inner.gate.max,
+            ..PoolStats::default()
+        };
+        for (_, s) in self.partitions() {
+            t.size += s.size;
+            t.idle += s.idle;
+            t.in_use += s.in_use;
+            t.pending_acquisitions += s.pending_acquisitions;
+            t.created += s.created;
+            t.destroyed += s.destroyed;
+            t.acquired += s.acquired;
+            t.timeouts += s.timeouts;
+            t.leaks_detected += s.leaks_detected;
+            t.wait_p50 = t.wait_p50.max(s.wait_p50);
+            t.wait_p95 = t.wait_p95.max(s.wait_p95);
+            t.wait_p99 = t.wait_p99.max(s.wait_p99);
+            t.usage_p50 = t.usage_p50.max(s.usage_p50);
+            t.usage_p95 = t.usage_p95.max(s.usage_p95);
+            t.usage_p99 = t.usage_p99.max(s.usage_p99);
+            t.create_p50 = t.create_p50.max(s.create_p50);
+            t.create_p95 = t.create_p95.max(s.create_p95);
+            t.create_p99 = t.create_p99.max(s.create_p99);
+        }
+        t
+    }
+
+    /// Global capacity in use (objects alive or being created, all keys).
+    #[must_use]
+    pub fn global_size(&self) -> usize {
+        self.inner.gate.used.load(Ordering::Relaxed)
+    }
+
+    /// Removes partitions that hold no object and have nobody waiting (keys given limits
+    /// with `.partition(..)` stay); returns how many went. The maintenance task does this
+    /// periodically when `remove_idle_partitions_after` is set.
+    ///
+    /// Removal is atomic with respect to acquisitions: a partition is retired (no object,
+    /// no create in flight, nobody queued, and no reservation possible afterwards) before
+    /// it leaves the map, and an acquisition that already held it tries again on the
+    /// key's new partition, so a key never exceeds its cap.
+    pub fn remove_idle_partitions(&self) -> usize {
+        let inner = &self.inner;
+        let retired: Vec<Arc<Part<T>>> = inner
+            .map
+            .load()
+            .values()
+            .filter(|p| !p.configured && p.pool.shared().retire_if_unused())
+            .cloned()
+            .collect();
+        let removed: Vec<_> = retired.iter().map(|p| p.pool.addr()).collect();
+        if !removed.is_empty() {
+            inner.map.update(|m| {
+                let mut m = HashMap::clone(m);
+                m.retain(|_, p| !removed.contains(&p.pool.addr()));
+                Arc::new(m)
+            });
+            inner.gate.parts.update(|v| {
+                Arc::new(
+                    v.iter()
+                        .filter(|(_, r)| !removed.contains(&std::ptr::from_ref(r.get())))
+                        .map(|(id, r)| (*id, r.clone()))
+                        .collect::<Vec<_>>(),
+                )
+            });
+        }
+        removed.len()
+    }
+
+    /// Closes every partition: waiters and new calls, for any key, get
+    /// `PoolError::Closed`. Idempotent.
+    pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        for p in self.inner.map.load().values() {
+            p.pool.close();
+        }
+    }
+}
+
+/// An acquisition from a partition with options; await it (`IntoFuture`).
+#[must_use = "an acquisition does nothing until awaited"]
+pub struct PartitionAcquire<'a, K, T: Send + 'static> {
+    pool: &'a PartitionedPool<K, T>,
+    key: K,
+    opts: AcquireOptions,
+}
+
+impl<K, T> PartitionAcquire<'_, K, T>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    crate::acquire::option_setters!(
+        priority: "Priority in the partition's wait queue (the key's `priority_boost` is \
+            added).",
+        timeout: "Overrides the acquire timeout for this call (`ZERO`: do not wait)."
+    );
+}
+
+/// The future of a partition acquisition (`Send + 'static`).
+pub type PartitionAcquireFuture<T> =
+    Pin<Box<dyn Future<Output = Result<Pooled<T>, PoolError>> + Send>>;
+
+impl<K, T> IntoFuture for PartitionAcquire<'_, K, T>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    type Output = Result<Pooled<T>, PoolError>;
+    type IntoFuture = PartitionAcquireFuture<T>;
+
+    /// Looks the key's partition up and runs the fast path at once (as `Pool::get`); the
+    /// rest runs when polled. If the partition is removed before the acquisition is
+    /// served (`remove_idle_partitions`), it tries again on the key's new partition.
+    fn into_future(self) -> Self::IntoFuture {
+        let part = match self.pool.part(&self.key) {
+            Ok(p) => p,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        let opts = self.opts;
+        let first = on_part(&part, opts);
+        let (pp, key) = (self.pool.clone(), self.key);
+        Box::pin(async move {
+            let (mut part, mut fut) = (part, first);
+            loop {
+                match fut.await {
+                    Err(PoolError::Closed)
+                        if !pp.is_closed() && part.pool.shared().was_retired() =>
+                    {
+                        // Help the remover take it out of the map (so this never spins
+                        // on the retired partition), then use the key's new one.
+                        pp.inner.map.update(|m| match m.get(&key) {
+                            Some(p) if Arc::ptr_eq(p, &part) => {
+                                let mut m = HashMap::clone(m);
+                                m.remove(&key);
+                                Arc::new(m)
+                            }
+                            _ => m.clone(),
+                        });
+                        part = pp.part(&key)?;
+                        fut = on_part(&part, opts);
+                    }
+                    r => return r,
+                }
+            }
+        })
+    }
+}
+
+/// An acquisition on one partition, with its priority boost applied.
+fn on_part<T: Send + 'static>(part: &Part<T>, opts: AcquireOptions) -> crate::AcquireFuture<T> {
+    Acquire {
+        pool: &part.pool,
+        opts: AcquireOptions {
+            priority: opts.priority.boosted(part.boost),
+            ..opts
+        },
+    }
+    .into_future()
+}

@@ -1,0 +1,137 @@
+//! Routing key-less work to a partition ([`RoutingStrategy`]), and sticky affinity for a
+//! hint ([`AffinityRules`]).
+
+use std::hash::{BuildHasher, Hash};
+
+use super::PartitionedPool;
+use crate::error::PoolError;
+use crate::sync::Ordering;
+use crate::Pooled;
+
+/// How [`PartitionedPool::get_routed`] picks a partition for key-less work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RoutingStrategy {
+    /// Each partition in turn.
+    #[default]
+    RoundRobin,
+    /// The partition with the lowest `in_use / max_size` (ties: fewest waiting).
+    LeastLoaded,
+    /// A pseudo-random partition.
+    Random,
+}
+
+/// Sticky routing for [`PartitionedPool::get_routed_with`]: the same hint goes to the same
+/// partition while that partition has capacity; when it is full the hint is re-routed by
+/// the strategy and remembered there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AffinityRules {
+    /// Hints remembered at most (the oldest half is forgotten when full).
+    pub max_hints: usize,
+}
+
+impl Default for AffinityRules {
+    fn default() -> Self {
+        AffinityRules { max_hints: 10_000 }
+    }
+}
+
+impl<K, T> PartitionedPool<K, T>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    /// Key-less work: picks a partition by the builder's [`RoutingStrategy`] among the
+    /// partitions that exist (created or configured); returns its key with the object.
+    ///
+    /// # Errors
+    /// [`PoolError::Exhausted`] when no partition exists to route to, [`PoolError::Closed`]
+    /// when the pool is closed; otherwise as [`get`](Self::get).
+    ///
+    /// # Cancel safety
+    /// Cancel-safe, as [`get`](Self::get): dropping the future loses no object or capacity.
+    pub async fn get_routed(&self) -> Result<(K, Pooled<T>), PoolError> {
+        let key = self.route(None)?;
+        let g = self.get(&key).await?;
+        Ok((key, g))
+    }
+
+    /// Like [`get_routed`](Self::get_routed) with a hint (a user id, a session): with
+    /// [`AffinityRules`], the same hint goes to the same partition while it has capacity.
+    ///
+    /// # Errors
+    /// As [`get_routed`](Self::get_routed).
+    ///
+    /// # Cancel safety
+    /// Cancel-safe, as [`get`](Self::get).
+    pub async fn get_routed_with<H: Hash>(&self, hint: &H) -> Result<(K, Pooled<T>), PoolError> {
+        let key = self.route(Some(self.inner.hasher.hash_one(hint)))?;
+        let g = self.get(&key).await?;
+        Ok((key, g))
+    }
+
+    fn route(&self, hint: Option<u64>) -> Result<K, PoolError> {
+        let inner = &self.inner;
+        for k in inner.overrides.keys() {
+            self.part(k)?;
+        }
+        let map = inner.map.load();
+        let mut keys: Vec<&K> = map.keys().collect();
+        if keys.is_empty() {
+            return Err(PoolError::Exhausted);
+        }
+        // A stable order (by hash) so round-robin cycles through every key.
+        keys.sort_by_key(|k| inner.hasher.hash_one(k));
+        let has_room = |k: &K| {
+            map.get(k).is_some_and(|p| {
+                let s = p.pool.stats();
+                s.in_use < s.max_size
+            })
+        };
+        if let (Some(hint), Some((_, sticky))) = (hint, &inner.affinity) {
+            if let Some(k) = sticky.lock().unwrap_or_else(|e| e.into_inner()).get(&hint) {
+                if has_room(k) {
+                    return Ok(k.clone());
+                }
+            }
+        }
+        let pick = match inner.routing {
+            RoutingStrategy::RoundRobin => {
+                keys[inner.rr.fetch_add(1, Ordering::Relaxed) % keys.len()]
+            }
+            RoutingStrategy::Random => {
+                let x = inner
+                    .hasher
+                    .hash_one(inner.rr.fetch_add(1, Ordering::Relaxed));
+                keys[(x % keys.len() as u64) as usize]
+            }
+            RoutingStrategy::LeastLoaded => keys
+                .iter()
+                .min_by(|a, b| {
+                    let load = |k: &K| {
+                        let s = map[k].pool.stats();
+                        (
+                            s.in_use as f64 / s.max_size.max(1) as f64,
+                            s.pending_acquisitions,
+                        )
+                    };
+                    let (la, wa) = load(a);
+                    let (lb, wb) = load(b);
+                    la.total_cmp(&lb).then(wa.cmp(&wb))
+                })
+                .copied()
+                .expect("non-empty"),
+        };
+        if let (Some(hint), Some((rules, sticky))) = (hint, &inner.affinity) {
+            let mut m = sticky.lock().unwrap_or_else(|e| e.into_inner());
+            if m.len() >= rules.max_hints {
+                let drop_n = m.len() / 2;
+                let gone: Vec<u64> = m.keys().take(drop_n).copied().collect();
+                for g in gone {
+                    m.remove(&g);
+                }
+            }
+            m.insert(hint, pick.clone());
+        }
+        Ok(pick.clone())
+    }
+}

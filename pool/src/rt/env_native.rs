@@ -1,0 +1,196 @@
+//! [`Env`] for real builds: the process's coarse clock and timer thread, the tokio runtime
+//! captured at `build()`, and the events channel.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use super::exec::{self, Runtime};
+use super::{clock, timer, upkeep};
+use crate::stats::PoolEvent;
+
+/// An armed timer entry.
+pub(crate) type TimerKey = timer::Key;
+/// A disarmed entry's action: dropped after the caller's own lock (it may hold the last
+/// reference to a pool).
+pub(crate) type Disarmed = timer::Action;
+
+/// A point in time a wait must not outlive.
+pub(crate) struct Deadline(timer::Sleep);
+
+impl Deadline {
+    /// Whether it has passed; if not, the task is woken when it does.
+    pub(crate) fn poll_passed(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        std::pin::Pin::new(&mut self.0).poll(cx).is_ready()
+    }
+}
+
+/// A pool's view of its surroundings.
+pub(crate) struct Env {
+    epoch: Instant,
+    runtime: Option<Runtime>,
+    /// Created by the first `subscribe`: its 1024-entry ring costs ~64 KiB.
+    events: OnceLock<tokio::sync::broadcast::Sender<PoolEvent>>,
+    /// Set once `subscribe` was called: until then no event is built and the broadcast's
+    /// own lock (`receiver_count`) is never taken.
+    subscribed: AtomicBool,
+    /// Coarse-clock ms of the last rate-limited log line, and lines not logged since.
+    logged_ms: AtomicU64,
+    unlogged: AtomicU64,
+}
+
+impl Env {
+    /// Captures the tokio runtime current on this thread (if any) and starts the coarse
+    /// clock.
+    pub(crate) fn new() -> Env {
+        clock::start();
+        Env {
+            epoch: Instant::now(),
+            runtime: Runtime::capture(),
+            events: OnceLock::new(),
+            subscribed: AtomicBool::new(false),
+            logged_ms: AtomicU64::new(0),
+            unlogged: AtomicU64::new(0),
+        }
+    }
+
+    /// Time since the pool was built (aging, deadlines).
+    pub(crate) fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    /// The coarse clock in ms: one load, at most a tick behind (`clock.rs`).
+    #[inline]
+    pub(crate) fn coarse_ms(&self) -> u64 {
+        clock::now_ms()
+    }
+
+    /// A fresh clock reading in ms (it also pushes the coarse clock forward).
+    pub(crate) fn exact_ms(&self) -> u64 {
+        clock::refresh()
+    }
+
+    /// The runtime captured at build, while it is alive.
+    pub(crate) fn runtime(&self) -> Option<&Runtime> {
+        self.runtime.as_ref()
+    }
+
+    /// Runs a blocking acquisition bounded by `d` (see `exec::block_on_timeout`).
+    pub(crate) fn block_on_timeout<F: Future + Send>(
+        &self,
+        d: Duration,
+        fut: F,
+    ) -> Option<F::Output> {
+        exec::block_on_timeout(self.runtime(), d, fut)
+    }
+
+    /// Panics with a clear message on a tokio worker thread.
+    pub(crate) fn assert_may_block(&self) {
+        if let Ok(h) = tokio::runtime::Handle::try_current() {
+            exec::assert_not_worker(&h);
+        }
+    }
+
+    /// Arms `f` on the pool's timer at `at` (time since the epoch); `None` when `at` is
+    /// out of range, or under Miri (which wants every thread finished when a test ends).
+    pub(crate) fn arm(&self, at: Duration, f: Box<dyn FnOnce() + Send>) -> Option<TimerKey> {
+        let when = self.epoch.checked_add(at).filter(|_| !cfg!(miri))?;
+        Some(timer::arm(when, timer::Action::Call(f)))
+    }
+
+    /// Disarms an entry armed by [`arm`](Self::arm).
+    pub(crate) fn disarm(key: TimerKey) -> Option<Disarmed> {
+        timer::disarm(key)
+    }
+
+    /// A deadline at `at` (time since the epoch), armed on the pool's timer only if it is
+    /// polled before it has passed.
+    pub(crate) fn deadline(&self, at: Duration) -> Deadline {
+        Deadline(timer::Sleep::until(
+            self.epoch
+                .checked_add(at)
+                .unwrap_or_else(|| timer::deadline_after(Duration::MAX)),
+        ))
+    }
+
+    /// Starts background upkeep for a pool: a task on the runtime captured at build, or,
+    /// without one, the upkeep thread. If that runtime shuts down while the pool lives on,
+    /// the task's end marks the runtime gone (creates move to threads) and hands the pool
+    /// to the upkeep thread.
+    pub(crate) fn start_upkeep(&self, pool: Box<dyn super::Upkeep>, interval: Duration) {
+        let Some(rt) = self.runtime() else {
+            upkeep::register(pool, interval);
+            return;
+        };
+        rt.spawn_with_liveness(|liveness| async move {
+            /// On the task's end: the runtime is marked gone (if it is shutting down) and
+            /// a pool still open moves to the upkeep thread.
+            struct Handover(Option<Box<dyn super::Upkeep>>, exec::Liveness);
+            impl Drop for Handover {
+                fn drop(&mut self) {
+                    // First: from here on, creates run on threads.
+                    self.1.mark_gone();
+                    if let Some(pool) = self.0.take().filter(|p| p.alive()) {
+                        upkeep::register(pool, Duration::ZERO);
+                    }
+                }
+            }
+            let mut handover = Handover(Some(pool), liveness);
+            let mut next = interval;
+            loop {
+                timer::Sleep::after(next).await;
+                match handover.0.as_ref().and_then(|p| p.tick()) {
+                    Some(d) => next = d,
+                    None => break,
+                }
+            }
+            // Ended normally (the pool is gone or closed): nothing to hand over.
+            handover.0 = None;
+        });
+    }
+
+    /// Subscribes to the pool's events.
+    pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<PoolEvent> {
+        let rx = self
+            .events
+            .get_or_init(|| tokio::sync::broadcast::channel(1024).0)
+            .subscribe();
+        // Relaxed: a receiver subscribed before this store misses nothing it could have
+        // seen (events sent before `subscribe` are not delivered to it anyway).
+        self.subscribed.store(true, Ordering::Relaxed);
+        rx
+    }
+
+    /// Sends an event, building it only when someone listens.
+    pub(crate) fn emit(&self, event: impl FnOnce() -> PoolEvent) {
+        if let Some(tx) = self
+            .subscribed
+            .load(Ordering::Relaxed)
+            .then(|| self.events.get())
+            .flatten()
+            .filter(|tx| tx.receiver_count() > 0)
+        {
+            let _ = tx.send(event());
+        }
+    }
+
+    /// Whether a rate-limited log line may go out now (at most one a second); `Some(n)`:
+    /// yes, and `n` lines were held back since the last one.
+    pub(crate) fn log_allowed(&self) -> Option<u64> {
+        let now = self.exact_ms();
+        let last = self.logged_ms.load(Ordering::Relaxed);
+        // Relaxed: a rate limit; the CAS picks one logger per second.
+        if now.saturating_sub(last) >= 1000
+            && self
+                .logged_ms
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            Some(self.unlogged.swap(0, Ordering::Relaxed))
+        } else {
+            self.unlogged.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}

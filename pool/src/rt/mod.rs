@@ -1,0 +1,42 @@
+//! The runtime facade: what the pool needs from its surroundings — a clock, timers,
+//! background work (creates, upkeep), blocking waits, the events channel and traces —
+//! behind one small API ([`Env`], one per pool), with a model-checker variant
+//! (`env_model.rs`: a logical clock, joinable create threads, no timers), so the protocol
+//! code has no `cfg`s.
+
+#[cfg(not(riptide_model))]
+pub(crate) mod clock;
+pub(crate) mod exec;
+#[cfg(not(riptide_model))]
+pub(crate) mod timer;
+pub(crate) mod trace;
+#[cfg(not(riptide_model))]
+pub(crate) mod upkeep;
+
+#[cfg(not(riptide_model))]
+#[path = "env_native.rs"]
+mod env;
+#[cfg(riptide_model)]
+#[path = "env_model.rs"]
+mod env;
+
+pub(crate) use env::{Deadline, Disarmed, Env, TimerKey};
+
+/// Keeps `pool` on the process's upkeep thread, first pass after `first` (no background
+/// upkeep under the model checkers).
+pub(crate) fn keep_in_background(pool: Box<dyn Upkeep>, first: std::time::Duration) {
+    #[cfg(not(riptide_model))]
+    upkeep::register(pool, first);
+    #[cfg(riptide_model)]
+    let _ = (pool, first);
+}
+
+/// A pool kept by background upkeep (its maintenance task, or the upkeep thread).
+#[cfg_attr(riptide_model, allow(dead_code))] // the models run upkeep by hand
+pub(crate) trait Upkeep: Send + 'static {
+    /// Runs one pass if the pool still exists and is open; returns when the next is due
+    /// (`None`: the upkeep ends).
+    fn tick(&self) -> Option<std::time::Duration>;
+    /// Whether the pool still exists and is open (without running a pass).
+    fn alive(&self) -> bool;
+}

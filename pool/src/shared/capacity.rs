@@ -1,0 +1,274 @@
+//! Capacity (I2): reserving a unit below `max_size` (and, in a partition, one of the global
+//! gate), giving it back to the best waiter or the pool, the gate's hooks into a partition
+//! (eviction, yielding, offering a freed unit), and retiring an unused partition.
+
+use crate::slots::{BUSY, IDLE, RECLAIMED, STATE_MASK, WANTED};
+use crate::stats::DestroyReason;
+use crate::sync::{MutexGuard, Ordering};
+use crate::waiters::{Decision, WaitQueue};
+
+use super::{Shared, RETIRED};
+
+/// The global capacity shared by the partitions of a `PartitionedPool` (`partition/`).
+/// Lock rule: no method is called while the caller holds a partition's queue lock, except
+/// `try_acquire_free`, which takes no lock and never evicts.
+pub(crate) trait Gate: Send + Sync {
+    /// One unit for partition `from`, evicting the oldest idle object of another
+    /// partition when the global cap is reached.
+    fn acquire(&self, from: usize) -> bool;
+    /// One unit if one is free right now (no eviction, no locks).
+    fn try_acquire_free(&self) -> bool;
+    /// Gives a unit back and offers it to a partition waiting on the global cap.
+    fn release(&self, from: usize);
+    /// Whether a partition other than `from` has callers waiting only for global capacity.
+    fn others_blocked(&self, from: usize) -> bool;
+    /// Partition `from` queued a caller for lack of global capacity: make the others'
+    /// idle objects go, and mark their checked-out ones so they go when returned.
+    fn blocked(&self, from: usize);
+}
+
+impl<T: Send + 'static> Shared<T> {
+    /// Reserves capacity for one object by CAS below `max_size`; never exceeds it (I2). In
+    /// a partition, also one unit of the global cap (evicting another partition's oldest
+    /// idle object if needed): call it holding no lock.
+    pub(crate) fn try_reserve(&self) -> bool {
+        self.reserve(true)
+    }
+
+    /// `try_reserve` for callers holding the queue lock: global capacity only if free.
+    pub(super) fn try_reserve_locked(&self) -> bool {
+        self.reserve(false)
+    }
+
+    fn reserve(&self, may_evict: bool) -> bool {
+        if !self.reserve_local() {
+            return false;
+        }
+        if let Some((gate, id)) = &self.gate {
+            let ok = if may_evict {
+                gate.acquire(*id)
+            } else {
+                gate.try_acquire_free()
+            };
+            if !ok {
+                self.size.fetch_sub(1, Ordering::Relaxed);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The local half of a reservation: CAS below `max_size`.
+    fn reserve_local(&self) -> bool {
+        crate::sync::increment_below(&self.size, self.max_size())
+    }
+
+    /// Gives back one unit of capacity: to the best waiter as a create permit if one is
+    /// queued (so a newcomer cannot take it, I6), otherwise to the pool.
+    pub(crate) fn unreserve(&self) {
+        let mut q = self.queue.lock();
+        let shrinking = self.size.load(Ordering::Relaxed) > self.max_size();
+        if !self.is_closed() && !shrinking {
+            if let Some(w) = self.hand_to_best(&mut q, Decision::Permit, |_| {}) {
+                drop(q);
+                w.wake();
+                return;
+            }
+        }
+        self.size.fetch_sub(1, Ordering::Relaxed);
+        self.publish(&q);
+        drop(q);
+        if let Some((gate, id)) = &self.gate {
+            gate.release(*id);
+        }
+    }
+
+    /// Gives a destroyed object's capacity back: `unreserve` for an object whose capacity
+    /// is still counted, only the reclaimed count otherwise.
+    pub(crate) fn after_take_out(&self, reclaimed: bool) {
+        if reclaimed {
+            self.reclaimed.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            self.unreserve();
+        }
+    }
+
+    /// A unit of global capacity for this partition, from the gate: becomes a permit for
+    /// the best waiter if one is queued and the local cap allows, else `false` (the gate
+    /// keeps it).
+    pub(crate) fn offer_permit(&self) -> bool {
+        let mut q = self.queue.lock();
+        if self.is_closed() || q.is_empty() || !self.reserve_local() {
+            return false;
+        }
+        if let Some(w) = self.hand_to_best(&mut q, Decision::Permit, |_| {}) {
+            drop(q);
+            w.wake();
+            return true;
+        }
+        self.size.fetch_sub(1, Ordering::Relaxed);
+        self.publish(&q);
+        false
+    }
+
+    /// Whether another partition of our partitioned pool waits for global capacity.
+    pub(super) fn others_blocked(&self) -> bool {
+        self.gate
+            .as_ref()
+            .is_some_and(|(gate, id)| gate.others_blocked(*id))
+    }
+
+    /// Whether callers wait here only for global capacity (the local cap has room).
+    pub(crate) fn blocked_on_gate(&self) -> bool {
+        self.waiting() > 0 && self.size.load(Ordering::Relaxed) < self.max_size()
+    }
+
+    /// The oldest idle object's (stamp, slot), for eviction by the gate.
+    pub(crate) fn oldest_idle(&self) -> Option<(u64, usize)> {
+        (0..self.slots.used())
+            .filter(|&i| self.slots.get(i).state.load(Ordering::Relaxed) == IDLE)
+            .map(|i| (self.slots.get(i).idle_since(), i))
+            .min()
+    }
+
+    /// Evicts the idle object in slot `i` if it is still idle (its capacity, local and
+    /// global, is released). Call holding no lock.
+    pub(crate) fn evict_idle(&self, i: usize) -> bool {
+        match self.claim_if_idle(i) {
+            Some(claimed) => {
+                claimed.disarm();
+                self.destroy(i, DestroyReason::Evicted).never();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Another partition waits for global capacity: evict our idle objects and mark our
+    /// checked-out ones so they are destroyed (not idled) when returned.
+    pub(crate) fn yield_capacity(&self) {
+        let q = self.queue.lock();
+        // Releases racing with the marks must see the divert bit (I4).
+        self.announce(&q, true);
+        let doomed = self.take_idle_mark_rest(&q, usize::MAX);
+        drop(q);
+        for i in doomed {
+            self.destroy(i, DestroyReason::Evicted).never();
+        }
+    }
+
+    /// With the queue lock held (`_q`), after the heavy barrier: claims up to `max_take`
+    /// idle objects (returned, to be destroyed after unlocking) and marks every other slot
+    /// `WANTED`, so each checked-out object comes back through the slow path (I3). Used by
+    /// `close` and `yield_capacity` (all idle objects) and by a shrinking `resize` (the
+    /// excess).
+    pub(super) fn take_idle_mark_rest(
+        &self,
+        _q: &MutexGuard<'_, WaitQueue>,
+        max_take: usize,
+    ) -> Vec<usize> {
+        let mut doomed = Vec::new();
+        for i in 0..self.slots.cap() {
+            let s = &self.slots.get(i).state;
+            let mut st = s.load(Ordering::Relaxed);
+            loop {
+                let want = if st == IDLE && doomed.len() < max_take {
+                    BUSY
+                } else if st != IDLE && st & WANTED == 0 {
+                    st | WANTED
+                } else {
+                    break;
+                };
+                // Acquire: claiming an idle object, as in `claim_idle` (I1).
+                match s.compare_exchange(st, want, Ordering::Acquire, Ordering::Relaxed) {
+                    Ok(_) => {
+                        if want == BUSY {
+                            doomed.push(i);
+                        }
+                        break;
+                    }
+                    Err(x) => st = x,
+                }
+            }
+        }
+        doomed
+    }
+
+    /// Retires a partition that holds nothing: if it has no object, no create in flight,
+    /// no reclaimed checkout and nobody queued, its size is moved to a value no
+    /// reservation can pass (one CAS from 0, so a concurrent reservation either came first
+    /// and the retirement fails, or fails itself) and it is closed. An acquisition that
+    /// still holds the retired partition gets `Closed` and looks its key up again.
+    pub(crate) fn retire_if_unused(&self) -> bool {
+        let mut q = self.queue.lock();
+        if self.is_closed() || !q.is_empty() || self.reclaimed.load(Ordering::Relaxed) != 0 {
+            return false;
+        }
+        if self
+            .size
+            .compare_exchange(0, RETIRED, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        let stale = self.disarm_sweep(&mut q);
+        self.retired.store(true, Ordering::Relaxed);
+        self.word.close();
+        // Nothing to mark: no object exists, and none can be made.
+        self.announce(&q, false);
+        drop(q);
+        drop(stale);
+        true
+    }
+
+    /// Whether `retire_if_unused` closed this partition (not a `close`). Takes the lock:
+    /// whoever saw the pool closed then also sees why.
+    pub(crate) fn was_retired(&self) -> bool {
+        let _q = self.queue.lock();
+        self.retired.load(Ordering::Relaxed)
+    }
+
+    /// Gives back the capacity of checkout `uses` of slot `i` (still held, maybe forever).
+    pub(crate) fn reclaim(&self, i: usize, uses: u64) {
+        let slot = self.slots.get(i);
+        let q = self.queue.lock();
+        let st = slot.state.load(Ordering::Relaxed);
+        // The checkout must be the same one, still out.
+        if st & STATE_MASK != BUSY
+            || self.is_reclaimed(i, st)
+            || slot.uses.load(Ordering::Relaxed) != uses
+        {
+            return;
+        }
+        // The record first, then the heavy barrier, then the mark: a fast release that
+        // stores IDLE over the mark reads the record after its light barrier (the pair
+        // orders the two) and takes the slow path, which sees the record under this lock.
+        let before = slot.reported.load(Ordering::Relaxed);
+        slot.reported
+            .store(uses | crate::slots::RECLAIM_MARK, Ordering::Relaxed);
+        self.announce(&q, false); // I4
+                                  // A CAS, not a store: its owner may be releasing or destroying it right now
+                                  // (`take_out` moves the slot to EMPTY), and a store would resurrect the slot.
+        if slot
+            .state
+            .compare_exchange(
+                st,
+                st | RECLAIMED | WANTED,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            // It came back meanwhile: nothing to reclaim. A release that saw the record
+            // waits for this lock, and then sees it gone.
+            slot.reported.store(before, Ordering::Relaxed);
+            return;
+        }
+        let reclaimed = self.reclaimed.fetch_add(1, Ordering::Relaxed) + 1;
+        // The slot stays occupied: make room so creates always find an empty one.
+        self.slots
+            .grow(self.max_size.load(Ordering::Relaxed) + reclaimed);
+        drop(q);
+        self.unreserve();
+    }
+}

@@ -1,0 +1,420 @@
+//! The hand-off protocol: how an object, or the capacity to make one, passes from whoever
+//! gives it back to whoever waits for it, with no lock on the fast path and no lost
+//! wake-up. This is the one place it is told whole; the sites that keep each invariant
+//! cite it by name.
+//!
+//! **The parties.** Every live object has a *slot*: an atomic state word (`EMPTY`, `IDLE`,
+//! `BUSY`, plus the marks `WANTED` and `RECLAIMED`) and the object. A caller that finds
+//! nothing idle *registers*: it gets a *cell* (`waiters.rs`), decided exactly once by CAS.
+//! Cells wait in four FIFO queues, one per priority, behind the pool's short lock, which is
+//! held only on these slow paths, never across an `.await`, and never while user code runs.
+//!
+//! **The paths.**
+//! - *Fast claim* (`fast.rs`): if the state word shows nobody queued and the pool open,
+//!   one CAS `IDLE → BUSY`.
+//! - *Fast release* (`fast.rs`): if the slot is exactly `BUSY`, a plain store of `IDLE`,
+//!   the light barrier, and a read of the state word (and the slot's reclaim record); if
+//!   either is non-zero, take the object back and go the slow way.
+//! - *Register* ([`Shared::register`]): under the lock. The first waiter of an empty queue
+//!   counts itself in the word, runs the heavy barrier, then *sweeps* the slots: it takes an
+//!   idle object if one appeared, else marks every other slot `WANTED`; then it tries to
+//!   reserve capacity, else it queues. Later waiters just queue.
+//! - *Slow release* ([`Shared::release_slow`]): under the lock: destroy the object (the pool
+//!   is closed, shrinking, the checkout was reclaimed, another partition is blocked),
+//!   or hand it to the best waiter ([`Shared::hand_to_best`]), or make it idle.
+//! - *Capacity given back* (`capacity.rs`, `unreserve`): to the best waiter as a `Permit`
+//!   (it creates), else to the pool.
+//! - *Deadline* ([`Shared::sweep`]): the pool's timer times queued waiters out, under the
+//!   lock, so a time-out and a hand-off are serialised.
+//! - *Cancel* ([`Shared::cancel`]): a dropped acquisition decides its cell `Cancelled`; if
+//!   it lost that race, it gives back what it was handed.
+//!
+//! **The invariants.**
+//! - **I1 — one owner.** An object belongs to exactly one party at a time: the pool
+//!   (`IDLE`), whoever moved its slot to `BUSY` by CAS, or the waiter whose cell was decided
+//!   `Handed`. Only the owner touches the object or its slot's metadata, and only the owner
+//!   moves the slot out of `BUSY`. Acquire on every claim pairs with Release on every
+//!   release, so the last owner's writes are the next owner's reads.
+//! - **I2 — capacity.** `size` counts objects alive plus creates in flight. It grows only by
+//!   a CAS below `max_size` (and, in a partition, a unit of the global gate); every unit
+//!   is spent exactly once: it becomes an object, or goes back (`unreserve`), or goes to a
+//!   waiter as a `Permit`, which in turn does one of those.
+//! - **I3 — no idle object behind the queue.** While the queue is non-empty, no slot stays
+//!   `IDLE`: a slot is `IDLE` only between a release's store and its word check, after
+//!   which the releaser (or whoever took the object) brings it to the slow path. Every
+//!   `BUSY`/`EMPTY` slot is marked `WANTED` unless a release overwrote the mark, which then
+//!   takes the slow path anyway. Kept by: only the first waiter sweeps; a hand-off keeps the
+//!   mark while others still wait; creators and destroyers keep the mark; fresh slots are
+//!   born marked.
+//! - **I4 — the barrier pair.** Whoever changes the word in a way a release must notice
+//!   (the first waiter, close, shrink, reclaim, a partition yielding) writes the word, runs
+//!   the heavy barrier, then looks at the slots; a release stores `IDLE`, runs the light
+//!   barrier, then reads the word. At least one sees the other (`sync::barrier`), so no
+//!   wake-up is lost and no mark is lost unnoticed.
+//! - **I5 — one decision.** A cell leaves `WAITING` exactly once, by CAS; the winner's
+//!   writes before it (the handed object, the error) are published by it. A decision the
+//!   cell's owner never consumed (its future was dropped) is given back: the object is
+//!   released, the permit unreserved.
+//! - **I6 — no overtaking.** A newcomer never takes an object or capacity while callers are
+//!   queued: the fast claim reads the word; registration queues behind; freed capacity and
+//!   returned objects go to the best waiter first (highest effective priority, then the
+//!   oldest; a waiter older than `starvation_threshold` counts as `Critical`).
+//! - **I7 — memory.** Every live object holds a reference to the allocation, so a guard
+//!   needs none; a fast release announces the pool in its thread's hazard record for its
+//!   last reads, and the last owner waits for announcements before freeing (`refs.rs`).
+//! - **I8 — deadlines.** Every queued waiter with a deadline is covered by a sweep armed on
+//!   the pool's timer at or before that deadline.
+//!
+//! loom checks these with both barrier sides as `fence(SeqCst)` (`loom-tests/`).
+
+use std::time::Duration;
+
+use crate::error::{BoxError, PoolError};
+use crate::rt::Disarmed;
+use crate::slots::{BUSY, IDLE, RECLAIMED, WANTED};
+use crate::stats::{DestroyReason, PoolEvent};
+use crate::sync::{Arc, Ordering};
+use crate::waiters::{Decision, WaitQueue, Waiter};
+use crate::Priority;
+
+use super::{Owed, Shared, SharedRef};
+
+/// What registering as a waiter produced.
+pub(crate) enum Reg {
+    /// An idle object, found by the registration sweep.
+    Got(usize),
+    /// Capacity was reserved: create an object.
+    Permit,
+    /// Queued: wait on the cell.
+    Queued(Arc<Waiter>),
+}
+
+impl<T: Send + 'static> Shared<T> {
+    /// Gives back owned slot `i` under the lock: destroy it (closed, reclaimed, shrinking,
+    /// another partition blocked), hand it to the best waiter, or make it idle.
+    #[cold]
+    pub(crate) fn release_slow(&self, i: usize) -> Owed<'_> {
+        let mut q = self.queue.lock();
+        // Stable under the lock: everyone else who writes a BUSY slot holds the lock.
+        let slot = self.slots.get(i);
+        let st = slot.state.load(Ordering::Relaxed);
+        let doom = if self.is_reclaimed(i, st) {
+            // If a racing fast release overwrote the mark, restore it (we own the slot,
+            // and reclaims mark under this lock): `take_out` reads the mark.
+            slot.state.store(st | RECLAIMED, Ordering::Relaxed);
+            Some(DestroyReason::Reclaimed)
+        } else if self.is_closed() {
+            Some(DestroyReason::Closed)
+        } else if self.size.load(Ordering::Relaxed) > self.max_size() {
+            Some(DestroyReason::Resized)
+        } else if q.is_empty() && self.others_blocked() {
+            // Another partition waits for global capacity: this object makes room.
+            Some(DestroyReason::Evicted)
+        } else {
+            None
+        };
+        if let Some(reason) = doom {
+            drop(q);
+            return self.destroy(i, reason);
+        }
+        // Hand it to the best waiter, keeping the slot marked while others still wait (I3)
+        // — in a partition, also while another partition waits for global capacity — so
+        // its next release comes back here. Set before the decision, whose Release
+        // publishes it to the new owner (I5).
+        let handed = self.hand_to_best(&mut q, Decision::Handed(i), |q| {
+            let mark = if q.is_empty() && !self.others_blocked() {
+                0
+            } else {
+                WANTED
+            };
+            slot.state.store(BUSY | mark, Ordering::Relaxed);
+        });
+        match handed {
+            Some(w) => {
+                drop(q);
+                w.wake();
+            }
+            None => {
+                self.publish(&q);
+                // Release: pairs with a claimer's Acquire CAS (I1).
+                slot.state.store(IDLE, Ordering::Release);
+            }
+        }
+        Owed::none(&self.refs)
+    }
+
+    /// Decides the best waiter `d` (I6), skipping cells decided elsewhere (cancelled, timed
+    /// out); `prepare` runs with the queue as it will be, just before each attempt. With
+    /// the lock held; publishes the word on success. The winner is woken by the caller
+    /// once the lock is released.
+    pub(super) fn hand_to_best(
+        &self,
+        q: &mut WaitQueue,
+        d: Decision,
+        mut prepare: impl FnMut(&WaitQueue),
+    ) -> Option<Arc<Waiter>> {
+        while let Some(w) = q.pop_best(|| self.now(), self.config.starvation_threshold) {
+            prepare(q);
+            if w.decide(d) {
+                self.publish(q);
+                return Some(w);
+            }
+        }
+        None
+    }
+
+    /// The waiting path's entry: with nobody queued, a reservation if the pool may grow
+    /// (taken before the lock); otherwise `register`. Aging and the deadline count from
+    /// `since`, the start of the acquisition.
+    pub(crate) fn reserve_or_register(
+        &self,
+        priority: Priority,
+        since: Duration,
+        deadline: Duration,
+    ) -> Result<Reg, PoolError> {
+        if self.waiting() == 0 && self.try_reserve() {
+            Ok(Reg::Permit)
+        } else {
+            self.register(priority, since, deadline)
+        }
+    }
+
+    /// Registers a caller that found nothing on the fast path (see the module docs):
+    /// the first waiter of an empty queue sweeps, then tries to reserve; otherwise it
+    /// queues. `deadline` (time since the epoch) is enforced by the deadline sweep (I8).
+    pub(crate) fn register(
+        &self,
+        priority: Priority,
+        since: Duration,
+        deadline: Duration,
+    ) -> Result<Reg, PoolError> {
+        // Allocate outside the lock.
+        let w = Waiter::new(priority, since, deadline, true);
+        let mut q = self.queue.lock();
+        if self.is_closed() {
+            return Err(PoolError::Closed);
+        }
+        if q.is_empty() {
+            // Count ourselves as queued before looking, and make that visible to every
+            // release in flight (I4): a release either sees the count (and takes the slow
+            // path, which needs this lock) or its `IDLE` store is visible to the sweep
+            // below. If we end up not queueing, the next `publish` takes it back.
+            self.word.add_waiter();
+            self.announce(&q, false);
+            if let Some(i) = self.sweep_slots() {
+                self.publish(&q);
+                return Ok(Reg::Got(i));
+            }
+            if self.try_reserve_locked() {
+                self.publish(&q);
+                return Ok(Reg::Permit);
+            }
+        }
+        let first = q.is_empty();
+        q.push(w.clone());
+        self.publish(&q);
+        let waiting = q.len();
+        let stale = if q.sweeper.as_ref().is_none_or(|a| deadline < a.at) {
+            self.arm_sweep(&mut q, deadline)
+        } else {
+            None
+        };
+        drop(q);
+        drop(stale);
+        if first {
+            if let Some((gate, id)) = &self.gate {
+                if self.blocked_on_gate() {
+                    gate.blocked(*id);
+                }
+            }
+        }
+        self.emit(|| PoolEvent::Exhausted { waiting });
+        Ok(Reg::Queued(w))
+    }
+
+    /// The first waiter's sweep (I3): takes the first idle object, else marks every other
+    /// slot `WANTED`. Lock held, after the heavy barrier.
+    fn sweep_slots(&self) -> Option<usize> {
+        for i in 0..self.slots.cap() {
+            let s = &self.slots.get(i).state;
+            let mut st = s.load(Ordering::Relaxed);
+            loop {
+                let (want, ord) = if st == IDLE {
+                    // Acquire: as in `claim_idle` (I1).
+                    (BUSY, Ordering::Acquire)
+                } else if st & WANTED != 0 {
+                    break;
+                } else {
+                    // Relaxed: the mark only diverts the owner's release to the slow path,
+                    // which takes this lock and so sees our queue entry.
+                    (st | WANTED, Ordering::Relaxed)
+                };
+                match s.compare_exchange(st, want, ord, Ordering::Relaxed) {
+                    Ok(_) if want == BUSY => return Some(i),
+                    Ok(_) => break,
+                    Err(x) => st = x,
+                }
+            }
+        }
+        None
+    }
+
+    /// Arms the deadline sweep at `at` (time since the epoch) on the pool's timer, in place
+    /// of an armed one (which is disarmed; what it held is returned, to be dropped after
+    /// the lock). `Duration::MAX` ("no deadline") arms nothing. Lock held.
+    ///
+    /// The timer entry holds a [`SharedRef`], not a `Pool`: it keeps the memory alive,
+    /// never the pool open, so dropping the last handle still closes the pool at once;
+    /// `close` disarms it.
+    fn arm_sweep(&self, q: &mut WaitQueue, at: Duration) -> Option<Disarmed> {
+        let stale = self.disarm_sweep(q);
+        if at == Duration::MAX {
+            return stale;
+        }
+        let r = SharedRef::to(self);
+        let key = self.env.arm(
+            at,
+            Box::new(move || {
+                r.get().sweep();
+            }),
+        );
+        q.sweeper = Some(crate::waiters::Armed { at, key });
+        stale
+    }
+
+    /// Disarms the deadline sweep, if armed; returns the timer entry's action (holding a
+    /// `SharedRef`), to be dropped after the lock.
+    pub(super) fn disarm_sweep(&self, q: &mut WaitQueue) -> Option<Disarmed> {
+        let armed = q.sweeper.take()?;
+        armed.key.and_then(crate::rt::Env::disarm)
+    }
+
+    /// The deadline sweep (run by the pool's timer, or by a model): times out queued
+    /// waiters past their deadline and re-arms for the earliest deadline left (I8). A
+    /// sweep that fires while an earlier one is armed (it lost a race to disarm) leaves
+    /// that one armed.
+    pub(crate) fn sweep(&self) {
+        let now = self.now();
+        let mut q = self.queue.lock();
+        let (expired, next) = q.expire(now);
+        let stale = match (&q.sweeper, next) {
+            // The armed sweep is this one (due), or none is armed: re-arm for what is left.
+            (None, Some(next)) => self.arm_sweep(&mut q, next),
+            (Some(a), next) if a.at <= now => match next {
+                Some(next) => self.arm_sweep(&mut q, next),
+                None => self.disarm_sweep(&mut q),
+            },
+            _ => None,
+        };
+        self.publish(&q);
+        drop(q);
+        drop(stale);
+        for w in expired {
+            w.wake();
+        }
+    }
+
+    /// Settles a waiter whose future was dropped before it consumed the result (I5):
+    /// removes it, or gives back whatever it was handed (object, permit).
+    pub(crate) fn cancel(&self, w: &Arc<Waiter>) {
+        if w.decide(Decision::Cancelled) {
+            if w.queued {
+                let mut q = self.queue.lock();
+                q.remove(w);
+                self.publish(&q);
+            }
+            return;
+        }
+        if let Some(d) = w.decision() {
+            self.give_back(d).never();
+        }
+    }
+
+    /// Returns what a waiter cell was decided to, unused (I5).
+    pub(crate) fn give_back(&self, d: Decision) -> Owed<'_> {
+        match d {
+            Decision::Permit => {
+                self.unreserve();
+                Owed::none(&self.refs)
+            }
+            Decision::Handed(i) => self.release(i),
+            _ => Owed::none(&self.refs),
+        }
+    }
+
+    /// Fails every queued waiter with `CircuitOpen` (the breaker just opened).
+    pub(crate) fn fail_waiters_circuit_open(&self) {
+        let mut q = self.queue.lock();
+        let waiters: Vec<_> = q.drain().collect();
+        self.publish(&q);
+        drop(q);
+        for w in waiters {
+            w.decide_and_wake(Decision::CircuitOpen);
+        }
+    }
+
+    /// Settles a create for a caller holding a reservation: the object goes to `cell` if it
+    /// still waits, else into the pool (I5); a failure frees the reservation (I2) and is
+    /// left in `cell`.
+    ///
+    /// The creator holds a [`SharedRef`], not a handle, so the pool may have been closed
+    /// meanwhile (the object is then destroyed): the returned [`Owed`] settles that.
+    ///
+    /// `counts`: whether the outcome is the factory's (a runtime shutting down under the
+    /// create is not, and does not move the breaker or the error rate); `admit`: what the
+    /// breaker said before the create.
+    pub(crate) fn finish_create(
+        &self,
+        result: Result<(T, u64), BoxError>,
+        cell: &Waiter,
+        counts: bool,
+        admit: crate::breaker::Admit,
+    ) -> Owed<'_> {
+        if let Err(e) = &result {
+            // Before the breaker may open: the waiters it fails carry this error.
+            self.create_failed(&**e);
+        }
+        if counts {
+            self.counters
+                .create_attempts
+                .fetch_add(1, Ordering::Relaxed);
+            self.breaker_record(admit, result.is_ok());
+        }
+        match result {
+            Ok((obj, id)) => {
+                let i = self.install(obj, id);
+                if self.is_closed() {
+                    let owed = self.destroy(i, DestroyReason::Closed);
+                    cell.decide_and_wake(Decision::PoolClosed);
+                    owed
+                } else if !cell.decide_and_wake(Decision::Handed(i)) {
+                    // The caller left (timeout, cancel): the object is not lost.
+                    self.release(i)
+                } else {
+                    Owed::none(&self.refs)
+                }
+            }
+            Err(e) => {
+                if counts {
+                    self.counters.create_errors.fetch_add(1, Ordering::Relaxed);
+                }
+                self.unreserve();
+                *cell.error.lock() = Some(e);
+                cell.decide_and_wake(Decision::Failed);
+                Owed::none(&self.refs)
+            }
+        }
+    }
+
+    /// Whether the checkout holding owned slot `i` (state `st`) had its capacity given
+    /// back by `reclaim_leaked`: the slot's mark says so, or, if a racing fast release
+    /// overwrote the mark, the slot's record. The record is only final under the lock (a
+    /// reclaim writes it before its CAS and restores it if the CAS fails), so callers
+    /// without the lock use the mark alone.
+    pub(crate) fn is_reclaimed(&self, i: usize, st: usize) -> bool {
+        let slot = self.slots.get(i);
+        st & RECLAIMED != 0
+            || slot.reported.load(Ordering::Relaxed)
+                == slot.uses.load(Ordering::Relaxed) | crate::slots::RECLAIM_MARK
+    }
+}

@@ -1,0 +1,432 @@
+//! The pool's shared state: one allocation per pool, behind every `Pool` handle, guard and
+//! background task.
+//!
+//! The parts, one file each:
+//! - `refs.rs`: reference counting and every `unsafe` that rests on the allocation's
+//!   lifetime;
+//! - `word.rs`: the state word the lock-free paths read;
+//! - `fast.rs`: the lock-free claim and release;
+//! - `handoff.rs`: **the protocol** — slow release, registration, hand-off, deadlines,
+//!   cancellation, settling a create — told whole in its first lines, with the invariants
+//!   the other files cite as I1…I8;
+//! - `capacity.rs`: reservations, the partitions' global gate, eviction, retirement;
+//! - `objects.rs`: objects into and out of slots (install, destroy, detach, metadata);
+//! - this file: the struct, `close` and `resize`, stats.
+//!
+//! Ownership rule (I1): an object belongs to exactly one party at a time. Only its owner
+//! touches it or its slot's metadata, and only its owner moves the slot out of `BUSY`.
+
+mod capacity;
+mod fast;
+mod handoff;
+mod objects;
+mod refs;
+mod word;
+
+use std::panic::Location;
+use std::time::Duration;
+
+pub(crate) use capacity::Gate;
+pub(crate) use fast::Release;
+pub(crate) use handoff::Reg;
+pub(crate) use refs::{Handle, Held, Owed, SharedRef};
+
+use crate::breaker::CircuitBreaker;
+use crate::config::Config;
+use crate::histogram::Histogram;
+use crate::hooks::Hooks;
+use crate::rt::Env;
+use crate::slots::{Slot, Slots, BUSY, EMPTY, IDLE, STATE_MASK};
+use crate::stats::{DestroyReason, PoolEvent, PoolStats};
+use crate::sync::hazard::Announcer;
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, CachePadded, Mutex, Ordering};
+use crate::traits::DynFactory;
+use crate::waiters::WaitQueue;
+use word::StateWord;
+
+/// `Shared::size` of a retired partition (`retire_if_unused`): above any `max_size`, so no
+/// reservation ever succeeds again.
+const RETIRED: usize = usize::MAX / 2;
+
+/// Monotonic counters: statistics only, nothing is published through them (`Relaxed`).
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub created: AtomicU64,
+    pub destroyed: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub create_attempts: AtomicU64,
+    pub create_errors: AtomicU64,
+    /// Checkouts of objects that are gone (a live slot's count is in the slot).
+    pub retired_uses: AtomicU64,
+    pub leaks_detected: AtomicU64,
+}
+
+/// A pool's state.
+pub(crate) struct Shared<T: Send + 'static> {
+    slots: Slots<T>,
+    queue: CachePadded<Mutex<WaitQueue>>,
+    /// Read lock-free by the fast paths; written under `queue` (`word.rs`). Own cache line.
+    word: CachePadded<StateWord>,
+    /// Objects alive plus creates in flight (reserved capacity). Never exceeds `max_size`
+    /// except transiently after `resize` shrinks it (I2).
+    size: CachePadded<AtomicUsize>,
+    max_size: AtomicUsize,
+    /// References to this allocation (`refs.rs`).
+    refs: AtomicUsize,
+    /// This allocation's address, for `SharedRef`s (set once by `Handle::new`).
+    self_ptr: AtomicPtr<Shared<T>>,
+    /// Fast releases' announcements (I7).
+    hazards: Announcer,
+    next_id: AtomicU64,
+    counters: Counters,
+    wait_hist: Histogram,
+    /// How long objects are held (sampled: every 16th return of each object) and how long
+    /// creates take.
+    usage_hist: Histogram,
+    create_hist: Histogram,
+    config: Config,
+    /// `max_uses` resolved (`u64::MAX` = unlimited), read on every return.
+    max_uses: u64,
+    /// `validation_interval` in ms, and whether checkout hooks exist: read on every async
+    /// checkout, so precomputed.
+    validation_ms: u64,
+    checkout_hooks: bool,
+    factory: Box<dyn DynFactory<T>>,
+    hooks: Hooks<T>,
+    /// Set while a maintenance pass runs: keeps passes apart.
+    maint_busy: AtomicUsize,
+    /// Set (under `queue`) when a partitioned pool retired this partition.
+    retired: AtomicBool,
+    /// The last create error (`PoolError::CircuitOpen`'s source). A std mutex also under
+    /// the model checkers: it guards error data only and orders nothing.
+    last_create_error: std::sync::Mutex<Option<std::sync::Arc<crate::error::LastCreateError>>>,
+    /// The circuit breaker on the factory, if any.
+    breaker: Option<CircuitBreaker>,
+    /// Jitter source for `max_lifetime`.
+    rng: AtomicU64,
+    /// Checkouts whose capacity was given back by `reclaim_leaked` and that are still out.
+    reclaimed: AtomicUsize,
+    /// The global cap of a partitioned pool, and this partition's id in it.
+    gate: Option<(std::sync::Arc<dyn Gate>, usize)>,
+    /// The clock, timers, runtime and events (`rt`).
+    env: Env,
+}
+
+// SAFETY: objects move between threads (they are `Send`), and each is only ever accessed by
+// its single owner (I1), so sharing `Shared` needs only `T: Send`. All other fields are
+// `Sync`.
+unsafe impl<T: Send + 'static> Sync for Shared<T> {}
+// SAFETY: as above; dropping the pool drops remaining objects on whatever thread that is.
+unsafe impl<T: Send + 'static> Send for Shared<T> {}
+
+impl<T: Send + 'static> Shared<T> {
+    pub(crate) fn new(
+        factory: Box<dyn DynFactory<T>>,
+        config: Config,
+        hooks: Hooks<T>,
+        gate: Option<(std::sync::Arc<dyn Gate>, usize)>,
+    ) -> Self {
+        crate::sync::barrier::init();
+        let seed = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_usize(std::ptr::from_ref(&config) as usize);
+            h.finish() | 1
+        };
+        Shared {
+            slots: Slots::new(config.max_size),
+            queue: CachePadded(Mutex::new(WaitQueue::default())),
+            word: CachePadded(StateWord::new()),
+            size: CachePadded(AtomicUsize::new(0)),
+            max_size: AtomicUsize::new(config.max_size),
+            refs: AtomicUsize::new(1),
+            self_ptr: AtomicPtr::new(std::ptr::null_mut()),
+            hazards: Announcer::new(),
+            next_id: AtomicU64::new(1),
+            counters: Counters::default(),
+            wait_hist: Histogram::new(),
+            usage_hist: Histogram::new(),
+            create_hist: Histogram::new(),
+            max_uses: config.max_uses.unwrap_or(u64::MAX),
+            validation_ms: u64::try_from(config.validation_interval.as_millis())
+                .unwrap_or(u64::MAX),
+            checkout_hooks: hooks.on_checkout(),
+            breaker: config
+                .circuit
+                .map(|(n, cool, successes)| CircuitBreaker::new(n, successes, cool)),
+            config,
+            factory,
+            hooks,
+            maint_busy: AtomicUsize::new(0),
+            retired: AtomicBool::new(false),
+            last_create_error: std::sync::Mutex::new(None),
+            rng: AtomicU64::new(seed),
+            reclaimed: AtomicUsize::new(0),
+            gate,
+            env: Env::new(),
+        }
+    }
+
+    // ---------------------------------------------------------------- accessors
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(crate) fn hooks(&self) -> &Hooks<T> {
+        &self.hooks
+    }
+
+    pub(crate) fn factory(&self) -> &dyn DynFactory<T> {
+        &*self.factory
+    }
+
+    pub(crate) fn env(&self) -> &Env {
+        &self.env
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Slot `i`.
+    #[inline]
+    pub(crate) fn slot(&self, i: usize) -> &Slot<T> {
+        self.slots.get(i)
+    }
+
+    /// Slots allocated so far (indices below are valid).
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.cap()
+    }
+
+    pub(crate) fn max_size(&self) -> usize {
+        self.max_size.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn size(&self) -> usize {
+        match self.size.load(Ordering::Relaxed) {
+            RETIRED => 0,
+            n => n,
+        }
+    }
+
+    pub(crate) fn breaker(&self) -> Option<&CircuitBreaker> {
+        self.breaker.as_ref()
+    }
+
+    /// The last create error (`PoolError::CircuitOpen`'s source).
+    pub(crate) fn last_create_error(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Option<std::sync::Arc<crate::error::LastCreateError>>> {
+        self.last_create_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn maint_busy(&self) -> &AtomicUsize {
+        &self.maint_busy
+    }
+
+    pub(crate) fn rng(&self) -> &AtomicU64 {
+        &self.rng
+    }
+
+    /// Records how long a checkout waited.
+    pub(crate) fn record_wait(&self, d: Duration) {
+        self.wait_hist.record(d);
+    }
+
+    /// Records how long an object was held (a sample).
+    pub(crate) fn record_usage(&self, d: Duration) {
+        self.usage_hist.record(d);
+    }
+
+    /// Records how long a create took.
+    pub(crate) fn record_create(&self, d: Duration) {
+        self.create_hist.record(d);
+    }
+
+    /// Counts an acquisition that timed out; the error to return.
+    pub(crate) fn timed_out(&self) -> crate::PoolError {
+        self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+        crate::PoolError::Timeout
+    }
+
+    /// Time since the pool was built (aging, deadlines).
+    pub(crate) fn now(&self) -> Duration {
+        self.env.now()
+    }
+
+    /// The coarse clock, in ms.
+    #[inline]
+    pub(crate) fn coarse_ms(&self) -> u64 {
+        self.env.coarse_ms()
+    }
+
+    /// A fresh clock reading in ms.
+    pub(crate) fn exact_ms(&self) -> u64 {
+        self.env.exact_ms()
+    }
+
+    /// Sends an event, building it only when someone listens.
+    pub(crate) fn emit(&self, event: impl FnOnce() -> PoolEvent) {
+        self.env.emit(event);
+    }
+
+    // ---------------------------------------------------------------- resize, close
+
+    /// Changes `max_size` (clamped to 1..=MAX_SLOTS). Growing hands permits to waiters;
+    /// shrinking destroys idle objects above the new size and marks the rest so they are
+    /// destroyed as they come back.
+    pub(crate) fn resize(&self, n: usize) {
+        let n = n.clamp(1, crate::slots::MAX_SLOTS);
+        let mut q = self.queue.lock();
+        if self.is_closed() {
+            return;
+        }
+        // Reclaimed checkouts still occupy their slots (`reclaim`).
+        self.slots
+            .grow(n.saturating_add(self.reclaimed.load(Ordering::Relaxed)));
+        self.max_size.store(n, Ordering::Relaxed);
+        let mut wake = Vec::new();
+        let mut doomed = Vec::new();
+        let size = self.size.load(Ordering::Relaxed);
+        if size < n {
+            // Freed capacity goes to the queued, never to a newcomer (I6).
+            while self.try_reserve_locked() {
+                match self.hand_to_best(&mut q, crate::waiters::Decision::Permit, |_| {}) {
+                    Some(w) => wake.push(w),
+                    None => {
+                        self.size.fetch_sub(1, Ordering::Relaxed);
+                        break;
+                    }
+                }
+            }
+            self.publish(&q);
+        } else if size > n {
+            // Releases racing with the marks must see the divert bit (I4).
+            self.announce(&q, true);
+            doomed = self.take_idle_mark_rest(&q, size - n);
+        }
+        drop(q);
+        for w in wake {
+            w.wake();
+        }
+        for i in doomed {
+            self.destroy(i, DestroyReason::Resized).never();
+        }
+    }
+
+    /// Closes the pool: queued waiters get `Closed`, idle objects are destroyed, and every
+    /// checked-out slot is marked so its return destroys the object. Returns after the
+    /// idle objects are gone. Idempotent.
+    pub(crate) fn close(&self) {
+        let mut q = self.queue.lock();
+        if self.is_closed() {
+            return;
+        }
+        let waiters: Vec<_> = q.drain().collect();
+        let stale = self.disarm_sweep(&mut q);
+        self.word.close();
+        // Every release from now on sees the pool closed, or its IDLE store is seen below
+        // (I4).
+        self.announce(&q, false);
+        let doomed = self.take_idle_mark_rest(&q, usize::MAX);
+        drop(q);
+        drop(stale);
+        for w in waiters {
+            w.decide_and_wake(crate::waiters::Decision::PoolClosed);
+        }
+        for i in doomed {
+            self.destroy(i, DestroyReason::Closed).never();
+        }
+    }
+
+    // ---------------------------------------------------------------- stats
+
+    pub(crate) fn stats(&self) -> PoolStats {
+        let (idle, in_use, acquired) = self.scan();
+        let c = &self.counters;
+        // Checkouts that never waited are not recorded (no shared write on the fast
+        // path): they are the difference between all checkouts and the recorded waits.
+        let zeros = acquired.saturating_sub(self.wait_hist.count());
+        let [p50, p95, p99] = self.wait_hist.percentiles(zeros, [0.5, 0.95, 0.99]);
+        let [u50, u95, u99] = self.usage_hist.percentiles(0, [0.5, 0.95, 0.99]);
+        let [c50, c95, c99] = self.create_hist.percentiles(0, [0.5, 0.95, 0.99]);
+        PoolStats {
+            max_size: self.max_size(),
+            size: self.size(),
+            idle,
+            in_use,
+            pending_acquisitions: self.waiting(),
+            created: c.created.load(Ordering::Relaxed),
+            destroyed: c.destroyed.load(Ordering::Relaxed),
+            acquired,
+            timeouts: c.timeouts.load(Ordering::Relaxed),
+            leaks_detected: c.leaks_detected.load(Ordering::Relaxed),
+            wait_p50: p50,
+            wait_p95: p95,
+            wait_p99: p99,
+            usage_p50: u50,
+            usage_p95: u95,
+            usage_p99: u99,
+            create_p50: c50,
+            create_p95: c95,
+            create_p99: c99,
+        }
+    }
+
+    /// Counts idle and in-use slots and the checkouts of live objects.
+    pub(crate) fn scan(&self) -> (usize, usize, u64) {
+        let (mut idle, mut busy, mut uses) = (0, 0, 0);
+        for i in 0..self.slots.cap() {
+            let s = self.slots.get(i);
+            match s.state.load(Ordering::Relaxed) & STATE_MASK {
+                IDLE => idle += 1,
+                BUSY => busy += 1,
+                _ => {}
+            }
+            uses += s.uses.load(Ordering::Relaxed);
+        }
+        (
+            idle,
+            busy,
+            uses + self.counters.retired_uses.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Create attempts and failures since build (the error rate).
+    pub(crate) fn create_outcomes(&self) -> (u64, u64) {
+        (
+            self.counters.create_attempts.load(Ordering::Relaxed),
+            self.counters.create_errors.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The caller's location of the checkout holding slot `i`, if a caller holds it.
+    pub(crate) fn holder(&self, i: usize) -> Option<(u64, &'static Location<'static>)> {
+        let slot = self.slots.get(i);
+        if slot.state.load(Ordering::Relaxed) & STATE_MASK != BUSY {
+            return None;
+        }
+        let since = slot.held_since()?;
+        let loc = slot.location.load(Ordering::Relaxed);
+        // SAFETY: locations are `&'static Location` stored by `checkout`.
+        unsafe { loc.as_ref() }.map(|l| (since, l))
+    }
+}
+
+impl<T: Send + 'static> Drop for Shared<T> {
+    fn drop(&mut self) {
+        // No object can remain (each holds a reference), but be exact: drop whatever a
+        // slot still holds.
+        for i in 0..self.slots.cap() {
+            let s = self.slots.get(i);
+            if s.state.load(Ordering::Relaxed) & STATE_MASK != EMPTY {
+                // SAFETY: we are the last user; a non-empty slot holds an object.
+                objects::drop_object(unsafe { s.take() }, &self.config.name);
+            }
+        }
+    }
+}

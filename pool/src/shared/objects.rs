@@ -1,0 +1,154 @@
+//! Objects into and out of slots: installing a created object, destroying or detaching
+//! one, and what the pool knows about it.
+
+use std::time::Duration;
+
+use super::{Owed, Shared};
+use crate::slots::{BUSY, EMPTY, STATE_MASK, WANTED};
+use crate::stats::{DestroyReason, PoolEvent};
+use crate::sync::Ordering;
+
+impl<T: Send + 'static> Shared<T> {
+    /// A new object's id (the ids of a pool's objects are unique).
+    pub(crate) fn new_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Puts a freshly created object into an empty slot, which the caller then owns.
+    pub(crate) fn install(&self, obj: T, id: u64) -> usize {
+        let mut scans = 0;
+        loop {
+            // Free slots exist: occupied slots ≤ size + reclaimed ≤ max_size + reclaimed ≤
+            // cap (`resize` and `reclaim` grow the array for that), and `size` includes
+            // our reservation (I2). A CAS can lose to a concurrent mark; rescan. Should a
+            // scan ever come up empty twice, the array grows rather than spin.
+            scans += 1;
+            if scans > 2 {
+                let _q = self.queue.lock();
+                self.slots.grow(self.slots.cap() + 1);
+            }
+            for i in 0..self.slots.cap() {
+                let slot = self.slots.get(i);
+                let st = slot.state.load(Ordering::Relaxed);
+                // Acquire pairs with the destroyer's Release: its read of the old object
+                // happens-before our write of the new one. The WANTED mark is kept (I3).
+                if st & STATE_MASK == EMPTY
+                    && slot
+                        .state
+                        .compare_exchange(
+                            st,
+                            BUSY | (st & WANTED),
+                            Ordering::Acquire,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                {
+                    // SAFETY: our CAS made us the slot's only owner, and the slot is empty.
+                    unsafe { slot.put(obj) };
+                    // The object's reference (`refs.rs`). Relaxed, as `Arc::clone`: the
+                    // caller's own reference keeps the allocation alive meanwhile.
+                    self.refs.fetch_add(1, Ordering::Relaxed);
+                    self.slots.note_used(i);
+                    slot.id.store(id, Ordering::Relaxed);
+                    slot.uses.store(0, Ordering::Relaxed);
+                    slot.reported.store(0, Ordering::Relaxed);
+                    let now = self.coarse_ms();
+                    slot.stamp_returned(now);
+                    slot.created_ms.store(now, Ordering::Relaxed);
+                    slot.expires_ms
+                        .store(self.expiry_for_new(now), Ordering::Relaxed);
+                    self.counters.created.fetch_add(1, Ordering::Relaxed);
+                    self.emit(|| PoolEvent::Created { id });
+                    return i;
+                }
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Moves the object out of owned slot `i` and frees the slot; returns the object, its
+    /// id, and whether its capacity was already reclaimed.
+    fn take_out(&self, i: usize) -> (T, u64, bool) {
+        let slot = self.slots.get(i);
+        // SAFETY: we own slot `i` (BUSY) and it holds an initialised object; the slot is
+        // marked EMPTY below, so nobody reads it again before a new object is written.
+        let obj = unsafe { slot.take() };
+        let id = slot.id.load(Ordering::Relaxed);
+        let uses = slot.uses.swap(0, Ordering::Relaxed);
+        self.counters
+            .retired_uses
+            .fetch_add(uses, Ordering::Relaxed);
+        // Release: our read of the object happens-before a creator's write (its Acquire
+        // CAS). The WANTED mark survives (I3).
+        let mut st = slot.state.load(Ordering::Relaxed);
+        loop {
+            match slot.state.compare_exchange_weak(
+                st,
+                EMPTY | (st & WANTED),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(x) => st = x,
+            }
+        }
+        self.counters.destroyed.fetch_add(1, Ordering::Relaxed);
+        // The mark, not the record: a reclaim marks by CAS, so whether it marked before our
+        // CAS is exact here (a mark a fast release overwrote was restored under the lock).
+        (obj, id, st & crate::slots::RECLAIMED != 0)
+    }
+
+    /// Destroys the object in owned slot `i` and frees its capacity; the object's
+    /// reference goes to the caller (see `Owed`).
+    pub(crate) fn destroy(&self, i: usize, reason: DestroyReason) -> Owed<'_> {
+        let (obj, id, reclaimed) = self.take_out(i);
+        self.emit(|| PoolEvent::Destroyed { id, reason });
+        // The object goes before its capacity does, so a replacement is never created
+        // while it still exists (a database's connection limit counts both).
+        crate::rt::trace::destroy(&self.config.name, id, reason, || {
+            drop_object(obj, &self.config.name)
+        });
+        self.after_take_out(reclaimed);
+        Owed::new(1, &self.refs)
+    }
+
+    /// Takes the object out of owned slot `i` for good (`Pooled::detach`); the object's
+    /// reference goes to the caller, as in `destroy`.
+    pub(crate) fn detach(&self, i: usize) -> (T, Owed<'_>) {
+        let (obj, _, reclaimed) = self.take_out(i);
+        self.after_take_out(reclaimed);
+        (obj, Owed::new(1, &self.refs))
+    }
+
+    /// What the pool knows about the object in owned slot `i` (see `ObjectMeta`).
+    pub(crate) fn meta(&self, i: usize) -> crate::ObjectMeta {
+        let s = self.slots.get(i);
+        let now = self.coarse_ms();
+        let ms = |from: u64| Duration::from_millis(now.saturating_sub(from));
+        let (idle_for, held_for) = match s.held_since() {
+            Some(since) => (Duration::ZERO, ms(since)),
+            None => (ms(s.idle_since()), Duration::ZERO),
+        };
+        crate::ObjectMeta {
+            id: s.id.load(Ordering::Relaxed),
+            age: ms(s.created_ms.load(Ordering::Relaxed)),
+            idle_for,
+            held_for,
+            uses: s.uses.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Drops a pooled object. A panic in its `Drop` is caught and logged: the pool's own
+/// bookkeeping goes on (the capacity is freed, the other objects of a bulk destroy —
+/// `close`, `resize`, eviction — are destroyed too), and a destroy that runs while a
+/// panic unwinds (a panicking `reset`) never becomes a double panic.
+pub(super) fn drop_object<T>(obj: T, pool: &str) {
+    if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(obj))) {
+        tracing::error!(
+            pool,
+            panic = crate::error::panic_message(&*p),
+            "riptide_pool: a pooled object's Drop panicked (the object is gone, its capacity freed)"
+        );
+    }
+}
