@@ -1,0 +1,278 @@
+//! `cargo run --release -p riptide-admin --example overhead [-- --quick]`
+//!
+//! What serving the admin costs the pool's fast path, in one run: the `compare` binary's
+//! fast-path cases measured with no admin, with an admin serving the pool (the 1 Hz
+//! sampler, plus a dashboard and a Prometheus scraper each polling once a second), and with
+//! the same clients polling 20 times a second (a worst case). Conditions alternate round by
+//! round, so drift on a shared machine hits all of them alike; each window lasts 1.2 s so
+//! the sampler runs inside every window. Prints the median ns/op per condition and the
+//! ratio to "no admin" (1.00 = no cost).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use riptide_admin::Admin;
+use riptide_pool::{Pool, Poolable};
+
+struct Obj;
+impl Poolable for Obj {}
+
+const WINDOW: Duration = Duration::from_millis(1200);
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Cond {
+    Off,
+    On,
+    Heavy,
+}
+
+impl Cond {
+    fn label(self) -> &'static str {
+        match self {
+            Cond::Off => "no admin",
+            Cond::On => "admin: sampler + 1 Hz polling",
+            Cond::Heavy => "admin: sampler + 20 Hz polling",
+        }
+    }
+}
+
+fn pool(rt: &tokio::runtime::Runtime) -> Pool<Obj> {
+    let _g = rt.enter();
+    let p = Pool::builder(|| async { Ok::<_, std::io::Error>(Obj) })
+        .max_size(4)
+        .build()
+        .expect("pool");
+    rt.block_on(p.warm_up(4)).expect("warm up");
+    p
+}
+
+/// The admin of `pool` served on loopback, with its clients, on `rt`; stops on drop.
+struct Running {
+    stop: Arc<AtomicBool>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    requests: Arc<AtomicU64>,
+    rt: tokio::runtime::Handle,
+}
+
+fn start_admin(rt: &tokio::runtime::Handle, pool: &Pool<Obj>, every: Duration) -> Running {
+    let admin = Admin::new().pool("bench", pool);
+    let stop = Arc::new(AtomicBool::new(false));
+    let requests = Arc::new(AtomicU64::new(0));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let mut tasks = Vec::new();
+    tasks.push(rt.spawn(async move {
+        let server = admin.bind("127.0.0.1:0").await.expect("bind");
+        addr_tx.send(server.local_addr()).expect("addr");
+        let _ = server
+            .run_until(async move {
+                let _ = rx.await;
+            })
+            .await;
+    }));
+    let addr = addr_rx.recv().expect("admin address");
+    let client = reqwest::Client::new();
+    // A dashboard with the pool expanded, and a Prometheus scraper.
+    for paths in [
+        &[
+            "/pools",
+            "/pools/bench/history?seconds=300",
+            "/pools/bench/checked-out?limit=10",
+        ][..],
+        &["/metrics"][..],
+    ] {
+        let (client, stop, requests) = (client.clone(), stop.clone(), requests.clone());
+        let urls: Vec<String> = paths.iter().map(|p| format!("http://{addr}{p}")).collect();
+        tasks.push(rt.spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                for u in &urls {
+                    if let Ok(r) = client.get(u).send().await {
+                        if r.bytes().await.is_ok() {
+                            requests.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                tokio::time::sleep(every).await;
+            }
+        }));
+    }
+    Running {
+        stop,
+        shutdown: Some(tx),
+        tasks,
+        requests,
+        rt: rt.clone(),
+    }
+}
+
+impl Running {
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        for t in self.tasks.drain(..) {
+            let _ = self.rt.block_on(t);
+        }
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+fn admin_for(cond: Cond, rt: &tokio::runtime::Handle, pool: &Pool<Obj>) -> Option<Running> {
+    match cond {
+        Cond::Off => None,
+        Cond::On => Some(start_admin(rt, pool, Duration::from_secs(1))),
+        Cond::Heavy => Some(start_admin(rt, pool, Duration::from_millis(50))),
+    }
+}
+
+/// Sync `try_get` + drop on one thread for one window; ns/op.
+fn sync_window(pool: &Pool<Obj>) -> f64 {
+    let start = Instant::now();
+    let mut ops = 0u64;
+    while start.elapsed() < WINDOW {
+        for _ in 0..10_000 {
+            drop(std::hint::black_box(pool.try_get().expect("idle object")));
+        }
+        ops += 10_000;
+    }
+    start.elapsed().as_nanos() as f64 / ops as f64
+}
+
+/// `get().await` + drop on a current-thread runtime for one window; ns/op.
+fn async_window(rt: &tokio::runtime::Runtime, pool: &Pool<Obj>) -> f64 {
+    rt.block_on(async {
+        let start = Instant::now();
+        let mut ops = 0u64;
+        while start.elapsed() < WINDOW {
+            for _ in 0..10_000 {
+                drop(std::hint::black_box(pool.get().await.expect("object")));
+            }
+            ops += 10_000;
+        }
+        start.elapsed().as_nanos() as f64 / ops as f64
+    })
+}
+
+/// 32 tasks sharing 4 objects on a 2-worker runtime for one window; ns/op.
+fn contended_window(rt: &tokio::runtime::Runtime, pool: &Pool<Obj>) -> f64 {
+    let done = Arc::new(AtomicBool::new(false));
+    let ops = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let (pool, done, ops) = (pool.clone(), done.clone(), ops.clone());
+            rt.spawn(async move {
+                let mut n = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    for _ in 0..100 {
+                        let g = pool.get().await.expect("object");
+                        tokio::task::yield_now().await; // the hold
+                        drop(g);
+                    }
+                    n += 100;
+                }
+                ops.fetch_add(n, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    std::thread::sleep(WINDOW);
+    done.store(true, Ordering::Relaxed);
+    for t in tasks {
+        rt.block_on(t).expect("task");
+    }
+    start.elapsed().as_nanos() as f64 / ops.load(Ordering::Relaxed) as f64
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let rounds = if quick { 3 } else { 7 };
+    let conds = [Cond::Off, Cond::On, Cond::Heavy];
+    // Where the admin runs for the sync and async cases: a runtime of its own, as a
+    // service's main runtime beside a hot loop.
+    let admin_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    type Case<'a> = (&'a str, Box<dyn Fn(Cond) -> (f64, u64) + 'a>);
+    let sync_pool = pool(&admin_rt);
+    let async_pool = pool(&current);
+    let cont_pool = pool(&multi);
+    let cases: Vec<Case> = vec![
+        (
+            "sync try_get + drop, 1 thread",
+            Box::new(|c| {
+                let a = admin_for(c, admin_rt.handle(), &sync_pool);
+                let ns = sync_window(&sync_pool);
+                (ns, a.map_or(0, Running::finish))
+            }),
+        ),
+        (
+            "async get().await + drop, current-thread",
+            Box::new(|c| {
+                let a = admin_for(c, admin_rt.handle(), &async_pool);
+                let ns = async_window(&current, &async_pool);
+                (ns, a.map_or(0, Running::finish))
+            }),
+        ),
+        (
+            "contended async: 32 tasks, 4 objects, 2 workers (admin on the same runtime)",
+            Box::new(|c| {
+                let a = admin_for(c, multi.handle(), &cont_pool);
+                let ns = contended_window(&multi, &cont_pool);
+                (ns, a.map_or(0, Running::finish))
+            }),
+        ),
+    ];
+
+    println!(
+        "riptide-admin overhead: median ns/op over {rounds} rounds of {} ms per condition, \
+         conditions alternating\n",
+        WINDOW.as_millis()
+    );
+    println!("| case | condition | median ns/op | min–max | ratio to no admin | admin requests answered |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: |");
+    for (name, run) in &cases {
+        let mut res: Vec<Vec<f64>> = vec![Vec::new(); conds.len()];
+        let mut reqs = vec![0u64; conds.len()];
+        for round in 0..rounds {
+            for k in 0..conds.len() {
+                let i = (k + round) % conds.len(); // rotate the order
+                let (ns, r) = run(conds[i]);
+                res[i].push(ns);
+                reqs[i] += r;
+            }
+        }
+        let base = median(&mut res[0].clone());
+        for (i, c) in conds.iter().enumerate() {
+            let v = &mut res[i];
+            let m = median(v);
+            println!(
+                "| {name} | {} | {m:.1} | {:.1}–{:.1} | {:.3} | {} |",
+                c.label(),
+                v[0],
+                v[v.len() - 1],
+                m / base,
+                reqs[i]
+            );
+        }
+    }
+}
