@@ -193,7 +193,7 @@ fn median(v: &mut [f64]) -> f64 {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let rounds = if quick { 3 } else { 7 };
+    let rounds = if quick { 5 } else { 15 };
     let conds = [Cond::Off, Cond::On, Cond::Heavy];
     // Where the admin runs for the sync and async cases: a runtime of its own, as a
     // service's main runtime beside a hot loop.

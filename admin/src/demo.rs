@@ -4,7 +4,8 @@
 //! [`Demo::start`] builds a pool `db` and a partitioned pool `tenants` (plus, on request,
 //! many small pools `svc-NN`) and drives them on the current tokio runtime in a 60-second
 //! cycle:
-//! - 0–20 s steady load; 20–28 s a burst of 40 callers (waiting, timeouts);
+//! - 0–20 s steady load; 20–28 s a burst of 40 callers on 16 connections (waiting,
+//!   timeouts after 120 ms);
 //! - 30–42 s the factory of `db` fails: objects retire (6 s lifetime), creates fail, and
 //!   the circuit breaker opens until the outage ends;
 //! - all along, a leaky handler keeps a `db` connection for 40 s every 15 s (reported as a
@@ -135,7 +136,7 @@ impl Demo {
             .name("db")
             .max_size(16)
             .min_idle(2)
-            .acquire_timeout(Duration::from_millis(400))
+            .acquire_timeout(Duration::from_millis(120))
             .max_lifetime(Duration::from_secs(6))
             .leak_threshold(Duration::from_secs(5))
             .circuit_breaker(3, Duration::from_secs(3))
@@ -211,7 +212,10 @@ impl Demo {
                         continue;
                     }
                     if let Ok(conn) = db.get().await {
-                        tokio::time::sleep(rng.ms(10, 60)).await;
+                        // Longer work during the burst: more demand than connections.
+                        let burst = (20..28).contains(&phase(start));
+                        let hold = if burst { rng.ms(40, 120) } else { rng.ms(10, 60) };
+                        tokio::time::sleep(hold).await;
                         while_frozen(&mut fr).await; // frozen: keep holding
                         drop(conn);
                     }
@@ -237,11 +241,8 @@ impl Demo {
         }
 
         // Tenants: Zipf-shaped picks; tenant 1 spikes during the burst.
-        let keys: Arc<Vec<String>> = Arc::new(
-            (1..=n_tenants)
-                .map(|i| format!("tenant-{i:03}"))
-                .collect(),
-        );
+        let keys: Arc<Vec<String>> =
+            Arc::new((1..=n_tenants).map(|i| format!("tenant-{i:03}")).collect());
         let weights: Arc<Vec<f64>> = {
             let w: Vec<f64> = (1..=n_tenants).map(|i| 1.0 / i as f64).collect();
             let sum: f64 = w.iter().sum();
@@ -255,6 +256,15 @@ impl Demo {
                     .collect(),
             )
         };
+        // Every tenant has a partition from the start (traffic reaches the tail slowly).
+        {
+            let (tp, keys) = (tenants.clone(), keys.clone());
+            tasks.spawn(async move {
+                for k in keys.iter() {
+                    let _ = tp.get(k).await;
+                }
+            });
+        }
         let tenant_callers = 16 + n_tenants / 4;
         for i in 0..tenant_callers {
             let (tp, keys, weights, mut fr) = (
@@ -284,24 +294,25 @@ impl Demo {
             });
         }
 
-        // Extra pools: one caller each, each pool at its own level of load.
+        // Extra pools: one caller each, holding a drifting number of objects around a
+        // level of its own.
         for (i, p) in extra.iter().enumerate() {
             let (p, mut fr) = (p.clone(), frozen.subscribe());
             tasks.spawn(async move {
                 let mut rng = Rng::new(5000 + i as u64);
-                let hold = 5 + (i as u64 * 7) % 50;
+                let level = (i * 37) % 9;
                 let mut held = Vec::new();
                 loop {
                     while_frozen(&mut fr).await;
-                    // Keep between 0 and 8 checked out, drifting.
-                    if rng.unit() < 0.5 {
-                        if let Ok(c) = p.try_get() {
-                            held.push(c);
+                    let target = (level + (rng.next() % 5) as usize).saturating_sub(2).min(8);
+                    while held.len() < target {
+                        match p.get().await {
+                            Ok(c) => held.push(c),
+                            Err(_) => break,
                         }
-                    } else {
-                        held.pop();
                     }
-                    tokio::time::sleep(Duration::from_millis(hold)).await;
+                    held.truncate(target);
+                    tokio::time::sleep(rng.ms(300, 1500)).await;
                 }
             });
         }
@@ -344,7 +355,7 @@ impl Demo {
     }
 
     /// Holds the load still: callers stop taking new objects and keep what they hold, so
-    /// the figures stop moving once acquisitions in flight have ended (≤ 0.5 s).
+    /// the figures stop moving once acquisitions in flight have ended (≤ 0.3 s).
     pub fn freeze(&self) {
         self.frozen.send_replace(true);
     }

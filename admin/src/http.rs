@@ -493,7 +493,10 @@ async fn resize(
             &name,
             "resize",
             StatusCode::UNPROCESSABLE_ENTITY,
-            format!("max_size must be at most {} (the admin's resize limit)", s.resize_limit),
+            format!(
+                "max_size must be at most {} (the admin's resize limit)",
+                s.resize_limit
+            ),
         ));
     }
     if e.closed() == Some(true) {
@@ -632,9 +635,15 @@ mod tests {
     fn bearer_parsing_and_comparison() {
         let mut h = HeaderMap::new();
         assert_eq!(bearer(&h), None);
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
         assert_eq!(bearer(&h), Some("abc"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer  abc "));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  abc "),
+        );
         assert_eq!(bearer(&h), Some("abc"));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer(&h), None);

@@ -286,12 +286,10 @@ impl Admin {
                 addr: shown.clone(),
                 source,
             })?;
-        let local = listener
-            .local_addr()
-            .map_err(|source| AdminError::Bind {
-                addr: shown,
-                source,
-            })?;
+        let local = listener.local_addr().map_err(|source| AdminError::Bind {
+            addr: shown,
+            source,
+        })?;
         if !local.ip().is_loopback() {
             tracing::info!(
                 target: "riptide_admin",

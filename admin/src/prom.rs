@@ -34,12 +34,12 @@ const GAUGES: [(&str, &str); 5] = [
 /// The counters of `docs/metrics.md` (name, help).
 const COUNTERS: [(&str, &str); 5] = [
     ("riptide_pool_created_total", "objects created"),
-    ("riptide_pool_destroyed_total", "objects destroyed or detached"),
-    ("riptide_pool_acquired_total", "successful checkouts"),
     (
-        "riptide_pool_timeouts_total",
-        "acquisitions that timed out",
+        "riptide_pool_destroyed_total",
+        "objects destroyed or detached",
     ),
+    ("riptide_pool_acquired_total", "successful checkouts"),
+    ("riptide_pool_timeouts_total", "acquisitions that timed out"),
     (
         "riptide_pool_leaks_detected_total",
         "checkouts reported as suspected leaks",
@@ -118,10 +118,7 @@ fn describe_all() {
         "riptide_pool_health_level",
         "0 healthy, 1 degraded, 2 unhealthy, 3 critical"
     );
-    describe_gauge!(
-        "riptide_pool_health_score",
-        "0..=100, higher is better"
-    );
+    describe_gauge!("riptide_pool_health_score", "0..=100, higher is better");
     describe_gauge!(
         "riptide_pool_error_rate",
         "failed creates / create attempts"
@@ -130,7 +127,10 @@ fn describe_all() {
         "riptide_pool_circuit_state",
         "factory circuit breaker: 0 closed, 1 half-open, 2 open"
     );
-    describe_gauge!("riptide_pool_partitions", "partitions of a partitioned pool");
+    describe_gauge!(
+        "riptide_pool_partitions",
+        "partitions of a partitioned pool"
+    );
     describe_gauge!("riptide_partition_max_size", "a partition's max_size");
     describe_gauge!(
         "riptide_partition_size",

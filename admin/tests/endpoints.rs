@@ -56,7 +56,9 @@ async fn read_endpoints() {
         tenants.get(&acme).await.unwrap(),
         tenants.get(&globex).await.unwrap(),
     ];
-    let admin = Admin::new().pool("db", &db).partitioned("tenants", &tenants);
+    let admin = Admin::new()
+        .pool("db", &db)
+        .partitioned("tenants", &tenants);
     let s = Served::start(&admin).await;
     let c = reqwest::Client::new();
 
@@ -90,7 +92,10 @@ async fn read_endpoints() {
     assert_eq!(d.closed, Some(false));
     assert_eq!(d.partitions, None);
     assert_eq!(t.stats.in_use, 3);
-    assert_eq!(t.stats.max_size, 10, "a partitioned pool's max_size is the global cap");
+    assert_eq!(
+        t.stats.max_size, 10,
+        "a partitioned pool's max_size is the global cap"
+    );
     assert_eq!(t.circuit_state, None);
     assert_eq!(t.closed, None);
     assert_eq!(t.partitions, Some(2));
@@ -130,7 +135,10 @@ async fn read_endpoints() {
     let (st, body) = get(&c, s.url("/pools/db/checked-out")).await;
     assert_eq!(st, 200);
     let co: CheckedOut = serde_json::from_str(&body).unwrap();
-    assert_eq!((co.pool.as_str(), co.count, co.checked_out.len()), ("db", 2, 2));
+    assert_eq!(
+        (co.pool.as_str(), co.count, co.checked_out.len()),
+        ("db", 2, 2)
+    );
     assert!(co.checked_out[0].held_for >= co.checked_out[1].held_for);
     assert!(
         co.checked_out[0]
@@ -142,10 +150,7 @@ async fn read_endpoints() {
     let co: CheckedOut =
         serde_json::from_str(&get(&c, s.url("/pools/db/checked-out?limit=1")).await.1).unwrap();
     assert_eq!((co.count, co.checked_out.len()), (2, 1));
-    assert_eq!(
-        get(&c, s.url("/pools/db/checked-out?limit=x")).await.0,
-        400
-    );
+    assert_eq!(get(&c, s.url("/pools/db/checked-out?limit=x")).await.0, 400);
     let (st, body) = get(&c, s.url("/pools/tenants/checked-out")).await;
     assert_eq!(st, 501, "a partitioned pool cannot list its checkouts");
     serde_json::from_str::<ErrorBody>(&body).unwrap();
@@ -160,7 +165,11 @@ async fn read_endpoints() {
     assert_eq!(keys_in_order, ["acme", "globex"], "largest share first");
     let a = &p.partitions[0];
     assert_eq!(a.stats.in_use, 2);
-    assert!((a.share - 0.2).abs() < 1e-9, "2 of the global 10: {}", a.share);
+    assert!(
+        (a.share - 0.2).abs() < 1e-9,
+        "2 of the global 10: {}",
+        a.share
+    );
     assert!((a.in_use_share - 2.0 / 3.0).abs() < 1e-9);
     assert!((a.utilization - 0.5).abs() < 1e-9);
     assert_eq!(a.level, "Healthy");
@@ -180,11 +189,15 @@ async fn read_endpoints() {
     .unwrap();
     assert_eq!(p.count, 1);
     assert_eq!(
-        get(&c, s.url("/pools/tenants/partitions?sort=bogus")).await.0,
+        get(&c, s.url("/pools/tenants/partitions?sort=bogus"))
+            .await
+            .0,
         400
     );
     assert_eq!(
-        get(&c, s.url("/pools/tenants/partitions?offset=-1")).await.0,
+        get(&c, s.url("/pools/tenants/partitions?offset=-1"))
+            .await
+            .0,
         400
     );
     let p: Partitions =
@@ -257,10 +270,7 @@ async fn read_endpoints() {
     assert_eq!(ph[0].circuit_state.as_deref(), Some("Closed"));
 
     // wrong methods
-    assert_eq!(
-        c.post(s.url("/pools")).send().await.unwrap().status(),
-        405
-    );
+    assert_eq!(c.post(s.url("/pools")).send().await.unwrap().status(), 405);
     assert_eq!(get(&c, s.url("/pools/db/resize")).await.0, 405);
 
     drop((g1, held));
@@ -297,8 +307,7 @@ async fn health_is_503_naming_the_unhealthy_pools() {
         assert_eq!(hr.status, "unhealthy");
         assert_eq!(hr.unhealthy, ["full", "closed"]);
     }
-    let hr: HealthReport =
-        serde_json::from_str(&get(&c, s.url("/health/pool")).await.1).unwrap();
+    let hr: HealthReport = serde_json::from_str(&get(&c, s.url("/health/pool")).await.1).unwrap();
     let levels: Vec<&str> = hr
         .pools
         .as_ref()
@@ -427,7 +436,13 @@ async fn writes_with_a_token() {
     assert_eq!(st, 400);
     let (st, _) = post(&c, s.url("/pools/db/drain"), ok, r#"{"timeout_ms": "x"}"#).await;
     assert_eq!(st, 400);
-    let (st, _) = post(&c, s.url("/pools/db/drain"), ok, r#"{"timeout_ms": 600001}"#).await;
+    let (st, _) = post(
+        &c,
+        s.url("/pools/db/drain"),
+        ok,
+        r#"{"timeout_ms": 600001}"#,
+    )
+    .await;
     assert_eq!(st, 422);
     assert!(!db.is_closed());
     let (st, _) = post(&c, s.url("/pools/nope/resize"), ok, r#"{"max_size": 8}"#).await;
@@ -450,7 +465,10 @@ async fn writes_with_a_token() {
     let (st, body) = post(&c, s.url("/pools/db/drain"), ok, r#"{"timeout_ms": 50}"#).await;
     assert_eq!(st, 200, "{body}");
     let w: WriteOutcome = serde_json::from_str(&body).unwrap();
-    assert_eq!((w.closed, w.drained, w.in_use), (Some(true), Some(false), Some(1)));
+    assert_eq!(
+        (w.closed, w.drained, w.in_use),
+        (Some(true), Some(false), Some(1))
+    );
     let out = w.still_out.unwrap();
     assert_eq!(out.len(), 1);
     assert!(out[0].location.contains(&format!("endpoints.rs:{line}:")));
@@ -459,7 +477,10 @@ async fn writes_with_a_token() {
     let (st, body) = post(&c, s.url("/pools/db/drain"), ok, "").await;
     assert_eq!(st, 200);
     let w: WriteOutcome = serde_json::from_str(&body).unwrap();
-    assert_eq!((w.drained, w.in_use, w.still_out.is_none()), (Some(true), Some(0), true));
+    assert_eq!(
+        (w.drained, w.in_use, w.still_out.is_none()),
+        (Some(true), Some(0), true)
+    );
     let (st, _) = post(&c, s.url("/pools/db/resize"), ok, r#"{"max_size": 9}"#).await;
     assert_eq!(st, 409, "a closed pool is not resized");
 
@@ -469,7 +490,10 @@ async fn writes_with_a_token() {
     let w: WriteOutcome = serde_json::from_str(&body).unwrap();
     assert_eq!((w.action.as_str(), w.closed), ("close", Some(true)));
     let t: Summary = serde_json::from_str(&get(&c, s.url("/pools/tenants")).await.1).unwrap();
-    assert_eq!((t.closed, t.health.level.as_str()), (Some(true), "Critical"));
+    assert_eq!(
+        (t.closed, t.health.level.as_str()),
+        (Some(true), "Critical")
+    );
     let (st, body) = get(&c, s.url("/health")).await;
     assert_eq!(st, 503);
     let hr: HealthReport = serde_json::from_str(&body).unwrap();
@@ -507,8 +531,20 @@ async fn every_write_is_logged() {
     let s = Served::start(&admin).await;
     let c = reqwest::Client::new();
     post(&c, s.url("/pools/db/resize"), None, r#"{"max_size": 5}"#).await;
-    post(&c, s.url("/pools/db/resize"), Some("Bearer t"), r#"{"max_size": 0}"#).await;
-    post(&c, s.url("/pools/db/resize"), Some("Bearer t"), r#"{"max_size": 6}"#).await;
+    post(
+        &c,
+        s.url("/pools/db/resize"),
+        Some("Bearer t"),
+        r#"{"max_size": 0}"#,
+    )
+    .await;
+    post(
+        &c,
+        s.url("/pools/db/resize"),
+        Some("Bearer t"),
+        r#"{"max_size": 6}"#,
+    )
+    .await;
     post(&c, s.url("/pools/db/close"), Some("Bearer t"), "").await;
     post(&c, s.url("/pools/db/drain"), Some("Bearer t"), "").await;
     s.stop().await;
@@ -536,7 +572,8 @@ const METRIC_NAME: fn(&str) -> bool = |s| {
 };
 const LABEL_NAME: fn(&str) -> bool = |s| {
     let mut c = s.chars();
-    c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
         && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
 };
 
@@ -563,7 +600,10 @@ fn parse_metrics(text: &str, registered: &[&str]) -> prometheus_parse::Scrape {
         for (k, _) in smp.labels.iter() {
             assert!(LABEL_NAME(k), "label name {k:?} of {}", smp.metric);
         }
-        let pool = smp.labels.get("pool").expect("every sample has a pool label");
+        let pool = smp
+            .labels
+            .get("pool")
+            .expect("every sample has a pool label");
         assert!(registered.contains(&pool), "pool={pool:?}");
     }
     scrape
@@ -595,7 +635,9 @@ async fn metrics_parse_and_several_admins_coexist() {
     let _t = tenants.get(&"acme".to_string()).await.unwrap();
 
     // Two admins over the same pool under different names, a third with another.
-    let a = Admin::new().pool("db", &db).partitioned("tenants", &tenants);
+    let a = Admin::new()
+        .pool("db", &db)
+        .partitioned("tenants", &tenants);
     let b = Admin::new().pool("primary", &db);
     let other = pool(3);
     let c3 = Admin::new().pool("cache", &other).partition_metrics(false);
@@ -658,19 +700,44 @@ async fn metrics_parse_and_several_admins_coexist() {
     assert!(text.contains("# HELP riptide_pool_in_use"));
 
     // The second admin names the same pool its own way, and nothing else.
-    let tb = c.get(sb.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let tb = c
+        .get(sb.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let sb_scrape = parse_metrics(&tb, &["primary"]);
     assert_eq!(value(&sb_scrape, "riptide_pool_in_use", "primary"), 2.0);
-    let tc = c.get(sc.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let tc = c
+        .get(sc.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let sc_scrape = parse_metrics(&tc, &["cache"]);
     assert_eq!(value(&sc_scrape, "riptide_pool_in_use", "cache"), 0.0);
     assert!(!tc.contains("riptide_partition_"));
 
     // Scraped again after a change: fresh values.
     drop(_h);
-    let text = c.get(sa.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = c
+        .get(sa.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(
-        value(&parse_metrics(&text, &["db", "tenants"]), "riptide_pool_in_use", "db"),
+        value(
+            &parse_metrics(&text, &["db", "tenants"]),
+            "riptide_pool_in_use",
+            "db"
+        ),
         1.0
     );
     for s in [sa, sb, sc] {
@@ -684,7 +751,14 @@ async fn label_values_are_escaped() {
     let name = "we \"ird\\ name\nx";
     let s = Served::start(&Admin::new().pool(name, &db)).await;
     let c = reqwest::Client::new();
-    let text = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         text.contains(r#"riptide_pool_in_use{pool="we \"ird\\ name\nx"} 0"#),
         "{text}"
