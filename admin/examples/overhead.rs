@@ -186,6 +186,70 @@ fn contended_window(rt: &tokio::runtime::Runtime, pool: &Pool<Obj>) -> f64 {
     start.elapsed().as_nanos() as f64 / ops.load(Ordering::Relaxed) as f64
 }
 
+/// What one request costs the process: the median round trip of each endpoint over
+/// loopback (client and server on one runtime), in microseconds.
+fn request_costs(
+    rt: &tokio::runtime::Runtime,
+    pool: &Pool<Obj>,
+    tenants: usize,
+) -> Vec<(String, f64)> {
+    let _g = pool.try_get().expect("an object out, to list");
+    let pp = {
+        let _e = rt.enter();
+        riptide_pool::PartitionedPool::builder(|_k: String| async { Ok::<_, std::io::Error>(Obj) })
+            .partition_max_size(2)
+            .max_size(tenants * 2)
+            .build()
+            .expect("partitioned pool")
+    };
+    rt.block_on(async {
+        let mut held = Vec::new();
+        for i in 0..tenants {
+            held.push(pp.get(&format!("tenant-{i:03}")).await.expect("object"));
+        }
+        let admin = Admin::new().pool("bench", pool).partitioned("tenants", &pp);
+        let server = admin.bind("127.0.0.1:0").await.expect("bind");
+        let addr = server.local_addr();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let srv = tokio::spawn(server.run_until(async move {
+            let _ = rx.await;
+        }));
+        let client = reqwest::Client::new();
+        let mut out = Vec::new();
+        for path in [
+            "/pools",
+            "/pools/bench",
+            "/pools/bench/history?seconds=300",
+            "/pools/bench/checked-out?limit=10",
+            "/metrics",
+            "/pools/tenants/partitions?limit=20",
+            "/health",
+        ] {
+            let url = format!("http://{addr}{path}");
+            let mut t = Vec::new();
+            for i in 0..220 {
+                let start = Instant::now();
+                let body = client
+                    .get(&url)
+                    .send()
+                    .await
+                    .expect("request")
+                    .bytes()
+                    .await;
+                assert!(body.is_ok());
+                if i >= 20 {
+                    t.push(start.elapsed().as_secs_f64() * 1e6);
+                }
+            }
+            out.push((path.to_string(), median(&mut t)));
+        }
+        let _ = tx.send(());
+        let _ = srv.await;
+        drop(held);
+        out
+    })
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -243,6 +307,22 @@ fn main() {
         ),
     ];
 
+    let tenants = 200;
+    println!(
+        "What one admin request costs: median round trip over loopback (client on the same \
+         runtime), 200 requests each; `tenants` has {tenants} partitions\n"
+    );
+    println!("| request | median µs |");
+    println!("| --- | ---: |");
+    for (path, us) in request_costs(&admin_rt, &sync_pool, tenants) {
+        let note = if path.contains("history") {
+            " (a new pool: its first samples only)"
+        } else {
+            ""
+        };
+        println!("| `GET {path}`{note} | {us:.0} |");
+    }
+    println!();
     println!(
         "riptide-admin overhead: median ns/op over {rounds} rounds of {} ms per condition, \
          conditions alternating\n",

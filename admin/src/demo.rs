@@ -214,7 +214,11 @@ impl Demo {
                     if let Ok(conn) = db.get().await {
                         // Longer work during the burst: more demand than connections.
                         let burst = (20..28).contains(&phase(start));
-                        let hold = if burst { rng.ms(40, 120) } else { rng.ms(10, 60) };
+                        let hold = if burst {
+                            rng.ms(40, 120)
+                        } else {
+                            rng.ms(10, 60)
+                        };
                         tokio::time::sleep(hold).await;
                         while_frozen(&mut fr).await; // frozen: keep holding
                         drop(conn);
