@@ -43,7 +43,7 @@ pub struct Sample {
     pub checkouts: u64,
 }
 
-/// One hour of a pool's samples, summed up; see [`History::hourly`].
+/// One hour of a pool's samples, summed up: the `hourly` list of `GET /pools/{name}/history`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct HourBucket {
     /// The start of the hour, in seconds since the Unix epoch.
