@@ -11,6 +11,7 @@ use crate::history::{HourBucket, Sample};
 use crate::view::PoolKind;
 
 /// One pool in `GET /pools`, and the body of `GET /pools/{name}`.
+#[non_exhaustive]
 #[derive(Debug, Clone, Serialize)]
 pub struct PoolSummary {
     /// The name it was registered under.
@@ -33,6 +34,7 @@ pub struct PoolSummary {
 }
 
 /// `GET /pools`.
+#[non_exhaustive]
 #[derive(Debug, Clone, Serialize)]
 pub struct PoolsResponse {
     /// Every registered pool, in registration order.
@@ -40,6 +42,7 @@ pub struct PoolsResponse {
 }
 
 /// One pool's line in `GET /health/pool`.
+#[non_exhaustive]
 #[derive(Debug, Clone, Serialize)]
 pub struct PoolHealth {
     /// The registered name.
@@ -51,6 +54,7 @@ pub struct PoolHealth {
 }
 
 /// `GET /health` and `GET /health/pool` (the latter with `pools`).
+#[non_exhaustive]
 #[derive(Debug, Clone, Serialize)]
 pub struct HealthReport {
     /// `"ok"` (every pool healthy or degraded: HTTP 200) or `"unhealthy"` (HTTP 503).
@@ -63,6 +67,7 @@ pub struct HealthReport {
 }
 
 /// One checkout in `GET /pools/{name}/checked-out`.
+#[non_exhaustive]
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckedOutEntry {
     /// The object's id.
@@ -74,6 +79,7 @@ pub struct CheckedOutEntry {
 }
 
 /// `GET /pools/{name}/checked-out`: oldest first.
+#[non_exhaustive]
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckedOutResponse {
     /// The registered name.
@@ -85,6 +91,7 @@ pub struct CheckedOutResponse {
 }
 
 /// One partition in `GET /pools/{name}/partitions`.
+#[non_exhaustive]
 #[derive(Debug, Clone, Serialize)]
 pub struct PartitionEntry {
     /// The key, as text.
@@ -103,6 +110,7 @@ pub struct PartitionEntry {
 }
 
 /// `GET /pools/{name}/partitions`.
+#[non_exhaustive]
 #[derive(Debug, Clone, Serialize)]
 pub struct PartitionsResponse {
     /// The registered name.
@@ -120,6 +128,7 @@ pub struct PartitionsResponse {
 }
 
 /// `GET /pools/{name}/history`.
+#[non_exhaustive]
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryResponse {
     /// The registered name.
@@ -151,6 +160,7 @@ pub struct DrainRequest {
 }
 
 /// What a write did.
+#[non_exhaustive]
 #[derive(Debug, Clone, Serialize)]
 pub struct WriteOutcome {
     /// The registered name.
@@ -178,6 +188,7 @@ pub struct WriteOutcome {
 }
 
 /// The body of every error answer.
+#[non_exhaustive]
 #[derive(Debug, Clone, Serialize)]
 pub struct ErrorBody {
     /// What went wrong.

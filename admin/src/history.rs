@@ -15,6 +15,7 @@ pub const HOURLY_BUCKETS: usize = 24;
 ///
 /// `creates`, `destroys`, `timeouts` and `checkouts` are what happened since the previous
 /// sample; the rest are the values at the time of the sample.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Sample {
     /// When, in milliseconds since the Unix epoch.

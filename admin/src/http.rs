@@ -459,6 +459,13 @@ fn authorize(s: &Shared, headers: &HeaderMap, pool: &str, action: &str) -> ApiRe
     }
 }
 
+/// The pool a write names; an unknown name is logged and answered 404.
+fn write_entry<'a>(s: &'a Shared, name: &str, action: &str) -> ApiResult<&'a Entry> {
+    entry(s, name).inspect_err(|_| {
+        tracing::warn!(target: "riptide_admin", pool = name, action, "admin write refused: no such pool");
+    })
+}
+
 fn bad_input(pool: &str, action: &str, status: StatusCode, msg: String) -> ApiError {
     tracing::warn!(target: "riptide_admin", pool, action, error = %msg, "admin write refused: bad input");
     ApiError::new(status, msg)
@@ -471,7 +478,7 @@ async fn resize(
     body: Bytes,
 ) -> ApiResult<Json<WriteOutcome>> {
     authorize(&s, &headers, &name, "resize")?;
-    let e = entry(&s, &name)?;
+    let e = write_entry(&s, &name, "resize")?;
     let req: ResizeRequest = serde_json::from_slice(&body).map_err(|err| {
         bad_input(
             &name,
@@ -560,7 +567,7 @@ async fn close(
     body: Bytes,
 ) -> ApiResult<Json<WriteOutcome>> {
     authorize(&s, &headers, &name, "close")?;
-    let e = entry(&s, &name)?;
+    let e = write_entry(&s, &name, "close")?;
     let Empty {} = no_junk(&body, &name, "close")?;
     e.view.close();
     e.closed_here.store(true, Ordering::Relaxed);
@@ -584,7 +591,7 @@ async fn drain(
     body: Bytes,
 ) -> ApiResult<Json<WriteOutcome>> {
     authorize(&s, &headers, &name, "drain")?;
-    let e = entry(&s, &name)?;
+    let e = write_entry(&s, &name, "drain")?;
     let req: DrainRequest = no_junk(&body, &name, "drain")?;
     let timeout = match req.timeout_ms {
         None => DRAIN_DEFAULT,

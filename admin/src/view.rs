@@ -17,6 +17,7 @@ use serde::Serialize;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What kind of pool a [`PoolView`] is; shown as `"kind"` in the JSON.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PoolKind {

@@ -71,6 +71,7 @@ async fn every_write_is_logged() {
     )
     .await;
     post(&c, s.url("/pools/db/close"), Some("Bearer t"), "").await;
+    post(&c, s.url("/pools/nope/close"), Some("Bearer t"), "").await;
     post(&c, s.url("/pools/db/drain"), Some("Bearer t"), "").await;
     s.stop().await;
 
@@ -81,6 +82,7 @@ async fn every_write_is_logged() {
         "admin write: pool resized",
         "from=4 to=6",
         "admin write: pool closed",
+        "admin write refused: no such pool",
         "admin write: drain finished",
         "pool=db",
     ] {
