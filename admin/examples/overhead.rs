@@ -6,7 +6,8 @@
 //! the same clients polling 20 times a second (a worst case). Conditions alternate round by
 //! round, so drift on a shared machine hits all of them alike; each window lasts 1.2 s so
 //! the sampler runs inside every window. Prints the median ns/op per condition and the
-//! ratio to "no admin" (1.00 = no cost).
+//! ratio to "no admin" (1.00 = no cost). Before that: what each request costs, and a paired
+//! comparison in one thread of a pool the admin samples against one it does not know.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -57,7 +58,17 @@ struct Running {
 }
 
 fn start_admin(rt: &tokio::runtime::Handle, pool: &Pool<Obj>, every: Duration) -> Running {
-    let admin = Admin::new().pool("bench", pool);
+    start_admin_with(rt, Admin::new().pool("bench", pool), &["bench"], every)
+}
+
+/// Serves `admin` on loopback with a dashboard (per pool: its history and checkouts) and a
+/// Prometheus scraper polling every `every`.
+fn start_admin_with(
+    rt: &tokio::runtime::Handle,
+    admin: Admin,
+    names: &[&str],
+    every: Duration,
+) -> Running {
     let stop = Arc::new(AtomicBool::new(false));
     let requests = Arc::new(AtomicU64::new(0));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -75,14 +86,12 @@ fn start_admin(rt: &tokio::runtime::Handle, pool: &Pool<Obj>, every: Duration) -
     let addr = addr_rx.recv().expect("admin address");
     let client = reqwest::Client::new();
     // A dashboard with the pool expanded, and a Prometheus scraper.
-    for paths in [
-        &[
-            "/pools",
-            "/pools/bench/history?seconds=300",
-            "/pools/bench/checked-out?limit=10",
-        ][..],
-        &["/metrics"][..],
-    ] {
+    let mut dashboard = vec!["/pools".to_string()];
+    for n in names {
+        dashboard.push(format!("/pools/{n}/history?seconds=300"));
+        dashboard.push(format!("/pools/{n}/checked-out?limit=10"));
+    }
+    for paths in [dashboard, vec!["/metrics".to_string()]] {
         let (client, stop, requests) = (client.clone(), stop.clone(), requests.clone());
         let urls: Vec<String> = paths.iter().map(|p| format!("http://{addr}{p}")).collect();
         tasks.push(rt.spawn(async move {
@@ -250,6 +259,62 @@ fn request_costs(
     })
 }
 
+/// Paired: pool `a` is registered with an admin that samples it and is polled 20 times a
+/// second for the whole run; pool `b` is not registered. One thread alternates batches of
+/// 10 000 checkouts between them, so drift of the machine hits both alike; returns the
+/// ns/op of `a` and `b` for one window.
+fn paired_sync_window(a: &Pool<Obj>, b: &Pool<Obj>) -> (f64, f64) {
+    let (mut ta, mut tb, mut ops) = (Duration::ZERO, Duration::ZERO, 0u64);
+    let start = Instant::now();
+    while start.elapsed() < WINDOW {
+        // a, b, then b, a: neither always goes first.
+        let order = if ops % 20_000 == 0 {
+            [(a, &mut ta), (b, &mut tb)]
+        } else {
+            [(b, &mut tb), (a, &mut ta)]
+        };
+        for (p, t) in order {
+            let s = Instant::now();
+            for _ in 0..10_000 {
+                drop(std::hint::black_box(p.try_get().expect("idle object")));
+            }
+            *t += s.elapsed();
+        }
+        ops += 10_000;
+    }
+    (
+        ta.as_nanos() as f64 / ops as f64,
+        tb.as_nanos() as f64 / ops as f64,
+    )
+}
+
+/// As [`paired_sync_window`], with `get().await` on a current-thread runtime.
+fn paired_async_window(rt: &tokio::runtime::Runtime, a: &Pool<Obj>, b: &Pool<Obj>) -> (f64, f64) {
+    rt.block_on(async {
+        let (mut ta, mut tb, mut ops) = (Duration::ZERO, Duration::ZERO, 0u64);
+        let start = Instant::now();
+        while start.elapsed() < WINDOW {
+            let order = if ops % 20_000 == 0 {
+                [(a, &mut ta), (b, &mut tb)]
+            } else {
+                [(b, &mut tb), (a, &mut ta)]
+            };
+            for (p, t) in order {
+                let s = Instant::now();
+                for _ in 0..10_000 {
+                    drop(std::hint::black_box(p.get().await.expect("object")));
+                }
+                *t += s.elapsed();
+            }
+            ops += 10_000;
+        }
+        (
+            ta.as_nanos() as f64 / ops as f64,
+            tb.as_nanos() as f64 / ops as f64,
+        )
+    })
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -323,6 +388,46 @@ fn main() {
         println!("| `GET {path}`{note} | {us:.0} |");
     }
     println!();
+    println!(
+        "Paired, in one thread: a pool the admin samples and serves (polled 20 times a \
+         second throughout) against one it does not know, batches of 10 000 alternating; \
+         median ns/op over {rounds} windows of {} ms\n",
+        WINDOW.as_millis()
+    );
+    println!("| case | sampled pool | unsampled pool | ratio |");
+    println!("| --- | ---: | ---: | ---: |");
+    {
+        let (a_sync, b_sync) = (pool(&admin_rt), pool(&admin_rt));
+        let (a_async, b_async) = (pool(&current), pool(&current));
+        let both = Admin::new().pool("sync", &a_sync).pool("async", &a_async);
+        let running = start_admin_with(
+            admin_rt.handle(),
+            both,
+            &["sync", "async"],
+            Duration::from_millis(50),
+        );
+        for (name, paired) in [
+            (
+                "sync try_get + drop, 1 thread",
+                &(|| paired_sync_window(&a_sync, &b_sync)) as &dyn Fn() -> (f64, f64),
+            ),
+            (
+                "async get().await + drop, current-thread",
+                &(|| paired_async_window(&current, &a_async, &b_async)),
+            ),
+        ] {
+            let (mut va, mut vb) = (Vec::new(), Vec::new());
+            for _ in 0..rounds {
+                let (x, y) = paired();
+                va.push(x);
+                vb.push(y);
+            }
+            let (ma, mb) = (median(&mut va), median(&mut vb));
+            println!("| {name} | {ma:.1} | {mb:.1} | {:.3} |", ma / mb);
+        }
+        let reqs = running.finish();
+        println!("\n(the admin answered {reqs} requests meanwhile)\n");
+    }
     println!(
         "riptide-admin overhead: median ns/op over {rounds} rounds of {} ms per condition, \
          conditions alternating\n",
