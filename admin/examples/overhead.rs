@@ -1,4 +1,4 @@
-//! `cargo run --release -p riptide-admin --example overhead [-- --quick]`
+//! `cargo run --release -p riptide-admin --example overhead [-- --quick] [-- --only requests|paired|windows]`
 //!
 //! What serving the admin costs the pool's fast path, in one run: the `compare` binary's
 //! fast-path cases measured with no admin, with an admin serving the pool (the 1 Hz
@@ -321,7 +321,14 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let want = |part: &str| only.as_deref().is_none_or(|o| o == part);
     let rounds = if quick { 5 } else { 15 };
     let conds = [Cond::Off, Cond::On, Cond::Heavy];
     // Where the admin runs for the sync and async cases: a runtime of its own, as a
@@ -373,60 +380,67 @@ fn main() {
     ];
 
     let tenants = 200;
-    println!(
-        "What one admin request costs: median round trip over loopback (client on the same \
+    if want("requests") {
+        println!(
+            "What one admin request costs: median round trip over loopback (client on the same \
          runtime), 200 requests each; `tenants` has {tenants} partitions\n"
-    );
-    println!("| request | median µs |");
-    println!("| --- | ---: |");
-    for (path, us) in request_costs(&admin_rt, &sync_pool, tenants) {
-        let note = if path.contains("history") {
-            " (a new pool: its first samples only)"
-        } else {
-            ""
-        };
-        println!("| `GET {path}`{note} | {us:.0} |");
+        );
+        println!("| request | median µs |");
+        println!("| --- | ---: |");
+        for (path, us) in request_costs(&admin_rt, &sync_pool, tenants) {
+            let note = if path.contains("history") {
+                " (a new pool: its first samples only)"
+            } else {
+                ""
+            };
+            println!("| `GET {path}`{note} | {us:.0} |");
+        }
+        println!();
     }
-    println!();
-    println!(
-        "Paired, in one thread: a pool the admin samples and serves (polled 20 times a \
+    if want("paired") {
+        println!(
+            "Paired, in one thread: a pool the admin samples and serves (polled 20 times a \
          second throughout) against one it does not know, batches of 10 000 alternating; \
          median ns/op over {rounds} windows of {} ms\n",
-        WINDOW.as_millis()
-    );
-    println!("| case | sampled pool | unsampled pool | ratio |");
-    println!("| --- | ---: | ---: | ---: |");
-    {
-        let (a_sync, b_sync) = (pool(&admin_rt), pool(&admin_rt));
-        let (a_async, b_async) = (pool(&current), pool(&current));
-        let both = Admin::new().pool("sync", &a_sync).pool("async", &a_async);
-        let running = start_admin_with(
-            admin_rt.handle(),
-            both,
-            &["sync", "async"],
-            Duration::from_millis(50),
+            WINDOW.as_millis()
         );
-        for (name, paired) in [
-            (
-                "sync try_get + drop, 1 thread",
-                &(|| paired_sync_window(&a_sync, &b_sync)) as &dyn Fn() -> (f64, f64),
-            ),
-            (
-                "async get().await + drop, current-thread",
-                &(|| paired_async_window(&current, &a_async, &b_async)),
-            ),
-        ] {
-            let (mut va, mut vb) = (Vec::new(), Vec::new());
-            for _ in 0..rounds {
-                let (x, y) = paired();
-                va.push(x);
-                vb.push(y);
+        println!("| case | sampled pool | unsampled pool | ratio |");
+        println!("| --- | ---: | ---: | ---: |");
+        {
+            let (a_sync, b_sync) = (pool(&admin_rt), pool(&admin_rt));
+            let (a_async, b_async) = (pool(&current), pool(&current));
+            let both = Admin::new().pool("sync", &a_sync).pool("async", &a_async);
+            let running = start_admin_with(
+                admin_rt.handle(),
+                both,
+                &["sync", "async"],
+                Duration::from_millis(50),
+            );
+            for (name, paired) in [
+                (
+                    "sync try_get + drop, 1 thread",
+                    &(|| paired_sync_window(&a_sync, &b_sync)) as &dyn Fn() -> (f64, f64),
+                ),
+                (
+                    "async get().await + drop, current-thread",
+                    &(|| paired_async_window(&current, &a_async, &b_async)),
+                ),
+            ] {
+                let (mut va, mut vb) = (Vec::new(), Vec::new());
+                for _ in 0..rounds {
+                    let (x, y) = paired();
+                    va.push(x);
+                    vb.push(y);
+                }
+                let (ma, mb) = (median(&mut va), median(&mut vb));
+                println!("| {name} | {ma:.1} | {mb:.1} | {:.3} |", ma / mb);
             }
-            let (ma, mb) = (median(&mut va), median(&mut vb));
-            println!("| {name} | {ma:.1} | {mb:.1} | {:.3} |", ma / mb);
+            let reqs = running.finish();
+            println!("\n(the admin answered {reqs} requests meanwhile)\n");
         }
-        let reqs = running.finish();
-        println!("\n(the admin answered {reqs} requests meanwhile)\n");
+    }
+    if !want("windows") {
+        return;
     }
     println!(
         "riptide-admin overhead: median ns/op over {rounds} rounds of {} ms per condition, \
