@@ -1,0 +1,663 @@
+//! The routes and their handlers.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use riptide_pool::{CheckedOut, HealthLevel};
+use serde::Deserialize;
+
+use crate::api::*;
+use crate::prom::{self, PoolFigures};
+use crate::view::health_from_stats;
+use crate::{Entry, Shared, HISTORY_SAMPLES};
+
+type St = State<Arc<Shared>>;
+
+/// The dashboard page, compiled in.
+const DASHBOARD: &str = include_str!("dashboard.html");
+/// What the page may load: nothing but itself and the JSON of this origin.
+const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \
+     style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+/// Drain's default wait, and the longest a request may ask for.
+const DRAIN_DEFAULT: Duration = Duration::from_secs(10);
+const DRAIN_MAX_MS: u64 = 600_000;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .route("/health/pool", get(health_pool))
+        .route("/pools", get(pools))
+        .route("/pools/{name}", get(pool))
+        .route("/pools/{name}/checked-out", get(checked_out))
+        .route("/pools/{name}/partitions", get(partitions))
+        .route("/pools/{name}/history", get(history))
+        .route("/pools/{name}/export.csv", get(export_csv))
+        .route("/pools/{name}/resize", post(resize))
+        .route("/pools/{name}/close", post(close))
+        .route("/pools/{name}/drain", post(drain))
+        .with_state(shared)
+}
+
+/// An error answer: a status and `{"error": "..."}`.
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+    fn unknown_pool(name: &str) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, format!("no pool named {name:?}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.status,
+            Json(ErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, e.body_text())
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn entry<'a>(s: &'a Shared, name: &str) -> ApiResult<&'a Entry> {
+    s.entry(name).ok_or_else(|| ApiError::unknown_pool(name))
+}
+
+pub(crate) fn summary(e: &Entry) -> PoolSummary {
+    let stats = e.view.stats();
+    let health = e.health();
+    PoolSummary {
+        name: e.name.clone(),
+        kind: e.view.kind(),
+        stats,
+        health,
+        circuit_state: e.view.circuit_state(),
+        closed: e.closed(),
+        partitions: e.view.partitions().map(|p| p.len()),
+    }
+}
+
+async fn dashboard(State(s): St) -> Response {
+    s.ensure_sampler();
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, DASHBOARD_CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        DASHBOARD,
+    )
+        .into_response()
+}
+
+async fn metrics(State(s): St) -> Response {
+    s.ensure_sampler();
+    let figures: Vec<PoolFigures> = s
+        .entries
+        .iter()
+        .map(|e| PoolFigures {
+            name: e.name.clone(),
+            stats: e.view.stats(),
+            health: e.health(),
+            circuit: e.view.circuit_state(),
+            partitions: e.view.partitions(),
+        })
+        .collect();
+    let text = prom::render(&figures, s.partition_metrics);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+fn health_report(s: &Arc<Shared>, detail: bool) -> Response {
+    s.ensure_sampler();
+    let mut unhealthy = Vec::new();
+    let mut pools = Vec::new();
+    for e in &s.entries {
+        let h = e.health();
+        if h.level >= HealthLevel::Unhealthy {
+            unhealthy.push(e.name.clone());
+        }
+        if detail {
+            pools.push(PoolHealth {
+                name: e.name.clone(),
+                health: h,
+                circuit_state: e.view.circuit_state(),
+            });
+        }
+    }
+    let ok = unhealthy.is_empty();
+    let body = HealthReport {
+        status: if ok { "ok" } else { "unhealthy" },
+        unhealthy,
+        pools: detail.then_some(pools),
+    };
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+async fn health(State(s): St) -> Response {
+    health_report(&s, false)
+}
+
+async fn health_pool(State(s): St) -> Response {
+    health_report(&s, true)
+}
+
+async fn pools(State(s): St) -> Json<PoolsResponse> {
+    s.ensure_sampler();
+    Json(PoolsResponse {
+        pools: s.entries.iter().map(summary).collect(),
+    })
+}
+
+async fn pool(State(s): St, Path(name): Path<String>) -> ApiResult<Json<PoolSummary>> {
+    s.ensure_sampler();
+    Ok(Json(summary(entry(&s, &name)?)))
+}
+
+#[derive(Debug, Deserialize)]
+struct LimitQuery {
+    limit: Option<usize>,
+}
+
+fn checked_out_entry(c: &CheckedOut) -> CheckedOutEntry {
+    CheckedOutEntry {
+        id: c.id,
+        held_for: c.held_for,
+        location: c.location.to_string(),
+    }
+}
+
+fn oldest_first(mut out: Vec<CheckedOut>) -> Vec<CheckedOut> {
+    out.sort_by(|a, b| b.held_for.cmp(&a.held_for).then(a.id.cmp(&b.id)));
+    out
+}
+
+async fn checked_out(
+    State(s): St,
+    Path(name): Path<String>,
+    q: Result<Query<LimitQuery>, QueryRejection>,
+) -> ApiResult<Json<CheckedOutResponse>> {
+    s.ensure_sampler();
+    let e = entry(&s, &name)?;
+    let Query(q) = q?;
+    let Some(out) = e.view.checked_out() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("pool {name:?} cannot list its checkouts (a partitioned pool)"),
+        ));
+    };
+    let out = oldest_first(out);
+    let count = out.len();
+    Ok(Json(CheckedOutResponse {
+        pool: e.name.clone(),
+        count,
+        checked_out: out
+            .iter()
+            .take(q.limit.unwrap_or(usize::MAX))
+            .map(checked_out_entry)
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct PartitionQuery {
+    offset: Option<usize>,
+    limit: Option<usize>,
+    sort: Option<String>,
+    q: Option<String>,
+}
+
+async fn partitions(
+    State(s): St,
+    Path(name): Path<String>,
+    q: Result<Query<PartitionQuery>, QueryRejection>,
+) -> ApiResult<Json<PartitionsResponse>> {
+    s.ensure_sampler();
+    let e = entry(&s, &name)?;
+    let Query(q) = q?;
+    let sort = q.sort.as_deref().unwrap_or("share");
+    if !matches!(sort, "share" | "in_use" | "waiting" | "utilization" | "key") {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("unknown sort {sort:?} (share, in_use, waiting, utilization, key)"),
+        ));
+    }
+    let totals = e.view.stats();
+    let Some(parts) = e.view.partitions() else {
+        return Ok(Json(PartitionsResponse {
+            pool: e.name.clone(),
+            partitioned: false,
+            count: 0,
+            offset: 0,
+            totals,
+            partitions: Vec::new(),
+        }));
+    };
+    let cap = totals.max_size.max(1) as f64;
+    let in_use_all: usize = parts.iter().map(|(_, p)| p.in_use).sum();
+    let needle = q.q.as_deref().map(str::to_lowercase);
+    let mut rows: Vec<PartitionEntry> = parts
+        .into_iter()
+        .filter(|(k, _)| {
+            needle
+                .as_deref()
+                .is_none_or(|n| k.to_lowercase().contains(n))
+        })
+        .map(|(key, stats)| {
+            let h = health_from_stats(&stats, false);
+            PartitionEntry {
+                share: stats.size as f64 / cap,
+                in_use_share: if in_use_all == 0 {
+                    0.0
+                } else {
+                    stats.in_use as f64 / in_use_all as f64
+                },
+                level: h.level,
+                utilization: h.utilization,
+                key,
+                stats,
+            }
+        })
+        .collect();
+    let by = |a: &PartitionEntry, b: &PartitionEntry| -> std::cmp::Ordering {
+        match sort {
+            "in_use" => b.stats.in_use.cmp(&a.stats.in_use),
+            "waiting" => b
+                .stats
+                .pending_acquisitions
+                .cmp(&a.stats.pending_acquisitions),
+            "utilization" => b.utilization.total_cmp(&a.utilization),
+            "key" => std::cmp::Ordering::Equal,
+            _ => b
+                .stats
+                .size
+                .cmp(&a.stats.size)
+                .then(b.stats.in_use.cmp(&a.stats.in_use)),
+        }
+    };
+    rows.sort_by(|a, b| by(a, b).then_with(|| a.key.cmp(&b.key)));
+    let count = rows.len();
+    let offset = q.offset.unwrap_or(0).min(count);
+    let partitions = rows
+        .into_iter()
+        .skip(offset)
+        .take(q.limit.unwrap_or(usize::MAX))
+        .collect();
+    Ok(Json(PartitionsResponse {
+        pool: e.name.clone(),
+        partitioned: true,
+        count,
+        offset,
+        totals,
+        partitions,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct HistoryQuery {
+    seconds: Option<usize>,
+}
+
+async fn history(
+    State(s): St,
+    Path(name): Path<String>,
+    q: Result<Query<HistoryQuery>, QueryRejection>,
+) -> ApiResult<Json<HistoryResponse>> {
+    s.ensure_sampler();
+    let e = entry(&s, &name)?;
+    let Query(q) = q?;
+    let n = q.seconds.unwrap_or(HISTORY_SAMPLES);
+    let (samples, hourly) = match e.history.lock() {
+        Ok(h) => (h.last(n), h.hourly()),
+        Err(_) => (Vec::new(), Vec::new()),
+    };
+    Ok(Json(HistoryResponse {
+        pool: e.name.clone(),
+        interval_secs: 1,
+        samples,
+        hourly,
+    }))
+}
+
+/// The CSV header of `export.csv`.
+pub(crate) const CSV_HEADER: &str = "t_unix_ms,utilization,in_use,idle,size,max_size,waiting,\
+                                     wait_p99_ms,creates,destroys,timeouts,checkouts";
+
+async fn export_csv(State(s): St, Path(name): Path<String>) -> ApiResult<Response> {
+    use std::fmt::Write;
+    s.ensure_sampler();
+    let e = entry(&s, &name)?;
+    let samples = match e.history.lock() {
+        Ok(h) => h.last(HISTORY_SAMPLES),
+        Err(_) => Vec::new(),
+    };
+    let mut csv = String::with_capacity(64 * (samples.len() + 1));
+    csv.push_str(CSV_HEADER);
+    csv.push('\n');
+    for x in &samples {
+        let _ = writeln!(
+            csv,
+            "{},{:.4},{},{},{},{},{},{:.3},{},{},{},{}",
+            x.t,
+            x.utilization,
+            x.in_use,
+            x.idle,
+            x.size,
+            x.max_size,
+            x.waiting,
+            x.wait_p99_ms,
+            x.creates,
+            x.destroys,
+            x.timeouts,
+            x.checkouts
+        );
+    }
+    let file: String = e
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let disposition = format!("attachment; filename=\"{file}-history.csv\"");
+    let mut r = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response();
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
+}
+
+// ---- writes ----
+
+/// Compares without an early exit, so the time taken does not tell how much matched.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+/// Refuses a write unless a token is configured and the request carries it.
+fn authorize(s: &Shared, headers: &HeaderMap, pool: &str, action: &str) -> ApiResult<()> {
+    let Some(token) = &s.token else {
+        tracing::warn!(target: "riptide_admin", pool, action, "admin write refused: no token configured");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "write endpoints are off: no admin token is configured",
+        ));
+    };
+    match bearer(headers) {
+        Some(given) if same_secret(given.as_bytes(), token.as_bytes()) => Ok(()),
+        given => {
+            tracing::warn!(
+                target: "riptide_admin",
+                pool,
+                action,
+                token_sent = given.is_some(),
+                "admin write refused: missing or wrong bearer token"
+            );
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "a valid `Authorization: Bearer <token>` header is required",
+            ))
+        }
+    }
+}
+
+/// The pool a write names; an unknown name is logged and answered 404.
+fn write_entry<'a>(s: &'a Shared, name: &str, action: &str) -> ApiResult<&'a Entry> {
+    entry(s, name).inspect_err(|_| {
+        tracing::warn!(target: "riptide_admin", pool = name, action, "admin write refused: no such pool");
+    })
+}
+
+fn bad_input(pool: &str, action: &str, status: StatusCode, msg: String) -> ApiError {
+    tracing::warn!(target: "riptide_admin", pool, action, error = %msg, "admin write refused: bad input");
+    ApiError::new(status, msg)
+}
+
+async fn resize(
+    State(s): St,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<WriteOutcome>> {
+    authorize(&s, &headers, &name, "resize")?;
+    let e = write_entry(&s, &name, "resize")?;
+    let req: ResizeRequest = serde_json::from_slice(&body).map_err(|err| {
+        bad_input(
+            &name,
+            "resize",
+            StatusCode::BAD_REQUEST,
+            format!("expected {{\"max_size\": n}}: {err}"),
+        )
+    })?;
+    if req.max_size == 0 {
+        return Err(bad_input(
+            &name,
+            "resize",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "max_size must be at least 1".into(),
+        ));
+    }
+    if req.max_size > s.resize_limit {
+        return Err(bad_input(
+            &name,
+            "resize",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "max_size must be at most {} (the admin's resize limit)",
+                s.resize_limit
+            ),
+        ));
+    }
+    if e.closed() == Some(true) {
+        return Err(bad_input(
+            &name,
+            "resize",
+            StatusCode::CONFLICT,
+            "the pool is closed".into(),
+        ));
+    }
+    let before = e.view.stats().max_size;
+    if e.view.resize(req.max_size).is_err() {
+        return Err(bad_input(
+            &name,
+            "resize",
+            StatusCode::NOT_IMPLEMENTED,
+            format!("pool {name:?} cannot be resized (a partitioned pool)"),
+        ));
+    }
+    let after = e.view.stats().max_size;
+    tracing::info!(target: "riptide_admin", pool = %name, action = "resize", from = before, to = after, "admin write: pool resized");
+    Ok(Json(WriteOutcome {
+        pool: e.name.clone(),
+        action: "resize",
+        previous_max_size: Some(before),
+        max_size: Some(after),
+        closed: None,
+        drained: None,
+        in_use: None,
+        still_out: None,
+    }))
+}
+
+/// Close and drain take an optional body; anything in it must be valid JSON.
+fn no_junk<'a, T: Deserialize<'a> + Default>(
+    body: &'a [u8],
+    pool: &str,
+    action: &str,
+) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|err| {
+        bad_input(
+            pool,
+            action,
+            StatusCode::BAD_REQUEST,
+            format!("malformed body: {err}"),
+        )
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+async fn close(
+    State(s): St,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<WriteOutcome>> {
+    authorize(&s, &headers, &name, "close")?;
+    let e = write_entry(&s, &name, "close")?;
+    let Empty {} = no_junk(&body, &name, "close")?;
+    e.view.close();
+    e.closed_here.store(true, Ordering::Relaxed);
+    tracing::info!(target: "riptide_admin", pool = %name, action = "close", "admin write: pool closed");
+    Ok(Json(WriteOutcome {
+        pool: e.name.clone(),
+        action: "close",
+        previous_max_size: None,
+        max_size: None,
+        closed: Some(true),
+        drained: None,
+        in_use: None,
+        still_out: None,
+    }))
+}
+
+async fn drain(
+    State(s): St,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<WriteOutcome>> {
+    authorize(&s, &headers, &name, "drain")?;
+    let e = write_entry(&s, &name, "drain")?;
+    let req: DrainRequest = no_junk(&body, &name, "drain")?;
+    let timeout = match req.timeout_ms {
+        None => DRAIN_DEFAULT,
+        Some(ms) if ms <= DRAIN_MAX_MS => Duration::from_millis(ms),
+        Some(_) => {
+            return Err(bad_input(
+                &name,
+                "drain",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("timeout_ms must be at most {DRAIN_MAX_MS}"),
+            ))
+        }
+    };
+    tracing::info!(target: "riptide_admin", pool = %name, action = "drain", timeout_ms = timeout.as_millis() as u64, "admin write: draining pool");
+    e.closed_here.store(true, Ordering::Relaxed);
+    let result = e.view.drain(timeout).await;
+    let in_use = e.view.stats().in_use;
+    let (drained, still_out) = match result {
+        Ok(()) => (true, None),
+        Err(err) => (
+            false,
+            Some(
+                oldest_first(err.still_out)
+                    .iter()
+                    .map(checked_out_entry)
+                    .collect(),
+            ),
+        ),
+    };
+    tracing::info!(target: "riptide_admin", pool = %name, action = "drain", drained, in_use, "admin write: drain finished");
+    Ok(Json(WriteOutcome {
+        pool: e.name.clone(),
+        action: "drain",
+        previous_max_size: None,
+        max_size: None,
+        closed: Some(true),
+        drained: Some(drained),
+        in_use: Some(in_use),
+        still_out,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_parsing_and_comparison() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h), None);
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  abc "),
+        );
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&h), None);
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer"));
+        assert_eq!(bearer(&h), None);
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"abcd"));
+    }
+}

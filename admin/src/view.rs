@@ -1,0 +1,292 @@
+//! [`PoolView`]: what the admin needs from a pool, as one object-safe trait.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::hash::Hash;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use riptide_pool::{
+    CheckedOut, CircuitState, DrainError, HealthLevel, HealthStatus, PartitionedPool, Pool,
+    PoolStats, Poolable,
+};
+use serde::Serialize;
+
+/// A boxed, `Send` future (what [`PoolView::drain`] returns, so the trait stays
+/// object-safe).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What kind of pool a [`PoolView`] is; shown as `"kind"` in the JSON.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolKind {
+    /// A single pool ([`riptide_pool::Pool`]).
+    Pool,
+    /// A pool per key under a global cap ([`riptide_pool::PartitionedPool`]).
+    Partitioned,
+}
+
+/// A write the pool type does not offer (answered `501 Not Implemented`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsupported;
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("this pool type does not support the operation")
+    }
+}
+
+impl std::error::Error for Unsupported {}
+
+/// The admin's view of one pool: read its figures, and the three writes.
+///
+/// Implemented here for [`Pool<T>`] and [`PartitionedPool<K, T>`]; implement it for a type
+/// of your own (a wrapper around a pool, a pool from another crate) and register it with
+/// [`Admin::pool`](crate::Admin::pool). Methods returning `Option` answer `None` when the
+/// pool type cannot tell; the endpoint then says so (`null` in JSON, `501` for a list).
+pub trait PoolView: Send + Sync + 'static {
+    /// Single or partitioned.
+    fn kind(&self) -> PoolKind {
+        PoolKind::Pool
+    }
+    /// The counters (for a partitioned pool: the totals, `max_size` = the global cap).
+    fn stats(&self) -> PoolStats;
+    /// Health by the thresholds documented on [`HealthLevel`].
+    fn health(&self) -> HealthStatus;
+    /// The factory's circuit breaker, if the pool type exposes one.
+    fn circuit_state(&self) -> Option<CircuitState>;
+    /// Whether the pool was closed, if the pool type can tell.
+    fn is_closed(&self) -> Option<bool>;
+    /// Every partition's key (rendered as text) and stats; `None` for an unpartitioned pool.
+    fn partitions(&self) -> Option<Vec<(String, PoolStats)>> {
+        None
+    }
+    /// The checkouts held right now with the line that took each; `None` if the pool type
+    /// cannot list them.
+    fn checked_out(&self) -> Option<Vec<CheckedOut>>;
+    /// Sets `max_size`.
+    fn resize(&self, max_size: usize) -> Result<(), Unsupported>;
+    /// Closes the pool (idempotent).
+    fn close(&self);
+    /// Closes the pool and waits up to `timeout` for every checkout to come back.
+    fn drain(&self, timeout: Duration) -> BoxFuture<'_, Result<(), DrainError>>;
+}
+
+impl<T: Poolable> PoolView for Pool<T> {
+    fn stats(&self) -> PoolStats {
+        Pool::stats(self)
+    }
+    fn health(&self) -> HealthStatus {
+        Pool::health(self)
+    }
+    fn circuit_state(&self) -> Option<CircuitState> {
+        Some(Pool::circuit_state(self))
+    }
+    fn is_closed(&self) -> Option<bool> {
+        Some(Pool::is_closed(self))
+    }
+    fn checked_out(&self) -> Option<Vec<CheckedOut>> {
+        Some(Pool::checked_out(self))
+    }
+    fn resize(&self, max_size: usize) -> Result<(), Unsupported> {
+        Pool::resize(self, max_size);
+        Ok(())
+    }
+    fn close(&self) {
+        Pool::close(self);
+    }
+    fn drain(&self, timeout: Duration) -> BoxFuture<'_, Result<(), DrainError>> {
+        Box::pin(Pool::drain(self, timeout))
+    }
+}
+
+/// A partitioned pool: its totals, and each key rendered with [`key_text`].
+///
+/// The core does not expose a partitioned pool's breaker state, checked-out list, closed
+/// flag or a resize, so those answer `None` / [`Unsupported`]; health is computed from the
+/// totals by [`health_from_stats`] (the create error rate is not visible, so it counts as
+/// 0). Drain closes every partition and waits until the totals show no object left.
+impl<K, T> PoolView for PartitionedPool<K, T>
+where
+    K: Clone + Eq + Hash + Send + Sync + Debug + 'static,
+    T: Poolable,
+{
+    fn kind(&self) -> PoolKind {
+        PoolKind::Partitioned
+    }
+    fn stats(&self) -> PoolStats {
+        self.totals()
+    }
+    fn health(&self) -> HealthStatus {
+        health_from_stats(&self.totals(), false)
+    }
+    fn circuit_state(&self) -> Option<CircuitState> {
+        None
+    }
+    fn is_closed(&self) -> Option<bool> {
+        None
+    }
+    fn partitions(&self) -> Option<Vec<(String, PoolStats)>> {
+        Some(
+            PartitionedPool::partitions(self)
+                .into_iter()
+                .map(|(k, s)| (key_text(&k), s))
+                .collect(),
+        )
+    }
+    fn checked_out(&self) -> Option<Vec<CheckedOut>> {
+        None
+    }
+    fn resize(&self, _max_size: usize) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn close(&self) {
+        PartitionedPool::close(self);
+    }
+    fn drain(&self, timeout: Duration) -> BoxFuture<'_, Result<(), DrainError>> {
+        Box::pin(async move {
+            PartitionedPool::close(self);
+            let deadline = Instant::now() + timeout;
+            loop {
+                if self.totals().size == 0 {
+                    return Ok(());
+                }
+                if Instant::now() >= deadline {
+                    // The core does not list a partitioned pool's checkouts.
+                    return Err(DrainError {
+                        still_out: Vec::new(),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    }
+}
+
+/// Health from counters alone, by the thresholds documented on [`HealthLevel`], with the
+/// create error rate taken as 0 (used where a pool type has no `health()` of its own: a
+/// partitioned pool's totals, each partition's row). `closed` makes it `Critical`.
+pub fn health_from_stats(s: &PoolStats, closed: bool) -> HealthStatus {
+    let utilization = s.in_use as f64 / s.max_size.max(1) as f64;
+    let waiting = s.pending_acquisitions > 0;
+    let level = if closed {
+        HealthLevel::Critical
+    } else if waiting && utilization >= 1.0 {
+        HealthLevel::Unhealthy
+    } else if utilization >= 0.9 || waiting {
+        HealthLevel::Degraded
+    } else {
+        HealthLevel::Healthy
+    };
+    let score = 100.0 - 40.0 * utilization.min(1.0) - if waiting { 20.0 } else { 0.0 };
+    HealthStatus {
+        level,
+        utilization,
+        error_rate: 0.0,
+        score: score.clamp(0.0, 100.0).round() as u8,
+    }
+}
+
+/// A partition key as text: its `Debug` form, with a string's or char's quotes and escapes
+/// removed (`"acme"` → `acme`, `'x'` → `x`; `42` and `Tenant(7)` stay as they are).
+///
+/// ```
+/// use riptide_admin::key_text;
+/// assert_eq!(key_text(&"acme".to_string()), "acme");
+/// assert_eq!(key_text(&"say \"hi\"\n"), "say \"hi\"\n");
+/// assert_eq!(key_text(&'x'), "x");
+/// assert_eq!(key_text(&42u32), "42");
+/// assert_eq!(key_text(&("eu", 3)), "(\"eu\", 3)");
+/// ```
+pub fn key_text<K: Debug + ?Sized>(key: &K) -> String {
+    let d = format!("{key:?}");
+    for q in ['"', '\''] {
+        if d.len() >= 2 && d.starts_with(q) && d.ends_with(q) {
+            if let Some(s) = unescape_debug(&d[1..d.len() - 1], q) {
+                return s;
+            }
+        }
+    }
+    d
+}
+
+/// Undoes the escaping `Debug` for `str` and `char` writes between the quotes `quote`;
+/// `None` if `s` is not such a body (e.g. it holds an unescaped `quote`: then the `Debug`
+/// output was not a plain string and is shown as it is).
+fn unescape_debug(s: &str, quote: char) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        match c {
+            c if c == quote => return None,
+            '\\' => match it.next()? {
+                'n' => out.push('\n'),
+                'r' => out.push('\r'),
+                't' => out.push('\t'),
+                '0' => out.push('\0'),
+                '\\' => out.push('\\'),
+                '"' => out.push('"'),
+                '\'' => out.push('\''),
+                'u' => {
+                    if it.next()? != '{' {
+                        return None;
+                    }
+                    let mut hex = String::new();
+                    loop {
+                        match it.next()? {
+                            '}' => break,
+                            h if h.is_ascii_hexdigit() && hex.len() < 6 => hex.push(h),
+                            _ => return None,
+                        }
+                    }
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                _ => return None,
+            },
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    #[allow(dead_code)]
+    struct Tenant(u32);
+
+    #[test]
+    fn keys_render_cleanly() {
+        assert_eq!(key_text(&String::from("acme")), "acme");
+        assert_eq!(key_text("tab\there"), "tab\there");
+        assert_eq!(key_text("bell\u{7}"), "bell\u{7}");
+        assert_eq!(key_text("zwj\u{200d}x"), "zwj\u{200d}x");
+        assert_eq!(key_text("it's"), "it's");
+        assert_eq!(key_text(&'\''), "'");
+        assert_eq!(key_text(&Tenant(7)), "Tenant(7)");
+        assert_eq!(key_text(&-3i64), "-3");
+        assert_eq!(key_text(&Some("x")), "Some(\"x\")");
+        // A Debug output that merely looks quoted is left alone.
+        assert_eq!(unescape_debug("a\"b", '"'), None);
+        assert_eq!(key_text(&'"'), "\"");
+    }
+
+    #[test]
+    fn health_thresholds() {
+        let mut s = PoolStats::default();
+        s.max_size = 10;
+        assert_eq!(health_from_stats(&s, false).level, HealthLevel::Healthy);
+        assert_eq!(health_from_stats(&s, true).level, HealthLevel::Critical);
+        s.in_use = 9;
+        assert_eq!(health_from_stats(&s, false).level, HealthLevel::Degraded);
+        s.in_use = 10;
+        s.pending_acquisitions = 2;
+        let h = health_from_stats(&s, false);
+        assert_eq!(h.level, HealthLevel::Unhealthy);
+        assert_eq!(h.score, 40);
+        assert_eq!(h.utilization, 1.0);
+    }
+}
