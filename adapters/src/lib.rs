@@ -6,6 +6,10 @@
 //! - **`wasm`**: `wasm::WasmExtractorPool`, pooled wasmtime component instances running
 //!   the bundled guest (`adapters/guest`) with epoch deadlines, memory limits, a circuit
 //!   breaker and the native extractor as fallback.
+//! - **`postgres`**: `postgres::PgFactory`, pools of tokio-postgres connections with a
+//!   per-connection statement cache, recycling methods that never hand out a dirty session,
+//!   TLS through rustls, per-tenant partitions, and `postgres::embedded`, a throw-away
+//!   server for tests and the pgbench example.
 //!
 //! The extractors are ordinary [`riptide_pool::Poolable`] types made with
 //! `#[derive(Poolable)]`: read `src/native/extractor.rs` to see how to pool your own.
@@ -32,11 +36,15 @@
 #[path = "doc_core.rs"]
 mod doc_core;
 mod error;
+#[cfg(any(feature = "native", feature = "postgres"))]
+mod lru;
 
 pub mod corpus;
 
 #[cfg(feature = "native")]
 pub mod native;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "wasm")]
 pub mod wasm;
 

@@ -3,7 +3,7 @@
 //! selectors and regexes) across uses, clear per-use state in `reset`, and say in
 //! `is_healthy` when an object should not be reused.
 
-use super::lru::Lru;
+use crate::lru::Lru;
 use super::Counters;
 use crate::ExtractError;
 use regex::Regex;

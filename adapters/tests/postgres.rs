@@ -1,0 +1,1 @@
+//! PostgreSQL adapter tests against a real server.
