@@ -7,8 +7,8 @@
 
 mod extractor;
 
-pub use extractor::{NativeExtractor, NativeExtractorType, SCRATCH_KEEP};
 pub use crate::lru::Lru;
+pub use extractor::{NativeExtractor, NativeExtractorType, SCRATCH_KEEP};
 
 use crate::error::{env_parse, env_positive, ConfigError};
 use crate::{ExtractError, ExtractedDoc, ExtractionMode};

@@ -78,8 +78,9 @@ pub(crate) fn split_tls_keys(s: &str) -> Result<(String, TlsKeys), ConfigError> 
         let mut kept = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = percent_decode(v)
-                .ok_or_else(|| ConfigError::Postgres(format!("bad percent-encoding in {pair:?}")))?;
+            let v = percent_decode(v).ok_or_else(|| {
+                ConfigError::Postgres(format!("bad percent-encoding in {pair:?}"))
+            })?;
             if !take_key(&mut keys, k, &v)? {
                 kept.push(pair);
             }
@@ -213,11 +214,11 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 fn roots(path: &Path) -> Result<RootCertStore, ConfigError> {
     let mut store = RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
-        ConfigError::Postgres(format!("sslrootcert {}: {e}", path.display()))
-    })?;
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| ConfigError::Postgres(format!("sslrootcert {}: {e}", path.display())))?;
     for c in certs {
-        let c = c.map_err(|e| ConfigError::Postgres(format!("sslrootcert {}: {e}", path.display())))?;
+        let c =
+            c.map_err(|e| ConfigError::Postgres(format!("sslrootcert {}: {e}", path.display())))?;
         store
             .add(c)
             .map_err(|e| ConfigError::Postgres(format!("sslrootcert {}: {e}", path.display())))?;
@@ -259,7 +260,11 @@ pub(crate) fn tls_setup(keys: &TlsKeys) -> Result<(SslMode, TlsSetup), ConfigErr
         keys.sslrootcert.as_deref().ok_or_else(|| {
             ConfigError::Postgres(format!(
                 "sslmode={} needs sslrootcert (the certificate authority's PEM file)",
-                if mode == Ssl::VerifyCa { "verify-ca" } else { "verify-full" }
+                if mode == Ssl::VerifyCa {
+                    "verify-ca"
+                } else {
+                    "verify-full"
+                }
             ))
         })
     };
@@ -406,7 +411,11 @@ impl AsyncRead for Socket {
 }
 
 impl AsyncWrite for Socket {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Socket::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Socket::Unix(s) => Pin::new(s).poll_write(cx, buf),
@@ -468,11 +477,7 @@ pub(crate) struct Connected {
     pub closed: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn open_socket(
-    cfg: &tokio_postgres::Config,
-    addr: &Target,
-    port: u16,
-) -> io::Result<Socket> {
+async fn open_socket(cfg: &tokio_postgres::Config, addr: &Target, port: u16) -> io::Result<Socket> {
     let connect = async {
         match addr {
             Target::Tcp(host) => {
@@ -493,9 +498,9 @@ async fn open_socket(
         }
     };
     let sock = match cfg.get_connect_timeout() {
-        Some(d) => tokio::time::timeout(*d, connect).await.map_err(|_| {
-            io::Error::new(io::ErrorKind::TimedOut, "connect_timeout reached")
-        })??,
+        Some(d) => tokio::time::timeout(*d, connect)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect_timeout reached"))??,
         None => connect.await?,
     };
     if let Socket::Tcp(s) = &sock {
@@ -574,14 +579,20 @@ async fn connect_one(
             Target::Tcp(h) => format!("{h}:{port}"),
             Target::Unix(d) => format!("{}/.s.PGSQL.{port}", d.display()),
         };
-        Box::new(io::Error::new(e.kind(), format!("connecting to {what}: {e}")))
+        Box::new(io::Error::new(
+            e.kind(),
+            format!("connecting to {what}: {e}"),
+        ))
     })?;
     let wire = Wire::new();
     let stream = Tap::new(sock, wire.clone(), 1);
     let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
     let client = match tls {
         TlsSetup::Off => {
-            let (client, conn) = cfg.connect_raw(stream, NoTls).await?;
+            let (client, conn) = cfg
+                .connect_raw(stream, NoTls)
+                .await
+                .map_err(super::ConnectError::new)?;
             wire.activate();
             tokio::spawn(drive(conn, wire.clone(), closed_rx));
             client
@@ -590,12 +601,17 @@ async fn connect_one(
             let mut make = tokio_postgres_rustls::MakeRustlsConnect::new((**config).clone());
             let inner = <tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<
                 Tap<Socket>,
-            >>::make_tls_connect(&mut make, hostname.unwrap_or("localhost"))?;
+            >>::make_tls_connect(
+                &mut make, hostname.unwrap_or("localhost")
+            )?;
             let tls = TapTls {
                 inner,
                 wire: wire.clone(),
             };
-            let (client, conn) = cfg.connect_raw(stream, tls).await?;
+            let (client, conn) = cfg
+                .connect_raw(stream, tls)
+                .await
+                .map_err(super::ConnectError::new)?;
             wire.activate();
             tokio::spawn(drive(conn, wire.clone(), closed_rx));
             client
@@ -603,7 +619,10 @@ async fn connect_one(
     };
     let want = cfg.get_target_session_attrs();
     if want != TargetSessionAttrs::Any {
-        let rows = client.simple_query("SHOW transaction_read_only").await?;
+        let rows = client
+            .simple_query("SHOW transaction_read_only")
+            .await
+            .map_err(super::ConnectError::new)?;
         let ro = rows.iter().find_map(|m| match m {
             tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(|v| v == "on"),
             _ => None,

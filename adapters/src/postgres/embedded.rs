@@ -145,7 +145,9 @@ fn run_as() -> Result<Option<(u32, u32)>, EmbeddedError> {
 
 fn free_port() -> Result<u16, EmbeddedError> {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io_err("finding a free port"))?;
-    Ok(l.local_addr().map_err(io_err("finding a free port"))?.port())
+    Ok(l.local_addr()
+        .map_err(io_err("finding a free port"))?
+        .port())
 }
 
 fn temp_dir(prefix: &str) -> Result<PathBuf, EmbeddedError> {
@@ -169,7 +171,41 @@ fn command(bin: &Path, user: Option<(u32, u32)>) -> Command {
         c.uid(uid).gid(gid);
     }
     c.stdin(Stdio::null());
+    #[cfg(target_os = "linux")]
+    // SAFETY: the closure runs in the forked child before exec and calls only prctl(2),
+    // which is async-signal-safe; it allocates nothing and touches no lock.
+    unsafe {
+        // If the thread that started it dies (a test process that panicked or was killed,
+        // an example stopped with Ctrl-C), the child gets SIGQUIT: PostgreSQL's immediate
+        // shutdown. Set after the uid change above, which would clear it.
+        c.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT as libc::c_ulong) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     c
+}
+
+/// Removes the directories of earlier servers whose process is gone (killed before
+/// their `Drop` ran).
+fn sweep_stale(prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
+            continue;
+        };
+        let Some(pid) = rest.strip_prefix('-').and_then(|r| r.split('-').next()) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 fn run(mut c: Command, what: &str) -> Result<(), EmbeddedError> {
@@ -187,8 +223,11 @@ fn run(mut c: Command, what: &str) -> Result<(), EmbeddedError> {
 }
 
 fn chown_tree(p: &Path, user: Option<(u32, u32)>) -> Result<(), EmbeddedError> {
-    let Some((uid, gid)) = user else { return Ok(()) };
-    std::os::unix::fs::chown(p, Some(uid), Some(gid)).map_err(io_err(format!("chown {}", p.display())))?;
+    let Some((uid, gid)) = user else {
+        return Ok(());
+    };
+    std::os::unix::fs::chown(p, Some(uid), Some(gid))
+        .map_err(io_err(format!("chown {}", p.display())))?;
     if p.is_dir() {
         for e in std::fs::read_dir(p).map_err(io_err(format!("reading {}", p.display())))? {
             chown_tree(&e.map_err(io_err("reading a directory"))?.path(), user)?;
@@ -265,6 +304,8 @@ impl EmbeddedPostgres {
     fn create(b: EmbeddedBuilder) -> Result<EmbeddedPostgres, EmbeddedError> {
         let bin = bindir()?;
         let user = run_as()?;
+        sweep_stale("riptide-pg");
+        sweep_stale("riptide-pgbouncer");
         let dir = temp_dir("riptide-pg")?;
         let guard = DirGuard(Some(dir.clone()));
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
@@ -302,9 +343,17 @@ impl EmbeddedPostgres {
             ("synchronous_commit".into(), "off".into()),
             ("full_page_writes".into(), "off".into()),
             ("ssl".into(), "on".into()),
-            ("ssl_cert_file".into(), dir.join("server.crt").display().to_string()),
-            ("ssl_key_file".into(), dir.join("server.key").display().to_string()),
+            (
+                "ssl_cert_file".into(),
+                dir.join("server.crt").display().to_string(),
+            ),
+            (
+                "ssl_key_file".into(),
+                dir.join("server.key").display().to_string(),
+            ),
             ("logging_collector".into(), "off".into()),
+            // A backend whose client went away stops its query within a second.
+            ("client_connection_check_interval".into(), "1s".into()),
         ];
         settings.extend(b.settings);
         for (k, v) in settings {
@@ -357,7 +406,15 @@ impl EmbeddedPostgres {
                 }
             }
             let ok = command(&self.bin.join("pg_isready"), None)
-                .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string(), "-t", "1"])
+                .args([
+                    "-q",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-t",
+                    "1",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
@@ -415,7 +472,16 @@ impl EmbeddedPostgres {
     pub fn psql(&self, sql: &str) -> Result<String, EmbeddedError> {
         let out = command(&self.bin.join("psql"), None)
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", SUPERUSER, "-d", "postgres"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                SUPERUSER,
+                "-d",
+                "postgres",
+            ])
             .args(["-c", sql])
             .env("PGPASSWORD", PASSWORD)
             .env("PGSSLMODE", "disable")
@@ -435,7 +501,8 @@ impl EmbeddedPostgres {
     /// backend killed), as a crash would.
     pub fn stop_immediate(&self) -> Result<(), EmbeddedError> {
         let mut c = command(&self.bin.join("pg_ctl"), self.user);
-        c.args(["stop", "-m", "immediate", "-w", "-D"]).arg(self.dir.join("data"));
+        c.args(["stop", "-m", "immediate", "-w", "-D"])
+            .arg(self.dir.join("data"));
         let r = run(c, "pg_ctl stop -m immediate");
         if let Some(mut child) = self.child.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = child.wait();
@@ -446,7 +513,12 @@ impl EmbeddedPostgres {
     /// Starts the server again after [`stop_immediate`](Self::stop_immediate) (same port,
     /// same data; it recovers from the crash first).
     pub fn restart(&self) -> Result<(), EmbeddedError> {
-        if self.child.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+        if self
+            .child
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+        {
             return Err(EmbeddedError::Failed("the server is still running".into()));
         }
         self.start_server()
@@ -457,7 +529,9 @@ impl EmbeddedPostgres {
     /// server connections. It logs in as the superuser whatever the client's user.
     pub fn pgbouncer(&self, pool_mode: &str, server_pool: u32) -> Result<PgBouncer, EmbeddedError> {
         let exe = which("pgbouncer").ok_or_else(|| {
-            EmbeddedError::NotInstalled("pgbouncer is not on PATH (apt-get install pgbouncer)".into())
+            EmbeddedError::NotInstalled(
+                "pgbouncer is not on PATH (apt-get install pgbouncer)".into(),
+            )
         })?;
         let dir = temp_dir("riptide-pgbouncer")?;
         let guard = DirGuard(Some(dir.clone()));
@@ -489,10 +563,14 @@ impl EmbeddedPostgres {
         while std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
             if let Some(Ok(Some(status))) = b.child.as_mut().map(|c| c.try_wait()) {
                 let log = std::fs::read_to_string(b.dir.join("pgbouncer.log")).unwrap_or_default();
-                return Err(EmbeddedError::Failed(format!("pgbouncer exited ({status}): {log}")));
+                return Err(EmbeddedError::Failed(format!(
+                    "pgbouncer exited ({status}): {log}"
+                )));
             }
             if t0.elapsed() > Duration::from_secs(20) {
-                return Err(EmbeddedError::Failed("pgbouncer did not listen within 20 s".into()));
+                return Err(EmbeddedError::Failed(
+                    "pgbouncer did not listen within 20 s".into(),
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -502,7 +580,11 @@ impl EmbeddedPostgres {
 
 impl Drop for EmbeddedPostgres {
     fn drop(&mut self) {
-        let running = self.child.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+        let running = self
+            .child
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
         if running {
             let _ = self.stop_immediate();
         }
@@ -597,7 +679,9 @@ pub fn new_ca(
     let key = rcgen::KeyPair::generate()?;
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
     params.key_usages = vec![
         rcgen::KeyUsagePurpose::KeyCertSign,
         rcgen::KeyUsagePurpose::CrlSign,

@@ -98,7 +98,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
-use riptide_pool::{BoxError, Factory, PartitionedPool, PartitionedPoolBuilder, Pool, PoolBuilder, Poolable};
+use riptide_pool::{
+    BoxError, Factory, PartitionedPool, PartitionedPoolBuilder, Pool, PoolBuilder, Poolable,
+};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row, Statement};
 
@@ -208,6 +210,56 @@ impl PgMetrics {
 const CLEAN_SQL: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
                          SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES";
 
+/// How long a checkout waits for work the previous user left queued.
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A failed connect: the server's own message (severity, text, SQLSTATE) when it sent one,
+/// else what the socket or TLS layer said. The `tokio_postgres::Error` is its source.
+#[derive(Debug)]
+pub struct ConnectError {
+    message: String,
+    source: tokio_postgres::Error,
+}
+
+impl ConnectError {
+    fn new(e: tokio_postgres::Error) -> Self {
+        let message = match e.as_db_error() {
+            Some(db) => format!(
+                "{}: {} (SQLSTATE {})",
+                db.severity(),
+                db.message(),
+                db.code().code()
+            ),
+            None => {
+                let mut m = e.to_string();
+                let mut cur = std::error::Error::source(&e);
+                while let Some(c) = cur {
+                    let text = c.to_string();
+                    if !m.contains(&text) {
+                        m.push_str(": ");
+                        m.push_str(&text);
+                    }
+                    cur = c.source();
+                }
+                m
+            }
+        };
+        ConnectError { message, source: e }
+    }
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "postgres connect: {}", self.message)
+    }
+}
+
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
 #[derive(Debug)]
 struct Settings {
     config: tokio_postgres::Config,
@@ -233,9 +285,10 @@ impl PgFactory {
     /// work, is a [`ConfigError::Postgres`] naming the problem.
     pub fn new(conn_str: &str) -> Result<PgFactory, ConfigError> {
         let (rest, keys) = connect::split_tls_keys(conn_str)?;
-        let mut config: tokio_postgres::Config = rest
-            .parse()
-            .map_err(|e: tokio_postgres::Error| ConfigError::Postgres(format!("connection string: {e}")))?;
+        let mut config: tokio_postgres::Config =
+            rest.parse().map_err(|e: tokio_postgres::Error| {
+                ConfigError::Postgres(format!("connection string: {e}"))
+            })?;
         let (mode, tls) = connect::tls_setup(&keys)?;
         config.ssl_mode(mode);
         Self::from_parts(config, tls)
@@ -263,10 +316,14 @@ impl PgFactory {
         tls: TlsSetup,
     ) -> Result<PgFactory, ConfigError> {
         if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
-            return Err(ConfigError::Postgres("no host in the connection settings".into()));
+            return Err(ConfigError::Postgres(
+                "no host in the connection settings".into(),
+            ));
         }
         if config.get_user().is_none() {
-            return Err(ConfigError::Postgres("no user in the connection settings".into()));
+            return Err(ConfigError::Postgres(
+                "no user in the connection settings".into(),
+            ));
         }
         if config.get_application_name().is_none() {
             config.application_name("riptide");
@@ -320,7 +377,9 @@ impl PgFactory {
     /// required (`sslmode=require`), and the configuration's verifier decides what is
     /// accepted.
     pub fn tls(mut self, config: rustls::ClientConfig) -> Self {
-        self.s.config.ssl_mode(tokio_postgres::config::SslMode::Require);
+        self.s
+            .config
+            .ssl_mode(tokio_postgres::config::SslMode::Require);
         self.s.tls = TlsSetup::On(Arc::new(config));
         self
     }
@@ -383,8 +442,8 @@ impl Factory<PgConn> for PgCreate {
         let s = self.0.clone();
         async move { create(&s, &s.config).await }
     }
-    fn validate(&self, conn: &mut PgConn) -> impl Future<Output = bool> + Send {
-        async move { conn.ping().await.is_ok() }
+    async fn validate(&self, conn: &mut PgConn) -> bool {
+        conn.ping().await.is_ok()
     }
 }
 
@@ -649,14 +708,17 @@ impl PgConn {
     /// Sends `sql` as a simple query without waiting for the answer (it is ordered before
     /// anything sent after it). `false` if it could not be sent.
     fn send(&self, sql: &str) -> bool {
-        matches!(poll_once(self.client.simple_query_raw(sql)), Poll::Ready(Ok(_)))
+        matches!(
+            poll_once(self.client.simple_query_raw(sql)),
+            Poll::Ready(Ok(_))
+        )
     }
 
     /// Return-time judgement (synchronous, from the wire's state).
     fn on_return(&mut self) {
         let m = &self.settings.metrics;
         let s = self.wire.snapshot();
-        if self.client.is_closed() || s.unknown || s.in_flight > 0 {
+        if self.client.is_closed() || s.unknown || s.heavy > 0 {
             self.doomed = true;
             m.discarded_on_return.fetch_add(1, Relaxed);
             return;
@@ -718,7 +780,11 @@ impl PgConn {
     async fn settle(&mut self, base: u64) -> Result<(), BoxError> {
         let mut s = self.wire.snapshot();
         if !s.settled || s.in_flight > 0 {
-            self.ping().await?;
+            // Behind whatever was queued; a request that keeps the session busy this long
+            // (one cancelled before it was even written) costs the connection instead.
+            tokio::time::timeout(SETTLE_LIMIT, self.ping())
+                .await
+                .map_err(|_| "the previous use left the session busy")??;
             s = self.wire.snapshot();
         }
         if s.unknown {

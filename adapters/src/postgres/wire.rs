@@ -41,6 +41,8 @@ pub(crate) struct Wire {
     sent: AtomicU64,
     /// Request cycles closed (each `ReadyForQuery`, or a `Sync` the server ignores).
     ready: AtomicU64,
+    /// Cycles in flight that are not light (see `Cycle::light`).
+    heavy: AtomicU64,
     /// Status byte of the last `ReadyForQuery`.
     status: AtomicU8,
     /// `ErrorResponse`s read.
@@ -63,6 +65,9 @@ const ENDED: u8 = 4;
 pub(crate) struct Snapshot {
     /// Request cycles written and not yet answered.
     pub in_flight: u64,
+    /// Of those, the ones that may run long or change state (anything but a `ROLLBACK`
+    /// or statement closes).
+    pub heavy: u64,
     /// Status byte of the last `ReadyForQuery`.
     pub status: u8,
     /// `ErrorResponse`s read so far.
@@ -81,6 +86,7 @@ impl Wire {
             tls: AtomicBool::new(false),
             sent: AtomicU64::new(0),
             ready: AtomicU64::new(0),
+            heavy: AtomicU64::new(0),
             status: AtomicU8::new(IDLE),
             errors: AtomicU64::new(0),
             write_blocked: AtomicBool::new(false),
@@ -111,6 +117,7 @@ impl Wire {
         let sent = self.sent.load(Ordering::Acquire);
         Snapshot {
             in_flight: sent.saturating_sub(ready),
+            heavy: self.heavy.load(Ordering::Acquire),
             status: self.status.load(Ordering::Acquire),
             errors: self.errors.load(Ordering::Acquire),
             settled: driver == 0 && !self.write_blocked.load(Ordering::Acquire),
@@ -126,8 +133,12 @@ pub(crate) struct Tap<S> {
     layer: u8,
     rd: Frames,
     wr: Frames,
-    /// Kinds of the request cycles written and not yet closed: `true` for a `Sync`.
-    cycles: VecDeque<bool>,
+    /// The request cycles written and not yet closed, oldest first.
+    cycles: VecDeque<Cycle>,
+    /// The extended-protocol cycle being written has only `Close` messages so far.
+    light: bool,
+    /// The extended-protocol cycle being written has an `Execute`.
+    executes: bool,
 }
 
 impl<S> Tap<S> {
@@ -139,6 +150,8 @@ impl<S> Tap<S> {
             rd: Frames::default(),
             wr: Frames::default(),
             cycles: VecDeque::new(),
+            light: true,
+            executes: false,
         }
     }
 
@@ -155,15 +168,37 @@ impl<S> Tap<S> {
             return;
         }
         let Tap {
-            wr, wire, cycles, ..
+            wr,
+            wire,
+            cycles,
+            light,
+            executes,
+            ..
         } = self;
-        wr.feed(bytes, |ty, _first| match ty {
-            b'Q' | b'S' => {
-                cycles.push_back(ty == b'S');
-                wire.sent.fetch_add(1, Ordering::Release);
-                Event::None
+        wr.feed(bytes, |ty, prefix| match ty {
+            b'Q' => {
+                // A `ROLLBACK` (what a dropped `Transaction` sends) is quick and leaves no
+                // state: light. Any other query may run for long: heavy.
+                let is_light = prefix.starts_with(b"ROLLBACK");
+                open_cycle(wire, cycles, false, is_light);
             }
-            _ => Event::None,
+            b'S' => {
+                let is_light = *light;
+                let execute = *executes;
+                *light = true;
+                *executes = false;
+                open_cycle(wire, cycles, true, is_light);
+                if let Some(c) = cycles.back_mut() {
+                    c.execute = execute;
+                }
+            }
+            // `Close` (a dropped statement) keeps a cycle light; anything else makes it heavy.
+            b'C' => {}
+            b'E' => {
+                *light = false;
+                *executes = true;
+            }
+            _ => *light = false,
         });
     }
 
@@ -174,37 +209,38 @@ impl<S> Tap<S> {
         let Tap {
             rd, wire, cycles, ..
         } = self;
-        rd.feed(bytes, |ty, first| {
-            match ty {
-                b'Z' => {
-                    if let Some(status) = first {
-                        cycles.pop_front();
-                        wire.status.store(status, Ordering::Release);
-                        wire.ready.fetch_add(1, Ordering::Release);
-                    } else {
-                        return Event::WantFirstByte;
-                    }
-                }
-                b'E' => {
-                    wire.errors.fetch_add(1, Ordering::Release);
-                }
-                b'G' => {
-                    // COPY FROM STDIN started. After an extended-protocol request the
-                    // `Sync` written behind its `Execute` is ignored by the server: that
-                    // cycle closes here. After a simple `Query`, the server waits for data
-                    // tokio-postgres never sends on that path: give up on tracking.
-                    match cycles.front() {
-                        Some(true) => {
-                            cycles.pop_front();
-                            wire.ready.fetch_add(1, Ordering::Release);
-                        }
-                        _ => wire.lost.store(true, Ordering::Release),
-                    }
-                }
-                b'W' => wire.lost.store(true, Ordering::Release),
-                _ => {}
+        rd.feed(bytes, |ty, prefix| match ty {
+            b'Z' => {
+                close_cycle(wire, cycles);
+                wire.status
+                    .store(prefix.first().copied().unwrap_or(0), Ordering::Release);
             }
-            Event::None
+            b'E' => {
+                wire.errors.fetch_add(1, Ordering::Release);
+                // After an error the server skips to the end of the cycle: nothing of it
+                // runs any more.
+                lighten(wire, cycles);
+            }
+            // An extended-protocol cycle (one `Execute` at most, as tokio-postgres sends)
+            // is over once its command completed, or, without an `Execute`, once the
+            // statement is described: only `ReadyForQuery` is left.
+            b'C' | b'I' | b's' if cycles.front().is_some_and(|c| c.sync) => lighten(wire, cycles),
+            b'T' | b'n' if cycles.front().is_some_and(|c| c.sync && !c.execute) => {
+                lighten(wire, cycles)
+            }
+            b'G' => {
+                // COPY FROM STDIN started. After an extended-protocol request the `Sync`
+                // written behind its `Execute` is ignored by the server: that cycle closes
+                // here. After a simple `Query`, the server waits for data tokio-postgres
+                // never sends on that path: give up on tracking.
+                if cycles.front().is_some_and(|c| c.sync) {
+                    close_cycle(wire, cycles);
+                } else {
+                    wire.lost.store(true, Ordering::Release);
+                }
+            }
+            b'W' => wire.lost.store(true, Ordering::Release),
+            _ => {}
         });
         if rd.broken {
             wire.lost.store(true, Ordering::Release);
@@ -212,36 +248,86 @@ impl<S> Tap<S> {
     }
 }
 
-enum Event {
-    None,
-    /// Call again with the first payload byte (for `ReadyForQuery`'s status).
-    WantFirstByte,
+/// A request cycle written and not yet answered.
+struct Cycle {
+    /// Opened by a `Sync` (extended protocol), not a simple `Query`.
+    sync: bool,
+    /// Nothing of it can run for long any more: only `ROLLBACK` or statement closes, or
+    /// what is left after its command completed or failed.
+    light: bool,
+    /// It has an `Execute`.
+    execute: bool,
 }
 
-/// Incremental parser of `type (1 byte) + length (4 bytes, counts itself) + payload` frames.
+fn lighten(wire: &Wire, cycles: &mut VecDeque<Cycle>) {
+    if let Some(c) = cycles.front_mut() {
+        if !c.light {
+            c.light = true;
+            wire.heavy.fetch_sub(1, Ordering::Release);
+        }
+    }
+}
+
+fn open_cycle(wire: &Wire, cycles: &mut VecDeque<Cycle>, sync: bool, light: bool) {
+    cycles.push_back(Cycle {
+        sync,
+        light,
+        execute: false,
+    });
+    if !light {
+        wire.heavy.fetch_add(1, Ordering::Release);
+    }
+    wire.sent.fetch_add(1, Ordering::Release);
+}
+
+fn close_cycle(wire: &Wire, cycles: &mut VecDeque<Cycle>) {
+    if let Some(c) = cycles.pop_front() {
+        if !c.light {
+            wire.heavy.fetch_sub(1, Ordering::Release);
+        }
+    }
+    wire.ready.fetch_add(1, Ordering::Release);
+}
+
+/// Payload bytes reported with each frame (enough for `ROLLBACK\0` and a status byte).
+const PREFIX: usize = 16;
+
+/// Incremental parser of `type (1 byte) + length (4 bytes, counts itself) + payload`
+/// frames. Each frame is reported once, with the first (up to [`PREFIX`]) payload bytes.
 #[derive(Default)]
 struct Frames {
     header: [u8; 5],
     have: usize,
-    /// Payload bytes still to skip in the current frame.
-    skip: u64,
-    /// The current frame wants its first payload byte reported.
-    want_first: bool,
+    /// Payload bytes of the current frame not yet seen.
+    left: u64,
+    prefix: [u8; PREFIX],
+    /// Prefix bytes collected; the frame is reported when it reaches `want`.
+    got: usize,
+    want: usize,
     ty: u8,
     broken: bool,
 }
 
 impl Frames {
-    fn feed(&mut self, mut bytes: &[u8], mut on: impl FnMut(u8, Option<u8>) -> Event) {
+    fn feed(&mut self, mut bytes: &[u8], mut on: impl FnMut(u8, &[u8])) {
         while !bytes.is_empty() && !self.broken {
-            if self.skip > 0 {
-                if self.want_first {
-                    self.want_first = false;
-                    on(self.ty, Some(bytes[0]));
+            if self.have == 5 {
+                if self.got < self.want {
+                    let n = (self.want - self.got).min(bytes.len());
+                    self.prefix[self.got..self.got + n].copy_from_slice(&bytes[..n]);
+                    self.got += n;
+                    self.left -= n as u64;
+                    bytes = &bytes[n..];
+                    if self.got == self.want {
+                        on(self.ty, &self.prefix[..self.got]);
+                    }
                 }
-                let n = self.skip.min(bytes.len() as u64) as usize;
-                self.skip -= n as u64;
+                let n = self.left.min(bytes.len() as u64) as usize;
+                self.left -= n as u64;
                 bytes = &bytes[n..];
+                if self.left == 0 && self.got == self.want {
+                    self.have = 0;
+                }
                 continue;
             }
             let n = (5 - self.have).min(bytes.len());
@@ -251,7 +337,6 @@ impl Frames {
             if self.have < 5 {
                 break;
             }
-            self.have = 0;
             self.ty = self.header[0];
             let len = u32::from_be_bytes([
                 self.header[1],
@@ -263,11 +348,12 @@ impl Frames {
                 self.broken = true;
                 break;
             }
-            self.skip = u64::from(len - 4);
-            match on(self.ty, None) {
-                Event::WantFirstByte if self.skip > 0 => self.want_first = true,
-                Event::WantFirstByte => self.broken = true,
-                Event::None => {}
+            self.left = u64::from(len - 4);
+            self.got = 0;
+            self.want = (self.left as usize).min(PREFIX);
+            if self.want == 0 {
+                on(self.ty, &[]);
+                self.have = 0;
             }
         }
     }
@@ -430,27 +516,23 @@ mod tests {
     fn frames_split_anywhere_are_parsed() {
         let mut bytes = frame(b'C', b"SELECT 1\0");
         bytes.extend(frame(b'Z', b"T"));
-        bytes.extend(frame(b'E', b"xyz"));
+        bytes.extend(frame(b'E', b"a long error message, longer than the prefix"));
+        bytes.extend(frame(b'1', b""));
         bytes.extend(frame(b'Z', b"E"));
         for split in 1..bytes.len() {
             let mut f = Frames::default();
             let mut seen = Vec::new();
             for chunk in bytes.chunks(split) {
-                f.feed(chunk, |ty, first| {
-                    if ty == b'Z' && first.is_none() {
-                        return Event::WantFirstByte;
-                    }
-                    seen.push((ty, first));
-                    Event::None
-                });
+                f.feed(chunk, |ty, prefix| seen.push((ty, prefix.to_vec())));
             }
             assert_eq!(
                 seen,
                 [
-                    (b'C', None),
-                    (b'Z', Some(b'T')),
-                    (b'E', None),
-                    (b'Z', Some(b'E'))
+                    (b'C', b"SELECT 1\0".to_vec()),
+                    (b'Z', b"T".to_vec()),
+                    (b'E', b"a long error mes".to_vec()),
+                    (b'1', vec![]),
+                    (b'Z', b"E".to_vec())
                 ],
                 "chunks of {split}"
             );
@@ -461,7 +543,7 @@ mod tests {
     #[test]
     fn a_bad_length_marks_the_stream_lost() {
         let mut f = Frames::default();
-        f.feed(&[b'Z', 0, 0, 0, 2], |_, _| Event::None);
+        f.feed(&[b'Z', 0, 0, 0, 2], |_, _| {});
         assert!(f.broken);
     }
 }
