@@ -56,6 +56,12 @@ pub use error::{ConfigError, ExtractError};
 #[doc = include_str!("../../docs/adapters.md")]
 pub struct AdaptersGuide;
 
+/// The PostgreSQL section of docs/adapters.md, doctested with `postgres` alone (with `wasm`
+/// on, `AdaptersGuide` covers the whole file).
+#[cfg(all(doctest, feature = "postgres", not(feature = "wasm")))]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/postgres_guide.md"))]
+pub struct PostgresGuide;
+
 /// Document-level helpers shared by the native extractor and the WASM guest (the guest
 /// compiles the very same source file).
 pub mod doc {

@@ -171,6 +171,8 @@ pub struct PgMetricsSnapshot {
     pub discarded_on_return: u64,
     /// Checkouts whose recycling check failed (the connection was destroyed instead).
     pub recycle_failures: u64,
+    /// Checkouts that waited for the previous user's queued work with a round trip.
+    pub settle_round_trips: u64,
 }
 
 #[derive(Debug, Default)]
@@ -182,6 +184,7 @@ struct MetricsInner {
     rollbacks_on_return: AtomicU64,
     discarded_on_return: AtomicU64,
     recycle_failures: AtomicU64,
+    settle_round_trips: AtomicU64,
 }
 
 /// Live counters of one factory's connections; cheap to clone.
@@ -200,6 +203,7 @@ impl PgMetrics {
             rollbacks_on_return: m.rollbacks_on_return.load(Relaxed),
             discarded_on_return: m.discarded_on_return.load(Relaxed),
             recycle_failures: m.recycle_failures.load(Relaxed),
+            settle_round_trips: m.settle_round_trips.load(Relaxed),
         }
     }
 }
@@ -779,7 +783,20 @@ impl PgConn {
     /// and no error from it.
     async fn settle(&mut self, base: u64) -> Result<(), BoxError> {
         let mut s = self.wire.snapshot();
+        // The driver task is usually just finishing the poll that answered the previous
+        // user: give it a moment before paying a round trip.
+        for _ in 0..4 {
+            if s.settled && s.in_flight == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+            s = self.wire.snapshot();
+        }
         if !s.settled || s.in_flight > 0 {
+            self.settings
+                .metrics
+                .settle_round_trips
+                .fetch_add(1, Relaxed);
             // Behind whatever was queued; a request that keeps the session busy this long
             // (one cancelled before it was even written) costs the connection instead.
             tokio::time::timeout(SETTLE_LIMIT, self.ping())
