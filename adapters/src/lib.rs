@@ -52,7 +52,7 @@ pub use doc_core::{ExtractedDoc, ExtractionMode};
 pub use error::{ConfigError, ExtractError};
 
 /// docs/adapters.md, whose examples are compiled as doctests.
-#[cfg(all(doctest, feature = "wasm"))]
+#[cfg(all(doctest, feature = "wasm", feature = "postgres"))]
 #[doc = include_str!("../../docs/adapters.md")]
 pub struct AdaptersGuide;
 

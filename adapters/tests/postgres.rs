@@ -885,3 +885,58 @@ async fn a_hard_stop_under_load_then_a_restart() {
         "hard stop: serving again {back_after:?} after the restart; slowest error {slowest:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_in_keeps_the_connection_and_an_abandoned_copy_never_leaks() {
+    use futures_util::SinkExt;
+    let Some(pg) = shared() else { return };
+    let t = unique("copy_in");
+    setup_table(pg, &t).await;
+    let adm = admin(pg).await;
+    let pool = pool_of(pg, |f| f, 1);
+    let c = pool.get().await.unwrap();
+    let id = Pooled::id(&c);
+    {
+        let sink = c
+            .copy_in::<_, std::io::Cursor<Vec<u8>>>(&*format!("COPY {t} FROM STDIN"))
+            .await
+            .unwrap();
+        let mut sink = std::pin::pin!(sink);
+        for i in 0..100 {
+            let line = format!("{i}\trow {i}\n");
+            sink.send(std::io::Cursor::new(line.into_bytes()))
+                .await
+                .unwrap();
+        }
+        assert_eq!(sink.as_mut().finish().await.unwrap(), 100);
+    }
+    drop(c);
+    let c = pool.get().await.unwrap();
+    assert_eq!(
+        Pooled::id(&c),
+        id,
+        "a finished COPY leaves the connection reusable"
+    );
+    // A COPY abandoned half-way: the client sends CopyFail; whatever the pool decides, the
+    // next user gets an idle session and none of the abandoned rows.
+    {
+        let sink = c
+            .copy_in::<_, std::io::Cursor<Vec<u8>>>(&*format!("COPY {t} FROM STDIN"))
+            .await
+            .unwrap();
+        let mut sink = std::pin::pin!(sink);
+        sink.send(std::io::Cursor::new(b"1000\tabandoned\n".to_vec()))
+            .await
+            .unwrap();
+    }
+    drop(c);
+    let c = pool.get().await.unwrap();
+    let pid = backend_pid(&c).await;
+    assert_eq!(state_of(&adm, pid).await, "idle");
+    let n: i64 = c
+        .query_one(&*format!("SELECT count(*) FROM {t}"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 100);
+}
