@@ -38,6 +38,10 @@ struct Args {
     seconds: f64,
     scale: u32,
     compare: bool,
+    /// `--compare` sections: tpcb, select1, cache.
+    sections: Vec<String>,
+    sizes: Vec<usize>,
+    task_counts: Vec<usize>,
     rounds: usize,
     cell_seconds: f64,
 }
@@ -49,6 +53,9 @@ fn args() -> Result<Args, BoxError> {
         seconds: 10.0,
         scale: 10,
         compare: false,
+        sections: vec!["tpcb".into(), "select1".into(), "cache".into()],
+        sizes: vec![8, 16],
+        task_counts: vec![8, 64, 256],
         rounds: 3,
         cell_seconds: 3.0,
     };
@@ -63,15 +70,22 @@ fn args() -> Result<Args, BoxError> {
             "--rounds" => a.rounds = v()?.parse()?,
             "--cell-seconds" => a.cell_seconds = v()?.parse()?,
             "--compare" => a.compare = true,
+            "--only" => a.sections = v()?.split(',').map(str::to_owned).collect(),
+            "--pools" => a.sizes = list(&v()?)?,
+            "--task-counts" => a.task_counts = list(&v()?)?,
             "-h" | "--help" => {
                 println!(
                     "pgbench [--tasks N] [--pool N] [--seconds S] [--scale N] \
-                     [--compare [--rounds N] [--cell-seconds S]]"
+                     [--compare [--rounds N] [--cell-seconds S] [--only tpcb,select1,cache] \
+                     [--pools 8,16] [--task-counts 8,64,256]]"
                 );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}").into()),
         }
+    }
+    if a.sizes.contains(&0) || a.task_counts.contains(&0) {
+        return Err("--pools and --task-counts take positive numbers".into());
     }
     if a.tasks == 0 || a.pool == 0 || a.scale == 0 || a.rounds == 0 {
         return Err("--tasks, --pool, --scale and --rounds must be at least 1".into());
@@ -80,6 +94,12 @@ fn args() -> Result<Args, BoxError> {
         return Err("--seconds and --cell-seconds must be positive".into());
     }
     Ok(a)
+}
+
+fn list(v: &str) -> Result<Vec<usize>, BoxError> {
+    v.split(',')
+        .map(|x| x.trim().parse::<usize>().map_err(Into::into))
+        .collect()
 }
 
 const ACCOUNTS_PER_BRANCH: i32 = 100_000;
@@ -596,8 +616,12 @@ fn median<T: Copy + PartialOrd>(v: &[T]) -> T {
 async fn compare(url: &str, a: &Args) -> Result<(), BoxError> {
     let scale = Scale(a.scale as i32);
     let libs = ["riptide", "deadpool", "bb8"];
-    let sizes = [8usize, 16];
-    let task_counts = [8usize, 64, 256];
+    let sizes = if a.sections.iter().any(|x| x == "tpcb") {
+        a.sizes.clone()
+    } else {
+        vec![]
+    };
+    let task_counts = a.task_counts.clone();
     let cell = Duration::from_secs_f64(a.cell_seconds);
     let warm = Duration::from_millis(300);
     let mut cells: Vec<Cell> = Vec::new();
@@ -681,6 +705,19 @@ async fn compare(url: &str, a: &Args) -> Result<(), BoxError> {
         }
     }
     pb.finish_and_clear();
+    if !cells.is_empty() {
+        print_cells(a, &cells);
+    }
+    if a.sections.iter().any(|x| x == "select1") {
+        select1(url, a, &libs, warm, cell).await?;
+    }
+    if a.sections.iter().any(|x| x == "cache") {
+        cache(url, a, scale, warm, cell).await?;
+    }
+    Ok(())
+}
+
+fn print_cells(a: &Args, cells: &[Cell]) {
     println!(
         "TPC-B-like mix, scale {}, {} rounds of {:.0} s per cell (medians), same server and workload",
         a.scale, a.rounds, a.cell_seconds
@@ -690,7 +727,7 @@ async fn compare(url: &str, a: &Args) -> Result<(), BoxError> {
         "| pool | tasks | library | TPS | p50 ms | p99 ms | p99.9 ms | wait p99 ms | errors |"
     );
     println!("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for c in &cells {
+    for c in cells {
         println!(
             "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} |",
             c.pool,
@@ -704,94 +741,112 @@ async fn compare(url: &str, a: &Args) -> Result<(), BoxError> {
             c.errors
         );
     }
+}
 
-    // SELECT 1 round trip: 64 tasks on pools of 16.
+async fn select1(
+    url: &str,
+    a: &Args,
+    libs: &[&'static str],
+    warm: Duration,
+    cell: Duration,
+) -> Result<(), BoxError> {
     println!();
     println!(
-        "`SELECT 1` (get + cached statement + return), 64 tasks, pool of 16, medians of {} rounds:",
+        "`SELECT 1` (get + cached statement + return), medians of {} rounds:",
         a.rounds
     );
     println!();
-    println!("| library | queries/s | p50 ms | p99 ms |");
-    println!("| --- | ---: | ---: | ---: |");
-    let mut sel: HashMap<&str, Samples> = HashMap::new();
-    for round in 0..a.rounds {
-        for k in 0..libs.len() {
-            let lib = libs[(k + round) % libs.len()];
-            let r = match lib {
-                "riptide" => {
-                    let p = riptide_pool(url, 16, StatementCacheMode::Named)?;
-                    let p2 = p.clone();
-                    run_load(64, warm, cell, None, move |_| {
-                        let p = p2.clone();
-                        async move {
-                            let t0 = Instant::now();
-                            let c = p.get().await?;
-                            let w = t0.elapsed();
-                            let st = c.prepare_cached("SELECT 1").await?;
-                            c.query_one(&st, &[]).await?;
-                            Ok((w, t0.elapsed()))
-                        }
-                    })
-                    .await
-                }
-                "deadpool" => {
-                    let p = deadpool_pool(url, 16)?;
-                    let p2 = p.clone();
-                    run_load(64, warm, cell, None, move |_| {
-                        let p = p2.clone();
-                        async move {
-                            let t0 = Instant::now();
-                            let c = p.get().await?;
-                            let w = t0.elapsed();
-                            let st = c.prepare_cached("SELECT 1").await?;
-                            c.query_one(&st, &[]).await?;
-                            Ok((w, t0.elapsed()))
-                        }
-                    })
-                    .await
-                }
-                _ => {
-                    let p = bb8_pool(url, 16).await?;
-                    let p2 = p.clone();
-                    run_load(64, warm, cell, None, move |_| {
-                        let p = p2.clone();
-                        async move {
-                            let t0 = Instant::now();
-                            let mut c = p.get().await.map_err(|e| format!("{e:?}"))?;
-                            let w = t0.elapsed();
-                            let st = match c.cache.get("SELECT 1") {
-                                Some(s) => s.clone(),
-                                None => {
-                                    let s = c.client.prepare("SELECT 1").await?;
-                                    c.cache.insert("SELECT 1", s.clone());
-                                    s
-                                }
-                            };
-                            c.client.query_one(&st, &[]).await?;
-                            Ok((w, t0.elapsed()))
-                        }
-                    })
-                    .await
-                }
-            };
-            let e = sel.entry(lib).or_default();
-            e.0.push(r.tps);
-            e.1.push(r.lat.pct(50.0));
-            e.2.push(r.lat.pct(99.0));
-            tokio::time::sleep(Duration::from_millis(200)).await;
+    println!("| tasks / pool | library | queries/s | p50 ms | p99 ms |");
+    println!("| --- | --- | ---: | ---: | ---: |");
+    for (tasks, size) in [(1usize, 1usize), (64, 16)] {
+        let mut sel: HashMap<&str, Samples> = HashMap::new();
+        for round in 0..a.rounds {
+            for k in 0..libs.len() {
+                let lib = libs[(k + round) % libs.len()];
+                let r = match lib {
+                    "riptide" => {
+                        let p = riptide_pool(url, size, StatementCacheMode::Named)?;
+                        let p2 = p.clone();
+                        run_load(tasks, warm, cell, None, move |_| {
+                            let p = p2.clone();
+                            async move {
+                                let t0 = Instant::now();
+                                let c = p.get().await?;
+                                let w = t0.elapsed();
+                                let st = c.prepare_cached("SELECT 1").await?;
+                                c.query_one(&st, &[]).await?;
+                                Ok((w, t0.elapsed()))
+                            }
+                        })
+                        .await
+                    }
+                    "deadpool" => {
+                        let p = deadpool_pool(url, size)?;
+                        let p2 = p.clone();
+                        run_load(tasks, warm, cell, None, move |_| {
+                            let p = p2.clone();
+                            async move {
+                                let t0 = Instant::now();
+                                let c = p.get().await?;
+                                let w = t0.elapsed();
+                                let st = c.prepare_cached("SELECT 1").await?;
+                                c.query_one(&st, &[]).await?;
+                                Ok((w, t0.elapsed()))
+                            }
+                        })
+                        .await
+                    }
+                    _ => {
+                        let p = bb8_pool(url, size).await?;
+                        let p2 = p.clone();
+                        run_load(tasks, warm, cell, None, move |_| {
+                            let p = p2.clone();
+                            async move {
+                                let t0 = Instant::now();
+                                let mut c = p.get().await.map_err(|e| format!("{e:?}"))?;
+                                let w = t0.elapsed();
+                                let st = match c.cache.get("SELECT 1") {
+                                    Some(s) => s.clone(),
+                                    None => {
+                                        let s = c.client.prepare("SELECT 1").await?;
+                                        c.cache.insert("SELECT 1", s.clone());
+                                        s
+                                    }
+                                };
+                                c.client.query_one(&st, &[]).await?;
+                                Ok((w, t0.elapsed()))
+                            }
+                        })
+                        .await
+                    }
+                };
+                let e = sel.entry(lib).or_default();
+                e.0.push(r.tps);
+                e.1.push(r.lat.pct(50.0));
+                e.2.push(r.lat.pct(99.0));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        for lib in libs {
+            let (t, p50, p99) = &sel[lib];
+            println!(
+                "| {tasks} / {size} | {lib} | {:.0} | {} | {} |",
+                median(t),
+                ms(median(p50)),
+                ms(median(p99))
+            );
         }
     }
-    for lib in libs {
-        let (t, p50, p99) = &sel[lib];
-        println!(
-            "| {lib} | {:.0} | {} | {} |",
-            median(t),
-            ms(median(p50)),
-            ms(median(p99))
-        );
-    }
+    Ok(())
+}
 
+async fn cache(
+    url: &str,
+    a: &Args,
+    scale: Scale,
+    warm: Duration,
+    cell: Duration,
+) -> Result<(), BoxError> {
     // Statement cache: the planning-heavy query, cached (Named) against a prepare per call
     // (Off), 8 tasks on a pool of 8.
     println!();
