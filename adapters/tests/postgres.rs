@@ -598,6 +598,43 @@ async fn unnamed_mode_through_pgbouncer_transaction_pooling() {
     for t in tasks {
         t.await.unwrap().unwrap();
     }
+
+    // The contrast: named statements through the same PgBouncer fail (a statement parsed
+    // on one server connection is missing on the next), which is why `Unnamed` exists.
+    let named = PgFactory::new(&bouncer.connection_string())
+        .unwrap()
+        .into_pool_builder()
+        .max_size(32)
+        .build()
+        .unwrap();
+    let failures = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for t in 0..32i32 {
+        let (named, failures) = (named.clone(), failures.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..50i32 {
+                let c = named.get().await.unwrap();
+                if let Err(e) = c
+                    .query_one_cached("SELECT $1::int4 + $2::int4", &[&t, &i])
+                    .await
+                {
+                    let db = e
+                        .as_db_error()
+                        .map(|d| d.message().to_owned())
+                        .unwrap_or_default();
+                    assert!(db.contains("prepared statement"), "{e:?}");
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(
+        failures.load(Ordering::Relaxed) > 0,
+        "named statements broke through PgBouncer"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
