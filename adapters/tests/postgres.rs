@@ -27,24 +27,38 @@ fn unavailable(e: EmbeddedError) -> Option<EmbeddedPostgres> {
     None
 }
 
+static SHARED: OnceLock<Option<EmbeddedPostgres>> = OnceLock::new();
+
+extern "C" fn stop_shared() {
+    if let Some(Some(pg)) = SHARED.get() {
+        pg.stop_and_remove();
+    }
+}
+
 /// The server shared by this binary's tests. It is started from a thread that lives as long
-/// as the process, so the parent-death signal stops it when the process ends.
+/// as the process (so the parent-death signal stops it if the process is killed), and
+/// stopped and removed at exit.
 fn shared() -> Option<&'static EmbeddedPostgres> {
-    static S: OnceLock<Option<EmbeddedPostgres>> = OnceLock::new();
-    S.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(EmbeddedPostgres::start());
-            loop {
-                std::thread::park();
+    SHARED
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(EmbeddedPostgres::start());
+                loop {
+                    std::thread::park();
+                }
+            });
+            match rx.recv().expect("the server thread answers") {
+                Ok(pg) => {
+                    // SAFETY: `stop_shared` is an `extern "C" fn()` that never unwinds
+                    // (`stop_and_remove` catches every error) and touches only the static.
+                    unsafe { libc::atexit(stop_shared) };
+                    Some(pg)
+                }
+                Err(e) => unavailable(e),
             }
-        });
-        match rx.recv().expect("the server thread answers") {
-            Ok(pg) => Some(pg),
-            Err(e) => unavailable(e),
-        }
-    })
-    .as_ref()
+        })
+        .as_ref()
 }
 
 /// A server of the test's own (for the tests that stop it).

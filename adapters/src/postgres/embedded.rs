@@ -578,8 +578,10 @@ impl EmbeddedPostgres {
     }
 }
 
-impl Drop for EmbeddedPostgres {
-    fn drop(&mut self) {
+impl EmbeddedPostgres {
+    /// Stops the server and removes its directory now (what dropping it does), for a
+    /// server kept in a `static` that is never dropped. Using it afterwards fails.
+    pub fn stop_and_remove(&self) {
         let running = self
             .child
             .lock()
@@ -593,6 +595,12 @@ impl Drop for EmbeddedPostgres {
             let _ = c.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for EmbeddedPostgres {
+    fn drop(&mut self) {
+        self.stop_and_remove();
     }
 }
 
