@@ -428,6 +428,14 @@ fn malformed_settings_are_typed_errors() {
             other => panic!("{bad:?} gave {other:?}"),
         }
     }
+    // A tokio_postgres::Config is taken too, and checked the same way.
+    assert!(matches!(
+        PgFactory::new(tokio_postgres::Config::new()),
+        Err(ConfigError::Postgres(_))
+    ));
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host("127.0.0.1").user("x");
+    assert!(PgFactory::new(&cfg).is_ok());
     let pool = PgFactory::new("host=127.0.0.1 user=x")
         .unwrap()
         .into_pool_builder()

@@ -275,6 +275,55 @@ struct Settings {
     invalid: Option<String>,
 }
 
+/// What [`PgFactory::new`] accepts: a connection string (`&str`, `String`) or a
+/// `tokio_postgres::Config`.
+pub trait ConnectionSettings: sealed::Sealed {
+    #[doc(hidden)]
+    fn into_settings(self) -> SettingsSource;
+}
+
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum SettingsSource {
+    Str(String),
+    Config(tokio_postgres::Config),
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for &str {}
+    impl Sealed for String {}
+    impl Sealed for &String {}
+    impl Sealed for tokio_postgres::Config {}
+    impl Sealed for &tokio_postgres::Config {}
+}
+
+impl ConnectionSettings for &str {
+    fn into_settings(self) -> SettingsSource {
+        SettingsSource::Str(self.to_owned())
+    }
+}
+impl ConnectionSettings for String {
+    fn into_settings(self) -> SettingsSource {
+        SettingsSource::Str(self)
+    }
+}
+impl ConnectionSettings for &String {
+    fn into_settings(self) -> SettingsSource {
+        SettingsSource::Str(self.clone())
+    }
+}
+impl ConnectionSettings for tokio_postgres::Config {
+    fn into_settings(self) -> SettingsSource {
+        SettingsSource::Config(self)
+    }
+}
+impl ConnectionSettings for &tokio_postgres::Config {
+    fn into_settings(self) -> SettingsSource {
+        SettingsSource::Config(self.clone())
+    }
+}
+
 /// Makes pooled PostgreSQL connections; configure it, then [`into_pool_builder`](Self::into_pool_builder).
 #[derive(Debug)]
 pub struct PgFactory {
@@ -287,7 +336,16 @@ impl PgFactory {
     /// (`disable`, `prefer` (default), `require`, `verify-ca`, `verify-full`; the last two
     /// need `sslrootcert`). A string that does not parse, or a TLS setting that cannot
     /// work, is a [`ConfigError::Postgres`] naming the problem.
-    pub fn new(conn_str: &str) -> Result<PgFactory, ConfigError> {
+    ///
+    /// A `tokio_postgres::Config` is accepted here too (as [`from_config`](Self::from_config)).
+    pub fn new(settings: impl ConnectionSettings) -> Result<PgFactory, ConfigError> {
+        match settings.into_settings() {
+            SettingsSource::Str(s) => Self::from_str_settings(&s),
+            SettingsSource::Config(c) => Self::from_config(c),
+        }
+    }
+
+    fn from_str_settings(conn_str: &str) -> Result<PgFactory, ConfigError> {
         let (rest, keys) = connect::split_tls_keys(conn_str)?;
         let mut config: tokio_postgres::Config =
             rest.parse().map_err(|e: tokio_postgres::Error| {
