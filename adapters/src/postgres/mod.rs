@@ -286,7 +286,7 @@ pub trait ConnectionSettings: sealed::Sealed {
 #[derive(Debug)]
 pub enum SettingsSource {
     Str(String),
-    Config(tokio_postgres::Config),
+    Config(Box<tokio_postgres::Config>),
 }
 
 mod sealed {
@@ -315,12 +315,12 @@ impl ConnectionSettings for &String {
 }
 impl ConnectionSettings for tokio_postgres::Config {
     fn into_settings(self) -> SettingsSource {
-        SettingsSource::Config(self)
+        SettingsSource::Config(Box::new(self))
     }
 }
 impl ConnectionSettings for &tokio_postgres::Config {
     fn into_settings(self) -> SettingsSource {
-        SettingsSource::Config(self.clone())
+        SettingsSource::Config(Box::new(self.clone()))
     }
 }
 
@@ -341,7 +341,7 @@ impl PgFactory {
     pub fn new(settings: impl ConnectionSettings) -> Result<PgFactory, ConfigError> {
         match settings.into_settings() {
             SettingsSource::Str(s) => Self::from_str_settings(&s),
-            SettingsSource::Config(c) => Self::from_config(c),
+            SettingsSource::Config(c) => Self::from_config(*c),
         }
     }
 
