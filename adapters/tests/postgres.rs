@@ -127,7 +127,7 @@ fn pool_of(
     f: impl FnOnce(PgFactory) -> PgFactory,
     max: usize,
 ) -> Pool<PgConn> {
-    f(PgFactory::new(&pg.connection_string()).unwrap())
+    f(PgFactory::new(pg.connection_string()).unwrap())
         .into_pool_builder()
         .max_size(max)
         .acquire_timeout(Duration::from_secs(10))
@@ -447,7 +447,7 @@ fn malformed_settings_are_typed_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_is_a_create_error_then_the_breaker_opens() {
     let Some(pg) = shared() else { return };
-    let pool = PgFactory::new(&pg.connection_string_for("riptide", "wrong", "postgres"))
+    let pool = PgFactory::new(pg.connection_string_for("riptide", "wrong", "postgres"))
         .unwrap()
         .into_pool_builder()
         .acquire_timeout(Duration::from_secs(2))
@@ -478,7 +478,7 @@ async fn an_unreachable_server_fails_fast_and_opens_the_breaker() {
         .local_addr()
         .unwrap()
         .port(); // nothing listens there once the listener is dropped
-    let pool = PgFactory::new(&format!(
+    let pool = PgFactory::new(format!(
         "host=127.0.0.1 port={port} user=x password=y connect_timeout=2"
     ))
     .unwrap()
@@ -518,7 +518,7 @@ async fn tls_require_and_verify_full_through_rustls() {
         "sslmode=require".to_owned(),
         "sslmode=prefer".to_owned(),
     ] {
-        let pool = PgFactory::new(&format!("{base} {extra}"))
+        let pool = PgFactory::new(format!("{base} {extra}"))
             .unwrap()
             .into_pool_builder()
             .build()
@@ -547,7 +547,7 @@ async fn tls_require_and_verify_full_through_rustls() {
     std::fs::create_dir_all(&dir).unwrap();
     let wrong = dir.join("ca.pem");
     std::fs::write(&wrong, other.pem()).unwrap();
-    let pool = PgFactory::new(&format!(
+    let pool = PgFactory::new(format!(
         "{base} sslmode=verify-full sslrootcert={}",
         wrong.display()
     ))
@@ -580,7 +580,7 @@ async fn unnamed_mode_through_pgbouncer_transaction_pooling() {
     };
     // TLS is never silently dropped: PgBouncer here speaks no TLS.
     let pool = PgFactory::new(
-        &bouncer
+        bouncer
             .connection_string()
             .replace("sslmode=disable", "sslmode=require"),
     )
@@ -593,7 +593,7 @@ async fn unnamed_mode_through_pgbouncer_transaction_pooling() {
         other => panic!("expected a create error, got {other:?}"),
     }
 
-    let pool = PgFactory::new(&bouncer.connection_string())
+    let pool = PgFactory::new(bouncer.connection_string())
         .unwrap()
         .statement_cache(StatementCacheMode::Unnamed)
         .into_pool_builder()
@@ -623,7 +623,7 @@ async fn unnamed_mode_through_pgbouncer_transaction_pooling() {
 
     // The contrast: named statements through the same PgBouncer fail (a statement parsed
     // on one server connection is missing on the next), which is why `Unnamed` exists.
-    let named = PgFactory::new(&bouncer.connection_string())
+    let named = PgFactory::new(bouncer.connection_string())
         .unwrap()
         .into_pool_builder()
         .max_size(32)
@@ -672,7 +672,7 @@ async fn tenants_are_isolated_and_capped() {
         ))
         .unwrap();
     }
-    let pp = PgFactory::new(&pg.connection_string())
+    let pp = PgFactory::new(pg.connection_string())
         .unwrap()
         .recycling(RecyclingMethod::Clean)
         .into_partitioned_builder(|tenant: &String, cfg: &mut tokio_postgres::Config| {
@@ -839,7 +839,7 @@ async fn a_hard_stop_under_load_then_a_restart() {
     let app = "hard_stop";
     let max = 6;
     let acquire_timeout = Duration::from_millis(800);
-    let pool = PgFactory::new(&pg.connection_string())
+    let pool = PgFactory::new(pg.connection_string())
         .unwrap()
         .application_name(app)
         .into_pool_builder()
