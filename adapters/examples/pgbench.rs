@@ -332,7 +332,7 @@ where
 // ---- the three pools -------------------------------------------------------------------
 
 fn riptide_pool(
-    url: &str,
+    url: &(impl Target + ?Sized),
     size: usize,
     mode: StatementCacheMode,
 ) -> Result<Pool<PgConn>, BoxError> {
@@ -343,8 +343,39 @@ fn riptide_pool(
         .build()?)
 }
 
-fn riptide_factory(url: &str, mode: StatementCacheMode) -> Result<PgFactory, BoxError> {
-    Ok(PgFactory::new(url)?
+/// Connection settings for the comparison: every pool gets the same `tokio_postgres::Config`.
+struct PlainUrl(tokio_postgres::Config);
+
+/// Where a pool connects: the user's string (pgbench) or the comparison's plain config.
+trait Target {
+    fn config(&self) -> Result<tokio_postgres::Config, BoxError>;
+    fn factory(&self) -> Result<PgFactory, BoxError>;
+}
+
+impl Target for str {
+    fn config(&self) -> Result<tokio_postgres::Config, BoxError> {
+        Ok(self.parse()?)
+    }
+    fn factory(&self) -> Result<PgFactory, BoxError> {
+        Ok(PgFactory::new(self)?)
+    }
+}
+
+impl Target for PlainUrl {
+    fn config(&self) -> Result<tokio_postgres::Config, BoxError> {
+        Ok(self.0.clone())
+    }
+    fn factory(&self) -> Result<PgFactory, BoxError> {
+        Ok(PgFactory::from_config(self.0.clone())?)
+    }
+}
+
+fn riptide_factory(
+    url: &(impl Target + ?Sized),
+    mode: StatementCacheMode,
+) -> Result<PgFactory, BoxError> {
+    Ok(url
+        .factory()?
         .statement_cache(mode)
         .application_name("riptide-pgbench"))
 }
@@ -369,8 +400,11 @@ async fn riptide_tx(
     Ok((waited, t0.elapsed()))
 }
 
-fn deadpool_pool(url: &str, size: usize) -> Result<deadpool_postgres::Pool, BoxError> {
-    let cfg: tokio_postgres::Config = url.parse()?;
+fn deadpool_pool(
+    url: &(impl Target + ?Sized),
+    size: usize,
+) -> Result<deadpool_postgres::Pool, BoxError> {
+    let cfg = url.config()?;
     let mgr = deadpool_postgres::Manager::from_config(
         cfg,
         NoTls,
@@ -429,8 +463,11 @@ impl bb8::ManageConnection for Bb8Manager {
     }
 }
 
-async fn bb8_pool(url: &str, size: usize) -> Result<bb8::Pool<Bb8Manager>, BoxError> {
-    let mgr = bb8_postgres::PostgresConnectionManager::new(url.parse()?, NoTls);
+async fn bb8_pool(
+    url: &(impl Target + ?Sized),
+    size: usize,
+) -> Result<bb8::Pool<Bb8Manager>, BoxError> {
+    let mgr = bb8_postgres::PostgresConnectionManager::new(url.config()?, NoTls);
     Ok(bb8::Pool::builder()
         .max_size(size as u32)
         // Like the others' default recycling: no round trip at checkout.
@@ -614,6 +651,17 @@ fn median<T: Copy + PartialOrd>(v: &[T]) -> T {
 }
 
 async fn compare(url: &str, a: &Args) -> Result<(), BoxError> {
+    // The peers connect with `NoTls`: every pool runs in plain text, so none pays for TLS
+    // the others do not.
+    let mut cfg: tokio_postgres::Config = url.parse().map_err(|e| {
+        format!("--compare needs a plain-text DATABASE_URL (sslmode disable/prefer): {e}")
+    })?;
+    if cfg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+        return Err("--compare runs every pool without TLS: use sslmode=disable or prefer".into());
+    }
+    cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
+    let plain = PlainUrl(cfg);
+    let url = &plain;
     let scale = Scale(a.scale as i32);
     let libs = ["riptide", "deadpool", "bb8"];
     let sizes = if a.sections.iter().any(|x| x == "tpcb") {
@@ -744,7 +792,7 @@ fn print_cells(a: &Args, cells: &[Cell]) {
 }
 
 async fn select1(
-    url: &str,
+    url: &PlainUrl,
     a: &Args,
     libs: &[&'static str],
     warm: Duration,
@@ -841,7 +889,7 @@ async fn select1(
 }
 
 async fn cache(
-    url: &str,
+    url: &PlainUrl,
     a: &Args,
     scale: Scale,
     warm: Duration,
