@@ -772,16 +772,20 @@ fn print_cells(a: &Args, cells: &[Cell]) {
     );
     println!();
     println!(
-        "| pool | tasks | library | TPS | p50 ms | p99 ms | p99.9 ms | wait p99 ms | errors |"
+        "| pool | tasks | library | TPS | TPS range | p50 ms | p99 ms | p99.9 ms | wait p99 ms | errors |"
     );
-    println!("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for c in cells {
+        let lo = c.tps.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = c.tps.iter().copied().fold(0.0, f64::max);
         println!(
-            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {:.0}–{:.0} | {} | {} | {} | {} | {} |",
             c.pool,
             c.tasks,
             c.lib,
             median(&c.tps),
+            lo,
+            hi,
             ms(median(&c.p50)),
             ms(median(&c.p99)),
             ms(median(&c.p999)),
