@@ -245,9 +245,31 @@ async fn run_load<F, Fut>(
     op: F,
 ) -> RunResult
 where
-    F: Fn(u64) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<(Duration, Duration), BoxError>> + Send,
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(Duration, Duration), BoxError>> + Send + 'static,
 {
+    // One boxed future per operation (the same for every pool): the load loop below is
+    // compiled once instead of once per pool and case.
+    let op: Op = Arc::new(move |seed| Box::pin(op(seed)));
+    run_load_dyn(tasks, warmup, secs, progress, op).await
+}
+
+type Op = Arc<
+    dyn Fn(
+            u64,
+        )
+            -> std::pin::Pin<Box<dyn Future<Output = Result<(Duration, Duration), BoxError>> + Send>>
+        + Send
+        + Sync,
+>;
+
+async fn run_load_dyn(
+    tasks: usize,
+    warmup: Duration,
+    secs: Duration,
+    progress: Option<&ProgressBar>,
+    op: Op,
+) -> RunResult {
     let measuring = Arc::new(AtomicBool::new(false));
     let ended = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
