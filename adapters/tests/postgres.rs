@@ -411,6 +411,31 @@ async fn verified_and_custom_recycling() {
     assert_eq!(r.len(), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_follows_statements_dropped_behind_its_back() {
+    let Some(pg) = shared() else { return };
+    let pool = pool_of(pg, |f| f, 1);
+    let c = pool.get().await.unwrap();
+    let st = c.prepare_cached("SELECT $1::int4 + 100").await.unwrap();
+    drop(st);
+    // Seen on the wire: the cache is emptied.
+    c.batch_execute("DEALLOCATE ALL").await.unwrap();
+    assert_eq!(c.cache_stats().len, 0);
+    let st = c.prepare_cached("SELECT $1::int4 + 100").await.unwrap();
+    assert_eq!(
+        c.query_one(&st, &[&1i32]).await.unwrap().get::<_, i32>(0),
+        101
+    );
+    drop(st);
+    // Not seen (inside a multi-statement string): the helpers re-prepare once.
+    c.batch_execute("SELECT 1; DEALLOCATE ALL").await.unwrap();
+    let r = c
+        .query_one_cached("SELECT $1::int4 + 100", &[&2i32])
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, i32>(0), 102);
+}
+
 #[test]
 fn malformed_settings_are_typed_errors() {
     for bad in [

@@ -51,6 +51,10 @@
 //!   (closed when dropped; through PgBouncer, use it only inside a transaction).
 //! - `Off`: every `prepare_cached` prepares anew; the statement is closed when dropped.
 //!
+//! A simple query starting with `DEALLOCATE` or `DISCARD ALL` empties the cache; a cached
+//! statement the server no longer has (dropped some other way) is re-prepared once by the
+//! `*_cached` helpers when no transaction is open.
+//!
 //! ## Recycling, and dirty sessions
 //!
 //! The connection's stream is watched as it passes (the protocol's own framing: each
@@ -520,6 +524,7 @@ async fn create(s: &Arc<Settings>, config: &tokio_postgres::Config) -> Result<Pg
         wire: c.wire,
         cache: Mutex::new(Cache {
             lru: Lru::new(s.capacity.max(1)),
+            deallocations: 0,
             hits: 0,
             misses: 0,
             evictions: 0,
@@ -548,6 +553,8 @@ enum Entry {
 
 struct Cache {
     lru: Lru<Entry>,
+    /// The wire's deallocation count the entries are valid for.
+    deallocations: u64,
     hits: u64,
     misses: u64,
     evictions: u64,
@@ -595,8 +602,16 @@ impl PgConn {
         self.settings.capacity > 0 && self.settings.mode != StatementCacheMode::Off
     }
 
+    /// The cache, emptied first if the session dropped its prepared statements since.
     fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let d = self.wire.deallocations();
+        if c.deallocations != d {
+            c.deallocations = d;
+            let stale = c.lru.drain();
+            drop(stale);
+        }
+        c
     }
 
     /// A prepared statement for `query`: from the cache in `Named` mode (prepared on a
@@ -702,7 +717,24 @@ impl PgConn {
             return self.client.query_typed(query, &typed).await;
         }
         let st = self.prepare_cached(query).await?;
-        self.client.query(&st, params).await
+        match self.client.query(&st, params).await {
+            Err(e) if self.stale_statement(&e) => {
+                let st = self.prepare_cached(query).await?;
+                self.client.query(&st, params).await
+            }
+            r => r,
+        }
+    }
+
+    /// The server no longer has a cached statement (something deallocated it behind the
+    /// cache's back): the cache is emptied, and the caller may retry once when no
+    /// transaction was open (the failure happened before anything ran).
+    fn stale_statement(&self, e: &tokio_postgres::Error) -> bool {
+        if e.code() != Some(&tokio_postgres::error::SqlState::INVALID_SQL_STATEMENT_NAME) {
+            return false;
+        }
+        self.clear_statement_cache();
+        self.settings.mode == StatementCacheMode::Named && self.wire.snapshot().status == IDLE
     }
 
     /// [`query_cached`](Self::query_cached) for a statement returning exactly one row
@@ -721,7 +753,13 @@ impl PgConn {
             }
         }
         let st = self.prepare_cached(query).await?;
-        self.client.query_one(&st, params).await
+        match self.client.query_one(&st, params).await {
+            Err(e) if self.stale_statement(&e) => {
+                let st = self.prepare_cached(query).await?;
+                self.client.query_one(&st, params).await
+            }
+            r => r,
+        }
     }
 
     /// [`query_cached`](Self::query_cached) for a statement whose row count matters:
@@ -740,7 +778,13 @@ impl PgConn {
             }
         }
         let st = self.prepare_cached(query).await?;
-        self.client.execute(&st, params).await
+        match self.client.execute(&st, params).await {
+            Err(e) if self.stale_statement(&e) => {
+                let st = self.prepare_cached(query).await?;
+                self.client.execute(&st, params).await
+            }
+            r => r,
+        }
     }
 
     /// This connection's statement cache counters.

@@ -52,6 +52,8 @@ pub(crate) struct Wire {
     /// The stream carries something the parser cannot follow (replication copy, a frame it
     /// did not expect): the session's state is unknown from here on.
     lost: AtomicBool,
+    /// Simple queries written that start with `DEALLOCATE` or `DISCARD ALL`.
+    deallocations: AtomicU64,
     /// Driver state: bit 0 woken and not yet polled, bit 1 being polled, bit 2 ended.
     driver: AtomicU8,
 }
@@ -91,6 +93,7 @@ impl Wire {
             errors: AtomicU64::new(0),
             write_blocked: AtomicBool::new(false),
             lost: AtomicBool::new(false),
+            deallocations: AtomicU64::new(0),
             driver: AtomicU8::new(0),
         })
     }
@@ -107,6 +110,11 @@ impl Wire {
 
     pub(crate) fn set_tls(&self) {
         self.tls.store(true, Ordering::Release);
+    }
+
+    /// Simple queries that dropped prepared statements, so far.
+    pub(crate) fn deallocations(&self) -> u64 {
+        self.deallocations.load(Ordering::Acquire)
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {
@@ -181,6 +189,12 @@ impl<S> Tap<S> {
                 // state: light. Any other query may run for long: heavy.
                 let is_light = prefix.starts_with(b"ROLLBACK");
                 open_cycle(wire, cycles, false, is_light);
+                // `DEALLOCATE ALL` / `DISCARD ALL` drop every prepared statement: the
+                // connection's cache must follow.
+                let upper = prefix.to_ascii_uppercase();
+                if upper.starts_with(b"DEALLOCATE") || upper.starts_with(b"DISCARD ALL") {
+                    wire.deallocations.fetch_add(1, Ordering::Release);
+                }
             }
             b'S' => {
                 let is_light = *light;
