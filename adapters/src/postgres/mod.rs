@@ -887,14 +887,19 @@ impl PgConn {
         let mut s = self.wire.snapshot();
         // The driver task is usually just finishing the poll that answered the previous
         // user: give it a moment before paying a round trip.
+        // Done when nothing is unwritten, and what is still in flight is only light work
+        // (statement closes) on an idle session.
+        let done = |s: &wire::Snapshot| {
+            s.settled && s.heavy == 0 && (s.in_flight == 0 || s.status == IDLE)
+        };
         for _ in 0..4 {
-            if s.settled && s.in_flight == 0 {
+            if done(&s) {
                 break;
             }
             tokio::task::yield_now().await;
             s = self.wire.snapshot();
         }
-        if !s.settled || s.in_flight > 0 {
+        if !done(&s) {
             self.settings
                 .metrics
                 .settle_round_trips
