@@ -72,8 +72,9 @@
 //! everything `DISCARD ALL` does except `DEALLOCATE ALL` and `DISCARD PLANS`, so the
 //! statement cache stays valid; `application_name` and other start-up parameters are
 //! kept), `Custom(sql)` (your SQL at every checkout; if it deallocates statements, the
-//! cache is cleared). Objects idle longer than the core's `validation_interval` are pinged
-//! before use whatever the method.
+//! cache is cleared). In a [`Pool`] (not a partitioned one, whose keyed builder has no
+//! `validate`), objects idle longer than the core's `validation_interval` are also pinged
+//! before use, whatever the method.
 //!
 //! The checkout checks run as the core's `pre_recycle` hook, installed by
 //! [`PgFactory::into_pool_builder`]: setting your own `pre_recycle` replaces it (use
