@@ -436,6 +436,35 @@ async fn the_cache_follows_statements_dropped_behind_its_back() {
     assert_eq!(r.get::<_, i32>(0), 102);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_query_can_be_cancelled_and_the_connection_stays() {
+    let Some(pg) = shared() else { return };
+    let pool = pool_of(pg, |f| f, 1);
+    let c = pool.get().await.unwrap();
+    let id = Pooled::id(&c);
+    let t0 = Instant::now();
+    let (r, cancel) = tokio::join!(c.query("SELECT pg_sleep(30)", &[]), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        c.cancel_query().await
+    });
+    cancel.unwrap();
+    let e = r.unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some(&tokio_postgres::error::SqlState::QUERY_CANCELED),
+        "{e:?}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    drop(c);
+    let c = pool.get().await.unwrap();
+    assert_eq!(
+        Pooled::id(&c),
+        id,
+        "a cancelled query does not cost the connection"
+    );
+    c.query_one("SELECT 1", &[]).await.unwrap();
+}
+
 #[test]
 fn malformed_settings_are_typed_errors() {
     for bad in [

@@ -475,6 +475,29 @@ pub(crate) struct Connected {
     pub client: Client,
     pub wire: Arc<Wire>,
     pub closed: tokio::sync::oneshot::Sender<()>,
+    /// Where it connected (a cancel request goes there).
+    pub peer: Peer,
+}
+
+/// The address a connection was opened to.
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    target: Target,
+    port: u16,
+}
+
+impl Peer {
+    /// Asks the server to cancel whatever `client` is running (a separate short-lived
+    /// connection carrying the backend's key, as the protocol specifies).
+    pub(crate) async fn cancel(
+        &self,
+        cfg: &tokio_postgres::Config,
+        client: &Client,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let sock = open_socket(cfg, &self.target, self.port).await?;
+        client.cancel_token().cancel_query_raw(sock, NoTls).await?;
+        Ok(())
+    }
 }
 
 async fn open_socket(cfg: &tokio_postgres::Config, addr: &Target, port: u16) -> io::Result<Socket> {
@@ -524,6 +547,7 @@ async fn open_socket(cfg: &tokio_postgres::Config, addr: &Target, port: u16) -> 
     Ok(sock)
 }
 
+#[derive(Debug, Clone)]
 enum Target {
     Tcp(String),
     Unix(PathBuf),
@@ -584,6 +608,17 @@ async fn connect_one(
             format!("connecting to {what}: {e}"),
         ))
     })?;
+    // A cancel request must reach the same server: remember the address actually used.
+    let peer = Peer {
+        target: match &sock {
+            Socket::Tcp(s) => s
+                .peer_addr()
+                .map(|a| Target::Tcp(a.ip().to_string()))
+                .unwrap_or_else(|_| target.clone()),
+            Socket::Unix(_) => target.clone(),
+        },
+        port,
+    };
     let wire = Wire::new();
     let stream = Tap::new(sock, wire.clone(), 1);
     let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
@@ -640,6 +675,7 @@ async fn connect_one(
         client,
         wire,
         closed: closed_tx,
+        peer,
     })
 }
 

@@ -533,6 +533,8 @@ async fn create(s: &Arc<Settings>, config: &tokio_postgres::Config) -> Result<Pg
         settings: s.clone(),
         check: None,
         doomed: false,
+        peer: c.peer,
+        config: config.clone(),
         _closed: c.closed,
     })
 }
@@ -573,6 +575,8 @@ pub struct PgConn {
     /// yet written): the error count then; the next async checkout confirms the session.
     check: Option<u64>,
     doomed: bool,
+    peer: connect::Peer,
+    config: tokio_postgres::Config,
     _closed: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -786,6 +790,16 @@ impl PgConn {
             }
             r => r,
         }
+    }
+
+    /// Asks the server to cancel the query this connection is running (from another task
+    /// or a `join!` beside the query, which then fails with SQLSTATE 57014 and leaves the
+    /// connection usable). The request goes in plain text over a short-lived socket to the
+    /// address this connection was opened to, as the protocol specifies. Use this rather
+    /// than `cancel_token().cancel_query(..)`, which needs socket settings tokio-postgres
+    /// records only for the sockets it opens itself.
+    pub async fn cancel_query(&self) -> Result<(), BoxError> {
+        self.peer.cancel(&self.config, &self.client).await
     }
 
     /// This connection's statement cache counters.

@@ -225,9 +225,10 @@ impl<S> Tap<S> {
         } = self;
         rd.feed(bytes, |ty, prefix| match ty {
             b'Z' => {
-                close_cycle(wire, cycles);
+                // The status first: whoever sees the cycle closed sees its status.
                 wire.status
                     .store(prefix.first().copied().unwrap_or(0), Ordering::Release);
+                close_cycle(wire, cycles);
             }
             b'E' => {
                 wire.errors.fetch_add(1, Ordering::Release);
