@@ -42,6 +42,7 @@ struct Args {
     sections: Vec<String>,
     sizes: Vec<usize>,
     task_counts: Vec<usize>,
+    libs: Vec<&'static str>,
     rounds: usize,
     cell_seconds: f64,
 }
@@ -56,6 +57,7 @@ fn args() -> Result<Args, BoxError> {
         sections: vec!["tpcb".into(), "select1".into(), "cache".into()],
         sizes: vec![8, 16],
         task_counts: vec![8, 64, 256],
+        libs: vec!["riptide", "deadpool", "bb8"],
         rounds: 3,
         cell_seconds: 3.0,
     };
@@ -73,11 +75,22 @@ fn args() -> Result<Args, BoxError> {
             "--only" => a.sections = v()?.split(',').map(str::to_owned).collect(),
             "--pools" => a.sizes = list(&v()?)?,
             "--task-counts" => a.task_counts = list(&v()?)?,
+            "--libs" => {
+                a.libs = v()?
+                    .split(',')
+                    .map(|l| match l.trim() {
+                        "riptide" => Ok("riptide"),
+                        "deadpool" => Ok("deadpool"),
+                        "bb8" => Ok("bb8"),
+                        other => Err(format!("unknown library {other} (riptide, deadpool, bb8)")),
+                    })
+                    .collect::<Result<_, _>>()?
+            }
             "-h" | "--help" => {
                 println!(
                     "pgbench [--tasks N] [--pool N] [--seconds S] [--scale N] \
                      [--compare [--rounds N] [--cell-seconds S] [--only tpcb,select1,cache] \
-                     [--pools 8,16] [--task-counts 8,64,256]]"
+                     [--pools 8,16] [--task-counts 8,64,256] [--libs riptide,deadpool,bb8]]"
                 );
                 std::process::exit(0);
             }
@@ -235,6 +248,21 @@ struct RunResult {
     lat: Lat,
     wait: Lat,
     errors: u64,
+    /// This process's CPU time (all threads; the server is another process) per operation
+    /// completed in the window: what the client side costs, pool and driver included.
+    cpu_us: f64,
+}
+
+/// CPU time used by this process so far (user + system, all threads).
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage writes into the zeroed struct we pass and reads nothing else.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 async fn run_load<F, Fut>(
@@ -320,6 +348,7 @@ async fn run_load_dyn(
     }
     tokio::time::sleep(warmup).await;
     measuring.store(true, Ordering::Relaxed);
+    let cpu0 = process_cpu();
     let t0 = Instant::now();
     while t0.elapsed() < secs {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -333,6 +362,7 @@ async fn run_load_dyn(
         }
     }
     ended.store(true, Ordering::Relaxed);
+    let cpu = process_cpu().saturating_sub(cpu0);
     measuring.store(false, Ordering::Relaxed);
     let elapsed = t0.elapsed();
     stop.store(true, Ordering::Relaxed);
@@ -348,6 +378,7 @@ async fn run_load_dyn(
         lat: Lat::new(lat),
         wait: Lat::new(wait),
         errors: errors.load(Ordering::Relaxed),
+        cpu_us: cpu.as_secs_f64() * 1e6 / done.load(Ordering::Relaxed).max(1) as f64,
     }
 }
 
@@ -660,11 +691,12 @@ struct Cell {
     p99: Vec<Duration>,
     p999: Vec<Duration>,
     wait99: Vec<Duration>,
+    cpu: Vec<f64>,
     errors: u64,
 }
 
-/// Per round: throughput, p50, p99.
-type Samples = (Vec<f64>, Vec<Duration>, Vec<Duration>);
+/// Per round: throughput, p50, p99, client CPU µs per operation.
+type Samples = (Vec<f64>, Vec<Duration>, Vec<Duration>, Vec<f64>);
 
 fn median<T: Copy + PartialOrd>(v: &[T]) -> T {
     let mut v = v.to_vec();
@@ -685,7 +717,7 @@ async fn compare(url: &str, a: &Args) -> Result<(), BoxError> {
     let plain = PlainUrl(cfg);
     let url = &plain;
     let scale = Scale(a.scale as i32);
-    let libs = ["riptide", "deadpool", "bb8"];
+    let libs: &[&'static str] = &a.libs;
     let sizes = if a.sections.iter().any(|x| x == "tpcb") {
         a.sizes.clone()
     } else {
@@ -707,6 +739,7 @@ async fn compare(url: &str, a: &Args) -> Result<(), BoxError> {
                     p99: vec![],
                     p999: vec![],
                     wait99: vec![],
+                    cpu: vec![],
                     errors: 0,
                 });
             }
@@ -767,6 +800,7 @@ async fn compare(url: &str, a: &Args) -> Result<(), BoxError> {
                 c.p99.push(r.lat.pct(99.0));
                 c.p999.push(r.lat.pct(99.9));
                 c.wait99.push(r.wait.pct(99.0));
+                c.cpu.push(r.cpu_us);
                 c.errors += r.errors;
                 pb.inc(1);
                 // Let the server's connections from this run go before the next.
@@ -794,14 +828,14 @@ fn print_cells(a: &Args, cells: &[Cell]) {
     );
     println!();
     println!(
-        "| pool | tasks | library | TPS | TPS range | p50 ms | p99 ms | p99.9 ms | wait p99 ms | errors |"
+        "| pool | tasks | library | TPS | TPS range | p50 ms | p99 ms | p99.9 ms | wait p99 ms | client CPU µs/tx | errors |"
     );
-    println!("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for c in cells {
         let lo = c.tps.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = c.tps.iter().copied().fold(0.0, f64::max);
         println!(
-            "| {} | {} | {} | {:.0} | {:.0}–{:.0} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {:.0}–{:.0} | {} | {} | {} | {} | {:.0} | {} |",
             c.pool,
             c.tasks,
             c.lib,
@@ -812,6 +846,7 @@ fn print_cells(a: &Args, cells: &[Cell]) {
             ms(median(&c.p99)),
             ms(median(&c.p999)),
             ms(median(&c.wait99)),
+            median(&c.cpu),
             c.errors
         );
     }
@@ -830,8 +865,8 @@ async fn select1(
         a.rounds
     );
     println!();
-    println!("| tasks / pool | library | queries/s | p50 ms | p99 ms |");
-    println!("| --- | --- | ---: | ---: | ---: |");
+    println!("| tasks / pool | library | queries/s | p50 ms | p99 ms | client CPU µs/query |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: |");
     for (tasks, size) in [(1usize, 1usize), (64, 16)] {
         let mut sel: HashMap<&str, Samples> = HashMap::new();
         for round in 0..a.rounds {
@@ -898,16 +933,18 @@ async fn select1(
                 e.0.push(r.tps);
                 e.1.push(r.lat.pct(50.0));
                 e.2.push(r.lat.pct(99.0));
+                e.3.push(r.cpu_us);
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
         for lib in libs {
-            let (t, p50, p99) = &sel[lib];
+            let (t, p50, p99, cpu) = &sel[lib];
             println!(
-                "| {tasks} / {size} | {lib} | {:.0} | {} | {} |",
+                "| {tasks} / {size} | {lib} | {:.0} | {} | {} | {:.1} |",
                 median(t),
                 ms(median(p50)),
-                ms(median(p99))
+                ms(median(p99)),
+                median(cpu)
             );
         }
     }
@@ -959,11 +996,12 @@ async fn cache(
                 e.1 .0.push(r.tps);
                 e.1 .1.push(r.lat.pct(50.0));
                 e.1 .2.push(r.lat.pct(99.0));
+                e.1 .3.push(r.cpu_us);
                 p.close();
             }
         }
         let ratio = median(&res[0].1 .0) / median(&res[1].1 .0);
-        for (mode, (t, p50, p99)) in &res {
+        for (mode, (t, p50, p99, _)) in &res {
             let r = if *mode == StatementCacheMode::Named {
                 format!("{ratio:.2}x")
             } else {
