@@ -813,7 +813,7 @@ async fn compare(url: &str, a: &Args) -> Result<(), BoxError> {
         print_cells(a, &cells);
     }
     if a.sections.iter().any(|x| x == "select1") {
-        select1(url, a, &libs, warm, cell).await?;
+        select1(url, a, libs, warm, cell).await?;
     }
     if a.sections.iter().any(|x| x == "cache") {
         cache(url, a, scale, warm, cell).await?;
