@@ -14,6 +14,26 @@ use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
 
+/// With `postgres`, the PostgreSQL section of `docs/adapters.md` is copied out so the crate
+/// can doctest it on its own (with `wasm` on, the whole guide is doctested).
+fn postgres_guide(manifest: &Path) {
+    if env::var_os("CARGO_FEATURE_POSTGRES").is_none() {
+        return;
+    }
+    let guide = manifest.join("../docs/adapters.md");
+    println!("cargo:rerun-if-changed={}", guide.display());
+    let text = std::fs::read_to_string(&guide).unwrap_or_default();
+    let section = text
+        .split_once("\n## PostgreSQL")
+        .map(|(_, rest)| {
+            let end = rest.find("\n## ").unwrap_or(rest.len());
+            format!("## PostgreSQL{}", &rest[..end])
+        })
+        .unwrap_or_default();
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("postgres_guide.md");
+    std::fs::write(&out, section).unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
+}
+
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     for p in [
@@ -27,6 +47,7 @@ fn main() {
     }
     println!("cargo:rerun-if-env-changed=RIPTIDE_GUEST_WASM");
     println!("cargo:rerun-if-env-changed=DOCS_RS");
+    postgres_guide(&manifest);
     if env::var_os("CARGO_FEATURE_WASM").is_none() {
         return;
     }

@@ -94,6 +94,10 @@ pub enum ConfigError {
     /// The underlying pool rejected its configuration.
     #[error(transparent)]
     Pool(#[from] riptide_pool::ConfigError),
+    /// A PostgreSQL connection string or TLS setting that does not parse or cannot work
+    /// (the message names the key).
+    #[error("postgres: {0}")]
+    Postgres(String),
     /// The WASM engine or component could not be set up.
     #[error("wasm setup: {0}")]
     Wasm(String),

@@ -6,6 +6,10 @@
 //! - **`wasm`**: `wasm::WasmExtractorPool`, pooled wasmtime component instances running
 //!   the bundled guest (`adapters/guest`) with epoch deadlines, memory limits, a circuit
 //!   breaker and the native extractor as fallback.
+//! - **`postgres`**: `postgres::PgFactory`, pools of tokio-postgres connections with a
+//!   per-connection statement cache, recycling methods that never hand out a dirty session,
+//!   TLS through rustls, per-tenant partitions, and `postgres::embedded`, a throw-away
+//!   server for tests and the pgbench example.
 //!
 //! The extractors are ordinary [`riptide_pool::Poolable`] types made with
 //! `#[derive(Poolable)]`: [`native::NativeExtractor`] shows how to pool your own.
@@ -33,12 +37,16 @@
 #[path = "doc_core.rs"]
 mod doc_core;
 mod error;
+#[cfg(any(feature = "native", feature = "postgres"))]
+mod lru;
 
 pub mod corpus;
 
 #[cfg(feature = "native")]
 #[cfg_attr(docsrs, doc(cfg(feature = "native")))]
 pub mod native;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "wasm")]
 #[cfg_attr(docsrs, doc(cfg(feature = "wasm")))]
 pub mod wasm;
@@ -47,10 +55,16 @@ pub use doc_core::{ExtractedDoc, ExtractionMode, Heading};
 pub use error::{ConfigError, ExtractError};
 
 /// docs/adapters.md, whose examples are compiled as doctests.
-#[cfg(all(doctest, feature = "wasm"))]
+#[cfg(all(doctest, feature = "wasm", feature = "postgres"))]
 #[doc = include_str!("../../docs/adapters.md")]
 #[derive(Debug)]
 pub struct AdaptersGuide;
+
+/// The PostgreSQL section of docs/adapters.md, doctested with `postgres` alone (with `wasm`
+/// on, `AdaptersGuide` covers the whole file).
+#[cfg(all(doctest, feature = "postgres", not(feature = "wasm")))]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/postgres_guide.md"))]
+pub struct PostgresGuide;
 
 /// Document-level helpers shared by the native extractor and the WASM guest (the guest
 /// compiles the very same source file).

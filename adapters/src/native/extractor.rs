@@ -3,8 +3,8 @@
 //! selectors and regexes) across uses, clear per-use state in `reset`, and say in
 //! `is_healthy` when an object should not be reused.
 
-use super::lru::Lru;
 use super::Counters;
+use crate::lru::Lru;
 use crate::ExtractError;
 use regex::Regex;
 use riptide_pool::Poolable;

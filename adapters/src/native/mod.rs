@@ -6,10 +6,9 @@
 //! caches. One pool per [`NativeExtractorType`], sized by [`NativePoolConfig`].
 
 mod extractor;
-mod lru;
 
+pub use crate::lru::Lru;
 pub use extractor::{NativeExtractor, NativeExtractorType, SCRATCH_KEEP};
-pub use lru::Lru;
 
 use crate::error::{env_parse, env_positive, ConfigError};
 use crate::{ExtractError, ExtractedDoc, ExtractionMode, Heading};

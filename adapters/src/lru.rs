@@ -1,4 +1,5 @@
-//! A small bounded least-recently-used map, for compiled selectors and regexes.
+//! A small bounded least-recently-used map, for compiled selectors and regexes and for
+//! prepared PostgreSQL statements.
 //!
 //! Lookups are one hash probe. Each entry carries the tick of its last use; when a miss
 //! finds the map full, the entry with the oldest tick goes. That scan is O(capacity), paid
@@ -55,6 +56,45 @@ impl<V> Lru<V> {
         Ok((&entry.0, false))
     }
 
+    /// The value for `key`, refreshed as the most recently used (a hit), or `None`.
+    pub fn get(&mut self, key: &str) -> Option<&V> {
+        self.tick += 1;
+        let tick = self.tick;
+        let entry = self.map.get_mut(key)?;
+        entry.1 = tick;
+        Some(&entry.0)
+    }
+
+    /// Inserts `value` as the most recently used entry for `key`. Returns what left the
+    /// map: the value `key` had before, or the least recently used entry when the map was
+    /// full.
+    pub fn insert(&mut self, key: &str, value: V) -> Option<(Box<str>, V)> {
+        self.tick += 1;
+        let tick = self.tick;
+        if let Some(entry) = self.map.get_mut(key) {
+            let old = std::mem::replace(entry, (value, tick));
+            return Some((key.into(), old.0));
+        }
+        let mut evicted = None;
+        if self.map.len() >= self.capacity {
+            let oldest = self
+                .map
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                evicted = self.map.remove_entry(&k).map(|(k, (v, _))| (k, v));
+            }
+        }
+        self.map.insert(key.into(), (value, tick));
+        evicted
+    }
+
+    /// Removes every entry, returning them.
+    pub fn drain(&mut self) -> Vec<(Box<str>, V)> {
+        self.map.drain().map(|(k, (v, _))| (k, v)).collect()
+    }
+
     /// Entries held.
     #[must_use]
     pub fn len(&self) -> usize {
@@ -94,6 +134,21 @@ mod tests {
         assert!(!l.get_or_try_insert("ccc", ok).unwrap().1); // evicts bb
         assert!(l.contains("a") && l.contains("ccc") && !l.contains("bb"));
         assert_eq!(l.len(), 2);
+    }
+
+    #[test]
+    fn get_refreshes_and_insert_returns_the_evicted() {
+        let mut l = Lru::new(2);
+        assert!(l.insert("a", 1).is_none());
+        assert!(l.insert("b", 2).is_none());
+        assert_eq!(l.get("a"), Some(&1)); // b is now the oldest
+        let (k, v) = l.insert("c", 3).unwrap();
+        assert_eq!((&*k, v), ("b", 2));
+        let (k, v) = l.insert("a", 10).unwrap(); // replacing returns the old value
+        assert_eq!((&*k, v), ("a", 1));
+        assert_eq!(l.get("a"), Some(&10));
+        assert_eq!(l.drain().len(), 2);
+        assert!(l.is_empty());
     }
 
     #[test]

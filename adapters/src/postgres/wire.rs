@@ -1,0 +1,564 @@
+//! What the connection's socket carries, watched without a round trip.
+//!
+//! `tokio_postgres::Client` does not say whether its session is inside a transaction or
+//! whether a request is still on its way. The pool must know both when a guard comes back
+//! (synchronously, in `Poolable::reset`), so the connection's stream is wrapped in a
+//! [`Tap`] that reads the protocol's framing as the bytes pass:
+//!
+//! - every frontend `Query` ('Q') or `Sync` ('S') written opens one request cycle, and every
+//!   backend `ReadyForQuery` ('Z') closes one and carries the transaction status
+//!   (`I` idle, `T` in a transaction block, `E` in a failed one);
+//! - backend `ErrorResponse`s ('E') are counted, so a pipelined clean-up can be checked;
+//! - a `CopyInResponse` ('G') to an extended-protocol request means the server ignores the
+//!   `Sync` already written behind it (the protocol says so), so that cycle is closed there.
+//!
+//! The driver task polls the `Connection` through a waker that records wake-ups, so a
+//! request the client queued but the driver has not written yet is seen as "not settled".
+//! Parsing starts once start-up is over ([`Wire::activate`]), at a message boundary; with
+//! TLS the tap above the TLS stream parses and the one on the raw socket passes through.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Transaction status byte of `ReadyForQuery`: idle.
+pub(crate) const IDLE: u8 = b'I';
+
+/// Shared between a connection's stream (written by the driver task) and its `PgConn`.
+#[derive(Debug)]
+pub(crate) struct Wire {
+    /// Which tap parses: 0 none yet, 1 the raw socket, 2 the TLS stream.
+    layer: AtomicU8,
+    /// Set by the TLS connector once a TLS session is up.
+    tls: AtomicBool,
+    /// Request cycles written (each `Query` or `Sync`).
+    sent: AtomicU64,
+    /// Request cycles closed (each `ReadyForQuery`, or a `Sync` the server ignores).
+    ready: AtomicU64,
+    /// Cycles in flight that are not light (see `Cycle::light`).
+    heavy: AtomicU64,
+    /// Status byte of the last `ReadyForQuery`.
+    status: AtomicU8,
+    /// `ErrorResponse`s read.
+    errors: AtomicU64,
+    /// A write or flush is waiting on the socket (bytes may sit in the client's buffer).
+    write_blocked: AtomicBool,
+    /// The stream carries something the parser cannot follow (replication copy, a frame it
+    /// did not expect): the session's state is unknown from here on.
+    lost: AtomicBool,
+    /// Simple queries written that start with `DEALLOCATE` or `DISCARD ALL`.
+    deallocations: AtomicU64,
+    /// Driver state: bit 0 woken and not yet polled, bit 1 being polled, bit 2 ended.
+    driver: AtomicU8,
+}
+
+const WOKEN: u8 = 1;
+const POLLING: u8 = 2;
+const ENDED: u8 = 4;
+
+/// What the wire says at one moment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Snapshot {
+    /// Request cycles written and not yet answered.
+    pub in_flight: u64,
+    /// Of those, the ones that may run long or change state (anything but a `ROLLBACK`
+    /// or statement closes).
+    pub heavy: u64,
+    /// Status byte of the last `ReadyForQuery`.
+    pub status: u8,
+    /// `ErrorResponse`s read so far.
+    pub errors: u64,
+    /// The driver has caught up with every wake-up and flushed every byte: nothing the
+    /// client queued is still unwritten.
+    pub settled: bool,
+    /// The parser lost track, or the driver ended.
+    pub unknown: bool,
+}
+
+impl Wire {
+    pub(crate) fn new() -> Arc<Wire> {
+        Arc::new(Wire {
+            layer: AtomicU8::new(0),
+            tls: AtomicBool::new(false),
+            sent: AtomicU64::new(0),
+            ready: AtomicU64::new(0),
+            heavy: AtomicU64::new(0),
+            status: AtomicU8::new(IDLE),
+            errors: AtomicU64::new(0),
+            write_blocked: AtomicBool::new(false),
+            lost: AtomicBool::new(false),
+            deallocations: AtomicU64::new(0),
+            driver: AtomicU8::new(0),
+        })
+    }
+
+    /// Start-up is over: the tap of the layer that carries the protocol starts parsing.
+    pub(crate) fn activate(&self) {
+        let layer = if self.tls.load(Ordering::Acquire) {
+            2
+        } else {
+            1
+        };
+        self.layer.store(layer, Ordering::Release);
+    }
+
+    pub(crate) fn set_tls(&self) {
+        self.tls.store(true, Ordering::Release);
+    }
+
+    /// Simple queries that dropped prepared statements, so far.
+    pub(crate) fn deallocations(&self) -> u64 {
+        self.deallocations.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        // The driver publishes its counters with the Release that clears POLLING; read the
+        // driver word first so the counters are at least that fresh.
+        let driver = self.driver.load(Ordering::Acquire);
+        let ready = self.ready.load(Ordering::Acquire);
+        let sent = self.sent.load(Ordering::Acquire);
+        Snapshot {
+            in_flight: sent.saturating_sub(ready),
+            heavy: self.heavy.load(Ordering::Acquire),
+            status: self.status.load(Ordering::Acquire),
+            errors: self.errors.load(Ordering::Acquire),
+            settled: driver == 0 && !self.write_blocked.load(Ordering::Acquire),
+            unknown: self.lost.load(Ordering::Acquire) || driver & ENDED != 0,
+        }
+    }
+}
+
+/// A stream that parses the protocol's framing as it passes (when its layer is active).
+pub(crate) struct Tap<S> {
+    inner: S,
+    wire: Arc<Wire>,
+    layer: u8,
+    rd: Frames,
+    wr: Frames,
+    /// The request cycles written and not yet closed, oldest first.
+    cycles: VecDeque<Cycle>,
+    /// The extended-protocol cycle being written has only `Close` messages so far.
+    light: bool,
+    /// The extended-protocol cycle being written has an `Execute`.
+    executes: bool,
+}
+
+impl<S> Tap<S> {
+    pub(crate) fn new(inner: S, wire: Arc<Wire>, layer: u8) -> Self {
+        Tap {
+            inner,
+            wire,
+            layer,
+            rd: Frames::default(),
+            wr: Frames::default(),
+            cycles: VecDeque::new(),
+            light: true,
+            executes: false,
+        }
+    }
+
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    fn active(&self) -> bool {
+        self.wire.layer.load(Ordering::Acquire) == self.layer
+    }
+
+    fn on_written(&mut self, bytes: &[u8]) {
+        if !self.active() {
+            return;
+        }
+        let Tap {
+            wr,
+            wire,
+            cycles,
+            light,
+            executes,
+            ..
+        } = self;
+        wr.feed(bytes, |ty, prefix| match ty {
+            b'Q' => {
+                // A `ROLLBACK` (what a dropped `Transaction` sends) is quick and leaves no
+                // state: light. Any other query may run for long: heavy.
+                let is_light = prefix.starts_with(b"ROLLBACK");
+                open_cycle(wire, cycles, false, is_light);
+                // `DEALLOCATE ALL` / `DISCARD ALL` drop every prepared statement: the
+                // connection's cache must follow.
+                let upper = prefix.to_ascii_uppercase();
+                if upper.starts_with(b"DEALLOCATE") || upper.starts_with(b"DISCARD ALL") {
+                    wire.deallocations.fetch_add(1, Ordering::Release);
+                }
+            }
+            b'S' => {
+                let is_light = *light;
+                let execute = *executes;
+                *light = true;
+                *executes = false;
+                open_cycle(wire, cycles, true, is_light);
+                if let Some(c) = cycles.back_mut() {
+                    c.execute = execute;
+                }
+            }
+            // `Close` (a dropped statement) keeps a cycle light; anything else makes it heavy.
+            b'C' => {}
+            b'E' => {
+                *light = false;
+                *executes = true;
+            }
+            _ => *light = false,
+        });
+    }
+
+    fn on_read(&mut self, bytes: &[u8]) {
+        if !self.active() {
+            return;
+        }
+        let Tap {
+            rd, wire, cycles, ..
+        } = self;
+        rd.feed(bytes, |ty, prefix| match ty {
+            b'Z' => {
+                // The status first: whoever sees the cycle closed sees its status.
+                wire.status
+                    .store(prefix.first().copied().unwrap_or(0), Ordering::Release);
+                close_cycle(wire, cycles);
+            }
+            b'E' => {
+                wire.errors.fetch_add(1, Ordering::Release);
+                // After an error the server skips to the end of the cycle: nothing of it
+                // runs any more.
+                lighten(wire, cycles);
+            }
+            // An extended-protocol cycle (one `Execute` at most, as tokio-postgres sends)
+            // is over once its command completed, or, without an `Execute`, once the
+            // statement is described: only `ReadyForQuery` is left.
+            b'C' | b'I' | b's' if cycles.front().is_some_and(|c| c.sync) => lighten(wire, cycles),
+            b'T' | b'n' if cycles.front().is_some_and(|c| c.sync && !c.execute) => {
+                lighten(wire, cycles)
+            }
+            b'G' => {
+                // COPY FROM STDIN started. After an extended-protocol request the `Sync`
+                // written behind its `Execute` is ignored by the server: that cycle closes
+                // here. After a simple `Query`, the server waits for data tokio-postgres
+                // never sends on that path: give up on tracking.
+                if cycles.front().is_some_and(|c| c.sync) {
+                    close_cycle(wire, cycles);
+                } else {
+                    wire.lost.store(true, Ordering::Release);
+                }
+            }
+            b'W' => wire.lost.store(true, Ordering::Release),
+            _ => {}
+        });
+        if rd.broken {
+            wire.lost.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// A request cycle written and not yet answered.
+struct Cycle {
+    /// Opened by a `Sync` (extended protocol), not a simple `Query`.
+    sync: bool,
+    /// Nothing of it can run for long any more: only `ROLLBACK` or statement closes, or
+    /// what is left after its command completed or failed.
+    light: bool,
+    /// It has an `Execute`.
+    execute: bool,
+}
+
+fn lighten(wire: &Wire, cycles: &mut VecDeque<Cycle>) {
+    if let Some(c) = cycles.front_mut() {
+        if !c.light {
+            c.light = true;
+            wire.heavy.fetch_sub(1, Ordering::Release);
+        }
+    }
+}
+
+fn open_cycle(wire: &Wire, cycles: &mut VecDeque<Cycle>, sync: bool, light: bool) {
+    cycles.push_back(Cycle {
+        sync,
+        light,
+        execute: false,
+    });
+    if !light {
+        wire.heavy.fetch_add(1, Ordering::Release);
+    }
+    wire.sent.fetch_add(1, Ordering::Release);
+}
+
+fn close_cycle(wire: &Wire, cycles: &mut VecDeque<Cycle>) {
+    if let Some(c) = cycles.pop_front() {
+        if !c.light {
+            wire.heavy.fetch_sub(1, Ordering::Release);
+        }
+    }
+    wire.ready.fetch_add(1, Ordering::Release);
+}
+
+/// Payload bytes reported with each frame (enough for `ROLLBACK\0` and a status byte).
+const PREFIX: usize = 16;
+
+/// Incremental parser of `type (1 byte) + length (4 bytes, counts itself) + payload`
+/// frames. Each frame is reported once, with the first (up to [`PREFIX`]) payload bytes.
+#[derive(Default)]
+struct Frames {
+    header: [u8; 5],
+    have: usize,
+    /// Payload bytes of the current frame not yet seen.
+    left: u64,
+    prefix: [u8; PREFIX],
+    /// Prefix bytes collected; the frame is reported when it reaches `want`.
+    got: usize,
+    want: usize,
+    ty: u8,
+    broken: bool,
+}
+
+impl Frames {
+    fn feed(&mut self, mut bytes: &[u8], mut on: impl FnMut(u8, &[u8])) {
+        while !bytes.is_empty() && !self.broken {
+            if self.have == 5 {
+                if self.got < self.want {
+                    let n = (self.want - self.got).min(bytes.len());
+                    self.prefix[self.got..self.got + n].copy_from_slice(&bytes[..n]);
+                    self.got += n;
+                    self.left -= n as u64;
+                    bytes = &bytes[n..];
+                    if self.got == self.want {
+                        on(self.ty, &self.prefix[..self.got]);
+                    }
+                }
+                let n = self.left.min(bytes.len() as u64) as usize;
+                self.left -= n as u64;
+                bytes = &bytes[n..];
+                if self.left == 0 && self.got == self.want {
+                    self.have = 0;
+                }
+                continue;
+            }
+            let n = (5 - self.have).min(bytes.len());
+            self.header[self.have..self.have + n].copy_from_slice(&bytes[..n]);
+            self.have += n;
+            bytes = &bytes[n..];
+            if self.have < 5 {
+                break;
+            }
+            self.ty = self.header[0];
+            let len = u32::from_be_bytes([
+                self.header[1],
+                self.header[2],
+                self.header[3],
+                self.header[4],
+            ]);
+            if len < 4 {
+                self.broken = true;
+                break;
+            }
+            self.left = u64::from(len - 4);
+            self.got = 0;
+            self.want = (self.left as usize).min(PREFIX);
+            if self.want == 0 {
+                on(self.ty, &[]);
+                self.have = 0;
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = r {
+            let this = &mut *self;
+            this.on_read(&buf.filled()[before..]);
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        match r {
+            Poll::Ready(Ok(n)) => {
+                self.on_written(&buf[..n]);
+                if self.active() {
+                    // More may follow in the client's buffer until the next flush.
+                    self.wire.write_blocked.store(true, Ordering::Release);
+                }
+            }
+            Poll::Pending if self.active() => {
+                self.wire.write_blocked.store(true, Ordering::Release);
+            }
+            _ => {}
+        }
+        r
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        if self.active() {
+            let blocked = !matches!(r, Poll::Ready(Ok(())));
+            self.wire.write_blocked.store(blocked, Ordering::Release);
+        }
+        r
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The driver's waker: records the wake-up, then wakes the driver task.
+struct Flag {
+    wire: Arc<Wire>,
+    task: Mutex<Option<Waker>>,
+}
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wire.driver.fetch_or(WOKEN, Ordering::AcqRel);
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(w) = task {
+            w.wake();
+        }
+    }
+}
+
+/// Drives a `tokio_postgres::Connection` until it ends, recording wake-ups and polls in
+/// the wire so `PgConn` can tell whether queued requests are still unwritten. Notices are
+/// logged at debug level (a pipelined `ROLLBACK` outside a transaction warns, harmlessly).
+pub(crate) async fn drive<S, T>(
+    mut conn: tokio_postgres::Connection<S, T>,
+    wire: Arc<Wire>,
+    closed: tokio::sync::oneshot::Receiver<()>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let flag = Arc::new(Flag {
+        wire: wire.clone(),
+        task: Mutex::new(None),
+    });
+    let waker = Waker::from(flag.clone());
+    let run = std::future::poll_fn(|cx| {
+        {
+            let mut task = flag.task.lock().unwrap_or_else(|e| e.into_inner());
+            if !task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *task = Some(cx.waker().clone());
+            }
+        }
+        let mut inner = Context::from_waker(&waker);
+        loop {
+            wire.driver.swap(POLLING, Ordering::AcqRel);
+            let r = conn.poll_message(&mut inner);
+            let end = match r {
+                Poll::Ready(Some(Ok(tokio_postgres::AsyncMessage::Notice(n)))) => {
+                    tracing::debug!(severity = n.severity(), "postgres notice: {}", n.message());
+                    false
+                }
+                Poll::Ready(Some(Ok(_))) => false,
+                Poll::Ready(Some(Err(e))) => {
+                    tracing::debug!("postgres connection ended: {e}");
+                    true
+                }
+                Poll::Ready(None) => true,
+                Poll::Pending => {
+                    // A wake-up during the poll leaves WOKEN set: the task is woken again.
+                    wire.driver.fetch_and(!POLLING, Ordering::AcqRel);
+                    return Poll::Pending;
+                }
+            };
+            if end {
+                wire.driver.store(ENDED, Ordering::Release);
+                return Poll::Ready(());
+            }
+        }
+    });
+    let mut run = std::pin::pin!(run);
+    tokio::select! {
+        biased;
+        () = &mut run => {}
+        _ = closed => {
+            // The client was dropped: the connection sends Terminate and ends by itself;
+            // a server that stopped answering gets a bounded wait, not a stuck task.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), run).await;
+        }
+    }
+    wire.driver.store(ENDED, Ordering::Release);
+}
+
+/// A future that is ready at once: used to send a request without waiting for its answer.
+pub(crate) fn poll_once<F: Future>(f: F) -> Poll<F::Output> {
+    let mut f = std::pin::pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    f.as_mut().poll(&mut cx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(ty: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![ty];
+        v.extend_from_slice(&((payload.len() + 4) as u32).to_be_bytes());
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[test]
+    fn frames_split_anywhere_are_parsed() {
+        let mut bytes = frame(b'C', b"SELECT 1\0");
+        bytes.extend(frame(b'Z', b"T"));
+        bytes.extend(frame(b'E', b"a long error message, longer than the prefix"));
+        bytes.extend(frame(b'1', b""));
+        bytes.extend(frame(b'Z', b"E"));
+        for split in 1..bytes.len() {
+            let mut f = Frames::default();
+            let mut seen = Vec::new();
+            for chunk in bytes.chunks(split) {
+                f.feed(chunk, |ty, prefix| seen.push((ty, prefix.to_vec())));
+            }
+            assert_eq!(
+                seen,
+                [
+                    (b'C', b"SELECT 1\0".to_vec()),
+                    (b'Z', b"T".to_vec()),
+                    (b'E', b"a long error mes".to_vec()),
+                    (b'1', vec![]),
+                    (b'Z', b"E".to_vec())
+                ],
+                "chunks of {split}"
+            );
+            assert!(!f.broken);
+        }
+    }
+
+    #[test]
+    fn a_bad_length_marks_the_stream_lost() {
+        let mut f = Frames::default();
+        f.feed(&[b'Z', 0, 0, 0, 2], |_, _| {});
+        assert!(f.broken);
+    }
+}
