@@ -16,13 +16,15 @@ pub(crate) type TimerKey = timer::Key;
 /// reference to a pool).
 pub(crate) type Disarmed = timer::Action;
 
-/// A point in time a wait must not outlive.
-pub(crate) struct Deadline(timer::Sleep);
+/// A point in time a wait must not outlive (`None` under Miri: see [`Env::deadline`]).
+pub(crate) struct Deadline(Option<timer::Sleep>);
 
 impl Deadline {
     /// Whether it has passed; if not, the task is woken when it does.
     pub(crate) fn poll_passed(&mut self, cx: &mut std::task::Context<'_>) -> bool {
-        std::pin::Pin::new(&mut self.0).poll(cx).is_ready()
+        self.0
+            .as_mut()
+            .is_some_and(|s| std::pin::Pin::new(s).poll(cx).is_ready())
     }
 }
 
@@ -105,13 +107,14 @@ impl Env {
     }
 
     /// A deadline at `at` (time since the epoch), armed on the pool's timer only if it is
-    /// polled before it has passed.
+    /// polled before it has passed. Under Miri, which wants every thread finished when a
+    /// test ends, it never passes (a blocking caller still bounds its own wait).
     pub(crate) fn deadline(&self, at: Duration) -> Deadline {
-        Deadline(timer::Sleep::until(
-            self.epoch
-                .checked_add(at)
-                .unwrap_or_else(|| timer::deadline_after(Duration::MAX)),
-        ))
+        let when = self
+            .epoch
+            .checked_add(at)
+            .unwrap_or_else(|| timer::deadline_after(Duration::MAX));
+        Deadline((!cfg!(miri)).then(|| timer::Sleep::until(when)))
     }
 
     /// Starts background upkeep for a pool: a task on the runtime captured at build, or,
