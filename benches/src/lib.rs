@@ -154,7 +154,7 @@ pub fn try_get_empty(pool: &SyncPool, size: usize, iters: u64) -> Option<Duratio
 /// Holds one object of `pool` until the returned box is dropped.
 fn hold_one(pool: &SyncPool) -> Box<dyn std::any::Any> {
     match pool {
-        SyncPool::Riptide(p) => Box::new(p.try_get().unwrap()),
+        SyncPool::Riptide(p) | SyncPool::RiptideNoDetection(p) => Box::new(p.try_get().unwrap()),
         SyncPool::RiptideClosures(p) => Box::new(p.try_get().unwrap()),
         SyncPool::R2d2(p) => Box::new(p.get().unwrap()),
         SyncPool::ObjectPool(p) => Box::new(p.clone().try_pull_owned().unwrap()),

@@ -125,10 +125,15 @@ impl AsyncPool {
     pub async fn build(name: &str, size: usize) -> AsyncPool {
         let timeout = Duration::from_secs(30);
         let pool = match name {
-            "riptide" => AsyncPool::Riptide(
+            "riptide" | "riptide (detection off)" => AsyncPool::Riptide(
                 Pool::builder(|| async { Ok::<_, Infallible>(Res(0)) })
                     .max_size(size)
                     .acquire_timeout(timeout)
+                    .deadlock_detection(if name == "riptide" {
+                        riptide_pool::DeadlockDetection::Warn
+                    } else {
+                        riptide_pool::DeadlockDetection::Off
+                    })
                     .build()
                     .unwrap(),
             ),
@@ -271,6 +276,9 @@ pub enum SyncPool {
     /// This project, a type without a `Poolable` impl: reset and health check given as
     /// closures (`Pool::custom`).
     RiptideClosures(Pool<u64>),
+    /// This project with deadlock detection off (the default, `Warn`, records each
+    /// checkout's holder).
+    RiptideNoDetection(Pool<Res>),
     /// r2d2 0.8.
     R2d2(r2d2::Pool<R2d2Manager>),
     /// object-pool 0.6.
@@ -282,9 +290,10 @@ pub enum SyncPool {
 }
 
 /// The sync pools, in table order.
-pub const SYNC_POOLS: [&str; 6] = [
+pub const SYNC_POOLS: [&str; 7] = [
     "riptide",
     "riptide (closures)",
+    "riptide (detection off)",
     "r2d2",
     "object-pool",
     "lockfree-object-pool",
@@ -295,14 +304,24 @@ impl SyncPool {
     /// Builds pool `name` with `size` objects made up front.
     pub fn build(name: &str, size: usize) -> SyncPool {
         match name {
-            "riptide" => {
+            "riptide" | "riptide (detection off)" => {
+                let detection = if name == "riptide" {
+                    riptide_pool::DeadlockDetection::Warn
+                } else {
+                    riptide_pool::DeadlockDetection::Off
+                };
                 let p = Pool::builder(|| async { Ok::<_, Infallible>(Res(0)) })
                     .max_size(size)
+                    .deadlock_detection(detection)
                     .build()
                     .unwrap();
                 let held: Vec<_> = (0..size).map(|_| p.get_blocking().unwrap()).collect();
                 drop(held);
-                SyncPool::Riptide(p)
+                if name == "riptide" {
+                    SyncPool::Riptide(p)
+                } else {
+                    SyncPool::RiptideNoDetection(p)
+                }
             }
             "riptide (closures)" => {
                 let p = Pool::custom(|| async { Ok::<_, Infallible>(0u64) })
@@ -342,6 +361,7 @@ impl SyncPool {
         match self {
             SyncPool::Riptide(_) => "riptide",
             SyncPool::RiptideClosures(_) => "riptide (closures)",
+            SyncPool::RiptideNoDetection(_) => "riptide (detection off)",
             SyncPool::R2d2(_) => "r2d2",
             SyncPool::ObjectPool(_) => "object-pool",
             SyncPool::Lockfree(_) => "lockfree-object-pool",
@@ -356,6 +376,7 @@ impl SyncPool {
         match self {
             SyncPool::Riptide(p) => loops::riptide(p, n, false),
             SyncPool::RiptideClosures(p) => loops::riptide_closures(p, n, false),
+            SyncPool::RiptideNoDetection(p) => loops::riptide(p, n, false),
             SyncPool::R2d2(p) => loops::r2d2(p, n),
             SyncPool::ObjectPool(p) => loops::object_pool(p, n),
             SyncPool::Lockfree(p) => loops::lockfree(p, n),
@@ -369,6 +390,7 @@ impl SyncPool {
         match self {
             SyncPool::Riptide(p) => loops::riptide(p, n, true),
             SyncPool::RiptideClosures(p) => loops::riptide_closures(p, n, true),
+            SyncPool::RiptideNoDetection(p) => loops::riptide(p, n, true),
             other => other.cycles(n),
         }
     }
@@ -380,6 +402,7 @@ impl SyncPool {
         Some(match self {
             SyncPool::Riptide(p) => p.try_get().is_ok(),
             SyncPool::RiptideClosures(p) => p.try_get().is_ok(),
+            SyncPool::RiptideNoDetection(p) => p.try_get().is_ok(),
             SyncPool::R2d2(p) => p.try_get().is_some(),
             SyncPool::ObjectPool(p) => p.try_pull().is_some(),
             SyncPool::Opool(p) => p.try_get().is_some(),

@@ -289,6 +289,17 @@ impl<T: Send + 'static> Future for AcquireFuture<T> {
 }
 
 impl<T: Send + 'static> AcquireFuture<T> {
+    /// How many callers will be served before this one, as things stand now (priorities
+    /// and aging counted); `None` unless it waits in the queue (not before its first poll,
+    /// nor while it creates an object or checks one). Takes the queue lock briefly.
+    #[must_use]
+    pub fn queue_position(&self) -> Option<usize> {
+        match &*self.state {
+            State::Queued { ctx, cell, .. } => ctx.shared().queue_position(cell),
+            _ => None,
+        }
+    }
+
     /// The driver: runs steps until the acquisition must wait or is settled.
     #[inline(never)]
     fn drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<Pooled<T>, PoolError>> {
@@ -405,7 +416,12 @@ impl<T: Send + 'static> AcquireFuture<T> {
             // "Do not wait": nothing idle, so no queueing and no create.
             return Break(Err(shared.timed_out()));
         }
-        match shared.reserve_or_register(ctx.opts.priority, ctx.since(), ctx.deadline()) {
+        match shared.reserve_or_register(
+            ctx.opts.priority,
+            ctx.since(),
+            ctx.deadline(),
+            ctx.opts.location,
+        ) {
             Err(e) => Break(Err(e)),
             Ok(Reg::Got(i)) => Self::with_object(ctx, i),
             Ok(Reg::Permit) => Self::create(ctx),
@@ -424,6 +440,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
             Decision::Permit => Self::create(ctx),
             Decision::TimedOut => Break(Err(shared.timed_out())),
             Decision::CircuitOpen => Break(Err(shared.circuit_open())),
+            Decision::WouldDeadlock => Break(Err(PoolError::WouldDeadlock)),
             Decision::PoolClosed | Decision::Failed | Decision::Cancelled => {
                 Break(Err(PoolError::Closed))
             }
@@ -439,7 +456,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
             shared.unreserve();
             return Break(Err(shared.circuit_open()));
         }
-        let cell = Waiter::new(ctx.opts.priority, shared.now(), Duration::MAX, false);
+        let cell = Waiter::new(ctx.opts.priority, shared.now(), Duration::MAX, false, 0);
         shared.spawn_create(cell.clone(), admit);
         let deadline = shared.env().deadline(ctx.deadline());
         Continue(State::Creating {

@@ -7,7 +7,7 @@ use crate::error::{BoxError, ConfigError};
 use crate::hooks::Hooks;
 use crate::traits::BoxFuture;
 use crate::traits::{DynFactory, Factory, Poolable, Recycle};
-use crate::{ObjectMeta, Pool};
+use crate::{DeadlockDetection, ObjectMeta, Pool};
 
 /// The validated configuration a pool runs with.
 #[derive(Debug, Clone)]
@@ -28,6 +28,8 @@ pub(crate) struct Config {
     pub reclaim_leaked: Option<Duration>,
     /// The pool's name: the `pool` label of its metrics, and in log lines.
     pub name: String,
+    /// What to do about a nested wait.
+    pub deadlock: DeadlockDetection,
 }
 
 /// Builds a [`Pool`]; get one from [`Pool::builder`].
@@ -46,6 +48,7 @@ pub(crate) struct Config {
 /// | `validation_interval` | 500 ms | `Factory::validate` runs on checkout of objects idle longer; `ZERO` = always |
 /// | `starvation_threshold` | 200 ms | waiters older than this are served as `Critical` |
 /// | `circuit_breaker` | 5 failures, 1 s | fail fast while the factory keeps failing |
+/// | `deadlock_detection` | `Warn` | report (or, with `Error`, fail) a caller that waits while holding a checkout of the same pool |
 ///
 /// Time-based limits use a coarse millisecond clock (ticked every 2 ms by one thread per
 /// process), so they act within a few milliseconds of the configured value.
@@ -104,6 +107,7 @@ impl<T: Send + 'static> PoolBuilder<T> {
                 circuit: Some((5, Duration::from_secs(1), 1)),
                 reclaim_leaked: None,
                 name: "riptide".to_owned(),
+                deadlock: DeadlockDetection::Warn,
             },
             hooks: Hooks::default(),
             gate: None,
@@ -176,6 +180,13 @@ impl<T: Send + 'static> PoolBuilder<T> {
     /// Waiters older than this are served as `Priority::Critical`. Default 200 ms.
     pub fn starvation_threshold(mut self, d: Duration) -> Self {
         self.config.starvation_threshold = d;
+        self
+    }
+    /// What to do about a caller that must wait while it already holds a checkout of this
+    /// pool (see [`DeadlockDetection`]). Default `Warn`; `Off` also spares the fast path
+    /// its one store per checkout.
+    pub fn deadlock_detection(mut self, mode: DeadlockDetection) -> Self {
+        self.config.deadlock = mode;
         self
     }
 
@@ -261,6 +272,9 @@ impl<T: Send + 'static> PoolBuilder<T> {
         }
         if let Some(v) = &cfg.name {
             c.name.clone_from(v);
+        }
+        if let Some(v) = cfg.deadlock_detection {
+            c.deadlock = v;
         }
         self
     }

@@ -23,6 +23,10 @@ pub enum PoolError {
         /// The create error that opened the breaker, or the latest one since.
         last_error: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
     },
+    /// The caller holds a checkout of this pool, every object is held, and every holder is
+    /// itself waiting on the pool: nobody would ever return one
+    /// ([`DeadlockDetection::Error`](crate::DeadlockDetection::Error)).
+    WouldDeadlock,
 }
 
 impl PoolError {
@@ -65,6 +69,10 @@ impl fmt::Display for PoolError {
             PoolError::Timeout => f.write_str("timed out waiting for a pooled object"),
             PoolError::Exhausted => f.write_str("no idle object in the pool"),
             PoolError::Closed => f.write_str("the pool is closed"),
+            PoolError::WouldDeadlock => f.write_str(
+                "would deadlock: every object is held by a caller that is waiting on the pool \
+                 (an acquisition nested inside another checkout of the same pool)",
+            ),
             PoolError::Create(e) => write!(f, "creating a pooled object failed: {e}"),
             PoolError::CircuitOpen { last_error: None } => {
                 f.write_str("the factory keeps failing: circuit breaker open")

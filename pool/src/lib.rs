@@ -73,6 +73,7 @@ pub mod breaker;
 mod checkout;
 mod config;
 mod create;
+mod deadlock;
 mod defer;
 mod error;
 mod guard;
@@ -94,6 +95,7 @@ mod waiters;
 
 pub use acquire::{Acquire, AcquireFuture};
 pub use config::PoolBuilder;
+pub use deadlock::DeadlockDetection;
 pub use error::{BoxError, ConfigError, PoolError};
 pub use guard::Pooled;
 pub use partition::{

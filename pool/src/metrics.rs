@@ -19,6 +19,17 @@ pub(crate) fn publish<T: Send + 'static>(shared: &Shared<T>) {
         "riptide_pool_pending_acquisitions",
         s.pending_acquisitions as f64,
     );
+    g(
+        "riptide_pool_oldest_wait_seconds",
+        s.oldest_wait.as_secs_f64(),
+    );
+    for (priority, n) in ["low", "normal", "high", "critical"]
+        .into_iter()
+        .zip(s.waiting_by_priority)
+    {
+        gauge!("riptide_pool_waiting", "pool" => pool.clone(), "priority" => priority)
+            .set(n as f64);
+    }
     let c = |name: &'static str, v: u64| counter!(name, "pool" => pool.clone()).absolute(v);
     c("riptide_pool_created_total", s.created);
     c("riptide_pool_destroyed_total", s.destroyed);

@@ -367,6 +367,8 @@ impl<T: Send + 'static> Pool<T> {
     /// | `riptide_pool_idle` | gauge | idle objects |
     /// | `riptide_pool_in_use` | gauge | checked-out objects |
     /// | `riptide_pool_pending_acquisitions` | gauge | callers waiting right now |
+    /// | `riptide_pool_waiting` | gauge, `priority` = low / normal / high / critical | callers waiting at each priority |
+    /// | `riptide_pool_oldest_wait_seconds` | gauge | how long the longest-waiting caller has waited |
     /// | `riptide_pool_created_total` | counter | objects created |
     /// | `riptide_pool_destroyed_total` | counter | objects destroyed or detached |
     /// | `riptide_pool_acquired_total` | counter | successful checkouts |

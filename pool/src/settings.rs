@@ -77,10 +77,12 @@ pub struct PoolConfig {
     pub circuit_cool_down: Option<Duration>,
     /// The pool's name (the `pool` label of its metrics).
     pub name: Option<String>,
+    /// `deadlock_detection`: `off`, `warn` or `error`.
+    pub deadlock_detection: Option<crate::DeadlockDetection>,
 }
 
 /// Each knob's environment variable suffix, and how to read it.
-const VARS: [&str; 14] = [
+const VARS: [&str; 15] = [
     "MAX_SIZE",
     "MIN_IDLE",
     "ACQUIRE_TIMEOUT",
@@ -95,6 +97,7 @@ const VARS: [&str; 14] = [
     "CIRCUIT_FAILURES",
     "CIRCUIT_COOL_DOWN",
     "NAME",
+    "DEADLOCK_DETECTION",
 ];
 
 impl PoolConfig {
@@ -159,6 +162,9 @@ impl PoolConfig {
                 }
                 "CIRCUIT_COOL_DOWN" => c.circuit_cool_down = Some(dur(v)?),
                 "NAME" => c.name = Some(v.to_owned()),
+                "DEADLOCK_DETECTION" => {
+                    c.deadlock_detection = Some(v.parse().map_err(|r| err(format!("`{v}` {r}")))?);
+                }
                 _ => unreachable!("every suffix is handled"),
             }
         }
@@ -168,7 +174,7 @@ impl PoolConfig {
 
 /// The knob an environment variable sets (`"DB_POOL_MAX_SIZE"` → `"max_size"`).
 pub(crate) fn knob_of(var: &str) -> &'static str {
-    const KNOBS: [&str; 14] = [
+    const KNOBS: [&str; 15] = [
         "max_size",
         "min_idle",
         "acquire_timeout",
@@ -183,6 +189,7 @@ pub(crate) fn knob_of(var: &str) -> &'static str {
         "circuit_failures",
         "circuit_cool_down",
         "name",
+        "deadlock_detection",
     ];
     VARS.iter()
         .zip(KNOBS)

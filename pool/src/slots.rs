@@ -64,6 +64,9 @@ pub(crate) struct Slot<T> {
     /// The `uses` value of the checkout already reported as a suspected leak (0: none),
     /// with `RECLAIM_MARK` set once that checkout's capacity was reclaimed.
     pub reported: AtomicU64,
+    /// Who took the current checkout (`deadlock::caller`; 0: not recorded), written at
+    /// checkout when deadlock detection is on and read by its checks.
+    pub holder: AtomicU64,
 }
 
 impl<T> Slot<T> {
@@ -81,6 +84,7 @@ impl<T> Slot<T> {
             created_ms: AtomicU64::new(0),
             stamp_ms: AtomicU64::new(STAMP_IDLE),
             reported: AtomicU64::new(0),
+            holder: AtomicU64::new(0),
         }
     }
 

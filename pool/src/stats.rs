@@ -46,6 +46,20 @@ pub struct PoolStats {
     pub create_p95: Duration,
     /// 99th percentile create time.
     pub create_p99: Duration,
+    /// Callers waiting right now at each priority, as they asked for it (aging does not
+    /// move them), indexed by `Priority as usize`: `[Low, Normal, High, Critical]`. See
+    /// [`waiting_at`](Self::waiting_at).
+    pub waiting_by_priority: [usize; 4],
+    /// How long the longest-waiting caller has been waiting (zero when nobody waits).
+    pub oldest_wait: Duration,
+}
+
+impl PoolStats {
+    /// Callers waiting right now at priority `p`.
+    #[must_use]
+    pub fn waiting_at(&self, p: crate::Priority) -> usize {
+        self.waiting_by_priority[p as usize]
+    }
 }
 
 /// A checked-out object, from [`Pool::checked_out`](crate::Pool::checked_out).

@@ -58,6 +58,8 @@ pub(crate) enum Decision {
     CircuitOpen,
     /// The pool was closed while it waited.
     PoolClosed,
+    /// Every object is held by a waiting caller, this one included (deadlock detection).
+    WouldDeadlock,
 }
 
 /// The cell's word: 0 while waiting, else the encoded decision (`Handed(i)` is `8 + i`).
@@ -73,6 +75,7 @@ impl Decision {
             Decision::Cancelled => 4,
             Decision::TimedOut => 5,
             Decision::CircuitOpen => 6,
+            Decision::WouldDeadlock => 7,
             Decision::Handed(i) => HANDED + i,
         }
     }
@@ -86,6 +89,7 @@ impl Decision {
             4 => Decision::Cancelled,
             5 => Decision::TimedOut,
             6 => Decision::CircuitOpen,
+            7 => Decision::WouldDeadlock,
             w if w >= HANDED => Decision::Handed(w - HANDED),
             w => unreachable!("waiter word {w}"),
         })
@@ -103,6 +107,9 @@ pub(crate) struct Waiter {
     pub deadline: Duration,
     /// Whether it sits in the queue (a creator's own cell does not).
     pub queued: bool,
+    /// The waiting caller's holder id when it holds a checkout of the pool (deadlock
+    /// detection), else 0.
+    pub holder: u64,
     /// A failed create's error, written before the cell is decided `Failed`.
     pub error: Mutex<Option<BoxError>>,
 }
@@ -113,6 +120,7 @@ impl Waiter {
         since: Duration,
         deadline: Duration,
         queued: bool,
+        holder: u64,
     ) -> Arc<Self> {
         Arc::new(Waiter {
             state: AtomicUsize::new(WAITING),
@@ -121,6 +129,7 @@ impl Waiter {
             since,
             deadline,
             queued,
+            holder,
             error: Mutex::new(None),
         })
     }
@@ -241,6 +250,84 @@ impl WaitQueue {
         (expired, next)
     }
 
+    /// The holder ids of the waiting cells that hold a checkout (deadlock detection).
+    pub(crate) fn waiting_holders(&self) -> impl Iterator<Item = u64> + '_ {
+        self.levels
+            .iter()
+            .flatten()
+            .filter(|w| w.holder != 0 && w.is_waiting())
+            .map(|w| w.holder)
+    }
+
+    /// Decides `d` every waiting cell that holds a checkout, and removes it; returns
+    /// those decided, to wake once the lock is released.
+    pub(crate) fn decide_holders(&mut self, d: Decision) -> Vec<Arc<Waiter>> {
+        let mut decided = Vec::new();
+        for q in &mut self.levels {
+            q.retain(|w| {
+                if w.holder != 0 && w.decide(d) {
+                    decided.push(w.clone());
+                    return false;
+                }
+                true
+            });
+        }
+        decided
+    }
+
+    /// How many waiting cells would be served before `me` if it were decided `now`
+    /// (effective priority, then age, as `pop_best` serves them); `None` unless `me` is
+    /// queued and waiting.
+    pub(crate) fn position(
+        &self,
+        me: &Arc<Waiter>,
+        now: Duration,
+        aging: Duration,
+    ) -> Option<usize> {
+        if !me.is_waiting() {
+            return None;
+        }
+        // Each level is sorted by this key (older waiters age first), so `pop_best`'s
+        // merge of the fronts serves in ascending key order.
+        let key = |w: &Waiter, lvl: usize, idx: usize| {
+            let eff = if now.saturating_sub(w.since) >= aging {
+                Priority::Critical
+            } else {
+                w.priority
+            };
+            (std::cmp::Reverse(eff), w.since, lvl, idx)
+        };
+        let mut mine = None;
+        for (lvl, q) in self.levels.iter().enumerate() {
+            if let Some(idx) = q.iter().position(|w| Arc::ptr_eq(w, me)) {
+                mine = Some(key(me, lvl, idx));
+            }
+        }
+        let mine = mine?;
+        let ahead = self
+            .levels
+            .iter()
+            .enumerate()
+            .flat_map(|(lvl, q)| q.iter().enumerate().map(move |(idx, w)| (lvl, idx, w)))
+            .filter(|(lvl, idx, w)| w.is_waiting() && key(w, *lvl, *idx) < mine)
+            .count();
+        Some(ahead)
+    }
+
+    /// Waiting cells per priority level (as requested, before aging), and when the oldest
+    /// of them started waiting.
+    pub(crate) fn census(&self) -> ([usize; 4], Option<Duration>) {
+        let mut by = [0; 4];
+        let mut oldest: Option<Duration> = None;
+        for (lvl, q) in self.levels.iter().enumerate() {
+            for w in q.iter().filter(|w| w.is_waiting()) {
+                by[lvl] += 1;
+                oldest = Some(oldest.map_or(w.since, |o| o.min(w.since)));
+            }
+        }
+        (by, oldest)
+    }
+
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = Arc<Waiter>> + '_ {
         self.levels.iter_mut().flat_map(|q| q.drain(..))
     }
@@ -302,7 +389,7 @@ mod tests {
     use super::*;
 
     fn w(p: Priority, ms: u64) -> Arc<Waiter> {
-        Waiter::new(p, Duration::from_millis(ms), Duration::MAX, true)
+        Waiter::new(p, Duration::from_millis(ms), Duration::MAX, true, 0)
     }
 
     #[test]
@@ -351,12 +438,14 @@ mod tests {
             Duration::ZERO,
             Duration::from_millis(10),
             true,
+            0,
         );
         let b = Waiter::new(
             Priority::High,
             Duration::ZERO,
             Duration::from_millis(30),
             true,
+            0,
         );
         q.push(a.clone());
         q.push(b.clone());

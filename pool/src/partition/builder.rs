@@ -155,6 +155,13 @@ where
         let d = d.into();
         self.configure(move |b| b.max_lifetime(d))
     }
+    /// Deadlock detection (default `Warn`): a caller waiting on any partition while it
+    /// holds a checkout of any partition is a nested wait; `Error` fails the waiting
+    /// holders of a partition at its own cap whose objects are all held by them. See
+    /// [`DeadlockDetection`](crate::DeadlockDetection).
+    pub fn deadlock_detection(self, mode: crate::DeadlockDetection) -> Self {
+        self.configure(move |b| b.deadlock_detection(mode))
+    }
 
     /// Checks the configuration and builds the pool.
     ///

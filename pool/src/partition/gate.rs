@@ -55,6 +55,13 @@ impl<T: Send + 'static> Gate for GlobalGate<T> {
         self.offer_free();
     }
 
+    fn held_by(&self, holder: u64) -> Option<&'static std::panic::Location<'static>> {
+        self.parts
+            .load()
+            .iter()
+            .find_map(|(_, p)| p.get().held_by(holder))
+    }
+
     fn others_blocked(&self, from: usize) -> bool {
         self.parts
             .load()

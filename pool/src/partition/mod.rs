@@ -28,6 +28,7 @@ use std::future::{Future, IntoFuture};
 use std::hash::Hash;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
 pub use builder::{PartitionLimits, PartitionedPoolBuilder};
 pub use routing::{AffinityRules, RoutingStrategy};
@@ -36,7 +37,7 @@ use crate::acquire::AcquireOptions;
 use crate::error::PoolError;
 use crate::shared::{Gate, SharedRef};
 use crate::sync::{AtomicBool, AtomicUsize, Ordering, Rcu};
-use crate::{Acquire, Pool, PoolStats, Pooled};
+use crate::{Acquire, AcquireFuture, Pool, PoolStats, Pooled};
 use builder::{KeyedFactory, Knobs};
 use gate::GlobalGate;
 
@@ -277,8 +278,20 @@ where
             t.create_p50 = t.create_p50.max(s.create_p50);
             t.create_p95 = t.create_p95.max(s.create_p95);
             t.create_p99 = t.create_p99.max(s.create_p99);
+            for (sum, n) in t.waiting_by_priority.iter_mut().zip(s.waiting_by_priority) {
+                *sum += n;
+            }
+            t.oldest_wait = t.oldest_wait.max(s.oldest_wait);
         }
         t
+    }
+
+    /// The events of `key`'s partition (as [`Pool::events`]); `None` for a key never
+    /// used.
+    #[cfg(not(riptide_model))]
+    #[must_use]
+    pub fn events(&self, key: &K) -> Option<tokio::sync::broadcast::Receiver<crate::PoolEvent>> {
+        self.inner.map.load().get(key).map(|p| p.pool.events())
     }
 
     /// Global capacity in use (objects alive or being created, all keys).
@@ -353,9 +366,62 @@ where
     );
 }
 
-/// The future of a partition acquisition (`Send + 'static`).
-pub type PartitionAcquireFuture<T> =
-    Pin<Box<dyn Future<Output = Result<Pooled<T>, PoolError>> + Send>>;
+/// The future of a partition acquisition: `Send + 'static`, cancel-safe as
+/// [`AcquireFuture`](crate::AcquireFuture).
+#[must_use = "futures do nothing unless polled"]
+pub struct PartitionAcquireFuture<T: Send + 'static> {
+    /// The acquisition on the key's current partition, or why there is none.
+    current: Result<AcquireFuture<T>, Option<PoolError>>,
+    /// Called when `current` ends in `Closed`: the next acquisition if the partition was
+    /// retired under it (on the key's new partition), else `None`.
+    retry: Option<RetryFn<T>>,
+}
+
+type RetryFn<T> = Box<dyn FnMut() -> Option<Result<AcquireFuture<T>, PoolError>> + Send>;
+
+impl<T: Send + 'static> PartitionAcquireFuture<T> {
+    /// How many callers of its partition will be served before this one, as things stand
+    /// now; `None` unless it waits in the queue (see [`AcquireFuture::queue_position`]).
+    #[must_use]
+    pub fn queue_position(&self) -> Option<usize> {
+        self.current.as_ref().ok()?.queue_position()
+    }
+}
+
+impl<T: Send + 'static> Future for PartitionAcquireFuture<T> {
+    type Output = Result<Pooled<T>, PoolError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            let fut = match &mut this.current {
+                Ok(f) => f,
+                Err(e) => {
+                    return Poll::Ready(Err(e.take().expect("polled after completion")));
+                }
+            };
+            match Pin::new(fut).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(PoolError::Closed)) => {
+                    match this.retry.as_mut().and_then(|r| r()) {
+                        Some(Ok(next)) => this.current = Ok(next),
+                        Some(Err(e)) => return Poll::Ready(Err(e)),
+                        None => return Poll::Ready(Err(PoolError::Closed)),
+                    }
+                }
+                Poll::Ready(r) => return Poll::Ready(r),
+            }
+        }
+    }
+}
+
+impl<T: Send + 'static> std::fmt::Debug for PartitionAcquireFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionAcquireFuture")
+            .field("current", &self.current.as_ref().ok())
+            .finish_non_exhaustive()
+    }
+}
 
 impl<K, T> IntoFuture for PartitionAcquire<'_, K, T>
 where
@@ -369,37 +435,41 @@ where
     /// rest runs when polled. If the partition is removed before the acquisition is
     /// served (`remove_idle_partitions`), it tries again on the key's new partition.
     fn into_future(self) -> Self::IntoFuture {
-        let part = match self.pool.part(&self.key) {
+        let mut part = match self.pool.part(&self.key) {
             Ok(p) => p,
-            Err(e) => return Box::pin(async move { Err(e) }),
+            Err(e) => {
+                return PartitionAcquireFuture {
+                    current: Err(Some(e)),
+                    retry: None,
+                }
+            }
         };
         let opts = self.opts;
         let first = on_part(&part, opts);
         let (pp, key) = (self.pool.clone(), self.key);
-        Box::pin(async move {
-            let (mut part, mut fut) = (part, first);
-            loop {
-                match fut.await {
-                    Err(PoolError::Closed)
-                        if !pp.is_closed() && part.pool.shared().was_retired() =>
-                    {
-                        // Help the remover take it out of the map (so this never spins
-                        // on the retired partition), then use the key's new one.
-                        pp.inner.map.update(|m| match m.get(&key) {
-                            Some(p) if Arc::ptr_eq(p, &part) => {
-                                let mut m = HashMap::clone(m);
-                                m.remove(&key);
-                                Arc::new(m)
-                            }
-                            _ => m.clone(),
-                        });
-                        part = pp.part(&key)?;
-                        fut = on_part(&part, opts);
-                    }
-                    r => return r,
-                }
+        let retry = move || {
+            if pp.is_closed() || !part.pool.shared().was_retired() {
+                return None;
             }
-        })
+            // Help the remover take it out of the map (so this never spins on the retired
+            // partition), then use the key's new one.
+            pp.inner.map.update(|m| match m.get(&key) {
+                Some(p) if Arc::ptr_eq(p, &part) => {
+                    let mut m = HashMap::clone(m);
+                    m.remove(&key);
+                    Arc::new(m)
+                }
+                _ => m.clone(),
+            });
+            Some(pp.part(&key).map(|p| {
+                part = p;
+                on_part(&part, opts)
+            }))
+        };
+        PartitionAcquireFuture {
+            current: Ok(first),
+            retry: Some(Box::new(retry)),
+        }
     }
 }
 

@@ -146,6 +146,11 @@ impl<T: Send + 'static> Shared<T> {
             s.location.store(loc, Ordering::Relaxed);
         }
         s.stamp_checkout(self.coarse_ms());
+        if self.detects_deadlocks() {
+            // Relaxed: read by reports, and by the deadlock check under the queue lock,
+            // which the holder takes (and so publishes this store) before it can count.
+            s.holder.store(crate::deadlock::caller(), Ordering::Relaxed);
+        }
         s
     }
 

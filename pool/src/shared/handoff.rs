@@ -165,31 +165,40 @@ impl<T: Send + 'static> Shared<T> {
 
     /// The waiting path's entry: with nobody queued, a reservation if the pool may grow
     /// (taken before the lock); otherwise `register`. Aging and the deadline count from
-    /// `since`, the start of the acquisition.
+    /// `since`, the start of the acquisition. A caller that queues while it holds a
+    /// checkout of this pool is reported as a nested wait (`nested.rs`); `location` is
+    /// where it waits.
     pub(crate) fn reserve_or_register(
         &self,
         priority: Priority,
         since: Duration,
         deadline: Duration,
+        location: &'static std::panic::Location<'static>,
     ) -> Result<Reg, PoolError> {
         if self.waiting() == 0 && self.try_reserve() {
-            Ok(Reg::Permit)
-        } else {
-            self.register(priority, since, deadline)
+            return Ok(Reg::Permit);
         }
+        let nested = self.nested_hold();
+        let reg = self.register(priority, since, deadline, nested.map_or(0, |(me, _)| me));
+        if let (Ok(Reg::Queued(_)), Some((_, held_at))) = (&reg, nested) {
+            self.report_nested(held_at, location);
+        }
+        reg
     }
 
     /// Registers a caller that found nothing on the fast path (see the module docs):
     /// the first waiter of an empty queue sweeps, then tries to reserve; otherwise it
     /// queues. `deadline` (time since the epoch) is enforced by the deadline sweep (I8).
+    /// `holder` is the caller's holder id when it holds a checkout of the pool, else 0.
     pub(crate) fn register(
         &self,
         priority: Priority,
         since: Duration,
         deadline: Duration,
+        holder: u64,
     ) -> Result<Reg, PoolError> {
         // Allocate outside the lock.
-        let w = Waiter::new(priority, since, deadline, true);
+        let w = Waiter::new(priority, since, deadline, true, holder);
         let mut q = self.queue.lock();
         if self.is_closed() {
             return Err(PoolError::Closed);
@@ -219,8 +228,16 @@ impl<T: Send + 'static> Shared<T> {
         } else {
             None
         };
+        let deadlocked = if holder == 0 {
+            Vec::new()
+        } else {
+            self.fail_deadlocked(&mut q)
+        };
         drop(q);
         drop(stale);
+        for d in deadlocked {
+            d.wake();
+        }
         if first {
             if let Some((gate, id)) = &self.gate {
                 if self.blocked_on_gate() {

@@ -11,6 +11,7 @@
 //!   the other files cite as I1…I8;
 //! - `capacity.rs`: reservations, the partitions' global gate, eviction, retirement;
 //! - `objects.rs`: objects into and out of slots (install, destroy, detach, metadata);
+//! - `nested.rs`: deadlock detection (nested waits, the certain deadlock);
 //! - this file: the struct, `close` and `resize`, stats.
 //!
 //! Ownership rule (I1): an object belongs to exactly one party at a time. Only its owner
@@ -19,6 +20,7 @@
 mod capacity;
 mod fast;
 mod handoff;
+mod nested;
 mod objects;
 mod refs;
 mod word;
@@ -39,9 +41,11 @@ use crate::rt::Env;
 use crate::slots::{Slot, Slots, BUSY, EMPTY, IDLE, STATE_MASK};
 use crate::stats::{DestroyReason, PoolEvent, PoolStats};
 use crate::sync::hazard::Announcer;
-use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, CachePadded, Mutex, Ordering};
+use crate::sync::{
+    Arc, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, CachePadded, Mutex, Ordering,
+};
 use crate::traits::DynFactory;
-use crate::waiters::WaitQueue;
+use crate::waiters::{WaitQueue, Waiter};
 use word::StateWord;
 
 /// `Shared::size` of a retired partition (`retire_if_unused`): above any `max_size`, so no
@@ -91,6 +95,8 @@ pub(crate) struct Shared<T: Send + 'static> {
     /// checkout, so precomputed.
     validation_ms: u64,
     checkout_hooks: bool,
+    /// `config.deadlock != Off`, beside the other fields the checkout reads.
+    detect_deadlocks: bool,
     factory: Box<dyn DynFactory<T>>,
     hooks: Hooks<T>,
     /// Set while a maintenance pass runs: keeps passes apart.
@@ -110,6 +116,9 @@ pub(crate) struct Shared<T: Send + 'static> {
     gate: Option<(std::sync::Arc<dyn Gate>, usize)>,
     /// The clock, timers, runtime and events (`rt`).
     env: Env,
+    /// Pairs of locations (held at, waiting at) already reported as nested waits. A std
+    /// mutex also under the model checkers: it guards report data only.
+    nested_seen: std::sync::Mutex<std::collections::HashSet<(usize, usize)>>,
 }
 
 // SAFETY: objects move between threads (they are `Send`), and each is only ever accessed by
@@ -151,6 +160,7 @@ impl<T: Send + 'static> Shared<T> {
             validation_ms: u64::try_from(config.validation_interval.as_millis())
                 .unwrap_or(u64::MAX),
             checkout_hooks: hooks.on_checkout(),
+            detect_deadlocks: config.deadlock != crate::DeadlockDetection::Off,
             breaker: config
                 .circuit
                 .map(|(n, cool, successes)| CircuitBreaker::new(n, successes, cool)),
@@ -164,6 +174,7 @@ impl<T: Send + 'static> Shared<T> {
             reclaimed: AtomicUsize::new(0),
             gate,
             env: Env::new(),
+            nested_seen: std::sync::Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -347,6 +358,8 @@ impl<T: Send + 'static> Shared<T> {
 
     pub(crate) fn stats(&self) -> PoolStats {
         let (idle, in_use, acquired) = self.scan();
+        let (waiting_by_priority, oldest) = self.queue.lock().census();
+        let oldest_wait = oldest.map_or(Duration::ZERO, |since| self.now().saturating_sub(since));
         let c = &self.counters;
         // Checkouts that never waited are not recorded (no shared write on the fast
         // path): they are the difference between all checkouts and the recorded waits.
@@ -374,7 +387,19 @@ impl<T: Send + 'static> Shared<T> {
             create_p50: c50,
             create_p95: c95,
             create_p99: c99,
+            waiting_by_priority,
+            oldest_wait,
         }
+    }
+
+    /// How many callers would be served before queued cell `w` right now (`None` unless it
+    /// is queued and waiting). Takes the queue lock.
+    pub(crate) fn queue_position(&self, w: &Arc<Waiter>) -> Option<usize> {
+        if !w.queued {
+            return None;
+        }
+        let q = self.queue.lock();
+        q.position(w, self.now(), self.config.starvation_threshold)
     }
 
     /// Counts idle and in-use slots and the checkouts of live objects.

@@ -1,0 +1,139 @@
+//! Deadlock detection: a caller that must wait on a pool while it holds a checkout of the
+//! same pool (of any partition, for a `PartitionedPool`) is a *nested* wait — the classic
+//! pool deadlock once every object is held by such a caller.
+//!
+//! How it stays off the fast path: a checkout records its holder (the tokio task, else the
+//! thread) in its slot — one thread-local read and one store, nothing when detection is
+//! [`Off`](DeadlockDetection::Off). Everything else happens only when a caller must queue:
+//! it looks through the busy slots for its own holder id (a read-only scan, outside the
+//! queue lock), and, in [`Error`](DeadlockDetection::Error) mode, checks under the lock
+//! whether every object is now held by a queued caller.
+
+use std::str::FromStr;
+
+/// What the pool does about a nested wait: a caller that must wait while it already holds
+/// a checkout of the same pool. Set with
+/// [`PoolBuilder::deadlock_detection`](crate::PoolBuilder::deadlock_detection).
+///
+/// A checkout is attributed to the tokio task that took it (or, outside a task, the
+/// thread): a guard handed to another task still counts as the taker's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize, serde::Serialize),
+    serde(rename_all = "lowercase")
+)]
+pub enum DeadlockDetection {
+    /// Nothing is recorded or checked; the fast path pays nothing.
+    Off,
+    /// A nested wait is reported — a [`PoolEvent::NestedAcquire`](crate::PoolEvent) and a
+    /// `tracing::warn!`, once per pair of locations — and the wait goes on.
+    #[default]
+    Warn,
+    /// As `Warn`; and once every object is held and every holder is itself waiting on the
+    /// pool (a certain deadlock), every waiting holder gets
+    /// [`PoolError::WouldDeadlock`](crate::PoolError::WouldDeadlock) at once instead of
+    /// timing out. Waiters that hold nothing keep waiting. For a `PartitionedPool` this is
+    /// checked within a partition that has reached its own cap; a wait on the global cap
+    /// is reported, not failed.
+    Error,
+}
+
+impl FromStr for DeadlockDetection {
+    type Err = &'static str;
+
+    /// `off`, `warn` or `error` (any case).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" => Ok(DeadlockDetection::Off),
+            "warn" => Ok(DeadlockDetection::Warn),
+            "error" => Ok(DeadlockDetection::Error),
+            _ => Err("is not one of off, warn, error"),
+        }
+    }
+}
+
+/// Holder ids of threads have this bit set; tokio task ids do not.
+const THREAD_BIT: u64 = 1 << 63;
+
+/// Who is acquiring: the current tokio task, else the current thread. Never 0 (the slots'
+/// "nobody recorded").
+#[cfg(not(riptide_model))]
+#[inline]
+pub(crate) fn caller() -> u64 {
+    match tokio::task::try_id() {
+        Some(id) => task_key(id),
+        None => thread_key(),
+    }
+}
+
+/// Under the model checkers: the thread.
+#[cfg(riptide_model)]
+pub(crate) fn caller() -> u64 {
+    thread_key()
+}
+
+/// A task id as a number: `Id` hashes as its `u64`, which this hasher keeps.
+#[cfg(not(riptide_model))]
+#[inline]
+fn task_key(id: tokio::task::Id) -> u64 {
+    use std::hash::{Hash, Hasher};
+    struct Keep(u64);
+    impl Hasher for Keep {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for &b in bytes {
+                self.0 = self.0.rotate_left(8) ^ u64::from(b);
+            }
+        }
+        fn write_u64(&mut self, n: u64) {
+            self.0 = n;
+        }
+    }
+    let mut h = Keep(0);
+    id.hash(&mut h);
+    (h.0 & !THREAD_BIT).max(1)
+}
+
+/// The current thread: the address of a thread-local of its own (unique among live
+/// threads; a const thread-local without a destructor, so this is an address computation,
+/// not a load).
+#[cfg(not(riptide_model))]
+#[inline]
+fn thread_key() -> u64 {
+    thread_local!(static ME: u8 = const { 0 });
+    THREAD_BIT | ME.with(|m| std::ptr::from_ref(m) as u64)
+}
+
+#[cfg(riptide_model)]
+fn thread_key() -> u64 {
+    THREAD_BIT | 1
+}
+
+#[cfg(all(test, not(riptide_model)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_and_tasks_differ_from_threads() {
+        assert_eq!("Error".parse(), Ok(DeadlockDetection::Error));
+        assert_eq!(" off ".parse(), Ok(DeadlockDetection::Off));
+        assert!("sometimes".parse::<DeadlockDetection>().is_err());
+        let thread = caller();
+        assert_ne!(thread & THREAD_BIT, 0);
+        assert_eq!(thread, caller(), "one thread, one id");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (a, b) = rt.block_on(async {
+            let a = tokio::spawn(async { caller() }).await.unwrap();
+            let b = tokio::spawn(async { caller() }).await.unwrap();
+            (a, b)
+        });
+        assert_eq!(a & THREAD_BIT, 0);
+        assert_ne!(a, 0);
+        assert_ne!(a, b, "two tasks, two ids");
+    }
+}
