@@ -228,7 +228,7 @@ async fn checked_out(
     let Some(out) = e.view.checked_out() else {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
-            format!("pool {name:?} cannot list its checkouts (a partitioned pool)"),
+            format!("pool {name:?} cannot list its checkouts"),
         ));
     };
     let out = oldest_first(out);

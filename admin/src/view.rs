@@ -4,7 +4,7 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use riptide_pool::{
     CheckedOut, CircuitState, DrainError, HealthLevel, HealthStatus, PartitionedPool, Pool,
@@ -103,10 +103,9 @@ impl<T: Poolable> PoolView for Pool<T> {
 
 /// A partitioned pool: its totals, and each key rendered with [`key_text`].
 ///
-/// The core does not expose a partitioned pool's breaker state, checked-out list, closed
-/// flag or a resize, so those answer `None` / [`Unsupported`]; health is computed from the
-/// totals by [`health_from_stats`] (the create error rate is not visible, so it counts as
-/// 0). Drain closes every partition and waits until the totals show no object left.
+/// Health, breaker state (the worst partition's), closed flag, checked-out list (every
+/// partition's) and drain come from the partitioned pool itself. A resize answers
+/// [`Unsupported`]: the global cap is fixed when the pool is built.
 impl<K, T> PoolView for PartitionedPool<K, T>
 where
     K: Clone + Eq + Hash + Send + Sync + Debug + 'static,
@@ -119,13 +118,13 @@ where
         self.totals()
     }
     fn health(&self) -> HealthStatus {
-        health_from_stats(&self.totals(), false)
+        PartitionedPool::health(self)
     }
     fn circuit_state(&self) -> Option<CircuitState> {
-        None
+        Some(PartitionedPool::circuit_state(self))
     }
     fn is_closed(&self) -> Option<bool> {
-        None
+        Some(PartitionedPool::is_closed(self))
     }
     fn partitions(&self) -> Option<Vec<(String, PoolStats)>> {
         Some(
@@ -136,7 +135,12 @@ where
         )
     }
     fn checked_out(&self) -> Option<Vec<CheckedOut>> {
-        None
+        Some(
+            PartitionedPool::checked_out(self)
+                .into_iter()
+                .map(|(_, c)| c)
+                .collect(),
+        )
     }
     fn resize(&self, _max_size: usize) -> Result<(), Unsupported> {
         Err(Unsupported)
@@ -145,22 +149,7 @@ where
         PartitionedPool::close(self);
     }
     fn drain(&self, timeout: Duration) -> BoxFuture<'_, Result<(), DrainError>> {
-        Box::pin(async move {
-            PartitionedPool::close(self);
-            let deadline = Instant::now() + timeout;
-            loop {
-                if self.totals().size == 0 {
-                    return Ok(());
-                }
-                if Instant::now() >= deadline {
-                    // The core does not list a partitioned pool's checkouts.
-                    return Err(DrainError {
-                        still_out: Vec::new(),
-                    });
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
+        Box::pin(PartitionedPool::drain(self, timeout))
     }
 }
 

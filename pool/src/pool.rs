@@ -13,7 +13,7 @@ use crate::shared::{Handle, Shared};
 use crate::stats::CheckedOut;
 #[cfg(not(riptide_model))]
 use crate::stats::DrainError;
-use crate::stats::{HealthLevel, HealthStatus, PoolStats};
+use crate::stats::{HealthStatus, PoolStats};
 use crate::sync::Ordering;
 use crate::traits::{DynFactory, Factory};
 use crate::Pooled;
@@ -383,39 +383,17 @@ impl<T: Send + 'static> Pool<T> {
         crate::metrics::publish(self.shared());
     }
 
-    /// Health from the live counters; levels are documented on [`HealthLevel`].
+    /// Health from the live counters; levels are documented on
+    /// [`HealthLevel`](crate::HealthLevel).
     #[must_use]
     pub fn health(&self) -> HealthStatus {
-        let st = self.stats();
         let s = self.shared();
-        let (attempts, errors) = s.create_outcomes();
-        let error_rate = if attempts == 0 {
-            0.0
-        } else {
-            errors as f64 / attempts as f64
-        };
-        let utilization = st.in_use as f64 / st.max_size.max(1) as f64;
-        let waiting = st.pending_acquisitions > 0;
-        let breaker_open = s.circuit_state() != crate::CircuitState::Closed;
-        let level = if s.is_closed() || breaker_open || error_rate >= 0.5 {
-            HealthLevel::Critical
-        } else if (waiting && utilization >= 1.0) || error_rate >= 0.2 {
-            HealthLevel::Unhealthy
-        } else if utilization >= 0.9 || waiting || error_rate >= 0.05 {
-            HealthLevel::Degraded
-        } else {
-            HealthLevel::Healthy
-        };
-        let score = 100.0
-            - 40.0 * utilization.min(1.0)
-            - 40.0 * error_rate
-            - if waiting { 20.0 } else { 0.0 };
-        HealthStatus {
-            level,
-            utilization,
-            error_rate,
-            score: score.clamp(0.0, 100.0).round() as u8,
-        }
+        HealthStatus::of(
+            &self.stats(),
+            s.is_closed(),
+            s.circuit_state() != crate::CircuitState::Closed,
+            s.create_outcomes(),
+        )
     }
 
     /// The state of the circuit breaker on the factory (`Closed` when the pool has none).

@@ -62,6 +62,45 @@ impl PoolStats {
     }
 }
 
+impl HealthStatus {
+    /// The health of a pool with stats `st`: closed, its breaker not closed, and
+    /// `(create attempts, create errors)`. The thresholds are documented on
+    /// [`HealthLevel`].
+    pub(crate) fn of(
+        st: &PoolStats,
+        closed: bool,
+        breaker_open: bool,
+        (attempts, errors): (u64, u64),
+    ) -> HealthStatus {
+        let error_rate = if attempts == 0 {
+            0.0
+        } else {
+            errors as f64 / attempts as f64
+        };
+        let utilization = st.in_use as f64 / st.max_size.max(1) as f64;
+        let waiting = st.pending_acquisitions > 0;
+        let level = if closed || breaker_open || error_rate >= 0.5 {
+            HealthLevel::Critical
+        } else if (waiting && utilization >= 1.0) || error_rate >= 0.2 {
+            HealthLevel::Unhealthy
+        } else if utilization >= 0.9 || waiting || error_rate >= 0.05 {
+            HealthLevel::Degraded
+        } else {
+            HealthLevel::Healthy
+        };
+        let score = 100.0
+            - 40.0 * utilization.min(1.0)
+            - 40.0 * error_rate
+            - if waiting { 20.0 } else { 0.0 };
+        HealthStatus {
+            level,
+            utilization,
+            error_rate,
+            score: score.clamp(0.0, 100.0).round() as u8,
+        }
+    }
+}
+
 /// A checked-out object, from [`Pool::checked_out`](crate::Pool::checked_out).
 #[derive(Debug, Clone)]
 pub struct CheckedOut {

@@ -441,3 +441,69 @@ fn config_errors_name_the_field() {
         "partition"
     );
 }
+
+/// The whole-pool views of a partitioned pool: health from the totals and every
+/// partition's create outcomes, the worst breaker, every partition's checkouts (longest
+/// held first, with the line that took each), and a drain that waits for all of them.
+#[tokio::test]
+async fn whole_pool_health_breaker_checkouts_and_drain() {
+    use riptide_pool::{CircuitState, HealthLevel};
+    let pp = PartitionedPool::builder(|key: String| async move {
+        if key == "bad" {
+            Err(std::io::Error::other("no route to bad"))
+        } else {
+            Ok(Conn2)
+        }
+    })
+    .max_size(4)
+    .partition_max_size(4)
+    .configure(|b| {
+        b.circuit_breaker(1, Duration::from_secs(60))
+            .acquire_timeout(Duration::from_millis(200))
+    })
+    .build()
+    .unwrap();
+    assert_eq!(pp.health().level, HealthLevel::Healthy);
+    assert_eq!(pp.circuit_state(), CircuitState::Closed);
+
+    let (a, la) = (pp.get(&k("a")).await.unwrap(), line!());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (b, lb) = (pp.get(&k("b")).await.unwrap(), line!());
+    let out = pp.checked_out();
+    assert_eq!(out.len(), 2);
+    assert_eq!((out[0].0.as_str(), out[1].0.as_str()), ("a", "b"));
+    assert!(out[0].1.held_for >= out[1].1.held_for);
+    assert_eq!(out[0].1.location.line(), la);
+    assert_eq!(out[1].1.location.line(), lb);
+    // Half the global cap in use, nobody waiting, no create error: healthy.
+    let h = pp.health();
+    assert_eq!(
+        (h.level, h.utilization, h.error_rate),
+        (HealthLevel::Healthy, 0.5, 0.0)
+    );
+
+    // One failing partition opens its breaker: the whole pool is Critical, and its
+    // create errors count in the error rate.
+    assert!(matches!(pp.get(&k("bad")).await, Err(PoolError::Create(_))));
+    assert_eq!(pp.circuit_state(), CircuitState::Open);
+    let h = pp.health();
+    assert_eq!(h.level, HealthLevel::Critical);
+    assert!(h.error_rate > 0.0, "{h:?}");
+
+    // Drain: times out naming what is still out, then succeeds once it is back.
+    let err = pp.drain(Duration::from_millis(30)).await.unwrap_err();
+    assert_eq!(err.still_out.len(), 2);
+    assert!(pp.is_closed());
+    drop(a);
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        drop(b);
+    });
+    pp.drain(Duration::from_secs(5)).await.unwrap();
+    release.await.unwrap();
+    assert_eq!((pp.totals().size, pp.checked_out().len()), (0, 0));
+    assert_eq!(pp.health().level, HealthLevel::Critical, "closed");
+}
+
+struct Conn2;
+impl Poolable for Conn2 {}

@@ -286,6 +286,84 @@ where
         t
     }
 
+    /// Health of the whole pool, as [`Pool::health`] computes it from the totals (the
+    /// global cap for utilization) and every partition's create outcomes; `Critical` when
+    /// closed or while any partition's breaker is not closed.
+    #[must_use]
+    pub fn health(&self) -> crate::HealthStatus {
+        let map = self.inner.map.load();
+        let outcomes = map.values().fold((0, 0), |(a, e), p| {
+            let (pa, pe) = p.pool.shared().create_outcomes();
+            (a + pa, e + pe)
+        });
+        crate::HealthStatus::of(
+            &self.totals(),
+            self.is_closed(),
+            self.circuit_state() != crate::CircuitState::Closed,
+            outcomes,
+        )
+    }
+
+    /// The worst breaker state among the partitions: `Open` if any is open, else
+    /// `HalfOpen` if any is, else `Closed`.
+    #[must_use]
+    pub fn circuit_state(&self) -> crate::CircuitState {
+        use crate::CircuitState::{Closed, HalfOpen, Open};
+        let rank = |c: &crate::CircuitState| match c {
+            Open => 2,
+            HalfOpen => 1,
+            _ => 0,
+        };
+        self.inner
+            .map
+            .load()
+            .values()
+            .map(|p| p.pool.circuit_state())
+            .max_by_key(rank)
+            .unwrap_or(Closed)
+    }
+
+    /// The objects checked out right now in every partition, with their keys, longest
+    /// held first (as [`Pool::checked_out`]).
+    #[must_use]
+    pub fn checked_out(&self) -> Vec<(K, crate::CheckedOut)> {
+        let mut out: Vec<_> = self
+            .inner
+            .map
+            .load()
+            .iter()
+            .flat_map(|(k, p)| p.pool.checked_out().into_iter().map(|c| (k.clone(), c)))
+            .collect();
+        out.sort_by_key(|c| std::cmp::Reverse(c.1.held_for));
+        out
+    }
+
+    /// Closes every partition, then waits until every checked-out object has come back
+    /// (each is destroyed on return), up to `timeout`.
+    ///
+    /// # Errors
+    /// [`DrainError`](crate::DrainError) listing what is still out (every partition's)
+    /// when `timeout` passes.
+    ///
+    /// # Cancel safety
+    /// The pool is closed at the first poll; dropping the future afterwards only stops the
+    /// waiting.
+    #[cfg(not(riptide_model))]
+    pub async fn drain(&self, timeout: std::time::Duration) -> Result<(), crate::DrainError> {
+        self.close();
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let out: Vec<_> = self.checked_out().into_iter().map(|(_, c)| c).collect();
+            if out.is_empty() && self.totals().size == 0 {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(crate::DrainError { still_out: out });
+            }
+            crate::rt::timer::Sleep::after(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
     /// The events of `key`'s partition (as [`Pool::events`]); `None` for a key never
     /// used.
     #[cfg(not(riptide_model))]
