@@ -5,6 +5,7 @@
 pub mod fifo;
 pub mod native;
 pub mod peers;
+pub mod scale;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

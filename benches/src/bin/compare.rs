@@ -1,4 +1,4 @@
-//! `cargo run --release -p riptide-benches --bin compare [-- --quick] [-- --only CASE]`
+//! `cargo run --release -p riptide-benches --bin compare [-- --quick] [--only CASE[,CASE…]] [--svg PATH]`
 //!
 //! Runs every case in one process, alternating pools round by round so drift on a shared
 //! machine hits all of them alike, and prints Markdown tables:
@@ -9,12 +9,20 @@
 //! 4. a cancellation storm: lost objects and hangs;
 //! 5. memory: bytes of overhead per pooled object (the `memory` binary, run as a child).
 //!
+//! 6. scale: exhausted `try_get`, register + cancel and a one-waiter hand-off at 4 … 16,384
+//!    objects (every object checked out), against deadpool and bb8, and its SVG chart
+//!    (`--svg PATH`, default `docs/scale.svg` in the workspace);
+//! 7. oscillating: `size + 1` tasks on pools of 4, 64 and 1,024 objects, each holding its
+//!    object across one yield (the wait queue keeps going from empty to one waiter).
+//!
 //! CASE filters by substring of: sync, async, contended, threads, empty, regex, native, tail,
-//! priority, storm, memory.
+//! priority, storm, memory, scale, oscillating; several are separated by commas
+//! (`--only scale,oscillating`).
 
 use std::time::Duration;
 
 use riptide_benches::peers::{AsyncPool, SyncPool};
+use riptide_benches::scale::{self, ScaleOp};
 use riptide_benches::*;
 
 struct Row {
@@ -31,12 +39,22 @@ fn per_op(d: Duration, ops: u64) -> f64 {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let only = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1))
-        .cloned();
-    let want = |case: &str| only.as_deref().is_none_or(|o| case.contains(o));
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let only: Option<Vec<String>> =
+        value("--only").map(|o| o.split(',').map(str::to_owned).collect());
+    let want = |case: &str| {
+        only.as_ref()
+            .is_none_or(|o| o.iter().any(|o| case.contains(o.as_str())))
+    };
+    let svg = value("--svg").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/scale.svg"),
+        std::path::PathBuf::from,
+    );
     let rounds = if quick { 5 } else { 15 };
     let scale: u64 = if quick { 1 } else { 4 };
     let mut rows: Vec<Row> = Vec::new();
@@ -259,6 +277,12 @@ fn main() {
         );
     }
 
+    if want("oscillating") {
+        oscillating_table(quick);
+    }
+    if want("scale") {
+        scale_table(quick, &svg);
+    }
     if want("tail") {
         tail_latency(quick);
     }
@@ -373,5 +397,129 @@ fn memory_table() {
         _ => println!(
             "\n(memory: build and run `cargo run --release -p riptide-benches --bin memory`)"
         ),
+    }
+}
+
+/// The scale case (`benches/src/scale.rs`): every pool size and pool in each round, pools
+/// alternating; a table of medians per operation, and the chart.
+fn scale_table(quick: bool, svg: &std::path::Path) {
+    let rt = current_thread();
+    let rounds = if quick { 3 } else { 9 };
+    let budget = Duration::from_millis(if quick { 2 } else { 5 });
+    let pools: Vec<Vec<AsyncPool>> = scale::SCALE_SIZES
+        .iter()
+        .map(|&n| {
+            scale::SCALE_POOLS
+                .iter()
+                .map(|p| rt.block_on(AsyncPool::build(p, n)))
+                .collect()
+        })
+        .collect();
+    // [op][size][pool] -> samples
+    let mut res = vec![vec![vec![Vec::new(); scale::SCALE_POOLS.len()]; pools.len()]; 3];
+    for _ in 0..rounds {
+        for (o, op) in ScaleOp::ALL.iter().enumerate() {
+            for (s, (size, row)) in scale::SCALE_SIZES.iter().zip(&pools).enumerate() {
+                for (k, pool) in row.iter().enumerate() {
+                    if let Some(ns) = scale::scale_op(&rt, pool, *size, *op, budget) {
+                        res[o][s][k].push(ns);
+                    }
+                }
+            }
+        }
+    }
+    println!();
+    println!(
+        "Scale: every object checked out, current-thread runtime, ns per operation (median of {rounds}; — : the pool has no such operation):"
+    );
+    println!();
+    print!("| operation | objects |");
+    for p in scale::SCALE_POOLS {
+        print!(" {p} |");
+    }
+    println!(" riptide / deadpool |");
+    print!("| --- | ---: |");
+    for _ in scale::SCALE_POOLS {
+        print!(" ---: |");
+    }
+    println!(" ---: |");
+    let mut panels = Vec::new();
+    for (o, op) in ScaleOp::ALL.iter().enumerate() {
+        let mut series: Vec<scale::Series> = scale::SCALE_POOLS
+            .iter()
+            .map(|p| (*p, Vec::new()))
+            .collect();
+        for (s, size) in scale::SCALE_SIZES.iter().enumerate() {
+            print!("| {} | {size} |", op.title());
+            let mut meds = Vec::new();
+            for (k, samples) in res[o][s].iter_mut().enumerate() {
+                let med = (!samples.is_empty()).then(|| summarize(samples).0);
+                meds.push(med);
+                series[k].1.push((*size, med));
+                match med {
+                    Some(m) => print!(" {m:.1} |"),
+                    None => print!(" — |"),
+                }
+            }
+            match (meds[0], meds[1]) {
+                (Some(r), Some(d)) => println!(" {:.2} |", r / d),
+                _ => println!(" |"),
+            }
+        }
+        panels.push((*op, series));
+    }
+    let caption = format!(
+        "Every object checked out: ns per operation against pool size (log axes; median of {rounds} rounds, one run)"
+    );
+    match scale::scale_svg(svg, &caption, &panels) {
+        Ok(()) => println!("\n(chart: {})", svg.display()),
+        Err(e) => println!("\n(chart not written to {}: {e})", svg.display()),
+    }
+}
+
+/// The oscillating case: `size + 1` tasks on `size` objects, 2 workers, each checkout
+/// held across one yield.
+fn oscillating_table(quick: bool) {
+    let rt = multi_thread(2);
+    let rounds = if quick { 5 } else { 15 };
+    let total: u64 = if quick { 32_000 } else { 128_000 };
+    println!();
+    println!(
+        "Oscillating: size + 1 tasks on size objects, 2 workers, each checkout held across one yield; ns per checkout (median of {rounds}, min – max):"
+    );
+    println!();
+    print!("| objects |");
+    for p in scale::SCALE_POOLS {
+        print!(" {p} |");
+    }
+    println!(" riptide vs best peer |");
+    print!("| ---: |");
+    for _ in scale::SCALE_POOLS {
+        print!(" ---: |");
+    }
+    println!(" ---: |");
+    for size in scale::OSCILLATING_SIZES {
+        let pools: Vec<AsyncPool> = scale::SCALE_POOLS
+            .iter()
+            .map(|p| rt.block_on(AsyncPool::build(p, size)))
+            .collect();
+        let tasks = size + 1;
+        let per_task = (total / tasks as u64).max(8);
+        let ops = per_task * tasks as u64;
+        let mut res: Vec<Vec<f64>> = vec![Vec::new(); pools.len()];
+        for _ in 0..rounds {
+            for (p, r) in pools.iter().zip(&mut res) {
+                r.push(per_op(contended(&rt, p, tasks, per_task, false).0, ops));
+            }
+        }
+        print!("| {size} |");
+        let mut meds = Vec::new();
+        for r in &mut res {
+            let (med, min, max) = summarize(r);
+            meds.push(med);
+            print!(" {med:.1} ({min:.0} – {max:.0}) |");
+        }
+        let best_peer = meds[1..].iter().copied().fold(f64::INFINITY, f64::min);
+        println!(" {:.2}× |", best_peer / meds[0]);
     }
 }
