@@ -22,6 +22,7 @@
 mod builder;
 mod gate;
 mod routing;
+mod views;
 
 use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
@@ -37,7 +38,7 @@ use crate::acquire::AcquireOptions;
 use crate::error::PoolError;
 use crate::shared::{Gate, SharedRef};
 use crate::sync::{AtomicBool, AtomicUsize, Ordering, Rcu};
-use crate::{Acquire, AcquireFuture, Pool, PoolStats, Pooled};
+use crate::{Acquire, AcquireFuture, Pool, Pooled};
 use builder::{KeyedFactory, Knobs};
 use gate::GlobalGate;
 
@@ -232,150 +233,6 @@ where
             key: key.clone(),
             opts: AcquireOptions::new(),
         }
-    }
-
-    /// Stats of `key`'s partition; `None` for a key never used.
-    #[must_use]
-    pub fn stats(&self, key: &K) -> Option<PoolStats> {
-        self.inner.map.load().get(key).map(|p| p.pool.stats())
-    }
-
-    /// Every partition's key and stats.
-    #[must_use]
-    pub fn partitions(&self) -> Vec<(K, PoolStats)> {
-        self.inner
-            .map
-            .load()
-            .iter()
-            .map(|(k, p)| (k.clone(), p.pool.stats()))
-            .collect()
-    }
-
-    /// Sums over all partitions (the wait/usage/create percentiles are the worst
-    /// partition's); `max_size` is the global cap.
-    #[must_use]
-    pub fn totals(&self) -> PoolStats {
-        let mut t = PoolStats {
-            max_size: self.inner.gate.max,
-            ..PoolStats::default()
-        };
-        for (_, s) in self.partitions() {
-            t.size += s.size;
-            t.idle += s.idle;
-            t.in_use += s.in_use;
-            t.pending_acquisitions += s.pending_acquisitions;
-            t.created += s.created;
-            t.destroyed += s.destroyed;
-            t.acquired += s.acquired;
-            t.timeouts += s.timeouts;
-            t.leaks_detected += s.leaks_detected;
-            t.wait_p50 = t.wait_p50.max(s.wait_p50);
-            t.wait_p95 = t.wait_p95.max(s.wait_p95);
-            t.wait_p99 = t.wait_p99.max(s.wait_p99);
-            t.usage_p50 = t.usage_p50.max(s.usage_p50);
-            t.usage_p95 = t.usage_p95.max(s.usage_p95);
-            t.usage_p99 = t.usage_p99.max(s.usage_p99);
-            t.create_p50 = t.create_p50.max(s.create_p50);
-            t.create_p95 = t.create_p95.max(s.create_p95);
-            t.create_p99 = t.create_p99.max(s.create_p99);
-            for (sum, n) in t.waiting_by_priority.iter_mut().zip(s.waiting_by_priority) {
-                *sum += n;
-            }
-            t.oldest_wait = t.oldest_wait.max(s.oldest_wait);
-        }
-        t
-    }
-
-    /// Health of the whole pool, as [`Pool::health`] computes it from the totals (the
-    /// global cap for utilization) and every partition's create outcomes; `Critical` when
-    /// closed or while any partition's breaker is not closed.
-    #[must_use]
-    pub fn health(&self) -> crate::HealthStatus {
-        let map = self.inner.map.load();
-        let outcomes = map.values().fold((0, 0), |(a, e), p| {
-            let (pa, pe) = p.pool.shared().create_outcomes();
-            (a + pa, e + pe)
-        });
-        crate::HealthStatus::of(
-            &self.totals(),
-            self.is_closed(),
-            self.circuit_state() != crate::CircuitState::Closed,
-            outcomes,
-        )
-    }
-
-    /// The worst breaker state among the partitions: `Open` if any is open, else
-    /// `HalfOpen` if any is, else `Closed`.
-    #[must_use]
-    pub fn circuit_state(&self) -> crate::CircuitState {
-        use crate::CircuitState::{Closed, HalfOpen, Open};
-        let rank = |c: &crate::CircuitState| match c {
-            Open => 2,
-            HalfOpen => 1,
-            _ => 0,
-        };
-        self.inner
-            .map
-            .load()
-            .values()
-            .map(|p| p.pool.circuit_state())
-            .max_by_key(rank)
-            .unwrap_or(Closed)
-    }
-
-    /// The objects checked out right now in every partition, with their keys, longest
-    /// held first (as [`Pool::checked_out`]).
-    #[must_use]
-    pub fn checked_out(&self) -> Vec<(K, crate::CheckedOut)> {
-        let mut out: Vec<_> = self
-            .inner
-            .map
-            .load()
-            .iter()
-            .flat_map(|(k, p)| p.pool.checked_out().into_iter().map(|c| (k.clone(), c)))
-            .collect();
-        out.sort_by_key(|c| std::cmp::Reverse(c.1.held_for));
-        out
-    }
-
-    /// Closes every partition, then waits until every checked-out object has come back
-    /// (each is destroyed on return), up to `timeout`.
-    ///
-    /// # Errors
-    /// [`DrainError`](crate::DrainError) listing what is still out (every partition's)
-    /// when `timeout` passes.
-    ///
-    /// # Cancel safety
-    /// The pool is closed at the first poll; dropping the future afterwards only stops the
-    /// waiting.
-    #[cfg(not(riptide_model))]
-    pub async fn drain(&self, timeout: std::time::Duration) -> Result<(), crate::DrainError> {
-        self.close();
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let out: Vec<_> = self.checked_out().into_iter().map(|(_, c)| c).collect();
-            if out.is_empty() && self.totals().size == 0 {
-                return Ok(());
-            }
-            if std::time::Instant::now() >= deadline {
-                return Err(crate::DrainError { still_out: out });
-            }
-            crate::rt::timer::Sleep::after(std::time::Duration::from_millis(2)).await;
-        }
-    }
-
-    /// The events of `key`'s partition (as [`Pool::events`]); `None` for a key never
-    /// used.
-    #[cfg(not(riptide_model))]
-    #[must_use]
-    pub fn events(&self, key: &K) -> Option<tokio::sync::broadcast::Receiver<crate::PoolEvent>> {
-        self.inner.map.load().get(key).map(|p| p.pool.events())
-    }
-
-    /// Global capacity in use (objects alive or being created, all keys).
-    #[must_use]
-    pub fn global_size(&self) -> usize {
-        self.inner.gate.used.load(Ordering::Relaxed)
     }
 
     /// Removes partitions that hold no object and have nobody waiting (keys given limits
