@@ -151,7 +151,7 @@ impl<T: Send + 'static> IntoFuture for Acquire<'_, T> {
                 State::Start(Ctx {
                     pool: self.pool.clone(),
                     opts: self.opts,
-                    since: None,
+                    since_ns: UNSET,
                 })
             }
         };
@@ -175,13 +175,17 @@ pub struct AcquireFuture<T: Send + 'static> {
     state: ManuallyDrop<State<T>>,
 }
 
+/// `Ctx::since_ns` before the first poll.
+const UNSET: u64 = u64::MAX;
+
 /// What every step of a slow acquisition carries.
 struct Ctx<T: Send + 'static> {
     pool: Pool<T>,
     opts: AcquireOptions,
-    /// When the acquisition started (time since the pool's epoch; aging, the deadline,
-    /// the wait histogram), read at the first poll.
-    since: Option<Duration>,
+    /// When the acquisition started, in ns since the pool's epoch (aging, the deadline,
+    /// the wait histogram), read at the first poll; [`UNSET`] before. A plain `u64`
+    /// rather than an `Option<Duration>`: the future is moved by every fast acquisition.
+    since_ns: u64,
 }
 
 impl<T: Send + 'static> Ctx<T> {
@@ -190,7 +194,8 @@ impl<T: Send + 'static> Ctx<T> {
     }
 
     fn since(&self) -> Duration {
-        self.since.expect("set at the first poll")
+        debug_assert_ne!(self.since_ns, UNSET, "set at the first poll");
+        Duration::from_nanos(self.since_ns)
     }
 
     fn timeout(&self) -> Duration {
@@ -217,7 +222,7 @@ enum State<T: Send + 'static> {
         ctx: Ctx<T>,
         cell: Arc<Waiter>,
         /// Open while the caller waits.
-        trace: trace::Span,
+        trace: trace::WaitSpan,
     },
     /// Waiting for the factory's task, with a reservation.
     Creating {
@@ -279,10 +284,16 @@ impl<T: Send + 'static> Future for AcquireFuture<T> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if let State::Ready(_) = *this.state {
-            if let State::Ready(g) = std::mem::replace(&mut *this.state, State::Done) {
-                return Poll::Ready(Ok(g));
-            }
+        if let State::Ready(g) = &*this.state {
+            // Moved out field by field rather than by `mem::replace`, which would copy the
+            // whole state (sized for the slow steps) to take a guard two words long.
+            // SAFETY: the guard is read out once and the state is overwritten at once with
+            // `Done` (which has nothing to drop), so the guard is owned once and never
+            // dropped in place.
+            let g = unsafe { std::ptr::read(g) };
+            // SAFETY: as above; `write` does not drop the `Ready` it overwrites.
+            unsafe { std::ptr::write(&mut *this.state, State::Done) };
+            return Poll::Ready(Ok(g));
         }
         this.drive(cx)
     }
@@ -406,8 +417,8 @@ impl<T: Send + 'static> AcquireFuture<T> {
             Err(e) => return Break(Err(e.into())),
             Ok(claimed) => claimed,
         };
-        if ctx.since.is_none() {
-            ctx.since = Some(shared.now());
+        if ctx.since_ns == UNSET {
+            ctx.since_ns = u64::try_from(shared.now().as_nanos()).unwrap_or(UNSET - 1);
         }
         if let Some(i) = claimed {
             return Self::with_object(ctx, i);
@@ -527,5 +538,16 @@ impl<T: Send + 'static> std::fmt::Debug for AcquireFuture<T> {
         f.debug_struct("AcquireFuture")
             .field("state", &state)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(riptide_model)))]
+mod tests {
+    /// Every `get().await` moves the future, so its size is paid on the fast path: the
+    /// slow states keep their large parts (timer entry, tracing span) boxed.
+    #[test]
+    fn the_acquisition_future_stays_small() {
+        let size = std::mem::size_of::<super::AcquireFuture<u64>>();
+        assert!(size <= 10 * std::mem::size_of::<usize>(), "{size} bytes");
     }
 }

@@ -17,14 +17,16 @@ pub(crate) type TimerKey = timer::Key;
 pub(crate) type Disarmed = timer::Action;
 
 /// A point in time a wait must not outlive (`None` under Miri: see [`Env::deadline`]).
-pub(crate) struct Deadline(Option<timer::Sleep>);
+/// Boxed: it lives in an acquisition future's slow states, and the future's size is paid
+/// by every fast acquisition that moves it.
+pub(crate) struct Deadline(Option<Box<timer::Sleep>>);
 
 impl Deadline {
     /// Whether it has passed; if not, the task is woken when it does.
     pub(crate) fn poll_passed(&mut self, cx: &mut std::task::Context<'_>) -> bool {
         self.0
             .as_mut()
-            .is_some_and(|s| std::pin::Pin::new(s).poll(cx).is_ready())
+            .is_some_and(|s| std::pin::Pin::new(&mut **s).poll(cx).is_ready())
     }
 }
 
@@ -114,7 +116,7 @@ impl Env {
             .epoch
             .checked_add(at)
             .unwrap_or_else(|| timer::deadline_after(Duration::MAX));
-        Deadline((!cfg!(miri)).then(|| timer::Sleep::until(when)))
+        Deadline((!cfg!(miri)).then(|| Box::new(timer::Sleep::until(when))))
     }
 
     /// Starts background upkeep for a pool: a task on the runtime captured at build, or,

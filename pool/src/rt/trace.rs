@@ -11,9 +11,14 @@ mod imp {
 
     pub(crate) type Span = tracing::Span;
 
+    /// A waiting acquisition's span: boxed, and `None` while no subscriber wants it, so it
+    /// costs a waiting future one word.
+    pub(crate) type WaitSpan = Option<Box<Span>>;
+
     /// An acquisition that has to wait or create; a child of the caller's current span.
-    pub(crate) fn acquire(pool: &str, priority: crate::Priority) -> Span {
-        tracing::debug_span!("riptide_pool.acquire", pool, ?priority)
+    pub(crate) fn acquire(pool: &str, priority: crate::Priority) -> WaitSpan {
+        let span = tracing::debug_span!("riptide_pool.acquire", pool, ?priority);
+        (!span.is_disabled()).then(|| Box::new(span))
     }
 
     /// A create run in the background (no parent: it may outlive its caller).
@@ -32,8 +37,10 @@ mod imp {
     }
 
     /// The acquisition got its object after waiting `waited`.
-    pub(crate) fn served(span: &Span, waited: Duration) {
-        tracing::debug!(parent: span, waited_us = waited.as_micros() as u64, "riptide_pool: served");
+    pub(crate) fn served(span: &WaitSpan, waited: Duration) {
+        if let Some(span) = span {
+            tracing::debug!(parent: &**span, waited_us = waited.as_micros() as u64, "riptide_pool: served");
+        }
     }
 
     /// Runs `fut` inside `span` (entered on every poll).
@@ -52,7 +59,9 @@ mod imp {
     #[derive(Clone)]
     pub(crate) struct Span;
 
-    pub(crate) fn acquire(_pool: &str, _priority: crate::Priority) -> Span {
+    pub(crate) type WaitSpan = Span;
+
+    pub(crate) fn acquire(_pool: &str, _priority: crate::Priority) -> WaitSpan {
         Span
     }
     pub(crate) fn create(_pool: &str) -> Span {
