@@ -75,8 +75,10 @@ pub(crate) struct Shared<T: Send + 'static> {
     /// except transiently after `resize` shrinks it (I2).
     size: CachePadded<AtomicUsize>,
     max_size: AtomicUsize,
-    /// References to this allocation (`refs.rs`).
-    refs: AtomicUsize,
+    /// References to this allocation (`refs.rs`). Own cache line: every waiting
+    /// acquisition clones and drops a pool handle, and the read-mostly fields the fast
+    /// paths read (slot segments, limits, hooks) must not share its line.
+    refs: CachePadded<AtomicUsize>,
     /// This allocation's address, for `SharedRef`s (set once by `Handle::new`).
     self_ptr: AtomicPtr<Shared<T>>,
     /// Fast releases' announcements (I7).
@@ -148,7 +150,7 @@ impl<T: Send + 'static> Shared<T> {
             word: CachePadded(StateWord::new()),
             size: CachePadded(AtomicUsize::new(0)),
             max_size: AtomicUsize::new(config.max_size),
-            refs: AtomicUsize::new(1),
+            refs: CachePadded(AtomicUsize::new(1)),
             self_ptr: AtomicPtr::new(std::ptr::null_mut()),
             hazards: Announcer::new(),
             next_id: AtomicU64::new(1),
