@@ -322,7 +322,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
                         let State::Queued { ctx, trace, .. } = self.take() else {
                             unreachable!()
                         };
-                        trace::served(&trace, ctx.shared().now().saturating_sub(ctx.since()));
+                        trace::served(&trace, || ctx.shared().now().saturating_sub(ctx.since()));
                         Self::decided(ctx, d)
                     }
                 },

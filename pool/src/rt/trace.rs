@@ -36,10 +36,12 @@ mod imp {
         tracing::debug_span!("riptide_pool.destroy", pool, id, ?reason).in_scope(f)
     }
 
-    /// The acquisition got its object after waiting `waited`.
-    pub(crate) fn served(span: &WaitSpan, waited: Duration) {
+    /// The acquisition got its object after waiting `waited()` (a clock read, made only
+    /// while a subscriber wants the span).
+    pub(crate) fn served(span: &WaitSpan, waited: impl FnOnce() -> Duration) {
         if let Some(span) = span {
-            tracing::debug!(parent: &**span, waited_us = waited.as_micros() as u64, "riptide_pool: served");
+            let waited_us = waited().as_micros() as u64;
+            tracing::debug!(parent: &**span, waited_us, "riptide_pool: served");
         }
     }
 
@@ -75,7 +77,7 @@ mod imp {
     ) -> R {
         f()
     }
-    pub(crate) fn served(_span: &Span, _waited: Duration) {}
+    pub(crate) fn served(_span: &Span, _waited: impl FnOnce() -> Duration) {}
     pub(crate) fn instrument<F: std::future::Future>(_span: Span, fut: F) -> F {
         fut
     }
