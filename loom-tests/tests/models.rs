@@ -34,6 +34,17 @@ struct Census {
 
 struct Obj {
     census: std::sync::Arc<Census>,
+    /// Set while a model's holder uses the object: a second holder at once trips it.
+    held: std::sync::atomic::AtomicBool,
+}
+
+impl Obj {
+    /// Marks the object held for the duration of `f`, asserting nobody else holds it.
+    fn hold(&self, f: impl FnOnce()) {
+        assert!(!self.held.swap(true, SeqCst), "one object, two holders");
+        f();
+        self.held.store(false, SeqCst);
+    }
 }
 
 impl Poolable for Obj {}
@@ -55,7 +66,10 @@ fn pool(max: usize, census: &std::sync::Arc<Census>) -> Pool<Obj> {
             }
             c.made.fetch_add(1, SeqCst);
             c.live.fetch_add(1, SeqCst);
-            Ok::<_, &'static str>(Obj { census: c })
+            Ok::<_, &'static str>(Obj {
+                census: c,
+                held: Default::default(),
+            })
         }
     })
     .max_size(max)
@@ -383,6 +397,83 @@ fn resize_grow_serves_a_waiter() {
     });
 }
 
+/// Invariant: the idle stack of a scarce pool (claims pop, returns push, one CAS on its
+/// tagged head each) never hands one object to two holders and loses none. One thread
+/// checks out twice in a row; the other takes both objects and returns the first, the
+/// pop-pop-push that turns a stale head into a double hand-out without the head's tag.
+#[test]
+fn idle_stack_never_shares_or_loses_an_object() {
+    model(|| {
+        let c = std::sync::Arc::new(Census::default());
+        let p = warm(2, 2, &c);
+        riptide_pool::model::make_scarce(&p);
+        let p2 = p.clone();
+        let t = thread::spawn(move || {
+            for _ in 0..2 {
+                if let Ok(g) = p2.try_get() {
+                    g.hold(thread::yield_now);
+                }
+            }
+        });
+        let a = p.try_get();
+        let b = p.try_get();
+        drop(a);
+        if let Ok(b) = b {
+            b.hold(thread::yield_now);
+        }
+        t.join().unwrap();
+        quiescent(&p, &c);
+        assert_eq!(p.stats().idle, 2);
+        // The stack still holds exactly the two objects, each once.
+        let x = p.try_get().unwrap();
+        let y = p.try_get().unwrap();
+        x.hold(|| y.hold(|| {}));
+        assert!(p.try_get().is_err(), "an object stacked twice");
+        drop((x, y));
+        assert_eq!(c.made.load(SeqCst), 2);
+    });
+}
+
+/// Invariant: in a scarce pool, a return (a push, then a read of the state word) racing a
+/// waiter's registration (the count in the word, a fence, then a pop) never loses the
+/// wake-up: either the waiter pops the object or the return sees it queued and hands
+/// the object over.
+#[test]
+fn scarce_release_vs_registration_no_lost_wakeup() {
+    model(|| {
+        let c = std::sync::Arc::new(Census::default());
+        let p = warm(1, 1, &c);
+        riptide_pool::model::make_scarce(&p);
+        let g = p.try_get().unwrap();
+        let p2 = p.clone();
+        let t = thread::spawn(move || drop(block_on(p2.get()).unwrap()));
+        drop(g);
+        t.join().unwrap();
+        quiescent(&p, &c);
+        assert_eq!(p.stats().idle, 1);
+    });
+}
+
+/// Invariant: switching a scarce pool back to calm mode while an object is being returned
+/// strands nothing: afterwards the object is found by the next checkout without creating,
+/// whichever side of the switch its return fell on.
+#[test]
+fn the_switch_back_to_calm_races_a_return() {
+    model(|| {
+        let c = std::sync::Arc::new(Census::default());
+        let p = warm(1, 1, &c);
+        riptide_pool::model::make_scarce(&p);
+        let g = p.try_get().unwrap();
+        let p2 = p.clone();
+        let t = thread::spawn(move || riptide_pool::model::make_calm(&p2));
+        drop(g);
+        t.join().unwrap();
+        drop(p.try_get().expect("the returned object is found"));
+        assert_eq!(c.made.load(SeqCst), 1);
+        quiescent(&p, &c);
+    });
+}
+
 /// Loom needs `Infallible` in scope for some factories; keeps the import honest.
 #[allow(dead_code)]
 /// Invariant: reclaiming a long-held checkout while its guard returns through the fast
@@ -400,7 +491,10 @@ fn reclaim_races_the_fast_release() {
                 async move {
                     c.made.fetch_add(1, SeqCst);
                     c.live.fetch_add(1, SeqCst);
-                    Ok::<_, Infallible>(Obj { census: c })
+                    Ok::<_, Infallible>(Obj {
+                        census: c,
+                        held: Default::default(),
+                    })
                 }
             })
             .max_size(1)

@@ -147,10 +147,10 @@ impl<T: Send + 'static> Drop for Pooled<T> {
             && cell.expires_ms.load(Ordering::Relaxed) > now
         {
             cell.stamp_returned(now);
-            match shared.try_release_fast(cell) {
+            match shared.try_release_fast(cell, self.held.slot()) {
                 Release::Done => return,
-                Release::Slow => {
-                    let n = shared.release_slow(self.held.slot()).count();
+                Release::Slow(j) => {
+                    let n = shared.release_slow(j).count();
                     // SAFETY: the guard's last use (it is being dropped).
                     unsafe { self.held.settle(n) };
                     return;

@@ -108,6 +108,7 @@ pub use stats::{
     CheckedOut, CircuitState, DestroyReason, DrainError, HealthLevel, HealthStatus, ObjectMeta,
     PoolEvent, PoolStats,
 };
+pub use sync::barrier::{release_barrier, set_release_barrier, ReleaseBarrier};
 pub use traits::{Factory, Poolable};
 pub use waiters::Priority;
 
@@ -170,6 +171,18 @@ pub mod model {
     /// One maintenance pass (leak scan and reclaim, eviction).
     pub fn maintain<T: Send + 'static>(pool: &Pool<T>) {
         pool.shared().maintain();
+    }
+
+    /// Switches the pool into scarce mode: idle objects move onto the idle stack, claims
+    /// pop and returns push (as after a caller found the pool empty).
+    pub fn make_scarce<T: Send + 'static>(pool: &Pool<T>) {
+        pool.shared().make_scarce();
+    }
+
+    /// Switches the pool back to calm mode, however recently it ran short (what
+    /// maintenance does after a quiet second).
+    pub fn make_calm<T: Send + 'static>(pool: &Pool<T>) {
+        pool.shared().maybe_become_calm(u64::MAX, 0);
     }
 
     /// One pass of the deadline sweep (the pool's timer runs it in real builds).

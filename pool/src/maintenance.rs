@@ -12,6 +12,11 @@ use crate::sync::Ordering;
 use crate::waiters::{Decision, Waiter};
 use crate::{CircuitState, Priority};
 
+/// How long a scarce pool must go without anyone finding it empty before maintenance
+/// switches it back to calm mode (`shared/idle.rs`): a pool that keeps running short then
+/// pays the switch's barrier and pass over the slots at most about once a second.
+const CALM_MS: u64 = 1_000;
+
 impl<T: Send + 'static> Shared<T> {
     /// When an object created now must be retired: `max_lifetime` minus a random jitter
     /// of up to 5 % (at most 30 s), so a pool created at once does not expire at once.
@@ -70,6 +75,7 @@ impl<T: Send + 'static> Shared<T> {
         let _done = crate::defer::OnDrop::new(|| busy.store(0, Ordering::Release));
         let now = self.exact_ms();
         if !self.is_closed() {
+            self.maybe_become_calm(now, CALM_MS);
             self.evict_stale(now);
             self.scan_checkouts(now);
             self.replenish();

@@ -263,16 +263,20 @@ impl<T: Send + 'static> Pool<T> {
     pub fn retain(&self, mut keep: impl FnMut(&T, crate::ObjectMeta) -> bool) -> usize {
         let s = self.shared();
         let mut removed = 0;
-        for i in 0..s.slot_count() {
-            let Some(claimed) = s.claim_if_idle(i) else {
-                continue;
-            };
+        // Stacked idle objects (a scarce pool) first, all taken before any goes back.
+        let stacked = s.pop_idle(usize::MAX);
+        let claimed = (0..s.slot_count())
+            .filter_map(|i| s.claim_if_idle(i).map(|c| (i, Some(c))))
+            .collect::<Vec<_>>();
+        for (i, claimed) in stacked.into_iter().map(|i| (i, None)).chain(claimed) {
             // Released again if `keep` panics.
             let meta = s.meta(i);
             // SAFETY: we own slot `i` (claimed from idle); the object is initialised and
             // nobody else references it until we release or destroy it.
             let verdict = unsafe { s.slot(i).with_obj_mut(|obj| keep(obj, meta)) };
-            claimed.disarm();
+            if let Some(claimed) = claimed {
+                claimed.disarm();
+            }
             if verdict {
                 s.release(i).never();
             } else {

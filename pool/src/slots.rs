@@ -11,25 +11,23 @@ use std::ptr;
 
 use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 
-/// Slot state word. The low two bits are the state, `WANTED` and `RECLAIMED` are flags.
+/// Slot state word. The low two bits are the state, `RECLAIMED` is a flag, and a stacked
+/// slot keeps its link to the next one above `idle.rs`'s `LINK_SHIFT`.
 ///
-/// - `EMPTY`: no object. `IDLE`: an object nobody holds. `BUSY`: an object owned by one
-///   party (a guard, a waiter it was handed to, a creator, or a destroyer).
-/// - `WANTED` (on `BUSY`/`EMPTY`): waiters are registered, or the pool is closing or
-///   shrinking. The fast release only stores `IDLE` over exactly `BUSY`, so a marked
-///   slot's release takes the slow path, which hands the object over under the waiter
-///   lock. A mark set while the owner is already storing `IDLE` may be overwritten: every
-///   marker therefore first updates the pool's state word and runs the heavy barrier, and
-///   the release reads that word after its store (`Shared::try_release_fast`).
+/// - `EMPTY`: no object. `IDLE`: an object nobody holds, where it was returned (a calm
+///   pool). `STACKED`: an object nobody holds, on the idle stack (a scarce pool; only a
+///   pop takes it). `BUSY`: an object owned by one party (a guard, a waiter it was handed
+///   to, a creator, or a destroyer).
 /// - `RECLAIMED` (on `BUSY`): the maintenance task gave this checkout's capacity back
 ///   (`reclaim_leaked`): if the guard ever returns, the object is destroyed without freeing
 ///   capacity again. Also recorded in `Slot::reported` (`RECLAIM_MARK`), which a racing
-///   release cannot overwrite.
+///   release's plain store cannot overwrite. The fast release only acts on exactly `BUSY`,
+///   so a marked slot's release takes the slow path.
 pub(crate) const EMPTY: usize = 0;
 pub(crate) const IDLE: usize = 1;
 pub(crate) const BUSY: usize = 2;
+pub(crate) const STACKED: usize = 3;
 pub(crate) const STATE_MASK: usize = 0b11;
-pub(crate) const WANTED: usize = 0b100;
 pub(crate) const RECLAIMED: usize = 0b1_0000;
 /// In `Slot::stamp_ms`: the stamp is when the object was made or returned (nobody holds
 /// it: idle, being handed to a waiter, or being validated for the next holder). Without
@@ -72,10 +70,7 @@ pub(crate) struct Slot<T> {
 impl<T> Slot<T> {
     fn new() -> Self {
         Slot {
-            // Fresh slots start marked: the first release of an object created into one
-            // takes the slow path once, so a slot added while waiters are queued can never
-            // release to idle behind their backs (see `Shared::register`).
-            state: AtomicUsize::new(EMPTY | WANTED),
+            state: AtomicUsize::new(EMPTY),
             value: UnsafeCell::new(MaybeUninit::uninit()),
             id: AtomicU64::new(0),
             uses: AtomicU64::new(0),
@@ -286,6 +281,6 @@ mod tests {
         s.grow(100);
         assert!(s.cap() >= 100);
         assert_eq!(p, s.get(5) as *const Slot<u64>);
-        assert_eq!(s.get(99).state.load(Ordering::Relaxed), EMPTY | WANTED);
+        assert_eq!(s.get(99).state.load(Ordering::Relaxed), EMPTY);
     }
 }

@@ -2,7 +2,7 @@
 //! gate), giving it back to the best waiter or the pool, the gate's hooks into a partition
 //! (eviction, yielding, offering a freed unit), and retiring an unused partition.
 
-use crate::slots::{BUSY, IDLE, RECLAIMED, STATE_MASK, WANTED};
+use crate::slots::{BUSY, IDLE, RECLAIMED, STATE_MASK};
 use crate::stats::DestroyReason;
 use crate::sync::{MutexGuard, Ordering};
 use crate::waiters::{Decision, WaitQueue};
@@ -126,17 +126,31 @@ impl<T: Send + 'static> Shared<T> {
         self.waiting() > 0 && self.size.load(Ordering::Relaxed) < self.max_size()
     }
 
-    /// The oldest idle object's (stamp, slot), for eviction by the gate.
+    /// The oldest idle object's (stamp, slot), for eviction by the gate. A stacked one
+    /// counts too (`evict_idle` then takes whichever is on top of the stack).
     pub(crate) fn oldest_idle(&self) -> Option<(u64, usize)> {
         (0..self.slots.used())
-            .filter(|&i| self.slots.get(i).state.load(Ordering::Relaxed) == IDLE)
+            .filter(|&i| {
+                let st = self.slots.get(i).state.load(Ordering::Relaxed);
+                st == IDLE || super::idle::is_stacked(st)
+            })
             .map(|i| (self.slots.get(i).idle_since(), i))
             .min()
     }
 
-    /// Evicts the idle object in slot `i` if it is still idle (its capacity, local and
-    /// global, is released). Call holding no lock.
+    /// Evicts the idle object in slot `i` if it is still idle, or, if it was stacked, the
+    /// object on top of the idle stack (its capacity, local and global, is released).
+    /// Call holding no lock.
     pub(crate) fn evict_idle(&self, i: usize) -> bool {
+        if super::idle::is_stacked(self.slots.get(i).state.load(Ordering::Relaxed)) {
+            return match self.idle.pop(&self.slots) {
+                Some(j) => {
+                    self.destroy(j, DestroyReason::Evicted).never();
+                    true
+                }
+                None => false,
+            };
+        }
         match self.claim_if_idle(i) {
             Some(claimed) => {
                 claimed.disarm();
@@ -147,13 +161,14 @@ impl<T: Send + 'static> Shared<T> {
         }
     }
 
-    /// Another partition waits for global capacity: evict our idle objects and mark our
-    /// checked-out ones so they are destroyed (not idled) when returned.
+    /// Another partition waits for global capacity: evict our idle objects; our
+    /// checked-out ones are destroyed (not idled) when returned, as the divert bit in the
+    /// word tells every return while that partition waits.
     pub(crate) fn yield_capacity(&self) {
         let q = self.queue.lock();
-        // Releases racing with the marks must see the divert bit (I4).
+        // Releases racing with the take must see the divert bit (I4).
         self.announce(&q, true);
-        let doomed = self.take_idle_mark_rest(&q, usize::MAX);
+        let doomed = self.take_idle(&q, usize::MAX);
         drop(q);
         for i in doomed {
             self.destroy(i, DestroyReason::Evicted).never();
@@ -161,37 +176,24 @@ impl<T: Send + 'static> Shared<T> {
     }
 
     /// With the queue lock held (`_q`), after the heavy barrier: claims up to `max_take`
-    /// idle objects (returned, to be destroyed after unlocking) and marks every other slot
-    /// `WANTED`, so each checked-out object comes back through the slow path (I3). Used by
-    /// `close` and `yield_capacity` (all idle objects) and by a shrinking `resize` (the
-    /// excess).
-    pub(super) fn take_idle_mark_rest(
-        &self,
-        _q: &MutexGuard<'_, WaitQueue>,
-        max_take: usize,
-    ) -> Vec<usize> {
-        let mut doomed = Vec::new();
-        for i in 0..self.slots.cap() {
+    /// idle objects, stacked ones first (returned, to be destroyed after unlocking). Every
+    /// checked-out object comes back through the slow path by itself: the word the caller
+    /// changed before the barrier sends every return there (I4). Used by `close` and
+    /// `yield_capacity` (all idle objects) and by a shrinking `resize` (the excess). A
+    /// pass over the slots: these are rare.
+    pub(super) fn take_idle(&self, _q: &MutexGuard<'_, WaitQueue>, max_take: usize) -> Vec<usize> {
+        let mut doomed = self.pop_idle(max_take);
+        for i in 0..self.slots.used() {
+            if doomed.len() >= max_take {
+                break;
+            }
             let s = &self.slots.get(i).state;
-            let mut st = s.load(Ordering::Relaxed);
-            loop {
-                let want = if st == IDLE && doomed.len() < max_take {
-                    BUSY
-                } else if st != IDLE && st & WANTED == 0 {
-                    st | WANTED
-                } else {
-                    break;
-                };
-                // Acquire: claiming an idle object, as in `claim_idle` (I1).
-                match s.compare_exchange(st, want, Ordering::Acquire, Ordering::Relaxed) {
-                    Ok(_) => {
-                        if want == BUSY {
-                            doomed.push(i);
-                        }
-                        break;
-                    }
-                    Err(x) => st = x,
-                }
+            // Acquire: claiming an idle object, as in `claim_idle` (I1).
+            if s.load(Ordering::Relaxed) == IDLE
+                && s.compare_exchange(IDLE, BUSY, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                doomed.push(i);
             }
         }
         doomed
@@ -251,15 +253,11 @@ impl<T: Send + 'static> Shared<T> {
             .store(uses | crate::slots::RECLAIM_MARK, Ordering::Relaxed);
         self.announce(&q, false); // I4
                                   // A CAS, not a store: its owner may be releasing or destroying it right now
-                                  // (`take_out` moves the slot to EMPTY), and a store would resurrect the slot.
+                                  // (`take_out` moves the slot to EMPTY, a scarce return pushes it), and a store
+                                  // would resurrect the slot.
         if slot
             .state
-            .compare_exchange(
-                st,
-                st | RECLAIMED | WANTED,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            )
+            .compare_exchange(st, st | RECLAIMED, Ordering::Relaxed, Ordering::Relaxed)
             .is_err()
         {
             // It came back meanwhile: nothing to reclaim. A release that saw the record

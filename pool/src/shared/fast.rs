@@ -1,6 +1,8 @@
-//! The lock-free paths: claiming an idle object (one CAS) and releasing one nobody waits
-//! for (a plain store, the light barrier and a read of the state word). The rules they
-//! follow are handoff.rs's invariants; the sites below cite them.
+//! The lock-free paths: claiming an idle object (one CAS: on its slot in a calm pool, on
+//! the idle stack's head in a scarce one) and releasing one nobody waits for (in a calm
+//! pool a plain store, the light barrier and a read of the state word; in a scarce one a
+//! push and a read of the word). The rules they follow are handoff.rs's invariants; the
+//! sites below cite them.
 
 use std::panic::Location;
 use std::ptr;
@@ -31,7 +33,11 @@ impl From<PoolClosed> for crate::PoolError {
 /// now (I1), and it is no longer ours to settle.
 #[cold]
 #[inline(never)]
-fn take_back<T>(slot: &Slot<T>, announced: crate::sync::hazard::Announcement<'_>) -> Release {
+fn take_back<T>(
+    slot: &Slot<T>,
+    i: usize,
+    announced: crate::sync::hazard::Announcement<'_>,
+) -> Release {
     let rescued = slot
         .state
         .compare_exchange(IDLE, BUSY, Ordering::Acquire, Ordering::Relaxed)
@@ -39,18 +45,23 @@ fn take_back<T>(slot: &Slot<T>, announced: crate::sync::hazard::Announcement<'_>
     // After a successful take-back our object keeps the pool alive again.
     announced.exit();
     if rescued {
-        Release::Slow
+        Release::Slow(i)
     } else {
         Release::Done
     }
 }
 
+/// How many slots a calm pool's claim looks at from its hint before it treats the pool as
+/// short and switches it to scarce mode (`idle.rs`), where a claim is O(1).
+const SCAN: usize = 32;
+
 /// What [`Shared::try_release_fast`] did.
 pub(crate) enum Release {
     /// The object is back in the pool (or already someone else's): hands off.
     Done,
-    /// The caller still owns the slot: call [`Shared::release_slow`].
-    Slow,
+    /// The caller owns this slot (the one it gave back, or, from a scarce release that
+    /// saw callers queue, another idle one): call [`Shared::release_slow`] on it.
+    Slow(usize),
 }
 
 impl<T: Send + 'static> Shared<T> {
@@ -67,7 +78,16 @@ impl<T: Send + 'static> Shared<T> {
             return Ok(None);
         }
         let now = self.coarse_ms();
-        while let Some(i) = self.claim_idle() {
+        loop {
+            let claimed = if w & super::word::SCARCE != 0 {
+                self.idle.pop(&self.slots)
+            } else {
+                self.claim_idle(SCAN).or_else(|| self.claim_short())
+            };
+            let Some(i) = claimed else {
+                self.note_scarce();
+                return Ok(None);
+            };
             // Never hand out an object past its lifetime, even between maintenance passes.
             if self.slots.get(i).expires_ms.load(Ordering::Relaxed) <= now {
                 self.destroy(i, DestroyReason::MaxLifetime).never();
@@ -75,7 +95,28 @@ impl<T: Send + 'static> Shared<T> {
             }
             return Ok(Some(i));
         }
-        Ok(None)
+    }
+
+    /// A calm pool's claim found nothing near its hint: a stacked object left from the
+    /// last scarce spell; else, while the pool has room to create, a pass over every slot
+    /// (a caller that finds nothing creates, which costs far more, so a pool being filled
+    /// stays calm); else the switch into scarce mode (`idle.rs`) and a pop.
+    #[cold]
+    #[inline(never)]
+    fn claim_short(&self) -> Option<usize> {
+        if let Some(i) = self.idle.pop(&self.slots) {
+            return Some(i);
+        }
+        if self.size.load(Ordering::Relaxed) < self.max_size() {
+            return self.claim_idle(usize::MAX);
+        }
+        let q = self.queue.lock();
+        if self.is_closed() {
+            return None;
+        }
+        self.become_scarce(&q);
+        drop(q);
+        self.idle.pop(&self.slots)
     }
 
     /// Whether checking out reused slot `i` needs a checkout step: recycle hooks, or
@@ -90,16 +131,17 @@ impl<T: Send + 'static> Shared<T> {
         self.coarse_ms().saturating_sub(idle_since) >= self.validation_ms
     }
 
-    /// One CAS `IDLE → BUSY` on the first idle slot, scanning from this thread's hint.
+    /// One CAS `IDLE → BUSY` on the first idle slot, scanning at most `limit` slots from
+    /// this thread's hint.
     #[inline]
-    fn claim_idle(&self) -> Option<usize> {
+    fn claim_idle(&self, limit: usize) -> Option<usize> {
         let cap = self.slots.used();
         if cap == 0 {
             return None;
         }
         let start = hint::get();
         let mut i = if start < cap { start } else { 0 };
-        for _ in 0..cap {
+        for _ in 0..cap.min(limit) {
             let s = &self.slots.get(i).state;
             // The plain load keeps the scan from writing to cache lines it cannot claim.
             // Acquire on the CAS pairs with the Release that made the slot idle: the last
@@ -177,34 +219,44 @@ impl<T: Send + 'static> Shared<T> {
     /// give up the returned `Owed` as that type says.
     #[inline]
     pub(crate) fn release_slot(&self, slot: &Slot<T>, i: usize) -> Owed<'_> {
-        match self.try_release_fast(slot) {
+        match self.try_release_fast(slot, i) {
             Release::Done => Owed::none(&self.refs),
-            Release::Slow => self.release_slow(i),
+            Release::Slow(j) => self.release_slow(j),
         }
     }
 
-    /// The fast release: `Done` when the object is back (idle, or already taken by
-    /// someone else); then the caller must not touch `self` again (the pool may be freed
-    /// at any moment). `Slow` when the caller still owns the slot and must call
-    /// [`release_slow`](Shared::release_slow).
+    /// The fast release of owned slot `i` (`slot` is `self.slots.get(i)`): `Done` when the
+    /// object is back (idle, or already taken by someone else); then the caller must not
+    /// touch `self` again (the pool may be freed at any moment). `Slow(j)` when the caller
+    /// owns slot `j` and must call [`release_slow`](Shared::release_slow) on it.
     ///
-    /// With nobody queued and no mark on the slot this is a load, a plain `Release` store
-    /// of `IDLE`, the light barrier and a load of the state word: no locked instruction.
-    /// A marker that raced with the store (its mark was overwritten) changed the word and
-    /// ran the heavy barrier before marking, so the word read here shows it; the release
-    /// then takes its object back by CAS and goes the slow way (I3, I4). While the store
-    /// and the word read are in flight this thread announces the pool in its hazard
-    /// record, so a concurrent last owner does not free the memory under them (I7).
+    /// In a calm pool with nobody queued and no mark on the slot this is a load of the
+    /// slot and the word, a plain `Release` store of `IDLE`, the light barrier and a load
+    /// of the word: no locked instruction. A party that changed the word meanwhile (the
+    /// switch to scarce mode, close, shrink) ran the heavy barrier before looking at the
+    /// slots, so the word read here shows it, or our store is seen by it; the release then
+    /// takes its object back by CAS and goes the slow way (I3, I4). While the store and
+    /// the word read are in flight this thread announces the pool in its hazard record,
+    /// so a concurrent last owner does not free the memory under them (I7). In a scarce
+    /// pool the object is pushed onto the idle stack (`idle.rs`).
     #[inline]
-    pub(crate) fn try_release_fast(&self, slot: &Slot<T>) -> Release {
+    pub(crate) fn try_release_fast(&self, slot: &Slot<T>, i: usize) -> Release {
         let s = &slot.state;
-        // Relaxed: only the owner (us) and markers holding the lock write a BUSY slot; a
-        // mark we miss here is caught by the word check below.
+        // Relaxed: only the owner (us) and reclaims (holding the lock) write a BUSY slot;
+        // a mark we miss here is caught by the record check below, or by the push's CAS.
         if s.load(Ordering::Relaxed) != BUSY {
-            return Release::Slow;
+            return Release::Slow(i);
+        }
+        let w = self.word.load();
+        if w != 0 {
+            if w == super::word::SCARCE {
+                return self.release_push(slot, i);
+            }
+            // Queued callers (a hand-off), closed, diverted: the lock's business.
+            return Release::Slow(i);
         }
         let Some(announced) = self.hazards.enter(ptr::from_ref(self) as usize) else {
-            return self.release_first(slot);
+            return self.release_first(slot, i);
         };
         // Release: our writes to the object happen-before the next claimer's Acquire CAS.
         crate::sync::store_over_marks(s, IDLE);
@@ -217,7 +269,7 @@ impl<T: Send + 'static> Shared<T> {
             announced.exit();
             return Release::Done;
         }
-        take_back(slot, announced)
+        take_back(slot, i, announced)
     }
 
     /// The fast release on a thread without a hazard record yet: makes one; while the
@@ -225,10 +277,10 @@ impl<T: Send + 'static> Shared<T> {
     /// the slow way, under the lock, where it sees every queued waiter.
     #[cold]
     #[inline(never)]
-    fn release_first(&self, slot: &Slot<T>) -> Release {
+    fn release_first(&self, slot: &Slot<T>, i: usize) -> Release {
         if self.hazards.prepare() {
-            return self.try_release_fast(slot);
+            return self.try_release_fast(slot, i);
         }
-        Release::Slow
+        Release::Slow(i)
     }
 }

@@ -4,24 +4,32 @@
 //! cite it by name.
 //!
 //! **The parties.** Every live object has a *slot*: an atomic state word (`EMPTY`, `IDLE`,
-//! `BUSY`, plus the marks `WANTED` and `RECLAIMED`) and the object. A caller that finds
+//! `BUSY`, `STACKED`, plus the mark `RECLAIMED`) and the object. A caller that finds
 //! nothing idle *registers*: it gets a *cell* (`waiters.rs`), decided exactly once by CAS.
 //! Cells wait in four FIFO queues, one per priority, behind the pool's short lock, which is
 //! held only on these slow paths, never across an `.await`, and never while user code runs.
 //!
+//! **The two modes** (`idle.rs`). A *calm* pool keeps its idle objects `IDLE` in their
+//! slots; a *scarce* pool (the state word's `SCARCE` bit) keeps every idle object on a
+//! lock-free stack of slot indices (`STACKED`). The first claim that finds nothing, or
+//! the first waiter, switches a calm pool to scarce; maintenance switches it back after a
+//! second in which nobody found it empty.
+//!
 //! **The paths.**
 //! - *Fast claim* (`fast.rs`): if the state word shows nobody queued and the pool open,
-//!   one CAS `IDLE → BUSY`.
-//! - *Fast release* (`fast.rs`): if the slot is exactly `BUSY`, a plain store of `IDLE`,
-//!   the light barrier, and a read of the state word (and the slot's reclaim record); if
-//!   either is non-zero, take the object back and go the slow way.
+//!   one CAS: `IDLE → BUSY` on a slot near the thread's hint (calm), or a pop (scarce).
+//! - *Fast release* (`fast.rs`, `idle.rs`): if the slot is exactly `BUSY` and the word
+//!   clear, a plain store of `IDLE`, the light barrier, and a read of the word and the
+//!   slot's reclaim record (calm); or a push, then a read of the word (scarce). If the
+//!   word changed, take an object back and go the slow way.
 //! - *Register* ([`Shared::register`]): under the lock. The first waiter of an empty queue
-//!   counts itself in the word, runs the heavy barrier, then *sweeps* the slots: it takes an
-//!   idle object if one appeared, else marks every other slot `WANTED`; then it tries to
-//!   reserve capacity, else it queues. Later waiters just queue.
+//!   makes the pool scarce, counts itself in the word, fences, then pops: it takes an idle
+//!   object if one appeared; then it tries to reserve capacity, else it queues. Later
+//!   waiters just queue.
 //! - *Slow release* ([`Shared::release_slow`]): under the lock: destroy the object (the pool
 //!   is closed, shrinking, the checkout was reclaimed, another partition is blocked),
-//!   or hand it to the best waiter ([`Shared::hand_to_best`]), or make it idle.
+//!   or hand it to the best waiter ([`Shared::hand_to_best`]), or make it idle (pushed, in
+//!   a scarce pool).
 //! - *Capacity given back* (`capacity.rs`, `unreserve`): to the best waiter as a `Permit`
 //!   (it creates), else to the pool.
 //! - *Deadline* ([`Shared::sweep`]): the pool's timer times queued waiters out, under the
@@ -31,26 +39,28 @@
 //!
 //! **The invariants.**
 //! - **I1 — one owner.** An object belongs to exactly one party at a time: the pool
-//!   (`IDLE`), whoever moved its slot to `BUSY` by CAS, or the waiter whose cell was decided
-//!   `Handed`. Only the owner touches the object or its slot's metadata, and only the owner
-//!   moves the slot out of `BUSY`. Acquire on every claim pairs with Release on every
-//!   release, so the last owner's writes are the next owner's reads.
+//!   (`IDLE` or `STACKED`), whoever moved its slot to `BUSY` (by CAS on the slot, or by
+//!   the pop's CAS on the stack's head), or the waiter whose cell was decided `Handed`.
+//!   Only the owner touches the object or its slot's metadata, and only the owner moves
+//!   the slot out of `BUSY`. Acquire on every claim pairs with Release on every release,
+//!   so the last owner's writes are the next owner's reads.
 //! - **I2 — capacity.** `size` counts objects alive plus creates in flight. It grows only by
 //!   a CAS below `max_size` (and, in a partition, a unit of the global gate); every unit
 //!   is spent exactly once: it becomes an object, or goes back (`unreserve`), or goes to a
 //!   waiter as a `Permit`, which in turn does one of those.
-//! - **I3 — no idle object behind the queue.** While the queue is non-empty, no slot stays
-//!   `IDLE`: a slot is `IDLE` only between a release's store and its word check, after
-//!   which the releaser (or whoever took the object) brings it to the slow path. Every
-//!   `BUSY`/`EMPTY` slot is marked `WANTED` unless a release overwrote the mark, which then
-//!   takes the slow path anyway. Kept by: only the first waiter sweeps; a hand-off keeps the
-//!   mark while others still wait; creators and destroyers keep the mark; fresh slots are
-//!   born marked.
+//! - **I3 — no idle object behind the queue.** Callers queue only in a scarce pool, and
+//!   there no object stays idle unseen by them: an object is `IDLE` only between a calm
+//!   release's store and its word check (which sees the switch, or the switch's pass over
+//!   the slots sees the store), and a stacked object is either popped by the first
+//!   waiter's look or taken back off the stack by the return that pushed it, once that
+//!   return reads the queued count in the word.
 //! - **I4 — the barrier pair.** Whoever changes the word in a way a release must notice
-//!   (the first waiter, close, shrink, reclaim, a partition yielding) writes the word, runs
-//!   the heavy barrier, then looks at the slots; a release stores `IDLE`, runs the light
-//!   barrier, then reads the word. At least one sees the other (`sync::barrier`), so no
-//!   wake-up is lost and no mark is lost unnoticed.
+//!   (the switch to scarce mode, close, shrink, reclaim, a partition yielding) writes the
+//!   word, runs the heavy barrier, then looks at the slots; a calm release stores `IDLE`,
+//!   runs the light barrier, then reads the word. In a scarce pool the first waiter
+//!   writes the word, fences, then pops; a return pushes (an RMW, then
+//!   `barrier::after_rmw`) and reads the word. Either way at least one side sees the
+//!   other, so no wake-up is lost and no mark is lost unnoticed.
 //! - **I5 — one decision.** A cell leaves `WAITING` exactly once, by CAS; the winner's
 //!   writes before it (the handed object, the error) are published by it. A decision the
 //!   cell's owner never consumed (its future was dropped) is given back: the object is
@@ -71,7 +81,7 @@ use std::time::Duration;
 
 use crate::error::{BoxError, PoolError};
 use crate::rt::Disarmed;
-use crate::slots::{BUSY, IDLE, RECLAIMED, WANTED};
+use crate::slots::RECLAIMED;
 use crate::stats::{DestroyReason, PoolEvent};
 use crate::sync::{Arc, Ordering};
 use crate::waiters::{Decision, WaitQueue, Waiter};
@@ -117,27 +127,17 @@ impl<T: Send + 'static> Shared<T> {
             drop(q);
             return self.destroy(i, reason);
         }
-        // Hand it to the best waiter, keeping the slot marked while others still wait (I3)
-        // — in a partition, also while another partition waits for global capacity — so
-        // its next release comes back here. Set before the decision, whose Release
-        // publishes it to the new owner (I5).
-        let handed = self.hand_to_best(&mut q, Decision::Handed(i), |q| {
-            let mark = if q.is_empty() && !self.others_blocked() {
-                0
-            } else {
-                WANTED
-            };
-            slot.state.store(BUSY | mark, Ordering::Relaxed);
-        });
-        match handed {
+        // Hand it to the best waiter (the decision's Release publishes the object, I5), or
+        // make it idle: pushed in a scarce pool, so nothing idle hides from the next
+        // waiter (I3).
+        match self.hand_to_best(&mut q, Decision::Handed(i), |_| {}) {
             Some(w) => {
                 drop(q);
                 w.wake();
             }
             None => {
                 self.publish(&q);
-                // Release: pairs with a claimer's Acquire CAS (I1).
-                slot.state.store(IDLE, Ordering::Release);
+                self.make_idle(&q, i);
             }
         }
         Owed::none(&self.refs)
@@ -203,14 +203,20 @@ impl<T: Send + 'static> Shared<T> {
         if self.is_closed() {
             return Err(PoolError::Closed);
         }
+        self.note_scarce();
         if q.is_empty() {
+            // Waiters only ever queue in a scarce pool (I3): idle objects are then on the
+            // stack, where one look finds them. Switching costs the heavy barrier and a
+            // pass over the slots, once per scarce spell.
+            self.become_scarce(&q);
             // Count ourselves as queued before looking, and make that visible to every
-            // release in flight (I4): a release either sees the count (and takes the slow
-            // path, which needs this lock) or its `IDLE` store is visible to the sweep
-            // below. If we end up not queueing, the next `publish` takes it back.
+            // release in flight (I4): a scarce release pushes (an RMW) and then reads the
+            // word, so either it sees the count (and hands its object over) or its push is
+            // visible to the pop below. If we end up not queueing, the next `publish` takes
+            // the count back.
             self.word.add_waiter();
-            self.announce(&q, false);
-            if let Some(i) = self.sweep_slots() {
+            self.announce_scarce(&q);
+            if let Some(i) = self.idle.pop(&self.slots) {
                 self.publish(&q);
                 return Ok(Reg::Got(i));
             }
@@ -247,33 +253,6 @@ impl<T: Send + 'static> Shared<T> {
         }
         self.emit(|| PoolEvent::Exhausted { waiting });
         Ok(Reg::Queued(w))
-    }
-
-    /// The first waiter's sweep (I3): takes the first idle object, else marks every other
-    /// slot `WANTED`. Lock held, after the heavy barrier.
-    fn sweep_slots(&self) -> Option<usize> {
-        for i in 0..self.slots.cap() {
-            let s = &self.slots.get(i).state;
-            let mut st = s.load(Ordering::Relaxed);
-            loop {
-                let (want, ord) = if st == IDLE {
-                    // Acquire: as in `claim_idle` (I1).
-                    (BUSY, Ordering::Acquire)
-                } else if st & WANTED != 0 {
-                    break;
-                } else {
-                    // Relaxed: the mark only diverts the owner's release to the slow path,
-                    // which takes this lock and so sees our queue entry.
-                    (st | WANTED, Ordering::Relaxed)
-                };
-                match s.compare_exchange(st, want, ord, Ordering::Relaxed) {
-                    Ok(_) if want == BUSY => return Some(i),
-                    Ok(_) => break,
-                    Err(x) => st = x,
-                }
-            }
-        }
-        None
     }
 
     /// Arms the deadline sweep at `at` (time since the epoch) on the pool's timer, in place

@@ -20,6 +20,7 @@
 mod capacity;
 mod fast;
 mod handoff;
+mod idle;
 mod nested;
 mod objects;
 mod refs;
@@ -38,7 +39,7 @@ use crate::config::Config;
 use crate::histogram::Histogram;
 use crate::hooks::Hooks;
 use crate::rt::Env;
-use crate::slots::{Slot, Slots, BUSY, EMPTY, IDLE, STATE_MASK};
+use crate::slots::{Slot, Slots, BUSY, EMPTY, STATE_MASK};
 use crate::stats::{DestroyReason, PoolEvent, PoolStats};
 use crate::sync::hazard::Announcer;
 use crate::sync::{
@@ -68,6 +69,11 @@ pub(crate) struct Counters {
 /// A pool's state.
 pub(crate) struct Shared<T: Send + 'static> {
     slots: Slots<T>,
+    /// Idle objects of a scarce pool (`idle.rs`). Own cache line.
+    idle: idle::IdleStack,
+    /// Coarse-clock ms when a caller last found the pool empty (scarce mode lasts while
+    /// this is recent).
+    scarce_ms: AtomicU64,
     queue: CachePadded<Mutex<WaitQueue>>,
     /// Read lock-free by the fast paths; written under `queue` (`word.rs`). Own cache line.
     word: CachePadded<StateWord>,
@@ -137,7 +143,6 @@ impl<T: Send + 'static> Shared<T> {
         hooks: Hooks<T>,
         gate: Option<(std::sync::Arc<dyn Gate>, usize)>,
     ) -> Self {
-        crate::sync::barrier::init();
         let seed = {
             use std::hash::{BuildHasher, Hasher};
             let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -146,6 +151,8 @@ impl<T: Send + 'static> Shared<T> {
         };
         Shared {
             slots: Slots::new(config.max_size),
+            idle: idle::IdleStack::new(),
+            scarce_ms: AtomicU64::new(0),
             queue: CachePadded(Mutex::new(WaitQueue::default())),
             word: CachePadded(StateWord::new()),
             size: CachePadded(AtomicUsize::new(0)),
@@ -318,9 +325,9 @@ impl<T: Send + 'static> Shared<T> {
             }
             self.publish(&q);
         } else if size > n {
-            // Releases racing with the marks must see the divert bit (I4).
+            // Releases racing with the take must see the divert bit (I4).
             self.announce(&q, true);
-            doomed = self.take_idle_mark_rest(&q, size - n);
+            doomed = self.take_idle(&q, size - n);
         }
         drop(q);
         for w in wake {
@@ -332,7 +339,7 @@ impl<T: Send + 'static> Shared<T> {
     }
 
     /// Closes the pool: queued waiters get `Closed`, idle objects are destroyed, and every
-    /// checked-out slot is marked so its return destroys the object. Returns after the
+    /// checked-out object is destroyed when it comes back (the word says closed). Returns after the
     /// idle objects are gone. Idempotent.
     pub(crate) fn close(&self) {
         let mut q = self.queue.lock();
@@ -345,7 +352,7 @@ impl<T: Send + 'static> Shared<T> {
         // Every release from now on sees the pool closed, or its IDLE store is seen below
         // (I4).
         self.announce(&q, false);
-        let doomed = self.take_idle_mark_rest(&q, usize::MAX);
+        let doomed = self.take_idle(&q, usize::MAX);
         drop(q);
         drop(stale);
         for w in waiters {
@@ -409,11 +416,9 @@ impl<T: Send + 'static> Shared<T> {
         let (mut idle, mut busy, mut uses) = (0, 0, 0);
         for i in 0..self.slots.cap() {
             let s = self.slots.get(i);
-            match s.state.load(Ordering::Relaxed) & STATE_MASK {
-                IDLE => idle += 1,
-                BUSY => busy += 1,
-                _ => {}
-            }
+            let (i, b) = idle::count(&s.state);
+            idle += i;
+            busy += b;
             uses += s.uses.load(Ordering::Relaxed);
         }
         (

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{Owed, Shared};
-use crate::slots::{BUSY, EMPTY, STATE_MASK, WANTED};
+use crate::slots::{BUSY, EMPTY, STATE_MASK};
 use crate::stats::{DestroyReason, PoolEvent};
 use crate::sync::Ordering;
 
@@ -20,7 +20,7 @@ impl<T: Send + 'static> Shared<T> {
         loop {
             // Free slots exist: occupied slots ≤ size + reclaimed ≤ max_size + reclaimed ≤
             // cap (`resize` and `reclaim` grow the array for that), and `size` includes
-            // our reservation (I2). A CAS can lose to a concurrent mark; rescan. Should a
+            // our reservation (I2). A CAS can lose to another creator; rescan. Should a
             // scan ever come up empty twice, the array grows rather than spin.
             scans += 1;
             if scans > 2 {
@@ -31,16 +31,11 @@ impl<T: Send + 'static> Shared<T> {
                 let slot = self.slots.get(i);
                 let st = slot.state.load(Ordering::Relaxed);
                 // Acquire pairs with the destroyer's Release: its read of the old object
-                // happens-before our write of the new one. The WANTED mark is kept (I3).
+                // happens-before our write of the new one.
                 if st & STATE_MASK == EMPTY
                     && slot
                         .state
-                        .compare_exchange(
-                            st,
-                            BUSY | (st & WANTED),
-                            Ordering::Acquire,
-                            Ordering::Relaxed,
-                        )
+                        .compare_exchange(st, BUSY, Ordering::Acquire, Ordering::Relaxed)
                         .is_ok()
                 {
                     // SAFETY: our CAS made us the slot's only owner, and the slot is empty.
@@ -79,19 +74,9 @@ impl<T: Send + 'static> Shared<T> {
             .retired_uses
             .fetch_add(uses, Ordering::Relaxed);
         // Release: our read of the object happens-before a creator's write (its Acquire
-        // CAS). The WANTED mark survives (I3).
-        let mut st = slot.state.load(Ordering::Relaxed);
-        loop {
-            match slot.state.compare_exchange_weak(
-                st,
-                EMPTY | (st & WANTED),
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(x) => st = x,
-            }
-        }
+        // CAS). A swap, not a store: a reclaim may mark the slot until this moment, and
+        // the mark read here says whether it did.
+        let st = slot.state.swap(EMPTY, Ordering::Release);
         self.counters.destroyed.fetch_add(1, Ordering::Relaxed);
         // The mark, not the record: a reclaim marks by CAS, so whether it marked before our
         // CAS is exact here (a mark a fast release overwrote was restored under the lock).

@@ -15,11 +15,14 @@ const POOL_CLOSED: usize = 1;
 /// every `publish`. (A reclaimed checkout is caught by its slot's record instead, so a guard
 /// that never returns does not slow every release.)
 const DIVERT: usize = 2;
+/// The pool is scarce: idle objects live on the idle stack, claims pop and returns push
+/// (`idle.rs`). Set and cleared under the lock, kept by `publish`.
+pub(super) const SCARCE: usize = 4;
 /// `word >> WAITERS_SHIFT` is the number of queued waiters.
-const WAITERS_SHIFT: u32 = 2;
+const WAITERS_SHIFT: u32 = 3;
 
-/// `queued waiters << WAITERS_SHIFT | DIVERT | POOL_CLOSED`, and, on the same cache line,
-/// which light barrier the fast release runs (`sync::barrier`, read once at build).
+/// `queued waiters << WAITERS_SHIFT | SCARCE | DIVERT | POOL_CLOSED`, and, on the same cache
+/// line, which barrier pair the pool uses (`sync::barrier`, chosen at build).
 pub(crate) struct StateWord {
     word: AtomicUsize,
     asymmetric: bool,
@@ -29,7 +32,7 @@ impl StateWord {
     pub(super) fn new() -> Self {
         StateWord {
             word: AtomicUsize::new(0),
-            asymmetric: crate::sync::barrier::asymmetric(),
+            asymmetric: crate::sync::barrier::for_new_pool(),
         }
     }
 
@@ -56,9 +59,28 @@ impl StateWord {
         crate::sync::barrier::light(self.asymmetric);
     }
 
-    /// Sets the queue length and the divert bit, keeping the closed bit. Lock held.
+    /// Whether the pool is in scarce mode (`idle.rs`).
+    #[inline]
+    pub(super) fn is_scarce(&self) -> bool {
+        self.load() & SCARCE != 0
+    }
+
+    /// Enters scarce mode. Lock held.
+    pub(super) fn set_scarce(&self) {
+        let w = self.load();
+        self.word.store(w | SCARCE, Ordering::Relaxed);
+    }
+
+    /// Leaves scarce mode. Lock held.
+    pub(super) fn clear_scarce(&self) {
+        let w = self.load();
+        self.word.store(w & !SCARCE, Ordering::Relaxed);
+    }
+
+    /// Sets the queue length and the divert bit, keeping the closed and scarce bits. Lock
+    /// held.
     fn set(&self, queued: usize, divert: bool) {
-        let closed = self.load() & POOL_CLOSED;
+        let closed = self.load() & (POOL_CLOSED | SCARCE);
         let divert = if divert { DIVERT } else { 0 };
         self.word
             .store(queued << WAITERS_SHIFT | divert | closed, Ordering::Relaxed);
@@ -115,6 +137,13 @@ impl<T: Send + 'static> Shared<T> {
         if divert {
             self.word.set_divert();
         }
-        crate::sync::barrier::heavy();
+        crate::sync::barrier::heavy(self.word.asymmetric);
+    }
+
+    /// The barrier a party runs after writing the word and before looking at the idle
+    /// stack, when the pool is scarce (I4): every return then pushes with an RMW followed
+    /// by [`after_rmw`](crate::sync::barrier::after_rmw), so a full fence is enough here.
+    pub(super) fn announce_scarce(&self, _q: &MutexGuard<'_, WaitQueue>) {
+        crate::sync::fence(crate::sync::Ordering::SeqCst);
     }
 }

@@ -181,13 +181,28 @@ mod tests {
     }
 
     #[test]
+    fn the_release_barrier_choice_applies_to_pools_built_after_it() {
+        use super::barrier::{release_barrier, set_release_barrier, ReleaseBarrier};
+        let before = release_barrier();
+        set_release_barrier(ReleaseBarrier::Fence);
+        assert_eq!(release_barrier(), ReleaseBarrier::Fence);
+        assert!(!super::barrier::for_new_pool());
+        set_release_barrier(before);
+        assert_eq!(release_barrier(), before);
+    }
+
+    #[test]
     fn the_fallback_switch_is_honoured() {
-        super::barrier::init();
+        let asym = super::barrier::for_new_pool();
         if std::env::var_os("RIPTIDE_POOL_NO_MEMBARRIER").is_some() {
             // CI's second core run sets it: that run must really use the fences.
-            assert!(!super::barrier::asymmetric());
+            assert!(!asym);
+            assert_eq!(
+                super::barrier::release_barrier(),
+                super::barrier::ReleaseBarrier::Fence
+            );
         }
-        super::barrier::light(super::barrier::asymmetric());
-        super::barrier::heavy();
+        super::barrier::light(asym);
+        super::barrier::heavy(asym);
     }
 }
