@@ -107,6 +107,9 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
     if b.preemption_bound.is_none() {
         b.preemption_bound = Some(2);
     }
+    // A model's whole path (warming the pool, the threads, the checks, dropping every
+    // slot's atomics) can pass loom's default of 1,000 branches without any spinning.
+    b.max_branches = b.max_branches.max(10_000);
     b.check(f);
 }
 
