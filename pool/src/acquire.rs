@@ -244,12 +244,24 @@ enum State<T: Send + 'static> {
 type Step<T> = ControlFlow<Result<Pooled<T>, PoolError>, State<T>>;
 
 impl<T: Send + 'static> Drop for AcquireFuture<T> {
+    /// Only the check for a settled future (every `.await` that completed) is inlined, so
+    /// the drop glue at each `.await` stays small enough to be inlined with it; giving
+    /// back what an unsettled future holds is out of line.
     #[inline]
     fn drop(&mut self) {
-        if matches!(*self.state, State::Done) {
-            return;
+        if !matches!(*self.state, State::Done) {
+            self.give_back();
         }
-        // SAFETY: the only place `state` is dropped, once; it is not used afterwards.
+    }
+}
+
+impl<T: Send + 'static> AcquireFuture<T> {
+    /// `drop` of a future that was not settled: gives back what its state holds.
+    #[cold]
+    #[inline(never)]
+    fn give_back(&mut self) {
+        // SAFETY: the only place `state` is dropped, once (`drop` calls this at most
+        // once, and `state` is not used afterwards).
         let state = unsafe { ManuallyDrop::take(&mut self.state) };
         match state {
             // The caller gave up while waiting (timeout, `select!`, abort): cancel the
