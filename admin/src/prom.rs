@@ -1,12 +1,14 @@
 //! `/metrics`: the Prometheus text of every registered pool.
 //!
 //! Each scrape builds a fresh `PrometheusRecorder` (no upkeep task, no global state),
-//! records the pools' current figures into it under `metrics::with_local_recorder`, and
+//! records the pools' current figures into it under `metrics::with_local_recorder` (the
+//! core's series through `riptide_pool::metrics::record`, the same function the core's
+//! own publisher calls, then the admin's health, breaker and partition series), and
 //! renders it. Nothing is installed globally, so any number of admins (and a global
 //! recorder the service installed for its own metrics) live side by side, and a
 //! partition that went away leaves no stale series behind.
 
-use metrics::{counter, describe_counter, describe_gauge, gauge, Unit};
+use metrics::{describe_counter, describe_gauge, gauge, Unit};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use riptide_pool::{CircuitState, HealthLevel, HealthStatus, PoolStats};
 
@@ -19,8 +21,8 @@ pub(crate) struct PoolFigures {
     pub partitions: Option<Vec<(String, PoolStats)>>,
 }
 
-/// The gauges of `docs/metrics.md` (name, help).
-const GAUGES: [(&str, &str); 5] = [
+/// The unitless gauges of `docs/metrics.md` (name, help).
+const GAUGES: [(&str, &str); 6] = [
     ("riptide_pool_max_size", "current max_size"),
     ("riptide_pool_size", "objects alive + creates in flight"),
     ("riptide_pool_idle", "idle objects"),
@@ -28,6 +30,10 @@ const GAUGES: [(&str, &str); 5] = [
     (
         "riptide_pool_pending_acquisitions",
         "callers waiting right now",
+    ),
+    (
+        "riptide_pool_waiting",
+        "callers waiting right now at each priority (label priority)",
     ),
 ];
 
@@ -47,12 +53,17 @@ const COUNTERS: [(&str, &str); 5] = [
 ];
 
 /// Every metric name `/metrics` can contain (for the docs and the tests).
-pub const METRIC_NAMES: [&str; 24] = [
+///
+/// The first 15 are the core's, the series `riptide_pool::metrics::record` writes; the rest
+/// are the admin's own (health, breaker, partitions).
+pub const METRIC_NAMES: [&str; 26] = [
     "riptide_pool_max_size",
     "riptide_pool_size",
     "riptide_pool_idle",
     "riptide_pool_in_use",
     "riptide_pool_pending_acquisitions",
+    "riptide_pool_waiting",
+    "riptide_pool_oldest_wait_seconds",
     "riptide_pool_created_total",
     "riptide_pool_destroyed_total",
     "riptide_pool_acquired_total",
@@ -98,6 +109,11 @@ fn describe_all() {
     for (name, help) in COUNTERS {
         describe_counter!(name, help);
     }
+    describe_gauge!(
+        "riptide_pool_oldest_wait_seconds",
+        Unit::Seconds,
+        "how long the longest-waiting caller has waited"
+    );
     describe_gauge!(
         "riptide_pool_wait_seconds",
         Unit::Seconds,
@@ -148,36 +164,9 @@ fn describe_all() {
 }
 
 fn record(p: &PoolFigures, per_partition: bool) {
-    let s = &p.stats;
+    riptide_pool::metrics::record(&p.name, &p.stats);
     let pool = p.name.clone();
     let g = |name: &'static str, v: f64| gauge!(name, "pool" => pool.clone()).set(v);
-    g("riptide_pool_max_size", s.max_size as f64);
-    g("riptide_pool_size", s.size as f64);
-    g("riptide_pool_idle", s.idle as f64);
-    g("riptide_pool_in_use", s.in_use as f64);
-    g(
-        "riptide_pool_pending_acquisitions",
-        s.pending_acquisitions as f64,
-    );
-    let c = |name: &'static str, v: u64| counter!(name, "pool" => pool.clone()).absolute(v);
-    c("riptide_pool_created_total", s.created);
-    c("riptide_pool_destroyed_total", s.destroyed);
-    c("riptide_pool_acquired_total", s.acquired);
-    c("riptide_pool_timeouts_total", s.timeouts);
-    c("riptide_pool_leaks_detected_total", s.leaks_detected);
-    for (name, q, v) in [
-        ("riptide_pool_wait_seconds", "0.5", s.wait_p50),
-        ("riptide_pool_wait_seconds", "0.95", s.wait_p95),
-        ("riptide_pool_wait_seconds", "0.99", s.wait_p99),
-        ("riptide_pool_usage_seconds", "0.5", s.usage_p50),
-        ("riptide_pool_usage_seconds", "0.95", s.usage_p95),
-        ("riptide_pool_usage_seconds", "0.99", s.usage_p99),
-        ("riptide_pool_create_seconds", "0.5", s.create_p50),
-        ("riptide_pool_create_seconds", "0.95", s.create_p95),
-        ("riptide_pool_create_seconds", "0.99", s.create_p99),
-    ] {
-        gauge!(name, "pool" => pool.clone(), "quantile" => q).set(v.as_secs_f64());
-    }
     let h = &p.health;
     let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
     g("riptide_pool_utilization", finite(h.utilization));

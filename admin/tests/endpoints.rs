@@ -4,14 +4,16 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use reqwest::StatusCode;
 use riptide_admin::{Admin, AdminError, METRIC_NAMES};
-use riptide_pool::{PartitionedPool, Pool, PoolStats, Poolable};
+use riptide_pool::{
+    CircuitState, HealthLevel, PartitionedPool, Pool, PoolStats, Poolable, Priority,
+};
 
 struct Conn;
 impl Poolable for Conn {}
@@ -88,7 +90,7 @@ async fn read_endpoints() {
     assert_eq!(d.stats.in_use, 2);
     assert_eq!(d.stats.max_size, 4);
     assert_eq!(d.health.utilization, 0.5);
-    assert_eq!(d.circuit_state.as_deref(), Some("Closed"));
+    assert_eq!(d.circuit_state, Some(CircuitState::Closed));
     assert_eq!(d.closed, Some(false));
     assert_eq!(d.partitions, None);
     assert_eq!(t.stats.in_use, 3);
@@ -96,7 +98,7 @@ async fn read_endpoints() {
         t.stats.max_size, 10,
         "a partitioned pool's max_size is the global cap"
     );
-    assert_eq!(t.circuit_state.as_deref(), Some("Closed"));
+    assert_eq!(t.circuit_state, Some(CircuitState::Closed));
     assert_eq!(t.closed, Some(false));
 
     assert_eq!(t.partitions, Some(2));
@@ -116,7 +118,7 @@ async fn read_endpoints() {
     let one: Summary = serde_json::from_str(&body).unwrap();
     assert_eq!(one.name, "db");
     assert_eq!(one.stats.in_use, 2);
-    assert_eq!(one.health.level, "Healthy");
+    assert_eq!(one.health.level, HealthLevel::Healthy);
     assert_eq!(one.stats.wait_p99, db.stats().wait_p99);
     for path in [
         "/pools/nope",
@@ -177,7 +179,7 @@ async fn read_endpoints() {
     );
     assert!((a.in_use_share - 2.0 / 3.0).abs() < 1e-9);
     assert!((a.utilization - 0.5).abs() < 1e-9);
-    assert_eq!(a.level, "Healthy");
+    assert_eq!(a.level, HealthLevel::Healthy);
     let p: Partitions = serde_json::from_str(
         &get(&c, s.url("/pools/tenants/partitions?offset=1&limit=1"))
             .await
@@ -272,7 +274,7 @@ async fn read_endpoints() {
     let ph = hr.pools.unwrap();
     assert_eq!(ph.len(), 2);
     assert_eq!(ph[0].name, "db");
-    assert_eq!(ph[0].circuit_state.as_deref(), Some("Closed"));
+    assert_eq!(ph[0].circuit_state, Some(CircuitState::Closed));
 
     // wrong methods
     assert_eq!(c.post(s.url("/pools")).send().await.unwrap().status(), 405);
@@ -313,14 +315,21 @@ async fn health_is_503_naming_the_unhealthy_pools() {
         assert_eq!(hr.unhealthy, ["full", "closed"]);
     }
     let hr: HealthReport = serde_json::from_str(&get(&c, s.url("/health/pool")).await.1).unwrap();
-    let levels: Vec<&str> = hr
+    let levels: Vec<HealthLevel> = hr
         .pools
         .as_ref()
         .unwrap()
         .iter()
-        .map(|p| p.health.level.as_str())
+        .map(|p| p.health.level)
         .collect();
-    assert_eq!(levels, ["Degraded", "Unhealthy", "Critical"]);
+    assert_eq!(
+        levels,
+        [
+            HealthLevel::Degraded,
+            HealthLevel::Unhealthy,
+            HealthLevel::Critical
+        ]
+    );
 
     // Degraded alone is still 200.
     let only_busy = Served::start(&Admin::new().pool("busy", &busy)).await;
@@ -496,8 +505,8 @@ async fn writes_with_a_token() {
     assert_eq!((w.action.as_str(), w.closed), ("close", Some(true)));
     let t: Summary = serde_json::from_str(&get(&c, s.url("/pools/tenants")).await.1).unwrap();
     assert_eq!(
-        (t.closed, t.health.level.as_str()),
-        (Some(true), "Critical")
+        (t.closed, t.health.level),
+        (Some(true), HealthLevel::Critical)
     );
     let (st, body) = get(&c, s.url("/health")).await;
     assert_eq!(st, 503);
@@ -604,6 +613,7 @@ async fn metrics_parse_and_several_admins_coexist() {
         "riptide_pool_idle",
         "riptide_pool_in_use",
         "riptide_pool_pending_acquisitions",
+        "riptide_pool_oldest_wait_seconds",
         "riptide_pool_created_total",
         "riptide_pool_destroyed_total",
         "riptide_pool_acquired_total",
@@ -685,6 +695,85 @@ async fn metrics_parse_and_several_admins_coexist() {
     for s in [sa, sb, sc] {
         s.stop().await;
     }
+}
+
+/// The `riptide_pool_waiting{priority}` samples of `pool`, by priority label.
+fn waiting_by_label<'a>(scrape: &'a prometheus_parse::Scrape, pool: &str) -> HashMap<&'a str, f64> {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "riptide_pool_waiting" && s.labels.get("pool") == Some(pool))
+        .map(|s| {
+            let priority = s.labels.get("priority").expect("a priority label");
+            let prometheus_parse::Value::Gauge(v) = s.value else {
+                panic!("riptide_pool_waiting is a gauge: {:?}", s.value)
+            };
+            (priority, v)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn metrics_carry_the_waiters_per_priority_and_the_oldest_wait() {
+    let db = pool(1);
+    let held = db.get().await.unwrap();
+    let waiter = tokio::spawn({
+        let db = db.clone();
+        async move {
+            db.acquire()
+                .priority(Priority::High)
+                .timeout(Duration::from_secs(30))
+                .await
+                .map(drop)
+        }
+    });
+    while db.stats().pending_acquisitions == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(60)).await;
+
+    let s = Served::start(&Admin::new().pool("db", &db)).await;
+    let c = reqwest::Client::new();
+    let scrape_now = || async {
+        let text = get(&c, s.url("/metrics")).await.1;
+        (parse_metrics(&text, &["db"]), text)
+    };
+    let (scrape, text) = scrape_now().await;
+    assert_eq!(
+        waiting_by_label(&scrape, "db"),
+        HashMap::from([
+            ("low", 0.0),
+            ("normal", 0.0),
+            ("high", 1.0),
+            ("critical", 0.0)
+        ])
+    );
+    let oldest = value(&scrape, "riptide_pool_oldest_wait_seconds", "db");
+    assert!(
+        (0.04..30.0).contains(&oldest),
+        "the waiter has waited at least 60 ms: {oldest}"
+    );
+    assert!(text.contains("# TYPE riptide_pool_waiting gauge"));
+    assert!(text.contains("# HELP riptide_pool_waiting "));
+    assert!(text.contains("# TYPE riptide_pool_oldest_wait_seconds gauge"));
+    assert!(text.contains("# HELP riptide_pool_oldest_wait_seconds "));
+
+    // The JSON carries the same figures, read back as the core's own `PoolStats`.
+    let one: Summary = serde_json::from_str(&get(&c, s.url("/pools/db")).await.1).unwrap();
+    assert_eq!(one.stats.waiting_at(Priority::High), 1);
+    assert_eq!(one.stats.waiting_by_priority, [0, 0, 1, 0]);
+    assert!(one.stats.oldest_wait >= Duration::from_millis(40));
+
+    // Served: nobody waits, and the oldest wait is back to zero.
+    drop(held);
+    waiter.await.unwrap().unwrap();
+    let (scrape, _) = scrape_now().await;
+    assert!(waiting_by_label(&scrape, "db").values().all(|&n| n == 0.0));
+    assert_eq!(
+        value(&scrape, "riptide_pool_oldest_wait_seconds", "db"),
+        0.0
+    );
+    s.stop().await;
 }
 
 #[tokio::test]

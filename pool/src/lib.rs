@@ -81,7 +81,8 @@ mod histogram;
 pub mod hooks;
 mod maintenance;
 #[cfg(all(feature = "metrics", not(riptide_model)))]
-mod metrics;
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 mod partition;
 mod pool;
 mod rt;

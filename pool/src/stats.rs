@@ -5,7 +5,7 @@ use std::time::Duration;
 /// A snapshot of a pool's counters, from [`Pool::stats`](crate::Pool::stats).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PoolStats {
     /// The current `max_size`.
     pub max_size: usize,
@@ -148,7 +148,7 @@ impl std::error::Error for DrainError {}
 /// - `Degraded`: utilization ≥ 0.9, or callers are waiting, or error rate ≥ 5 %.
 /// - `Healthy`: otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum HealthLevel {
     /// Working normally.
     Healthy,
@@ -162,7 +162,7 @@ pub enum HealthLevel {
 
 /// A health summary from [`Pool::health`](crate::Pool::health).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct HealthStatus {
     /// The level, by the thresholds on [`HealthLevel`].
     pub level: HealthLevel,
@@ -177,7 +177,7 @@ pub struct HealthStatus {
 /// The state of a pool's circuit breaker on its factory, from
 /// [`Pool::circuit_state`](crate::Pool::circuit_state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum CircuitState {
     /// Creates run normally (also when the pool has no breaker).
     Closed,

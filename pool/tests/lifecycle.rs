@@ -735,6 +735,8 @@ async fn metrics_are_published_with_documented_names() {
         "riptide_pool_idle",
         "riptide_pool_in_use",
         "riptide_pool_pending_acquisitions",
+        "riptide_pool_waiting",
+        "riptide_pool_oldest_wait_seconds",
         "riptide_pool_created_total",
         "riptide_pool_destroyed_total",
         "riptide_pool_acquired_total",
@@ -754,13 +756,23 @@ async fn metrics_are_published_with_documented_names() {
 
 #[cfg(feature = "serde")]
 #[tokio::test]
-async fn stats_and_health_serialize() {
+async fn stats_and_health_serialize_and_read_back() {
     let c = census();
     let pool = builder(&c, NO_DELAY).build().unwrap();
-    let s = serde_json::to_value(pool.stats()).unwrap();
+    let _g = pool.get().await.unwrap();
+    let stats = pool.stats();
+    let s = serde_json::to_value(stats).unwrap();
     assert_eq!(s["pending_acquisitions"], 0);
     let h = serde_json::to_value(pool.health()).unwrap();
     assert_eq!(h["level"], "Healthy");
+    // A client of a JSON endpoint reads the core's own types back.
+    let back: riptide_pool::PoolStats = serde_json::from_value(s).unwrap();
+    assert_eq!(back, stats);
+    let health: riptide_pool::HealthStatus = serde_json::from_value(h).unwrap();
+    assert_eq!(health, pool.health());
+    let circuit: riptide_pool::CircuitState =
+        serde_json::from_value(serde_json::to_value(pool.circuit_state()).unwrap()).unwrap();
+    assert_eq!(circuit, riptide_pool::CircuitState::Closed);
 }
 
 /// A subscriber layer that records the names of the spans opened.

@@ -1,5 +1,8 @@
 //! Helpers shared by the endpoint and browser tests: serving an admin on a loopback port,
-//! and typed mirrors of the JSON answers (the server side only serializes).
+//! and typed mirrors of the admin's JSON answers (the admin's own types only serialize).
+//! The core's figures inside them are read back as the core's types (`PoolStats`,
+//! `HealthStatus`, `HealthLevel`, `CircuitState`: `Deserialize` under its `serde`
+//! feature), so a field the core adds is checked here without a second copy.
 
 #![allow(dead_code)]
 
@@ -7,6 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use riptide_admin::Admin;
+use riptide_pool::{CircuitState, HealthLevel, HealthStatus, PoolStats};
 use serde::Deserialize;
 
 /// An admin served on `127.0.0.1:<free port>` until dropped.
@@ -58,45 +62,14 @@ impl Drop for Served {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct Stats {
-    pub max_size: usize,
-    pub size: usize,
-    pub idle: usize,
-    pub in_use: usize,
-    pub pending_acquisitions: usize,
-    pub created: u64,
-    pub destroyed: u64,
-    pub acquired: u64,
-    pub timeouts: u64,
-    pub leaks_detected: u64,
-    pub wait_p50: Duration,
-    pub wait_p95: Duration,
-    pub wait_p99: Duration,
-    pub usage_p50: Duration,
-    pub usage_p95: Duration,
-    pub usage_p99: Duration,
-    pub create_p50: Duration,
-    pub create_p95: Duration,
-    pub create_p99: Duration,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct Health {
-    pub level: String,
-    pub utilization: f64,
-    pub error_rate: f64,
-    pub score: u8,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Summary {
     pub name: String,
     pub kind: String,
-    pub stats: Stats,
-    pub health: Health,
-    pub circuit_state: Option<String>,
+    pub stats: PoolStats,
+    pub health: HealthStatus,
+    pub circuit_state: Option<CircuitState>,
     pub closed: Option<bool>,
     pub partitions: Option<usize>,
 }
@@ -111,8 +84,8 @@ pub struct Pools {
 #[serde(deny_unknown_fields)]
 pub struct PoolHealth {
     pub name: String,
-    pub health: Health,
-    pub circuit_state: Option<String>,
+    pub health: HealthStatus,
+    pub circuit_state: Option<CircuitState>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -143,8 +116,8 @@ pub struct CheckedOut {
 #[serde(deny_unknown_fields)]
 pub struct PartitionEntry {
     pub key: String,
-    pub stats: Stats,
-    pub level: String,
+    pub stats: PoolStats,
+    pub level: HealthLevel,
     pub utilization: f64,
     pub share: f64,
     pub in_use_share: f64,
@@ -157,7 +130,7 @@ pub struct Partitions {
     pub partitioned: bool,
     pub count: usize,
     pub offset: usize,
-    pub totals: Stats,
+    pub totals: PoolStats,
     pub partitions: Vec<PartitionEntry>,
 }
 

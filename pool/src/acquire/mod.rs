@@ -1,5 +1,6 @@
-//! Acquisition: the options ([`Acquire`]), the future ([`AcquireFuture`]) and its one
-//! driver. The whole path, top to bottom:
+//! Acquisition: the future ([`AcquireFuture`]) and its one driver; the options it is
+//! made from ([`Acquire`], `.priority`, `.timeout`, `.blocking()`) are in `options.rs`.
+//! The whole path, top to bottom:
 //!
 //! 1. **Made** (`get()`, or `.await` on an `Acquire`): the fast claim (`fast.rs`). An idle
 //!    object needing no checkout step becomes the output at once; a closed pool, the error.
@@ -25,7 +26,6 @@
 use std::future::{Future, IntoFuture};
 use std::mem::ManuallyDrop;
 use std::ops::ControlFlow::{self, Break, Continue};
-use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -38,92 +38,15 @@ use crate::shared::{Reg, Shared};
 use crate::stats::DestroyReason;
 use crate::sync::Arc;
 use crate::traits::BoxFuture;
-use crate::waiters::{Decision, Priority, Waiter};
+use crate::waiters::{Decision, Waiter};
 
 use crate::{Pool, Pooled};
 
-/// The options of one acquisition, shared by [`Acquire`] and `PartitionAcquire`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct AcquireOptions {
-    pub priority: Priority,
-    pub timeout: Option<Duration>,
-    pub location: &'static Location<'static>,
-}
+mod options;
 
-impl AcquireOptions {
-    #[track_caller]
-    pub(crate) fn new() -> Self {
-        AcquireOptions {
-            priority: Priority::Normal,
-            timeout: None,
-            location: Location::caller(),
-        }
-    }
-}
-
-/// An acquisition being configured: from [`Pool::acquire`]. Await it (`IntoFuture`) or
-/// call [`blocking`](Acquire::blocking).
-#[must_use = "an Acquire does nothing until awaited or `.blocking()` is called"]
-pub struct Acquire<'a, T: Send + 'static> {
-    pub(crate) pool: &'a Pool<T>,
-    pub(crate) opts: AcquireOptions,
-}
-
-impl<T: Send + 'static> std::fmt::Debug for Acquire<'_, T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Acquire")
-            .field("options", &self.opts)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The option setters of an acquisition builder with an `opts: AcquireOptions` field.
-macro_rules! option_setters {
-    (priority: $priority:literal, timeout: $timeout:literal) => {
-        #[doc = $priority]
-        pub fn priority(mut self, p: $crate::Priority) -> Self {
-            self.opts.priority = p;
-            self
-        }
-
-        #[doc = $timeout]
-        pub fn timeout(mut self, d: std::time::Duration) -> Self {
-            self.opts.timeout = Some(d);
-            self
-        }
-    };
-}
-pub(crate) use option_setters;
-
-impl<T: Send + 'static> Acquire<'_, T> {
-    option_setters!(
-        priority: "Priority in the wait queue (default `Normal`).",
-        timeout: "Overrides the pool's `acquire_timeout` for this call. `Duration::ZERO` \
-            means \"do not wait\": an idle object or `PoolError::Timeout` at once, never a \
-            queue or a create (unlike `try_get`, an idle object due for validation is \
-            validated)."
-    );
-
-    /// Acquires from a thread without an async runtime, waiting up to the timeout.
-    ///
-    /// # Errors
-    /// As `get().await`: `Timeout`, `Closed`, `Create`, `CircuitOpen`.
-    ///
-    /// # Panics
-    /// On a tokio runtime worker thread (blocking there can deadlock the runtime): use
-    /// `.await` there, or call this inside `tokio::task::spawn_blocking`.
-    pub fn blocking(self) -> Result<Pooled<T>, PoolError> {
-        let pool = self.pool;
-        let shared = pool.shared();
-        shared.env().assert_may_block();
-        let timeout = self.opts.timeout.unwrap_or(shared.config().acquire_timeout);
-        let fut = self.into_future();
-        match shared.env().block_on_timeout(timeout, fut) {
-            Some(r) => r,
-            None => Err(shared.timed_out()),
-        }
-    }
-}
+pub(crate) use options::option_setters;
+pub use options::Acquire;
+pub(crate) use options::AcquireOptions;
 
 impl<T: Send + 'static> IntoFuture for Acquire<'_, T> {
     type Output = Result<Pooled<T>, PoolError>;
@@ -244,12 +167,24 @@ enum State<T: Send + 'static> {
 type Step<T> = ControlFlow<Result<Pooled<T>, PoolError>, State<T>>;
 
 impl<T: Send + 'static> Drop for AcquireFuture<T> {
+    /// Only the check for a settled future (every `.await` that completed) is inlined, so
+    /// the drop glue at each `.await` stays small enough to be inlined with it; giving
+    /// back what an unsettled future holds is out of line.
     #[inline]
     fn drop(&mut self) {
-        if matches!(*self.state, State::Done) {
-            return;
+        if !matches!(*self.state, State::Done) {
+            self.give_back();
         }
-        // SAFETY: the only place `state` is dropped, once; it is not used afterwards.
+    }
+}
+
+impl<T: Send + 'static> AcquireFuture<T> {
+    /// `drop` of a future that was not settled: gives back what its state holds.
+    #[cold]
+    #[inline(never)]
+    fn give_back(&mut self) {
+        // SAFETY: the only place `state` is dropped, once (`drop` calls this at most
+        // once, and `state` is not used afterwards).
         let state = unsafe { ManuallyDrop::take(&mut self.state) };
         match state {
             // The caller gave up while waiting (timeout, `select!`, abort): cancel the
