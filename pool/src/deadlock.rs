@@ -4,10 +4,13 @@
 //!
 //! How it stays off the fast path: a checkout records its holder (the tokio task, else the
 //! thread) in its slot — one thread-local read and one store, nothing when detection is
-//! [`Off`](DeadlockDetection::Off). Everything else happens only when a caller must queue:
-//! it looks through the busy slots for its own holder id (a read-only scan, outside the
-//! queue lock), and, in [`Error`](DeadlockDetection::Error) mode, checks under the lock
-//! whether every object is now held by a queued caller.
+//! [`Off`](DeadlockDetection::Off). A caller that must queue only carries its holder id
+//! in its cell. Everything else happens on the pool's timer, 2 ms after a caller queued,
+//! for every caller still waiting by then: one read-only pass over the busy slots finds
+//! which of them hold a checkout (a nested wait, reported), and in
+//! [`Error`](DeadlockDetection::Error) mode a check under the lock finds whether every
+//! object is now held by a queued caller. A wait served within those 2 ms costs nothing
+//! and is not reported.
 
 use std::str::FromStr;
 

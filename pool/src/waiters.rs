@@ -96,6 +96,11 @@ impl Decision {
     }
 }
 
+/// `Waiter::nested` values.
+const UNCHECKED: usize = 0;
+const NOT_NESTED: usize = 1;
+const NESTED: usize = 2;
+
 /// A waiting caller's cell, shared by the caller and whoever decides it.
 pub(crate) struct Waiter {
     state: AtomicUsize,
@@ -107,9 +112,14 @@ pub(crate) struct Waiter {
     pub deadline: Duration,
     /// Whether it sits in the queue (a creator's own cell does not).
     pub queued: bool,
-    /// The waiting caller's holder id when it holds a checkout of the pool (deadlock
-    /// detection), else 0.
+    /// The waiting caller's holder id while deadlock detection is on (`crate::deadlock`),
+    /// else 0.
     pub holder: u64,
+    /// Where the caller waits (the nested-wait report names it).
+    pub waiting_at: Option<&'static std::panic::Location<'static>>,
+    /// What the nested-wait check found (`shared/nested.rs`): `UNCHECKED`, `NOT_NESTED`
+    /// or `NESTED`. Written and read under the queue lock (Relaxed).
+    nested: AtomicUsize,
     /// A failed create's error, written before the cell is decided `Failed`.
     pub error: Mutex<Option<BoxError>>,
 }
@@ -130,8 +140,49 @@ impl Waiter {
             deadline,
             queued,
             holder,
+            waiting_at: None,
+            nested: AtomicUsize::new(UNCHECKED),
             error: Mutex::new(None),
         })
+    }
+
+    /// A queued caller's cell with deadlock detection on: `holder` is its holder id,
+    /// `at` where it waits.
+    pub(crate) fn detected(
+        priority: Priority,
+        since: Duration,
+        deadline: Duration,
+        holder: u64,
+        at: &'static std::panic::Location<'static>,
+    ) -> Arc<Self> {
+        Arc::new(Waiter {
+            state: AtomicUsize::new(WAITING),
+            waker: AtomicWaker::new(),
+            priority,
+            since,
+            deadline,
+            queued: true,
+            holder,
+            waiting_at: Some(at),
+            nested: AtomicUsize::new(UNCHECKED),
+            error: Mutex::new(None),
+        })
+    }
+
+    /// Whether the nested-wait check has yet to look at this cell.
+    pub(crate) fn is_unchecked(&self) -> bool {
+        self.holder != 0 && self.nested.load(Ordering::Relaxed) == UNCHECKED
+    }
+
+    /// Records the nested-wait check's finding. Lock held.
+    pub(crate) fn set_nested(&self, nested: bool) {
+        let v = if nested { NESTED } else { NOT_NESTED };
+        self.nested.store(v, Ordering::Relaxed);
+    }
+
+    /// Whether the check found the caller holding a checkout of the pool while it waits.
+    pub(crate) fn is_nested(&self) -> bool {
+        self.nested.load(Ordering::Relaxed) == NESTED
     }
 
     /// Whether the cell is still undecided. Acquire: as `decision`.
@@ -197,6 +248,8 @@ pub(crate) struct WaitQueue {
     levels: [VecDeque<Arc<Waiter>>; 4],
     /// The armed deadline sweep, if any: at or before the earliest queued deadline.
     pub sweeper: Option<Armed>,
+    /// Whether the nested-wait check is armed on the pool's timer (`shared/nested.rs`).
+    pub nested_check: bool,
 }
 
 impl WaitQueue {
@@ -250,13 +303,21 @@ impl WaitQueue {
         (expired, next)
     }
 
-    /// The holder ids of the waiting cells that hold a checkout (deadlock detection).
+    /// The holder ids of the waiting cells found holding a checkout (deadlock detection).
     pub(crate) fn waiting_holders(&self) -> impl Iterator<Item = u64> + '_ {
         self.levels
             .iter()
             .flatten()
-            .filter(|w| w.holder != 0 && w.is_waiting())
+            .filter(|w| w.is_nested() && w.is_waiting())
             .map(|w| w.holder)
+    }
+
+    /// The waiting cells the nested-wait check has not looked at yet.
+    pub(crate) fn unchecked(&self) -> impl Iterator<Item = &Arc<Waiter>> + '_ {
+        self.levels
+            .iter()
+            .flatten()
+            .filter(|w| w.is_unchecked() && w.is_waiting())
     }
 
     /// Decides `d` every waiting cell that holds a checkout, and removes it; returns
@@ -265,7 +326,7 @@ impl WaitQueue {
         let mut decided = Vec::new();
         for q in &mut self.levels {
             q.retain(|w| {
-                if w.holder != 0 && w.decide(d) {
+                if w.is_nested() && w.decide(d) {
                     decided.push(w.clone());
                     return false;
                 }

@@ -55,11 +55,14 @@ impl<T: Send + 'static> Gate for GlobalGate<T> {
         self.offer_free();
     }
 
-    fn held_by(&self, holder: u64) -> Option<&'static std::panic::Location<'static>> {
-        self.parts
-            .load()
-            .iter()
-            .find_map(|(_, p)| p.get().held_by(holder))
+    fn held_locations(
+        &self,
+        want: &std::collections::HashSet<u64>,
+        found: &mut std::collections::HashMap<u64, &'static std::panic::Location<'static>>,
+    ) {
+        for (_, p) in self.parts.load().iter() {
+            p.get().held_locations(want, found);
+        }
     }
 
     fn others_blocked(&self, from: usize) -> bool {

@@ -25,9 +25,13 @@ pub(crate) trait Gate: Send + Sync {
     /// Partition `from` queued a caller for lack of global capacity: make the others'
     /// idle objects go, and mark their checked-out ones so they go when returned.
     fn blocked(&self, from: usize);
-    /// Where `holder` took a checkout it still holds, in any partition (deadlock
-    /// detection).
-    fn held_by(&self, holder: u64) -> Option<&'static std::panic::Location<'static>>;
+    /// Where each holder in `want` took a checkout it still holds, in any partition
+    /// (deadlock detection), added to `found`.
+    fn held_locations(
+        &self,
+        want: &std::collections::HashSet<u64>,
+        found: &mut std::collections::HashMap<u64, &'static std::panic::Location<'static>>,
+    );
 }
 
 impl<T: Send + 'static> Shared<T> {

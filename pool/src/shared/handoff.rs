@@ -91,7 +91,7 @@ use super::{Owed, Shared, SharedRef};
 
 /// What registering as a waiter produced.
 pub(crate) enum Reg {
-    /// An idle object, found by the registration sweep.
+    /// An idle object, found by the first waiter's look at the idle stack.
     Got(usize),
     /// Capacity was reserved: create an object.
     Permit,
@@ -165,7 +165,7 @@ impl<T: Send + 'static> Shared<T> {
 
     /// The waiting path's entry: with nobody queued, a reservation if the pool may grow
     /// (taken before the lock); otherwise `register`. Aging and the deadline count from
-    /// `since`, the start of the acquisition. A caller that queues while it holds a
+    /// `since`, the start of the acquisition. A caller that stays queued while it holds a
     /// checkout of this pool is reported as a nested wait (`nested.rs`); `location` is
     /// where it waits.
     pub(crate) fn reserve_or_register(
@@ -178,27 +178,30 @@ impl<T: Send + 'static> Shared<T> {
         if self.waiting() == 0 && self.try_reserve() {
             return Ok(Reg::Permit);
         }
-        let nested = self.nested_hold();
-        let reg = self.register(priority, since, deadline, nested.map_or(0, |(me, _)| me));
-        if let (Ok(Reg::Queued(_)), Some((_, held_at))) = (&reg, nested) {
-            self.report_nested(held_at, location);
-        }
-        reg
+        let holder = self.holder_if_detecting();
+        self.register(priority, since, deadline, holder, location)
     }
 
     /// Registers a caller that found nothing on the fast path (see the module docs):
     /// the first waiter of an empty queue sweeps, then tries to reserve; otherwise it
     /// queues. `deadline` (time since the epoch) is enforced by the deadline sweep (I8).
-    /// `holder` is the caller's holder id when it holds a checkout of the pool, else 0.
+    /// `holder` is the caller's holder id while deadlock detection is on (else 0) and
+    /// `location` where it waits: a queued caller is then looked at by the nested-wait
+    /// check once it has waited `NESTED_AFTER` (`nested.rs`).
     pub(crate) fn register(
         &self,
         priority: Priority,
         since: Duration,
         deadline: Duration,
         holder: u64,
+        location: &'static std::panic::Location<'static>,
     ) -> Result<Reg, PoolError> {
         // Allocate outside the lock.
-        let w = Waiter::new(priority, since, deadline, true, holder);
+        let w = if holder == 0 {
+            Waiter::new(priority, since, deadline, true, 0)
+        } else {
+            Waiter::detected(priority, since, deadline, holder, location)
+        };
         let mut q = self.queue.lock();
         if self.is_closed() {
             return Err(PoolError::Closed);
@@ -234,16 +237,12 @@ impl<T: Send + 'static> Shared<T> {
         } else {
             None
         };
-        let deadlocked = if holder == 0 {
-            Vec::new()
-        } else {
-            self.fail_deadlocked(&mut q)
-        };
+        if holder != 0 {
+            let at = since.saturating_add(super::nested::NESTED_AFTER);
+            self.arm_nested_check(&mut q, at);
+        }
         drop(q);
         drop(stale);
-        for d in deadlocked {
-            d.wake();
-        }
         if first {
             if let Some((gate, id)) = &self.gate {
                 if self.blocked_on_gate() {

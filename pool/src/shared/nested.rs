@@ -1,11 +1,19 @@
 //! Deadlock detection's side of the shared state (`crate::deadlock` tells the design): who
 //! holds which checkout, nested waits, and the certain deadlock. Nothing here runs on the
-//! fast path: a checkout only stores its holder id (`fast.rs`, `checkout`).
+//! fast path (a checkout only stores its holder id: `fast.rs`, `checkout`) nor while a
+//! caller registers (its cell only carries its holder id and where it waits): the check
+//! runs on the pool's timer, `NESTED_AFTER` after a caller queued, once for every caller
+//! still waiting by then.
 
-use std::collections::HashSet;
+/// How long a caller waits before the nested-wait check looks at it. A wait served sooner
+/// costs the check nothing; a deadlock is found (and, in `Error` mode, failed) this long
+/// after the last caller queued.
+pub(crate) const NESTED_AFTER: std::time::Duration = std::time::Duration::from_millis(2);
+
+use std::collections::{HashMap, HashSet};
 use std::panic::Location;
 
-use super::Shared;
+use super::{Shared, SharedRef};
 use crate::slots::{BUSY, EMPTY, STATE_MASK};
 use crate::stats::PoolEvent;
 use crate::sync::{Arc, Ordering};
@@ -19,37 +27,113 @@ impl<T: Send + 'static> Shared<T> {
         self.detect_deadlocks
     }
 
-    /// Where `holder` took a checkout of this pool that it still holds, if it holds one: a
-    /// read-only scan of the slots that ever held an object. Relaxed loads: the answer is a
-    /// report, and the certain-deadlock check re-reads under the queue lock.
-    pub(crate) fn held_by(&self, holder: u64) -> Option<&'static Location<'static>> {
-        (0..self.slots.used()).find_map(|i| {
+    /// Where each holder in `want` took a checkout of this pool it still holds (the
+    /// first found per holder), added to `found`: one read-only pass over the slots that
+    /// ever held an object. Relaxed loads: the answer is a report, and the
+    /// certain-deadlock check re-reads under the queue lock.
+    pub(crate) fn held_locations(
+        &self,
+        want: &HashSet<u64>,
+        found: &mut HashMap<u64, &'static Location<'static>>,
+    ) {
+        for i in 0..self.slots.used() {
             let s = self.slots.get(i);
-            if s.state.load(Ordering::Relaxed) & STATE_MASK != BUSY
-                || s.holder.load(Ordering::Relaxed) != holder
-                || s.held_since().is_none()
-            {
-                return None;
+            if s.state.load(Ordering::Relaxed) & STATE_MASK != BUSY || s.held_since().is_none() {
+                continue;
+            }
+            let holder = s.holder.load(Ordering::Relaxed);
+            if !want.contains(&holder) || found.contains_key(&holder) {
+                continue;
             }
             // SAFETY: a slot's location is null or a `&'static Location` stored by
             // `checkout`.
-            unsafe { s.location.load(Ordering::Relaxed).as_ref() }
-        })
+            if let Some(at) = unsafe { s.location.load(Ordering::Relaxed).as_ref() } {
+                found.insert(holder, at);
+            }
+        }
     }
 
-    /// The calling task's (or thread's) checkout of this pool — of any partition, in a
-    /// partitioned pool — if it holds one and detection is on: its holder id and where
-    /// it took the checkout.
-    pub(crate) fn nested_hold(&self) -> Option<(u64, &'static Location<'static>)> {
-        if !self.detects_deadlocks() {
-            return None;
+    /// The calling task's (or thread's) holder id while detection is on, else 0: what a
+    /// queued cell carries for the nested-wait check. One thread-local read.
+    pub(crate) fn holder_if_detecting(&self) -> u64 {
+        if self.detects_deadlocks() {
+            crate::deadlock::caller()
+        } else {
+            0
         }
-        let me = crate::deadlock::caller();
-        let at = match &self.gate {
-            Some((gate, _)) => gate.held_by(me),
-            None => self.held_by(me),
-        }?;
-        Some((me, at))
+    }
+
+    /// Arms the nested-wait check on the pool's timer, `NESTED_AFTER` from now, unless it
+    /// is armed already. Lock held (`q`). The entry holds a [`SharedRef`], which keeps the
+    /// memory alive (at most `NESTED_AFTER`), never the pool open.
+    pub(super) fn arm_nested_check(&self, q: &mut WaitQueue, at: std::time::Duration) {
+        if q.nested_check {
+            return;
+        }
+        q.nested_check = true;
+        let r = SharedRef::to(self);
+        // Dropped unrun only when the pool's timer goes away with the process.
+        let _key = self.env.arm(
+            at,
+            Box::new(move || {
+                r.get().check_nested();
+            }),
+        );
+    }
+
+    /// The nested-wait check (run by the pool's timer, `NESTED_AFTER` after a caller
+    /// queued): finds which callers queued for at least `NESTED_AFTER` hold a checkout of
+    /// this pool (of any partition) — one pass over the slots for all of them — reports
+    /// each nested wait, and in `Error` mode fails the certain deadlock. Callers served
+    /// sooner are never looked at, so a wait costs nothing here unless it lasts.
+    pub(crate) fn check_nested(&self) {
+        let now = self.now();
+        let mut q = self.queue.lock();
+        q.nested_check = false;
+        let mut due = Vec::new();
+        let mut next: Option<std::time::Duration> = None;
+        for w in q.unchecked() {
+            let at = w.since.saturating_add(NESTED_AFTER);
+            if at <= now {
+                due.push(w.clone());
+            } else {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        if let Some(at) = next {
+            self.arm_nested_check(&mut q, at);
+        }
+        drop(q);
+        if due.is_empty() {
+            return;
+        }
+        let want: HashSet<u64> = due.iter().map(|w| w.holder).collect();
+        let mut held = HashMap::new();
+        match &self.gate {
+            Some((gate, _)) => gate.held_locations(&want, &mut held),
+            None => self.held_locations(&want, &mut held),
+        }
+        let mut q = self.queue.lock();
+        let mut reports = Vec::new();
+        for w in &due {
+            let at = held.get(&w.holder).copied();
+            w.set_nested(at.is_some());
+            if let (Some(held_at), Some(waiting_at), true) = (at, w.waiting_at, w.is_waiting()) {
+                reports.push((held_at, waiting_at));
+            }
+        }
+        let deadlocked = if reports.is_empty() {
+            Vec::new()
+        } else {
+            self.fail_deadlocked(&mut q)
+        };
+        drop(q);
+        for d in deadlocked {
+            d.wake();
+        }
+        for (held_at, waiting_at) in reports {
+            self.report_nested(held_at, waiting_at);
+        }
     }
 
     /// Reports a nested wait: a `NestedAcquire` event and a `tracing::warn!`, once per pair
@@ -124,5 +208,63 @@ impl<T: Send + 'static> Shared<T> {
         let failed = q.decide_holders(Decision::WouldDeadlock);
         self.publish(q);
         failed
+    }
+}
+
+#[cfg(all(test, not(riptide_model)))]
+mod tests {
+    use std::panic::Location;
+    use std::time::Duration;
+
+    use super::NESTED_AFTER;
+    use crate::shared::Reg;
+    use crate::{Pool, PoolEvent, Poolable, Priority};
+
+    struct Obj;
+    impl Poolable for Obj {}
+
+    fn queue(p: &Pool<Obj>, holder: u64) -> std::sync::Arc<crate::waiters::Waiter> {
+        let s = p.shared();
+        match s.register(
+            Priority::Normal,
+            s.now(),
+            Duration::MAX,
+            holder,
+            Location::caller(),
+        ) {
+            Ok(Reg::Queued(w)) => w,
+            _ => panic!("expected to queue"),
+        }
+    }
+
+    /// Registering only records who waits; the check, once the wait has lasted
+    /// `NESTED_AFTER`, finds the holder among the busy slots, leaves the others alone, and
+    /// reports the nested wait once.
+    #[test]
+    fn the_check_runs_after_registration_and_finds_only_holders() {
+        let p = Pool::builder(|| async { Ok::<_, std::io::Error>(Obj) })
+            .max_size(1)
+            .build()
+            .unwrap();
+        let mut rx = p.events();
+        let held = p.get_blocking().unwrap();
+        let s = p.shared();
+        let me = crate::deadlock::caller();
+        let nested = queue(&p, me);
+        let other = queue(&p, me ^ 0x5555);
+        // The pool's timer runs the check once the waits are `NESTED_AFTER` old; running
+        // it again here changes nothing.
+        std::thread::sleep(NESTED_AFTER * 3);
+        s.check_nested();
+        assert!(nested.is_nested());
+        assert!(!other.is_unchecked() && !other.is_nested());
+        let reported = std::iter::from_fn(|| rx.try_recv().ok())
+            .filter(|e| matches!(e, PoolEvent::NestedAcquire { .. }))
+            .count();
+        assert_eq!(reported, 1);
+        s.cancel(&nested);
+        s.cancel(&other);
+        drop(held);
+        assert_eq!(p.stats().pending_acquisitions, 0);
     }
 }
