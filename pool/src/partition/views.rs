@@ -64,7 +64,7 @@ where
         t
     }
 
-    /// Health of the whole pool, as [`Pool::health`] computes it from the totals (the
+    /// Health of the whole pool, as [`Pool::health`](crate::Pool::health) computes it from the totals (the
     /// global cap for utilization) and every partition's create outcomes; `Critical` when
     /// closed or while any partition's breaker is not closed.
     #[must_use]
@@ -102,7 +102,7 @@ where
     }
 
     /// The objects checked out right now in every partition, with their keys, longest
-    /// held first (as [`Pool::checked_out`]).
+    /// held first (as [`Pool::checked_out`](crate::Pool::checked_out)).
     #[must_use]
     pub fn checked_out(&self) -> Vec<(K, crate::CheckedOut)> {
         let mut out: Vec<_> = self
@@ -142,7 +142,7 @@ where
         }
     }
 
-    /// The events of `key`'s partition (as [`Pool::events`]); `None` for a key never
+    /// The events of `key`'s partition (as [`Pool::events`](crate::Pool::events)); `None` for a key never
     /// used.
     #[cfg(not(riptide_model))]
     #[must_use]

@@ -27,13 +27,15 @@ impl From<PoolClosed> for crate::PoolError {
     }
 }
 
-/// The fast release found the word non-zero after its store (someone is queued, or the
-/// pool is closing, shrinking or yielding) or its checkout reclaimed: takes the object back
-/// if it is still idle (Acquire: as in `claim_idle`); if it is not, whoever took it owns it
-/// now (I1), and it is no longer ours to settle.
+/// The fast release found the word non-zero after its store (the pool is scarce, someone
+/// is queued, or the pool is closing, shrinking or yielding) or its checkout reclaimed:
+/// takes the object back if it is still idle (Acquire: as in `claim_idle`); if it is not,
+/// whoever took it owns it now (I1), and it is no longer ours to settle. An object taken
+/// back from a scarce pool that nobody waits on is pushed onto the idle stack.
 #[cold]
 #[inline(never)]
-fn take_back<T>(
+fn take_back<T: Send + 'static>(
+    shared: &Shared<T>,
     slot: &Slot<T>,
     i: usize,
     announced: crate::sync::hazard::Announcement<'_>,
@@ -44,11 +46,14 @@ fn take_back<T>(
         .is_ok();
     // After a successful take-back our object keeps the pool alive again.
     announced.exit();
-    if rescued {
-        Release::Slow(i)
-    } else {
-        Release::Done
+    if !rescued {
+        return Release::Done;
     }
+    // A scarce pool with nobody queued: the object goes onto the idle stack, no lock.
+    if shared.word.load() == super::word::SCARCE {
+        return shared.release_push(slot, i);
+    }
+    Release::Slow(i)
 }
 
 /// How many slots a calm pool's claim looks at from its hint before it treats the pool as
@@ -78,22 +83,40 @@ impl<T: Send + 'static> Shared<T> {
             return Ok(None);
         }
         let now = self.coarse_ms();
+        if w & super::word::SCARCE == 0 {
+            while let Some(i) = self.claim_idle(SCAN) {
+                // Never hand out an object past its lifetime, even between maintenance
+                // passes.
+                if self.slots.get(i).expires_ms.load(Ordering::Relaxed) <= now {
+                    self.destroy(i, DestroyReason::MaxLifetime).never();
+                    continue;
+                }
+                return Ok(Some(i));
+            }
+        }
+        Ok(self.claim_rest(w, now))
+    }
+
+    /// The rest of `try_claim`: a scarce pool's pops, or a calm one's `claim_short`; each
+    /// object past its lifetime is destroyed and the next one tried.
+    #[cold]
+    #[inline(never)]
+    fn claim_rest(&self, w: usize, now: u64) -> Option<usize> {
         loop {
             let claimed = if w & super::word::SCARCE != 0 {
                 self.idle.pop(&self.slots)
             } else {
-                self.claim_idle(SCAN).or_else(|| self.claim_short())
+                self.claim_short()
             };
             let Some(i) = claimed else {
                 self.note_scarce();
-                return Ok(None);
+                return None;
             };
-            // Never hand out an object past its lifetime, even between maintenance passes.
             if self.slots.get(i).expires_ms.load(Ordering::Relaxed) <= now {
                 self.destroy(i, DestroyReason::MaxLifetime).never();
                 continue;
             }
-            return Ok(Some(i));
+            return Some(i);
         }
     }
 
@@ -231,28 +254,20 @@ impl<T: Send + 'static> Shared<T> {
     /// owns slot `j` and must call [`release_slow`](Shared::release_slow) on it.
     ///
     /// In a calm pool with nobody queued and no mark on the slot this is a load of the
-    /// slot and the word, a plain `Release` store of `IDLE`, the light barrier and a load
-    /// of the word: no locked instruction. A party that changed the word meanwhile (the
-    /// switch to scarce mode, close, shrink) ran the heavy barrier before looking at the
-    /// slots, so the word read here shows it, or our store is seen by it; the release then
-    /// takes its object back by CAS and goes the slow way (I3, I4). While the store and
-    /// the word read are in flight this thread announces the pool in its hazard record,
-    /// so a concurrent last owner does not free the memory under them (I7). In a scarce
-    /// pool the object is pushed onto the idle stack (`idle.rs`).
+    /// slot, a plain `Release` store of `IDLE`, the light barrier and a load of the word:
+    /// no locked instruction. A party that changed the word meanwhile (the switch to
+    /// scarce mode, close, shrink) ran the heavy barrier before looking at the slots, so
+    /// the word read here shows it, or our store is seen by it; the release then takes its
+    /// object back by CAS (`take_back`) and pushes it onto the idle stack (a scarce pool
+    /// nobody waits on, `idle.rs`) or goes the slow way (I3, I4). While the store and the
+    /// word read are in flight this thread announces the pool in its hazard record, so a
+    /// concurrent last owner does not free the memory under them (I7).
     #[inline]
     pub(crate) fn try_release_fast(&self, slot: &Slot<T>, i: usize) -> Release {
         let s = &slot.state;
         // Relaxed: only the owner (us) and reclaims (holding the lock) write a BUSY slot;
         // a mark we miss here is caught by the record check below, or by the push's CAS.
         if s.load(Ordering::Relaxed) != BUSY {
-            return Release::Slow(i);
-        }
-        let w = self.word.load();
-        if w != 0 {
-            if w == super::word::SCARCE {
-                return self.release_push(slot, i);
-            }
-            // Queued callers (a hand-off), closed, diverted: the lock's business.
             return Release::Slow(i);
         }
         let Some(announced) = self.hazards.enter(ptr::from_ref(self) as usize) else {
@@ -269,7 +284,7 @@ impl<T: Send + 'static> Shared<T> {
             announced.exit();
             return Release::Done;
         }
-        take_back(slot, i, announced)
+        take_back(self, slot, i, announced)
     }
 
     /// The fast release on a thread without a hazard record yet: makes one; while the

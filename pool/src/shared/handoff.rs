@@ -18,10 +18,11 @@
 //! **The paths.**
 //! - *Fast claim* (`fast.rs`): if the state word shows nobody queued and the pool open,
 //!   one CAS: `IDLE → BUSY` on a slot near the thread's hint (calm), or a pop (scarce).
-//! - *Fast release* (`fast.rs`, `idle.rs`): if the slot is exactly `BUSY` and the word
-//!   clear, a plain store of `IDLE`, the light barrier, and a read of the word and the
-//!   slot's reclaim record (calm); or a push, then a read of the word (scarce). If the
-//!   word changed, take an object back and go the slow way.
+//! - *Fast release* (`fast.rs`, `idle.rs`): if the slot is exactly `BUSY`, a plain store
+//!   of `IDLE`, the light barrier, and a read of the word and the slot's reclaim record.
+//!   If the word is not clear, take the object back: in a scarce pool nobody waits on,
+//!   push it (then read the word again: a caller that queued meanwhile gets an object
+//!   popped back, the slow way); otherwise go the slow way.
 //! - *Register* ([`Shared::register`]): under the lock. The first waiter of an empty queue
 //!   makes the pool scarce, counts itself in the word, fences, then pops: it takes an idle
 //!   object if one appeared; then it tries to reserve capacity, else it queues. Later
