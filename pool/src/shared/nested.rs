@@ -70,15 +70,17 @@ impl<T: Send + 'static> Shared<T> {
         if q.nested_check {
             return;
         }
-        q.nested_check = true;
         let r = SharedRef::to(self);
-        // Dropped unrun only when the pool's timer goes away with the process.
-        let _key = self.env.arm(
-            at,
-            Box::new(move || {
-                r.get().check_nested();
-            }),
-        );
+        // Not armed under Miri (no timer thread there): the next registration tries again.
+        q.nested_check = self
+            .env
+            .arm(
+                at,
+                Box::new(move || {
+                    r.get().check_nested();
+                }),
+            )
+            .is_some();
     }
 
     /// The nested-wait check (run by the pool's timer, `NESTED_AFTER` after a caller
