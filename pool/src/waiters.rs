@@ -132,18 +132,7 @@ impl Waiter {
         queued: bool,
         holder: u64,
     ) -> Arc<Self> {
-        Arc::new(Waiter {
-            state: AtomicUsize::new(WAITING),
-            waker: AtomicWaker::new(),
-            priority,
-            since,
-            deadline,
-            queued,
-            holder,
-            waiting_at: None,
-            nested: AtomicUsize::new(UNCHECKED),
-            error: Mutex::new(None),
-        })
+        Self::make(priority, since, deadline, queued, holder, None)
     }
 
     /// A queued caller's cell with deadlock detection on: `holder` is its holder id,
@@ -155,15 +144,26 @@ impl Waiter {
         holder: u64,
         at: &'static std::panic::Location<'static>,
     ) -> Arc<Self> {
+        Self::make(priority, since, deadline, true, holder, Some(at))
+    }
+
+    fn make(
+        priority: Priority,
+        since: Duration,
+        deadline: Duration,
+        queued: bool,
+        holder: u64,
+        waiting_at: Option<&'static std::panic::Location<'static>>,
+    ) -> Arc<Self> {
         Arc::new(Waiter {
             state: AtomicUsize::new(WAITING),
             waker: AtomicWaker::new(),
             priority,
             since,
             deadline,
-            queued: true,
+            queued,
             holder,
-            waiting_at: Some(at),
+            waiting_at,
             nested: AtomicUsize::new(UNCHECKED),
             error: Mutex::new(None),
         })
