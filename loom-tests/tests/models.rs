@@ -130,21 +130,29 @@ fn capacity_cas_never_exceeds_max_size() {
 }
 
 /// Invariant: a release racing a waiter's registration never loses the wake-up — the
-/// waiter either finds the object idle in its registration sweep or is handed it (a lost
-/// wake-up would leave the waiter parked forever: loom reports the deadlock).
+/// waiter either finds the object in its registration look or is handed it (a lost
+/// wake-up would leave the waiter parked forever: loom reports the deadlock). The pool
+/// starts calm, so the registration also makes the switch to scarce mode.
 #[test]
 fn release_vs_registration_no_lost_wakeup() {
-    model(|| {
-        let c = std::sync::Arc::new(Census::default());
-        let p = warm(1, 1, &c);
-        let g = p.try_get().unwrap();
-        let p2 = p.clone();
-        let t = thread::spawn(move || drop(block_on(p2.get()).unwrap()));
-        drop(g);
-        t.join().unwrap();
-        quiescent(&p, &c);
-        assert_eq!(p.stats().idle, 1);
-    });
+    model(|| release_races_a_registration(false));
+}
+
+/// A one-object pool (already scarce if `scarce`): its object is returned while another
+/// thread waits for it; the waiter is served and the object ends up idle.
+fn release_races_a_registration(scarce: bool) {
+    let c = std::sync::Arc::new(Census::default());
+    let p = warm(1, 1, &c);
+    if scarce {
+        riptide_pool::model::make_scarce(&p);
+    }
+    let g = p.try_get().unwrap();
+    let p2 = p.clone();
+    let t = thread::spawn(move || drop(block_on(p2.get()).unwrap()));
+    drop(g);
+    t.join().unwrap();
+    quiescent(&p, &c);
+    assert_eq!(p.stats().idle, 1);
 }
 
 /// Invariant: a waiter cancelled (future dropped) while a release hands it the object
@@ -443,18 +451,7 @@ fn idle_stack_never_shares_or_loses_an_object() {
 /// the object over.
 #[test]
 fn scarce_release_vs_registration_no_lost_wakeup() {
-    model(|| {
-        let c = std::sync::Arc::new(Census::default());
-        let p = warm(1, 1, &c);
-        riptide_pool::model::make_scarce(&p);
-        let g = p.try_get().unwrap();
-        let p2 = p.clone();
-        let t = thread::spawn(move || drop(block_on(p2.get()).unwrap()));
-        drop(g);
-        t.join().unwrap();
-        quiescent(&p, &c);
-        assert_eq!(p.stats().idle, 1);
-    });
+    model(|| release_races_a_registration(true));
 }
 
 /// Invariant: switching a scarce pool back to calm mode while an object is being returned

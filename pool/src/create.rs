@@ -146,13 +146,7 @@ pub(crate) async fn create_reserved<T: Send + 'static>(
         shared.unreserve();
         return Err(shared.circuit_open());
     }
-    let cell = Waiter::new(
-        crate::Priority::Normal,
-        shared.now(),
-        Duration::MAX,
-        false,
-        0,
-    );
+    let cell = Waiter::new(crate::Priority::Normal, shared.now(), Duration::MAX, false);
     shared.spawn_create(cell.clone(), admit);
     let wait = WaitCell {
         shared,

@@ -213,7 +213,7 @@ impl<T: Send + 'static> Shared<T> {
     pub(crate) fn spawn_fill(&self) {
         // A cell nobody waits on: pre-cancelled, so `finish_create` releases the object
         // into the pool (or to a waiter) instead of handing it over.
-        let cell = Waiter::new(Priority::Normal, self.now(), Duration::MAX, false, 0);
+        let cell = Waiter::new(Priority::Normal, self.now(), Duration::MAX, false);
         let _ = cell.decide(Decision::Cancelled);
         self.spawn_create(cell, crate::breaker::Admit::Call);
     }

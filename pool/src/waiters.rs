@@ -125,14 +125,14 @@ pub(crate) struct Waiter {
 }
 
 impl Waiter {
+    /// A cell that carries no holder id (detection off, or not a queued caller's).
     pub(crate) fn new(
         priority: Priority,
         since: Duration,
         deadline: Duration,
         queued: bool,
-        holder: u64,
     ) -> Arc<Self> {
-        Self::make(priority, since, deadline, queued, holder, None)
+        Self::make(priority, since, deadline, queued, 0, None)
     }
 
     /// A queued caller's cell with deadlock detection on: `holder` is its holder id,
@@ -450,7 +450,7 @@ mod tests {
     use super::*;
 
     fn w(p: Priority, ms: u64) -> Arc<Waiter> {
-        Waiter::new(p, Duration::from_millis(ms), Duration::MAX, true, 0)
+        Waiter::new(p, Duration::from_millis(ms), Duration::MAX, true)
     }
 
     #[test]
@@ -499,14 +499,12 @@ mod tests {
             Duration::ZERO,
             Duration::from_millis(10),
             true,
-            0,
         );
         let b = Waiter::new(
             Priority::High,
             Duration::ZERO,
             Duration::from_millis(30),
             true,
-            0,
         );
         q.push(a.clone());
         q.push(b.clone());

@@ -402,7 +402,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
             shared.unreserve();
             return Break(Err(shared.circuit_open()));
         }
-        let cell = Waiter::new(ctx.opts.priority, shared.now(), Duration::MAX, false, 0);
+        let cell = Waiter::new(ctx.opts.priority, shared.now(), Duration::MAX, false);
         shared.spawn_create(cell.clone(), admit);
         let deadline = shared.env().deadline(ctx.deadline());
         Continue(State::Creating {

@@ -1,7 +1,7 @@
 //! The lock-free paths: claiming an idle object (one CAS: on its slot in a calm pool, on
 //! the idle stack's head in a scarce one) and releasing one nobody waits for (in a calm
-//! pool a plain store, the light barrier and a read of the state word; in a scarce one a
-//! push and a read of the word). The rules they follow are handoff.rs's invariants; the
+//! pool a plain store, the light barrier and a read of the state word; in a scarce one the
+//! same, then a take-back, a push and a read of the word). The rules they follow are handoff.rs's invariants; the
 //! sites below cite them.
 
 use std::panic::Location;
@@ -51,13 +51,14 @@ fn take_back<T: Send + 'static>(
     }
     // A scarce pool with nobody queued: the object goes onto the idle stack, no lock.
     if shared.word.load() == super::word::SCARCE {
-        return shared.release_push(slot, i);
+        return shared.release_push(i);
     }
     Release::Slow(i)
 }
 
-/// How many slots a calm pool's claim looks at from its hint before it treats the pool as
-/// short and switches it to scarce mode (`idle.rs`), where a claim is O(1).
+/// How many slots a calm pool's claim looks at from its hint before `claim_short` takes
+/// over (a leftover on the idle stack, a pass over every slot while the pool can still
+/// grow, else the switch to scarce mode, `idle.rs`, where a claim is O(1)).
 const SCAN: usize = 32;
 
 /// What [`Shared::try_release_fast`] did.

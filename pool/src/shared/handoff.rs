@@ -199,7 +199,7 @@ impl<T: Send + 'static> Shared<T> {
     ) -> Result<Reg, PoolError> {
         // Allocate outside the lock.
         let w = if holder == 0 {
-            Waiter::new(priority, since, deadline, true, 0)
+            Waiter::new(priority, since, deadline, true)
         } else {
             Waiter::detected(priority, since, deadline, holder, location)
         };

@@ -20,7 +20,7 @@
 //! fails (ABA). Slots are never freed while the pool lives, so reading a stale link is
 //! safe.
 
-use crate::slots::{Slot, Slots, BUSY, IDLE, STACKED, STATE_MASK};
+use crate::slots::{Slots, BUSY, IDLE, STACKED, STATE_MASK};
 use crate::sync::{AtomicU64, AtomicUsize, CachePadded, MutexGuard, Ordering};
 use crate::waiters::WaitQueue;
 
@@ -132,12 +132,14 @@ impl<T: Send + 'static> Shared<T> {
     /// The fast release in scarce mode: pushes owned slot `i` (its state `BUSY`, read by
     /// the caller) onto the idle stack, then reads the word (I4). If callers queued or the
     /// pool closed or diverted meanwhile, it takes an idle object back off the stack (its
-    /// own or another: any will do) and sends that one the slow way.
-    pub(super) fn release_push(&self, slot: &Slot<T>, i: usize) -> Release {
+    /// own or another: any will do) and sends that one the slow way. Called by the fast
+    /// release, whose thread already has a hazard record.
+    pub(super) fn release_push(&self, i: usize) -> Release {
         // Announced: once pushed, the object may be claimed and destroyed and the pool
-        // freed before our last reads (I7).
+        // freed before our last reads (I7). No record (the thread's locals are being
+        // destroyed): the slow way, as for the calm release.
         let Some(announced) = self.hazards.enter(std::ptr::from_ref(self) as usize) else {
-            return self.release_push_first(slot, i);
+            return Release::Slow(i);
         };
         if !self.idle.push(&self.slots, i, BUSY) {
             announced.exit();
@@ -157,17 +159,6 @@ impl<T: Send + 'static> Shared<T> {
             Some(j) => Release::Slow(j),
             None => Release::Done,
         }
-    }
-
-    /// The scarce release on a thread without a hazard record yet: makes one, else goes
-    /// the slow way (as `release_first`).
-    #[cold]
-    #[inline(never)]
-    fn release_push_first(&self, slot: &Slot<T>, i: usize) -> Release {
-        if self.hazards.prepare() {
-            return self.release_push(slot, i);
-        }
-        Release::Slow(i)
     }
 
     /// Makes owned slot `i` idle in the pool's mode: pushed when scarce (the caller holds
