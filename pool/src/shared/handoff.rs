@@ -5,7 +5,7 @@
 //!
 //! **The parties.** Every live object has a *slot*: an atomic state word (`EMPTY`, `IDLE`,
 //! `BUSY`, `STACKED`, plus the mark `RECLAIMED`) and the object. A caller that finds
-//! nothing idle *registers*: it gets a *cell* (`waiters.rs`), decided exactly once by CAS.
+//! nothing idle *registers*: it gets a *cell* (`waiters/`), decided exactly once by CAS.
 //! Cells wait in four FIFO queues, one per priority, behind the pool's short lock, which is
 //! held only on these slow paths, never across an `.await`, and never while user code runs.
 //!

@@ -1,0 +1,238 @@
+//! Waiters and the priority wait queue.
+//!
+//! A waiter is a small shared cell: one atomic state word and an `AtomicWaker`. It leaves
+//! `WAITING` exactly once, by CAS: whoever wins (a releaser handing an object, a capacity
+//! release handing a permit, `close`, a creator finishing, or the waiter cancelling
+//! itself) decides what happened; a loser knows the cell is taken.
+//!
+//! The queue (`queue.rs`) is four FIFO deques (one per priority) behind the pool's short
+//! `Mutex`, taken only on the waiting path, never across an `.await`.
+
+use std::time::Duration;
+
+use crate::error::BoxError;
+use crate::sync::{Arc, AtomicUsize, AtomicWaker, Mutex, Ordering};
+
+/// Priority of a waiting caller. Higher is served first; within a level, first come first
+/// served; a waiter older than `starvation_threshold` is served as `Critical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Priority {
+    /// Background work.
+    Low = 0,
+    /// The default.
+    #[default]
+    Normal = 1,
+    /// Latency-sensitive work.
+    High = 2,
+    /// Served first (aged waiters join this level).
+    Critical = 3,
+}
+
+impl Priority {
+    /// `self` raised by `levels` (saturating at `Critical`).
+    pub(crate) fn boosted(self, levels: u8) -> Priority {
+        match (self as u8).saturating_add(levels).min(3) {
+            0 => Priority::Low,
+            1 => Priority::Normal,
+            2 => Priority::High,
+            _ => Priority::Critical,
+        }
+    }
+}
+
+/// How a waiter's wait ended: decided once, by whoever wins the cell's CAS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// The object in this slot now belongs to the waiter.
+    Handed(usize),
+    /// Capacity was reserved for the waiter: it must create an object (or give it back).
+    Permit,
+    /// Its create failed; the error is in the cell's `error`.
+    Failed,
+    /// The waiter left (its future was dropped) before anything was decided.
+    Cancelled,
+    /// Its deadline passed while it was queued (the pool's deadline sweep).
+    TimedOut,
+    /// The circuit breaker opened while it waited.
+    CircuitOpen,
+    /// The pool was closed while it waited.
+    PoolClosed,
+    /// Every object is held by a waiting caller, this one included (deadlock detection).
+    WouldDeadlock,
+}
+
+/// The cell's word: 0 while waiting, else the encoded decision (`Handed(i)` is `8 + i`).
+const WAITING: usize = 0;
+const HANDED: usize = 8;
+
+impl Decision {
+    fn encode(self) -> usize {
+        match self {
+            Decision::PoolClosed => 1,
+            Decision::Permit => 2,
+            Decision::Failed => 3,
+            Decision::Cancelled => 4,
+            Decision::TimedOut => 5,
+            Decision::CircuitOpen => 6,
+            Decision::WouldDeadlock => 7,
+            Decision::Handed(i) => HANDED + i,
+        }
+    }
+
+    fn decode(w: usize) -> Option<Decision> {
+        Some(match w {
+            WAITING => return None,
+            1 => Decision::PoolClosed,
+            2 => Decision::Permit,
+            3 => Decision::Failed,
+            4 => Decision::Cancelled,
+            5 => Decision::TimedOut,
+            6 => Decision::CircuitOpen,
+            7 => Decision::WouldDeadlock,
+            w if w >= HANDED => Decision::Handed(w - HANDED),
+            w => unreachable!("waiter word {w}"),
+        })
+    }
+}
+
+/// `Waiter::nested` values.
+const UNCHECKED: usize = 0;
+const NOT_NESTED: usize = 1;
+const NESTED: usize = 2;
+
+/// A waiting caller's cell, shared by the caller and whoever decides it.
+pub(crate) struct Waiter {
+    state: AtomicUsize,
+    waker: AtomicWaker,
+    pub priority: Priority,
+    /// When it started waiting, as time since the pool's epoch (aging).
+    pub since: Duration,
+    /// When it gives up, as time since the pool's epoch (`Duration::MAX`: never).
+    pub deadline: Duration,
+    /// Whether it sits in the queue (a creator's own cell does not).
+    pub queued: bool,
+    /// The waiting caller's holder id while deadlock detection is on (`crate::deadlock`),
+    /// else 0.
+    pub holder: u64,
+    /// Where the caller waits (the nested-wait report names it).
+    pub waiting_at: Option<&'static std::panic::Location<'static>>,
+    /// What the nested-wait check found (`shared/nested.rs`): `UNCHECKED`, `NOT_NESTED`
+    /// or `NESTED`. Written and read under the queue lock (Relaxed).
+    nested: AtomicUsize,
+    /// A failed create's error, written before the cell is decided `Failed`.
+    pub error: Mutex<Option<BoxError>>,
+}
+
+impl Waiter {
+    /// A cell that carries no holder id (detection off, or not a queued caller's).
+    pub(crate) fn new(
+        priority: Priority,
+        since: Duration,
+        deadline: Duration,
+        queued: bool,
+    ) -> Arc<Self> {
+        Self::make(priority, since, deadline, queued, 0, None)
+    }
+
+    /// A queued caller's cell with deadlock detection on: `holder` is its holder id,
+    /// `at` where it waits.
+    pub(crate) fn detected(
+        priority: Priority,
+        since: Duration,
+        deadline: Duration,
+        holder: u64,
+        at: &'static std::panic::Location<'static>,
+    ) -> Arc<Self> {
+        Self::make(priority, since, deadline, true, holder, Some(at))
+    }
+
+    fn make(
+        priority: Priority,
+        since: Duration,
+        deadline: Duration,
+        queued: bool,
+        holder: u64,
+        waiting_at: Option<&'static std::panic::Location<'static>>,
+    ) -> Arc<Self> {
+        Arc::new(Waiter {
+            state: AtomicUsize::new(WAITING),
+            waker: AtomicWaker::new(),
+            priority,
+            since,
+            deadline,
+            queued,
+            holder,
+            waiting_at,
+            nested: AtomicUsize::new(UNCHECKED),
+            error: Mutex::new(None),
+        })
+    }
+
+    /// Whether the nested-wait check has yet to look at this cell.
+    pub(crate) fn is_unchecked(&self) -> bool {
+        self.holder != 0 && self.nested.load(Ordering::Relaxed) == UNCHECKED
+    }
+
+    /// Records the nested-wait check's finding. Lock held.
+    pub(crate) fn set_nested(&self, nested: bool) {
+        let v = if nested { NESTED } else { NOT_NESTED };
+        self.nested.store(v, Ordering::Relaxed);
+    }
+
+    /// Whether the check found the caller holding a checkout of the pool while it waits.
+    pub(crate) fn is_nested(&self) -> bool {
+        self.nested.load(Ordering::Relaxed) == NESTED
+    }
+
+    /// Whether the cell is still undecided. Acquire: as `decision`.
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.state.load(Ordering::Acquire) == WAITING
+    }
+
+    /// The decision, if taken. Acquire pairs with the decider's AcqRel CAS: what it wrote
+    /// before (the object in a handed slot, the error) is visible to the reader.
+    pub(crate) fn decision(&self) -> Option<Decision> {
+        Decision::decode(self.state.load(Ordering::Acquire))
+    }
+
+    /// Decides the cell `to`; false if someone else decided first. AcqRel: on success,
+    /// Release publishes what the winner wrote before (see `decision`).
+    pub(crate) fn decide(&self, to: Decision) -> bool {
+        self.state
+            .compare_exchange(WAITING, to.encode(), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// The decision, or `Pending` with the task's waker registered.
+    pub(crate) fn poll_decision(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Decision> {
+        if let Some(d) = self.decision() {
+            return std::task::Poll::Ready(d);
+        }
+        self.waker.register(cx.waker());
+        // Re-check after registering: a decision in between woke the old waker.
+        match self.decision() {
+            Some(d) => std::task::Poll::Ready(d),
+            None => std::task::Poll::Pending,
+        }
+    }
+
+    /// Wakes the waiting task (after a decision, once the deciding lock is released).
+    pub(crate) fn wake(&self) {
+        self.waker.wake();
+    }
+
+    /// [`decide`](Self::decide), then wake on success.
+    pub(crate) fn decide_and_wake(&self, to: Decision) -> bool {
+        let won = self.decide(to);
+        if won {
+            self.wake();
+        }
+        won
+    }
+}
+
+mod queue;
+pub(crate) use queue::{Armed, WaitQueue};
