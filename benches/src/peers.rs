@@ -111,6 +111,10 @@ pub enum AsyncPool {
     Riptide(Pool<Res>),
     /// deadpool 0.13 (managed).
     Deadpool(deadpool::managed::Pool<DeadpoolManager>),
+    /// deadpool 0.13 whose waits have a deadline, as every RipTide wait has: the same
+    /// 30 s as the others' `acquire_timeout` (`timeout_get`; deadpool waits without one by
+    /// default).
+    DeadpoolWait(DeadpoolWait),
     /// bb8 0.9.
     Bb8(bb8::Pool<Bb8Manager>),
     /// mobc 0.9.
@@ -144,6 +148,17 @@ impl AsyncPool {
                     .build()
                     .unwrap(),
             ),
+            "deadpool (30 s wait)" => AsyncPool::DeadpoolWait(DeadpoolWait(
+                deadpool::managed::Pool::builder(DeadpoolManager)
+                    .max_size(size)
+                    .runtime(deadpool::Runtime::Tokio1)
+                    .build()
+                    .unwrap(),
+                deadpool::managed::Timeouts {
+                    wait: Some(timeout),
+                    ..Default::default()
+                },
+            )),
             "bb8" => AsyncPool::Bb8(
                 bb8::Pool::builder()
                     .max_size(size as u32)
@@ -174,6 +189,7 @@ impl AsyncPool {
         match self {
             AsyncPool::Riptide(_) => "riptide",
             AsyncPool::Deadpool(_) => "deadpool",
+            AsyncPool::DeadpoolWait(_) => "deadpool (30 s wait)",
             AsyncPool::Bb8(_) => "bb8",
             AsyncPool::Mobc(_) => "mobc",
         }
@@ -193,6 +209,13 @@ impl AsyncPool {
                     ..Default::default()
                 };
                 p.timeout_get(&to).await.ok().map(Guard::Deadpool)
+            }
+            (AsyncPool::DeadpoolWait(p), t) => {
+                let to = deadpool::managed::Timeouts {
+                    wait: t.or(p.1.wait),
+                    ..Default::default()
+                };
+                p.0.timeout_get(&to).await.ok().map(Guard::Deadpool)
             }
             (AsyncPool::Bb8(p), None) => p.get_owned().await.ok().map(Guard::Bb8),
             (AsyncPool::Bb8(p), Some(t)) => tokio::time::timeout(t, p.get_owned())
@@ -214,6 +237,7 @@ macro_rules! with_async_pool {
         match $pool {
             $crate::peers::AsyncPool::Riptide($p) => $body,
             $crate::peers::AsyncPool::Deadpool($p) => $body,
+            $crate::peers::AsyncPool::DeadpoolWait($p) => $body,
             $crate::peers::AsyncPool::Bb8($p) => $body,
             $crate::peers::AsyncPool::Mobc($p) => $body,
         }
@@ -239,6 +263,20 @@ impl Get for deadpool::managed::Pool<DeadpoolManager> {
     type Guard = deadpool::managed::Object<DeadpoolManager>;
     async fn get_one(&self) -> Self::Guard {
         self.get().await.expect("deadpool get")
+    }
+}
+
+/// A deadpool pool and the timeouts its checkouts use.
+#[derive(Clone)]
+pub struct DeadpoolWait(
+    pub deadpool::managed::Pool<DeadpoolManager>,
+    pub deadpool::managed::Timeouts,
+);
+
+impl Get for DeadpoolWait {
+    type Guard = deadpool::managed::Object<DeadpoolManager>;
+    async fn get_one(&self) -> Self::Guard {
+        self.0.timeout_get(&self.1).await.expect("deadpool get")
     }
 }
 

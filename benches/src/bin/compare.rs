@@ -449,12 +449,12 @@ fn scale_table(quick: bool, svg: &std::path::Path) {
     for p in scale::SCALE_POOLS {
         print!(" {p} |");
     }
-    println!(" riptide / deadpool |");
+    println!(" riptide / deadpool | riptide / deadpool (30 s wait) |");
     print!("| --- | ---: |");
     for _ in scale::SCALE_POOLS {
         print!(" ---: |");
     }
-    println!(" ---: |");
+    println!(" ---: | ---: |");
     let mut panels = Vec::new();
     for (o, op) in ScaleOp::ALL.iter().enumerate() {
         let mut series: Vec<scale::Series> = scale::SCALE_POOLS
@@ -473,10 +473,13 @@ fn scale_table(quick: bool, svg: &std::path::Path) {
                     None => print!(" — |"),
                 }
             }
-            match (meds[0], meds[1]) {
-                (Some(r), Some(d)) => println!(" {:.2} |", r / d),
-                _ => println!(" |"),
+            for peer in [1, 2] {
+                match (meds[0], meds[peer]) {
+                    (Some(r), Some(d)) => print!(" {:.2} |", r / d),
+                    _ => print!(" |"),
+                }
             }
+            println!();
         }
         panels.push((*op, series));
     }

@@ -257,7 +257,9 @@ impl<T: Send + 'static> AcquireFuture<T> {
                         let State::Queued { ctx, trace, .. } = self.take() else {
                             unreachable!()
                         };
-                        trace::served(&trace, || ctx.shared().now().saturating_sub(ctx.since()));
+                        trace::served(&trace, || {
+                            ctx.shared().now_fine().saturating_sub(ctx.since())
+                        });
                         Self::decided(ctx, d)
                     }
                 },
@@ -353,7 +355,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
             Ok(claimed) => claimed,
         };
         if ctx.since_ns == UNSET {
-            ctx.since_ns = u64::try_from(shared.now().as_nanos()).unwrap_or(UNSET - 1);
+            ctx.since_ns = u64::try_from(shared.now_fine().as_nanos()).unwrap_or(UNSET - 1);
         }
         if let Some(i) = claimed {
             return Self::with_object(ctx, i);
@@ -454,7 +456,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
     /// guard.
     fn checked_out(ctx: &Ctx<T>, i: usize) -> Pooled<T> {
         let shared = ctx.shared();
-        shared.record_wait(shared.now().saturating_sub(ctx.since()));
+        shared.record_wait(shared.now_fine().saturating_sub(ctx.since()));
         ctx.pool.guard(i, ctx.opts.location)
     }
 }

@@ -44,6 +44,11 @@ impl Env {
         Duration::from_nanos(self.clock.load(Ordering::Relaxed))
     }
 
+    /// The logical clock (the fine clock of a native build).
+    pub(crate) fn now_fine(&self) -> Duration {
+        self.now()
+    }
+
     pub(crate) fn coarse_ms(&self) -> u64 {
         u64::try_from(self.now().as_millis()).unwrap_or(u64::MAX)
     }

@@ -33,6 +33,8 @@ impl Deadline {
 /// A pool's view of its surroundings.
 pub(crate) struct Env {
     epoch: Instant,
+    /// `epoch` in the clock's ns since the process's epoch (`clock::now_ns`).
+    epoch_ns: u64,
     runtime: Option<Runtime>,
     /// Created by the first `subscribe`: its 1024-entry ring costs ~64 KiB.
     events: OnceLock<tokio::sync::broadcast::Sender<PoolEvent>>,
@@ -49,8 +51,11 @@ impl Env {
     /// clock.
     pub(crate) fn new() -> Env {
         clock::start();
+        let epoch = Instant::now();
         Env {
-            epoch: Instant::now(),
+            epoch,
+            epoch_ns: u64::try_from(epoch.duration_since(clock::epoch()).as_nanos())
+                .unwrap_or(u64::MAX),
             runtime: Runtime::capture(),
             events: OnceLock::new(),
             subscribed: AtomicBool::new(false),
@@ -62,6 +67,13 @@ impl Env {
     /// Time since the pool was built (aging, deadlines).
     pub(crate) fn now(&self) -> Duration {
         self.epoch.elapsed()
+    }
+
+    /// [`now`](Env::now) from the fine clock (`clock::now_ns`): what a waiting acquisition
+    /// stamps its start and end with.
+    #[inline]
+    pub(crate) fn now_fine(&self) -> Duration {
+        Duration::from_nanos(clock::now_ns().saturating_sub(self.epoch_ns))
     }
 
     /// The coarse clock in ms: one load, at most a tick behind (`clock.rs`).

@@ -278,6 +278,13 @@ impl<T: Send + 'static> Shared<T> {
         self.env.now()
     }
 
+    /// [`now`](Shared::now) from the fine clock: the start and end of a waiting
+    /// acquisition (its wait time, deadline and age).
+    #[inline]
+    pub(crate) fn now_fine(&self) -> Duration {
+        self.env.now_fine()
+    }
+
     /// The coarse clock, in ms.
     #[inline]
     pub(crate) fn coarse_ms(&self) -> u64 {
