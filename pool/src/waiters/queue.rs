@@ -121,29 +121,36 @@ impl WaitQueue {
         if !me.is_waiting() {
             return None;
         }
-        // Each level is sorted by this key (older waiters age first), so `pop_best`'s
-        // merge of the fronts serves in ascending key order.
-        let key = |w: &Waiter, lvl: usize, idx: usize| {
+        // `pop_best` serves each level in its own (arrival) order and merges the levels'
+        // fronts by this key (older waiters age first): ahead of us are the waiting cells
+        // before us in our level, and those of other levels whose key is lower.
+        let key = |w: &Waiter, lvl: usize| {
             let eff = if now.saturating_sub(w.since) >= aging {
                 Priority::Critical
             } else {
                 w.priority
             };
-            (std::cmp::Reverse(eff), w.since, lvl, idx)
+            (std::cmp::Reverse(eff), w.since, lvl)
         };
-        let mut mine = None;
-        for (lvl, q) in self.levels.iter().enumerate() {
-            if let Some(idx) = q.iter().position(|w| Arc::ptr_eq(w, me)) {
-                mine = Some(key(me, lvl, idx));
-            }
-        }
-        let mine = mine?;
+        let (lvl, idx) = self.levels.iter().enumerate().find_map(|(lvl, q)| {
+            q.iter()
+                .position(|w| Arc::ptr_eq(w, me))
+                .map(|idx| (lvl, idx))
+        })?;
+        let mine = key(me, lvl);
         let ahead = self
             .levels
             .iter()
             .enumerate()
-            .flat_map(|(lvl, q)| q.iter().enumerate().map(move |(idx, w)| (lvl, idx, w)))
-            .filter(|(lvl, idx, w)| w.is_waiting() && key(w, *lvl, *idx) < mine)
+            .flat_map(|(l, q)| q.iter().enumerate().map(move |(i, w)| (l, i, w)))
+            .filter(|(l, i, w)| {
+                w.is_waiting()
+                    && if *l == lvl {
+                        *i < idx
+                    } else {
+                        key(w, *l) < mine
+                    }
+            })
             .count();
         Some(ahead)
     }
@@ -302,5 +309,25 @@ mod tests {
             .unwrap();
         assert!(Arc::ptr_eq(&got, &b));
         assert!(q.is_empty());
+    }
+
+    /// Within a level the queue's order is the service order, whatever the start stamps
+    /// say (two stamps may come from different clocks), and positions follow it.
+    #[test]
+    fn positions_within_a_level_follow_arrival() {
+        let mut q = WaitQueue::default();
+        let (first, second) = (w(Priority::Normal, 10), w(Priority::Normal, 5));
+        let high = w(Priority::High, 20);
+        q.push(first.clone());
+        q.push(second.clone());
+        q.push(high.clone());
+        let (now, aging) = (Duration::from_millis(30), Duration::from_secs(1));
+        let pos = |x: &Arc<Waiter>| q.position(x, now, aging);
+        assert_eq!(
+            [pos(&high), pos(&first), pos(&second)],
+            [Some(0), Some(1), Some(2)]
+        );
+        let served: Vec<_> = std::iter::from_fn(|| q.pop_best(|| now, aging)).collect();
+        assert!(Arc::ptr_eq(&served[1], &first) && Arc::ptr_eq(&served[2], &second));
     }
 }
