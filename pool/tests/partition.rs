@@ -377,7 +377,15 @@ async fn stress_per_key_and_global_caps_hold_and_counters_add_up() {
     for (key, (_, peak)) in c.per_key.lock().unwrap().iter() {
         assert!(*peak <= 3, "{key} held {peak} > its cap");
     }
-    until(|| pp.totals().in_use == 0).await;
+    // A create started for a caller that timed out still finishes in the background and
+    // puts its object in the pool: wait for every partition to settle (a reservation that
+    // never settles would fail here, after 5 s).
+    until(|| {
+        pp.partitions()
+            .iter()
+            .all(|(_, s)| s.in_use == 0 && s.size == s.idle)
+    })
+    .await;
     for (key, s) in pp.partitions() {
         assert_eq!(s.pending_acquisitions, 0, "{key}");
         assert_eq!(s.size, s.idle + s.in_use, "{key}: {s:?}");
