@@ -254,3 +254,107 @@ fn random_schedules_of_partitions() {
 fn pct_schedules_of_partitions() {
     shuttle::check_pct(partitions_scenario, 500, 3);
 }
+
+/// An object of key `.0`.
+struct Of(usize);
+impl Poolable for Of {}
+
+/// Partitions of one object each under a global cap of one.
+fn one_unit_pool() -> riptide_pool::PartitionedPool<usize, Of> {
+    riptide_pool::PartitionedPool::builder(
+        |key: usize| async move { Ok::<_, std::io::Error>(Of(key)) },
+    )
+    .partition_max_size(1)
+    .max_size(1)
+    .deadlock_detection(riptide_pool::DeadlockDetection::Off)
+    .build()
+    .unwrap()
+}
+
+/// A partition created while another key holds the whole global cap: the new key's first
+/// caller must be served by the other key's return, whenever the creation interleaves with
+/// the holder's release and with the caller's registration (every partition the gate can
+/// see is one callers can queue in; a caller queued where the gate cannot see it waits
+/// forever, which shuttle reports as a deadlock).
+fn new_partition_races_the_gate() {
+    let pp = one_unit_pool();
+    let holder = {
+        let pp = pp.clone();
+        thread::spawn(move || {
+            let g = block_on(pp.get(&0)).expect("served");
+            thread::yield_now();
+            drop(g);
+        })
+    };
+    // Two callers of the new key: one creates the partition, the other may find it in the
+    // map and queue before its creator has finished.
+    let newcomers: Vec<_> = (0..2)
+        .map(|_| {
+            let pp = pp.clone();
+            thread::spawn(move || {
+                let g = block_on(pp.get(&1)).expect("served");
+                assert_eq!(g.0, 1);
+            })
+        })
+        .collect();
+    holder.join().unwrap();
+    for t in newcomers {
+        t.join().unwrap();
+    }
+    riptide_pool::model::join_partition_creates(&pp);
+    assert!(pp.global_size() <= 1);
+}
+
+/// The loom model `two_callers_of_a_key_blocked_on_the_global_cap_are_both_served`, on
+/// larger schedules.
+fn two_callers_blocked_on_the_gate() {
+    let pp = one_unit_pool();
+    let none = block_on(pp.acquire(&1).timeout(Duration::ZERO).into_future());
+    assert!(none.is_err());
+    let a = block_on(pp.get(&0)).unwrap();
+    riptide_pool::model::join_partition_creates(&pp);
+    let returner = thread::spawn(move || drop(a));
+    let pp2 = pp.clone();
+    let other = thread::spawn(move || {
+        drop(block_on(pp2.get(&1)).expect("served once key 0 returns"));
+    });
+    drop(block_on(pp.get(&1)).expect("served once key 0 returns"));
+    returner.join().unwrap();
+    other.join().unwrap();
+    riptide_pool::model::join_partition_creates(&pp);
+}
+
+#[test]
+fn schedules_of_two_callers_blocked_on_the_gate() {
+    shuttle::check_pct(two_callers_blocked_on_the_gate, 3000, 3);
+    shuttle::check_random(two_callers_blocked_on_the_gate, 3000);
+}
+
+#[test]
+fn random_schedules_of_a_new_partition() {
+    shuttle::check_random(new_partition_races_the_gate, 2000);
+}
+
+#[test]
+fn pct_schedules_of_a_new_partition() {
+    shuttle::check_pct(new_partition_races_the_gate, 2000, 3);
+}
+
+/// Replays a failing schedule that a run above printed: save the quoted string to a file
+/// and run with `--ignored`, `SHUTTLE_REPLAY=path` and `SHUTTLE_SCENARIO=` one of
+/// `partitions` (the default), `pool`, `new-partition`, `two-callers`.
+#[test]
+#[ignore = "replays a schedule named by SHUTTLE_REPLAY"]
+fn replay_a_failing_schedule() {
+    let path = std::env::var("SHUTTLE_REPLAY").expect("SHUTTLE_REPLAY=<file with the schedule>");
+    let schedule: String = std::fs::read_to_string(path)
+        .expect("schedule file")
+        .split_whitespace()
+        .collect();
+    match std::env::var("SHUTTLE_SCENARIO").as_deref() {
+        Ok("pool") => shuttle::replay(|| scenario(None), &schedule),
+        Ok("new-partition") => shuttle::replay(new_partition_races_the_gate, &schedule),
+        Ok("two-callers") => shuttle::replay(two_callers_blocked_on_the_gate, &schedule),
+        _ => shuttle::replay(partitions_scenario, &schedule),
+    }
+}

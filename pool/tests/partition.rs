@@ -515,3 +515,72 @@ async fn whole_pool_health_breaker_checkouts_and_drain() {
 
 struct Conn2;
 impl Poolable for Conn2 {}
+
+/// Liveness under churn: callers of rotating keys on OS threads, each holding its object
+/// for a moment, while partitions are removed and created again. Nobody gives up early:
+/// the only deadline is a generous one, so a caller left waiting beside free or idle
+/// capacity (a lost hand-over between partitions) fails the run as a timeout instead of
+/// passing as one of many short timeouts.
+#[test]
+fn every_caller_is_served_while_partitions_come_and_go() {
+    let c = Arc::new(Census::default());
+    let pp = builder(&c)
+        .partition_max_size(2)
+        .max_size(3)
+        .acquire_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let served = Arc::new(AtomicUsize::new(0));
+    let callers: Vec<_> = (0..6)
+        .map(|t| {
+            let (pp, stop, served) = (pp.clone(), stop.clone(), served.clone());
+            let h = rt.handle().clone();
+            std::thread::spawn(move || {
+                let mut round = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = format!("k{}", (t + round) % 4);
+                    round += 1;
+                    let g = h
+                        .block_on(pp.get(&key))
+                        .unwrap_or_else(|e| panic!("{key}: {e} (round {round})"));
+                    assert_eq!(g.key, key);
+                    served.fetch_add(1, Ordering::Relaxed);
+                    std::thread::yield_now();
+                    drop(g);
+                }
+            })
+        })
+        .collect();
+    let remover = {
+        let (pp, stop) = (pp.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                pp.remove_idle_partitions();
+                std::thread::yield_now();
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    for t in callers {
+        t.join().unwrap();
+    }
+    remover.join().unwrap();
+    assert!(served.load(Ordering::Relaxed) > 100);
+    assert!(c.peak.load(Ordering::SeqCst) <= 3, "global cap");
+    for (key, (_, peak)) in c.per_key.lock().unwrap().iter() {
+        assert!(*peak <= 2, "{key} held {peak} > its cap");
+    }
+    rt.block_on(until(|| {
+        pp.partitions()
+            .iter()
+            .all(|(_, s)| s.in_use == 0 && s.size == s.idle)
+    }));
+    assert_eq!(pp.global_size(), pp.totals().size);
+}

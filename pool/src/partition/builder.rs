@@ -1,7 +1,6 @@
 //! [`PartitionedPoolBuilder`]: the per-key and global limits, routing, and the knobs
 //! applied to every partition's pool.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
@@ -9,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::gate::GlobalGate;
-use super::{AffinityRules, Inner, PartitionedPool, RoutingStrategy};
+use super::{AffinityRules, HashMap, Inner, PartitionedPool, RoutingStrategy};
 use crate::config::PoolBuilder;
 use crate::error::{BoxError, ConfigError};
 use crate::sync::{AtomicBool, AtomicUsize, Rcu};
@@ -87,7 +86,7 @@ where
             }),
             partition_max_size: 10,
             max_size: 100,
-            overrides: HashMap::new(),
+            overrides: HashMap::default(),
             knobs: Vec::new(),
             routing: RoutingStrategy::RoundRobin,
             affinity: None,
@@ -193,7 +192,7 @@ where
             }
         }
         let inner = Arc::new(Inner {
-            map: Rcu::new(HashMap::new()),
+            map: Rcu::new(HashMap::default()),
             closed: AtomicBool::new(false),
             factory: self.factory,
             partition_max_size: self.partition_max_size,
@@ -207,7 +206,7 @@ where
             next_id: AtomicUsize::new(0),
             routing: self.routing,
             rr: AtomicUsize::new(0),
-            affinity: self.affinity.map(|r| (r, Mutex::new(HashMap::new()))),
+            affinity: self.affinity.map(|r| (r, Mutex::new(HashMap::default()))),
             hasher: Default::default(),
         });
         if let Some(every) = self.partition_idle_removal {

@@ -86,12 +86,30 @@ impl<T: Send + 'static> Gate for GlobalGate<T> {
 
 impl<T: Send + 'static> GlobalGate<T> {
     /// Offers free units, one each, to partitions whose callers wait only for one.
+    ///
+    /// **G2**: a partition that looked blocked can refuse the unit because its local cap
+    /// is full for a moment: another caller holds a local reservation while it asks the
+    /// gate. That caller either gets a global unit (the partition is then not blocked) or
+    /// gives the reservation back and tells the gate (G1). The unit we took goes back to
+    /// the gate, and we look again, after a fence: a Dekker pair with that caller (it
+    /// lowers `size`, fences, reads `used`; we lower `used`, fence, read `size`), so one
+    /// of us sees the other and offers the unit. We look again only after a refusal, and
+    /// a refusal needs the partition to have looked blocked, so this ends as soon as
+    /// nothing is refused.
     fn offer_free(&self) {
-        for (_, p) in self.parts.load().iter() {
-            let p = p.get();
-            if p.blocked_on_gate() && self.take_free() && !p.offer_permit() {
-                self.used.fetch_sub(1, Ordering::Relaxed);
+        loop {
+            let mut refused = false;
+            for (_, p) in self.parts.load().iter() {
+                let p = p.get();
+                if p.blocked_on_gate() && self.take_free() && !p.offer_permit() {
+                    self.used.fetch_sub(1, Ordering::Relaxed);
+                    refused = true;
+                }
             }
+            if !refused {
+                return;
+            }
+            fence(Ordering::SeqCst);
         }
     }
 }

@@ -13,6 +13,13 @@
 //!   checked-out objects are marked, so the next one returned anywhere is destroyed and
 //!   its capacity offered to the waiting key. No key waits while others sit idle.
 //!
+//! The rules that keep the last point true under races, cited where they are kept: a
+//! partition joins the gate before callers can find it (`create_part`); every change that
+//! leaves callers waiting for global capacity alone tells the gate (G1,
+//! `Shared::tell_gate_if_blocked`); a unit a blocked partition refused for a moment is
+//! offered again (G2, `GlobalGate::offer_free`). `docs/architecture.md` ("Partitions")
+//! tells them whole.
+//!
 //! The key → partition map is a read-copy-update cell (`arc_swap::ArcSwap<HashMap>`, a
 //! mutex under the model checkers, which check this protocol too): a lookup is one lock-free
 //! load plus a hash lookup (no lock on the hot path). Creating a partition copies the map
@@ -24,7 +31,6 @@ mod gate;
 mod routing;
 mod views;
 
-use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
 use std::hash::Hash;
 use std::pin::Pin;
@@ -41,6 +47,15 @@ use crate::sync::{AtomicBool, AtomicUsize, Ordering, Rcu};
 use crate::{Acquire, AcquireFuture, Pool, Pooled};
 use builder::{KeyedFactory, Knobs};
 use gate::GlobalGate;
+
+/// The hash maps of a partitioned pool. Under the model checkers the hasher is fixed, so
+/// every execution iterates them in the same order (loom and shuttle replay executions,
+/// and an order that changes between them breaks the replay).
+#[cfg(not(riptide_model))]
+pub(super) type Hasher = std::collections::hash_map::RandomState;
+#[cfg(riptide_model)]
+pub(super) type Hasher = std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
+pub(super) type HashMap<K, V> = std::collections::HashMap<K, V, Hasher>;
 
 /// A pool per key under one global cap. Cheap to clone (one `Arc`).
 ///
@@ -128,7 +143,7 @@ struct Inner<K, T: Send + 'static> {
     routing: RoutingStrategy,
     rr: AtomicUsize,
     affinity: Option<(AffinityRules, Mutex<HashMap<u64, K>>)>,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: Hasher,
 }
 
 impl<K, T: Send + 'static> Drop for Inner<K, T> {
@@ -183,7 +198,18 @@ where
             boost: limits.map_or(0, |l| l.priority_boost),
             configured: limits.is_some(),
         });
-        // Read-copy-update; a racing creator of the same key wins and ours is dropped.
+        // The gate first, the map second: a partition callers can find and queue in is
+        // always one the gate can see, so a unit freed anywhere is offered to its waiters
+        // and the others' returns are diverted for them. (The other order let a caller
+        // queue, blocked on the global cap, in a partition the gate did not list yet: the
+        // freed units passed it by and it waited forever.)
+        inner.gate.parts.update(|v| {
+            let mut v: Vec<_> = v.iter().map(|(i, r)| (*i, r.clone())).collect();
+            v.push((id, SharedRef::to(part.pool.shared())));
+            Arc::new(v)
+        });
+        // Read-copy-update; a racing creator of the same key wins and ours is dropped
+        // (nobody found it, so nobody waits in it), after leaving the gate.
         let mut winner = None;
         inner.map.update(|m| {
             if let Some(p) = m.get(key) {
@@ -196,13 +222,16 @@ where
             Arc::new(m)
         });
         if let Some(p) = winner {
+            inner.gate.parts.update(|v| {
+                Arc::new(
+                    v.iter()
+                        .filter(|(i, _)| *i != id)
+                        .map(|(i, r)| (*i, r.clone()))
+                        .collect::<Vec<_>>(),
+                )
+            });
             return Ok(p);
         }
-        inner.gate.parts.update(|v| {
-            let mut v: Vec<_> = v.iter().map(|(i, r)| (*i, r.clone())).collect();
-            v.push((id, SharedRef::to(part.pool.shared())));
-            Arc::new(v)
-        });
         // A `close` that ran while we built it did not see this partition.
         if self.is_closed() {
             part.pool.close();

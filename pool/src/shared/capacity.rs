@@ -4,7 +4,7 @@
 
 use crate::slots::{BUSY, IDLE, RECLAIMED, STATE_MASK};
 use crate::stats::DestroyReason;
-use crate::sync::{MutexGuard, Ordering};
+use crate::sync::{fence, MutexGuard, Ordering};
 use crate::waiters::{Decision, WaitQueue};
 
 use super::{Shared, RETIRED};
@@ -39,7 +39,12 @@ impl<T: Send + 'static> Shared<T> {
     /// a partition, also one unit of the global cap (evicting another partition's oldest
     /// idle object if needed): call it holding no lock.
     pub(crate) fn try_reserve(&self) -> bool {
-        self.reserve(true)
+        if self.reserve(true) {
+            return true;
+        }
+        // The gate refused: callers queued here may now wait for it alone (G1).
+        self.tell_gate_if_blocked();
+        false
     }
 
     /// `try_reserve` for callers holding the queue lock: global capacity only if free.
@@ -47,7 +52,7 @@ impl<T: Send + 'static> Shared<T> {
         self.reserve(false)
     }
 
-    fn reserve(&self, may_evict: bool) -> bool {
+    pub(super) fn reserve(&self, may_evict: bool) -> bool {
         if !self.reserve_local() {
             return false;
         }
@@ -128,6 +133,27 @@ impl<T: Send + 'static> Shared<T> {
     /// Whether callers wait here only for global capacity (the local cap has room).
     pub(crate) fn blocked_on_gate(&self) -> bool {
         self.waiting() > 0 && self.size.load(Ordering::Relaxed) < self.max_size()
+    }
+
+    /// **G1** (partitions): whenever callers here come to wait for global capacity alone,
+    /// the gate hears of it ([`Gate::blocked`]: the other partitions' idle objects go,
+    /// their returns are destroyed, a free unit is offered here). That state begins when
+    /// a caller queues while the local cap has room, or when local room appears while
+    /// callers are queued: a reservation that the gate refused is given back (another
+    /// caller's, or a resize's). Each of those calls this after its change, holding no
+    /// lock, not only the first waiter: a reservation in flight can hide the room from a
+    /// waiter that queues meanwhile, and the one giving it back must then tell.
+    pub(super) fn tell_gate_if_blocked(&self) {
+        if let Some((gate, id)) = &self.gate {
+            // SeqCst: a Dekker pair. The queuer counted itself in the word and then reads
+            // `size`; the giver-back lowered `size` and then reads the word. With a fence
+            // on each side between the write and the read, at least one of them sees the
+            // other's write and tells the gate.
+            fence(Ordering::SeqCst);
+            if self.blocked_on_gate() {
+                gate.blocked(*id);
+            }
+        }
     }
 
     /// The oldest idle object's (stamp, slot), for eviction by the gate. A stacked one

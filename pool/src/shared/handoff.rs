@@ -176,7 +176,8 @@ impl<T: Send + 'static> Shared<T> {
         deadline: Duration,
         location: &'static std::panic::Location<'static>,
     ) -> Result<Reg, PoolError> {
-        if self.waiting() == 0 && self.try_reserve() {
+        // A refused reservation tells the gate nothing here: `register` does, once queued.
+        if self.waiting() == 0 && self.reserve(true) {
             return Ok(Reg::Permit);
         }
         let holder = self.holder_if_detecting();
@@ -229,7 +230,6 @@ impl<T: Send + 'static> Shared<T> {
                 return Ok(Reg::Permit);
             }
         }
-        let first = q.is_empty();
         q.push(w.clone());
         self.publish(&q);
         let waiting = q.len();
@@ -244,13 +244,7 @@ impl<T: Send + 'static> Shared<T> {
         }
         drop(q);
         drop(stale);
-        if first {
-            if let Some((gate, id)) = &self.gate {
-                if self.blocked_on_gate() {
-                    gate.blocked(*id);
-                }
-            }
-        }
+        self.tell_gate_if_blocked(); // G1
         self.emit(|| PoolEvent::Exhausted { waiting });
         Ok(Reg::Queued(w))
     }

@@ -343,6 +343,8 @@ impl<T: Send + 'static> Shared<T> {
         for i in doomed {
             self.destroy(i, DestroyReason::Resized).never();
         }
+        // Room made by growing that the gate could not fill (G1).
+        self.tell_gate_if_blocked();
     }
 
     /// Closes the pool: queued waiters get `Closed`, idle objects are destroyed, and every
