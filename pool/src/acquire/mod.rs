@@ -121,6 +121,11 @@ impl<T: Send + 'static> Ctx<T> {
         Duration::from_nanos(self.since_ns)
     }
 
+    /// How long the acquisition has waited so far, on the fine clock it started on.
+    fn waited(&self) -> Duration {
+        self.shared().now_fine().saturating_sub(self.since())
+    }
+
     fn timeout(&self) -> Duration {
         self.opts
             .timeout
@@ -257,9 +262,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
                         let State::Queued { ctx, trace, .. } = self.take() else {
                             unreachable!()
                         };
-                        trace::served(&trace, || {
-                            ctx.shared().now_fine().saturating_sub(ctx.since())
-                        });
+                        trace::served(&trace, || ctx.waited());
                         Self::decided(ctx, d)
                     }
                 },
@@ -455,8 +458,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
     /// Hands owned slot `i` to the caller: the wait is recorded and the slot becomes a
     /// guard.
     fn checked_out(ctx: &Ctx<T>, i: usize) -> Pooled<T> {
-        let shared = ctx.shared();
-        shared.record_wait(shared.now_fine().saturating_sub(ctx.since()));
+        ctx.shared().record_wait(ctx.waited());
         ctx.pool.guard(i, ctx.opts.location)
     }
 }
