@@ -14,11 +14,12 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-use std::future::IntoFuture;
-
 use loom::future::block_on;
 use loom::thread;
 use riptide_pool::{PartitionedPool, Poolable};
+
+#[path = "scenarios/two_callers.rs"]
+mod two_callers;
 
 /// Objects alive per key, and the most each key ever had at once (std atomics: checked
 /// after the threads are joined).
@@ -120,26 +121,7 @@ fn two_callers_of_a_key_blocked_on_the_global_cap_are_both_served() {
     // the other caller queues) keeps it to minutes.
     model_bounded(1, || {
         let c = std::sync::Arc::new(Census::default());
-        let pp = pool(1, 1, &c);
-        // Key 1's partition exists (a call that does not wait creates it, and no object);
-        // key 0 holds the only unit.
-        let none = block_on(
-            pp.acquire(&1)
-                .timeout(std::time::Duration::ZERO)
-                .into_future(),
-        );
-        assert!(none.is_err());
-        let a = block_on(pp.get(&0)).unwrap();
-        riptide_pool::model::join_partition_creates(&pp);
-        let returner = thread::spawn(move || drop(a));
-        let pp2 = pp.clone();
-        let other = thread::spawn(move || {
-            drop(block_on(pp2.get(&1)).expect("served once key 0 returns"));
-        });
-        drop(block_on(pp.get(&1)).expect("served once key 0 returns"));
-        returner.join().unwrap();
-        other.join().unwrap();
-        riptide_pool::model::join_partition_creates(&pp);
+        two_callers::two_callers_of_a_blocked_key(&pool(1, 1, &c));
         assert!(c.global_peak.load(SeqCst) <= 1, "the global cap held");
         assert!(c.peak[1].load(SeqCst) <= 1, "key 1 never over its cap");
     });

@@ -22,6 +22,9 @@ use riptide_pool::{Pool, PoolError, Poolable, Priority};
 use shuttle::future::block_on;
 use shuttle::thread;
 
+#[path = "scenarios/two_callers.rs"]
+mod two_callers;
+
 struct Obj {
     id: usize,
     live: Arc<AtomicUsize>,
@@ -306,22 +309,9 @@ fn new_partition_races_the_gate() {
 }
 
 /// The loom model `two_callers_of_a_key_blocked_on_the_global_cap_are_both_served`, on
-/// larger schedules.
+/// more schedules.
 fn two_callers_blocked_on_the_gate() {
-    let pp = one_unit_pool();
-    let none = block_on(pp.acquire(&1).timeout(Duration::ZERO).into_future());
-    assert!(none.is_err());
-    let a = block_on(pp.get(&0)).unwrap();
-    riptide_pool::model::join_partition_creates(&pp);
-    let returner = thread::spawn(move || drop(a));
-    let pp2 = pp.clone();
-    let other = thread::spawn(move || {
-        drop(block_on(pp2.get(&1)).expect("served once key 0 returns"));
-    });
-    drop(block_on(pp.get(&1)).expect("served once key 0 returns"));
-    returner.join().unwrap();
-    other.join().unwrap();
-    riptide_pool::model::join_partition_creates(&pp);
+    two_callers::two_callers_of_a_blocked_key(&one_unit_pool());
 }
 
 #[test]
