@@ -119,6 +119,27 @@ async fn error_fails_the_helper_deadlock_fast() {
     assert!(PoolError::WouldDeadlock.to_string().contains("deadlock"));
 }
 
+/// The report comes before the error: a caller failed with `WouldDeadlock` finds the
+/// `NestedAcquire` event already sent (the README's example checks it right after the
+/// error). Repeated on two workers, where the failed caller resumes on another thread
+/// while the timer thread is still reporting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nested_report_is_sent_before_the_caller_is_failed() {
+    for round in 0..200 {
+        let (pool, _census) = pool(1, DeadlockDetection::Error, LONG);
+        let mut rx = pool.events();
+        let own = pool.get().await.unwrap();
+        let r = pool.get().await;
+        assert!(matches!(r, Err(PoolError::WouldDeadlock)), "{r:?}");
+        assert_eq!(
+            nested(&mut rx).len(),
+            1,
+            "round {round}: the report came after"
+        );
+        drop(own);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nested_wait_that_can_be_served_is_reported_and_served() {
     for mode in [DeadlockDetection::Warn, DeadlockDetection::Error] {

@@ -130,11 +130,13 @@ impl<T: Send + 'static> Shared<T> {
             self.fail_deadlocked(&mut q)
         };
         drop(q);
-        for d in deadlocked {
-            d.wake();
-        }
+        // Reported before the failed callers wake: one that sees `WouldDeadlock` finds the
+        // event already sent.
         for (held_at, waiting_at) in reports {
             self.report_nested(held_at, waiting_at);
+        }
+        for d in deadlocked {
+            d.wake();
         }
     }
 
