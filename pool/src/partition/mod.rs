@@ -200,9 +200,9 @@ where
         });
         // The gate first, the map second: a partition callers can find and queue in is
         // always one the gate can see, so a unit freed anywhere is offered to its waiters
-        // and the others' returns are diverted for them. (The other order let a caller
-        // queue, blocked on the global cap, in a partition the gate did not list yet: the
-        // freed units passed it by and it waited forever.)
+        // and the others' returns are diverted for them. In the other order a caller could
+        // queue, blocked on the global cap, in a partition the gate does not list yet, and
+        // freed units would pass it by.
         inner.gate.parts.update(|v| {
             let mut v: Vec<_> = v.iter().map(|(i, r)| (*i, r.clone())).collect();
             v.push((id, SharedRef::to(part.pool.shared())));
