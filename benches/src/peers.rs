@@ -248,23 +248,46 @@ macro_rules! with_async_pool {
 pub trait Get {
     /// The pool's own guard.
     type Guard: Send;
-    /// Waits for an object (the pool's default timeout).
+    /// Waits for an object (the pool's default timeout). Awaited only by the timing loops
+    /// of [`async_uncontended`](crate::async_uncontended) and
+    /// [`contended`](crate::contended).
     fn get_one(&self) -> impl std::future::Future<Output = Self::Guard> + Send;
+    /// The same checkout as [`get_one`](Get::get_one), as a function of its own, for every
+    /// other caller (the scale case polls it by hand). The compiler inlines an async fn's
+    /// body by how many callers it has: with the scale case's three calls added to
+    /// `get_one`, it kept `get_one` out of line in `async_uncontended`'s loop, which cost
+    /// RipTide's async row about 30 instructions per checkout (`docs/benchmarks.md`).
+    fn get_elsewhere(&self) -> impl std::future::Future<Output = Self::Guard> + Send;
 }
 
-impl Get for Pool<Res> {
-    type Guard = riptide_pool::Pooled<Res>;
-    async fn get_one(&self) -> Self::Guard {
-        self.get().await.expect("riptide get")
-    }
+/// Implements [`Get`] for pool type `$pool` with guard `$guard`: both methods check out
+/// with `$get` (`$p` is the pool).
+macro_rules! impl_get {
+    ($pool:ty, $guard:ty, |$p:ident| $get:expr) => {
+        impl Get for $pool {
+            type Guard = $guard;
+            async fn get_one(&self) -> Self::Guard {
+                let $p = self;
+                $get
+            }
+            async fn get_elsewhere(&self) -> Self::Guard {
+                let $p = self;
+                $get
+            }
+        }
+    };
 }
 
-impl Get for deadpool::managed::Pool<DeadpoolManager> {
-    type Guard = deadpool::managed::Object<DeadpoolManager>;
-    async fn get_one(&self) -> Self::Guard {
-        self.get().await.expect("deadpool get")
-    }
-}
+impl_get!(Pool<Res>, riptide_pool::Pooled<Res>, |p| p
+    .get()
+    .await
+    .expect("riptide get"));
+
+impl_get!(
+    deadpool::managed::Pool<DeadpoolManager>,
+    deadpool::managed::Object<DeadpoolManager>,
+    |p| p.get().await.expect("deadpool get")
+);
 
 /// A deadpool pool and the timeouts its checkouts use.
 #[derive(Clone)]
@@ -273,26 +296,23 @@ pub struct DeadpoolWait(
     pub deadpool::managed::Timeouts,
 );
 
-impl Get for DeadpoolWait {
-    type Guard = deadpool::managed::Object<DeadpoolManager>;
-    async fn get_one(&self) -> Self::Guard {
-        self.0.timeout_get(&self.1).await.expect("deadpool get")
-    }
-}
+impl_get!(
+    DeadpoolWait,
+    deadpool::managed::Object<DeadpoolManager>,
+    |p| p.0.timeout_get(&p.1).await.expect("deadpool get")
+);
 
-impl Get for bb8::Pool<Bb8Manager> {
-    type Guard = bb8::PooledConnection<'static, Bb8Manager>;
-    async fn get_one(&self) -> Self::Guard {
-        self.get_owned().await.expect("bb8 get")
-    }
-}
+impl_get!(
+    bb8::Pool<Bb8Manager>,
+    bb8::PooledConnection<'static, Bb8Manager>,
+    |p| p.get_owned().await.expect("bb8 get")
+);
 
-impl Get for mobc::Pool<MobcManager> {
-    type Guard = mobc::Connection<MobcManager>;
-    async fn get_one(&self) -> Self::Guard {
-        self.get().await.expect("mobc get")
-    }
-}
+impl_get!(
+    mobc::Pool<MobcManager>,
+    mobc::Connection<MobcManager>,
+    |p| p.get().await.expect("mobc get")
+);
 
 /// A checked-out object of any async pool; dropping it returns it.
 pub enum Guard {

@@ -82,7 +82,7 @@ async fn register_cancel<P: Get>(p: &P, n: u64) -> Duration {
     let mut cx = noop_cx();
     let t = Instant::now();
     for _ in 0..n {
-        let mut f = pin!(p.get_one());
+        let mut f = pin!(p.get_elsewhere());
         assert!(
             f.as_mut().poll(&mut cx).is_pending(),
             "an exhausted pool served"
@@ -97,7 +97,7 @@ async fn hand_off<P: Get>(p: &P, held: &mut Vec<P::Guard>, n: u64) -> Duration {
     let mut cx = noop_cx();
     let t = Instant::now();
     for _ in 0..n {
-        let mut f = pin!(p.get_one());
+        let mut f = pin!(p.get_elsewhere());
         assert!(
             f.as_mut().poll(&mut cx).is_pending(),
             "an exhausted pool served"
@@ -130,7 +130,7 @@ pub fn scale_op(
         with_async_pool!(pool, |p| {
             let mut held = Vec::with_capacity(size);
             for _ in 0..size {
-                held.push(p.get_one().await);
+                held.push(p.get_elsewhere().await);
             }
             let r = match op {
                 ScaleOp::TryGetEmpty => try_get_empty(pool, budget).await,

@@ -2,8 +2,7 @@
 //! the async fast path alone (`get().await` + drop, an idle object, a current-thread
 //! runtime), N times, in one of two loops: `direct` calls `pool.get().await` in the loop
 //! itself, as an application does; `compare` goes through `compare`'s generic loop
-//! (`async_uncontended` over `AsyncPool`), whose `Get::get_one` the compiler may keep out of
-//! line. Prints ns per checkout. Small enough to count instructions under callgrind
+//! (`async_uncontended` over `AsyncPool`, awaiting `Get::get_one`). Prints ns per checkout. Small enough to count instructions under callgrind
 //! (`valgrind --tool=callgrind`, two values of N, the difference divided by their
 //! difference): `docs/benchmarks.md` explains what the two loops showed.
 
