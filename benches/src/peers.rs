@@ -254,9 +254,9 @@ pub trait Get {
     fn get_one(&self) -> impl std::future::Future<Output = Self::Guard> + Send;
     /// The same checkout as [`get_one`](Get::get_one), as a function of its own, for every
     /// other caller (the scale case polls it by hand). The compiler inlines an async fn's
-    /// body by how many callers it has: with the scale case's three calls added to
-    /// `get_one`, it kept `get_one` out of line in `async_uncontended`'s loop, which cost
-    /// RipTide's async row about 30 instructions per checkout (`docs/benchmarks.md`).
+    /// body partly by how many callers it has, so more callers of `get_one` can take it out
+    /// of line in the timing loops and slow them for the harness's sake
+    /// (`docs/benchmarks.md`, "Where the async gap is").
     fn get_elsewhere(&self) -> impl std::future::Future<Output = Self::Guard> + Send;
 }
 

@@ -2,9 +2,10 @@
 //! the async fast path alone (`get().await` + drop, an idle object, a current-thread
 //! runtime), N times, in one of two loops: `direct` calls `pool.get().await` in the loop
 //! itself, as an application does; `compare` goes through `compare`'s generic loop
-//! (`async_uncontended` over `AsyncPool`, awaiting `Get::get_one`). Prints ns per checkout. Small enough to count instructions under callgrind
-//! (`valgrind --tool=callgrind`, two values of N, the difference divided by their
-//! difference): `docs/benchmarks.md` explains what the two loops showed.
+//! (`async_uncontended` over `AsyncPool`, awaiting `Get::get_one`). Prints ns per
+//! checkout. Small enough to count instructions under callgrind (`valgrind
+//! --tool=callgrind`, two values of N, the difference divided by their difference):
+//! `docs/benchmarks.md` explains what the two loops showed.
 
 use std::time::Instant;
 
