@@ -63,7 +63,7 @@ impl<T: Send + 'static> IntoFuture for Acquire<'_, T> {
         let state = match shared.try_claim() {
             Err(e) => State::Failed(e.into()),
             Ok(Some(i)) if !shared.needs_recycle(i) => {
-                State::Ready(self.pool.guard(i, self.opts.location))
+                State::Ready(Settled::new(self.pool.guard(i, self.opts.location)))
             }
             claimed => {
                 if let Ok(Some(i)) = claimed {
@@ -71,11 +71,14 @@ impl<T: Send + 'static> IntoFuture for Acquire<'_, T> {
                     // now (we hold a handle, so this is never the last reference).
                     shared.release(i).never();
                 }
-                State::Start(Ctx {
-                    pool: self.pool.clone(),
-                    opts: self.opts,
-                    since_ns: UNSET,
-                })
+                State::Slow {
+                    ctx: Ctx {
+                        pool: self.pool.clone(),
+                        opts: self.opts,
+                        since_ns: UNSET,
+                    },
+                    step: Slow::Start,
+                }
             }
         };
         AcquireFuture {
@@ -140,36 +143,66 @@ impl<T: Send + 'static> Ctx<T> {
 
 enum State<T: Send + 'static> {
     /// Settled when the future was created (the fast path).
-    Ready(Pooled<T>),
+    Ready(Settled<T>),
     /// The pool was closed when the future was created.
     Failed(PoolError),
+    /// Any step of a slow acquisition. The context stays in place from step to step;
+    /// only `step` is rewritten.
+    Slow {
+        ctx: Ctx<T>,
+        step: Slow,
+    },
+    Done,
+}
+
+/// The guard of a future settled when it was created, a word into the payload.
+///
+/// The word places the guard at offset 16 of the future (the tag takes the first word),
+/// so the `.await` that takes it out reads it in pieces that line up with the 16-byte
+/// stores that moved the future into the caller's state; read across two such stores, a
+/// load has to wait for both to retire instead of taking their data directly.
+#[repr(C)]
+struct Settled<T: Send + 'static> {
+    _align: std::mem::MaybeUninit<usize>,
+    guard: Pooled<T>,
+}
+
+impl<T: Send + 'static> Settled<T> {
+    #[inline]
+    fn new(guard: Pooled<T>) -> Self {
+        Settled {
+            _align: std::mem::MaybeUninit::uninit(),
+            guard,
+        }
+    }
+}
+
+/// Where a slow acquisition stands.
+enum Slow {
     /// Not yet polled, or starting again after a rejected object.
-    Start(Ctx<T>),
+    Start,
     /// In the wait queue (the common wait; no allocation but the cell).
     Queued {
-        ctx: Ctx<T>,
         cell: Arc<Waiter>,
         /// Open while the caller waits.
         trace: trace::WaitSpan,
     },
     /// Waiting for the factory's task, with a reservation.
     Creating {
-        ctx: Ctx<T>,
         cell: Arc<Waiter>,
         deadline: Deadline,
     },
-    /// Running the checkout step on claimed slot `slot`.
+    /// Running the checkout step on claimed slot `slot` (a `u32`, as every slot index is
+    /// below `MAX_SLOTS`: it shares a word with the tag, which keeps the future small).
     Checking {
-        ctx: Ctx<T>,
-        slot: usize,
+        slot: u32,
         check: BoxFuture<'static, Result<(), DestroyReason>>,
         deadline: Deadline,
     },
-    Done,
 }
 
-/// One step of the driver: the next state, or the result.
-type Step<T> = ControlFlow<Result<Pooled<T>, PoolError>, State<T>>;
+/// One step of the driver: the next step, or the result.
+type Step<T> = ControlFlow<Result<Pooled<T>, PoolError>, Slow>;
 
 impl<T: Send + 'static> Drop for AcquireFuture<T> {
     /// Only the check for a settled future (every `.await` that completed) is inlined, so
@@ -191,22 +224,24 @@ impl<T: Send + 'static> AcquireFuture<T> {
         // SAFETY: the only place `state` is dropped, once (`drop` calls this at most
         // once, and `state` is not used afterwards).
         let state = unsafe { ManuallyDrop::take(&mut self.state) };
-        match state {
+        let State::Slow { ctx, step } = state else {
+            return;
+        };
+        match step {
             // The caller gave up while waiting (timeout, `select!`, abort): cancel the
             // cell, or give back what it was handed (I5).
-            State::Queued { ctx, cell, .. } | State::Creating { ctx, cell, .. } => {
+            Slow::Queued { cell, .. } | Slow::Creating { cell, .. } => {
                 ctx.shared().cancel(&cell);
+                Waiter::retire(cell);
             }
             // Stopped halfway through a hook or `validate`: the object's state is unknown.
-            State::Checking {
-                ctx, slot, check, ..
-            } => {
+            Slow::Checking { slot, check, .. } => {
                 drop(check);
                 ctx.shared()
-                    .destroy(slot, DestroyReason::ValidationFailed)
+                    .destroy(slot as usize, DestroyReason::ValidationFailed)
                     .never();
             }
-            other => drop(other),
+            Slow::Start => {}
         }
     }
 }
@@ -224,7 +259,7 @@ impl<T: Send + 'static> Future for AcquireFuture<T> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if let State::Ready(g) = &*this.state {
+        if let State::Ready(Settled { guard: g, .. }) = &*this.state {
             // Moved out field by field rather than by `mem::replace`, which would copy the
             // whole state (sized for the slow steps) to take a guard two words long.
             // SAFETY: the guard is read out once and the state is overwritten at once with
@@ -246,7 +281,10 @@ impl<T: Send + 'static> AcquireFuture<T> {
     #[must_use]
     pub fn queue_position(&self) -> Option<usize> {
         match &*self.state {
-            State::Queued { ctx, cell, .. } => ctx.shared().queue_position(cell),
+            State::Slow {
+                ctx,
+                step: Slow::Queued { cell, .. },
+            } => ctx.shared().queue_position(cell),
             _ => None,
         }
     }
@@ -254,62 +292,64 @@ impl<T: Send + 'static> AcquireFuture<T> {
     /// The driver: runs steps until the acquisition must wait or is settled.
     #[inline(never)]
     fn drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<Pooled<T>, PoolError>> {
-        loop {
-            let step = match &mut *self.state {
-                State::Queued { cell, .. } => match cell.poll_decision(cx) {
+        let State::Slow { ctx, step } = &mut *self.state else {
+            return Poll::Ready(match std::mem::replace(&mut *self.state, State::Done) {
+                State::Ready(r) => Ok(r.guard),
+                State::Failed(e) => Err(e),
+                _ => panic!("AcquireFuture polled after completion"),
+            });
+        };
+        let out = loop {
+            let next = match step {
+                Slow::Start => Self::start(ctx),
+                Slow::Queued { cell, trace } => match cell.poll_decision(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(d) => {
-                        let State::Queued { ctx, trace, .. } = self.take() else {
-                            unreachable!()
-                        };
-                        trace::served(&trace, || ctx.waited());
+                        trace::served(trace, || ctx.waited());
+                        if let Slow::Queued { cell, .. } = std::mem::replace(step, Slow::Start) {
+                            Waiter::retire(cell);
+                        }
                         Self::decided(ctx, d)
                     }
                 },
-                State::Creating { cell, deadline, .. } => match cell.poll_decision(cx) {
+                Slow::Creating { cell, deadline } => match cell.poll_decision(cx) {
                     Poll::Ready(d) => {
-                        let State::Creating { ctx, cell, .. } = self.take() else {
-                            unreachable!()
-                        };
-                        Self::created(ctx, &cell, d)
+                        let next = Self::created(ctx, cell, d);
+                        if let Slow::Creating { cell, .. } = std::mem::replace(step, Slow::Start) {
+                            Waiter::retire(cell);
+                        }
+                        next
                     }
                     Poll::Pending if deadline.poll_passed(cx) => {
-                        // The create goes on and its object lands in the pool (the cell is
-                        // cancelled as the state drops).
-                        let State::Creating { ctx, cell, .. } = self.take() else {
-                            unreachable!()
-                        };
-                        ctx.shared().cancel(&cell);
+                        // The create goes on and its object lands in the pool.
+                        ctx.shared().cancel(cell);
                         Break(Err(ctx.shared().timed_out()))
                     }
                     Poll::Pending => return Poll::Pending,
                 },
-                State::Checking {
-                    check, deadline, ..
+                Slow::Checking {
+                    slot,
+                    check,
+                    deadline,
                 } => match check.as_mut().poll(cx) {
                     Poll::Ready(verdict) => {
-                        let State::Checking { ctx, slot, .. } = self.take() else {
-                            unreachable!()
-                        };
+                        let slot = *slot as usize;
+                        // The checkout step is over: nothing to drop with the object.
+                        *step = Slow::Start;
                         match verdict {
-                            Ok(()) => Break(Ok(Self::checked_out(&ctx, slot))),
+                            Ok(()) => Break(Ok(Self::checked_out(ctx, slot))),
                             Err(reason) => {
                                 // Rejected: destroy it and try again, without an error.
                                 ctx.shared().destroy(slot, reason).never();
-                                Continue(State::Start(ctx))
+                                Continue(Slow::Start)
                             }
                         }
                     }
                     Poll::Pending if deadline.poll_passed(cx) => {
                         // Timed out inside a hook or `validate`: the object's state is
                         // unknown, so it is destroyed.
-                        let State::Checking {
-                            ctx, slot, check, ..
-                        } = self.take()
-                        else {
-                            unreachable!()
-                        };
-                        drop(check);
+                        let slot = *slot as usize;
+                        *step = Slow::Start;
                         let shared = ctx.shared();
                         shared
                             .destroy(slot, DestroyReason::ValidationFailed)
@@ -318,40 +358,20 @@ impl<T: Send + 'static> AcquireFuture<T> {
                     }
                     Poll::Pending => return Poll::Pending,
                 },
-                State::Start(_) => {
-                    let State::Start(ctx) = self.take() else {
-                        unreachable!()
-                    };
-                    Self::start(ctx)
-                }
-                State::Failed(_) => {
-                    let State::Failed(e) = self.take() else {
-                        unreachable!()
-                    };
-                    Break(Err(e))
-                }
-                State::Ready(_) => {
-                    let State::Ready(g) = self.take() else {
-                        unreachable!()
-                    };
-                    Break(Ok(g))
-                }
-                State::Done => panic!("AcquireFuture polled after completion"),
             };
-            match step {
-                Continue(next) => *self.state = next,
-                Break(r) => return Poll::Ready(r),
+            match next {
+                Continue(next) => *step = next,
+                Break(r) => break r,
             }
-        }
-    }
-
-    /// Takes the state out, leaving `Done` (the caller owns whatever it held now).
-    fn take(&mut self) -> State<T> {
-        std::mem::replace(&mut *self.state, State::Done)
+        };
+        // Settled: what the context held (its pool handle, a cancelled create's cell) is
+        // dropped here.
+        *self.state = State::Done;
+        Poll::Ready(out)
     }
 
     /// Step 2: the fast claim again, then join the waiting path.
-    fn start(mut ctx: Ctx<T>) -> Step<T> {
+    fn start(ctx: &mut Ctx<T>) -> Step<T> {
         let shared = ctx.pool.shared();
         let claimed = match shared.try_claim() {
             Err(e) => return Break(Err(e.into())),
@@ -378,13 +398,13 @@ impl<T: Send + 'static> AcquireFuture<T> {
             Ok(Reg::Permit) => Self::create(ctx),
             Ok(Reg::Queued(cell)) => {
                 let trace = trace::acquire(&shared.config().name, ctx.opts.priority);
-                Continue(State::Queued { ctx, cell, trace })
+                Continue(Slow::Queued { cell, trace })
             }
         }
     }
 
     /// Step 3's outcome: the queued caller's cell was decided `d`.
-    fn decided(ctx: Ctx<T>, d: Decision) -> Step<T> {
+    fn decided(ctx: &Ctx<T>, d: Decision) -> Step<T> {
         let shared = ctx.shared();
         match d {
             Decision::Handed(i) => Self::with_object(ctx, i),
@@ -400,7 +420,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
 
     /// Step 4: a caller holding a reservation asks the breaker (open: the reservation goes
     /// back, `CircuitOpen` at once), then starts the factory's task and waits for it.
-    fn create(ctx: Ctx<T>) -> Step<T> {
+    fn create(ctx: &Ctx<T>) -> Step<T> {
         let shared = ctx.shared();
         let admit = shared.breaker_admit();
         if admit == Admit::Reject {
@@ -410,18 +430,14 @@ impl<T: Send + 'static> AcquireFuture<T> {
         let cell = Waiter::new(ctx.opts.priority, shared.now(), Duration::MAX, false);
         shared.spawn_create(cell.clone(), admit);
         let deadline = shared.env().deadline(ctx.deadline());
-        Continue(State::Creating {
-            ctx,
-            cell,
-            deadline,
-        })
+        Continue(Slow::Creating { cell, deadline })
     }
 
     /// Step 4's outcome: the create's cell was decided `d`.
-    fn created(ctx: Ctx<T>, cell: &Waiter, d: Decision) -> Step<T> {
+    fn created(ctx: &Ctx<T>, cell: &Waiter, d: Decision) -> Step<T> {
         match d {
             // A fresh object needs no checkout step.
-            Decision::Handed(i) => Break(Ok(Self::checked_out(&ctx, i))),
+            Decision::Handed(i) => Break(Ok(Self::checked_out(ctx, i))),
             Decision::Failed => Break(Err(PoolError::Create(
                 cell.error
                     .lock()
@@ -433,23 +449,23 @@ impl<T: Send + 'static> AcquireFuture<T> {
     }
 
     /// Step 5: the caller owns slot `i`, reused (not fresh).
-    fn with_object(ctx: Ctx<T>, i: usize) -> Step<T> {
+    fn with_object(ctx: &Ctx<T>, i: usize) -> Step<T> {
         let shared = ctx.shared();
         if shared.expired(i) {
             // Handed over or found just as its lifetime ran out: never hand it out.
             shared.destroy(i, DestroyReason::MaxLifetime).never();
-            return Continue(State::Start(ctx));
+            return Continue(Slow::Start);
         }
         if !shared.needs_recycle(i) {
-            return Break(Ok(Self::checked_out(&ctx, i)));
+            return Break(Ok(Self::checked_out(ctx, i)));
         }
         // Step 6: the checkout step, holding a pool handle so the future is 'static.
         let pool = ctx.pool.clone();
         let check: BoxFuture<'static, _> = Box::pin(async move { recycle(pool.shared(), i).await });
         let deadline = shared.env().deadline(ctx.deadline());
-        Continue(State::Checking {
-            ctx,
-            slot: i,
+        const { assert!(crate::slots::MAX_SLOTS <= u32::MAX as usize) };
+        Continue(Slow::Checking {
+            slot: i as u32,
             check,
             deadline,
         })
@@ -466,12 +482,14 @@ impl<T: Send + 'static> AcquireFuture<T> {
 impl<T: Send + 'static> std::fmt::Debug for AcquireFuture<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match &*self.state {
-            State::Start(_) => "start",
             State::Ready(_) => "ready",
             State::Failed(_) => "failed",
-            State::Queued { .. } => "queued",
-            State::Creating { .. } => "creating",
-            State::Checking { .. } => "checking",
+            State::Slow { step, .. } => match step {
+                Slow::Start => "start",
+                Slow::Queued { .. } => "queued",
+                Slow::Creating { .. } => "creating",
+                Slow::Checking { .. } => "checking",
+            },
             State::Done => "done",
         };
         f.debug_struct("AcquireFuture")

@@ -154,7 +154,7 @@ impl Waiter {
         holder: u64,
         waiting_at: Option<&'static std::panic::Location<'static>>,
     ) -> Arc<Self> {
-        Arc::new(Waiter {
+        let fresh = Waiter {
             state: AtomicUsize::new(WAITING),
             waker: AtomicWaker::new(),
             priority,
@@ -165,7 +165,30 @@ impl Waiter {
             waiting_at,
             nested: AtomicUsize::new(UNCHECKED),
             error: Mutex::new(None),
-        })
+        };
+        match spare::take() {
+            Some(mut cell) => {
+                // `take` gives out only cells nobody else can reach (see `retire`).
+                if let Some(c) = Arc::get_mut(&mut cell) {
+                    *c = fresh;
+                    return cell;
+                }
+                Arc::new(fresh)
+            }
+            None => Arc::new(fresh),
+        }
+    }
+
+    /// Hands the caller's cell back when its wait is over, so that this thread's next
+    /// wait reuses it instead of allocating. Only a cell nobody else holds is kept (a
+    /// decider may still hold its clone for a moment: then the cell is simply dropped);
+    /// its waker is dropped at once, so a kept cell keeps no task alive.
+    pub(crate) fn retire(mut cell: Arc<Self>) {
+        if let Some(c) = Arc::get_mut(&mut cell) {
+            c.waker = AtomicWaker::new();
+            c.error = Mutex::new(None);
+            spare::put(cell);
+        }
     }
 
     /// Whether the nested-wait check has yet to look at this cell.
@@ -236,3 +259,104 @@ impl Waiter {
 
 mod queue;
 pub(crate) use queue::{Armed, WaitQueue};
+
+/// One spare waiter cell per thread: a caller that waits, then is served or gives up,
+/// leaves its cell here for the next wait on the same thread, so a pool that keeps going
+/// from empty to one waiter and back does not allocate a cell per wait. Cells are
+/// interchangeable (nothing in them belongs to a pool once retired). Off under the model
+/// checkers, whose threads are not the process's.
+mod spare {
+    use super::Waiter;
+    use crate::sync::Arc;
+
+    #[cfg(not(riptide_model))]
+    std::thread_local! {
+        static SPARE: std::cell::Cell<Option<Arc<Waiter>>> = const { std::cell::Cell::new(None) };
+    }
+
+    /// This thread's spare cell, if it has one (none while its thread-locals are being
+    /// destroyed).
+    #[inline]
+    pub(super) fn take() -> Option<Arc<Waiter>> {
+        #[cfg(not(riptide_model))]
+        return SPARE.try_with(std::cell::Cell::take).ok().flatten();
+        #[cfg(riptide_model)]
+        None
+    }
+
+    /// Keeps `cell` as this thread's spare (dropping any earlier one).
+    #[inline]
+    pub(super) fn put(cell: Arc<Waiter>) {
+        #[cfg(not(riptide_model))]
+        {
+            // After its thread-locals are gone, the cell is just dropped.
+            let mut cell = Some(cell);
+            let _ = SPARE.try_with(|s| s.set(cell.take()));
+        }
+        #[cfg(riptide_model)]
+        drop(cell);
+    }
+}
+
+#[cfg(all(test, not(riptide_model)))]
+mod tests {
+    use std::sync::Arc;
+    use std::task::{Context, Wake, Waker};
+    use std::time::Duration;
+
+    use super::{Decision, Priority, Waiter};
+
+    struct Task;
+    impl Wake for Task {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    fn cell(p: Priority) -> Arc<Waiter> {
+        Waiter::new(p, Duration::from_millis(7), Duration::from_secs(9), true)
+    }
+
+    #[test]
+    fn a_retired_cell_is_reused_fresh_and_holds_no_waker() {
+        let task = Arc::new(Task);
+        let waker = Waker::from(task.clone());
+        let first = cell(Priority::High);
+        assert!(first
+            .poll_decision(&mut Context::from_waker(&waker))
+            .is_pending());
+        assert!(first.decide(Decision::Handed(3)));
+        let at = Arc::as_ptr(&first);
+        Waiter::retire(first);
+        drop(waker);
+        assert_eq!(Arc::strong_count(&task), 1, "a retired cell keeps a waker");
+
+        let second = Waiter::new(
+            Priority::Low,
+            Duration::from_millis(1),
+            Duration::MAX,
+            false,
+        );
+        assert_eq!(Arc::as_ptr(&second), at, "the retired cell was not reused");
+        assert_eq!(second.decision(), None);
+        assert_eq!(second.priority, Priority::Low);
+        assert_eq!(second.since, Duration::from_millis(1));
+        assert_eq!(second.deadline, Duration::MAX);
+        assert!(!second.queued);
+        assert!(second.error.lock().is_none());
+    }
+
+    #[test]
+    fn a_cell_someone_else_holds_is_not_kept() {
+        let first = cell(Priority::Normal);
+        let decider = first.clone();
+        let at = Arc::as_ptr(&first);
+        Waiter::retire(first);
+        let second = cell(Priority::Normal);
+        assert_ne!(
+            Arc::as_ptr(&second),
+            at,
+            "a shared cell was handed out again"
+        );
+        assert!(decider.decide(Decision::TimedOut));
+        assert_eq!(second.decision(), None);
+    }
+}
