@@ -154,7 +154,22 @@ impl Waiter {
         holder: u64,
         waiting_at: Option<&'static std::panic::Location<'static>>,
     ) -> Arc<Self> {
-        let fresh = Waiter {
+        if let Some(mut cell) = spare::take() {
+            // `take` gives out only cells nobody else can reach (see `retire`), which
+            // `retire` left without a waker or an error.
+            if let Some(c) = Arc::get_mut(&mut cell) {
+                c.state = AtomicUsize::new(WAITING);
+                c.nested = AtomicUsize::new(UNCHECKED);
+                c.priority = priority;
+                c.since = since;
+                c.deadline = deadline;
+                c.queued = queued;
+                c.holder = holder;
+                c.waiting_at = waiting_at;
+                return cell;
+            }
+        }
+        Arc::new(Waiter {
             state: AtomicUsize::new(WAITING),
             waker: AtomicWaker::new(),
             priority,
@@ -165,18 +180,7 @@ impl Waiter {
             waiting_at,
             nested: AtomicUsize::new(UNCHECKED),
             error: Mutex::new(None),
-        };
-        match spare::take() {
-            Some(mut cell) => {
-                // `take` gives out only cells nobody else can reach (see `retire`).
-                if let Some(c) = Arc::get_mut(&mut cell) {
-                    *c = fresh;
-                    return cell;
-                }
-                Arc::new(fresh)
-            }
-            None => Arc::new(fresh),
-        }
+        })
     }
 
     /// Hands the caller's cell back when its wait is over, so that this thread's next

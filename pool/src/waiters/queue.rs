@@ -40,13 +40,15 @@ impl WaitQueue {
 
     pub(crate) fn remove(&mut self, w: &Arc<Waiter>) -> bool {
         let q = &mut self.levels[w.priority as usize];
-        match q.iter().position(|x| Arc::ptr_eq(x, w)) {
-            Some(i) => {
-                q.remove(i);
-                true
-            }
-            None => false,
-        }
+        // A cancelled cell is most often the newest (or the only) one of its level.
+        let removed = if q.back().is_some_and(|x| Arc::ptr_eq(x, w)) {
+            q.pop_back()
+        } else {
+            q.iter()
+                .position(|x| Arc::ptr_eq(x, w))
+                .and_then(|i| q.remove(i))
+        };
+        removed.is_some()
     }
 
     /// Removes every waiter whose deadline is at or before `now` and decides it
@@ -309,6 +311,24 @@ mod tests {
             .unwrap();
         assert!(Arc::ptr_eq(&got, &b));
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn remove_takes_out_exactly_the_cell_given() {
+        let mut q = WaitQueue::default();
+        let cells: Vec<_> = (0..4).map(|ms| w(Priority::Normal, ms)).collect();
+        for c in &cells {
+            q.push(c.clone());
+        }
+        let other = w(Priority::Normal, 9);
+        assert!(!q.remove(&other), "a cell that was never queued");
+        assert!(q.remove(&cells[3]), "the newest");
+        assert!(q.remove(&cells[1]), "one in the middle");
+        assert!(!q.remove(&cells[1]), "removed twice");
+        assert_eq!(q.len(), 2);
+        let (now, aging) = (Duration::ZERO, Duration::from_secs(1));
+        let rest: Vec<_> = std::iter::from_fn(|| q.pop_best(|| now, aging)).collect();
+        assert!(Arc::ptr_eq(&rest[0], &cells[0]) && Arc::ptr_eq(&rest[1], &cells[2]));
     }
 
     /// Within a level the queue's order is the service order, whatever the start stamps
