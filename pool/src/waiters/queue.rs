@@ -191,14 +191,22 @@ impl WaitQueue {
         let mut now = Some(now);
         let mut clock = None;
         loop {
-            for q in self.levels.iter_mut() {
+            // One pass: drop decided fronts, count the levels left with a front.
+            let (mut fronts, mut last) = (0, 0);
+            for (lvl, q) in self.levels.iter_mut().enumerate() {
                 while q.front().is_some_and(|w| !w.is_waiting()) {
                     q.pop_front();
                 }
+                if !q.is_empty() {
+                    fronts += 1;
+                    last = lvl;
+                }
             }
-            let fronts = self.levels.iter().filter(|q| !q.is_empty()).count();
             let lvl = if fronts <= 1 {
-                self.levels.iter().position(|q| !q.is_empty())?
+                if fronts == 0 {
+                    return None;
+                }
+                last
             } else {
                 let t = *clock.get_or_insert_with(|| (now.take().expect("read once"))());
                 let mut best: Option<(usize, Priority, Duration)> = None;
