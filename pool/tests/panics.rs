@@ -531,3 +531,92 @@ async fn a_panicking_drop_when_a_partition_evicts_for_another() {
     drop(b);
     assert_eq!(f.live.load(Ordering::SeqCst), 2);
 }
+
+// ------------------------------------------------------------------ a waiter's waker
+
+/// A waker that panics when woken or when dropped, while its flags say so.
+struct WakerFlags {
+    wake: AtomicBool,
+    drop: AtomicBool,
+}
+
+fn panicking_waker(f: &Arc<WakerFlags>) -> std::task::Waker {
+    use std::task::{RawWaker, RawWakerVTable, Waker};
+    const VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);
+    fn flags(p: *const ()) -> &'static WakerFlags {
+        // SAFETY: `p` came from `Arc::into_raw` and its count is held by this waker.
+        unsafe { &*p.cast::<WakerFlags>() }
+    }
+    fn clone(p: *const ()) -> RawWaker {
+        // SAFETY: as in `flags`; the clone holds a count of its own.
+        unsafe { Arc::increment_strong_count(p.cast::<WakerFlags>()) };
+        RawWaker::new(p, &VTABLE)
+    }
+    fn wake(p: *const ()) {
+        wake_by_ref(p);
+        drop_waker(p);
+    }
+    fn wake_by_ref(p: *const ()) {
+        if on(&flags(p).wake) {
+            boom("a waker's wake");
+        }
+    }
+    fn drop_waker(p: *const ()) {
+        // SAFETY: as in `flags`; this gives back this waker's count.
+        let f = unsafe { Arc::from_raw(p.cast::<WakerFlags>()) };
+        if on(&f.drop) {
+            boom("a waker's drop");
+        }
+    }
+    let p = Arc::into_raw(f.clone()).cast::<()>();
+    // SAFETY: the vtable's functions keep the contract above.
+    unsafe { Waker::from_raw(RawWaker::new(p, &VTABLE)) }
+}
+
+/// A waiter's waker that panics when the returning caller wakes it (in `wake`, or as the
+/// wake consumes it), or when the waiter gives up and its cell lets go of it: the panic
+/// reaches whoever ran it, and nothing is lost or handed out twice.
+#[tokio::test]
+async fn a_panicking_waker_loses_nothing() {
+    use std::future::IntoFuture;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::task::{Context, Poll, Waker};
+
+    let f = flags();
+    let pool = builder(&f).build().unwrap();
+    for case in ["wake", "drop in wake", "drop on cancel"] {
+        let mut held = fill(&pool).await;
+        let w = Arc::new(WakerFlags {
+            wake: AtomicBool::new(false),
+            drop: AtomicBool::new(false),
+        });
+        let waker = panicking_waker(&w);
+        let mut fut = Box::pin(pool.acquire().into_future());
+        assert!(fut
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        drop(waker);
+        if case == "drop on cancel" {
+            w.drop.store(true, Ordering::SeqCst);
+            let r = catch_unwind(AssertUnwindSafe(|| drop(fut)));
+            assert!(r.is_err(), "{case}: the waker's drop did not run");
+        } else {
+            let flag = if case == "wake" { &w.wake } else { &w.drop };
+            flag.store(true, Ordering::SeqCst);
+            let returned = held.pop().unwrap();
+            let r = catch_unwind(AssertUnwindSafe(|| drop(returned)));
+            assert!(r.is_err(), "{case}: the waker did not run in the return");
+            flag.store(false, Ordering::SeqCst);
+            // The object went to the waiter all the same.
+            match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                Poll::Ready(g) => held.push(g.expect("served")),
+                Poll::Pending => panic!("{case}: the waiter was not served"),
+            }
+            drop(fut);
+        }
+        w.drop.store(false, Ordering::SeqCst);
+        drop(held);
+        intact(&pool, &f).await;
+    }
+}

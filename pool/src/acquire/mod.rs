@@ -157,10 +157,11 @@ enum State<T: Send + 'static> {
 
 /// The guard of a future settled when it was created, a word into the payload.
 ///
-/// The word places the guard at offset 16 of the future (the tag takes the first word),
-/// so the `.await` that takes it out reads it in pieces that line up with the 16-byte
-/// stores that moved the future into the caller's state; read across two such stores, a
-/// load has to wait for both to retire instead of taking their data directly.
+/// `State`'s tag takes the future's first word, so the extra word places the guard at
+/// offset 16 (a unit test checks it): the `.await` that takes the guard out then reads it
+/// in pieces that line up with the 16-byte stores that moved the future into the caller's
+/// state. A load read across two such stores has to wait for both to retire instead of
+/// taking their data directly.
 #[repr(C)]
 struct Settled<T: Send + 'static> {
     _align: std::mem::MaybeUninit<usize>,
@@ -179,7 +180,8 @@ impl<T: Send + 'static> Settled<T> {
 
 /// Where a slow acquisition stands.
 enum Slow {
-    /// Not yet polled, or starting again after a rejected object.
+    /// Not yet polled, or starting again after a rejected object (and, for a moment,
+    /// the step a finished one is replaced with while its outcome is taken up).
     Start,
     /// In the wait queue (the common wait; no allocation but the cell).
     Queued {
@@ -306,10 +308,14 @@ impl<T: Send + 'static> AcquireFuture<T> {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(d) => {
                         trace::served(trace, || ctx.waited());
-                        if let Slow::Queued { cell, .. } = std::mem::replace(step, Slow::Start) {
-                            Waiter::retire(cell);
-                        }
-                        Self::decided(ctx, d)
+                        let Slow::Queued { cell, .. } = std::mem::replace(step, Slow::Start) else {
+                            unreachable!()
+                        };
+                        // What was decided is taken up before the cell (and the waker in
+                        // it) is let go.
+                        let next = Self::decided(ctx, d);
+                        Waiter::retire(cell);
+                        next
                     }
                 },
                 Slow::Creating { cell, deadline } => match cell.poll_decision(cx) {
@@ -321,8 +327,14 @@ impl<T: Send + 'static> AcquireFuture<T> {
                         next
                     }
                     Poll::Pending if deadline.poll_passed(cx) => {
-                        // The create goes on and its object lands in the pool.
-                        ctx.shared().cancel(cell);
+                        // The create goes on and its object lands in the pool. The cell
+                        // leaves the state first, so nothing is given back twice.
+                        let Slow::Creating { cell, .. } = std::mem::replace(step, Slow::Start)
+                        else {
+                            unreachable!()
+                        };
+                        ctx.shared().cancel(&cell);
+                        Waiter::retire(cell);
                         Break(Err(ctx.shared().timed_out()))
                     }
                     Poll::Pending => return Poll::Pending,
@@ -506,5 +518,25 @@ mod tests {
     fn the_acquisition_future_stays_small() {
         let size = std::mem::size_of::<super::AcquireFuture<u64>>();
         assert!(size <= 10 * std::mem::size_of::<usize>(), "{size} bytes");
+    }
+
+    /// A settled future's guard sits at offset 16 (see `Settled`).
+    #[test]
+    fn a_settled_guard_sits_at_offset_16() {
+        use std::future::IntoFuture;
+
+        struct Obj;
+        impl crate::Poolable for Obj {}
+        let pool = crate::Pool::builder(|| async { Ok::<_, std::io::Error>(Obj) })
+            .max_size(1)
+            .build()
+            .unwrap();
+        drop(pool.get_blocking().unwrap());
+        let f = pool.acquire().into_future();
+        let super::State::Ready(settled) = &*f.state else {
+            panic!("an idle object did not settle the future at once")
+        };
+        let at = std::ptr::from_ref(&settled.guard) as usize - std::ptr::from_ref(&f) as usize;
+        assert_eq!(at, 16);
     }
 }
