@@ -183,7 +183,7 @@ enum Slow {
     /// Not yet polled, or starting again after a rejected object (and, for a moment,
     /// the step a finished one is replaced with while its outcome is taken up).
     Start,
-    /// In the wait queue (the common wait; no allocation but the cell).
+    /// In the wait queue (the common wait; its cell is the thread's spare when it has one).
     Queued {
         cell: Arc<Waiter>,
         /// Open while the caller waits.
