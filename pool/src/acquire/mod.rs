@@ -139,6 +139,13 @@ impl<T: Send + 'static> Ctx<T> {
     fn deadline(&self) -> Duration {
         self.since().saturating_add(self.timeout())
     }
+
+    /// Gives up a wait on `cell`: cancels it, or gives back what it was handed (I5), and
+    /// lets the cell go.
+    fn give_up(&self, cell: Arc<Waiter>) {
+        self.shared().cancel(&cell);
+        Waiter::retire(cell);
+    }
 }
 
 enum State<T: Send + 'static> {
@@ -203,6 +210,16 @@ enum Slow {
     },
 }
 
+impl Slow {
+    /// Takes the cell out of a queued or creating step, leaving `Start`.
+    fn take_cell(&mut self) -> Arc<Waiter> {
+        match std::mem::replace(self, Slow::Start) {
+            Slow::Queued { cell, .. } | Slow::Creating { cell, .. } => cell,
+            _ => unreachable!("a step without a cell"),
+        }
+    }
+}
+
 /// One step of the driver: the next step, or the result.
 type Step<T> = ControlFlow<Result<Pooled<T>, PoolError>, Slow>;
 
@@ -232,10 +249,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
         match step {
             // The caller gave up while waiting (timeout, `select!`, abort): cancel the
             // cell, or give back what it was handed (I5).
-            Slow::Queued { cell, .. } | Slow::Creating { cell, .. } => {
-                ctx.shared().cancel(&cell);
-                Waiter::retire(cell);
-            }
+            Slow::Queued { cell, .. } | Slow::Creating { cell, .. } => ctx.give_up(cell),
             // Stopped halfway through a hook or `validate`: the object's state is unknown.
             Slow::Checking { slot, check, .. } => {
                 drop(check);
@@ -308,9 +322,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(d) => {
                         trace::served(trace, || ctx.waited());
-                        let Slow::Queued { cell, .. } = std::mem::replace(step, Slow::Start) else {
-                            unreachable!()
-                        };
+                        let cell = step.take_cell();
                         // What was decided is taken up before the cell (and the waker in
                         // it) is let go.
                         let next = Self::decided(ctx, d);
@@ -321,20 +333,13 @@ impl<T: Send + 'static> AcquireFuture<T> {
                 Slow::Creating { cell, deadline } => match cell.poll_decision(cx) {
                     Poll::Ready(d) => {
                         let next = Self::created(ctx, cell, d);
-                        if let Slow::Creating { cell, .. } = std::mem::replace(step, Slow::Start) {
-                            Waiter::retire(cell);
-                        }
+                        Waiter::retire(step.take_cell());
                         next
                     }
                     Poll::Pending if deadline.poll_passed(cx) => {
                         // The create goes on and its object lands in the pool. The cell
                         // leaves the state first, so nothing is given back twice.
-                        let Slow::Creating { cell, .. } = std::mem::replace(step, Slow::Start)
-                        else {
-                            unreachable!()
-                        };
-                        ctx.shared().cancel(&cell);
-                        Waiter::retire(cell);
+                        ctx.give_up(step.take_cell());
                         Break(Err(ctx.shared().timed_out()))
                     }
                     Poll::Pending => return Poll::Pending,

@@ -187,17 +187,20 @@ impl Waiter {
     /// wait reuses it instead of allocating. Only a cell nobody else holds is kept (a
     /// decider may still hold its clone for a moment: then the cell is simply dropped);
     /// its waker is dropped at once, so a kept cell keeps no task alive.
-    pub(crate) fn retire(mut cell: Arc<Self>) {
+    pub(crate) fn retire(cell: Arc<Self>) {
+        #[cfg(not(riptide_model))]
+        {
+            let mut cell = cell;
+            if let Some(c) = Arc::get_mut(&mut cell) {
+                c.waker = AtomicWaker::new();
+                c.error = Mutex::new(None);
+                spare::put(cell);
+            }
+        }
         // Under the model checkers there is no spare, and `get_mut` would add an ordering
         // edge of its own to every model that the protocol does not have.
         #[cfg(riptide_model)]
-        return drop(cell);
-        #[cfg(not(riptide_model))]
-        if let Some(c) = Arc::get_mut(&mut cell) {
-            c.waker = AtomicWaker::new();
-            c.error = Mutex::new(None);
-            spare::put(cell);
-        }
+        drop(cell);
     }
 
     /// Whether the nested-wait check has yet to look at this cell.
@@ -270,10 +273,11 @@ mod queue;
 pub(crate) use queue::{Armed, WaitQueue};
 
 /// One spare waiter cell per thread: a caller whose wait ends (it is served, gives up, or
-/// its create is settled) leaves its cell here for the next wait on the same thread, so a pool that keeps going
-/// from empty to one waiter and back does not allocate a cell per wait. Cells are
-/// interchangeable (nothing in them belongs to a pool once retired). Off under the model
-/// checkers, whose threads are not the process's.
+/// its create is settled) leaves its cell here for the next wait on the same thread, so
+/// a pool that keeps going from empty to one waiter and back does not allocate a cell
+/// per wait. Cells are interchangeable (nothing in them belongs to a pool once retired).
+/// Off under the model checkers, whose threads are not the process's: there `take` finds
+/// nothing and `retire` never calls `put`.
 mod spare {
     use super::Waiter;
     use crate::sync::Arc;
@@ -294,16 +298,12 @@ mod spare {
     }
 
     /// Keeps `cell` as this thread's spare (dropping any earlier one).
+    #[cfg(not(riptide_model))]
     #[inline]
     pub(super) fn put(cell: Arc<Waiter>) {
-        #[cfg(not(riptide_model))]
-        {
-            // After its thread-locals are gone, the cell is just dropped.
-            let mut cell = Some(cell);
-            let _ = SPARE.try_with(|s| s.set(cell.take()));
-        }
-        #[cfg(riptide_model)]
-        drop(cell);
+        // After its thread-locals are gone, the cell is just dropped.
+        let mut cell = Some(cell);
+        let _ = SPARE.try_with(|s| s.set(cell.take()));
     }
 }
 

@@ -202,30 +202,29 @@ impl WaitQueue {
                     last = lvl;
                 }
             }
-            let lvl = if fronts <= 1 {
-                if fronts == 0 {
-                    return None;
-                }
-                last
-            } else {
-                let t = *clock.get_or_insert_with(|| (now.take().expect("read once"))());
-                let mut best: Option<(usize, Priority, Duration)> = None;
-                for (lvl, q) in self.levels.iter().enumerate() {
-                    let Some(w) = q.front() else { continue };
-                    let eff = if t.saturating_sub(w.since) >= aging {
-                        Priority::Critical
-                    } else {
-                        w.priority
-                    };
-                    let better = match best {
-                        None => true,
-                        Some((_, bp, bs)) => eff > bp || (eff == bp && w.since < bs),
-                    };
-                    if better {
-                        best = Some((lvl, eff, w.since));
+            let lvl = match fronts {
+                0 => return None,
+                1 => last,
+                _ => {
+                    let t = *clock.get_or_insert_with(|| (now.take().expect("read once"))());
+                    let mut best: Option<(usize, Priority, Duration)> = None;
+                    for (lvl, q) in self.levels.iter().enumerate() {
+                        let Some(w) = q.front() else { continue };
+                        let eff = if t.saturating_sub(w.since) >= aging {
+                            Priority::Critical
+                        } else {
+                            w.priority
+                        };
+                        let better = match best {
+                            None => true,
+                            Some((_, bp, bs)) => eff > bp || (eff == bp && w.since < bs),
+                        };
+                        if better {
+                            best = Some((lvl, eff, w.since));
+                        }
                     }
+                    best?.0
                 }
-                best?.0
             };
             let w = self.levels[lvl].pop_front().expect("front exists");
             if w.is_waiting() {
