@@ -178,6 +178,25 @@ fn handoff_vs_cancellation() {
     });
 }
 
+/// Invariant: a queued waiter polled again with another task's waker (I9) while a release
+/// hands it the object is woken through the new waker: `block_on` polls with its own
+/// waker, not the no-op one the waiter registered with, and hangs on a lost wake-up.
+#[test]
+fn a_new_waker_races_the_handoff() {
+    model(|| {
+        let c = std::sync::Arc::new(Census::default());
+        let p = warm(1, 1, &c);
+        let g = p.try_get().unwrap();
+        let mut f = p.get();
+        assert!(poll_once(&mut f).is_pending()); // queued, woken through a no-op waker
+        let releaser = thread::spawn(move || drop(g));
+        drop(block_on(f).unwrap());
+        releaser.join().unwrap();
+        quiescent(&p, &c);
+        assert_eq!(p.stats().idle, 1);
+    });
+}
+
 /// Invariant: the deadline sweeper timing a waiter out races a release's hand-off; exactly
 /// one wins: the waiter gets the object or `Timeout`, and the object is never lost.
 #[test]

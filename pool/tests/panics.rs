@@ -534,8 +534,10 @@ async fn a_panicking_drop_when_a_partition_evicts_for_another() {
 
 // ------------------------------------------------------------------ a waiter's waker
 
-/// A waker that panics when woken or when dropped, while its flags say so.
+/// A waker that panics when cloned, woken or dropped, while its flags say so.
+#[derive(Default)]
 struct WakerFlags {
+    clone: AtomicBool,
     wake: AtomicBool,
     drop: AtomicBool,
 }
@@ -548,6 +550,9 @@ fn panicking_waker(f: &Arc<WakerFlags>) -> std::task::Waker {
         unsafe { &*p.cast::<WakerFlags>() }
     }
     fn clone(p: *const ()) -> RawWaker {
+        if on(&flags(p).clone) {
+            boom("a waker's clone");
+        }
         // SAFETY: as in `flags`; the clone holds a count of its own.
         unsafe { Arc::increment_strong_count(p.cast::<WakerFlags>()) };
         RawWaker::new(p, &VTABLE)
@@ -586,10 +591,7 @@ async fn a_panicking_waker_loses_nothing() {
     let pool = builder(&f).build().unwrap();
     for case in ["wake", "drop in wake", "drop on cancel"] {
         let mut held = fill(&pool).await;
-        let w = Arc::new(WakerFlags {
-            wake: AtomicBool::new(false),
-            drop: AtomicBool::new(false),
-        });
+        let w = Arc::new(WakerFlags::default());
         let waker = panicking_waker(&w);
         let mut fut = Box::pin(pool.acquire().into_future());
         assert!(fut
@@ -619,4 +621,43 @@ async fn a_panicking_waker_loses_nothing() {
         drop(held);
         intact(&pool, &f).await;
     }
+}
+
+/// A waker that panics when the pool clones it, as the caller queues or as a queued
+/// caller is polled again by another task: the panic reaches the polling caller, and the
+/// pool is left as it was (not queued, or still queued with the waker it had).
+#[tokio::test]
+async fn a_panicking_waker_clone_loses_nothing() {
+    use std::future::IntoFuture;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::task::{Context, Poll, Waker};
+
+    let f = flags();
+    let pool = builder(&f).build().unwrap();
+    let w = Arc::new(WakerFlags::default());
+    let waker = panicking_waker(&w);
+    w.clone.store(true, Ordering::SeqCst);
+    for case in ["queuing", "polled again"] {
+        let mut held = fill(&pool).await;
+        let mut fut = Box::pin(pool.acquire().into_future());
+        if case == "polled again" {
+            let noop = &mut Context::from_waker(Waker::noop());
+            assert!(fut.as_mut().poll(noop).is_pending());
+        }
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            let _ = fut.as_mut().poll(&mut Context::from_waker(&waker));
+        }));
+        assert!(r.is_err(), "{case}: the waker was not cloned");
+        let queued = usize::from(case == "polled again");
+        assert_eq!(pool.stats().pending_acquisitions, queued, "{case}");
+        drop(held.pop());
+        match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(g) => held.push(g.expect("served")),
+            Poll::Pending => panic!("{case}: the waiter was not served"),
+        }
+        drop(fut);
+        drop(held);
+        intact(&pool, &f).await;
+    }
+    w.clone.store(false, Ordering::SeqCst);
 }

@@ -9,8 +9,9 @@
 //!    zero timeout nothing more is tried. Otherwise the caller *joins*
 //!    (`Shared::reserve_or_register`): an idle object the registration sweep found (step
 //!    5), a reservation (step 4), or a place in the queue (step 3).
-//! 3. **Queued**: waits for its cell's decision; its deadline is the pool's sweep (I8). An
-//!    object (step 5), a reservation (step 4), or why the wait ended.
+//! 3. **Queued**: waits for its cell's decision, woken through the waker its queue entry
+//!    holds (I9); its deadline is the pool's sweep (I8). An object (step 5), a
+//!    reservation (step 4), or why the wait ended.
 //! 4. **Creating**: asks the breaker, then waits for the factory's task, bounded by the
 //!    deadline. The fresh object needs no checkout step: it is the output.
 //! 5. **An object**: past its lifetime, it is destroyed and the caller starts again (step 2);
@@ -317,8 +318,8 @@ impl<T: Send + 'static> AcquireFuture<T> {
         };
         let out = loop {
             let next = match step {
-                Slow::Start => Self::start(ctx),
-                Slow::Queued { cell, trace } => match cell.poll_decision(cx) {
+                Slow::Start => Self::start(ctx, cx),
+                Slow::Queued { cell, trace } => match ctx.shared().poll_queued(cell, cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(d) => {
                         trace::served(trace, || ctx.waited());
@@ -377,6 +378,11 @@ impl<T: Send + 'static> AcquireFuture<T> {
                 },
             };
             match next {
+                // Just queued, with this poll's waker: nothing to poll yet.
+                Continue(next @ Slow::Queued { .. }) => {
+                    *step = next;
+                    return Poll::Pending;
+                }
                 Continue(next) => *step = next,
                 Break(r) => break r,
             }
@@ -388,7 +394,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
     }
 
     /// Step 2: the fast claim again, then join the waiting path.
-    fn start(ctx: &mut Ctx<T>) -> Step<T> {
+    fn start(ctx: &mut Ctx<T>, cx: &Context<'_>) -> Step<T> {
         let shared = ctx.pool.shared();
         let claimed = match shared.try_claim() {
             Err(e) => return Break(Err(e.into())),
@@ -409,6 +415,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
             ctx.since(),
             ctx.deadline(),
             ctx.opts.location,
+            cx.waker(),
         ) {
             Err(e) => Break(Err(e)),
             Ok(Reg::Got(i)) => Self::with_object(ctx, i),

@@ -81,7 +81,7 @@ impl<T: Send + 'static> Shared<T> {
         let mut q = self.queue.lock();
         let shrinking = self.size.load(Ordering::Relaxed) > self.max_size();
         if !self.is_closed() && !shrinking {
-            if let Some(w) = self.hand_to_best(&mut q, Decision::Permit, |_| {}) {
+            if let Some(w) = self.hand_to_best(&mut q, Decision::Permit) {
                 drop(q);
                 w.wake();
                 return;
@@ -113,7 +113,7 @@ impl<T: Send + 'static> Shared<T> {
         if self.is_closed() || q.is_empty() || !self.reserve_local() {
             return false;
         }
-        if let Some(w) = self.hand_to_best(&mut q, Decision::Permit, |_| {}) {
+        if let Some(w) = self.hand_to_best(&mut q, Decision::Permit) {
             drop(q);
             w.wake();
             return true;

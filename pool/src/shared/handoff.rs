@@ -35,8 +35,9 @@
 //!   (it creates), else to the pool.
 //! - *Deadline* ([`Shared::sweep`]): the pool's timer times queued waiters out, under the
 //!   lock, so a time-out and a hand-off are serialised.
-//! - *Cancel* ([`Shared::cancel`]): a dropped acquisition decides its cell `Cancelled`; if
-//!   it lost that race, it gives back what it was handed.
+//! - *Cancel* ([`Shared::cancel`]): a dropped acquisition decides its cell `Cancelled`
+//!   (a queued one under the lock, taking its entry out); if it lost that race, it gives
+//!   back what it was handed.
 //!
 //! **The invariants.**
 //! - **I1 — one owner.** An object belongs to exactly one party at a time: the pool
@@ -75,9 +76,20 @@
 //!   last reads, and the last owner waits for announcements before freeing (`refs.rs`).
 //! - **I8 — deadlines.** Every queued waiter with a deadline is covered by a sweep armed on
 //!   the pool's timer at or before that deadline.
+//! - **I9 — a queued cell and its waker.** A queued caller's waker lives in its queue
+//!   entry, not in the cell. The cell is decided only under the lock, by whoever takes its
+//!   entry out of the queue in the same critical section (a hand-off, the sweep, close,
+//!   the breaker, the deadlock check, or its own cancel). So every cell in the queue is
+//!   waiting; the decider holds the one waker to wake and wakes it after unlocking; and
+//!   a poll that brings another waker swaps it in under the lock
+//!   ([`Shared::poll_queued`]), where it either finds the entry (and is woken through the
+//!   new waker) or finds it gone (and the decision visible). No waker's code runs under
+//!   the lock. A creating caller's cell, decided by the factory's task without the lock,
+//!   keeps its waker in the cell instead.
 //!
 //! loom checks these with both barrier sides as `fence(SeqCst)` (`loom-tests/`).
 
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::error::{BoxError, PoolError};
@@ -131,7 +143,7 @@ impl<T: Send + 'static> Shared<T> {
         // Hand it to the best waiter (the decision's Release publishes the object, I5), or
         // make it idle: pushed in a scarce pool, so nothing idle hides from the next
         // waiter (I3).
-        match self.hand_to_best(&mut q, Decision::Handed(i), |_| {}) {
+        match self.hand_to_best(&mut q, Decision::Handed(i)) {
             Some(w) => {
                 drop(q);
                 w.wake();
@@ -144,44 +156,34 @@ impl<T: Send + 'static> Shared<T> {
         Owed::none(&self.refs)
     }
 
-    /// Decides the best waiter `d` (I6), skipping cells decided elsewhere (cancelled, timed
-    /// out); `prepare` runs with the queue as it will be, just before each attempt. With
-    /// the lock held; publishes the word on success. The winner is woken by the caller
-    /// once the lock is released.
-    pub(super) fn hand_to_best(
-        &self,
-        q: &mut WaitQueue,
-        d: Decision,
-        mut prepare: impl FnMut(&WaitQueue),
-    ) -> Option<Arc<Waiter>> {
-        while let Some(w) = q.pop_best(|| self.now(), self.config.starvation_threshold) {
-            prepare(q);
-            if w.decide(d) {
-                self.publish(q);
-                return Some(w);
-            }
-        }
-        None
+    /// Decides the best waiter `d` (I6) and takes it out of the queue (I9). With the lock
+    /// held; publishes the word on success. Returns the winner's waker, to wake once the
+    /// lock is released.
+    pub(super) fn hand_to_best(&self, q: &mut WaitQueue, d: Decision) -> Option<Waker> {
+        let waker = q.serve_best(d, || self.now(), self.config.starvation_threshold)?;
+        self.publish(q);
+        Some(waker)
     }
 
     /// The waiting path's entry: with nobody queued, a reservation if the pool may grow
     /// (taken before the lock); otherwise `register`. Aging and the deadline count from
     /// `since`, the start of the acquisition. A caller that stays queued while it holds a
     /// checkout of this pool is reported as a nested wait (`nested.rs`); `location` is
-    /// where it waits.
+    /// where it waits, `waker` the waiting task's.
     pub(crate) fn reserve_or_register(
         &self,
         priority: Priority,
         since: Duration,
         deadline: Duration,
         location: &'static std::panic::Location<'static>,
+        waker: &Waker,
     ) -> Result<Reg, PoolError> {
         // A refused reservation tells the gate nothing here: `register` does, once queued.
         if self.waiting() == 0 && self.reserve(true) {
             return Ok(Reg::Permit);
         }
         let holder = self.holder_if_detecting();
-        self.register(priority, since, deadline, holder, location)
+        self.register(priority, since, deadline, holder, location, waker)
     }
 
     /// Registers a caller that found nothing on the fast path (see the module docs):
@@ -189,7 +191,8 @@ impl<T: Send + 'static> Shared<T> {
     /// queues. `deadline` (time since the epoch) is enforced by the deadline sweep (I8).
     /// `holder` is the caller's holder id while deadlock detection is on (else 0) and
     /// `location` where it waits: a queued caller is then looked at by the nested-wait
-    /// check once it has waited `NESTED_AFTER` (`nested.rs`).
+    /// check once it has waited `NESTED_AFTER` (`nested.rs`). A queued caller is woken
+    /// through `waker` once its cell is decided (I9); [`Shared::poll_queued`] replaces it.
     pub(crate) fn register(
         &self,
         priority: Priority,
@@ -197,13 +200,15 @@ impl<T: Send + 'static> Shared<T> {
         deadline: Duration,
         holder: u64,
         location: &'static std::panic::Location<'static>,
+        waker: &Waker,
     ) -> Result<Reg, PoolError> {
-        // Allocate outside the lock.
+        // Allocate, and run the waker's own code, outside the lock.
         let w = if holder == 0 {
             Waiter::new(priority, since, deadline, true)
         } else {
             Waiter::detected(priority, since, deadline, holder, location)
         };
+        let waker = waker.clone();
         let mut q = self.queue.lock();
         if self.is_closed() {
             return Err(PoolError::Closed);
@@ -230,7 +235,7 @@ impl<T: Send + 'static> Shared<T> {
                 return Ok(Reg::Permit);
             }
         }
-        q.push(w.clone());
+        q.push(w.clone(), waker);
         self.publish(&q);
         let waiting = q.len();
         let stale = if q.sweeper.as_ref().is_none_or(|a| deadline < a.at) {
@@ -304,15 +309,38 @@ impl<T: Send + 'static> Shared<T> {
         }
     }
 
+    /// The decision on queued cell `w`, or `Pending` with `cx`'s waker the one its
+    /// decider wakes (I9). Registration stored the first poll's waker: this is for the
+    /// polls after it.
+    pub(crate) fn poll_queued(&self, w: &Waiter, cx: &mut Context<'_>) -> Poll<Decision> {
+        if let Some(d) = w.decision() {
+            return Poll::Ready(d);
+        }
+        // Cloned, and the waker not kept dropped, outside the lock.
+        let waker = cx.waker().clone();
+        let spare = self.queue.lock().rewake(w, waker);
+        drop(spare);
+        // Decided before the lock was taken (the entry was gone), or since: either way the
+        // decision is visible now.
+        match w.decision() {
+            Some(d) => Poll::Ready(d),
+            None => Poll::Pending,
+        }
+    }
+
     /// Settles a waiter whose future was dropped before it consumed the result (I5):
-    /// removes it, or gives back whatever it was handed (object, permit).
+    /// takes it out of the queue, or gives back whatever it was handed (object, permit).
     pub(crate) fn cancel(&self, w: &Arc<Waiter>) {
-        if w.decide(Decision::Cancelled) {
-            if w.queued {
-                let mut q = self.queue.lock();
-                q.remove(w);
+        if w.queued {
+            // Under the lock, with its entry (I9); the waker is dropped after it.
+            let mut q = self.queue.lock();
+            if let Some(waker) = q.decide_one(w, Decision::Cancelled) {
                 self.publish(&q);
+                drop(q);
+                drop(waker);
+                return;
             }
+        } else if w.decide(Decision::Cancelled) {
             return;
         }
         if let Some(d) = w.decision() {
@@ -335,11 +363,11 @@ impl<T: Send + 'static> Shared<T> {
     /// Fails every queued waiter with `CircuitOpen` (the breaker just opened).
     pub(crate) fn fail_waiters_circuit_open(&self) {
         let mut q = self.queue.lock();
-        let waiters: Vec<_> = q.drain().collect();
+        let failed = q.decide_all(Decision::CircuitOpen);
         self.publish(&q);
         drop(q);
-        for w in waiters {
-            w.decide_and_wake(Decision::CircuitOpen);
+        for w in failed {
+            w.wake();
         }
     }
 

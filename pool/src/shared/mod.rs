@@ -322,7 +322,7 @@ impl<T: Send + 'static> Shared<T> {
         if size < n {
             // Freed capacity goes to the queued, never to a newcomer (I6).
             while self.try_reserve_locked() {
-                match self.hand_to_best(&mut q, crate::waiters::Decision::Permit, |_| {}) {
+                match self.hand_to_best(&mut q, crate::waiters::Decision::Permit) {
                     Some(w) => wake.push(w),
                     None => {
                         self.size.fetch_sub(1, Ordering::Relaxed);
@@ -355,7 +355,7 @@ impl<T: Send + 'static> Shared<T> {
         if self.is_closed() {
             return;
         }
-        let waiters: Vec<_> = q.drain().collect();
+        let closed = q.decide_all(crate::waiters::Decision::PoolClosed);
         let stale = self.disarm_sweep(&mut q);
         self.word.close();
         // Every release from now on sees the pool closed, or its IDLE store is seen below
@@ -364,8 +364,8 @@ impl<T: Send + 'static> Shared<T> {
         let doomed = self.take_idle(&q, usize::MAX);
         drop(q);
         drop(stale);
-        for w in waiters {
-            w.decide_and_wake(crate::waiters::Decision::PoolClosed);
+        for w in closed {
+            w.wake();
         }
         for i in doomed {
             self.destroy(i, DestroyReason::Closed).never();

@@ -16,8 +16,8 @@ use std::panic::Location;
 use super::{Shared, SharedRef};
 use crate::slots::{BUSY, EMPTY, STATE_MASK};
 use crate::stats::PoolEvent;
-use crate::sync::{Arc, Ordering};
-use crate::waiters::{Decision, WaitQueue, Waiter};
+use crate::sync::Ordering;
+use crate::waiters::{Decision, WaitQueue};
 use crate::DeadlockDetection;
 
 impl<T: Send + 'static> Shared<T> {
@@ -181,7 +181,7 @@ impl<T: Send + 'static> Shared<T> {
     /// someone's hands outside a guard (being handed over, checked or destroyed), a
     /// checkout held by a caller that is not queued, or room to create (a partition below
     /// its own cap waits on the global one, which other partitions can free).
-    pub(super) fn fail_deadlocked(&self, q: &mut WaitQueue) -> Vec<Arc<Waiter>> {
+    pub(super) fn fail_deadlocked(&self, q: &mut WaitQueue) -> Vec<std::task::Waker> {
         if self.config.deadlock != DeadlockDetection::Error {
             return Vec::new();
         }
@@ -235,6 +235,7 @@ mod tests {
             Duration::MAX,
             holder,
             Location::caller(),
+            std::task::Waker::noop(),
         ) {
             Ok(Reg::Queued(w)) => w,
             _ => panic!("expected to queue"),

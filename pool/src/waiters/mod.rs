@@ -6,7 +6,10 @@
 //! itself) decides what happened; a loser knows the cell is taken.
 //!
 //! The queue (`queue.rs`) is four FIFO deques (one per priority) behind the pool's short
-//! `Mutex`, taken only on the waiting path, never across an `.await`.
+//! `Mutex`, taken only on the waiting path, never across an `.await`. A queued cell is
+//! decided only under that lock, and its waker sits in its queue entry (I9,
+//! `shared/handoff.rs`); the cell's own `AtomicWaker` serves a creating caller, whose
+//! cell the factory's task decides without the lock.
 
 use std::time::Duration;
 
@@ -231,14 +234,26 @@ impl Waiter {
     }
 
     /// Decides the cell `to`; false if someone else decided first. AcqRel: on success,
-    /// Release publishes what the winner wrote before (see `decision`).
+    /// Release publishes what the winner wrote before (see `decision`). For a cell that
+    /// is not queued (a creating caller's, raced by the factory's task and its owner); a
+    /// queued cell is decided by the queue (`decide_queued`).
     pub(crate) fn decide(&self, to: Decision) -> bool {
         self.state
             .compare_exchange(WAITING, to.encode(), Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
 
-    /// The decision, or `Pending` with the task's waker registered.
+    /// Decides a queued cell `to`. Only for the queue (`queue.rs`), whose methods run
+    /// under the queue lock, which every decider of a queued cell holds (I9): nothing can
+    /// write the word meanwhile, so a store does what `decide`'s CAS does. Release: as
+    /// `decide`.
+    pub(super) fn decide_queued(&self, to: Decision) {
+        debug_assert!(self.queued && self.is_waiting(), "decided twice (I9)");
+        self.state.store(to.encode(), Ordering::Release);
+    }
+
+    /// The decision, or `Pending` with the task's waker registered in the cell (a creating
+    /// caller's cell; a queued one's waker is in its queue entry, I9).
     pub(crate) fn poll_decision(
         &self,
         cx: &mut std::task::Context<'_>,
