@@ -523,32 +523,4 @@ impl<T: Send + 'static> std::fmt::Debug for AcquireFuture<T> {
 }
 
 #[cfg(all(test, not(riptide_model)))]
-mod tests {
-    /// Every `get().await` moves the future, so its size is paid on the fast path: the
-    /// slow states keep their large parts (timer entry, tracing span) boxed.
-    #[test]
-    fn the_acquisition_future_stays_small() {
-        let size = std::mem::size_of::<super::AcquireFuture<u64>>();
-        assert!(size <= 10 * std::mem::size_of::<usize>(), "{size} bytes");
-    }
-
-    /// A settled future's guard sits at offset 16 (see `Settled`).
-    #[test]
-    fn a_settled_guard_sits_at_offset_16() {
-        use std::future::IntoFuture;
-
-        struct Obj;
-        impl crate::Poolable for Obj {}
-        let pool = crate::Pool::builder(|| async { Ok::<_, std::io::Error>(Obj) })
-            .max_size(1)
-            .build()
-            .unwrap();
-        drop(pool.get_blocking().unwrap());
-        let f = pool.acquire().into_future();
-        let super::State::Ready(settled) = &*f.state else {
-            panic!("an idle object did not settle the future at once")
-        };
-        let at = std::ptr::from_ref(&settled.guard) as usize - std::ptr::from_ref(&f) as usize;
-        assert_eq!(at, 16);
-    }
-}
+mod tests;
