@@ -3,7 +3,8 @@
 //! sequence when something does not.
 //!
 //! Two machines:
-//! - **pool**: `get`, `try_get`, `get_blocking`, waiters queued at random priorities,
+//! - **pool**: `get`, `try_get`, `get_blocking`, waiters queued at random priorities
+//!   (every other one first polled through another task's waker),
 //!   return, unhealthy return, `discard`, `detach`, a forgotten guard, a panicking `reset`,
 //!   a panicking `Drop`, `resize`, `close`, a failing factory (with the circuit breaker),
 //!   and the runtime shutting down under the pool;
@@ -19,7 +20,7 @@
 //! riptide-pool --test model` runs for minutes.
 
 use std::collections::BTreeMap;
-use std::future::IntoFuture;
+use std::future::{Future, IntoFuture};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -623,9 +624,19 @@ impl StateMachineTest for PoolMachine {
                 let id = m.next_waiter - 1;
                 let pool = s.pool.clone();
                 let p = *p;
-                let h = s
-                    .rt()
-                    .spawn(async move { pool.acquire().priority(p).await });
+                let h = s.rt().spawn(async move {
+                    let mut f = pool.acquire().priority(p).into_future();
+                    if id % 2 == 0 {
+                        // Every other waiter queues through another waker first, as a
+                        // future moved between tasks does: its wait must then wake this
+                        // task.
+                        let noop = &mut std::task::Context::from_waker(std::task::Waker::noop());
+                        if let std::task::Poll::Ready(r) = std::pin::Pin::new(&mut f).poll(noop) {
+                            return r;
+                        }
+                    }
+                    f.await
+                });
                 s.waiters.insert(id, Waiting::Task(h));
                 s.wait_queued(m.waiters.len());
             }
@@ -654,7 +665,11 @@ impl StateMachineTest for PoolMachine {
             let w = s.waiters.remove(id).expect("a queued waiter");
             let t0 = Instant::now();
             let r = match w {
-                Waiting::Task(h) => s.rt().block_on(h).expect("the waiter's task"),
+                Waiting::Task(h) => s
+                    .rt()
+                    .block_on(async { tokio::time::timeout(Duration::from_secs(10), h).await })
+                    .expect("a served waiter's task was never woken")
+                    .expect("the waiter's task"),
                 Waiting::Thread(h) => h.join().expect("the waiter's thread"),
             };
             watchdog(t0, Duration::ZERO, "a served waiter");
