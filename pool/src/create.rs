@@ -116,20 +116,22 @@ impl<T: Send + 'static> Shared<T> {
     }
 
     /// Tells the breaker how a create admitted as `admit` went. Opening fails every
-    /// queued waiter; events go out after the state changed, with nothing held.
-    pub(crate) fn breaker_record(&self, admit: Admit, ok: bool) {
+    /// queued waiter: their wakers are returned, to wake once the create is settled.
+    /// Events go out after the state changed, with nothing held.
+    pub(crate) fn breaker_record(&self, admit: Admit, ok: bool) -> Vec<std::task::Waker> {
         let Some(b) = self.breaker() else {
-            return;
+            return Vec::new();
         };
         match b.record_at(admit, ok, self.exact_ms()) {
             Transition::Opened => {
                 self.emit(|| PoolEvent::CircuitOpened);
                 tracing::warn!(pool = %self.config().name, "factory failing: circuit breaker open");
-                self.fail_waiters_circuit_open();
+                return self.fail_waiters_circuit_open();
             }
             Transition::Closed => self.emit(|| PoolEvent::CircuitClosed),
             Transition::None => {}
         }
+        Vec::new()
     }
 }
 

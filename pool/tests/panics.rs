@@ -661,3 +661,54 @@ async fn a_panicking_waker_clone_loses_nothing() {
     }
     w.clone.store(false, Ordering::SeqCst);
 }
+
+/// A tracing layer that panics as a waiting acquisition's span opens, while armed.
+struct PanicOnWaitSpan(Arc<AtomicBool>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PanicOnWaitSpan {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _id: &tracing::span::Id,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if attrs.metadata().name() == "riptide_pool.acquire" && on(&self.0) {
+            boom("a subscriber's on_new_span");
+        }
+    }
+}
+
+/// A tracing subscriber is user code too: one that panics as a caller's wait span opens
+/// (the caller has just queued) reaches that caller, and the caller's place in the queue
+/// is given up with its future, so no returned object is handed to a caller that is gone.
+#[test]
+fn a_panicking_subscriber_loses_nothing() {
+    use std::future::IntoFuture;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::task::{Context, Waker};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let armed = Arc::new(AtomicBool::new(true));
+    let subscriber = tracing_subscriber::registry().with(PanicOnWaitSpan(armed.clone()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        rt.block_on(async {
+            let f = flags();
+            let pool = builder(&f).build().unwrap();
+            let held = fill(&pool).await;
+            let mut fut = Box::pin(pool.acquire().into_future());
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                let _ = fut.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+            }));
+            armed.store(false, Ordering::SeqCst);
+            assert!(r.is_err(), "the wait span did not open");
+            drop(fut);
+            assert_eq!(pool.stats().pending_acquisitions, 0, "a waiter left behind");
+            drop(held);
+            intact(&pool, &f).await;
+        });
+    });
+}

@@ -5,9 +5,10 @@
 //! call back into the pool, so none of them may run while the pool holds its queue lock.
 
 use std::future::{Future, IntoFuture};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::{Duration, Instant};
 
@@ -25,10 +26,15 @@ fn pool(max: usize) -> Pool<Obj> {
 }
 
 /// A waker that counts its wake-ups and, when `pool` is set, calls into the pool (which
-/// takes the queue lock) from its `clone`, `wake`, `wake_by_ref` and `drop`.
+/// takes the queue lock) from its `clone`, `wake`, `wake_by_ref` and `drop`. It can also
+/// run `on_clone` at its next clone, and panic when dropped or woken while `panic_on_drop`
+/// or `panic_on_wake` is set.
 struct Probe {
     woken: AtomicUsize,
     pool: Option<Pool<Obj>>,
+    on_clone: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    panic_on_drop: AtomicBool,
+    panic_on_wake: AtomicBool,
 }
 
 impl Probe {
@@ -36,6 +42,9 @@ impl Probe {
         Arc::new(Probe {
             woken: AtomicUsize::new(0),
             pool: pool.cloned(),
+            on_clone: Mutex::new(None),
+            panic_on_drop: AtomicBool::new(false),
+            panic_on_wake: AtomicBool::new(false),
         })
     }
 
@@ -57,6 +66,10 @@ impl Probe {
         }
         unsafe fn clone(p: *const ()) -> RawWaker {
             probe(p).touch();
+            let hook = probe(p).on_clone.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook();
+            }
             // SAFETY: as in `probe`; the new waker owns the count added here.
             unsafe { Arc::increment_strong_count(p.cast::<Probe>()) };
             RawWaker::new(p, &VTABLE)
@@ -70,11 +83,17 @@ impl Probe {
         unsafe fn wake_by_ref(p: *const ()) {
             probe(p).touch();
             probe(p).woken.fetch_add(1, Ordering::SeqCst);
+            assert!(
+                !probe(p).panic_on_wake.load(Ordering::SeqCst),
+                "a waker's wake panics"
+            );
         }
         unsafe fn drop_it(p: *const ()) {
             probe(p).touch();
+            let panics = probe(p).panic_on_drop.load(Ordering::SeqCst);
             // SAFETY: as in `probe`; this waker's count is let go once.
             unsafe { drop(Arc::from_raw(p.cast::<Probe>())) };
+            assert!(!panics, "a waker's drop panics");
         }
         let p = Arc::into_raw(self.clone()).cast::<()>();
         // SAFETY: the vtable keeps `RawWaker`'s contract: `p` is a counted `Arc<Probe>`.
@@ -244,4 +263,70 @@ fn a_dropped_served_wait_passes_its_object_on() {
     until("the second waiter is served", || b.woken() == 1);
     assert!(settle(&mut second, &b.waker()).is_ok());
     assert_eq!(a.woken(), 1);
+}
+
+/// Registration clones the caller's waker before it takes the queue lock; if the caller
+/// then gets an object or a reservation instead of a place in the queue (here the clone
+/// itself gives the held object back, or discards it), the clone is not needed, and its
+/// drop (user code) may panic. What the caller got is held where the unwind gives it
+/// back: nothing is lost.
+#[test]
+fn a_panicking_drop_of_an_unqueued_waker_loses_nothing() {
+    for discard in [false, true] {
+        let p = pool(1);
+        let held = p.get_blocking().unwrap();
+        let probe = Probe::new(None);
+        let waker = probe.waker();
+        *probe.on_clone.lock().unwrap() = Some(Box::new(move || {
+            if discard {
+                Pooled::discard(held);
+            } else {
+                drop(held);
+            }
+        }));
+        probe.panic_on_drop.store(true, Ordering::SeqCst);
+        let mut f = p.acquire().into_future();
+        let r = catch_unwind(AssertUnwindSafe(|| poll(&mut f, &waker)));
+        probe.panic_on_drop.store(false, Ordering::SeqCst);
+        assert!(
+            r.is_err(),
+            "discard {discard}: the unused clone was not dropped"
+        );
+        drop(f);
+        until("the pool settles", || {
+            let s = p.stats();
+            s.in_use == 0 && s.pending_acquisitions == 0 && s.size == s.idle
+        });
+        let got = p.acquire().timeout(Duration::from_secs(2)).blocking();
+        assert!(got.is_ok(), "discard {discard}: capacity lost: {got:?}");
+    }
+}
+
+/// `close` wakes every waiter it failed even when the first one's waker panics: the panic
+/// reaches the closing caller once all are woken, and no waiter is left asleep.
+#[test]
+fn a_panicking_wake_does_not_strand_the_waiters_after_it() {
+    let p = pool(1);
+    let held = p.get_blocking().unwrap();
+    let (first, second) = (Probe::new(None), Probe::new(None));
+    first.panic_on_wake.store(true, Ordering::SeqCst);
+    let (w1, w2) = (first.waker(), second.waker());
+    let mut f1 = p.acquire().into_future();
+    let mut f2 = p.acquire().into_future();
+    assert!(poll(&mut f1, &w1).is_pending());
+    assert!(poll(&mut f2, &w2).is_pending());
+    let r = catch_unwind(AssertUnwindSafe(|| p.close()));
+    first.panic_on_wake.store(false, Ordering::SeqCst);
+    assert!(r.is_err(), "the panicking waker was not woken");
+    assert_eq!(second.woken(), 1, "the waiter after it was left asleep");
+    assert!(matches!(
+        poll(&mut f2, &w2),
+        Poll::Ready(Err(PoolError::Closed))
+    ));
+    assert!(matches!(
+        poll(&mut f1, &w1),
+        Poll::Ready(Err(PoolError::Closed))
+    ));
+    drop(held);
+    assert_eq!(p.stats().size, 0);
 }

@@ -28,7 +28,7 @@ use std::future::{Future, IntoFuture};
 use std::mem::ManuallyDrop;
 use std::ops::ControlFlow::{self, Break, Continue};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::breaker::Admit;
@@ -316,9 +316,13 @@ impl<T: Send + 'static> AcquireFuture<T> {
                 _ => panic!("AcquireFuture polled after completion"),
             });
         };
+        // A clone of the waker that registration made but did not queue. Dropping it runs
+        // the waker's code, which may panic: it is dropped only once what this step got is
+        // in the state (or, settled, in `out`), where an unwind gives it back.
+        let mut unused = None;
         let out = loop {
             let next = match step {
-                Slow::Start => Self::start(ctx, cx),
+                Slow::Start => Self::start(ctx, cx, &mut unused),
                 Slow::Queued { cell, trace } => match ctx.shared().poll_queued(cell, cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(d) => {
@@ -378,23 +382,32 @@ impl<T: Send + 'static> AcquireFuture<T> {
                 },
             };
             match next {
-                // Just queued, with this poll's waker: nothing to poll yet.
+                // Just queued, with this poll's waker: nothing to poll yet. The span opens
+                // once the cell is in the state (a subscriber's code may panic, and the
+                // future's drop then takes its place in the queue back).
                 Continue(next @ Slow::Queued { .. }) => {
                     *step = next;
+                    if let Slow::Queued { trace, .. } = step {
+                        *trace = trace::acquire(&ctx.shared().config().name, ctx.opts.priority);
+                    }
                     return Poll::Pending;
                 }
-                Continue(next) => *step = next,
+                Continue(next) => {
+                    *step = next;
+                    drop(unused.take());
+                }
                 Break(r) => break r,
             }
         };
         // Settled: what the context held (its pool handle, a cancelled create's cell) is
         // dropped here.
         *self.state = State::Done;
+        drop(unused);
         Poll::Ready(out)
     }
 
     /// Step 2: the fast claim again, then join the waiting path.
-    fn start(ctx: &mut Ctx<T>, cx: &Context<'_>) -> Step<T> {
+    fn start(ctx: &mut Ctx<T>, cx: &Context<'_>, unused: &mut Option<Waker>) -> Step<T> {
         let shared = ctx.pool.shared();
         let claimed = match shared.try_claim() {
             Err(e) => return Break(Err(e.into())),
@@ -416,14 +429,15 @@ impl<T: Send + 'static> AcquireFuture<T> {
             ctx.deadline(),
             ctx.opts.location,
             cx.waker(),
+            unused,
         ) {
             Err(e) => Break(Err(e)),
             Ok(Reg::Got(i)) => Self::with_object(ctx, i),
             Ok(Reg::Permit) => Self::create(ctx),
-            Ok(Reg::Queued(cell)) => {
-                let trace = trace::acquire(&shared.config().name, ctx.opts.priority);
-                Continue(Slow::Queued { cell, trace })
-            }
+            Ok(Reg::Queued(cell)) => Continue(Slow::Queued {
+                cell,
+                trace: trace::WaitSpan::default(),
+            }),
         }
     }
 

@@ -58,7 +58,7 @@ mod imp {
 mod imp {
     use std::time::Duration;
 
-    #[derive(Clone)]
+    #[derive(Clone, Default)]
     pub(crate) struct Span;
 
     pub(crate) type WaitSpan = Span;

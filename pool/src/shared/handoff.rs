@@ -84,8 +84,11 @@
 //!   a poll that brings another waker swaps it in under the lock
 //!   ([`Shared::poll_queued`]), where it either finds the entry (and is woken through the
 //!   new waker) or finds it gone (and the decision visible). No waker's code runs under
-//!   the lock. A creating caller's cell, decided by the factory's task without the lock,
-//!   keeps its waker in the cell instead.
+//!   the lock, and wherever the pool runs it (user code that may panic), what it holds
+//!   is already where an unwind gives it back: a batch of decided callers is woken
+//!   through `waiters::wake_all`, which wakes the rest if one panics. A creating caller's
+//!   cell, decided by the factory's task without the lock, keeps its waker in the cell
+//!   instead.
 //!
 //! loom checks these with both barrier sides as `fence(SeqCst)` (`loom-tests/`).
 
@@ -169,7 +172,7 @@ impl<T: Send + 'static> Shared<T> {
     /// (taken before the lock); otherwise `register`. Aging and the deadline count from
     /// `since`, the start of the acquisition. A caller that stays queued while it holds a
     /// checkout of this pool is reported as a nested wait (`nested.rs`); `location` is
-    /// where it waits, `waker` the waiting task's.
+    /// where it waits, `waker` the waiting task's (see `register` for `unused`).
     pub(crate) fn reserve_or_register(
         &self,
         priority: Priority,
@@ -177,13 +180,14 @@ impl<T: Send + 'static> Shared<T> {
         deadline: Duration,
         location: &'static std::panic::Location<'static>,
         waker: &Waker,
+        unused: &mut Option<Waker>,
     ) -> Result<Reg, PoolError> {
         // A refused reservation tells the gate nothing here: `register` does, once queued.
         if self.waiting() == 0 && self.reserve(true) {
             return Ok(Reg::Permit);
         }
         let holder = self.holder_if_detecting();
-        self.register(priority, since, deadline, holder, location, waker)
+        self.register(priority, since, deadline, holder, location, waker, unused)
     }
 
     /// Registers a caller that found nothing on the fast path (see the module docs):
@@ -193,6 +197,12 @@ impl<T: Send + 'static> Shared<T> {
     /// `location` where it waits: a queued caller is then looked at by the nested-wait
     /// check once it has waited `NESTED_AFTER` (`nested.rs`). A queued caller is woken
     /// through `waker` once its cell is decided (I9); [`Shared::poll_queued`] replaces it.
+    ///
+    /// The waker is cloned before the lock (its code never runs under it). A clone that
+    /// is not queued, because the caller got an object or a reservation instead, is left
+    /// in `unused`: dropping it runs the waker's code, which may panic, so the caller
+    /// drops it only once what it got is held where an unwind gives it back.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn register(
         &self,
         priority: Priority,
@@ -201,6 +211,7 @@ impl<T: Send + 'static> Shared<T> {
         holder: u64,
         location: &'static std::panic::Location<'static>,
         waker: &Waker,
+        unused: &mut Option<Waker>,
     ) -> Result<Reg, PoolError> {
         // Allocate, and run the waker's own code, outside the lock.
         let w = if holder == 0 {
@@ -208,7 +219,8 @@ impl<T: Send + 'static> Shared<T> {
         } else {
             Waiter::detected(priority, since, deadline, holder, location)
         };
-        let waker = waker.clone();
+        debug_assert!(unused.is_none(), "the caller drops it after each step");
+        *unused = Some(waker.clone());
         let mut q = self.queue.lock();
         if self.is_closed() {
             return Err(PoolError::Closed);
@@ -235,7 +247,7 @@ impl<T: Send + 'static> Shared<T> {
                 return Ok(Reg::Permit);
             }
         }
-        q.push(w.clone(), waker);
+        q.push(w.clone(), unused.take().expect("cloned above"));
         self.publish(&q);
         let waiting = q.len();
         let stale = if q.sweeper.as_ref().is_none_or(|a| deadline < a.at) {
@@ -304,9 +316,7 @@ impl<T: Send + 'static> Shared<T> {
         self.publish(&q);
         drop(q);
         drop(stale);
-        for w in expired {
-            w.wake();
-        }
+        crate::waiters::wake_all(expired);
     }
 
     /// The decision on queued cell `w`, or `Pending` with `cx`'s waker the one its
@@ -360,15 +370,13 @@ impl<T: Send + 'static> Shared<T> {
         }
     }
 
-    /// Fails every queued waiter with `CircuitOpen` (the breaker just opened).
-    pub(crate) fn fail_waiters_circuit_open(&self) {
+    /// Fails every queued waiter with `CircuitOpen` (the breaker just opened); returns
+    /// their wakers, to wake once the caller has settled what it holds.
+    pub(crate) fn fail_waiters_circuit_open(&self) -> Vec<Waker> {
         let mut q = self.queue.lock();
         let failed = q.decide_all(Decision::CircuitOpen);
         self.publish(&q);
-        drop(q);
-        for w in failed {
-            w.wake();
-        }
+        failed
     }
 
     /// Settles a create for a caller holding a reservation: the object goes to `cell` if it
@@ -392,13 +400,17 @@ impl<T: Send + 'static> Shared<T> {
             // Before the breaker may open: the waiters it fails carry this error.
             self.create_failed(&**e);
         }
-        if counts {
+        // The waiters an opening breaker fails are woken once this create is settled: their
+        // wakers are user code, and a panic among them must not stop the settling.
+        let failed = if counts {
             self.counters
                 .create_attempts
                 .fetch_add(1, Ordering::Relaxed);
-            self.breaker_record(admit, result.is_ok());
-        }
-        match result {
+            self.breaker_record(admit, result.is_ok())
+        } else {
+            Vec::new()
+        };
+        let owed = match result {
             Ok((obj, id)) => {
                 let i = self.install(obj, id);
                 if self.is_closed() {
@@ -421,7 +433,16 @@ impl<T: Send + 'static> Shared<T> {
                 cell.decide_and_wake(Decision::Failed);
                 Owed::none(&self.refs)
             }
+        };
+        // Other callers' wakers: a panic among them is theirs, not this create's, and is
+        // not raised into the create's task (which would lose the references it owes).
+        let woken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::waiters::wake_all(failed);
+        }));
+        if woken.is_err() {
+            tracing::error!(pool = %self.config().name, "a waiter's waker panicked as the circuit breaker failed it");
         }
+        owed
     }
 
     /// Whether the checkout holding owned slot `i` (state `st`) had its capacity given

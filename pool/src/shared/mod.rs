@@ -337,14 +337,13 @@ impl<T: Send + 'static> Shared<T> {
             doomed = self.take_idle(&q, size - n);
         }
         drop(q);
-        for w in wake {
-            w.wake();
-        }
         for i in doomed {
             self.destroy(i, DestroyReason::Resized).never();
         }
         // Room made by growing that the gate could not fill (G1).
         self.tell_gate_if_blocked();
+        // Last: a waker that panics reaches the caller with the resize done.
+        crate::waiters::wake_all(wake);
     }
 
     /// Closes the pool: queued waiters get `Closed`, idle objects are destroyed, and every
@@ -364,12 +363,11 @@ impl<T: Send + 'static> Shared<T> {
         let doomed = self.take_idle(&q, usize::MAX);
         drop(q);
         drop(stale);
-        for w in closed {
-            w.wake();
-        }
         for i in doomed {
             self.destroy(i, DestroyReason::Closed).never();
         }
+        // Last: a waker that panics reaches the caller with the pool closed.
+        crate::waiters::wake_all(closed);
     }
 
     // ---------------------------------------------------------------- stats

@@ -135,9 +135,7 @@ impl<T: Send + 'static> Shared<T> {
         for (held_at, waiting_at) in reports {
             self.report_nested(held_at, waiting_at);
         }
-        for d in deadlocked {
-            d.wake();
-        }
+        crate::waiters::wake_all(deadlocked);
     }
 
     /// Reports a nested wait: a `NestedAcquire` event and a `tracing::warn!`, once per pair
@@ -236,6 +234,7 @@ mod tests {
             holder,
             Location::caller(),
             std::task::Waker::noop(),
+            &mut None,
         ) {
             Ok(Reg::Queued(w)) => w,
             _ => panic!("expected to queue"),

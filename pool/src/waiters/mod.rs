@@ -287,6 +287,22 @@ impl Waiter {
 mod queue;
 pub(crate) use queue::{Armed, WaitQueue};
 
+/// Wakes every one of `wakers` (callers decided together, once the lock is released),
+/// even if some panic: a waker is user code, and one that panics must not leave the
+/// callers after it decided but asleep. The first panic is raised again once every waker
+/// has run.
+pub(crate) fn wake_all(wakers: Vec<std::task::Waker>) {
+    let mut first = None;
+    for w in wakers {
+        if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.wake())) {
+            first.get_or_insert(p);
+        }
+    }
+    if let Some(p) = first {
+        std::panic::resume_unwind(p);
+    }
+}
+
 /// One spare waiter cell per thread: a caller whose wait ends (it is served, gives up, or
 /// its create is settled) leaves its cell here for the next wait on the same thread, so
 /// a pool that keeps going from empty to one waiter and back does not allocate a cell
