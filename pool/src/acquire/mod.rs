@@ -1,6 +1,6 @@
 //! Acquisition: the future ([`AcquireFuture`]) and its one driver; the options it is
-//! made from ([`Acquire`], `.priority`, `.timeout`, `.blocking()`) are in `options.rs`.
-//! The whole path, top to bottom:
+//! made from ([`Acquire`], `.priority`, `.timeout`, `.blocking()`) are in `options.rs`,
+//! the state it keeps between steps in `state.rs`. The whole path, top to bottom:
 //!
 //! 1. **Made** (`get()`, or `.await` on an `Acquire`): the fast claim (`fast.rs`). An idle
 //!    object needing no checkout step becomes the output at once; a closed pool, the error.
@@ -26,7 +26,7 @@
 
 use std::future::{Future, IntoFuture};
 use std::mem::ManuallyDrop;
-use std::ops::ControlFlow::{self, Break, Continue};
+use std::ops::ControlFlow::{Break, Continue};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -34,16 +34,18 @@ use std::time::Duration;
 use crate::breaker::Admit;
 use crate::checkout::recycle;
 use crate::error::PoolError;
-use crate::rt::{trace, Deadline};
-use crate::shared::{Reg, Shared};
+use crate::rt::trace;
+use crate::shared::Reg;
 use crate::stats::DestroyReason;
-use crate::sync::Arc;
 use crate::traits::BoxFuture;
 use crate::waiters::{Decision, Waiter};
 
-use crate::{Pool, Pooled};
+use crate::Pooled;
 
 mod options;
+mod state;
+
+use state::{Ctx, Settled, Slow, State, Step, UNSET};
 
 pub(crate) use options::option_setters;
 pub use options::Acquire;
@@ -101,128 +103,6 @@ pub struct AcquireFuture<T: Send + 'static> {
     /// Dropped by hand (see `Drop`): a settled future skips the out-of-line drop glue.
     state: ManuallyDrop<State<T>>,
 }
-
-/// `Ctx::since_ns` before the first poll.
-const UNSET: u64 = u64::MAX;
-
-/// What every step of a slow acquisition carries.
-struct Ctx<T: Send + 'static> {
-    pool: Pool<T>,
-    opts: AcquireOptions,
-    /// When the acquisition started, in ns since the pool's epoch (aging, the deadline,
-    /// the wait histogram), read at the first poll; [`UNSET`] before. A plain `u64`
-    /// rather than an `Option<Duration>`: the future is moved by every fast acquisition.
-    since_ns: u64,
-}
-
-impl<T: Send + 'static> Ctx<T> {
-    fn shared(&self) -> &Shared<T> {
-        self.pool.shared()
-    }
-
-    fn since(&self) -> Duration {
-        debug_assert_ne!(self.since_ns, UNSET, "set at the first poll");
-        Duration::from_nanos(self.since_ns)
-    }
-
-    /// How long the acquisition has waited so far, on the fine clock it started on.
-    fn waited(&self) -> Duration {
-        self.shared().now_fine().saturating_sub(self.since())
-    }
-
-    fn timeout(&self) -> Duration {
-        self.opts
-            .timeout
-            .unwrap_or(self.shared().config().acquire_timeout)
-    }
-
-    /// When the acquisition gives up (time since the pool's epoch).
-    fn deadline(&self) -> Duration {
-        self.since().saturating_add(self.timeout())
-    }
-
-    /// Gives up a wait on `cell`: cancels it, or gives back what it was handed (I5), and
-    /// lets the cell go.
-    fn give_up(&self, cell: Arc<Waiter>) {
-        self.shared().cancel(&cell);
-        Waiter::retire(cell);
-    }
-}
-
-enum State<T: Send + 'static> {
-    /// Settled when the future was created (the fast path).
-    Ready(Settled<T>),
-    /// The pool was closed when the future was created.
-    Failed(PoolError),
-    /// Any step of a slow acquisition. The context stays in place from step to step;
-    /// only `step` is rewritten.
-    Slow {
-        ctx: Ctx<T>,
-        step: Slow,
-    },
-    Done,
-}
-
-/// The guard of a future settled when it was created, a word into the payload.
-///
-/// `State`'s tag takes the future's first word, so the extra word places the guard at
-/// offset 16 (a unit test checks it): the `.await` that takes the guard out then reads it
-/// in pieces that line up with the 16-byte stores that moved the future into the caller's
-/// state. A load read across two such stores has to wait for both to retire instead of
-/// taking their data directly.
-#[repr(C)]
-struct Settled<T: Send + 'static> {
-    _align: std::mem::MaybeUninit<usize>,
-    guard: Pooled<T>,
-}
-
-impl<T: Send + 'static> Settled<T> {
-    #[inline]
-    fn new(guard: Pooled<T>) -> Self {
-        Settled {
-            _align: std::mem::MaybeUninit::uninit(),
-            guard,
-        }
-    }
-}
-
-/// Where a slow acquisition stands.
-enum Slow {
-    /// Not yet polled, or starting again after a rejected object (and, for a moment,
-    /// the step a finished one is replaced with while its outcome is taken up).
-    Start,
-    /// In the wait queue (the common wait; its cell is the thread's spare when it has one).
-    Queued {
-        cell: Arc<Waiter>,
-        /// Open while the caller waits.
-        trace: trace::WaitSpan,
-    },
-    /// Waiting for the factory's task, with a reservation.
-    Creating {
-        cell: Arc<Waiter>,
-        deadline: Deadline,
-    },
-    /// Running the checkout step on claimed slot `slot` (a `u32`, as every slot index is
-    /// below `MAX_SLOTS`: it shares a word with the tag, which keeps the future small).
-    Checking {
-        slot: u32,
-        check: BoxFuture<'static, Result<(), DestroyReason>>,
-        deadline: Deadline,
-    },
-}
-
-impl Slow {
-    /// Takes the cell out of a queued or creating step, leaving `Start`.
-    fn take_cell(&mut self) -> Arc<Waiter> {
-        match std::mem::replace(self, Slow::Start) {
-            Slow::Queued { cell, .. } | Slow::Creating { cell, .. } => cell,
-            _ => unreachable!("a step without a cell"),
-        }
-    }
-}
-
-/// One step of the driver: the next step, or the result.
-type Step<T> = ControlFlow<Result<Pooled<T>, PoolError>, Slow>;
 
 impl<T: Send + 'static> Drop for AcquireFuture<T> {
     /// Only the check for a settled future (every `.await` that completed) is inlined, so
