@@ -540,6 +540,8 @@ struct WakerFlags {
     clone: AtomicBool,
     wake: AtomicBool,
     drop: AtomicBool,
+    /// Wakes attempted, panicking or not.
+    woken: AtomicUsize,
 }
 
 fn panicking_waker(f: &Arc<WakerFlags>) -> std::task::Waker {
@@ -562,6 +564,7 @@ fn panicking_waker(f: &Arc<WakerFlags>) -> std::task::Waker {
         drop_waker(p);
     }
     fn wake_by_ref(p: *const ()) {
+        flags(p).woken.fetch_add(1, Ordering::SeqCst);
         if on(&flags(p).wake) {
             boom("a waker's wake");
         }
@@ -620,6 +623,72 @@ async fn a_panicking_waker_loses_nothing() {
         w.drop.store(false, Ordering::SeqCst);
         drop(held);
         intact(&pool, &f).await;
+    }
+}
+
+/// A creating caller's waker that panics when its create settles (the object handed
+/// over, the pool closed meanwhile, the factory failed): the create still settles all it
+/// owes, so the caller's next poll sees the outcome, nothing is lost, and once the last
+/// handle is gone the pool's memory (and with it the factory) is freed.
+#[tokio::test]
+async fn a_panicking_waker_of_a_creating_caller_loses_nothing() {
+    use std::task::{Context, Poll, Waker};
+
+    struct Unit;
+    impl Poolable for Unit {}
+    quiet();
+    for case in ["handed", "closed", "failed"] {
+        let token = Arc::new(());
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let fail = Arc::new(AtomicBool::new(case == "failed"));
+        let (t, g, fl) = (token.clone(), gate.clone(), fail.clone());
+        let pool = Pool::builder(move || {
+            let _freed_with_the_pool = &t;
+            let (g, fl) = (g.clone(), fl.clone());
+            async move {
+                g.acquire().await.unwrap().forget();
+                if fl.load(Ordering::SeqCst) {
+                    Err(std::io::Error::other("refused"))
+                } else {
+                    Ok(Unit)
+                }
+            }
+        })
+        .max_size(1)
+        .build()
+        .unwrap();
+        let w = Arc::new(WakerFlags::default());
+        let waker = panicking_waker(&w);
+        let mut fut = Box::pin(pool.get());
+        assert!(fut
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        drop(waker);
+        w.wake.store(true, Ordering::SeqCst);
+        if case == "closed" {
+            pool.close();
+        }
+        gate.add_permits(1);
+        until(case, || w.woken.load(Ordering::SeqCst) > 0).await;
+        let Poll::Ready(r) = fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) else {
+            panic!("{case}: the caller was not settled");
+        };
+        match (case, r) {
+            ("handed", Ok(g)) => drop(g),
+            ("closed", Err(PoolError::Closed)) | ("failed", Err(PoolError::Create(_))) => {}
+            (_, r) => panic!("{case}: {:?}", r.map(|_| ())),
+        }
+        if case != "closed" {
+            // The capacity (the object, or the failed create's reservation) is back.
+            fail.store(false, Ordering::SeqCst);
+            gate.add_permits(1);
+            let g = tokio::time::timeout(Duration::from_secs(10), pool.get()).await;
+            assert!(matches!(g, Ok(Ok(_))), "{case}: capacity lost");
+        }
+        drop(fut);
+        drop(pool);
+        until(case, || Arc::strong_count(&token) == 1).await;
     }
 }
 

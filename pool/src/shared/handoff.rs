@@ -410,18 +410,19 @@ impl<T: Send + 'static> Shared<T> {
         } else {
             Vec::new()
         };
-        let owed = match result {
+        // The caller's cell is decided here and woken below, with the others: its waker is
+        // another task's code, and a panic in it must not skip what this create owes.
+        let (owed, decided) = match result {
             Ok((obj, id)) => {
                 let i = self.install(obj, id);
                 if self.is_closed() {
                     let owed = self.destroy(i, DestroyReason::Closed);
-                    cell.decide_and_wake(Decision::PoolClosed);
-                    owed
-                } else if !cell.decide_and_wake(Decision::Handed(i)) {
-                    // The caller left (timeout, cancel): the object is not lost.
-                    self.release(i)
+                    (owed, cell.decide(Decision::PoolClosed))
+                } else if cell.decide(Decision::Handed(i)) {
+                    (Owed::none(&self.refs), true)
                 } else {
-                    Owed::none(&self.refs)
+                    // The caller left (timeout, cancel): the object is not lost.
+                    (self.release(i), false)
                 }
             }
             Err(e) => {
@@ -430,17 +431,24 @@ impl<T: Send + 'static> Shared<T> {
                 }
                 self.unreserve();
                 *cell.error.lock() = Some(e);
-                cell.decide_and_wake(Decision::Failed);
-                Owed::none(&self.refs)
+                (Owed::none(&self.refs), cell.decide(Decision::Failed))
             }
         };
-        // Other callers' wakers: a panic among them is theirs, not this create's, and is
-        // not raised into the create's task (which would lose the references it owes).
+        // Other tasks' wakers: a panic among them is theirs, not this create's, and is not
+        // raised into the create's task (which would lose the references it owes).
         let woken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let own = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if decided {
+                    cell.wake();
+                }
+            }));
             crate::waiters::wake_all(failed);
+            if let Err(p) = own {
+                std::panic::resume_unwind(p);
+            }
         }));
         if woken.is_err() {
-            tracing::error!(pool = %self.config().name, "a waiter's waker panicked as the circuit breaker failed it");
+            tracing::error!(pool = %self.config().name, "a waiter's waker panicked as a create settled");
         }
         owed
     }

@@ -273,15 +273,6 @@ impl Waiter {
     pub(crate) fn wake(&self) {
         self.waker.wake();
     }
-
-    /// [`decide`](Self::decide), then wake on success.
-    pub(crate) fn decide_and_wake(&self, to: Decision) -> bool {
-        let won = self.decide(to);
-        if won {
-            self.wake();
-        }
-        won
-    }
 }
 
 mod queue;
