@@ -26,7 +26,8 @@ mod imp {
     use std::sync::OnceLock;
     use std::time::{Duration, Instant};
 
-    /// How often the ticker advances the clock.
+    /// How often the ticker advances the clock (no ticker under Miri).
+    #[cfg_attr(miri, allow(dead_code))]
     pub(crate) const TICK: Duration = Duration::from_millis(2);
 
     static EPOCH: OnceLock<Instant> = OnceLock::new();
