@@ -9,7 +9,9 @@
 
 use std::time::Duration;
 
-use crate::sync::stat::AtomicU64;
+use std::ptr;
+
+use crate::sync::stat::{AtomicPtr, AtomicU64};
 use std::sync::atomic::Ordering;
 
 const SUB: usize = 4;
@@ -18,9 +20,13 @@ const BUCKETS: usize = POWERS * SUB;
 const STRIPES: usize = 4;
 
 pub(crate) struct Histogram {
-    /// `STRIPES` stripes of `BUCKETS` counters, back to back.
-    buckets: Box<[AtomicU64]>,
+    /// `STRIPES` stripes of `BUCKETS` counters, each allocated by the first record into
+    /// it: a pool that never waits (or a partition nobody uses) keeps three histograms
+    /// of null pointers, not three of 5 KiB.
+    stripes: [AtomicPtr<Stripe>; STRIPES],
 }
+
+type Stripe = [AtomicU64; BUCKETS];
 
 fn bucket_of(ns: u64) -> usize {
     if ns < SUB as u64 {
@@ -49,20 +55,57 @@ fn bucket_upper(b: usize) -> u64 {
 impl Histogram {
     pub(crate) fn new() -> Self {
         Histogram {
-            buckets: (0..BUCKETS * STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            stripes: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
         }
     }
 
     pub(crate) fn record(&self, d: Duration) {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        let stripe = crate::sync::hint::thread_index() % STRIPES;
-        self.buckets[stripe * BUCKETS + bucket_of(ns)].fetch_add(1, Ordering::Relaxed);
+        let stripe = self.stripe(crate::sync::hint::thread_index() % STRIPES);
+        stripe[bucket_of(ns)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Stripe `k`, allocated now if no record has used it yet.
+    fn stripe(&self, k: usize) -> &Stripe {
+        // Acquire: pairs with the installing CAS's Release, so the zeroed counters it
+        // wrote are seen.
+        let p = self.stripes[k].load(Ordering::Acquire);
+        if !p.is_null() {
+            // SAFETY: a non-null pointer was installed by the CAS below from a `Box`, and
+            // is freed only by `drop`, which has `&mut self`.
+            return unsafe { &*p };
+        }
+        let new = Box::into_raw(Box::new(std::array::from_fn(|_| AtomicU64::new(0))));
+        // AcqRel: Release publishes our zeroed stripe; Acquire (also on failure) sees the
+        // winner's.
+        match self.stripes[k].compare_exchange(
+            ptr::null_mut(),
+            new,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            // SAFETY: installed, so freed only by `drop` (as above).
+            Ok(_) => unsafe { &*new },
+            Err(theirs) => {
+                // SAFETY: `new` came from `Box::into_raw` above and was never shared.
+                drop(unsafe { Box::from_raw(new) });
+                // SAFETY: installed by another record (as above).
+                unsafe { &*theirs }
+            }
+        }
     }
 
     /// Bucket counts summed over the stripes.
     fn counts(&self) -> Vec<u64> {
         let mut c = vec![0u64; BUCKETS];
-        for stripe in self.buckets.chunks(BUCKETS) {
+        for p in &self.stripes {
+            // Acquire: as in `stripe`.
+            let p = p.load(Ordering::Acquire);
+            if p.is_null() {
+                continue;
+            }
+            // SAFETY: as in `stripe`.
+            let stripe = unsafe { &*p };
             for (sum, b) in c.iter_mut().zip(stripe) {
                 *sum += b.load(Ordering::Relaxed);
             }
@@ -101,6 +144,19 @@ impl Histogram {
     }
 }
 
+impl Drop for Histogram {
+    fn drop(&mut self) {
+        for p in &mut self.stripes {
+            let p = *p.get_mut();
+            if !p.is_null() {
+                // SAFETY: installed from a `Box` by `stripe`, and nobody else can hold a
+                // reference into it now (`&mut self`).
+                drop(unsafe { Box::from_raw(p) });
+            }
+        }
+    }
+}
+
 #[cfg(all(test, not(riptide_model)))]
 mod tests {
     use super::*;
@@ -120,6 +176,30 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn stripes_are_allocated_by_their_first_record_and_all_counted() {
+        let h = Histogram::new();
+        assert!(h
+            .stripes
+            .iter()
+            .all(|p| p.load(Ordering::Relaxed).is_null()));
+        assert_eq!(h.count(), 0);
+        // Threads race to install the stripes they record into; no record is lost.
+        let threads = if cfg!(miri) { 3 } else { 8 };
+        let per = if cfg!(miri) { 20 } else { 1_000 };
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let h = &h;
+                s.spawn(move || {
+                    for i in 0..per {
+                        h.record(Duration::from_nanos(t * 1_000 + i));
+                    }
+                });
+            }
+        });
+        assert_eq!(h.count(), threads * per);
     }
 
     #[test]

@@ -17,31 +17,34 @@ use crate::{CircuitState, Priority};
 /// pays the switch's barrier and pass over the slots at most about once a second.
 const CALM_MS: u64 = 1_000;
 
-impl<T: Send + 'static> Shared<T> {
-    /// When an object created now must be retired: `max_lifetime` minus a random jitter
-    /// of up to 5 % (at most 30 s), so a pool created at once does not expire at once.
-    pub(crate) fn expiry_for_new(&self, now_ms: u64) -> u64 {
-        let Some(life) = self.config().max_lifetime else {
-            return u64::MAX;
-        };
-        let life_ms = u64::try_from(life.as_millis()).unwrap_or(u64::MAX);
-        let max_jitter = (life_ms / 20).min(30_000);
-        let jitter = if max_jitter == 0 {
-            0
-        } else {
-            self.random() % (max_jitter + 1)
-        };
-        now_ms.saturating_add(life_ms - jitter)
-    }
+/// The lifetime of an object in a pool without `max_lifetime`: far beyond any reading of
+/// the pool's clock (which counts from the process's start), so its expiry check never
+/// fires, yet `expires_ms - lifetime` still gives its creation time.
+pub(crate) const NO_LIFETIME_MS: u64 = 1 << 62;
 
-    /// A cheap pseudo-random number (xorshift on a per-pool state; jitter only).
-    fn random(&self) -> u64 {
-        let mut x = self.rng().load(Ordering::Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng().store(x, Ordering::Relaxed);
-        x
+/// A 64-bit mixing function (splitmix64's finaliser): consecutive ids give unrelated
+/// jitters.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+impl<T: Send + 'static> Shared<T> {
+    /// How long object `id` lives: `max_lifetime` minus a jitter of up to 5 % (at most
+    /// 30 s), so a pool created at once does not expire at once. The jitter is a hash of
+    /// the id and the pool's seed, so the slot keeps only the expiry and the creation
+    /// time is `expires_ms - lifetime_ms(id)` (`meta`). Without a `max_lifetime`, it is
+    /// [`NO_LIFETIME_MS`].
+    pub(crate) fn lifetime_ms(&self, id: u64) -> u64 {
+        let Some(life) = self.config().max_lifetime else {
+            return NO_LIFETIME_MS;
+        };
+        let life_ms = u64::try_from(life.as_millis())
+            .unwrap_or(u64::MAX)
+            .min(NO_LIFETIME_MS);
+        let max_jitter = (life_ms / 20).min(30_000);
+        life_ms - mix(id ^ self.jitter_seed()) % (max_jitter + 1)
     }
 
     /// How often maintenance runs: a quarter of the shortest time limit, 5 ms … 1 s.
@@ -235,12 +238,15 @@ mod tests {
             .build()
             .unwrap();
         let s = pool.shared();
-        let exp: Vec<u64> = (0..200).map(|_| s.expiry_for_new(1_000)).collect();
+        let exp: Vec<u64> = (1..=200).map(|id| s.lifetime_ms(id)).collect();
         // 5 % of 100 s = 5 s of jitter at most, never past the lifetime.
         assert!(
-            exp.iter().all(|&e| (96_000..=101_000).contains(&e)),
+            exp.iter().all(|&e| (95_000..=100_000).contains(&e)),
             "{exp:?}"
         );
+        // The same object always gets the same lifetime (its creation time is derived
+        // from it).
+        assert_eq!(s.lifetime_ms(7), s.lifetime_ms(7));
         let distinct: std::collections::HashSet<_> = exp.iter().collect();
         assert!(
             distinct.len() > 50,
@@ -252,7 +258,13 @@ mod tests {
             .max_lifetime(Duration::from_secs(3600))
             .build()
             .unwrap();
-        let e = long.shared().expiry_for_new(0);
+        let e = long.shared().lifetime_ms(1);
         assert!((3_570_000..=3_600_000).contains(&e), "{e}");
+        // Without a lifetime, objects never expire by the clock.
+        let none = Pool::builder(|| async { Ok::<_, std::io::Error>(Unit) })
+            .max_lifetime(None)
+            .build()
+            .unwrap();
+        assert_eq!(none.shared().lifetime_ms(1), super::NO_LIFETIME_MS);
     }
 }

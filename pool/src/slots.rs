@@ -51,10 +51,9 @@ pub(crate) struct Slot<T> {
     pub uses: AtomicU64,
     /// Where the current holder took it (`#[track_caller]`).
     pub location: AtomicPtr<Location<'static>>,
-    /// Coarse-clock ms after which the object is retired (`u64::MAX`: never).
+    /// Coarse-clock ms after which the object is retired: its creation time plus
+    /// `Shared::lifetime_ms(id)`, from which `ObjectMeta::age` is derived.
     pub expires_ms: AtomicU64,
-    /// Coarse-clock ms when the object was created (its age, for `ObjectMeta`).
-    pub created_ms: AtomicU64,
     /// Coarse-clock ms of the checkout that holds the object (leak scans, usage), or, with
     /// `STAMP_IDLE`, of its creation or last return (idle eviction, `validation_interval`).
     /// Read through the methods below.
@@ -76,7 +75,6 @@ impl<T> Slot<T> {
             uses: AtomicU64::new(0),
             location: AtomicPtr::new(ptr::null_mut()),
             expires_ms: AtomicU64::new(u64::MAX),
-            created_ms: AtomicU64::new(0),
             stamp_ms: AtomicU64::new(STAMP_IDLE),
             reported: AtomicU64::new(0),
             holder: AtomicU64::new(0),

@@ -88,11 +88,24 @@ async fn retain_survives_a_panicking_predicate() {
 
 #[tokio::test]
 async fn hooks_and_guards_see_the_objects_metadata() {
+    // An object's age is derived from its expiry and its (jittered) lifetime: check it
+    // with a lifetime, with a long one (the jitter's cap) and without one.
+    for life in [
+        Some(Duration::from_secs(100)),
+        Some(Duration::from_secs(7200)),
+        None,
+    ] {
+        metadata_seen_with(life).await;
+    }
+}
+
+async fn metadata_seen_with(life: Option<Duration>) {
     let c = census();
     let seen: Arc<Mutex<Vec<(&'static str, ObjectMeta)>>> = Arc::default();
     let (s1, s2, s3) = (seen.clone(), seen.clone(), seen.clone());
     let pool = builder(&c, Duration::ZERO)
         .max_size(1)
+        .max_lifetime(life)
         .post_create(move |_, m| {
             s1.lock().unwrap().push(("post_create", m));
             Box::pin(async { Ok(()) })
@@ -133,7 +146,11 @@ async fn hooks_and_guards_see_the_objects_metadata() {
         recycled.idle_for >= Duration::from_millis(20),
         "{recycled:?}"
     );
-    assert!(recycled.age >= Duration::from_millis(40), "{recycled:?}");
+    // Exact to the coarse clock, whatever the object's lifetime jitter.
+    assert!(
+        (Duration::from_millis(40)..Duration::from_secs(5)).contains(&recycled.age),
+        "{recycled:?}"
+    );
     assert!(
         seen.iter().all(|(_, m)| m.id == created.id),
         "one object throughout"

@@ -1,6 +1,6 @@
 //! `cargo run --release -p riptide-benches --bin memory`: heap bytes of overhead per pooled
-//! object for every pool (1000 trivial objects), measured with a counting global allocator.
-//! `compare` runs this binary for its memory table.
+//! object for every pool (1,000 and 16,384 trivial objects), measured with a counting
+//! global allocator. `compare` runs this binary for its memory table.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -39,37 +39,41 @@ fn main() {
     memory_table();
 }
 
-/// Heap bytes per pooled object beyond the object itself, with 1000 objects pooled.
+/// Heap bytes per pooled object beyond the object, with 1,000 and with 16,384 objects
+/// pooled: the first includes a share of each pool's fixed cost, the second is close to
+/// the cost of one more object.
 fn memory_table() {
-    const N: usize = 1000;
+    const SIZES: [usize; 2] = [1_000, 16_384];
     let rt = multi_thread(2);
     // Start process-wide machinery (RipTide's clock thread, runtime internals) first.
     rt.block_on(AsyncPool::build("riptide", 1));
     println!();
-    println!(
-        "Memory: heap bytes per pooled object beyond the object (8-byte objects, {N} pooled):"
-    );
+    println!("Memory: heap bytes per pooled object beyond the object (8-byte objects):");
     println!();
-    println!("| pool | bytes/object |");
-    println!("| --- | ---: |");
-    let measure = |name: &str, f: &mut dyn FnMut() -> Box<dyn std::any::Any>| {
-        let before = LIVE.load(Ordering::SeqCst);
-        let keep = f();
-        let after = LIVE.load(Ordering::SeqCst);
-        let per = (after - before) as f64 / N as f64 - 8.0;
-        println!("| {name} | {per:.1} |");
-        drop(keep);
+    println!("| pool | 1,000 pooled | 16,384 pooled |");
+    println!("| --- | ---: | ---: |");
+    let measure = |name: &str, f: &mut dyn FnMut(usize) -> Box<dyn std::any::Any>| {
+        let per = SIZES.map(|n| {
+            let before = LIVE.load(Ordering::SeqCst);
+            let keep = f(n);
+            let after = LIVE.load(Ordering::SeqCst);
+            drop(keep);
+            // Let what the pool's tasks and threads free settle before the next reading.
+            std::thread::sleep(Duration::from_millis(50));
+            (after - before) as f64 / n as f64 - 8.0
+        });
+        println!("| {name} | {:.1} | {:.1} |", per[0], per[1]);
     };
     for name in ASYNC_POOLS {
-        measure(name, &mut || {
-            Box::new(rt.block_on(AsyncPool::build(name, N)))
+        measure(name, &mut |n| {
+            Box::new(rt.block_on(AsyncPool::build(name, n)))
         });
     }
     for name in ["r2d2", "object-pool", "lockfree-object-pool", "opool"] {
-        measure(name, &mut || {
-            let p = SyncPool::build(name, N);
+        measure(name, &mut |n| {
+            let p = SyncPool::build(name, n);
             if let SyncPool::R2d2(r) = &p {
-                while r.state().idle_connections < N as u32 {
+                while r.state().idle_connections < n as u32 {
                     std::thread::sleep(Duration::from_millis(5));
                 }
             }

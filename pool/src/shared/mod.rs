@@ -116,8 +116,8 @@ pub(crate) struct Shared<T: Send + 'static> {
     last_create_error: std::sync::Mutex<Option<std::sync::Arc<crate::error::LastCreateError>>>,
     /// The circuit breaker on the factory, if any.
     breaker: Option<CircuitBreaker>,
-    /// Jitter source for `max_lifetime`.
-    rng: AtomicU64,
+    /// Random per pool: spreads the objects' `max_lifetime` jitter (`lifetime_ms`).
+    jitter_seed: u64,
     /// Checkouts whose capacity was given back by `reclaim_leaked` and that are still out.
     reclaimed: AtomicUsize,
     /// The global cap of a partitioned pool, and this partition's id in it.
@@ -179,7 +179,7 @@ impl<T: Send + 'static> Shared<T> {
             maint_busy: AtomicUsize::new(0),
             retired: AtomicBool::new(false),
             last_create_error: std::sync::Mutex::new(None),
-            rng: AtomicU64::new(seed),
+            jitter_seed: seed,
             reclaimed: AtomicUsize::new(0),
             gate,
             env: Env::new(),
@@ -248,8 +248,8 @@ impl<T: Send + 'static> Shared<T> {
         &self.maint_busy
     }
 
-    pub(crate) fn rng(&self) -> &AtomicU64 {
-        &self.rng
+    pub(crate) fn jitter_seed(&self) -> u64 {
+        self.jitter_seed
     }
 
     /// Records how long a checkout waited.

@@ -49,9 +49,8 @@ impl<T: Send + 'static> Shared<T> {
                     slot.reported.store(0, Ordering::Relaxed);
                     let now = self.coarse_ms();
                     slot.stamp_returned(now);
-                    slot.created_ms.store(now, Ordering::Relaxed);
                     slot.expires_ms
-                        .store(self.expiry_for_new(now), Ordering::Relaxed);
+                        .store(now.saturating_add(self.lifetime_ms(id)), Ordering::Relaxed);
                     self.counters.created.fetch_add(1, Ordering::Relaxed);
                     self.emit(|| PoolEvent::Created { id });
                     return i;
@@ -114,9 +113,11 @@ impl<T: Send + 'static> Shared<T> {
             Some(since) => (Duration::ZERO, ms(since)),
             None => (ms(s.idle_since()), Duration::ZERO),
         };
+        let id = s.id.load(Ordering::Relaxed);
+        let created = (s.expires_ms.load(Ordering::Relaxed)).saturating_sub(self.lifetime_ms(id));
         crate::ObjectMeta {
-            id: s.id.load(Ordering::Relaxed),
-            age: ms(s.created_ms.load(Ordering::Relaxed)),
+            id,
+            age: ms(created),
             idle_for,
             held_for,
             uses: s.uses.load(Ordering::Relaxed),

@@ -113,12 +113,14 @@ impl<T> std::ops::Deref for CachePadded<T> {
     }
 }
 
-/// Atomics for pure statistics (the wait-time histogram's buckets): always `std`, also
-/// under loom. They publish nothing and order nothing, so there is nothing for loom to
-/// find in them, and their hundreds of loads per `stats()` would only exhaust its branch
-/// budget. Everything that takes part in a protocol uses the modelled types above.
+/// Atomics for pure statistics (the histograms' buckets, and the pointers to their
+/// lazily allocated stripes): always `std`, also under loom. The counters publish nothing
+/// and order nothing, and a stripe's pointer publishes only its own zeroed counters (a
+/// one-CAS install that `histogram.rs`'s threaded test and Miri cover); loom would find
+/// nothing in them, and their hundreds of loads per `stats()` would only exhaust its
+/// branch budget. Everything that takes part in a protocol uses the modelled types above.
 pub(crate) mod stat {
-    pub(crate) use std::sync::atomic::AtomicU64;
+    pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64};
 }
 
 #[cfg(all(test, not(riptide_model)))]
