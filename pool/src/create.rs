@@ -45,10 +45,7 @@ impl<T: Send + 'static> Shared<T> {
                         Err("the runtime running the create shut down before it finished".into())
                     }
                 };
-                task_ref
-                    .get()
-                    .finish_create(r, &cell, counts, admit)
-                    .never();
+                task_ref.get().finish_create(r, &cell, counts, admit);
             },
         );
     }

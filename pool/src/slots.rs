@@ -51,7 +51,7 @@ pub(crate) struct Slot<T> {
     pub uses: AtomicU64,
     /// Where the current holder took it (`#[track_caller]`).
     pub location: AtomicPtr<Location<'static>>,
-    /// Coarse-clock ms after which the object is retired: its creation time plus
+    /// Coarse-clock ms from which on the object is retired: its creation time plus
     /// `Shared::lifetime_ms(id)`, from which `ObjectMeta::age` is derived.
     pub expires_ms: AtomicU64,
     /// Coarse-clock ms of the checkout that holds the object (leak scans, usage), or, with

@@ -632,12 +632,27 @@ async fn a_panicking_waker_loses_nothing() {
 /// handle is gone the pool's memory (and with it the factory) is freed.
 #[tokio::test]
 async fn a_panicking_waker_of_a_creating_caller_loses_nothing() {
+    for case in ["handed", "closed", "failed"] {
+        creating_caller_with_a_panicking_waker(case).await;
+    }
+}
+
+/// The same, with a tracing subscriber that also panics on the error the pool logs about
+/// the waker (and, for the failed create, on the warning about the failure).
+#[test]
+fn a_panicking_waker_and_subscriber_of_a_creating_caller_lose_nothing() {
+    for case in ["handed", "closed", "failed"] {
+        with_panicking_events(|| creating_caller_with_a_panicking_waker(case));
+    }
+}
+
+async fn creating_caller_with_a_panicking_waker(case: &str) {
     use std::task::{Context, Poll, Waker};
 
     struct Unit;
     impl Poolable for Unit {}
     quiet();
-    for case in ["handed", "closed", "failed"] {
+    {
         let token = Arc::new(());
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let fail = Arc::new(AtomicBool::new(case == "failed"));
@@ -729,6 +744,68 @@ async fn a_panicking_waker_clone_loses_nothing() {
         intact(&pool, &f).await;
     }
     w.clone.store(false, Ordering::SeqCst);
+}
+
+/// A tracing layer that panics on every event from the pool at `WARN` or above.
+struct PanicOnEvent;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PanicOnEvent {
+    fn on_event(&self, ev: &tracing::Event<'_>, _ctx: tracing_subscriber::layer::Context<'_, S>) {
+        if *ev.metadata().level() <= tracing::Level::WARN
+            && ev.metadata().target().starts_with("riptide_pool")
+        {
+            boom("a subscriber's on_event");
+        }
+    }
+}
+
+/// Runs `f` on a current-thread runtime (so the pool's creates run on this thread too)
+/// with [`PanicOnEvent`] as the subscriber.
+fn with_panicking_events<F: Future<Output = ()>>(f: impl FnOnce() -> F) {
+    use tracing_subscriber::layer::SubscriberExt;
+    quiet();
+    let subscriber = tracing_subscriber::registry().with(PanicOnEvent);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || rt.block_on(f()));
+}
+
+/// A subscriber that panics on the warning about a failed create (which goes out before
+/// the create is settled): the caller still gets the factory's error, and the failed
+/// create's reservation is given back.
+#[test]
+fn a_panicking_subscriber_on_a_failed_create_loses_nothing() {
+    struct Unit;
+    impl Poolable for Unit {}
+    with_panicking_events(|| async {
+        let fail = Arc::new(AtomicBool::new(true));
+        let fl = fail.clone();
+        let pool = Pool::builder(move || {
+            let fl = fl.clone();
+            async move {
+                if fl.load(Ordering::SeqCst) {
+                    Err(std::io::Error::other("refused"))
+                } else {
+                    Ok(Unit)
+                }
+            }
+        })
+        .max_size(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+        let r = pool.get().await;
+        assert!(
+            matches!(r, Err(PoolError::Create(_))),
+            "{:?}",
+            r.map(|_| ())
+        );
+        fail.store(false, Ordering::SeqCst);
+        let r = pool.get().await;
+        assert!(r.is_ok(), "capacity lost: {:?}", r.map(|_| ()));
+    });
 }
 
 /// A tracing layer that panics as a waiting acquisition's span opens, while armed.

@@ -41,10 +41,14 @@ pub(crate) struct Env {
     /// Set once `subscribe` was called: until then no event is built and the broadcast's
     /// own lock (`receiver_count`) is never taken.
     subscribed: AtomicBool,
-    /// Coarse-clock ms of the last rate-limited log line, and lines not logged since.
+    /// Clock ms of the last rate-limited log line ([`NEVER_LOGGED`] before the first),
+    /// and lines not logged since.
     logged_ms: AtomicU64,
     unlogged: AtomicU64,
 }
+
+/// `Env::logged_ms` before the first rate-limited line.
+const NEVER_LOGGED: u64 = u64::MAX;
 
 impl Env {
     /// Captures the tokio runtime current on this thread (if any) and starts the coarse
@@ -59,7 +63,7 @@ impl Env {
             runtime: Runtime::capture(),
             events: OnceLock::new(),
             subscribed: AtomicBool::new(false),
-            logged_ms: AtomicU64::new(0),
+            logged_ms: AtomicU64::new(NEVER_LOGGED),
             unlogged: AtomicU64::new(0),
         }
     }
@@ -195,13 +199,18 @@ impl Env {
     /// Whether a rate-limited log line may go out now (at most one a second); `Some(n)`:
     /// yes, and `n` lines were held back since the last one.
     pub(crate) fn log_allowed(&self) -> Option<u64> {
-        let now = self.exact_ms();
+        self.log_allowed_at(self.exact_ms())
+    }
+
+    /// [`log_allowed`](Self::log_allowed) at clock reading `now` (ms since the process's
+    /// epoch, which may be under a second: the first line always goes out).
+    fn log_allowed_at(&self, now: u64) -> Option<u64> {
         let last = self.logged_ms.load(Ordering::Relaxed);
         // Relaxed: a rate limit; the CAS picks one logger per second.
-        if now.saturating_sub(last) >= 1000
+        if (last == NEVER_LOGGED || now.saturating_sub(last) >= 1000)
             && self
                 .logged_ms
-                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
             Some(self.unlogged.swap(0, Ordering::Relaxed))
@@ -209,5 +218,22 @@ impl Env {
             self.unlogged.fetch_add(1, Ordering::Relaxed);
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Env;
+
+    /// One line a second goes out, counting those held back, and the first goes out
+    /// whenever it comes, also in the clock's first second.
+    #[test]
+    fn the_log_rate_limit_lets_the_first_line_out() {
+        let env = Env::new();
+        assert_eq!(env.log_allowed_at(3), Some(0), "the first line, 3 ms in");
+        assert_eq!(env.log_allowed_at(500), None);
+        assert_eq!(env.log_allowed_at(1_002), None);
+        assert_eq!(env.log_allowed_at(1_003), Some(2), "two held back");
+        assert_eq!(env.log_allowed_at(1_004), None);
     }
 }

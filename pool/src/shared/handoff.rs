@@ -384,7 +384,14 @@ impl<T: Send + 'static> Shared<T> {
     /// left in `cell`.
     ///
     /// The creator holds a [`SharedRef`], not a handle, so the pool may have been closed
-    /// meanwhile (the object is then destroyed): the returned [`Owed`] settles that.
+    /// meanwhile (the object is then destroyed, and the reference it held is given back
+    /// here, which is never the last while the creator's own is held).
+    ///
+    /// User code runs here in three places: the factory error's `Display` and a tracing
+    /// subscriber (`create_failed`), and the wakers of the callers this create decides (its
+    /// own and those an opening breaker fails). What of it runs before the create has
+    /// settled what it owes runs inside `catch_unwind`, and its panic is logged once the
+    /// create has settled.
     ///
     /// `counts`: whether the outcome is the factory's (a runtime shutting down under the
     /// create is not, and does not move the breaker or the error rate); `admit`: what the
@@ -395,13 +402,15 @@ impl<T: Send + 'static> Shared<T> {
         cell: &Waiter,
         counts: bool,
         admit: crate::breaker::Admit,
-    ) -> Owed<'_> {
-        if let Err(e) = &result {
-            // Before the breaker may open: the waiters it fails carry this error.
-            self.create_failed(&**e);
-        }
-        // The waiters an opening breaker fails are woken once this create is settled: their
-        // wakers are user code, and a panic among them must not stop the settling.
+    ) {
+        // Before the breaker may open: the waiters it fails carry this error.
+        let reported = match &result {
+            Err(e) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.create_failed(&**e);
+            })),
+            Ok(_) => Ok(()),
+        };
+        // The waiters an opening breaker fails are woken once this create is settled.
         let failed = if counts {
             self.counters
                 .create_attempts
@@ -410,8 +419,7 @@ impl<T: Send + 'static> Shared<T> {
         } else {
             Vec::new()
         };
-        // The caller's cell is decided here and woken below, with the others: its waker is
-        // another task's code, and a panic in it must not skip what this create owes.
+        // The caller's cell is decided here and woken below, with the others.
         let (owed, decided) = match result {
             Ok((obj, id)) => {
                 let i = self.install(obj, id);
@@ -421,7 +429,9 @@ impl<T: Send + 'static> Shared<T> {
                 } else if cell.decide(Decision::Handed(i)) {
                     (Owed::none(&self.refs), true)
                 } else {
-                    // The caller left (timeout, cancel): the object is not lost.
+                    // The caller left (timeout, cancel): the object is not lost. Passed
+                    // on to a queued caller, it wakes that caller, whose waker's panic
+                    // reaches the create's task with nothing owed.
                     (self.release(i), false)
                 }
             }
@@ -434,8 +444,8 @@ impl<T: Send + 'static> Shared<T> {
                 (Owed::none(&self.refs), cell.decide(Decision::Failed))
             }
         };
-        // Other tasks' wakers: a panic among them is theirs, not this create's, and is not
-        // raised into the create's task (which would lose the references it owes).
+        owed.never();
+        // Other tasks' wakers: a panic among them is theirs, not this create's.
         let woken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let own = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 if decided {
@@ -450,7 +460,12 @@ impl<T: Send + 'static> Shared<T> {
         if woken.is_err() {
             tracing::error!(pool = %self.config().name, "a waiter's waker panicked as a create settled");
         }
-        owed
+        if reported.is_err() {
+            tracing::error!(
+                pool = %self.config().name,
+                "reporting a failed create panicked (the error's Display, or a tracing subscriber)"
+            );
+        }
     }
 
     /// Whether the checkout holding owned slot `i` (state `st`) had its capacity given
