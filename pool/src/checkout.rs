@@ -40,11 +40,13 @@ pub(crate) async fn recycle<T: Send + 'static>(
         Ok(None) => Ok(()),
         Ok(Some(reason)) => Err(reason),
         Err(msg) => {
-            tracing::error!(
-                pool = %shared.config().name,
-                panic = msg,
-                "riptide_pool: a checkout check (validate or a recycle hook) panicked"
-            );
+            crate::rt::trace::quietly(|| {
+                tracing::error!(
+                    pool = %shared.config().name,
+                    panic = msg,
+                    "riptide_pool: a checkout check (validate or a recycle hook) panicked"
+                )
+            });
             Err(DestroyReason::Panicked)
         }
     }

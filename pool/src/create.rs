@@ -80,12 +80,14 @@ impl<T: Send + 'static> Shared<T> {
         let text = last.0.clone();
         *self.last_create_error() = Some(std::sync::Arc::new(last));
         if let Some(quiet) = self.env().log_allowed() {
-            tracing::warn!(
-                pool = %self.config().name,
-                error = %text,
-                not_logged_since = quiet,
-                "riptide_pool: creating a pooled object failed"
-            );
+            crate::rt::trace::quietly(|| {
+                tracing::warn!(
+                    pool = %self.config().name,
+                    error = %text,
+                    not_logged_since = quiet,
+                    "riptide_pool: creating a pooled object failed"
+                )
+            });
         }
         self.emit(|| PoolEvent::CreateFailed { error: text });
     }
@@ -122,7 +124,9 @@ impl<T: Send + 'static> Shared<T> {
         match b.record_at(admit, ok, self.exact_ms()) {
             Transition::Opened => {
                 self.emit(|| PoolEvent::CircuitOpened);
-                tracing::warn!(pool = %self.config().name, "factory failing: circuit breaker open");
+                crate::rt::trace::quietly(
+                    || tracing::warn!(pool = %self.config().name, "factory failing: circuit breaker open"),
+                );
                 return self.fail_waiters_circuit_open();
             }
             Transition::Closed => self.emit(|| PoolEvent::CircuitClosed),

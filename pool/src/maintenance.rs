@@ -170,13 +170,15 @@ impl<T: Send + 'static> Shared<T> {
                 if let Some(location) = location {
                     let held_for = Duration::from_millis(held);
                     #[cfg(not(riptide_model))]
-                    tracing::warn!(
-                        pool = %self.config().name,
-                        id,
-                        held_ms = held,
-                        %location,
-                        "pooled object held longer than leak_threshold (suspected leak)"
-                    );
+                    crate::rt::trace::quietly(|| {
+                        tracing::warn!(
+                            pool = %self.config().name,
+                            id,
+                            held_ms = held,
+                            %location,
+                            "pooled object held longer than leak_threshold (suspected leak)"
+                        )
+                    });
                     self.emit(|| PoolEvent::LeakSuspected {
                         id,
                         held_for,

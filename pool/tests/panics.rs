@@ -11,7 +11,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use riptide_pool::{
@@ -808,7 +808,7 @@ fn a_panicking_subscriber_on_a_failed_create_loses_nothing() {
     });
 }
 
-/// A tracing layer that panics as a waiting acquisition's span opens, while armed.
+/// A tracing layer that panics as a waiting acquisition's span opens, once (it disarms).
 struct PanicOnWaitSpan(Arc<AtomicBool>);
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PanicOnWaitSpan {
@@ -818,20 +818,20 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PanicOnWaitSpan {
         _id: &tracing::span::Id,
         _ctx: tracing_subscriber::layer::Context<'_, S>,
     ) {
-        if attrs.metadata().name() == "riptide_pool.acquire" && on(&self.0) {
+        if attrs.metadata().name() == "riptide_pool.acquire" && self.0.swap(false, Ordering::SeqCst)
+        {
             boom("a subscriber's on_new_span");
         }
     }
 }
 
 /// A tracing subscriber is user code too: one that panics as a caller's wait span opens
-/// (the caller has just queued) reaches that caller, and the caller's place in the queue
-/// is given up with its future, so no returned object is handed to a caller that is gone.
+/// (the caller has just queued) does not reach the caller, which waits on without the
+/// span and is served by the next return.
 #[test]
 fn a_panicking_subscriber_loses_nothing() {
     use std::future::IntoFuture;
-    use std::panic::{catch_unwind, AssertUnwindSafe};
-    use std::task::{Context, Waker};
+    use std::task::{Context, Poll, Waker};
     use tracing_subscriber::layer::SubscriberExt;
 
     let armed = Arc::new(AtomicBool::new(true));
@@ -844,17 +844,195 @@ fn a_panicking_subscriber_loses_nothing() {
         rt.block_on(async {
             let f = flags();
             let pool = builder(&f).build().unwrap();
-            let held = fill(&pool).await;
+            let mut held = fill(&pool).await;
             let mut fut = Box::pin(pool.acquire().into_future());
-            let r = catch_unwind(AssertUnwindSafe(|| {
-                let _ = fut.as_mut().poll(&mut Context::from_waker(Waker::noop()));
-            }));
-            armed.store(false, Ordering::SeqCst);
-            assert!(r.is_err(), "the wait span did not open");
-            drop(fut);
-            assert_eq!(pool.stats().pending_acquisitions, 0, "a waiter left behind");
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(fut.as_mut().poll(&mut cx).is_pending());
+            assert!(
+                !armed.load(Ordering::SeqCst),
+                "the wait span was never opened"
+            );
+            assert_eq!(pool.stats().pending_acquisitions, 1, "queued all the same");
+            drop(held.pop());
+            match fut.as_mut().poll(&mut cx) {
+                Poll::Ready(g) => held.push(g.expect("served")),
+                Poll::Pending => panic!("the waiter was not served"),
+            }
             drop(held);
             intact(&pool, &f).await;
         });
     });
+}
+
+/// A tracing layer that panics in each kind of callback about the pool's own spans and
+/// events (opening, entering, leaving and closing each span; each event) the first time it
+/// comes (a span that failed to open is never entered, so later ones must succeed for the
+/// rest to be reached), recording what panicked.
+#[derive(Default)]
+struct PanicOnEverything {
+    seen: Mutex<std::collections::HashSet<String>>,
+    hits: Arc<Mutex<std::collections::BTreeSet<String>>>,
+}
+
+impl PanicOnEverything {
+    fn hit(&self, key: String, label: String) {
+        if self.seen.lock().unwrap().insert(key) {
+            self.hits.lock().unwrap().insert(label);
+            boom("a subscriber's callback");
+        }
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for PanicOnEverything
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _id: &tracing::span::Id,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if attrs.metadata().target().starts_with("riptide_pool") {
+            let what = format!("open {}", attrs.metadata().name());
+            self.hit(what.clone(), what);
+        }
+    }
+    fn on_event(&self, ev: &tracing::Event<'_>, _ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let m = ev.metadata();
+        if m.target().starts_with("riptide_pool") {
+            let file = m.file().unwrap_or("").rsplit('/').next().unwrap_or("");
+            let what = format!("event {} {file}", m.level());
+            self.hit(format!("{what}:{}", m.line().unwrap_or(0)), what);
+        }
+    }
+    fn on_enter(&self, id: &tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        if let Some(m) = ctx
+            .metadata(id)
+            .filter(|m| m.target().starts_with("riptide_pool"))
+        {
+            let what = format!("enter {}", m.name());
+            self.hit(what.clone(), what);
+        }
+    }
+    fn on_exit(&self, id: &tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        if let Some(m) = ctx
+            .metadata(id)
+            .filter(|m| m.target().starts_with("riptide_pool"))
+        {
+            let what = format!("exit {}", m.name());
+            self.hit(what.clone(), what);
+        }
+    }
+    fn on_close(&self, id: tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        if let Some(m) = ctx
+            .metadata(&id)
+            .filter(|m| m.target().starts_with("riptide_pool"))
+        {
+            let what = format!("close {}", m.name());
+            self.hit(what.clone(), what);
+        }
+    }
+}
+
+/// The whole kind: a tracing subscriber that panics in every callback about everything
+/// the pool reports on the caller's thread (the wait, create and destroy spans; the served
+/// event; the warnings about a failed create and a suspected leak; the error about a
+/// panicking `Drop`). None of those panics reaches a caller or the pool's bookkeeping:
+/// every operation below completes as it would without a subscriber, and no capacity,
+/// object or waiter is lost. (What the pool's timer thread reports, such as a nested
+/// wait, goes to the global subscriber, which a test sharing its process cannot set.)
+#[test]
+fn a_subscriber_that_panics_on_everything_loses_nothing() {
+    use tracing_subscriber::layer::SubscriberExt;
+    quiet();
+    let layer = PanicOnEverything::default();
+    let hits = layer.hits.clone();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        rt.block_on(async {
+            let f = flags();
+            let pool = builder(&f)
+                .leak_threshold(Duration::from_millis(20))
+                .build()
+                .unwrap();
+            // A wait served by a hand-off, and one that times out.
+            let held = fill(&pool).await;
+            let p = pool.clone();
+            let waiter = tokio::spawn(async move { p.get().await.map(drop) });
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            drop(held);
+            waiter.await.expect("no panic").expect("served");
+            let held = fill(&pool).await;
+            let r = pool.acquire().timeout(Duration::from_millis(20)).await;
+            assert!(matches!(r, Err(PoolError::Timeout)), "{:?}", r.map(drop));
+            // Held past `leak_threshold` (a maintenance report), then a nested wait.
+            tokio::time::sleep(Duration::from_millis(80)).await;
+            let r = pool.acquire().timeout(Duration::from_millis(50)).await;
+            assert!(r.is_err());
+            drop(held);
+            // A checkout that validation rejects, objects whose `Drop` panics as they are
+            // discarded or a shrink destroys them: all destroyed inside their span.
+            f.validate_fails.store(true, Ordering::SeqCst);
+            drop(
+                pool.get()
+                    .await
+                    .expect("a fresh object after the rejection"),
+            );
+            f.validate_fails.store(false, Ordering::SeqCst);
+            let mut v = fill(&pool).await;
+            f.drop.store(true, Ordering::SeqCst);
+            Pooled::discard(v.remove(0));
+            drop(v);
+            pool.resize(1);
+            f.drop.store(false, Ordering::SeqCst);
+            pool.resize(MAX);
+            intact(&pool, &f).await;
+            pool.close();
+            assert_eq!(
+                f.live.load(Ordering::SeqCst),
+                0,
+                "close destroyed everything"
+            );
+
+            // A failing factory that opens the circuit breaker.
+            let f = flags();
+            let pool = builder(&f)
+                .circuit_breaker(1, Duration::from_millis(30))
+                .build()
+                .unwrap();
+            f.create.store(true, Ordering::SeqCst);
+            let r = pool.get().await;
+            assert!(is_panic_create(&r, "create"), "{:?}", r.map(drop));
+            f.create.store(false, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            intact(&pool, &f).await;
+        });
+    });
+    let hits = hits.lock().unwrap();
+    for want in [
+        "open riptide_pool.acquire",
+        "close riptide_pool.acquire",
+        "event DEBUG trace.rs",
+        "open riptide_pool.create",
+        "enter riptide_pool.create",
+        "exit riptide_pool.create",
+        "close riptide_pool.create",
+        "open riptide_pool.destroy",
+        "enter riptide_pool.destroy",
+        "exit riptide_pool.destroy",
+        "close riptide_pool.destroy",
+        "event WARN create.rs",
+        "event WARN maintenance.rs",
+        "event ERROR objects.rs",
+    ] {
+        assert!(
+            hits.contains(want),
+            "never called: {want}; called: {hits:?}"
+        );
+    }
 }

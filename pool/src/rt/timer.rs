@@ -134,10 +134,12 @@ fn fire(action: Action) {
             // A callback is pool code, but never let one stop every deadline in the
             // process: report it and go on.
             if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-                tracing::error!(
-                    panic = crate::error::panic_message(&*p),
-                    "riptide_pool: a timer callback panicked"
-                );
+                crate::rt::trace::quietly(|| {
+                    tracing::error!(
+                        panic = crate::error::panic_message(&*p),
+                        "riptide_pool: a timer callback panicked"
+                    )
+                });
             }
         }
     }

@@ -66,10 +66,12 @@ fn run() {
                     Ok(Some(d)) => again.push((super::timer::deadline_after(d), pool)),
                     Ok(None) => {}
                     Err(p) => {
-                        tracing::error!(
-                            panic = crate::error::panic_message(&*p),
-                            "riptide_pool: a maintenance pass panicked; retrying in 1 s"
-                        );
+                        crate::rt::trace::quietly(|| {
+                            tracing::error!(
+                                panic = crate::error::panic_message(&*p),
+                                "riptide_pool: a maintenance pass panicked; retrying in 1 s"
+                            )
+                        });
                         again.push((super::timer::deadline_after(Duration::from_secs(1)), pool));
                     }
                 }

@@ -387,11 +387,11 @@ impl<T: Send + 'static> Shared<T> {
     /// meanwhile (the object is then destroyed, and the reference it held is given back
     /// here, which is never the last while the creator's own is held).
     ///
-    /// User code runs here in three places: the factory error's `Display` and a tracing
-    /// subscriber (`create_failed`), and the wakers of the callers this create decides (its
-    /// own and those an opening breaker fails). What of it runs before the create has
-    /// settled what it owes runs inside `catch_unwind`, and its panic is logged once the
-    /// create has settled.
+    /// User code runs here in three places: the factory error's `Display`
+    /// (`create_failed`), the tracing subscriber (always quietly: `rt::trace::quietly`),
+    /// and the wakers of the callers this create decides (its own and those an opening
+    /// breaker fails). The first runs inside `catch_unwind`, the wakers only once the
+    /// create has settled what it owes; their panics are logged then.
     ///
     /// `counts`: whether the outcome is the factory's (a runtime shutting down under the
     /// create is not, and does not move the breaker or the error rate); `admit`: what the
@@ -458,13 +458,17 @@ impl<T: Send + 'static> Shared<T> {
             }
         }));
         if woken.is_err() {
-            tracing::error!(pool = %self.config().name, "a waiter's waker panicked as a create settled");
+            crate::rt::trace::quietly(
+                || tracing::error!(pool = %self.config().name, "a waiter's waker panicked as a create settled"),
+            );
         }
         if reported.is_err() {
-            tracing::error!(
-                pool = %self.config().name,
-                "reporting a failed create panicked (the error's Display, or a tracing subscriber)"
-            );
+            crate::rt::trace::quietly(|| {
+                tracing::error!(
+                    pool = %self.config().name,
+                    "formatting a failed create's error panicked (its Display)"
+                )
+            });
         }
     }
 

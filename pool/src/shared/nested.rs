@@ -157,13 +157,15 @@ impl<T: Send + 'static> Shared<T> {
         {
             return;
         }
-        tracing::warn!(
-            pool = %self.config.name,
-            held_at = %held_at,
-            waiting_at = %waiting_at,
-            "riptide_pool: a caller waits for an object while it holds one from the same pool \
-             (a nested acquisition); once every holder does this, none is ever returned"
-        );
+        crate::rt::trace::quietly(|| {
+            tracing::warn!(
+                pool = %self.config.name,
+                held_at = %held_at,
+                waiting_at = %waiting_at,
+                "riptide_pool: a caller waits for an object while it holds one from the same pool \
+                 (a nested acquisition); once every holder does this, none is ever returned"
+            )
+        });
         self.emit(|| PoolEvent::NestedAcquire {
             held_at,
             waiting_at,

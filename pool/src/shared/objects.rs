@@ -131,10 +131,12 @@ impl<T: Send + 'static> Shared<T> {
 /// panic unwinds (a panicking `reset`) never becomes a double panic.
 pub(super) fn drop_object<T>(obj: T, pool: &str) {
     if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(obj))) {
-        tracing::error!(
+        crate::rt::trace::quietly(|| {
+            tracing::error!(
             pool,
             panic = crate::error::panic_message(&*p),
             "riptide_pool: a pooled object's Drop panicked (the object is gone, its capacity freed)"
-        );
+        )
+        });
     }
 }

@@ -94,7 +94,9 @@ mod imp {
     pub(crate) fn for_new_pool() -> bool {
         init();
         let asym = !FENCE.load(Ordering::Relaxed) && REGISTERED.load(Ordering::Relaxed);
-        tracing::trace!(membarrier = asym, "riptide_pool: a pool's barrier pair");
+        crate::rt::trace::quietly(|| {
+            tracing::trace!(membarrier = asym, "riptide_pool: a pool's barrier pair")
+        });
         asym
     }
 
