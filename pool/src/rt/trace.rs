@@ -25,6 +25,7 @@ mod imp {
     pub(crate) struct WaitSpan(Option<Box<Span>>);
 
     impl Drop for WaitSpan {
+        #[inline]
         fn drop(&mut self) {
             if let Some(span) = self.0.take() {
                 quietly(move || drop(span));
@@ -34,6 +35,10 @@ mod imp {
 
     /// An acquisition that has to wait or create; a child of the caller's current span.
     pub(crate) fn acquire(pool: &str, priority: crate::Priority) -> WaitSpan {
+        // No subscriber wants debug spans (the usual case): skip the callsite's own check.
+        if !tracing::level_enabled!(tracing::Level::DEBUG) {
+            return WaitSpan(None);
+        }
         WaitSpan(
             quietly(|| {
                 let span = tracing::debug_span!("riptide_pool.acquire", pool, ?priority);
@@ -56,6 +61,9 @@ mod imp {
         reason: crate::DestroyReason,
         f: impl FnOnce() -> R,
     ) -> R {
+        if !tracing::level_enabled!(tracing::Level::DEBUG) {
+            return f();
+        }
         let Some(span) =
             quietly(|| tracing::debug_span!("riptide_pool.destroy", pool, id, ?reason))
         else {
