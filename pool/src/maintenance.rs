@@ -207,7 +207,7 @@ impl<T: Send + 'static> Shared<T> {
         // Creates already in flight (reserved, not yet objects) count towards the target.
         let in_flight = self.size().saturating_sub(idle + busy);
         for _ in (idle + in_flight)..want {
-            if !self.try_reserve() {
+            if !self.try_reserve_free() {
                 break;
             }
             self.spawn_fill();

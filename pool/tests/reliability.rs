@@ -503,3 +503,118 @@ async fn a_zero_timeout_does_not_wait_or_create() {
     assert_eq!(pool.stats().pending_acquisitions, 0);
     drop(g);
 }
+
+/// A caller running its checkout step (a slow `pre_recycle`) when `close` runs does not
+/// get the object once the step passes: it gets `Closed`, and the object is destroyed.
+#[tokio::test]
+async fn close_during_the_checkout_step_fails_the_caller() {
+    let c = Arc::new(Census::default());
+    let pool = builder(&c, Duration::ZERO)
+        .max_size(2)
+        .pre_recycle(|_, _| {
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Ok(())
+            })
+        })
+        .build()
+        .unwrap();
+    drop(pool.get().await.unwrap());
+    let p = pool.clone();
+    let checking = tokio::spawn(async move { p.get().await.map(drop) });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    pool.close();
+    let r = checking.await.unwrap();
+    assert!(matches!(r, Err(PoolError::Closed)), "{r:?}");
+    until(|| c.live.load(Ordering::SeqCst) == 0).await;
+    assert_consistent(&pool);
+}
+
+/// A half-open trial create that never finishes because its runtime shuts down is not the
+/// factory's outcome, and gives the trial up: once the factory is healthy, the next caller
+/// tries and the breaker closes (it must not stay half-open, refusing everyone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trial_create_lost_to_a_runtime_shutdown_lets_the_next_caller_try() {
+    let c = Arc::new(Census::default());
+    c.fail.store(true, Ordering::SeqCst);
+    let delay = Arc::new(AtomicUsize::new(0));
+    let (c2, d2) = (c.clone(), delay.clone());
+    let pool = Pool::builder(move || {
+        let (c, d) = (c2.clone(), d2.clone());
+        async move {
+            let ms = d.load(Ordering::SeqCst) as u64;
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            if c.fail.load(Ordering::SeqCst) {
+                return Err(std::io::Error::other("backend down"));
+            }
+            Ok(common::make(&c))
+        }
+    })
+    .max_size(2)
+    .circuit_breaker(1, Duration::from_millis(30))
+    .acquire_timeout(Duration::from_secs(1))
+    .build()
+    .unwrap();
+    assert!(matches!(pool.get().await, Err(PoolError::Create(_))));
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    assert_eq!(pool.circuit_state(), riptide_pool::CircuitState::HalfOpen);
+    // The trial: created on a runtime that shuts down under it.
+    c.fail.store(false, Ordering::SeqCst);
+    delay.store(300, Ordering::SeqCst);
+    let p = pool.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let _ = tokio::time::timeout(Duration::from_millis(50), p.get()).await;
+        });
+    })
+    .join()
+    .unwrap();
+    delay.store(0, Ordering::SeqCst);
+    let r = pool.get().await;
+    assert!(
+        r.is_ok(),
+        "{:?}, breaker {:?}",
+        r.map(drop),
+        pool.circuit_state()
+    );
+    assert_eq!(pool.circuit_state(), riptide_pool::CircuitState::Closed);
+}
+
+/// Partitions whose `min_idle` add up past the global cap: the background top-up takes
+/// only free global capacity, so an idle pool settles instead of each partition evicting
+/// the other's idle objects to fill its own, forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_topping_up_min_idle_do_not_evict_each_other() {
+    let made = Arc::new(AtomicUsize::new(0));
+    let m = made.clone();
+    let limits = riptide_pool::PartitionLimits {
+        max_size: 2,
+        min_idle: 2,
+        priority_boost: 0,
+    };
+    let pp: PartitionedPool<usize, Poolable2> = PartitionedPool::builder(move |_key: usize| {
+        m.fetch_add(1, Ordering::SeqCst);
+        async move { Ok::<_, std::io::Error>(Poolable2) }
+    })
+    .partition_max_size(2)
+    .max_size(2)
+    .idle_timeout(Duration::from_millis(40))
+    .partition(0, limits)
+    .partition(1, limits)
+    .build()
+    .unwrap();
+    // Maintenance runs every 10 ms here (a quarter of the idle timeout).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let settled = made.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let more = made.load(Ordering::SeqCst) - settled;
+    assert!(more == 0, "{more} creates with no traffic at all");
+    assert_eq!(pp.global_size(), 2);
+}
+
+struct Poolable2;
+impl Poolable for Poolable2 {}

@@ -239,7 +239,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
                         // The checkout step is over: nothing to drop with the object.
                         *step = Slow::Start;
                         match verdict {
-                            Ok(()) => Break(Ok(Self::checked_out(ctx, slot))),
+                            Ok(()) => Self::checked_out(ctx, slot),
                             Err(reason) => {
                                 // Rejected: destroy it and try again, without an error.
                                 ctx.shared().destroy(slot, reason).never();
@@ -340,6 +340,11 @@ impl<T: Send + 'static> AcquireFuture<T> {
     /// back, `CircuitOpen` at once), then starts the factory's task and waits for it.
     fn create(ctx: &Ctx<T>) -> Step<T> {
         let shared = ctx.shared();
+        if shared.is_closed() {
+            // Reserved just before `close`: no factory runs for a closed pool.
+            shared.unreserve();
+            return Break(Err(PoolError::Closed));
+        }
         let admit = shared.breaker_admit();
         if admit == Admit::Reject {
             shared.unreserve();
@@ -355,7 +360,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
     fn created(ctx: &Ctx<T>, cell: &Waiter, d: Decision) -> Step<T> {
         match d {
             // A fresh object needs no checkout step.
-            Decision::Handed(i) => Break(Ok(Self::checked_out(ctx, i))),
+            Decision::Handed(i) => Self::checked_out(ctx, i),
             Decision::Failed => Break(Err(PoolError::Create(
                 cell.error
                     .lock()
@@ -375,7 +380,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
             return Continue(Slow::Start);
         }
         if !shared.needs_recycle(i) {
-            return Break(Ok(Self::checked_out(ctx, i)));
+            return Self::checked_out(ctx, i);
         }
         // Step 6: the checkout step, holding a pool handle so the future is 'static.
         let pool = ctx.pool.clone();
@@ -390,10 +395,17 @@ impl<T: Send + 'static> AcquireFuture<T> {
     }
 
     /// Hands owned slot `i` to the caller: the wait is recorded and the slot becomes a
-    /// guard.
-    fn checked_out(ctx: &Ctx<T>, i: usize) -> Pooled<T> {
-        ctx.shared().record_wait(ctx.waited());
-        ctx.pool.guard(i, ctx.opts.location)
+    /// guard. In a pool closed meanwhile (while the caller was being handed the object,
+    /// creating it or checking it) the object is destroyed instead: once `close` has
+    /// returned, no acquisition succeeds.
+    fn checked_out(ctx: &Ctx<T>, i: usize) -> Step<T> {
+        let shared = ctx.shared();
+        if shared.is_closed() {
+            shared.destroy(i, DestroyReason::Closed).never();
+            return Break(Err(PoolError::Closed));
+        }
+        shared.record_wait(ctx.waited());
+        Break(Ok(ctx.pool.guard(i, ctx.opts.location)))
     }
 }
 

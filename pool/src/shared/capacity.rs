@@ -47,6 +47,13 @@ impl<T: Send + 'static> Shared<T> {
         false
     }
 
+    /// A reservation for a background top-up (`min_idle`): global capacity only if free.
+    /// It never evicts another partition's idle object, which would make partitions whose
+    /// `min_idle` add up past the global cap take objects from each other forever.
+    pub(crate) fn try_reserve_free(&self) -> bool {
+        self.reserve(false)
+    }
+
     /// `try_reserve` for callers holding the queue lock: global capacity only if free.
     pub(super) fn try_reserve_locked(&self) -> bool {
         self.reserve(false)

@@ -417,6 +417,11 @@ impl<T: Send + 'static> Shared<T> {
                 .fetch_add(1, Ordering::Relaxed);
             self.breaker_record(admit, result.is_ok())
         } else {
+            // Not the factory's outcome: a half-open trial it was is given up, so the next
+            // caller tries (else the breaker would refuse everyone from now on).
+            if let Some(b) = self.breaker() {
+                b.abandon(admit);
+            }
             Vec::new()
         };
         // The caller's cell is decided here and woken below, with the others.
