@@ -114,6 +114,14 @@ impl<T: Send + 'static> Shared<T> {
             .map_or(Admit::Call, |b| b.admit_at(self.exact_ms()))
     }
 
+    /// Tells the breaker that a create admitted as `admit` did not run or did not report
+    /// the factory's outcome: a half-open trial is given up, so the next caller tries.
+    pub(crate) fn breaker_abandon(&self, admit: Admit) {
+        if let Some(b) = self.breaker() {
+            b.abandon(admit);
+        }
+    }
+
     /// Tells the breaker how a create admitted as `admit` went. Opening fails every
     /// queued waiter: their wakers are returned, to wake once the create is settled.
     /// Events go out after the state changed, with nothing held.

@@ -299,8 +299,10 @@ impl<T: Send + 'static> Pool<T> {
         self.shared().resize(max_size);
     }
 
-    /// Closes the pool: waiters and new calls get `PoolError::Closed`, idle objects are
-    /// dropped now, and objects returned later are dropped. Idempotent.
+    /// Closes the pool: waiters (queued, waiting for their own create, or running a
+    /// checkout step) and new calls get `PoolError::Closed` (no acquisition succeeds once
+    /// `close` has returned), idle objects are dropped now, and objects returned later, or
+    /// made by creates still running, are dropped when they come. Idempotent.
     pub fn close(&self) {
         self.shared().close();
     }

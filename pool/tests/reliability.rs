@@ -618,3 +618,39 @@ async fn partitions_topping_up_min_idle_do_not_evict_each_other() {
 
 struct Poolable2;
 impl Poolable for Poolable2 {}
+
+/// `close` fails a caller waiting for its own create at once, as it fails queued ones;
+/// the create goes on, and its object is destroyed when it lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_fails_a_caller_waiting_for_its_create_at_once() {
+    let c = Arc::new(Census::default());
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (c2, g2) = (c.clone(), gate.clone());
+    let pool = Pool::builder(move || {
+        let (c, g) = (c2.clone(), g2.clone());
+        async move {
+            g.acquire().await.unwrap().forget();
+            Ok::<_, std::io::Error>(common::make(&c))
+        }
+    })
+    .max_size(1)
+    .acquire_timeout(Duration::from_secs(30))
+    .build()
+    .unwrap();
+    let p = pool.clone();
+    let creating = tokio::spawn(async move { p.get().await.map(drop) });
+    let p = pool.clone();
+    let queued = tokio::spawn(async move { p.get().await.map(drop) });
+    until(|| pool.stats().pending_acquisitions == 1 && pool.stats().size == 1).await;
+    let t = Instant::now();
+    pool.close();
+    for (what, h) in [("creating", creating), ("queued", queued)] {
+        let r = tokio::time::timeout(Duration::from_secs(5), h).await;
+        let r = r.unwrap_or_else(|_| panic!("the {what} caller was not failed at close"));
+        assert!(matches!(r.unwrap(), Err(PoolError::Closed)), "{what}");
+    }
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    gate.add_permits(1);
+    until(|| c.made.load(Ordering::SeqCst) == 1 && c.live.load(Ordering::SeqCst) == 0).await;
+    assert_consistent(&pool);
+}

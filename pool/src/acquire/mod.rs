@@ -351,6 +351,12 @@ impl<T: Send + 'static> AcquireFuture<T> {
             return Break(Err(shared.circuit_open()));
         }
         let cell = Waiter::new(ctx.opts.priority, shared.now(), Duration::MAX, false);
+        if !shared.track_create(&cell) {
+            // Closed since the check above.
+            shared.breaker_abandon(admit);
+            shared.unreserve();
+            return Break(Err(PoolError::Closed));
+        }
         shared.spawn_create(cell.clone(), admit);
         let deadline = shared.env().deadline(ctx.deadline());
         Continue(Slow::Creating { cell, deadline })

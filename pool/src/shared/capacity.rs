@@ -47,6 +47,19 @@ impl<T: Send + 'static> Shared<T> {
         false
     }
 
+    /// Records `cell`, the cell of a create its caller is about to wait for, so that
+    /// `close` fails that caller at once; `false` if the pool is closed (the caller then
+    /// gives its reservation back and starts no create).
+    pub(crate) fn track_create(&self, cell: &crate::sync::Arc<crate::waiters::Waiter>) -> bool {
+        let mut q = self.queue.lock();
+        if self.is_closed() {
+            return false;
+        }
+        q.creating.retain(|c| c.is_waiting());
+        q.creating.push(cell.clone());
+        true
+    }
+
     /// A reservation for a background top-up (`min_idle`): global capacity only if free.
     /// It never evicts another partition's idle object, which would make partitions whose
     /// `min_idle` add up past the global cap take objects from each other forever.

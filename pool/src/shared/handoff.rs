@@ -419,9 +419,7 @@ impl<T: Send + 'static> Shared<T> {
         } else {
             // Not the factory's outcome: a half-open trial it was is given up, so the next
             // caller tries (else the breaker would refuse everyone from now on).
-            if let Some(b) = self.breaker() {
-                b.abandon(admit);
-            }
+            self.breaker_abandon(admit);
             Vec::new()
         };
         // The caller's cell is decided here and woken below, with the others.

@@ -355,6 +355,12 @@ impl<T: Send + 'static> Shared<T> {
             return;
         }
         let closed = q.decide_all(crate::waiters::Decision::PoolClosed);
+        // Callers waiting for their own create fail at once as well; the create goes on,
+        // and its object is destroyed when it lands (`finish_create`).
+        let creating: Vec<_> = std::mem::take(&mut q.creating)
+            .into_iter()
+            .filter(|c| c.decide(crate::waiters::Decision::PoolClosed))
+            .collect();
         let stale = self.disarm_sweep(&mut q);
         self.word.close();
         // Every release from now on sees the pool closed, or its IDLE store is seen below
@@ -366,8 +372,20 @@ impl<T: Send + 'static> Shared<T> {
         for i in doomed {
             self.destroy(i, DestroyReason::Closed).never();
         }
-        // Last: a waker that panics reaches the caller with the pool closed.
-        crate::waiters::wake_all(closed);
+        // Last: a waker that panics reaches the caller with the pool closed, once every
+        // other waiter has been woken.
+        let queued = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::waiters::wake_all(closed);
+        }));
+        let mut first = queued.err();
+        for c in creating {
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.wake())) {
+                first.get_or_insert(p);
+            }
+        }
+        if let Some(p) = first {
+            std::panic::resume_unwind(p);
+        }
     }
 
     // ---------------------------------------------------------------- stats

@@ -37,6 +37,10 @@ pub(crate) struct WaitQueue {
     pub sweeper: Option<Armed>,
     /// Whether the nested-wait check is armed on the pool's timer (`shared/nested.rs`).
     pub nested_check: bool,
+    /// The cells of creates whose callers wait for them (decided by the create's task,
+    /// not queued), so that `close` fails those callers at once too. Decided cells are
+    /// pruned as new ones come (`Shared::track_create`).
+    pub creating: Vec<Arc<Waiter>>,
 }
 
 impl WaitQueue {
