@@ -654,3 +654,49 @@ async fn close_fails_a_caller_waiting_for_its_create_at_once() {
     until(|| c.made.load(Ordering::SeqCst) == 1 && c.live.load(Ordering::SeqCst) == 0).await;
     assert_consistent(&pool);
 }
+
+/// A caller whose deadline passes (or who goes away) while its checkout step runs does not
+/// cost the pool a healthy object: the step runs on in the background and the object goes
+/// back to the pool once it passes. Here `validate` yields once, so a zero timeout ("do
+/// not wait") can never see it finish.
+#[tokio::test]
+async fn a_checkout_step_cut_short_by_the_caller_keeps_a_healthy_object() {
+    struct V(Arc<Census>);
+    impl riptide_pool::Factory<common::Obj> for V {
+        type Error = std::io::Error;
+        fn create(
+            &self,
+        ) -> impl std::future::Future<Output = Result<common::Obj, std::io::Error>> + Send {
+            let c = self.0.clone();
+            async move { Ok(common::make(&c)) }
+        }
+        async fn validate(&self, _: &mut common::Obj) -> bool {
+            tokio::task::yield_now().await;
+            true
+        }
+    }
+    let c = Arc::new(Census::default());
+    let pool = Pool::builder(V(c.clone()))
+        .max_size(4)
+        .validation_interval(Duration::ZERO)
+        .build()
+        .unwrap();
+    pool.warm_up(4).await.unwrap();
+    for _ in 0..8 {
+        let r = pool.acquire().timeout(Duration::ZERO).await;
+        assert!(matches!(r, Err(PoolError::Timeout)), "{:?}", r.map(drop));
+    }
+    // Dropped mid-step, too.
+    use std::future::Future;
+    let mut fut = Box::pin(pool.get());
+    let waker = std::task::Waker::noop();
+    assert!(fut
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(waker))
+        .is_pending());
+    drop(fut);
+    until(|| pool.stats().idle == 4).await;
+    let s = pool.stats();
+    assert_eq!((s.size, s.destroyed), (4, 0), "{s:?}");
+    assert_consistent(&pool);
+}
