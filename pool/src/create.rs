@@ -50,33 +50,6 @@ impl<T: Send + 'static> Shared<T> {
         );
     }
 
-    /// Runs on in the background a checkout step (`validate`, the recycle hooks) on owned
-    /// slot `i` whose caller stopped waiting (its deadline passed, or it was dropped):
-    /// the object goes back to the pool if the step passes, and is destroyed if it fails,
-    /// panics, outlasts `create_timeout`, or its runtime drops it. So a short timeout
-    /// never costs a healthy object. The task holds the shared state, not the pool.
-    pub(crate) fn finish_check(
-        &self,
-        i: usize,
-        check: crate::traits::BoxFuture<'static, Result<(), crate::stats::DestroyReason>>,
-    ) {
-        let task_ref = SharedRef::to(self);
-        self.env()
-            .spawn_bounded(self.config().create_timeout, check, move |ran| {
-                let shared = task_ref.get();
-                match ran {
-                    Ran::Done(Ok(())) => shared.release(i).never(),
-                    Ran::Done(Err(reason)) => shared.destroy(i, reason).never(),
-                    Ran::Panicked(_) => shared
-                        .destroy(i, crate::stats::DestroyReason::Panicked)
-                        .never(),
-                    Ran::TimedOut | Ran::Dropped => shared
-                        .destroy(i, crate::stats::DestroyReason::ValidationFailed)
-                        .never(),
-                }
-            });
-    }
-
     /// `Factory::create`, then the `post_create` hook (a rejection fails the create); the
     /// object comes with the id it will have in the pool.
     pub(crate) async fn create_with_hooks(&self) -> Result<(T, u64), BoxError> {
