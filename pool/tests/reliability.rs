@@ -654,3 +654,62 @@ async fn close_fails_a_caller_waiting_for_its_create_at_once() {
     until(|| c.made.load(Ordering::SeqCst) == 1 && c.live.load(Ordering::SeqCst) == 0).await;
     assert_consistent(&pool);
 }
+
+/// A caller that gave up waiting for its own create, whose task (here a waker that owns a
+/// checkout, as an executor's task owns its future) is then kept alive only by the pool:
+/// the pool lets it go outside its lock, so the checkout the task returns as it is dropped
+/// (which takes the lock) never deadlocks the next create or `close`.
+#[test]
+fn a_task_that_gave_up_on_its_create_is_let_go_outside_the_lock() {
+    use std::future::{Future, IntoFuture};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Task(Mutex<Option<riptide_pool::Pooled<common::Obj>>>);
+    impl Wake for Task {
+        fn wake(self: Arc<Self>) {}
+    }
+    within(Duration::from_secs(20), || {
+        let c = census();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        for then_close in [false, true] {
+            let pool = rt.block_on(async {
+                builder(&c, Duration::from_millis(200))
+                    .max_size(3)
+                    .build()
+                    .unwrap()
+            });
+            let task = Arc::new(Task(Mutex::new(None)));
+            let waker = Waker::from(task.clone());
+            let mut fut = Box::pin(
+                pool.acquire()
+                    .timeout(Duration::from_millis(30))
+                    .into_future(),
+            );
+            let mut cx = Context::from_waker(&waker);
+            assert!(fut.as_mut().poll(&mut cx).is_pending(), "creating");
+            std::thread::sleep(Duration::from_millis(100));
+            assert!(matches!(
+                fut.as_mut().poll(&mut cx),
+                Poll::Ready(Err(PoolError::Timeout))
+            ));
+            drop((fut, waker));
+            // The create lands in the pool; the task then takes an object that goes
+            // back through destroy (unhealthy), and only the pool may still hold it.
+            std::thread::sleep(Duration::from_millis(300));
+            let mut g = pool.try_get().expect("the create landed");
+            g.healthy = false;
+            *task.0.lock().unwrap() = Some(g);
+            drop(task);
+            if then_close {
+                pool.close();
+            } else {
+                drop(rt.block_on(pool.get()).expect("the next create"));
+            }
+            assert_consistent(&pool);
+        }
+    });
+}

@@ -59,6 +59,10 @@ impl<T: Send + 'static> Ctx<T> {
     /// lets the cell go.
     pub(super) fn give_up(&self, cell: Arc<Waiter>) {
         self.shared().cancel(&cell);
+        if !cell.queued {
+            // A create's cell: `close` no longer needs to fail it.
+            self.shared().untrack_create(&cell);
+        }
         Waiter::retire(cell);
     }
 }

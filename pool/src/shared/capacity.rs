@@ -49,15 +49,28 @@ impl<T: Send + 'static> Shared<T> {
 
     /// Records `cell`, the cell of a create its caller is about to wait for, so that
     /// `close` fails that caller at once; `false` if the pool is closed (the caller then
-    /// gives its reservation back and starts no create).
+    /// gives its reservation back and starts no create). [`untrack_create`] takes it out
+    /// when the create settles or the caller gives up.
+    ///
+    /// [`untrack_create`]: Self::untrack_create
     pub(crate) fn track_create(&self, cell: &crate::sync::Arc<crate::waiters::Waiter>) -> bool {
         let mut q = self.queue.lock();
         if self.is_closed() {
             return false;
         }
-        q.creating.retain(|c| c.is_waiting());
         q.creating.push(cell.clone());
         true
+    }
+
+    /// Takes `cell` out of the tracked creates, if it is there. Its reference is dropped
+    /// after the lock (never the last one anyway: the caller and the create's task hold
+    /// theirs), so no waker or error it holds is dropped under the lock.
+    pub(crate) fn untrack_create(&self, cell: &crate::waiters::Waiter) {
+        let mut q = self.queue.lock();
+        let pos = q.creating.iter().position(|c| std::ptr::eq(&**c, cell));
+        let taken = pos.map(|i| q.creating.swap_remove(i));
+        drop(q);
+        drop(taken);
     }
 
     /// A reservation for a background top-up (`min_idle`): global capacity only if free.

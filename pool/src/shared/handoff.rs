@@ -403,6 +403,8 @@ impl<T: Send + 'static> Shared<T> {
         counts: bool,
         admit: crate::breaker::Admit,
     ) {
+        // No longer `close`'s to fail: from here, this create decides its caller.
+        self.untrack_create(cell);
         // Before the breaker may open: the waiters it fails carry this error.
         let reported = match &result {
             Err(e) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

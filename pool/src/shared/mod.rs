@@ -356,10 +356,14 @@ impl<T: Send + 'static> Shared<T> {
         }
         let closed = q.decide_all(crate::waiters::Decision::PoolClosed);
         // Callers waiting for their own create fail at once as well; the create goes on,
-        // and its object is destroyed when it lands (`finish_create`).
+        // and its object is destroyed when it lands (`finish_create`). The cells are
+        // decided here (a CAS, no user code) and woken and let go after the unlock.
         let creating: Vec<_> = std::mem::take(&mut q.creating)
             .into_iter()
-            .filter(|c| c.decide(crate::waiters::Decision::PoolClosed))
+            .map(|c| {
+                let won = c.decide(crate::waiters::Decision::PoolClosed);
+                (c, won)
+            })
             .collect();
         let stale = self.disarm_sweep(&mut q);
         self.word.close();
@@ -378,11 +382,15 @@ impl<T: Send + 'static> Shared<T> {
             crate::waiters::wake_all(closed);
         }));
         let mut first = queued.err();
-        for c in creating {
-            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.wake())) {
-                first.get_or_insert(p);
+        for (c, won) in &creating {
+            if *won {
+                if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.wake()))
+                {
+                    first.get_or_insert(p);
+                }
             }
         }
+        drop(creating);
         if let Some(p) = first {
             std::panic::resume_unwind(p);
         }

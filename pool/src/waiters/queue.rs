@@ -38,8 +38,9 @@ pub(crate) struct WaitQueue {
     /// Whether the nested-wait check is armed on the pool's timer (`shared/nested.rs`).
     pub nested_check: bool,
     /// The cells of creates whose callers wait for them (decided by the create's task,
-    /// not queued), so that `close` fails those callers at once too. Decided cells are
-    /// pruned as new ones come (`Shared::track_create`).
+    /// not queued), so that `close` fails those callers at once too
+    /// (`Shared::track_create`); each is taken out when its create settles or its caller
+    /// gives up (`Shared::untrack_create`), and never dropped under the lock.
     pub creating: Vec<Arc<Waiter>>,
 }
 
