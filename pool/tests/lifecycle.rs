@@ -794,15 +794,9 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SpanNames {
 
 #[test]
 fn slow_paths_open_debug_spans_and_the_fast_path_none() {
-    use tracing_subscriber::layer::SubscriberExt;
     let names = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let subscriber = tracing_subscriber::registry().with(SpanNames(names.clone()));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    tracing::subscriber::with_default(subscriber, || {
-        rt.block_on(async {
+    common::with_layer(SpanNames(names.clone()), || {
+        async {
             let c = census();
             let pool = builder(&c, NO_DELAY).max_size(1).build().unwrap();
             let g = pool.get().await.unwrap(); // a create
@@ -826,6 +820,6 @@ fn slow_paths_open_debug_spans_and_the_fast_path_none() {
             Pooled::discard(g);
             let seen = take(&names);
             assert!(seen.iter().any(|n| n == "riptide_pool.destroy"), "{seen:?}");
-        });
+        }
     });
 }

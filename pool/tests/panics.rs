@@ -9,6 +9,8 @@
 //! and `on_detach` run in the caller's own call (dropping the guard, detaching), so their
 //! panic reaches that caller; an object's `Drop` panic is caught and logged by the pool.
 
+mod common;
+
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -766,14 +768,8 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PanicOnEvent {
 /// Runs `f` on a current-thread runtime (so the pool's creates run on this thread too)
 /// with [`PanicOnEvent`] as the subscriber.
 fn with_panicking_events<F: Future<Output = ()>>(f: impl FnOnce() -> F) {
-    use tracing_subscriber::layer::SubscriberExt;
     quiet();
-    let subscriber = tracing_subscriber::registry().with(PanicOnEvent);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    tracing::subscriber::with_default(subscriber, || rt.block_on(f()));
+    common::with_layer(PanicOnEvent, f);
 }
 
 /// A subscriber that panics on the warning about a failed create (which goes out before
@@ -836,35 +832,27 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PanicOnWaitSpan {
 fn a_panicking_subscriber_loses_nothing() {
     use std::future::IntoFuture;
     use std::task::{Context, Poll, Waker};
-    use tracing_subscriber::layer::SubscriberExt;
 
     let armed = Arc::new(AtomicBool::new(true));
-    let subscriber = tracing_subscriber::registry().with(PanicOnWaitSpan(armed.clone()));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    tracing::subscriber::with_default(subscriber, || {
-        rt.block_on(async {
-            let f = flags();
-            let pool = builder(&f).build().unwrap();
-            let mut held = fill(&pool).await;
-            let mut fut = Box::pin(pool.acquire().into_future());
-            let mut cx = Context::from_waker(Waker::noop());
-            assert!(fut.as_mut().poll(&mut cx).is_pending());
-            assert!(
-                !armed.load(Ordering::SeqCst),
-                "the wait span was never opened"
-            );
-            assert_eq!(pool.stats().pending_acquisitions, 1, "queued all the same");
-            drop(held.pop());
-            match fut.as_mut().poll(&mut cx) {
-                Poll::Ready(g) => held.push(g.expect("served")),
-                Poll::Pending => panic!("the waiter was not served"),
-            }
-            drop(held);
-            intact(&pool, &f).await;
-        });
+    common::with_layer(PanicOnWaitSpan(armed.clone()), || async {
+        let f = flags();
+        let pool = builder(&f).build().unwrap();
+        let mut held = fill(&pool).await;
+        let mut fut = Box::pin(pool.acquire().into_future());
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        assert!(
+            !armed.load(Ordering::SeqCst),
+            "the wait span was never opened"
+        );
+        assert_eq!(pool.stats().pending_acquisitions, 1, "queued all the same");
+        drop(held.pop());
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(g) => held.push(g.expect("served")),
+            Poll::Pending => panic!("the waiter was not served"),
+        }
+        drop(held);
+        intact(&pool, &f).await;
     });
 }
 
@@ -879,6 +867,23 @@ struct PanicOnEverything {
 }
 
 impl PanicOnEverything {
+    fn span_hit<S>(
+        &self,
+        kind: &str,
+        id: &tracing::span::Id,
+        ctx: &tracing_subscriber::layer::Context<'_, S>,
+    ) where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        if let Some(m) = ctx
+            .metadata(id)
+            .filter(|m| m.target().starts_with("riptide_pool"))
+        {
+            let what = format!("{kind} {}", m.name());
+            self.hit(what.clone(), what);
+        }
+    }
+
     fn hit(&self, key: String, label: String) {
         if self.seen.lock().unwrap().insert(key) {
             self.hits.lock().unwrap().insert(label);
@@ -911,31 +916,13 @@ where
         }
     }
     fn on_enter(&self, id: &tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
-        if let Some(m) = ctx
-            .metadata(id)
-            .filter(|m| m.target().starts_with("riptide_pool"))
-        {
-            let what = format!("enter {}", m.name());
-            self.hit(what.clone(), what);
-        }
+        self.span_hit("enter", id, &ctx);
     }
     fn on_exit(&self, id: &tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
-        if let Some(m) = ctx
-            .metadata(id)
-            .filter(|m| m.target().starts_with("riptide_pool"))
-        {
-            let what = format!("exit {}", m.name());
-            self.hit(what.clone(), what);
-        }
+        self.span_hit("exit", id, &ctx);
     }
     fn on_close(&self, id: tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
-        if let Some(m) = ctx
-            .metadata(&id)
-            .filter(|m| m.target().starts_with("riptide_pool"))
-        {
-            let what = format!("close {}", m.name());
-            self.hit(what.clone(), what);
-        }
+        self.span_hit("close", &id, &ctx);
     }
 }
 
@@ -948,17 +935,11 @@ where
 /// wait, goes to the global subscriber, which a test sharing its process cannot set.)
 #[test]
 fn a_subscriber_that_panics_on_everything_loses_nothing() {
-    use tracing_subscriber::layer::SubscriberExt;
     quiet();
     let layer = PanicOnEverything::default();
     let hits = layer.hits.clone();
-    let subscriber = tracing_subscriber::registry().with(layer);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    tracing::subscriber::with_default(subscriber, || {
-        rt.block_on(async {
+    common::with_layer(layer, || {
+        async {
             let f = flags();
             let pool = builder(&f)
                 .leak_threshold(Duration::from_millis(20))
@@ -1015,7 +996,7 @@ fn a_subscriber_that_panics_on_everything_loses_nothing() {
             f.create.store(false, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(60)).await;
             intact(&pool, &f).await;
-        });
+        }
     });
     let hits = hits.lock().unwrap();
     for want in [

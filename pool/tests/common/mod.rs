@@ -97,3 +97,19 @@ pub fn assert_consistent<T: Poolable>(pool: &Pool<T>) {
     assert_eq!(s.created - s.destroyed, s.size as u64, "{s:?}");
     assert!(s.size <= s.max_size, "{s:?}");
 }
+
+/// Runs `f` on a current-thread runtime (so the pool's creates and maintenance run on
+/// this thread too) with `layer` as this thread's tracing subscriber.
+pub fn with_layer<L, F>(layer: L, f: impl FnOnce() -> F) -> F::Output
+where
+    L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+    F: std::future::Future,
+{
+    use tracing_subscriber::layer::SubscriberExt;
+    let subscriber = tracing_subscriber::registry().with(layer);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || rt.block_on(f()))
+}
