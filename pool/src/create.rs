@@ -158,6 +158,12 @@ pub(crate) async fn create_reserved<T: Send + 'static>(
         return Err(shared.circuit_open());
     }
     let cell = Waiter::new(crate::Priority::Normal, shared.now(), Duration::MAX, false);
+    // Tracked as a caller's create is, so `close` fails this wait at once too.
+    if !shared.track_create(&cell) {
+        shared.breaker_abandon(admit);
+        shared.unreserve();
+        return Err(PoolError::Closed);
+    }
     shared.spawn_create(cell.clone(), admit);
     let wait = WaitCell {
         shared,
@@ -199,6 +205,7 @@ impl<T: Send + 'static> Drop for WaitCell<'_, T> {
     fn drop(&mut self) {
         if !self.done {
             self.shared.cancel(self.cell);
+            self.shared.untrack_create(self.cell);
         }
     }
 }

@@ -217,7 +217,8 @@ impl<T: Send + 'static> Pool<T> {
     /// Creates objects until `n` are idle (or the pool is full); returns how many it made.
     ///
     /// # Errors
-    /// The first create error (objects already made stay in the pool), or `Closed`.
+    /// The first create error (objects already made stay in the pool), or `Closed` (at
+    /// once when the pool is closed meanwhile, as for every waiting caller).
     ///
     /// # Cancel safety
     /// Dropping the future loses nothing: a create in flight still puts its object into

@@ -619,8 +619,9 @@ async fn partitions_topping_up_min_idle_do_not_evict_each_other() {
 struct Poolable2;
 impl Poolable for Poolable2 {}
 
-/// `close` fails a caller waiting for its own create at once, as it fails queued ones;
-/// the create goes on, and its object is destroyed when it lands.
+/// `close` fails a caller waiting for its own create at once, as it fails queued ones
+/// (and a `warm_up` waiting for its create); the create goes on, and its object is
+/// destroyed when it lands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_fails_a_caller_waiting_for_its_create_at_once() {
     let c = Arc::new(Census::default());
@@ -633,25 +634,32 @@ async fn close_fails_a_caller_waiting_for_its_create_at_once() {
             Ok::<_, std::io::Error>(common::make(&c))
         }
     })
-    .max_size(1)
+    .max_size(2)
     .acquire_timeout(Duration::from_secs(30))
     .build()
     .unwrap();
     let p = pool.clone();
+    let warming = tokio::spawn(async move { p.warm_up(1).await.map(drop) });
+    until(|| pool.stats().size == 1).await;
+    let p = pool.clone();
     let creating = tokio::spawn(async move { p.get().await.map(drop) });
     let p = pool.clone();
     let queued = tokio::spawn(async move { p.get().await.map(drop) });
-    until(|| pool.stats().pending_acquisitions == 1 && pool.stats().size == 1).await;
+    until(|| pool.stats().pending_acquisitions == 1 && pool.stats().size == 2).await;
     let t = Instant::now();
     pool.close();
-    for (what, h) in [("creating", creating), ("queued", queued)] {
+    for (what, h) in [
+        ("warm_up", warming),
+        ("creating", creating),
+        ("queued", queued),
+    ] {
         let r = tokio::time::timeout(Duration::from_secs(5), h).await;
         let r = r.unwrap_or_else(|_| panic!("the {what} caller was not failed at close"));
         assert!(matches!(r.unwrap(), Err(PoolError::Closed)), "{what}");
     }
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-    gate.add_permits(1);
-    until(|| c.made.load(Ordering::SeqCst) == 1 && c.live.load(Ordering::SeqCst) == 0).await;
+    gate.add_permits(2);
+    until(|| c.made.load(Ordering::SeqCst) == 2 && c.live.load(Ordering::SeqCst) == 0).await;
     assert_consistent(&pool);
 }
 
