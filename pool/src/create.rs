@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::breaker::{Admit, Transition};
 use crate::error::{BoxError, PoolError};
-use crate::rt::exec::Ran;
+use crate::rt::exec::{Ran, RanOn};
 use crate::shared::{Shared, SharedRef};
 use crate::stats::PoolEvent;
 use crate::sync::Arc;
@@ -30,10 +30,15 @@ impl<T: Send + 'static> Shared<T> {
                 span,
                 async move { fut_ref.get().create_with_hooks().await },
             ),
-            move |ran| {
-                // A runtime that shut down is not the factory failing: the breaker does
-                // not count it.
-                let counts = !matches!(ran, Ran::Dropped);
+            move |ran, on| {
+                // A runtime that shut down is not the factory failing, nor is a failure on
+                // the thread a run moves to when its runtimes dropped it unstarted (a
+                // factory needing a tokio reactor fails there): the breaker counts neither.
+                let counts = match ran {
+                    Ran::Dropped => false,
+                    Ran::Done(Ok(_)) => true,
+                    _ => on == RanOn::Planned,
+                };
                 let r = match ran {
                     Ran::Done(r) => r,
                     Ran::TimedOut => Err(format!(

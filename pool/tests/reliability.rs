@@ -721,3 +721,82 @@ fn a_task_that_gave_up_on_its_create_is_let_go_outside_the_lock() {
         }
     });
 }
+
+/// Starts a create for `pool` on a runtime of its own that shuts down before running it:
+/// one poll spawns the create there, then the caller gives up and the runtime is dropped.
+fn start_a_create_on_a_dying_runtime(pool: &Pool<common::Obj>) {
+    let p = pool.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut get = std::pin::pin!(p.get().into_future());
+            std::future::poll_fn(|cx| {
+                assert!(std::future::Future::poll(get.as_mut(), cx).is_pending());
+                std::task::Poll::Ready(())
+            })
+            .await;
+        });
+    })
+    .join()
+    .unwrap();
+}
+
+/// A factory that needs a tokio reactor (on a bare thread: "no reactor running"), behind a
+/// breaker that opens on the first failure.
+fn reactor_pool(c: &Arc<Census>) -> Pool<common::Obj> {
+    let c = c.clone();
+    Pool::builder(move || {
+        let c = c.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            Ok::<_, std::io::Error>(common::make(&c))
+        }
+    })
+    .max_size(2)
+    .circuit_breaker(1, Duration::from_secs(60))
+    .build()
+    .unwrap()
+}
+
+/// A create spawned on a runtime that shuts down before running it moves to the runtime
+/// the pool was built in while that one lives: a factory needing a tokio reactor still
+/// makes its object, and the breaker hears nothing of the shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_dropped_unstarted_by_a_dying_runtime_runs_on_the_build_runtime() {
+    let c = Arc::new(Census::default());
+    let pool = reactor_pool(&c);
+    start_a_create_on_a_dying_runtime(&pool);
+    until(|| pool.stats().idle == 1).await;
+    let s = pool.stats();
+    assert_eq!((s.created, s.size), (1, 1), "{s:?}");
+    assert_eq!(pool.circuit_state(), riptide_pool::CircuitState::Closed);
+    drop(pool.get().await.unwrap());
+    assert_consistent(&pool);
+}
+
+/// With no other runtime to go to, such a create runs on a thread of its own, where a
+/// factory needing a reactor fails: that failure is the thread's, not the factory's, so
+/// the breaker does not count it and the next caller on a runtime gets an object.
+#[test]
+fn a_create_rescued_to_a_thread_does_not_move_the_breaker() {
+    within(Duration::from_secs(20), || {
+        let c = Arc::new(Census::default());
+        // Built outside any runtime: no runtime to move the create to.
+        let pool = reactor_pool(&c);
+        start_a_create_on_a_dying_runtime(&pool);
+        let t0 = Instant::now();
+        while pool.stats().size != 0 && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let s = pool.stats();
+        assert_eq!((s.size, s.created), (0, 0), "{s:?}");
+        assert_eq!(pool.circuit_state(), riptide_pool::CircuitState::Closed);
+        rt().block_on(async {
+            drop(pool.get().await.expect("the breaker did not open"));
+        });
+        assert_consistent(&pool);
+    });
+}

@@ -63,14 +63,14 @@ impl Env {
         &self,
         _d: Duration,
         fut: F,
-        finish: impl FnOnce(Ran<R>) + Send + 'static,
+        finish: impl FnOnce(Ran<R>, super::exec::RanOn) + Send + 'static,
     ) where
         F: Future<Output = R> + Send + 'static,
         R: Send + 'static,
     {
         let t = crate::sync::thread::spawn(move || {
             let r = crate::sync::block_on(fut);
-            finish(Ran::Done(r));
+            finish(Ran::Done(r), super::exec::RanOn::Planned);
         });
         self.tasks.lock().push(t);
     }

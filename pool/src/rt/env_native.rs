@@ -161,7 +161,7 @@ impl Env {
             let mut next = interval;
             loop {
                 timer::Sleep::after(next).await;
-                match handover.0.as_ref().and_then(|p| p.tick()) {
+                match handover.0.as_deref().and_then(upkeep::tick_caught) {
                     Some(d) => next = d,
                     None => break,
                 }

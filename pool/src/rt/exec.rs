@@ -30,62 +30,90 @@ pub(crate) enum Ran<R> {
     Dropped,
 }
 
+/// Where a background run ran.
+#[cfg_attr(riptide_model, allow(dead_code))] // models run everything as planned
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RanOn {
+    /// Where it was spawned: a runtime, or a thread when there was none.
+    Planned,
+    /// On a thread of its own after every runtime it was given to dropped it unstarted
+    /// (they were shutting down). Code that needs a runtime (a tokio reactor) fails
+    /// there, so a failure says nothing about the work itself.
+    RescueThread,
+}
+
 #[cfg(not(riptide_model))]
 impl super::Env {
     /// Runs `fut`, bounded by `d`, in the background, then `finish` with how it ended.
     /// `finish` runs exactly once, whatever happens: a panic is caught, and a task dropped by
     /// its runtime's shutdown reports [`Ran::Dropped`], so a reservation is never lost.
+    ///
+    /// It runs on the runtime current at the call, else the one captured at `build()`,
+    /// else a thread of its own. A runtime that drops the task before its first poll (it
+    /// was shutting down) passes it on: to the captured runtime if it was not tried yet and
+    /// is alive, else to a thread ([`RanOn::RescueThread`]).
     pub(crate) fn spawn_bounded<F, R>(
         &self,
         d: Duration,
         fut: F,
-        finish: impl FnOnce(Ran<R>) + Send + 'static,
+        finish: impl FnOnce(Ran<R>, RanOn) + Send + 'static,
     ) where
         F: Future<Output = R> + Send + 'static,
         R: Send + 'static,
     {
-        struct Finish<G: FnOnce(Ran<R>), R>(Option<G>, std::marker::PhantomData<fn(R)>);
-        impl<G: FnOnce(Ran<R>), R> Finish<G, R> {
+        type Settle<G, R> = (Option<G>, std::sync::Arc<std::sync::atomic::AtomicBool>, R);
+        struct Finish<G: FnOnce(Ran<R>, RanOn), R>(Settle<G, std::marker::PhantomData<fn(R)>>);
+        impl<G: FnOnce(Ran<R>, RanOn), R> Finish<G, R> {
             fn run(mut self, r: Ran<R>) {
-                if let Some(g) = self.0.take() {
-                    g(r);
+                if let Some(g) = self.0 .0.take() {
+                    g(r, self.on());
+                }
+            }
+            fn on(&self) -> RanOn {
+                // Relaxed: set before the run moved to its thread (the spawn orders it).
+                if self.0 .1.load(std::sync::atomic::Ordering::Relaxed) {
+                    RanOn::RescueThread
+                } else {
+                    RanOn::Planned
                 }
             }
         }
-        impl<G: FnOnce(Ran<R>), R> Drop for Finish<G, R> {
+        impl<G: FnOnce(Ran<R>, RanOn), R> Drop for Finish<G, R> {
             fn drop(&mut self) {
-                if let Some(g) = self.0.take() {
-                    g(Ran::Dropped);
+                if let Some(g) = self.0 .0.take() {
+                    g(Ran::Dropped, self.on());
                 }
             }
         }
-        let finish = Finish(Some(finish), std::marker::PhantomData);
+        let rescued = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let finish = Finish((Some(finish), rescued.clone(), std::marker::PhantomData));
 
-        {
-            let run = async move {
-                let r = match super::timer::Timeout::new(d, CatchUnwind::new(fut)).await {
-                    Some(Ok(v)) => Ran::Done(v),
-                    Some(Err(msg)) => Ran::Panicked(msg),
-                    None => Ran::TimedOut,
-                };
-                finish.run(r);
+        let run = async move {
+            let r = match super::timer::Timeout::new(d, CatchUnwind::new(fut)).await {
+                Some(Ok(v)) => Ran::Done(v),
+                Some(Err(msg)) => Ran::Panicked(msg),
+                None => Ran::TimedOut,
             };
-            match current_or(self.runtime()) {
-                Some(h) => {
-                    h.spawn(Rescue {
-                        run: Some(Box::pin(run)),
-                        started: false,
-                    });
-                }
-                None => on_thread(Box::pin(run)),
-            }
+            finish.run(r);
+        };
+        let run: Run = Box::pin(run);
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => Rescue::spawn(&h, run, self.runtime().cloned(), rescued),
+            Err(_) => match self.runtime().and_then(Runtime::handle) {
+                Some(h) => Rescue::spawn(h, run, None, rescued),
+                None => on_thread(run),
+            },
         }
     }
 }
 
+/// A background run, type-erased.
+#[cfg(not(riptide_model))]
+type Run = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// A background run on a thread of its own.
 #[cfg(not(riptide_model))]
-fn on_thread(run: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) {
+fn on_thread(run: Run) {
     std::thread::Builder::new()
         .name("riptide-pool-create".into())
         .spawn(move || {
@@ -95,12 +123,33 @@ fn on_thread(run: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) {
 }
 
 /// A background run spawned on a tokio runtime. If the runtime drops it before its first
-/// poll (it was shutting down: a handle cannot tell), the run moves to a thread instead of
-/// failing; a run dropped after it started reports `Ran::Dropped`.
+/// poll (it was shutting down: a handle cannot tell), the run moves on instead of failing:
+/// to `next` (the runtime captured at build, while alive), else to a thread; a run dropped
+/// after it started reports `Ran::Dropped`.
 #[cfg(not(riptide_model))]
 struct Rescue {
-    run: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
+    run: Option<Run>,
     started: bool,
+    next: Option<Runtime>,
+    /// Set when the run moves to a thread (`RanOn::RescueThread`).
+    rescued: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[cfg(not(riptide_model))]
+impl Rescue {
+    fn spawn(
+        h: &tokio::runtime::Handle,
+        run: Run,
+        next: Option<Runtime>,
+        rescued: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        h.spawn(Rescue {
+            run: Some(run),
+            started: false,
+            next,
+            rescued,
+        });
+    }
 }
 
 #[cfg(not(riptide_model))]
@@ -125,8 +174,19 @@ impl Future for Rescue {
 #[cfg(not(riptide_model))]
 impl Drop for Rescue {
     fn drop(&mut self) {
-        if let Some(run) = self.run.take() {
-            if !self.started {
+        let Some(run) = self.run.take().filter(|_| !self.started) else {
+            return;
+        };
+        match self.next.take() {
+            // If that runtime is shutting down too, it drops this one unstarted in turn
+            // (at once, when it is already closed) and the run moves to a thread.
+            Some(rt) if rt.handle().is_some() => {
+                Rescue::spawn(&rt.handle, run, None, self.rescued.clone());
+            }
+            _ => {
+                // Relaxed: the thread's spawn orders it before the run's finish reads it.
+                self.rescued
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 on_thread(run);
             }
         }
@@ -140,6 +200,7 @@ impl Drop for Rescue {
 /// runtime gone. A tokio `Handle` itself cannot tell: spawning on the handle of a runtime
 /// that is gone silently drops the task.
 #[cfg(not(riptide_model))]
+#[derive(Clone)]
 pub(crate) struct Runtime {
     handle: tokio::runtime::Handle,
     alive: std::sync::Arc<std::sync::atomic::AtomicBool>,

@@ -61,19 +61,8 @@ fn run() {
             drop(g);
             let mut again = Vec::with_capacity(due.len());
             for (_, pool) in due {
-                let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.tick()));
-                match next {
-                    Ok(Some(d)) => again.push((super::timer::deadline_after(d), pool)),
-                    Ok(None) => {}
-                    Err(p) => {
-                        crate::rt::trace::quietly(|| {
-                            tracing::error!(
-                                panic = crate::error::panic_message(&*p),
-                                "riptide_pool: a maintenance pass panicked; retrying in 1 s"
-                            )
-                        });
-                        again.push((super::timer::deadline_after(Duration::from_secs(1)), pool));
-                    }
+                if let Some(d) = tick_caught(&*pool) {
+                    again.push((super::timer::deadline_after(d), pool));
                 }
             }
             g = r.pools.lock().unwrap_or_else(|e| e.into_inner());
@@ -90,5 +79,23 @@ fn run() {
             }
             None => r.added.wait(g).unwrap_or_else(|e| e.into_inner()),
         };
+    }
+}
+
+/// One pass of `pool`'s upkeep, when the next is due (`None`: the upkeep ends). A pass that
+/// panics (user code it ran: an object's `Drop`, a `metrics` recorder) is logged and the
+/// next is due in a second: a panic never ends a pool's upkeep, wherever it runs.
+pub(crate) fn tick_caught(pool: &dyn Upkeep) -> Option<Duration> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.tick())) {
+        Ok(next) => next,
+        Err(p) => {
+            crate::rt::trace::quietly(|| {
+                tracing::error!(
+                    panic = crate::error::panic_message(&*p),
+                    "riptide_pool: a maintenance pass panicked; retrying in 1 s"
+                )
+            });
+            Some(Duration::from_secs(1))
+        }
     }
 }
