@@ -1,7 +1,17 @@
-//! The checkout step: what runs on a reused object before a caller gets it.
+//! The checkout step: what runs on a reused object before a caller gets it, and what
+//! becomes of a step whose caller stopped waiting for it.
 
-use crate::shared::Shared;
+use std::time::Duration;
+
+use crate::rt::exec::Ran;
+use crate::shared::{Shared, SharedRef};
 use crate::stats::DestroyReason;
+use crate::traits::BoxFuture;
+
+/// How long a checkout step may run on once its caller stopped waiting (at most
+/// `create_timeout`): enough for a round trip to a live server, short enough that a hung
+/// `validate` on a dead connection does not hold its capacity for long.
+pub(crate) const LEFTOVER_STEP: Duration = Duration::from_secs(1);
 
 /// The checkout step on owned, reused slot `i`: `pre_recycle`, `Factory::validate` (if
 /// idle at least `validation_interval`), `post_recycle`. `Err`: why it was rejected. A
@@ -50,4 +60,48 @@ pub(crate) async fn recycle<T: Send + 'static>(
             Err(DestroyReason::Panicked)
         }
     }
+}
+
+/// Finishes in the background the checkout step `check` on owned slot `i`, whose caller
+/// stopped waiting (its deadline passed, or its future was dropped), so a short timeout
+/// does not cost a healthy object. The step gets [`LEFTOVER_STEP`] more (at most
+/// `create_timeout`); if it passes, the object is returned as a caller's guard returns it
+/// (`reset` / `is_healthy`, `on_release`, the lifetime and `max_uses` checks, a waiter
+/// first); if it fails, panics, runs out of time or its runtime drops it, the object is
+/// destroyed. The task holds the shared state, never the pool open; the object counts in
+/// `size` (so `drain` waits for it), not in `checked_out()` (no caller holds it).
+pub(crate) fn finish_left<T: Send + 'static>(
+    shared: &Shared<T>,
+    i: usize,
+    check: BoxFuture<'static, Result<(), DestroyReason>>,
+) {
+    let task_ref = SharedRef::to(shared);
+    let limit = shared.config().create_timeout.min(LEFTOVER_STEP);
+    shared.env().spawn_bounded(limit, check, move |ran, _| {
+        let shared = task_ref.get();
+        let reason = match ran {
+            Ran::Done(Ok(())) => {
+                // The return path of a guard, with no checkout recorded (no caller held
+                // it). User code there may panic: the guard's own unwind guard destroys
+                // the object, and the panic is logged here (there is no caller to get it).
+                let guard = crate::Pooled::new(task_ref.held(i));
+                if let Err(p) =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(guard)))
+                {
+                    crate::rt::trace::quietly(|| {
+                        tracing::error!(
+                            pool = %shared.config().name,
+                            panic = crate::error::panic_message(&*p),
+                            "riptide_pool: returning an object after its checkout step panicked"
+                        )
+                    });
+                }
+                return;
+            }
+            Ran::Done(Err(reason)) => reason,
+            Ran::Panicked(_) => DestroyReason::Panicked,
+            Ran::TimedOut | Ran::Dropped => DestroyReason::ValidationFailed,
+        };
+        shared.destroy(i, reason).never();
+    });
 }

@@ -47,6 +47,11 @@ pub trait Factory<T>: Send + Sync + 'static {
     /// Makes a new object.
     fn create(&self) -> impl Future<Output = Result<T, Self::Error>> + Send;
     /// Async check of an idle object before it is handed out (a ping); default: `true`.
+    ///
+    /// It runs in the acquiring caller's task, bounded by its deadline. If the caller stops
+    /// waiting first (deadline, cancellation), the check finishes in the background for up
+    /// to a second more: passed, the object goes back to the pool; still running then, it
+    /// is dropped and the object destroyed.
     fn validate(&self, _obj: &mut T) -> impl Future<Output = bool> + Send {
         async { true }
     }
@@ -140,7 +145,6 @@ impl<T> Recycle<T> {
 /// Object-safe form of [`Factory`], so `Pool<T>` has one type parameter.
 pub(crate) trait DynFactory<T>: Send + Sync + 'static {
     fn create(&self) -> BoxFuture<'_, Result<T, BoxError>>;
-    #[allow(dead_code)] // used by the lifecycle issue's checkout validation
     fn validate<'a>(&'a self, obj: &'a mut T) -> BoxFuture<'a, bool>;
 }
 

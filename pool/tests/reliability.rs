@@ -800,3 +800,134 @@ fn a_create_rescued_to_a_thread_does_not_move_the_breaker() {
         assert_consistent(&pool);
     });
 }
+
+/// A factory whose `validate` yields once before it passes, or never finishes while
+/// `hang` is set.
+struct SlowValidate {
+    census: Arc<Census>,
+    hang: Arc<AtomicBool>,
+}
+
+impl riptide_pool::Factory<common::Obj> for SlowValidate {
+    type Error = std::io::Error;
+    fn create(
+        &self,
+    ) -> impl std::future::Future<Output = Result<common::Obj, std::io::Error>> + Send {
+        let c = self.census.clone();
+        async move { Ok(common::make(&c)) }
+    }
+    async fn validate(&self, _: &mut common::Obj) -> bool {
+        if self.hang.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        tokio::task::yield_now().await;
+        true
+    }
+}
+
+/// A pool of four warm objects, each validated on every checkout.
+async fn slow_validate_pool(
+    hang: &Arc<AtomicBool>,
+    f: impl FnOnce(riptide_pool::PoolBuilder<common::Obj>) -> riptide_pool::PoolBuilder<common::Obj>,
+) -> (Pool<common::Obj>, Arc<Census>) {
+    let c = Arc::new(Census::default());
+    let factory = SlowValidate {
+        census: c.clone(),
+        hang: hang.clone(),
+    };
+    let pool = f(Pool::builder(factory)
+        .max_size(4)
+        .validation_interval(Duration::ZERO))
+    .build()
+    .unwrap();
+    pool.warm_up(4).await.unwrap();
+    (pool, c)
+}
+
+/// A caller whose deadline passes (or who goes away) while its checkout step runs does not
+/// cost the pool a healthy object: the step finishes in the background and the object goes
+/// back to the pool, returned as a guard returns it (`reset`). Here `validate` yields once,
+/// so a zero timeout ("do not wait") never sees it finish.
+#[tokio::test]
+async fn a_checkout_step_cut_short_by_the_caller_keeps_a_healthy_object() {
+    let hang = Arc::new(AtomicBool::new(false));
+    let (pool, c) = slow_validate_pool(&hang, |b| b).await;
+    for _ in 0..8 {
+        let r = pool.acquire().timeout(Duration::ZERO).await;
+        assert!(matches!(r, Err(PoolError::Timeout)), "{:?}", r.map(drop));
+    }
+    until(|| pool.stats().idle == 4).await;
+    // Dropped mid-step, too.
+    let mut fut = Box::pin(pool.get());
+    let waker = std::task::Waker::noop();
+    assert!(
+        std::future::Future::poll(fut.as_mut(), &mut std::task::Context::from_waker(waker))
+            .is_pending()
+    );
+    drop(fut);
+    until(|| pool.stats().idle == 4).await;
+    let s = pool.stats();
+    assert_eq!((s.size, s.destroyed, s.created), (4, 0, 4), "{s:?}");
+    assert_eq!(
+        c.resets.load(Ordering::SeqCst),
+        5,
+        "each returned object was reset"
+    );
+    // The objects are as good as ever.
+    let held = common::take_n(&pool, 4).await;
+    drop(held);
+    assert_consistent(&pool);
+}
+
+/// A step left running is bounded by a second (not `create_timeout`): a `validate` hung on
+/// a dead connection gives its capacity back soon after its caller gave up.
+#[tokio::test]
+async fn a_hung_checkout_step_left_behind_gives_its_capacity_back_soon() {
+    let hang = Arc::new(AtomicBool::new(false));
+    let (pool, _c) = slow_validate_pool(&hang, |b| b.create_timeout(Duration::from_secs(60))).await;
+    hang.store(true, Ordering::SeqCst);
+    let t0 = Instant::now();
+    let r = pool.acquire().timeout(Duration::from_millis(20)).await;
+    assert!(matches!(r, Err(PoolError::Timeout)), "{:?}", r.map(drop));
+    until(|| pool.stats().size == 3).await;
+    let waited = t0.elapsed();
+    assert!(waited < Duration::from_secs(4), "capacity held {waited:?}");
+    assert_eq!(pool.stats().destroyed, 1);
+    assert_consistent(&pool);
+}
+
+/// What passes a left step is returned with a guard's full treatment: `on_release` runs
+/// (and may reject it); a pool closed meanwhile destroys it, and `drain` waits for it.
+#[tokio::test]
+async fn a_checkout_step_left_behind_returns_its_object_like_a_guard() {
+    let hang = Arc::new(AtomicBool::new(false));
+    let released = Arc::new(AtomicUsize::new(0));
+    let reject = Arc::new(AtomicBool::new(false));
+    let (r2, j2) = (released.clone(), reject.clone());
+    let (pool, c) = slow_validate_pool(&hang, move |b| {
+        b.on_release(move |_, _| {
+            r2.fetch_add(1, Ordering::SeqCst);
+            if j2.load(Ordering::SeqCst) {
+                return Err("rejected".into());
+            }
+            Ok(())
+        })
+    })
+    .await;
+    let zero = || pool.acquire().timeout(Duration::ZERO);
+    assert!(matches!(zero().await, Err(PoolError::Timeout)));
+    until(|| pool.stats().idle == 4).await;
+    assert_eq!(released.load(Ordering::SeqCst), 1);
+    reject.store(true, Ordering::SeqCst);
+    assert!(matches!(zero().await, Err(PoolError::Timeout)));
+    until(|| pool.stats().size == 3).await;
+    assert_eq!(released.load(Ordering::SeqCst), 2);
+    reject.store(false, Ordering::SeqCst);
+    // Closed while a step runs on: drain waits for it, and it is destroyed.
+    assert!(matches!(zero().await, Err(PoolError::Timeout)));
+    assert_eq!(pool.stats().size, 3);
+    pool.drain(Duration::from_secs(5)).await.unwrap();
+    let s = pool.stats();
+    assert_eq!((s.size, s.idle), (0, 0), "{s:?}");
+    assert_eq!(c.live.load(Ordering::SeqCst), 0);
+}

@@ -17,12 +17,13 @@
 //! 5. **An object**: past its lifetime, it is destroyed and the caller starts again (step 2);
 //!    due a checkout step (recycle hooks, `validate`), step 6; else it is the output.
 //! 6. **Checking**: the checkout step, bounded by the deadline. Rejected (or panicked): the
-//!    object is destroyed and the caller starts again, without an error.
+//!    object is destroyed and the caller starts again, without an error. Past the
+//!    deadline, the caller gets `Timeout` and the step finishes in the background
+//!    (`checkout::finish_left`).
 //!
 //! Dropping the future at any step loses nothing (I5): a queued or creating cell is
-//! cancelled (a late object goes into the pool), a claimed object being checked is
-//! destroyed (its state is unknown). `blocking()` drives the same future on the calling
-//! thread.
+//! cancelled (a late object goes into the pool), a checkout step finishes in the
+//! background. `blocking()` drives the same future on the calling thread.
 
 use std::future::{Future, IntoFuture};
 use std::mem::ManuallyDrop;
@@ -32,7 +33,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::breaker::Admit;
-use crate::checkout::recycle;
+use crate::checkout::{finish_left, recycle};
 use crate::error::PoolError;
 use crate::rt::trace;
 use crate::shared::Reg;
@@ -131,13 +132,9 @@ impl<T: Send + 'static> AcquireFuture<T> {
             // The caller gave up while waiting (timeout, `select!`, abort): cancel the
             // cell, or give back what it was handed (I5).
             Slow::Queued { cell, .. } | Slow::Creating { cell, .. } => ctx.give_up(cell),
-            // Stopped halfway through a hook or `validate`: the object's state is unknown.
-            Slow::Checking { slot, check, .. } => {
-                drop(check);
-                ctx.shared()
-                    .destroy(slot as usize, DestroyReason::ValidationFailed)
-                    .never();
-            }
+            // Stopped halfway through a hook or `validate`: the step finishes in the
+            // background and settles the object.
+            Slow::Checking { slot, check, .. } => finish_left(ctx.shared(), slot as usize, check),
             Slow::Start => {}
         }
     }
@@ -248,14 +245,15 @@ impl<T: Send + 'static> AcquireFuture<T> {
                         }
                     }
                     Poll::Pending if deadline.poll_passed(cx) => {
-                        // Timed out inside a hook or `validate`: the object's state is
-                        // unknown, so it is destroyed.
-                        let slot = *slot as usize;
-                        *step = Slow::Start;
+                        // Timed out inside a hook or `validate`: the step finishes in the
+                        // background and settles the object.
+                        let Slow::Checking { slot, check, .. } =
+                            std::mem::replace(step, Slow::Start)
+                        else {
+                            unreachable!("matched above")
+                        };
                         let shared = ctx.shared();
-                        shared
-                            .destroy(slot, DestroyReason::ValidationFailed)
-                            .never();
+                        finish_left(shared, slot as usize, check);
                         Break(Err(shared.timed_out()))
                     }
                     Poll::Pending => return Poll::Pending,
@@ -388,9 +386,11 @@ impl<T: Send + 'static> AcquireFuture<T> {
         if !shared.needs_recycle(i) {
             return Self::checked_out(ctx, i);
         }
-        // Step 6: the checkout step, holding a pool handle so the future is 'static.
-        let pool = ctx.pool.clone();
-        let check: BoxFuture<'static, _> = Box::pin(async move { recycle(pool.shared(), i).await });
+        // Step 6: the checkout step, 'static (it may finish in the background): it keeps
+        // the shared state alive, never the pool open.
+        let shared_ref = crate::shared::SharedRef::to(shared);
+        let check: BoxFuture<'static, _> =
+            Box::pin(async move { recycle(shared_ref.get(), i).await });
         let deadline = shared.env().deadline(ctx.deadline());
         const { assert!(crate::slots::MAX_SLOTS <= u32::MAX as usize) };
         Continue(Slow::Checking {

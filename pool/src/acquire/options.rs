@@ -71,7 +71,8 @@ impl<T: Send + 'static> Acquire<'_, T> {
         timeout: "Overrides the pool's `acquire_timeout` for this call. `Duration::ZERO` \
             means \"do not wait\": an idle object or `PoolError::Timeout` at once, never a \
             queue or a create (unlike `try_get`, an idle object due for validation is \
-            validated)."
+            validated; a validation that cannot finish at once is a `Timeout`, and finishes \
+            in the background, returning the object to the pool if it passes)."
     );
 
     /// Acquires from a thread without an async runtime, waiting up to the timeout.

@@ -162,6 +162,17 @@ impl<T: Send + 'static> SharedRef<T> {
         // SAFETY: our reference keeps the allocation alive.
         unsafe { self.0.as_ref() }
     }
+
+    /// A guard's view of owned slot `slot` (claimed, holding an object), which the
+    /// object's reference keeps alive from then on, as any guard's (see [`Held`]).
+    pub(crate) fn held(&self, slot: usize) -> Held<T> {
+        Held {
+            shared: self.0,
+            cell: NonNull::from(self.get().slot(slot)),
+            slot,
+            _owns: PhantomData,
+        }
+    }
 }
 
 impl<T: Send + 'static> Clone for SharedRef<T> {
