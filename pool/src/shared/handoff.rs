@@ -451,18 +451,14 @@ impl<T: Send + 'static> Shared<T> {
         };
         owed.never();
         // Other tasks' wakers: a panic among them is theirs, not this create's.
-        let woken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let own = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                if decided {
-                    cell.wake();
-                }
-            }));
-            crate::waiters::wake_all(failed);
-            if let Err(p) = own {
-                std::panic::resume_unwind(p);
-            }
-        }));
-        if woken.is_err() {
+        let mut wakes = crate::waiters::Wakes::default();
+        if decided {
+            wakes.wake(|| cell.wake());
+        }
+        for w in failed {
+            wakes.wake(|| w.wake());
+        }
+        if wakes.panicked() {
             crate::rt::trace::quietly(
                 || tracing::error!(pool = %self.config().name, "a waiter's waker panicked as a create settled"),
             );

@@ -378,22 +378,15 @@ impl<T: Send + 'static> Shared<T> {
         }
         // Last: a waker that panics reaches the caller with the pool closed, once every
         // other waiter has been woken.
-        let queued = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::waiters::wake_all(closed);
-        }));
-        let mut first = queued.err();
-        for (c, won) in &creating {
-            if *won {
-                if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.wake()))
-                {
-                    first.get_or_insert(p);
-                }
-            }
+        let mut wakes = crate::waiters::Wakes::default();
+        for w in closed {
+            wakes.wake(|| w.wake());
+        }
+        for (c, _) in creating.iter().filter(|(_, won)| *won) {
+            wakes.wake(|| c.wake());
         }
         drop(creating);
-        if let Some(p) = first {
-            std::panic::resume_unwind(p);
-        }
+        wakes.finish();
     }
 
     // ---------------------------------------------------------------- stats

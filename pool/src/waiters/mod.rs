@@ -283,14 +283,37 @@ pub(crate) use queue::{Armed, WaitQueue};
 /// callers after it decided but asleep. The first panic is raised again once every waker
 /// has run.
 pub(crate) fn wake_all(wakers: Vec<std::task::Waker>) {
-    let mut first = None;
+    let mut wakes = Wakes::default();
     for w in wakers {
-        if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.wake())) {
-            first.get_or_insert(p);
+        wakes.wake(|| w.wake());
+    }
+    wakes.finish();
+}
+
+/// Runs wake-ups (user code) one after another so that a panic in one skips none of the
+/// others; the first panic is kept for [`finish`](Wakes::finish) or
+/// [`panicked`](Wakes::panicked).
+#[derive(Default)]
+pub(crate) struct Wakes(Option<Box<dyn std::any::Any + Send>>);
+
+impl Wakes {
+    /// Runs `wake`, keeping its panic if it is the first.
+    pub(crate) fn wake(&mut self, wake: impl FnOnce()) {
+        if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(wake)) {
+            self.0.get_or_insert(p);
         }
     }
-    if let Some(p) = first {
-        std::panic::resume_unwind(p);
+
+    /// Raises the first panic again, if there was one.
+    pub(crate) fn finish(self) {
+        if let Some(p) = self.0 {
+            std::panic::resume_unwind(p);
+        }
+    }
+
+    /// Whether one panicked (the panic is dropped: for callers that only log it).
+    pub(crate) fn panicked(self) -> bool {
+        self.0.is_some()
     }
 }
 
