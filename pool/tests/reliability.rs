@@ -931,3 +931,39 @@ async fn a_checkout_step_left_behind_returns_its_object_like_a_guard() {
     assert_eq!((s.size, s.idle), (0, 0), "{s:?}");
     assert_eq!(c.live.load(Ordering::SeqCst), 0);
 }
+
+/// A pool built in a current-thread runtime that stays alive but is no longer driven (its
+/// owner went on with plain threads): blocking callers from other threads still get
+/// objects, since their creates run on threads of their own instead of waiting for that
+/// runtime to run them.
+#[test]
+fn blocking_callers_create_while_the_current_thread_build_runtime_is_idle() {
+    within(Duration::from_secs(20), || {
+        let c = census();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let pool = rt.block_on(async { builder(&c, NO_DELAY).max_size(2).build().unwrap() });
+        let callers: Vec<_> = (0..3)
+            .map(|_| {
+                let p = pool.clone();
+                std::thread::spawn(move || {
+                    let g = p.acquire().timeout(Duration::from_secs(5)).blocking()?;
+                    std::thread::sleep(Duration::from_millis(20));
+                    drop(g);
+                    Ok::<_, PoolError>(())
+                })
+            })
+            .collect();
+        for t in callers {
+            t.join()
+                .unwrap()
+                .expect("served while the build runtime is idle");
+        }
+        let s = pool.stats();
+        assert!((1..=2).contains(&s.created), "{s:?}");
+        assert_consistent(&pool);
+        drop(rt);
+    });
+}

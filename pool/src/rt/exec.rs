@@ -98,6 +98,11 @@ impl super::Env {
         };
         let run: Run = Box::pin(run);
         match tokio::runtime::Handle::try_current() {
+            // A blocking caller on a thread of its own, inside a current-thread runtime it
+            // does not drive (see `block_on_timeout`): that runtime runs its tasks only
+            // while its owner drives it, so the run gets a thread, in the runtime's context
+            // (its reactor and timers work whenever the owner drives them).
+            Ok(h) if blocking_outside_owner() => on_thread_in(Some(h), run),
             Ok(h) => Rescue::spawn(&h, run, self.runtime().cloned(), rescued),
             Err(_) => match self.runtime().and_then(Runtime::handle) {
                 Some(h) => Rescue::spawn(h, run, None, rescued),
@@ -114,12 +119,34 @@ type Run = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 /// A background run on a thread of its own.
 #[cfg(not(riptide_model))]
 fn on_thread(run: Run) {
+    on_thread_in(None, run);
+}
+
+/// A background run on a thread of its own, inside `rt`'s context if given.
+#[cfg(not(riptide_model))]
+fn on_thread_in(rt: Option<tokio::runtime::Handle>, run: Run) {
     std::thread::Builder::new()
         .name("riptide-pool-create".into())
         .spawn(move || {
+            let _entered = rt.as_ref().map(tokio::runtime::Handle::enter);
             block_on_deadline(run, None);
         })
         .expect("riptide_pool: could not spawn a thread to create an object");
+}
+
+#[cfg(not(riptide_model))]
+std::thread_local! {
+    /// Set while this thread runs a blocking acquisition inside a current-thread runtime
+    /// that it entered from outside (`Handle::block_on`, which does not run the runtime's
+    /// other tasks).
+    static OUTSIDE_OWNER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread runs a blocking acquisition inside a current-thread runtime it does
+/// not drive.
+#[cfg(not(riptide_model))]
+fn blocking_outside_owner() -> bool {
+    OUTSIDE_OWNER.with(std::cell::Cell::get)
 }
 
 /// A background run spawned on a tokio runtime. If the runtime drops it before its first
@@ -257,14 +284,6 @@ impl Drop for Liveness {
     }
 }
 
-/// The runtime current on this thread, else `rt` while it is alive.
-#[cfg(not(riptide_model))]
-fn current_or(rt: Option<&Runtime>) -> Option<tokio::runtime::Handle> {
-    tokio::runtime::Handle::try_current()
-        .ok()
-        .or_else(|| rt.and_then(Runtime::handle).cloned())
-}
-
 /// Polls `fut` on this thread, parking between polls, until it completes or `deadline`
 /// passes (then `None`, and `fut` is dropped).
 #[cfg(not(riptide_model))]
@@ -316,9 +335,18 @@ pub(crate) fn block_on_timeout<F: Future + Send>(
     d: Duration,
     fut: F,
 ) -> Option<F::Output> {
-    match current_or(rt) {
+    if let Ok(h) = tokio::runtime::Handle::try_current() {
+        assert_not_worker(&h);
+        return h.block_on(super::timer::Timeout::new(d, fut));
+    }
+    match rt.and_then(Runtime::handle) {
+        // This thread enters the runtime captured at build from outside: a current-thread
+        // one runs its tasks only while its owner drives it, so creates started here get
+        // threads of their own (`spawn_bounded`).
         Some(h) => {
-            assert_not_worker(&h);
+            let outside = h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread;
+            let was = OUTSIDE_OWNER.replace(outside);
+            let _restore = crate::defer::OnDrop::new(|| OUTSIDE_OWNER.set(was));
             h.block_on(super::timer::Timeout::new(d, fut))
         }
         None => block_on_deadline(fut, Some(super::timer::deadline_after(d))),
