@@ -74,6 +74,10 @@ impl<T: Send + 'static> crate::rt::Upkeep for WeakPool<T> {
         Some(pool.shared().maint_interval())
     }
 
+    fn another(&self) -> Box<dyn crate::rt::Upkeep> {
+        Box::new(WeakPool(self.0.clone()))
+    }
+
     fn alive(&self) -> bool {
         self.0
             .upgrade()

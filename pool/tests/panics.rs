@@ -927,7 +927,8 @@ where
 }
 
 /// The whole kind: a tracing subscriber that panics in every callback about everything
-/// the pool reports on the caller's thread (the wait, create and destroy spans; the served
+/// the pool reports on the caller's thread and the runtime's worker, where its creates and
+/// maintenance run (the wait, create and destroy spans; the served
 /// event; the warnings about a failed create and a suspected leak; the error about a
 /// panicking `Drop`). None of those panics reaches a caller or the pool's bookkeeping:
 /// every operation below completes as it would without a subscriber, and no capacity,

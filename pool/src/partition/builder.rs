@@ -244,6 +244,10 @@ where
         Some(self.1)
     }
 
+    fn another(&self) -> Box<dyn crate::rt::Upkeep> {
+        Box::new(Removal(self.0.clone(), self.1))
+    }
+
     fn alive(&self) -> bool {
         self.0
             .upgrade()

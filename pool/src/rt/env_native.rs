@@ -135,15 +135,30 @@ impl Env {
         Deadline((!cfg!(miri)).then(|| Box::new(timer::Sleep::until(when))))
     }
 
-    /// Starts background upkeep for a pool: a task on the runtime captured at build, or,
-    /// without one, the upkeep thread. If that runtime shuts down while the pool lives on,
-    /// the task's end marks the runtime gone (creates move to threads) and hands the pool
-    /// to the upkeep thread.
+    /// Starts background upkeep for a pool: a task on the multi-thread runtime captured at
+    /// build, or the upkeep thread. If that runtime shuts down while the pool lives on, the
+    /// task's end marks the runtime gone (creates move to threads) and hands the pool to the
+    /// upkeep thread. A current-thread runtime runs tasks only while its owner drives it,
+    /// so with one the upkeep thread runs the passes and a task on the runtime only watches
+    /// for its shutdown.
     pub(crate) fn start_upkeep(&self, pool: Box<dyn super::Upkeep>, interval: Duration) {
         let Some(rt) = self.runtime() else {
             upkeep::register(pool, interval);
             return;
         };
+        if rt.is_current_thread() {
+            let watch = pool.another();
+            upkeep::register(pool, interval);
+            rt.spawn_with_liveness(|liveness| async move {
+                // Dropped with the task: by the runtime's shutdown, or once the pool is
+                // gone (when marking the runtime gone no longer matters).
+                let _liveness = liveness;
+                while watch.alive() {
+                    timer::Sleep::after(Duration::from_secs(1)).await;
+                }
+            });
+            return;
+        }
         rt.spawn_with_liveness(|liveness| async move {
             /// On the task's end: the runtime is marked gone (if it is shutting down) and
             /// a pool still open moves to the upkeep thread.

@@ -104,7 +104,11 @@ impl super::Env {
             // (its reactor and timers work whenever the owner drives them).
             Ok(h) if blocking_outside_owner() => on_thread_in(Some(h), run),
             Ok(h) => Rescue::spawn(&h, run, self.runtime().cloned(), rescued),
+            // Outside any runtime: the one captured at build while it lives. A current-thread
+            // one runs tasks only while its owner drives it, and this thread is not its
+            // owner: a thread in its context, as above.
             Err(_) => match self.runtime().and_then(Runtime::handle) {
+                Some(h) if is_current_thread(h) => on_thread_in(Some(h.clone()), run),
                 Some(h) => Rescue::spawn(h, run, None, rescued),
                 None => on_thread(run),
             },
@@ -140,6 +144,13 @@ std::thread_local! {
     /// that it entered from outside (`Handle::block_on`, which does not run the runtime's
     /// other tasks).
     static OUTSIDE_OWNER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether `h` is a current-thread runtime's (which runs its tasks only while its owner
+/// drives it).
+#[cfg(not(riptide_model))]
+fn is_current_thread(h: &tokio::runtime::Handle) -> bool {
+    h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
 }
 
 /// Whether this thread runs a blocking acquisition inside a current-thread runtime it does
@@ -253,6 +264,11 @@ impl Runtime {
             .then_some(&self.handle)
     }
 
+    /// Whether it is a current-thread runtime (see [`is_current_thread`]).
+    pub(crate) fn is_current_thread(&self) -> bool {
+        is_current_thread(&self.handle)
+    }
+
     /// Spawns `fut` on the runtime, handing it the guard that marks the runtime gone when
     /// the runtime drops the task (or when `fut` ends).
     pub(crate) fn spawn_with_liveness<F>(&self, fut: impl FnOnce(Liveness) -> F)
@@ -344,8 +360,7 @@ pub(crate) fn block_on_timeout<F: Future + Send>(
         // one runs its tasks only while its owner drives it, so creates started here get
         // threads of their own (`spawn_bounded`).
         Some(h) => {
-            let outside = h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread;
-            let was = OUTSIDE_OWNER.replace(outside);
+            let was = OUTSIDE_OWNER.replace(is_current_thread(h));
             let _restore = crate::defer::OnDrop::new(|| OUTSIDE_OWNER.set(was));
             h.block_on(super::timer::Timeout::new(d, fut))
         }

@@ -39,4 +39,6 @@ pub(crate) trait Upkeep: Send + 'static {
     fn tick(&self) -> Option<std::time::Duration>;
     /// Whether the pool still exists and is open (without running a pass).
     fn alive(&self) -> bool;
+    /// Another hold on the same pool (as weak as this one).
+    fn another(&self) -> Box<dyn Upkeep>;
 }

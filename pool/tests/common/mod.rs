@@ -98,18 +98,24 @@ pub fn assert_consistent<T: Poolable>(pool: &Pool<T>) {
     assert!(s.size <= s.max_size, "{s:?}");
 }
 
-/// Runs `f` on a current-thread runtime (so the pool's creates and maintenance run on
-/// this thread too) with `layer` as this thread's tracing subscriber.
+/// Runs `f` on a runtime with one worker thread, with `layer` as the tracing subscriber
+/// of this thread and of the worker (where the pool's creates and maintenance run).
 pub fn with_layer<L, F>(layer: L, f: impl FnOnce() -> F) -> F::Output
 where
     L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
     F: std::future::Future,
 {
     use tracing_subscriber::layer::SubscriberExt;
-    let subscriber = tracing_subscriber::registry().with(layer);
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let worker = dispatch.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
+        .on_thread_start(move || {
+            // For the worker's whole life (it ends with the runtime).
+            std::mem::forget(tracing::dispatcher::set_default(&worker));
+        })
         .build()
         .unwrap();
-    tracing::subscriber::with_default(subscriber, || rt.block_on(f()))
+    tracing::dispatcher::with_default(&dispatch, || rt.block_on(f()))
 }
