@@ -35,11 +35,16 @@ fn poolable_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
     attrs.iter().filter(|a| a.path().is_ident("poolable"))
 }
 
-/// The key of `meta` as written, for messages.
+/// The key of `meta` as written, for messages (a path such as `a::b` as written, which is
+/// never a known key).
 fn key(meta: &ParseNestedMeta) -> String {
-    meta.path
-        .get_ident()
-        .map_or_else(|| "?".to_owned(), ToString::to_string)
+    meta.path.get_ident().map_or_else(
+        || {
+            let p = &meta.path;
+            quote::quote!(#p).to_string().replace(' ', "")
+        },
+        ToString::to_string,
+    )
 }
 
 /// `= <value>` after a key, with a message that says what the key takes when it is missing.
@@ -99,7 +104,17 @@ pub(crate) fn struct_attrs(attrs: &[Attribute]) -> Result<StructAttrs> {
     let mut out = StructAttrs::default();
     for attr in poolable_attrs(attrs) {
         attr.parse_nested_meta(|meta| match key(&meta).as_str() {
-            "reset" => set_once(&mut out.reset, &meta, duplicate, path),
+            "reset" => set_once(&mut out.reset, &meta, duplicate, |m| {
+                let p = path(m)?;
+                if p.is_ident("default") {
+                    return Err(Error::new_spanned(
+                        p,
+                        "`reset = default` is for a field; a struct's `reset` names a \
+                         function `fn(&mut Self)` run after the field resets",
+                    ));
+                }
+                Ok(p)
+            }),
             "health" => set_once(&mut out.health, &meta, duplicate, path),
             "max_uses" => set_once(&mut out.max_uses, &meta, duplicate, |m| int(m, "1000")),
             "max_lifetime_secs" => set_once(&mut out.max_lifetime_secs, &meta, duplicate, |m| {
@@ -119,7 +134,15 @@ pub(crate) fn field_attrs(attrs: &[Attribute]) -> Result<FieldAttrs> {
     for attr in poolable_attrs(attrs) {
         attr.parse_nested_meta(|meta| match key(&meta).as_str() {
             "reset" => set_once(&mut reset, &meta, second, |m| {
-                let method: Ident = value(m, "clear")?.parse()?;
+                let v = value(m, "clear")?;
+                let method: Ident = if v.peek2(syn::Token![::]) {
+                    return Err(v.error(
+                        "a field's `reset` names a method of the field (`reset = clear`); \
+                         for a function, write `reset_with = path::to_fn`",
+                    ));
+                } else {
+                    v.parse()?
+                };
                 Ok(if method == "default" {
                     FieldReset::Default(method)
                 } else {

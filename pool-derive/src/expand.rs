@@ -41,23 +41,26 @@ fn impl_poolable(input: &Input) -> TokenStream {
 
     // Field resets in declaration order. Spans point at the attribute's tokens, so a
     // missing method or a function of the wrong type is reported there.
+    // `self` keeps the call-site span of `fn reset(&mut self)`: a `self` spanned on a token
+    // the user wrote (e.g. through a `macro_rules!`) has another hygiene context.
+    let this = quote!(self);
     let field_resets = input.fields.iter().filter_map(|f| {
         let m = &f.member;
         match &f.attrs.reset {
             FieldReset::Method(method) => Some(quote_spanned! {method.span()=>
-                self.#m.#method();
+                #this.#m.#method();
             }),
             FieldReset::Default(kw) => Some(quote_spanned! {kw.span()=>
-                self.#m = ::core::default::Default::default();
+                #this.#m = ::core::default::Default::default();
             }),
             FieldReset::With(path) => Some(quote_spanned! {path.span()=>
-                #path(&mut self.#m);
+                #path(&mut #this.#m);
             }),
             FieldReset::Skip => None,
         }
     });
     let struct_reset = input.attrs.reset.as_ref().map(|path| {
-        quote_spanned! {path.span()=> #path(self); }
+        quote_spanned! {path.span()=> #path(#this); }
     });
     let reset = quote! {
         #[inline]

@@ -22,6 +22,15 @@ pub(crate) fn check(input: &Input) -> Result<()> {
 /// An integer key must fit in a `u64` and be at least 1; `zero` says what 0 would do.
 fn positive_u64(lit: Option<&LitInt>, key: &str, zero: &str) -> Result<()> {
     let Some(n) = lit else { return Ok(()) };
+    if !matches!(n.suffix(), "" | "u64") {
+        return Err(Error::new(
+            n.span(),
+            format!(
+                "`{key}` is a u64: write `{key} = {}` (no suffix, or `u64`)",
+                n.base10_digits()
+            ),
+        ));
+    }
     match n.base10_parse::<u64>() {
         Ok(0) => Err(Error::new(
             n.span(),

@@ -168,3 +168,61 @@ async fn the_pool_honours_max_uses_and_health_from_the_derive() {
         "unhealthy (health = path) is destroyed"
     );
 }
+
+/// The derive written inside a `macro_rules!` macro, with the attributes' paths and the
+/// whole struct passed in: every kind of reset still compiles and runs (the generated
+/// `self` keeps the derive's own hygiene, whatever the spans of the user's tokens).
+mod in_a_macro {
+    use riptide_pool::Poolable;
+
+    macro_rules! one_field {
+        ($name:ident, $field:ident, $method:ident) => {
+            #[derive(Poolable)]
+            pub struct $name {
+                #[poolable(reset = $method)]
+                pub $field: Vec<u8>,
+            }
+        };
+    }
+    one_field!(Buf, buf, clear);
+
+    macro_rules! whole {
+        ($($item:tt)*) => {
+            #[derive(Poolable)]
+            $($item)*
+        };
+    }
+    whole! {
+        #[poolable(reset = after)]
+        pub struct All {
+            #[poolable(reset = clear)]
+            pub buf: Vec<u8>,
+            #[poolable(reset = default)]
+            pub n: u32,
+            #[poolable(reset_with = zero)]
+            pub m: u64,
+            pub resets: u32,
+        }
+    }
+    fn after(a: &mut All) {
+        a.resets += 1;
+    }
+    fn zero(m: &mut u64) {
+        *m = 0;
+    }
+
+    #[test]
+    fn resets_run() {
+        let mut b = Buf { buf: vec![1] };
+        b.reset();
+        assert!(b.buf.is_empty());
+        let mut a = All {
+            buf: vec![1],
+            n: 3,
+            m: 4,
+            resets: 0,
+        };
+        a.reset();
+        assert_eq!((a.buf.len(), a.n, a.m, a.resets), (0, 0, 0, 1));
+    }
+}
