@@ -137,7 +137,7 @@ fn describe_all() {
     describe_gauge!("riptide_pool_health_score", "0..=100, higher is better");
     describe_gauge!(
         "riptide_pool_error_rate",
-        "failed creates / create attempts"
+        "failed creates / create attempts over the last minute"
     );
     describe_gauge!(
         "riptide_pool_circuit_state",

@@ -85,6 +85,7 @@ mod maintenance;
 pub mod metrics;
 mod partition;
 mod pool;
+mod recent;
 mod rt;
 mod settings;
 mod shared;

@@ -64,7 +64,7 @@ impl PoolStats {
 
 impl HealthStatus {
     /// The health of a pool with stats `st`: closed, its breaker not closed, and
-    /// `(create attempts, create errors)`. The thresholds are documented on
+    /// `(create attempts, create errors)` of the last minute. The thresholds are documented on
     /// [`HealthLevel`].
     pub(crate) fn of(
         st: &PoolStats,
@@ -168,7 +168,9 @@ pub struct HealthStatus {
     pub level: HealthLevel,
     /// `in_use / max_size`.
     pub utilization: f64,
-    /// Failed creates / create attempts since build (0 when nothing was created).
+    /// Failed creates / create attempts over the last minute (30 to 60 s of history; 0
+    /// when nothing was created then), so a pool recovers its level once its factory
+    /// works again.
     pub error_rate: f64,
     /// 0..=100, higher is better: 100 − 40·utilization − 40·error_rate − 20·(waiters?).
     pub score: u8,

@@ -415,8 +415,8 @@ impl<T: Send + 'static> Shared<T> {
         // The waiters an opening breaker fails are woken once this create is settled.
         let failed = if counts {
             self.counters
-                .create_attempts
-                .fetch_add(1, Ordering::Relaxed);
+                .recent_creates
+                .record(self.coarse_ms(), result.is_err());
             self.breaker_record(admit, result.is_ok())
         } else {
             // Not the factory's outcome: a half-open trial it was is given up, so the next
@@ -441,9 +441,6 @@ impl<T: Send + 'static> Shared<T> {
                 }
             }
             Err(e) => {
-                if counts {
-                    self.counters.create_errors.fetch_add(1, Ordering::Relaxed);
-                }
                 self.unreserve();
                 *cell.error.lock() = Some(e);
                 (Owed::none(&self.refs), cell.decide(Decision::Failed))

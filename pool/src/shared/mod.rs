@@ -59,11 +59,11 @@ pub(crate) struct Counters {
     pub created: AtomicU64,
     pub destroyed: AtomicU64,
     pub timeouts: AtomicU64,
-    pub create_attempts: AtomicU64,
-    pub create_errors: AtomicU64,
     /// Checkouts of objects that are gone (a live slot's count is in the slot).
     pub retired_uses: AtomicU64,
     pub leaks_detected: AtomicU64,
+    /// Create outcomes of the last minute (the health's error rate).
+    pub recent_creates: crate::recent::RecentOutcomes,
 }
 
 /// A pool's state.
@@ -454,12 +454,9 @@ impl<T: Send + 'static> Shared<T> {
         )
     }
 
-    /// Create attempts and failures since build (the error rate).
+    /// Create attempts and failures of the last minute (the health's error rate).
     pub(crate) fn create_outcomes(&self) -> (u64, u64) {
-        (
-            self.counters.create_attempts.load(Ordering::Relaxed),
-            self.counters.create_errors.load(Ordering::Relaxed),
-        )
+        self.counters.recent_creates.recent(self.coarse_ms())
     }
 
     /// The caller's location of the checkout holding slot `i`, if a caller holds it.
