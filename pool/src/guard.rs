@@ -182,8 +182,11 @@ impl<T: Send + 'static> Pooled<T> {
             });
         let cell = self.held.cell();
         if uses & 15 == 1 {
-            let held = now.saturating_sub(cell.held_since().unwrap_or(now));
-            shared.record_usage(Duration::from_millis(held));
+            // Only a checkout a caller held is a usage sample: an object returned after its
+            // checkout step was left behind (`checkout::finish_left`) was never held.
+            if let Some(since) = cell.held_since() {
+                shared.record_usage(Duration::from_millis(now.saturating_sub(since)));
+            }
         }
         cell.stamp_returned(now);
         let owed = if !healthy {

@@ -215,19 +215,20 @@ impl Drop for Rescue {
         let Some(run) = self.run.take().filter(|_| !self.started) else {
             return;
         };
-        match self.next.take() {
-            // If that runtime is shutting down too, it drops this one unstarted in turn
-            // (at once, when it is already closed) and the run moves to a thread.
-            Some(rt) if rt.handle().is_some() => {
-                Rescue::spawn(&rt.handle, run, None, self.rescued.clone());
-            }
-            _ => {
-                // Relaxed: the thread's spawn orders it before the run's finish reads it.
-                self.rescued
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-                on_thread(run);
-            }
+        let next = self.next.take().filter(|rt| rt.handle().is_some());
+        if let Some(rt) = next.as_ref().filter(|rt| !rt.is_current_thread()) {
+            // If that runtime is shutting down too, it drops this one unstarted in turn (at
+            // once, when it is already closed) and the run moves to a thread.
+            Rescue::spawn(&rt.handle, run, None, self.rescued.clone());
+            return;
         }
+        // A thread: in the context of a current-thread build runtime (which runs tasks only
+        // while its owner drives it, as in `spawn_bounded`), else of none. That runtime may
+        // be the one shutting down, so a failure there is not the factory's either.
+        // Relaxed: the thread's spawn orders it before the run's finish reads it.
+        self.rescued
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        on_thread_in(next.map(|rt| rt.handle), run);
     }
 }
 
