@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -459,6 +459,32 @@ fn authorize(s: &Shared, headers: &HeaderMap, pool: &str, action: &str) -> ApiRe
     }
 }
 
+/// The largest write body read (the JSON of a write is a few bytes).
+const BODY_LIMIT: usize = 64 * 1024;
+/// How long a write's body may take to arrive.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A write's body, read only once the token was checked: at most [`BODY_LIMIT`] bytes
+/// (else 413) within [`BODY_TIMEOUT`] (else 408), so a client that never finishes its body
+/// holds nothing for long.
+async fn read_body(body: Body, pool: &str, action: &str) -> ApiResult<Bytes> {
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, BODY_LIMIT)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(err)) => Err(bad_input(
+            pool,
+            action,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body could not be read (at most {BODY_LIMIT} bytes): {err}"),
+        )),
+        Err(_) => Err(bad_input(
+            pool,
+            action,
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the body did not arrive within {BODY_TIMEOUT:?}"),
+        )),
+    }
+}
+
 /// The pool a write names; an unknown name is logged and answered 404.
 fn write_entry<'a>(s: &'a Shared, name: &str, action: &str) -> ApiResult<&'a Entry> {
     entry(s, name).inspect_err(|_| {
@@ -475,10 +501,11 @@ async fn resize(
     State(s): St,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Json<WriteOutcome>> {
     authorize(&s, &headers, &name, "resize")?;
     let e = write_entry(&s, &name, "resize")?;
+    let body = read_body(body, &name, "resize").await?;
     let req: ResizeRequest = serde_json::from_slice(&body).map_err(|err| {
         bad_input(
             &name,
@@ -564,10 +591,11 @@ async fn close(
     State(s): St,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Json<WriteOutcome>> {
     authorize(&s, &headers, &name, "close")?;
     let e = write_entry(&s, &name, "close")?;
+    let body = read_body(body, &name, "close").await?;
     let Empty {} = no_junk(&body, &name, "close")?;
     e.view.close();
     e.closed_here.store(true, Ordering::Relaxed);
@@ -588,10 +616,11 @@ async fn drain(
     State(s): St,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Json<WriteOutcome>> {
     authorize(&s, &headers, &name, "drain")?;
     let e = write_entry(&s, &name, "drain")?;
+    let body = read_body(body, &name, "drain").await?;
     let req: DrainRequest = no_junk(&body, &name, "drain")?;
     let timeout = match req.timeout_ms {
         None => DRAIN_DEFAULT,

@@ -26,7 +26,8 @@
 //! // Mount it in the service's own router …
 //! let app: axum::Router = axum::Router::new().nest("/admin", admin.router());
 //! # drop(app);
-//! // … or serve it by itself (`admin.serve(Admin::DEFAULT_ADDR).await?` runs until an error).
+//! // … or serve it by itself (`admin.serve(Admin::DEFAULT_ADDR).await?` runs for as long as
+//! // it is polled).
 //! let server = admin.bind("127.0.0.1:0").await?;
 //! println!("dashboard on http://{}/", server.local_addr());
 //! server.run_until(async {}).await?; // stops at once here; pass a shutdown signal
@@ -66,6 +67,7 @@ pub mod demo;
 mod history;
 mod http;
 mod prom;
+mod serve;
 mod view;
 
 use std::collections::HashMap;
@@ -305,8 +307,8 @@ impl Admin {
         })
     }
 
-    /// Serves the admin on `addr` (e.g. [`DEFAULT_ADDR`](Self::DEFAULT_ADDR)) until an I/O
-    /// error; spawn it beside the service.
+    /// Serves the admin on `addr` (e.g. [`DEFAULT_ADDR`](Self::DEFAULT_ADDR)) for as long as
+    /// the future is polled (see [`Server::run`]); spawn it beside the service.
     pub async fn serve(
         &self,
         addr: impl tokio::net::ToSocketAddrs + fmt::Debug,
@@ -329,22 +331,29 @@ impl Server {
         self.local
     }
 
-    /// Serves until an I/O error.
+    /// Serves for as long as the future is polled. A client gets 10 s to send a request
+    /// head; at most 256 connections are served at once (more wait in the listen
+    /// backlog); a failed accept (out of file descriptors) is logged and retried.
+    ///
+    /// # Errors
+    /// None today: the `Result` leaves room for failures a future version reports.
     pub async fn run(self) -> Result<(), AdminError> {
-        axum::serve(self.listener, self.router)
-            .await
-            .map_err(AdminError::Serve)
+        serve::serve(self.listener, self.router, std::future::pending()).await;
+        Ok(())
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// Serves as [`run`](Self::run) until `shutdown` completes, then stops accepting and
+    /// gives the requests in flight up to 10 s to finish; connections still open then
+    /// (a stalled client) are dropped, so shutdown never waits longer.
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AdminError> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(AdminError::Serve)
+        serve::serve(self.listener, self.router, shutdown).await;
+        Ok(())
     }
 }
 

@@ -1,0 +1,147 @@
+//! Clients that stall: a request head sent slowly or never finished, a write whose body
+//! never comes. None of them holds a connection for long, blocks other clients, or holds
+//! the server's shutdown.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Served;
+use riptide_admin::Admin;
+use riptide_pool::{Pool, Poolable};
+use tokio::net::TcpStream;
+
+struct Conn;
+impl Poolable for Conn {}
+
+fn pool() -> Pool<Conn> {
+    Pool::builder(|| async { Ok::<_, std::io::Error>(Conn) })
+        .max_size(2)
+        .build()
+        .unwrap()
+}
+
+/// `write_all` without tokio's io-util feature.
+async fn send(s: &TcpStream, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        s.writable().await?;
+        match s.try_write(buf) {
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Reads until EOF (or an error) into `out`.
+async fn read_all(s: &TcpStream, out: &mut Vec<u8>) {
+    let mut b = [0u8; 4096];
+    loop {
+        if s.readable().await.is_err() {
+            return;
+        }
+        match s.try_read(&mut b) {
+            Ok(0) => return,
+            Ok(n) => out.extend_from_slice(&b[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// A client that opened a connection and sent `first`, then nothing more.
+async fn stalled(addr: std::net::SocketAddr, first: &[u8]) -> TcpStream {
+    let s = TcpStream::connect(addr).await.unwrap();
+    send(&s, first).await.unwrap();
+    s
+}
+
+/// Shutdown is asked for while clients are stalled halfway through a request head, and
+/// in a write's body (token given, so the body is read): the server stops within its
+/// grace period (10 s), and answers other clients meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_clients_do_not_hold_the_shutdown() {
+    let db = pool();
+    let admin = Admin::new()
+        .pool("db", &db)
+        .token(Some("s3cret".to_owned()));
+    let served = Served::start(&admin).await;
+    let addr = served.addr;
+    let _three = stalled(addr, b"GET").await;
+    let _half = stalled(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n").await;
+    let _body = stalled(
+        addr,
+        b"POST /pools/db/resize HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n\
+          Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Others are served meanwhile.
+    let r = reqwest::get(served.url("/health")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let t0 = Instant::now();
+    tokio::time::timeout(Duration::from_secs(14), served.stop())
+        .await
+        .expect("shutdown held by a stalled client");
+    assert!(t0.elapsed() < Duration::from_secs(14));
+}
+
+/// A request head dribbled out past 10 s is not served: the connection is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_request_head_is_cut_off() {
+    let db = pool();
+    let served = Served::start(&Admin::new().pool("db", &db)).await;
+    let slow = stalled(served.addr, b"GET /health HTTP/1.1\r\nHost: x\r\n").await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let _ = send(&slow, b"Connection: close\r\n\r\n").await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), read_all(&slow, &mut out)).await;
+    let out = String::from_utf8_lossy(&out);
+    assert!(
+        !out.contains("200 OK"),
+        "a head sent over 12 s was served:\n{out}"
+    );
+    // The server still answers.
+    let r = reqwest::get(served.url("/health")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    served.stop().await;
+}
+
+/// A write whose body never finishes gets 408 after 10 s (the token checked first), and
+/// an oversized body 413.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_bodies_are_bounded_in_time_and_size() {
+    let db = pool();
+    let served = Served::start(
+        &Admin::new()
+            .pool("db", &db)
+            .token(Some("s3cret".to_owned())),
+    )
+    .await;
+    let head = "POST /pools/db/resize HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n\
+                Content-Type: application/json\r\nConnection: close\r\n";
+    let slow = stalled(
+        served.addr,
+        format!("{head}Content-Length: 100\r\n\r\n{{").as_bytes(),
+    )
+    .await;
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(15), read_all(&slow, &mut out)).await;
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+    assert!(t0.elapsed() < Duration::from_secs(14));
+    let big = format!("{{\"max_size\": 3, \"x\": \"{}\"}}", "a".repeat(100_000));
+    let r = reqwest::Client::new()
+        .post(served.url("/pools/db/resize"))
+        .bearer_auth("s3cret")
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(db.stats().max_size, 2, "nothing changed");
+    served.stop().await;
+}
