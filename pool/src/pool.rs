@@ -9,7 +9,7 @@ use crate::acquire::{Acquire, AcquireFuture};
 use crate::config::{Config, PoolBuilder};
 use crate::error::PoolError;
 use crate::hooks::Hooks;
-use crate::shared::{Handle, Shared};
+use crate::shared::{Handle, Shared, SharedRef};
 use crate::stats::CheckedOut;
 #[cfg(not(riptide_model))]
 use crate::stats::DrainError;
@@ -62,16 +62,22 @@ impl<T: Send + 'static> std::fmt::Debug for Pool<T> {
 #[cfg_attr(riptide_model, allow(dead_code))] // the models run upkeep by hand
 struct WeakPool<T: Send + 'static>(std::sync::Weak<Handle<T>>);
 
+impl<T: Send + 'static> WeakPool<T> {
+    /// The shared state while some `Pool` handle is alive and the pool open. The handle
+    /// upgraded to get it is dropped before this returns: a pass holds the memory
+    /// ([`SharedRef`]), never a handle, so the last user handle dropped during a pass
+    /// closes the pool at once, not when the pass ends.
+    fn open(&self) -> Option<SharedRef<T>> {
+        let shared = SharedRef::to(self.0.upgrade()?.get());
+        (!shared.get().is_closed()).then_some(shared)
+    }
+}
+
 impl<T: Send + 'static> crate::rt::Upkeep for WeakPool<T> {
     fn tick(&self) -> Option<Duration> {
-        let pool = Pool {
-            handle: self.0.upgrade()?,
-        };
-        if pool.is_closed() {
-            return None;
-        }
-        pool.shared().maintain();
-        Some(pool.shared().maint_interval())
+        let shared = self.open()?;
+        shared.get().maintain();
+        Some(shared.get().maint_interval())
     }
 
     fn another(&self) -> Box<dyn crate::rt::Upkeep> {
@@ -79,9 +85,7 @@ impl<T: Send + 'static> crate::rt::Upkeep for WeakPool<T> {
     }
 
     fn alive(&self) -> bool {
-        self.0
-            .upgrade()
-            .is_some_and(|handle| !Pool { handle }.is_closed())
+        self.open().is_some()
     }
 }
 

@@ -10,7 +10,8 @@ use crate::sync::{AtomicU64, Ordering};
 
 /// The length of a bucket.
 const BUCKET_MS: u64 = 30_000;
-/// Bits of each count in a word (saturating: a bucket counts up to about a million).
+/// Bits of each count in a word. A bucket full at about a million attempts halves both
+/// counts and goes on: the rate stays right, the counts are then a sample.
 const COUNT_BITS: u32 = 20;
 const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
 /// Bits of the bucket's epoch (30 s units: wraps after about 16 years).
@@ -47,12 +48,13 @@ impl RecentOutcomes {
         let mut cur = bucket.load(Ordering::Relaxed);
         loop {
             let (e, a, f) = unpack(cur);
-            let (a, f) = if e == epoch { (a, f) } else { (0, 0) };
-            let next = pack(
-                epoch,
-                (a + 1).min(COUNT_MAX),
-                (f + u64::from(failed)).min(COUNT_MAX),
-            );
+            let (a, f) = match (e == epoch, a == COUNT_MAX) {
+                (false, _) => (0, 0),
+                (true, false) => (a, f),
+                // Full: halve both (errors never exceed attempts, so both stay in range).
+                (true, true) => (a / 2, f / 2),
+            };
+            let next = pack(epoch, a + 1, f + u64::from(failed));
             match bucket.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return,
                 Err(seen) => cur = seen,
@@ -77,7 +79,7 @@ impl RecentOutcomes {
 
 #[cfg(all(test, not(riptide_model)))]
 mod tests {
-    use super::{RecentOutcomes, BUCKET_MS};
+    use super::{pack, RecentOutcomes, BUCKET_MS};
 
     #[test]
     fn outcomes_count_for_a_minute_at_most() {
@@ -100,11 +102,26 @@ mod tests {
     }
 
     #[test]
-    fn counts_saturate() {
+    fn a_full_bucket_halves_and_keeps_the_rate() {
         let r = RecentOutcomes::default();
-        for _ in 0..(super::COUNT_MAX + 5) {
+        // A bucket one short of full, a quarter of its attempts failed.
+        r.buckets[0].store(
+            pack(0, super::COUNT_MAX - 1, super::COUNT_MAX / 4),
+            super::Ordering::Relaxed,
+        );
+        r.record(0, false);
+        assert_eq!(r.recent(0), (super::COUNT_MAX, super::COUNT_MAX / 4));
+        // Full: the next record halves both first.
+        r.record(0, true);
+        let (a, f) = r.recent(0);
+        assert_eq!((a, f), (super::COUNT_MAX / 2 + 1, super::COUNT_MAX / 8 + 1));
+        let rate = f as f64 / a as f64;
+        assert!((rate - 0.25).abs() < 0.001, "{rate}");
+        // Errors alone can never outrun attempts.
+        for _ in 0..1000 {
             r.record(0, true);
         }
-        assert_eq!(r.recent(0), (super::COUNT_MAX, super::COUNT_MAX));
+        let (a, f) = r.recent(0);
+        assert!(f <= a);
     }
 }

@@ -777,25 +777,30 @@ async fn a_create_dropped_unstarted_by_a_dying_runtime_runs_on_the_build_runtime
     assert_consistent(&pool);
 }
 
-/// With no other runtime to go to, such a create runs on a thread of its own, where a
-/// factory needing a reactor fails: that failure is the thread's, not the factory's, so
-/// the breaker does not count it and the next caller on a runtime gets an object.
+/// With no other runtime to go to, such a create runs on the pool's own runtime, which
+/// drives a reactor and timers: a factory needing them still makes its object (on a bare
+/// thread it would fail), and the breaker hears nothing of the shutdown.
 #[test]
-fn a_create_rescued_to_a_thread_does_not_move_the_breaker() {
+fn a_create_with_no_runtime_left_runs_on_the_pools_own_runtime() {
     within(Duration::from_secs(20), || {
         let c = Arc::new(Census::default());
         // Built outside any runtime: no runtime to move the create to.
         let pool = reactor_pool(&c);
         start_a_create_on_a_dying_runtime(&pool);
         let t0 = Instant::now();
-        while pool.stats().size != 0 && t0.elapsed() < Duration::from_secs(5) {
+        while pool.stats().idle != 1 && t0.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(2));
         }
         let s = pool.stats();
-        assert_eq!((s.size, s.created), (0, 0), "{s:?}");
+        assert_eq!((s.size, s.created, s.idle), (1, 1, 1), "{s:?}");
         assert_eq!(pool.circuit_state(), riptide_pool::CircuitState::Closed);
+        assert_eq!(pool.health().error_rate, 0.0);
         rt().block_on(async {
-            drop(pool.get().await.expect("the breaker did not open"));
+            drop(
+                pool.get()
+                    .await
+                    .expect("the object made on the pool's runtime"),
+            );
         });
         assert_consistent(&pool);
     });

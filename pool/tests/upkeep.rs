@@ -3,12 +3,13 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{builder, Census};
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, SharedString, Unit};
+use riptide_pool::{Pool, Poolable};
 
 /// Panics on the first gauge of a pool named `flaky`, then notes the threads that publish
 /// that pool's figures (a maintenance pass publishes them all).
@@ -112,4 +113,78 @@ fn an_idle_current_thread_build_runtime_does_not_stall_maintenance() {
     assert_eq!((s.size, s.destroyed), (0, 2), "{s:?}");
     assert_eq!(c.live.load(Ordering::SeqCst), 0);
     drop(rt);
+}
+
+#[derive(Default)]
+struct SlowDrops {
+    live: AtomicUsize,
+    slow_next_drop: AtomicBool,
+    in_slow_drop: AtomicBool,
+}
+
+struct SlowObj(Arc<SlowDrops>);
+impl Poolable for SlowObj {}
+impl Drop for SlowObj {
+    fn drop(&mut self) {
+        if self.0.slow_next_drop.swap(false, Ordering::SeqCst) {
+            self.0.in_slow_drop.store(true, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        self.0.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < Duration::from_secs(5), "never: {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The last handle dropped while the upkeep thread runs a pass (here: evicting an idle
+/// object whose `Drop` is slow) closes the pool at once: an object returned right after
+/// is destroyed, not kept until the pass ends.
+#[test]
+fn the_last_handle_closes_at_once_while_a_pass_runs() {
+    let st = Arc::new(SlowDrops::default());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let s2 = st.clone();
+    let pool: Pool<SlowObj> = rt.block_on(async move {
+        Pool::builder(move || {
+            let s = s2.clone();
+            async move {
+                s.live.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, std::io::Error>(SlowObj(s))
+            }
+        })
+        .max_size(2)
+        .idle_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap()
+    });
+    rt.block_on(async {
+        let a = pool.get().await.unwrap();
+        let b = pool.get().await.unwrap();
+        drop(a);
+        // `b` stays out; `a` idles and is evicted by the next pass, slowly.
+        st.slow_next_drop.store(true, Ordering::SeqCst);
+        wait_until("the pass is evicting", || {
+            st.in_slow_drop.load(Ordering::SeqCst)
+        });
+        // The last handle goes while the pass runs; the pool is closed "at once" ...
+        drop(pool);
+        // ... so a guard returned now is destroyed at once.
+        drop(b);
+        let live_after = st.live.load(Ordering::SeqCst);
+        wait_until("everything gone", || st.live.load(Ordering::SeqCst) == 0);
+        // `a` is still inside its slow Drop: only `b` may be alive-counted now.
+        assert_eq!(
+            live_after, 1,
+            "the object returned after the last handle went was kept"
+        );
+    });
 }

@@ -36,9 +36,10 @@ pub(crate) enum Ran<R> {
 pub(crate) enum RanOn {
     /// Where it was spawned: a runtime, or a thread when there was none.
     Planned,
-    /// On a thread of its own after every runtime it was given to dropped it unstarted
-    /// (they were shutting down). Code that needs a runtime (a tokio reactor) fails
-    /// there, so a failure says nothing about the work itself.
+    /// On a plain thread after every runtime it was given to dropped it unstarted (they
+    /// were shutting down) and the pool's own runtime could not be built. Code that needs
+    /// a runtime (a tokio reactor) fails there, so a failure says nothing about the work
+    /// itself.
     RescueThread,
 }
 
@@ -49,9 +50,11 @@ impl super::Env {
     /// its runtime's shutdown reports [`Ran::Dropped`], so a reservation is never lost.
     ///
     /// It runs on the runtime current at the call, else the one captured at `build()`,
-    /// else a thread of its own. A runtime that drops the task before its first poll (it
-    /// was shutting down) passes it on: to the captured runtime if it was not tried yet and
-    /// is alive, else to a thread ([`RanOn::RescueThread`]).
+    /// else a thread of its own. What a current-thread runtime cannot be trusted to run
+    /// goes to the pool's own runtime ([`on_create_runtime`]). A runtime that drops the
+    /// task before its first poll (it was shutting down) passes it on: to the captured
+    /// runtime if it was not tried yet, is alive and multi-thread, else to the pool's own
+    /// runtime (a plain thread only if that cannot be built: [`RanOn::RescueThread`]).
     pub(crate) fn spawn_bounded<F, R>(
         &self,
         d: Duration,
@@ -99,16 +102,16 @@ impl super::Env {
         let run: Run = Box::pin(run);
         match tokio::runtime::Handle::try_current() {
             // A blocking caller on a thread of its own, inside a current-thread runtime it
-            // does not drive (see `block_on_timeout`): that runtime runs its tasks only
-            // while its owner drives it, so the run gets a thread, in the runtime's context
-            // (its reactor and timers work whenever the owner drives them).
-            Ok(h) if blocking_outside_owner() => on_thread_in(Some(h), run),
+            // does not drive (see `block_on_timeout`): that runtime runs its tasks, and
+            // drives its reactor and timers, only while its owner drives it, which may be
+            // never. The run goes to the pool's own runtime (`on_create_runtime`).
+            Ok(h) if blocking_outside_owner() => on_create_runtime(Some(&h), run),
             Ok(h) => Rescue::spawn(&h, run, self.runtime().cloned(), rescued),
             // Outside any runtime: the one captured at build while it lives. A current-thread
             // one runs tasks only while its owner drives it, and this thread is not its
-            // owner: a thread in its context, as above.
+            // owner: the pool's own runtime, as above.
             Err(_) => match self.runtime().and_then(Runtime::handle) {
-                Some(h) if is_current_thread(h) => on_thread_in(Some(h.clone()), run),
+                Some(h) if is_current_thread(h) => on_create_runtime(Some(h), run),
                 Some(h) => Rescue::spawn(h, run, None, rescued),
                 None => on_thread(run),
             },
@@ -136,6 +139,51 @@ fn on_thread_in(rt: Option<tokio::runtime::Handle>, run: Run) {
             block_on_deadline(run, None);
         })
         .expect("riptide_pool: could not spawn a thread to create an object");
+}
+
+/// A create that a current-thread runtime cannot be trusted to run: one started outside
+/// it (a blocking caller on another thread, the upkeep thread), or one it dropped unstarted
+/// as it shut down. That runtime drives its tasks, reactor and timers only while its owner
+/// drives it, which may be never (an idle `main` waiting on a channel) or never again (it
+/// is shutting down): a factory that awaits a tokio timer or socket there would hang until
+/// its `create_timeout` and count as failing.
+///
+/// So the run goes to the pool's own runtime ([`create_runtime`]): each run gets a blocking
+/// thread of its own there (a factory that blocks stalls no other create) and polls in the
+/// runtime's context, whose worker drives the reactor and timers: what the factory opens (a
+/// socket, a spawned connection task) keeps working after the create. If that runtime
+/// cannot be built (no threads left), the run gets a plain thread in the context of
+/// `fallback`.
+#[cfg(not(riptide_model))]
+fn on_create_runtime(fallback: Option<&tokio::runtime::Handle>, run: Run) {
+    match create_runtime() {
+        Some(rt) => {
+            let h = rt.handle().clone();
+            // The runtime is never shut down (it lives in a static), so the blocking task
+            // always runs: the run's `finish` cannot be lost here.
+            rt.spawn_blocking(move || h.block_on(run));
+        }
+        None => on_thread_in(fallback.cloned(), run),
+    }
+}
+
+/// The pool's own runtime for creates no other runtime can be trusted to run (see
+/// [`on_create_runtime`]): one per process, multi-thread with a single worker, built the
+/// first time it is needed and never shut down. `None` if it could not be built.
+#[cfg(not(riptide_model))]
+fn create_runtime() -> Option<&'static tokio::runtime::Runtime> {
+    static CREATES: std::sync::OnceLock<Option<tokio::runtime::Runtime>> =
+        std::sync::OnceLock::new();
+    CREATES
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("riptide-pool-create")
+                .enable_all()
+                .build()
+                .ok()
+        })
+        .as_ref()
 }
 
 #[cfg(not(riptide_model))]
@@ -218,17 +266,21 @@ impl Drop for Rescue {
         let next = self.next.take().filter(|rt| rt.handle().is_some());
         if let Some(rt) = next.as_ref().filter(|rt| !rt.is_current_thread()) {
             // If that runtime is shutting down too, it drops this one unstarted in turn (at
-            // once, when it is already closed) and the run moves to a thread.
+            // once, when it is already closed) and the run moves on again, below.
             Rescue::spawn(&rt.handle, run, None, self.rescued.clone());
             return;
         }
-        // A thread: in the context of a current-thread build runtime (which runs tasks only
-        // while its owner drives it, as in `spawn_bounded`), else of none. That runtime may
-        // be the one shutting down, so a failure there is not the factory's either.
-        // Relaxed: the thread's spawn orders it before the run's finish reads it.
-        self.rescued
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        on_thread_in(next.map(|rt| rt.handle), run);
+        // The pool's own runtime, which drives the reactor and timers a factory needs, so
+        // its outcome is the factory's. This covers a current-thread build runtime (perhaps
+        // the one shutting down) and no runtime left at all. Only if that runtime cannot be
+        // built does the run get a plain thread, where a factory that needs a reactor
+        // fails: that failure is not the factory's.
+        if create_runtime().is_none() {
+            // Relaxed: the thread's spawn orders it before the run's finish reads it.
+            self.rescued
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        on_create_runtime(next.as_ref().map(|rt| &rt.handle), run);
     }
 }
 

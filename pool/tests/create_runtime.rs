@@ -1,0 +1,227 @@
+//! Creates a current-thread build runtime cannot be trusted to run (started outside it,
+//! or dropped unstarted as it shuts down) run on the pool's own runtime: a factory that
+//! awaits tokio's timers or sockets works there, and a build runtime that is idle or
+//! shutting down neither stalls it nor counts against the factory.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{builder, Census};
+use riptide_pool::{CircuitState, Pool, PoolError};
+
+fn within<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|e| panic!("did not finish within {limit:?}: {e}"))
+}
+
+/// A pool built in a runtime of flavor `multi`, with a factory that sleeps 500 ms on
+/// tokio's timer and a breaker that opens on the first failure. A blocking caller on a
+/// plain thread starts a create; the runtime is shut down 100 ms into that create.
+/// Returns the caller's result, the breaker state and the health's error rate.
+fn runtime_dies_under_a_create(multi: bool) -> (Result<(), PoolError>, CircuitState, f64) {
+    let c = Arc::new(Census::default());
+    let rt = if multi {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let pool: Pool<common::Obj> = rt.block_on(async {
+        builder(&c, Duration::from_millis(500))
+            .max_size(2)
+            .create_timeout(Duration::from_secs(3))
+            .circuit_breaker(1, Duration::from_secs(60))
+            .build()
+            .unwrap()
+    });
+    let p = pool.clone();
+    let caller = std::thread::spawn(move || {
+        p.acquire()
+            .timeout(Duration::from_secs(5))
+            .blocking()
+            .map(drop)
+    });
+    // The owner drives its runtime while the create sleeps, then shuts it down.
+    rt.block_on(async { tokio::time::sleep(Duration::from_millis(100)).await });
+    drop(rt);
+    let r = caller.join().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    (r, pool.circuit_state(), pool.health().error_rate)
+}
+
+/// A multi-thread build runtime shutting down under a create: the breaker and the error
+/// rate do not count it.
+#[test]
+fn multi_thread_build_runtime_dying_under_a_create_is_not_counted() {
+    let (_, state, rate) = within(Duration::from_secs(20), || {
+        runtime_dies_under_a_create(true)
+    });
+    assert_eq!(state, CircuitState::Closed);
+    assert_eq!(rate, 0.0);
+}
+
+/// The same with a current-thread build runtime: the blocking caller's create runs on the
+/// pool's own runtime, so the build runtime's shutdown does not touch it: the caller gets
+/// its object and nothing counts as a failure.
+#[test]
+fn current_thread_build_runtime_dying_under_a_create_is_not_counted() {
+    let (r, state, rate) = within(Duration::from_secs(20), || {
+        runtime_dies_under_a_create(false)
+    });
+    assert!(r.is_ok(), "{r:?}, breaker {state:?}, error rate {rate}");
+    assert_eq!(
+        state,
+        CircuitState::Closed,
+        "the runtime's shutdown opened the breaker"
+    );
+    assert_eq!(
+        rate, 0.0,
+        "the runtime's shutdown counts as a failed create"
+    );
+}
+
+/// Blocking callers on other threads while the current-thread build runtime is idle (kept,
+/// never driven again), with a factory that awaits tokio's timer (as a tokio connection
+/// awaits its reactor): the create runs where a worker drives that timer.
+#[test]
+fn blocking_callers_with_a_tokio_factory_and_an_idle_current_thread_build_runtime() {
+    let (r, state) = within(Duration::from_secs(20), || {
+        let c = Arc::new(Census::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let pool: Pool<common::Obj> = rt.block_on(async {
+            builder(&c, Duration::from_millis(5))
+                .max_size(2)
+                .create_timeout(Duration::from_secs(1))
+                .circuit_breaker(1, Duration::from_secs(60))
+                .build()
+                .unwrap()
+        });
+        let p = pool.clone();
+        let r = std::thread::spawn(move || {
+            p.acquire()
+                .timeout(Duration::from_secs(3))
+                .blocking()
+                .map(drop)
+        })
+        .join()
+        .unwrap();
+        let state = pool.circuit_state();
+        drop(rt);
+        (r, state)
+    });
+    assert!(r.is_ok(), "a 5 ms create never finished: {r:?}");
+    assert_eq!(state, CircuitState::Closed);
+}
+
+/// A pool whose factory needs a driven tokio runtime: it awaits tokio's timer and opens
+/// a TCP listener on its reactor (as a database driver would), with a breaker that opens
+/// on the first failure.
+fn tokio_factory_pool() -> Pool<tokio::net::TcpListener> {
+    Pool::custom(|| async {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::net::TcpListener::bind("127.0.0.1:0").await
+    })
+    .max_size(4)
+    .create_timeout(Duration::from_secs(2))
+    .circuit_breaker(1, Duration::from_secs(60))
+    .build()
+    .unwrap()
+}
+
+fn runtime(multi: bool) -> tokio::runtime::Runtime {
+    if multi {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+}
+
+/// Every place a create can start from, for a pool built in either flavour of runtime
+/// that is then kept but never driven again: the factory's timer and socket work, and
+/// nothing counts as a failure. The object a blocking caller got keeps working (it
+/// accepts a connection): it was made where a worker drives its reactor. Each create is
+/// new (every object stays out).
+#[test]
+fn a_tokio_factory_works_wherever_its_create_starts() {
+    within(Duration::from_secs(60), || {
+        for multi in [false, true] {
+            let setup = runtime(multi);
+            let pool = setup.block_on(async { tokio_factory_pool() });
+            // A blocking caller on a plain thread.
+            let p = pool.clone();
+            let blocking = std::thread::spawn(move || p.acquire().blocking())
+                .join()
+                .unwrap()
+                .expect("a blocking caller");
+            // An async caller on another runtime of each flavour (its object is bound to
+            // that runtime's reactor, so the runtime is kept).
+            let mut kept = Vec::new();
+            for other in [false, true] {
+                let rt = runtime(other);
+                let g = rt.block_on(pool.get()).expect("an async caller");
+                kept.push((rt, g));
+            }
+            // `warm_up` from a plain thread, blocking on it by hand (no runtime current).
+            let p = pool.clone();
+            std::thread::spawn(move || block_by_hand(p.warm_up(4)))
+                .join()
+                .unwrap()
+                .expect("warm_up");
+            let s = pool.stats();
+            assert_eq!((s.size, s.created), (4, 4), "flavour multi={multi}: {s:?}");
+            assert_eq!(pool.circuit_state(), CircuitState::Closed);
+            assert_eq!(pool.health().error_rate, 0.0);
+            let addr = blocking.local_addr().unwrap();
+            runtime(true).block_on(async {
+                let (_client, accepted) =
+                    tokio::join!(tokio::net::TcpStream::connect(addr), blocking.accept());
+                accepted.expect("the listener made for the blocking caller accepts");
+            });
+            drop(blocking);
+            drop(kept);
+            drop(setup);
+        }
+    });
+}
+
+/// Drives `fut` on this thread with no runtime (as a non-tokio executor would).
+fn block_by_hand<F: std::future::Future>(fut: F) -> F::Output {
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park_timeout(Duration::from_millis(10));
+    }
+}
+
+struct Unpark(std::thread::Thread);
+impl std::task::Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
