@@ -465,16 +465,22 @@ const BODY_LIMIT: usize = 64 * 1024;
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A write's body, read only once the token was checked: at most [`BODY_LIMIT`] bytes
-/// (else 413) within [`BODY_TIMEOUT`] (else 408), so a client that never finishes its body
-/// holds nothing for long.
+/// (else 413; a malformed body is 400) within [`BODY_TIMEOUT`] (else 408), so a client
+/// that never finishes its body holds nothing for long.
 async fn read_body(body: Body, pool: &str, action: &str) -> ApiResult<Bytes> {
     match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, BODY_LIMIT)).await {
         Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(err)) => Err(bad_input(
+        Ok(Err(err)) if too_large(&err) => Err(bad_input(
             pool,
             action,
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body could not be read (at most {BODY_LIMIT} bytes): {err}"),
+            format!("the body is larger than {BODY_LIMIT} bytes"),
+        )),
+        Ok(Err(err)) => Err(bad_input(
+            pool,
+            action,
+            StatusCode::BAD_REQUEST,
+            format!("the body could not be read: {err}"),
         )),
         Err(_) => Err(bad_input(
             pool,
@@ -483,6 +489,18 @@ async fn read_body(body: Body, pool: &str, action: &str) -> ApiResult<Bytes> {
             format!("the body did not arrive within {BODY_TIMEOUT:?}"),
         )),
     }
+}
+
+/// Whether a body error is the size limit (and not a malformed or cut-off body).
+fn too_large(err: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// The pool a write names; an unknown name is logged and answered 404.

@@ -136,6 +136,10 @@ pub enum AdminError {
     },
     /// Serving failed.
     Serve(std::io::Error),
+    /// [`Admin::bind`] ran on a tokio runtime built without timers (only `enable_io`):
+    /// the server's limits (request heads, bodies, stalled writes, shutdown) run on
+    /// tokio's timer. Build the runtime with `enable_all()` or `enable_time()`.
+    NoTimer,
 }
 
 impl fmt::Display for AdminError {
@@ -151,6 +155,10 @@ impl fmt::Display for AdminError {
                 write!(f, "cannot listen on {addr}: {source}")
             }
             AdminError::Serve(e) => write!(f, "admin server failed: {e}"),
+            AdminError::NoTimer => f.write_str(
+                "the admin needs a tokio runtime with timers enabled \
+                 (Builder::enable_all or enable_time)",
+            ),
         }
     }
 }
@@ -276,11 +284,18 @@ impl Admin {
     }
 
     /// Binds `addr` after [`validate`](Self::validate); run the returned [`Server`].
+    ///
+    /// # Errors
+    /// What [`validate`](Self::validate) finds; [`AdminError::NoTimer`] on a tokio runtime
+    /// built without timers; [`AdminError::Bind`] when the address cannot be bound.
     pub async fn bind(
         &self,
         addr: impl tokio::net::ToSocketAddrs + fmt::Debug,
     ) -> Result<Server, AdminError> {
         self.validate()?;
+        if !serve::timers_enabled() {
+            return Err(AdminError::NoTimer);
+        }
         let shown = format!("{addr:?}");
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -332,8 +347,11 @@ impl Server {
     }
 
     /// Serves for as long as the future is polled. A client gets 10 s to send a request
-    /// head; at most 256 connections are served at once (more wait in the listen
-    /// backlog); a failed accept (out of file descriptors) is logged and retried.
+    /// head, and a response write that makes no progress for 10 s ends its connection.
+    /// 256 connections are served at once: a client connecting past that is served and
+    /// the oldest connection is asked to close (at once if it is between requests, else
+    /// after its response, dropped 10 s later). A failed accept (out of file
+    /// descriptors) is logged and retried.
     ///
     /// # Errors
     /// None today: the `Result` leaves room for failures a future version reports.
@@ -453,6 +471,15 @@ impl Shared {
             return;
         };
         if self.sampler.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if !serve::timers_enabled() {
+            // The sampler ticks on tokio's timer; without one the history stays empty.
+            tracing::error!(
+                target: "riptide_admin",
+                "the admin runs on a tokio runtime without timers: the dashboard's history \
+                 is not sampled (build the runtime with enable_all or enable_time)"
+            );
             return;
         }
         let weak = Arc::downgrade(self);

@@ -145,3 +145,129 @@ async fn write_bodies_are_bounded_in_time_and_size() {
     assert_eq!(db.stats().max_size, 2, "nothing changed");
     served.stop().await;
 }
+
+/// A malformed chunked body is a bad request (400), not "too large" (413).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_body_is_a_bad_request() {
+    let db = pool();
+    let served = Served::start(
+        &Admin::new()
+            .pool("db", &db)
+            .token(Some("s3cret".to_owned())),
+    )
+    .await;
+    let s = stalled(
+        served.addr,
+        b"POST /pools/db/resize HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n\
+          Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    )
+    .await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), read_all(&s, &mut out)).await;
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    assert_eq!(db.stats().max_size, 2, "nothing changed");
+    served.stop().await;
+}
+
+/// One GET /health by a well-behaved client, answered 200 within `limit`: how long it took.
+async fn probe(served: &Served, limit: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    let client = reqwest::Client::builder().timeout(limit).build().unwrap();
+    match client.get(served.url("/health")).send().await {
+        Ok(r) if r.status() == 200 => Some(t0.elapsed()),
+        _ => None,
+    }
+}
+
+/// Clients that pipeline requests for the dashboard page and never read the answers, one
+/// for every connection the server serves at once: the server's writes to them stall.
+/// Each stalled connection is cut after 10 s without progress, and a newcomer makes the
+/// oldest one close at once: others are served all along, and after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_never_read_do_not_lock_others_out() {
+    let db = pool();
+    let served = Served::start(&Admin::new().pool("db", &db)).await;
+    let pipelined = "GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(500);
+    let mut hold = Vec::new();
+    for _ in 0..256 {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let s = sock.connect(served.addr).await.unwrap();
+        send(&s, pipelined.as_bytes()).await.unwrap();
+        hold.push(s);
+    }
+    let now = probe(&served, Duration::from_secs(3)).await;
+    assert!(
+        now.is_some(),
+        "a probe behind 256 stalled readers went unanswered"
+    );
+    // Past the write timeout: the stalled connections are gone; probes still pass.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let later = probe(&served, Duration::from_secs(3)).await;
+    assert!(later.is_some(), "a probe 12 s later went unanswered");
+    let mut cut = 0;
+    for s in &hold {
+        let mut out = Vec::new();
+        if tokio::time::timeout(Duration::from_millis(20), read_all(s, &mut out))
+            .await
+            .is_ok()
+        {
+            cut += 1;
+        }
+    }
+    assert!(
+        cut >= 250,
+        "only {cut} of 256 stalled connections were closed"
+    );
+    drop(hold);
+    tokio::time::timeout(Duration::from_secs(15), served.stop())
+        .await
+        .expect("shutdown");
+}
+
+/// A client holding as many silent sockets as the server serves at once (never a byte
+/// sent) does not delay a well-behaved client: the newcomer is served at once, and the
+/// oldest silent connection is closed to make room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_do_not_delay_others() {
+    let db = pool();
+    let served = Served::start(&Admin::new().pool("db", &db)).await;
+    let mut silent = Vec::new();
+    for _ in 0..256 {
+        silent.push(TcpStream::connect(served.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(probe(&served, Duration::from_secs(3)).await);
+    }
+    assert!(
+        seen.iter()
+            .all(|p| p.is_some_and(|d| d < Duration::from_secs(2))),
+        "health probes behind 256 silent sockets: {seen:?}"
+    );
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(1), read_all(&silent[0], &mut out))
+        .await
+        .expect("the oldest silent connection was not closed");
+    drop(silent);
+    tokio::time::timeout(Duration::from_secs(15), served.stop())
+        .await
+        .expect("shutdown");
+}
+
+/// On a runtime built without timers, `bind` is a typed error naming what to enable (the
+/// server's limits run on tokio's timer), not a server that resets every request.
+#[test]
+fn a_runtime_without_timers_is_refused_at_bind() {
+    let db = pool();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let r = rt.block_on(Admin::new().pool("db", &db).bind("127.0.0.1:0"));
+    let err = r.expect_err("bound on a runtime without timers");
+    assert!(matches!(err, riptide_admin::AdminError::NoTimer), "{err:?}");
+    assert!(err.to_string().contains("enable_all"), "{err}");
+}
