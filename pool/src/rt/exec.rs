@@ -148,23 +148,17 @@ fn on_thread_in(rt: Option<tokio::runtime::Handle>, run: Run) {
 /// is shutting down): a factory that awaits a tokio timer or socket there would hang until
 /// its `create_timeout` and count as failing.
 ///
-/// So the run goes to the pool's own runtime ([`create_runtime`]): each run gets a blocking
-/// thread of its own there (a factory that blocks stalls no other create) and polls in the
-/// runtime's context, whose worker drives the reactor and timers: what the factory opens (a
-/// socket, a spawned connection task) keeps working after the create. If that runtime
-/// cannot be built (no threads left), the run gets a plain thread in the context of
-/// `fallback`.
+/// So the run goes to the pool's own runtime ([`create_runtime`]): a thread of its own
+/// (a factory that blocks, or waits long on a slow backend, stalls no other create) that
+/// enters that runtime's context and polls the run there, while the runtime's worker
+/// drives the reactor and timers: what the factory opens (a socket, a spawned connection
+/// task) keeps working after the create. The thread only entered the runtime, so a
+/// factory may still block inside (`get_blocking` on another pool). If that runtime
+/// cannot be built (no threads left), the thread enters `fallback` instead.
 #[cfg(not(riptide_model))]
 fn on_create_runtime(fallback: Option<&tokio::runtime::Handle>, run: Run) {
-    match create_runtime() {
-        Some(rt) => {
-            let h = rt.handle().clone();
-            // The runtime is never shut down (it lives in a static), so the blocking task
-            // always runs: the run's `finish` cannot be lost here.
-            rt.spawn_blocking(move || h.block_on(run));
-        }
-        None => on_thread_in(fallback.cloned(), run),
-    }
+    let ctx = create_runtime().map_or_else(|| fallback.cloned(), |rt| Some(rt.handle().clone()));
+    on_thread_in(ctx, run);
 }
 
 /// The pool's own runtime for creates no other runtime can be trusted to run (see
