@@ -138,7 +138,9 @@ pub enum AdminError {
     Serve(std::io::Error),
     /// [`Admin::bind`] ran on a tokio runtime built without timers (only `enable_io`):
     /// the server's limits (request heads, bodies, stalled writes, shutdown) run on
-    /// tokio's timer. Build the runtime with `enable_all()` or `enable_time()`.
+    /// tokio's timer. Build the runtime with `enable_all()` or `enable_time()`. tokio
+    /// tells only by panicking, so the check runs the process's panic hook once (and
+    /// aborts under `panic = "abort"`).
     NoTimer,
 }
 
@@ -350,7 +352,7 @@ impl Server {
     /// head, and a response write that makes no progress for 10 s ends its connection.
     /// 256 connections are served at once: a client connecting past that is served and
     /// the oldest connection is asked to close (at once if it is between requests, else
-    /// after its response, dropped 10 s later). A failed accept (out of file
+    /// after its response). A failed accept (out of file
     /// descriptors) is logged and retried.
     ///
     /// # Errors

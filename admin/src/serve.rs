@@ -7,11 +7,12 @@
 //!   not read its answers) ends the connection;
 //! - at most [`MAX_CONNECTIONS`] connections are served at once. A client connecting
 //!   past that is served, and the oldest connection is asked to close: at once if it is
-//!   between requests (or never sent one), else after its current response. A connection
-//!   asked to close gets [`SHUTDOWN_GRACE`] before it is dropped, and at most
-//!   [`MAX_CONNECTIONS`] more may be closing at once (past that, new clients wait in the
-//!   listen backlog): a client holding hundreds of idle or stalled sockets delays a
-//!   health probe by no more than one accept;
+//!   between requests (or never sent one), else after its current response, which
+//!   finishes within its own limits. At most [`MAX_CONNECTIONS`] more may be closing at
+//!   once (past that, new clients wait in the listen backlog): a client holding hundreds
+//!   of idle or silent sockets delays a health probe by no more than one accept. A
+//!   connection that sent part of a request head is not closed early: it ends at its
+//!   head timeout;
 //! - after the shutdown signal, requests in flight get [`SHUTDOWN_GRACE`] to finish, then
 //!   the remaining connections are dropped: a stalled client never holds the shutdown.
 //!
@@ -117,8 +118,8 @@ pub(crate) async fn serve(
     conns.shutdown().await;
 }
 
-/// One connection: HTTP/1 with keep-alive, closed gracefully once `stop` turns true or
-/// `close` is signalled, and dropped [`SHUTDOWN_GRACE`] after that.
+/// One connection: HTTP/1 with keep-alive, closed gracefully once `stop` turns true (and
+/// dropped [`SHUTDOWN_GRACE`] after that) or `close` is signalled.
 async fn connection(
     stream: tokio::net::TcpStream,
     router: axum::Router,
@@ -133,12 +134,21 @@ async fn connection(
             TowerToHyperService::new(router),
         );
     let mut conn = std::pin::pin!(conn);
-    tokio::select! {
+    let evicted = tokio::select! {
         _ = conn.as_mut() => return,
-        _ = stop.wait_for(|s| *s) => {}
-        () = close.notified() => {}
-    }
+        _ = stop.wait_for(|s| *s) => false,
+        () = close.notified() => true,
+    };
     conn.as_mut().graceful_shutdown();
+    if evicted {
+        // Asked to close to make room: an idle connection closes at once; a request in
+        // flight finishes within its own limits (a stalled write, a slow body, a drain's
+        // own timeout), unless shutdown comes first.
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = stop.wait_for(|s| *s) => {}
+        }
+    }
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
 }
 

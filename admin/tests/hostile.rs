@@ -271,3 +271,51 @@ fn a_runtime_without_timers_is_refused_at_bind() {
     assert!(matches!(err, riptide_admin::AdminError::NoTimer), "{err:?}");
     assert!(err.to_string().contains("enable_all"), "{err}");
 }
+
+/// An operator's drain (token given, 15 s timeout) is in flight when 256 anonymous
+/// silent sockets connect: its connection, the oldest, is asked to close, but only after
+/// its response: the drain completes when the object comes back at 12 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_cap_do_not_cut_a_request_in_flight() {
+    let db = pool();
+    let held = db.get().await.unwrap();
+    let served = Served::start(
+        &Admin::new()
+            .pool("db", &db)
+            .token(Some("s3cret".to_owned())),
+    )
+    .await;
+    let body = r#"{"timeout_ms":15000}"#;
+    let op = TcpStream::connect(served.addr).await.unwrap();
+    send(
+        &op,
+        format!(
+            "POST /pools/db/drain HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut silent = Vec::new();
+    for _ in 0..256 {
+        silent.push(TcpStream::connect(served.addr).await.unwrap());
+    }
+    // The object comes back after 12 s: the drain completes within its 15 s.
+    let releaser = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        drop(held);
+    });
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), read_all(&op, &mut out)).await;
+    releaser.await.unwrap();
+    let out = String::from_utf8_lossy(&out);
+    drop(silent);
+    assert!(
+        out.starts_with("HTTP/1.1 200"),
+        "the operator's drain got no answer: {out:?}"
+    );
+    served.stop().await;
+}
