@@ -7,15 +7,8 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{builder, Census};
+use common::{builder, current_thread, get_on_a_thread, Census};
 use riptide_pool::{CircuitState, Pool};
-
-fn current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// A factory that synchronously takes an object from another pool (`get_blocking`), for
 /// a blocking caller beside an idle current-thread build runtime: the create's thread
@@ -44,15 +37,7 @@ fn a_factory_that_uses_another_pool_blocking_works_for_a_blocking_caller() {
         .build()
         .unwrap()
     });
-    let p = pool.clone();
-    let r = std::thread::spawn(move || {
-        p.acquire()
-            .timeout(Duration::from_secs(3))
-            .blocking()
-            .map(drop)
-    })
-    .join()
-    .unwrap();
+    let r = get_on_a_thread(&pool, Duration::from_secs(3));
     let state = pool.circuit_state();
     drop(rt);
     assert!(r.is_ok(), "blocking caller failed: {r:?}");
@@ -91,16 +76,8 @@ fn a_slow_backend_in_one_pool_does_not_delay_another_pools_creates() {
     }
     std::thread::sleep(Duration::from_millis(1500));
     // The fast pool's factory needs no time at all.
-    let p = fast.clone();
     let t0 = Instant::now();
-    let r = std::thread::spawn(move || {
-        p.acquire()
-            .timeout(Duration::from_secs(3))
-            .blocking()
-            .map(drop)
-    })
-    .join()
-    .unwrap();
+    let r = get_on_a_thread(&fast, Duration::from_secs(3));
     let took = t0.elapsed();
     for h in callers {
         h.join().unwrap();

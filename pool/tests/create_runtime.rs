@@ -8,17 +8,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{builder, Census};
+use common::{builder, current_thread, get_on_a_thread, runtime, within, Census};
 use riptide_pool::{CircuitState, Pool, PoolError};
-
-fn within<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(limit)
-        .unwrap_or_else(|e| panic!("did not finish within {limit:?}: {e}"))
-}
 
 /// A pool built in a runtime of flavor `multi`, with a factory that sleeps 500 ms on
 /// tokio's timer and a breaker that opens on the first failure. A blocking caller on a
@@ -26,18 +17,7 @@ fn within<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'st
 /// Returns the caller's result, the breaker state and the health's error rate.
 fn runtime_dies_under_a_create(multi: bool) -> (Result<(), PoolError>, CircuitState, f64) {
     let c = Arc::new(Census::default());
-    let rt = if multi {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    };
+    let rt = runtime(multi);
     let pool: Pool<common::Obj> = rt.block_on(async {
         builder(&c, Duration::from_millis(500))
             .max_size(2)
@@ -99,10 +79,7 @@ fn current_thread_build_runtime_dying_under_a_create_is_not_counted() {
 fn blocking_callers_with_a_tokio_factory_and_an_idle_current_thread_build_runtime() {
     let (r, state) = within(Duration::from_secs(20), || {
         let c = Arc::new(Census::default());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = current_thread();
         let pool: Pool<common::Obj> = rt.block_on(async {
             builder(&c, Duration::from_millis(5))
                 .max_size(2)
@@ -111,15 +88,7 @@ fn blocking_callers_with_a_tokio_factory_and_an_idle_current_thread_build_runtim
                 .build()
                 .unwrap()
         });
-        let p = pool.clone();
-        let r = std::thread::spawn(move || {
-            p.acquire()
-                .timeout(Duration::from_secs(3))
-                .blocking()
-                .map(drop)
-        })
-        .join()
-        .unwrap();
+        let r = get_on_a_thread(&pool, Duration::from_secs(3));
         let state = pool.circuit_state();
         drop(rt);
         (r, state)
@@ -141,21 +110,6 @@ fn tokio_factory_pool() -> Pool<tokio::net::TcpListener> {
     .circuit_breaker(1, Duration::from_secs(60))
     .build()
     .unwrap()
-}
-
-fn runtime(multi: bool) -> tokio::runtime::Runtime {
-    if multi {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
 }
 
 /// Every place a create can start from, for a pool built in either flavour of runtime

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use common::{assert_consistent, until, Census};
+use common::{assert_consistent, runtime, start_a_create_on_a_dying_runtime, until, Census};
 use riptide_pool::{Pool, PoolError};
 
 /// A future that is ready after `d`, woken by a std thread (needs no runtime); it wakes
@@ -346,21 +346,6 @@ fn blocking_caller_left_step() {
     assert_consistent(&pool);
 }
 
-fn runtime(multi: bool) -> tokio::runtime::Runtime {
-    if multi {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
-}
-
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !cond() {
@@ -458,24 +443,6 @@ fn only_handle_in_a_task_dropped_by_shutdown_mid_step() {
         wait_for("live == 0", || k.c.live.load(Ordering::SeqCst) == 0);
         wait_for("shared freed", || k.dropped.load(Ordering::SeqCst));
     }
-}
-
-/// Starts a create for `pool` on a runtime of its own that shuts down before running it.
-fn start_a_create_on_a_dying_runtime(pool: &Pool<common::Obj>) {
-    let p = pool.clone();
-    std::thread::spawn(move || {
-        let rt = runtime(false);
-        rt.block_on(async {
-            let mut get = std::pin::pin!(std::future::IntoFuture::into_future(p.get()));
-            std::future::poll_fn(|cx| {
-                assert!(get.as_mut().poll(cx).is_pending());
-                Poll::Ready(())
-            })
-            .await;
-        });
-    })
-    .join()
-    .unwrap();
 }
 
 /// A pool built in a current-thread runtime that is kept but no longer driven (setup

@@ -10,7 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{assert_consistent, builder, until, Census};
+use common::{
+    assert_consistent, builder, current_thread, start_a_create_on_a_dying_runtime, until, within,
+    Census,
+};
 use riptide_pool::{PartitionedPool, Pool, PoolError, PoolEvent, Poolable};
 
 fn census() -> Arc<Census> {
@@ -19,32 +22,13 @@ fn census() -> Arc<Census> {
 
 const NO_DELAY: Duration = Duration::ZERO;
 
-/// Runs `f` on a fresh thread and fails the test if it does not finish within `limit`: a
-/// caller that waits past its deadline is a failure here, not a slow test.
-fn within<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(limit).unwrap_or_else(|_| {
-        panic!("did not finish within {limit:?}: a caller outlived its deadline")
-    })
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// A blocking waiter (no deadline of its own in the queue) beside async waiters must not
 /// break the deadline of later async waiters.
 #[test]
 fn blocking_waiters_do_not_break_async_deadlines() {
     within(Duration::from_secs(20), || {
         let c = census();
-        let rt = rt();
+        let rt = current_thread();
         let pool = rt.block_on(async { builder(&c, NO_DELAY).max_size(1).build().unwrap() });
         let held = rt.block_on(pool.get()).unwrap();
         // An async waiter starts deadline enforcement.
@@ -95,7 +79,7 @@ fn deadlines_survive_the_runtime_that_first_waited() {
         let pool = builder(&c, NO_DELAY).max_size(1).build().unwrap();
         let held = pool.get_blocking().unwrap();
         {
-            let rt1 = rt();
+            let rt1 = current_thread();
             let p = pool.clone();
             // A waiter with a long deadline is queued on runtime 1 ...
             rt1.spawn(async move {
@@ -104,7 +88,7 @@ fn deadlines_survive_the_runtime_that_first_waited() {
             rt1.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
             // ... which then shuts down.
         }
-        let rt2 = rt();
+        let rt2 = current_thread();
         let t0 = Instant::now();
         let r = rt2.block_on(
             pool.acquire()
@@ -378,7 +362,7 @@ fn a_dead_build_runtime_falls_back_to_threads() {
     within(Duration::from_secs(20), || {
         let c = census();
         let pool = {
-            let rt = rt();
+            let rt = current_thread();
             rt.block_on(async { builder(&c, NO_DELAY).max_size(2).build().unwrap() })
         };
         for _ in 0..3 {
@@ -722,28 +706,6 @@ fn a_task_that_gave_up_on_its_create_is_let_go_outside_the_lock() {
     });
 }
 
-/// Starts a create for `pool` on a runtime of its own that shuts down before running it:
-/// one poll spawns the create there, then the caller gives up and the runtime is dropped.
-fn start_a_create_on_a_dying_runtime(pool: &Pool<common::Obj>) {
-    let p = pool.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let mut get = std::pin::pin!(p.get().into_future());
-            std::future::poll_fn(|cx| {
-                assert!(std::future::Future::poll(get.as_mut(), cx).is_pending());
-                std::task::Poll::Ready(())
-            })
-            .await;
-        });
-    })
-    .join()
-    .unwrap();
-}
-
 /// A factory that needs a tokio reactor (on a bare thread: "no reactor running"), behind a
 /// breaker that opens on the first failure.
 fn reactor_pool(c: &Arc<Census>) -> Pool<common::Obj> {
@@ -795,7 +757,7 @@ fn a_create_with_no_runtime_left_runs_on_the_pools_own_runtime() {
         assert_eq!((s.size, s.created, s.idle), (1, 1, 1), "{s:?}");
         assert_eq!(pool.circuit_state(), riptide_pool::CircuitState::Closed);
         assert_eq!(pool.health().error_rate, 0.0);
-        rt().block_on(async {
+        current_thread().block_on(async {
             drop(
                 pool.get()
                     .await
@@ -945,10 +907,7 @@ async fn a_checkout_step_left_behind_returns_its_object_like_a_guard() {
 fn blocking_callers_create_while_the_current_thread_build_runtime_is_idle() {
     within(Duration::from_secs(20), || {
         let c = census();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = current_thread();
         let pool = rt.block_on(async { builder(&c, NO_DELAY).max_size(2).build().unwrap() });
         let callers: Vec<_> = (0..3)
             .map(|_| {

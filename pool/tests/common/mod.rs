@@ -119,3 +119,67 @@ where
         .unwrap();
     tracing::dispatcher::with_default(&dispatch, || rt.block_on(f()))
 }
+
+/// Runs `f` on a fresh thread and fails the test if it does not finish within `limit`: a
+/// caller that waits past its deadline is a failure here, not a slow test.
+pub fn within<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).unwrap_or_else(|_| {
+        panic!("did not finish within {limit:?}: a caller outlived its deadline")
+    })
+}
+
+/// A current-thread tokio runtime with timers and I/O.
+pub fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A tokio runtime with timers and I/O: multi-thread with two workers if `multi`, else
+/// current-thread.
+pub fn runtime(multi: bool) -> tokio::runtime::Runtime {
+    if multi {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    } else {
+        current_thread()
+    }
+}
+
+/// A blocking caller on a plain thread of its own: takes an object within `timeout` and
+/// returns it at once.
+pub fn get_on_a_thread<T: Poolable>(
+    pool: &Pool<T>,
+    timeout: Duration,
+) -> Result<(), riptide_pool::PoolError> {
+    let p = pool.clone();
+    std::thread::spawn(move || p.acquire().timeout(timeout).blocking().map(drop))
+        .join()
+        .unwrap()
+}
+
+/// Starts a create for `pool` on a runtime of its own that shuts down before running it:
+/// one poll spawns the create there, then the caller gives up and the runtime is dropped.
+pub fn start_a_create_on_a_dying_runtime<T: Poolable>(pool: &Pool<T>) {
+    let p = pool.clone();
+    std::thread::spawn(move || {
+        current_thread().block_on(async {
+            let mut get = std::pin::pin!(std::future::IntoFuture::into_future(p.get()));
+            std::future::poll_fn(|cx| {
+                assert!(std::future::Future::poll(get.as_mut(), cx).is_pending());
+                std::task::Poll::Ready(())
+            })
+            .await;
+        });
+    })
+    .join()
+    .unwrap();
+}
