@@ -350,10 +350,11 @@ impl Server {
 
     /// Serves for as long as the future is polled. A client gets 10 s to send a request
     /// head, and a response write that makes no progress for 10 s ends its connection.
-    /// 256 connections are served at once: a client connecting past that is served and
-    /// the oldest connection is asked to close (at once if it is between requests, else
-    /// after its response). A failed accept (out of file
-    /// descriptors) is logged and retried.
+    /// 256 connections are served at once: a client connecting past that is served, and
+    /// the oldest connection with no request in flight (idle, silent, or partway through a
+    /// request head) is closed at once; only when every connection has a request in flight
+    /// is the oldest asked to close after its response instead. A failed accept (out of
+    /// file descriptors) is logged and retried.
     ///
     /// # Errors
     /// None today: the `Result` leaves room for failures a future version reports.

@@ -319,3 +319,140 @@ async fn connections_past_the_cap_do_not_cut_a_request_in_flight() {
     );
     served.stop().await;
 }
+
+/// `n` clients that each sent the first byte of a request head, then nothing more.
+async fn one_byte_heads(addr: std::net::SocketAddr, n: usize) -> Vec<TcpStream> {
+    let mut socks = Vec::with_capacity(n);
+    for _ in 0..n {
+        socks.push(stalled(addr, b"G").await);
+    }
+    socks
+}
+
+/// 600 sockets (more than the 256 connections served at once and as many closing) that
+/// each sent one byte of a request head and then nothing: a health probe is still
+/// answered at once, not after their 10 s head timeout, and the oldest of them were
+/// closed to make room. (Client and server ends together need about 1,300 file
+/// descriptors in this process.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_twelve_one_byte_sockets_do_not_lock_out_a_probe() {
+    let db = pool();
+    let served = Served::start(&Admin::new().pool("db", &db)).await;
+    let partial = one_byte_heads(served.addr, 600).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t0 = Instant::now();
+    let first = probe(&served, Duration::from_secs(15)).await;
+    let waited = t0.elapsed();
+    assert!(
+        first.is_some_and(|d| d < Duration::from_secs(3)),
+        "a health probe behind 600 one-byte heads: {first:?} (waited {waited:?})"
+    );
+    for _ in 0..3 {
+        let p = probe(&served, Duration::from_secs(3)).await;
+        assert!(
+            p.is_some_and(|d| d < Duration::from_secs(2)),
+            "a later probe: {p:?}"
+        );
+    }
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(1), read_all(&partial[0], &mut out))
+        .await
+        .expect("the oldest one-byte head was not closed");
+    drop(partial);
+    tokio::time::timeout(Duration::from_secs(15), served.stop())
+        .await
+        .expect("shutdown");
+}
+
+/// An operator's drain is in flight when 600 sockets each send one byte of a request
+/// head: a probe is answered at once meanwhile, and the drain is not cut: it completes
+/// when the object comes back at 12 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_byte_heads_past_the_cap_do_not_cut_a_request_in_flight() {
+    let db = pool();
+    let held = db.get().await.unwrap();
+    let served = Served::start(
+        &Admin::new()
+            .pool("db", &db)
+            .token(Some("s3cret".to_owned())),
+    )
+    .await;
+    let body = r#"{"timeout_ms":15000}"#;
+    let op = TcpStream::connect(served.addr).await.unwrap();
+    send(
+        &op,
+        format!(
+            "POST /pools/db/drain HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let partial = one_byte_heads(served.addr, 600).await;
+    // Answered at once (503 while the pool drains: any answer will do).
+    let t0 = Instant::now();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let answer = client.get(served.url("/health")).send().await;
+    let waited = t0.elapsed();
+    assert!(
+        answer.is_ok() && waited < Duration::from_secs(3),
+        "a health probe beside a drain and 600 one-byte heads: {answer:?} after {waited:?}"
+    );
+    // The object comes back after 12 s: the drain completes within its 15 s.
+    let releaser = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        drop(held);
+    });
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), read_all(&op, &mut out)).await;
+    releaser.await.unwrap();
+    let out = String::from_utf8_lossy(&out);
+    drop(partial);
+    assert!(
+        out.starts_with("HTTP/1.1 200"),
+        "the operator's drain got no answer: {out:?}"
+    );
+    served.stop().await;
+}
+
+/// A client that reads its answers late (300 dashboard pages asked at once, some 7 MB,
+/// more than the socket buffers hold, read a moment later) while 600 sockets each send
+/// one byte of a request head: a response is still being written out to it, so its
+/// connection is not dropped to make room for them, and every page arrives whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_byte_heads_past_the_cap_do_not_cut_a_response_being_written() {
+    let db = pool();
+    let served = Served::start(&Admin::new().pool("db", &db)).await;
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let reader = sock.connect(served.addr).await.unwrap();
+    let pages = format!(
+        "{}GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(299)
+    );
+    send(&reader, pages.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let partial = one_byte_heads(served.addr, 600).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), read_all(&reader, &mut out)).await;
+    drop(partial);
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(
+        (
+            out.matches("HTTP/1.1 200").count(),
+            out.matches("</html>").count()
+        ),
+        (300, 300),
+        "the pages arrived cut ({} bytes)",
+        out.len()
+    );
+    assert!(out.ends_with("</html>\n"), "the last page arrived cut");
+    served.stop().await;
+}
