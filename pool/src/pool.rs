@@ -272,20 +272,33 @@ impl<T: Send + 'static> Pool<T> {
     pub fn retain(&self, mut keep: impl FnMut(&T, crate::ObjectMeta) -> bool) -> usize {
         let s = self.shared();
         let mut removed = 0;
-        // Stacked idle objects (a scarce pool) first, all taken before any goes back.
-        let stacked = s.pop_idle(usize::MAX);
-        let claimed = (0..s.slot_count())
-            .filter_map(|i| s.claim_if_idle(i).map(|c| (i, Some(c))))
-            .collect::<Vec<_>>();
-        for (i, claimed) in stacked.into_iter().map(|i| (i, None)).chain(claimed) {
-            // Released again if `keep` panics.
+        // Stacked idle objects (a scarce pool) first, all taken before any goes back. Every
+        // object taken and not yet judged is released again if `keep` panics (the stacked
+        // ones as much as the claimed ones: they are idle objects of the pool too).
+        let mut owned = std::collections::VecDeque::from(s.pop_idle(usize::MAX));
+        for i in 0..s.slot_count() {
+            if let Some(claimed) = s.claim_if_idle(i) {
+                claimed.disarm();
+                owned.push_back(i);
+            }
+        }
+        let owned = std::cell::RefCell::new(owned);
+        let _give_back = crate::defer::OnDrop::new(|| {
+            let rest: Vec<usize> = owned.borrow_mut().drain(..).collect();
+            for i in rest {
+                s.release(i).never();
+            }
+        });
+        loop {
+            let Some(i) = owned.borrow_mut().pop_front() else {
+                break;
+            };
+            let current = crate::defer::OnDrop::new(|| s.release(i).never());
             let meta = s.meta(i);
             // SAFETY: we own slot `i` (claimed from idle); the object is initialised and
             // nobody else references it until we release or destroy it.
             let verdict = unsafe { s.slot(i).with_obj_mut(|obj| keep(obj, meta)) };
-            if let Some(claimed) = claimed {
-                claimed.disarm();
-            }
+            current.disarm();
             if verdict {
                 s.release(i).never();
             } else {
