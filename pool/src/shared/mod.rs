@@ -59,8 +59,6 @@ pub(crate) struct Counters {
     pub created: AtomicU64,
     pub destroyed: AtomicU64,
     pub timeouts: AtomicU64,
-    /// Checkouts of objects that are gone (a live slot's count is in the slot).
-    pub retired_uses: AtomicU64,
     pub leaks_detected: AtomicU64,
     /// Create outcomes of the last minute (the health's error rate).
     pub recent_creates: crate::recent::RecentOutcomes,
@@ -437,7 +435,8 @@ impl<T: Send + 'static> Shared<T> {
         q.position(w, self.now(), self.config.starvation_threshold)
     }
 
-    /// Counts idle and in-use slots and the checkouts of live objects.
+    /// Counts idle and in-use slots, and every checkout since build (each slot's
+    /// `checkouts`, never reset: the sum never goes down between two scans).
     pub(crate) fn scan(&self) -> (usize, usize, u64) {
         let (mut idle, mut busy, mut uses) = (0, 0, 0);
         for i in 0..self.slots.cap() {
@@ -445,13 +444,9 @@ impl<T: Send + 'static> Shared<T> {
             let (i, b) = idle::count(&s.state);
             idle += i;
             busy += b;
-            uses += s.uses.load(Ordering::Relaxed);
+            uses += s.checkouts.load(Ordering::Relaxed);
         }
-        (
-            idle,
-            busy,
-            uses + self.counters.retired_uses.load(Ordering::Relaxed),
-        )
+        (idle, busy, uses)
     }
 
     /// Create attempts and failures of the last minute (the health's error rate).

@@ -68,10 +68,7 @@ impl<T: Send + 'static> Shared<T> {
         // marked EMPTY below, so nobody reads it again before a new object is written.
         let obj = unsafe { slot.take() };
         let id = slot.id.load(Ordering::Relaxed);
-        let uses = slot.uses.swap(0, Ordering::Relaxed);
-        self.counters
-            .retired_uses
-            .fetch_add(uses, Ordering::Relaxed);
+        slot.uses.store(0, Ordering::Relaxed);
         // Release: our read of the object happens-before a creator's write (its Acquire
         // CAS). A swap, not a store: a reclaim may mark the slot until this moment, and
         // the mark read here says whether it did.
