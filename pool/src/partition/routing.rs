@@ -49,10 +49,23 @@ where
     ///
     /// # Cancel safety
     /// Cancel-safe, as [`get`](Self::get): dropping the future loses no object or capacity.
-    pub async fn get_routed(&self) -> Result<(K, Pooled<T>), PoolError> {
-        let key = self.route(None)?;
-        let g = self.get(&key).await?;
-        Ok((key, g))
+    ///
+    /// The partition is picked when this is called, and the checkout records the
+    /// caller's line (`#[track_caller]`, as [`get`](Self::get)) for leak reports.
+    #[track_caller]
+    pub fn get_routed(
+        &self,
+    ) -> impl std::future::Future<Output = Result<(K, Pooled<T>), PoolError>> + Send + 'static
+    {
+        // A `match`, not a closure: a closure would not pass the caller's line on.
+        let routed = match self.route(None) {
+            Ok(key) => Ok((key.clone(), self.get(&key))),
+            Err(e) => Err(e),
+        };
+        async move {
+            let (key, fut) = routed?;
+            Ok((key, fut.await?))
+        }
     }
 
     /// Like [`get_routed`](Self::get_routed) with a hint (a user id, a session): with
@@ -63,10 +76,20 @@ where
     ///
     /// # Cancel safety
     /// Cancel-safe, as [`get`](Self::get).
-    pub async fn get_routed_with<H: Hash>(&self, hint: &H) -> Result<(K, Pooled<T>), PoolError> {
-        let key = self.route(Some(self.inner.hasher.hash_one(hint)))?;
-        let g = self.get(&key).await?;
-        Ok((key, g))
+    #[track_caller]
+    pub fn get_routed_with<H: Hash>(
+        &self,
+        hint: &H,
+    ) -> impl std::future::Future<Output = Result<(K, Pooled<T>), PoolError>> + Send + 'static
+    {
+        let routed = match self.route(Some(self.inner.hasher.hash_one(hint))) {
+            Ok(key) => Ok((key.clone(), self.get(&key))),
+            Err(e) => Err(e),
+        };
+        async move {
+            let (key, fut) = routed?;
+            Ok((key, fut.await?))
+        }
     }
 
     fn route(&self, hint: Option<u64>) -> Result<K, PoolError> {
