@@ -100,14 +100,25 @@ fn task_key(id: tokio::task::Id) -> u64 {
     (h.0 & !THREAD_BIT).max(1)
 }
 
-/// The current thread: the address of a thread-local of its own (unique among live
-/// threads; a const thread-local without a destructor, so this is an address computation,
-/// not a load).
+/// The current thread: a number of its own, drawn from a process-wide counter on first
+/// use and never reused (the address of a thread-local would be: a thread started after
+/// one that ended often gets the same address, and would be taken for the holder of the
+/// checkouts the ended thread took — a false nested wait, and a false `WouldDeadlock`).
 #[cfg(not(riptide_model))]
 #[inline]
 fn thread_key() -> u64 {
-    thread_local!(static ME: u8 = const { 0 });
-    THREAD_BIT | ME.with(|m| std::ptr::from_ref(m) as u64)
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local!(static ME: Cell<u64> = const { Cell::new(0) });
+    ME.with(|me| {
+        let mut id = me.get();
+        if id == 0 {
+            id = THREAD_BIT | NEXT.fetch_add(1, Ordering::Relaxed);
+            me.set(id);
+        }
+        id
+    })
 }
 
 #[cfg(riptide_model)]
