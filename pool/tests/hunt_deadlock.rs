@@ -40,7 +40,10 @@ async fn a_future_awaited_by_another_task_is_not_the_makers_checkout() {
     .await
     .unwrap();
     let events: Vec<PoolEvent> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
-    let nested = events.iter().filter(|e| matches!(e, PoolEvent::NestedAcquire { .. })).count();
+    let nested = events
+        .iter()
+        .filter(|e| matches!(e, PoolEvent::NestedAcquire { .. }))
+        .count();
     assert!(
         !matches!(r, Err(PoolError::WouldDeadlock)),
         "false WouldDeadlock: the waiter holds nothing ({nested} NestedAcquire events)"
@@ -64,11 +67,18 @@ fn a_new_thread_is_not_the_holder_a_finished_thread_was() {
     let mut rx = pool.events();
     // Thread A takes the object and hands the guard to this thread, then ends.
     let p = pool.clone();
-    let guard = std::thread::spawn(move || p.get_blocking().unwrap()).join().unwrap();
+    let guard = std::thread::spawn(move || p.get_blocking().unwrap())
+        .join()
+        .unwrap();
     // Thread C, the first thread started after A ended, holds nothing and waits for the
     // object, which this thread returns 300 ms later.
     let p = pool.clone();
-    let c = std::thread::spawn(move || p.acquire().timeout(Duration::from_secs(5)).blocking().map(drop));
+    let c = std::thread::spawn(move || {
+        p.acquire()
+            .timeout(Duration::from_secs(5))
+            .blocking()
+            .map(drop)
+    });
     std::thread::sleep(Duration::from_millis(300));
     drop(guard);
     let r = c.join().unwrap();

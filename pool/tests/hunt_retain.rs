@@ -12,7 +12,10 @@ use common::{builder, Census};
 #[tokio::test]
 async fn retain_panicking_on_a_scarce_pool_loses_no_idle_object() {
     let census = Arc::new(Census::default());
-    let pool = builder(&census, Duration::ZERO).max_size(3).build().unwrap();
+    let pool = builder(&census, Duration::ZERO)
+        .max_size(3)
+        .build()
+        .unwrap();
     // Take all three, then find the pool empty once: scarce mode.
     let held = common::take_n(&pool, 3).await;
     assert!(pool.try_get().is_err());
@@ -27,11 +30,18 @@ async fn retain_panicking_on_a_scarce_pool_loses_no_idle_object() {
     assert!(r.is_err());
 
     let s = pool.stats();
-    assert_eq!((s.size, s.idle, s.in_use), (3, 3, 0), "after a panicking retain: {s:?}");
+    assert_eq!(
+        (s.size, s.idle, s.in_use),
+        (3, 3, 0),
+        "after a panicking retain: {s:?}"
+    );
     // Every idle object can still be checked out without waiting.
     let mut got = Vec::new();
     for n in 0..3 {
-        got.push(pool.try_get().unwrap_or_else(|e| panic!("try_get #{n}: {e:?}; {:?}", pool.stats())));
+        got.push(
+            pool.try_get()
+                .unwrap_or_else(|e| panic!("try_get #{n}: {e:?}; {:?}", pool.stats())),
+        );
     }
 }
 
@@ -39,7 +49,10 @@ async fn retain_panicking_on_a_scarce_pool_loses_no_idle_object() {
 #[tokio::test]
 async fn retain_panicking_on_a_calm_pool_loses_no_idle_object() {
     let census = Arc::new(Census::default());
-    let pool = builder(&census, Duration::ZERO).max_size(3).build().unwrap();
+    let pool = builder(&census, Duration::ZERO)
+        .max_size(3)
+        .build()
+        .unwrap();
     pool.warm_up(3).await.unwrap();
     let p = pool.clone();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -47,9 +60,16 @@ async fn retain_panicking_on_a_calm_pool_loses_no_idle_object() {
     }));
     assert!(r.is_err());
     let s = pool.stats();
-    assert_eq!((s.size, s.idle, s.in_use), (3, 3, 0), "after a panicking retain: {s:?}");
+    assert_eq!(
+        (s.size, s.idle, s.in_use),
+        (3, 3, 0),
+        "after a panicking retain: {s:?}"
+    );
     let mut got = Vec::new();
     for n in 0..3 {
-        got.push(pool.try_get().unwrap_or_else(|e| panic!("try_get #{n}: {e:?}; {:?}", pool.stats())));
+        got.push(
+            pool.try_get()
+                .unwrap_or_else(|e| panic!("try_get #{n}: {e:?}; {:?}", pool.stats())),
+        );
     }
 }

@@ -39,5 +39,9 @@ async fn a_routed_checkout_names_the_callers_line() {
         (file!(), line),
         "checked_out names {at}"
     );
-    assert_eq!((leak.file(), leak.line()), (file!(), line), "the leak report names {leak}");
+    assert_eq!(
+        (leak.file(), leak.line()),
+        (file!(), line),
+        "the leak report names {leak}"
+    );
 }

@@ -14,7 +14,13 @@ use common::{builder, Census};
 fn acquired_never_goes_down_while_objects_are_retired() {
     let census = Arc::new(Census::default());
     let rt = common::runtime(true);
-    let pool = rt.block_on(async { builder(&census, Duration::ZERO).max_size(4).max_uses(1).build().unwrap() });
+    let pool = rt.block_on(async {
+        builder(&census, Duration::ZERO)
+            .max_size(4)
+            .max_uses(1)
+            .build()
+            .unwrap()
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     for _ in 0..2 {

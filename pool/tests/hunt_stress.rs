@@ -45,10 +45,21 @@ impl Factory<Obj> for F {
 const MAX: usize = 5;
 const MARGIN: Duration = Duration::from_millis(750);
 
-async fn worker(pool: Pool<Obj>, holders: Arc<Mutex<HashSet<usize>>>, stop: Arc<AtomicBool>, seed: u64, ops: Arc<AtomicUsize>) {
+async fn worker(
+    pool: Pool<Obj>,
+    holders: Arc<Mutex<HashSet<usize>>>,
+    stop: Arc<AtomicBool>,
+    seed: u64,
+    ops: Arc<AtomicUsize>,
+) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     while !stop.load(Ordering::Relaxed) {
-        let prio = [Priority::Low, Priority::Normal, Priority::High, Priority::Critical][rng.random_range(0..4)];
+        let prio = [
+            Priority::Low,
+            Priority::Normal,
+            Priority::High,
+            Priority::Critical,
+        ][rng.random_range(0..4)];
         let timeout = Duration::from_micros(rng.random_range(0..4_000));
         let t0 = Instant::now();
         let r = if rng.random_bool(0.15) {
@@ -57,10 +68,17 @@ async fn worker(pool: Pool<Obj>, holders: Arc<Mutex<HashSet<usize>>>, stop: Arc<
             pool.acquire().priority(prio).timeout(timeout).await
         };
         let took = t0.elapsed();
-        assert!(took <= timeout + MARGIN, "a {timeout:?} acquisition took {took:?}");
+        assert!(
+            took <= timeout + MARGIN,
+            "a {timeout:?} acquisition took {took:?}"
+        );
         match r {
             Ok(mut g) => {
-                assert!(holders.lock().unwrap().insert(g.id), "object {} handed twice", g.id);
+                assert!(
+                    holders.lock().unwrap().insert(g.id),
+                    "object {} handed twice",
+                    g.id
+                );
                 if rng.random_bool(0.5) {
                     tokio::task::yield_now().await;
                 }
@@ -75,7 +93,12 @@ async fn worker(pool: Pool<Obj>, holders: Arc<Mutex<HashSet<usize>>>, stop: Arc<
                 }
                 ops.fetch_add(1, Ordering::Relaxed);
             }
-            Err(PoolError::Timeout | PoolError::Exhausted | PoolError::Create(_) | PoolError::CircuitOpen { .. }) => {}
+            Err(
+                PoolError::Timeout
+                | PoolError::Exhausted
+                | PoolError::Create(_)
+                | PoolError::CircuitOpen { .. },
+            ) => {}
             Err(e) => panic!("unexpected {e:?}"),
         }
     }
@@ -83,33 +106,52 @@ async fn worker(pool: Pool<Obj>, holders: Arc<Mutex<HashSet<usize>>>, stop: Arc<
 
 async fn run(seed: u64) {
     let census = Arc::new(Census::default());
-    let pool = Pool::builder(F { census: census.clone() })
-        .max_size(MAX)
-        .min_idle(2)
-        .max_uses(3)
-        .validation_interval(Duration::ZERO)
-        .idle_timeout(Duration::from_millis(3))
-        .max_lifetime(Duration::from_millis(25))
-        .starvation_threshold(Duration::from_millis(2))
-        .no_circuit_breaker()
-        .build()
-        .unwrap();
+    let pool = Pool::builder(F {
+        census: census.clone(),
+    })
+    .max_size(MAX)
+    .min_idle(2)
+    .max_uses(3)
+    .validation_interval(Duration::ZERO)
+    .idle_timeout(Duration::from_millis(3))
+    .max_lifetime(Duration::from_millis(25))
+    .starvation_threshold(Duration::from_millis(2))
+    .no_circuit_breaker()
+    .build()
+    .unwrap();
     let holders = Arc::new(Mutex::new(HashSet::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let ops = Arc::new(AtomicUsize::new(0));
     let mut tasks: Vec<_> = (0..24)
-        .map(|i| tokio::spawn(worker(pool.clone(), holders.clone(), stop.clone(), seed * 1000 + i, ops.clone())))
+        .map(|i| {
+            tokio::spawn(worker(
+                pool.clone(),
+                holders.clone(),
+                stop.clone(),
+                seed * 1000 + i,
+                ops.clone(),
+            ))
+        })
         .collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let deadline = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(rng.random_range(1..10))).await;
-        assert!(census.max_live.load(Ordering::SeqCst) <= MAX, "more than {MAX} objects alive at once");
+        assert!(
+            census.max_live.load(Ordering::SeqCst) <= MAX,
+            "more than {MAX} objects alive at once"
+        );
         match rng.random_range(0..6) {
             0 => {
                 let k = rng.random_range(0..tasks.len());
                 tasks[k].abort();
-                tasks[k] = tokio::spawn(worker(pool.clone(), holders.clone(), stop.clone(), rng.random(), ops.clone()));
+                tasks[k] = tokio::spawn(worker(
+                    pool.clone(),
+                    holders.clone(),
+                    stop.clone(),
+                    rng.random(),
+                    ops.clone(),
+                ));
             }
             1 => {
                 pool.retain(|o, _| o.id % 2 == 0);
@@ -120,7 +162,9 @@ async fn run(seed: u64) {
             3 => {
                 let p = pool.clone();
                 let n = rng.random_range(1..=MAX);
-                let h = tokio::spawn(async move { let _ = p.warm_up(n).await; });
+                let h = tokio::spawn(async move {
+                    let _ = p.warm_up(n).await;
+                });
                 if rng.random_bool(0.5) {
                     tokio::task::yield_now().await;
                     h.abort();
@@ -133,7 +177,11 @@ async fn run(seed: u64) {
     for t in tasks {
         let _ = t.await;
     }
-    assert!(ops.load(Ordering::Relaxed) > 100, "ran: {}", ops.load(Ordering::Relaxed));
+    assert!(
+        ops.load(Ordering::Relaxed) > 100,
+        "ran: {}",
+        ops.load(Ordering::Relaxed)
+    );
     until(|| {
         let s = pool.stats();
         s.in_use == 0 && s.size == s.idle
@@ -143,7 +191,11 @@ async fn run(seed: u64) {
     assert_eq!(s.pending_acquisitions, 0, "{s:?}");
     assert_eq!(s.created - s.destroyed, s.size as u64, "{s:?}");
     assert_eq!(census.live.load(Ordering::SeqCst), s.size, "{s:?}");
-    assert!(census.max_live.load(Ordering::SeqCst) <= MAX, "more than {MAX} objects alive at once: {}", census.max_live.load(Ordering::SeqCst));
+    assert!(
+        census.max_live.load(Ordering::SeqCst) <= MAX,
+        "more than {MAX} objects alive at once: {}",
+        census.max_live.load(Ordering::SeqCst)
+    );
     drop(pool);
     until(|| census.live.load(Ordering::SeqCst) == 0).await;
 }

@@ -206,6 +206,7 @@ where
             next_id: AtomicUsize::new(0),
             routing: self.routing,
             rr: AtomicUsize::new(0),
+            rr_hints: crate::sync::AtomicU64::new(0),
             affinity: self.affinity.map(|r| (r, Mutex::new(HashMap::default()))),
             hasher: Default::default(),
         });

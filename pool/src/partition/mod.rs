@@ -142,7 +142,11 @@ struct Inner<K, T: Send + 'static> {
     next_id: AtomicUsize,
     routing: RoutingStrategy,
     rr: AtomicUsize,
-    affinity: Option<(AffinityRules, Mutex<HashMap<u64, K>>)>,
+    /// The sequence numbers of remembered hints (`affinity`).
+    rr_hints: crate::sync::AtomicU64,
+    /// Per hint: its partition's key and when it was remembered (a sequence number), so
+    /// the oldest half can be forgotten when the table is full.
+    affinity: Option<(AffinityRules, Mutex<HashMap<u64, (K, u64)>>)>,
     hasher: Hasher,
 }
 

@@ -55,8 +55,7 @@ where
     #[track_caller]
     pub fn get_routed(
         &self,
-    ) -> impl std::future::Future<Output = Result<(K, Pooled<T>), PoolError>> + Send + 'static
-    {
+    ) -> impl std::future::Future<Output = Result<(K, Pooled<T>), PoolError>> + Send + 'static {
         // A `match`, not a closure: a closure would not pass the caller's line on.
         let routed = match self.route(None) {
             Ok(key) => Ok((key.clone(), self.get(&key))),
@@ -80,8 +79,7 @@ where
     pub fn get_routed_with<H: Hash>(
         &self,
         hint: &H,
-    ) -> impl std::future::Future<Output = Result<(K, Pooled<T>), PoolError>> + Send + 'static
-    {
+    ) -> impl std::future::Future<Output = Result<(K, Pooled<T>), PoolError>> + Send + 'static {
         let routed = match self.route(Some(self.inner.hasher.hash_one(hint))) {
             Ok(key) => Ok((key.clone(), self.get(&key))),
             Err(e) => Err(e),
@@ -111,7 +109,7 @@ where
             })
         };
         if let (Some(hint), Some((_, sticky))) = (hint, &inner.affinity) {
-            if let Some(k) = sticky.lock().unwrap_or_else(|e| e.into_inner()).get(&hint) {
+            if let Some((k, _)) = sticky.lock().unwrap_or_else(|e| e.into_inner()).get(&hint) {
                 if has_room(k) {
                     return Ok(k.clone());
                 }
@@ -146,14 +144,19 @@ where
         };
         if let (Some(hint), Some((rules, sticky))) = (hint, &inner.affinity) {
             let mut m = sticky.lock().unwrap_or_else(|e| e.into_inner());
-            if m.len() >= rules.max_hints {
-                let drop_n = m.len() / 2;
-                let gone: Vec<u64> = m.keys().take(drop_n).copied().collect();
-                for g in gone {
+            if m.len() >= rules.max_hints && !m.contains_key(&hint) {
+                // The oldest half goes: those remembered first (a hash map's own order
+                // is arbitrary).
+                let drop_n = (m.len() / 2).max(1);
+                let mut by_age: Vec<(u64, u64)> =
+                    m.iter().map(|(h, (_, seq))| (*seq, *h)).collect();
+                by_age.sort_unstable();
+                for (_, g) in by_age.into_iter().take(drop_n) {
                     m.remove(&g);
                 }
             }
-            m.insert(hint, pick.clone());
+            let seq = inner.rr_hints.fetch_add(1, Ordering::Relaxed);
+            m.insert(hint, (pick.clone(), seq));
         }
         Ok(pick.clone())
     }

@@ -245,8 +245,7 @@ impl<T: Send + 'static> Shared<T> {
     #[inline]
     pub(crate) fn attribute(&self, s: &Slot<T>) {
         if self.detects_deadlocks() {
-            s.holder
-                .store(crate::deadlock::caller(), Ordering::Relaxed);
+            s.holder.store(crate::deadlock::caller(), Ordering::Relaxed);
         }
     }
 
