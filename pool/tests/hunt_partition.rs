@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use riptide_pool::{PartitionedPool, Poolable, Pooled};
 
 struct Conn {
-    key: u8,
+    _key: u8,
     live: Arc<AtomicUsize>,
 }
 impl Poolable for Conn {}
@@ -28,7 +28,7 @@ fn pool(live: &Arc<AtomicUsize>, part: usize, global: usize) -> PartitionedPool<
                 tokio::time::sleep(Duration::from_millis(150)).await;
             }
             live.fetch_add(1, Ordering::SeqCst);
-            Ok::<_, std::io::Error>(Conn { key, live })
+            Ok::<_, std::io::Error>(Conn { _key: key, live })
         }
     })
     .partition_max_size(part)

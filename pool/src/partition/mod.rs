@@ -124,6 +124,9 @@ impl<K, T: Send + 'static> Clone for PartitionedPool<K, T> {
     }
 }
 
+/// Remembered hints: hint → (its partition's key, when remembered).
+type Hints<K> = HashMap<u64, (K, u64)>;
+
 struct Part<T: Send + 'static> {
     pool: Pool<T>,
     boost: u8,
@@ -146,7 +149,7 @@ struct Inner<K, T: Send + 'static> {
     rr_hints: crate::sync::AtomicU64,
     /// Per hint: its partition's key and when it was remembered (a sequence number), so
     /// the oldest half can be forgotten when the table is full.
-    affinity: Option<(AffinityRules, Mutex<HashMap<u64, (K, u64)>>)>,
+    affinity: Option<(AffinityRules, Mutex<Hints<K>>)>,
     hasher: Hasher,
 }
 
