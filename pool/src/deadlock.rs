@@ -19,7 +19,8 @@ use std::str::FromStr;
 /// [`PoolBuilder::deadlock_detection`](crate::PoolBuilder::deadlock_detection).
 ///
 /// A checkout is attributed to the tokio task that took it (or, outside a task, the
-/// thread): a guard handed to another task still counts as the taker's.
+/// thread): the one that polled the acquisition's future, wherever the future was made.
+/// A guard handed to another task afterwards still counts as the taker's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(
     feature = "serde",

@@ -49,10 +49,6 @@ pub(crate) struct Slot<T> {
     pub id: AtomicU64,
     /// Checkouts of the current object.
     pub uses: AtomicU64,
-    /// Checkouts of every object this slot ever held: never reset, so `stats().acquired`
-    /// (their sum over the slots, which are never freed) never goes down, even while
-    /// objects are destroyed under a scan.
-    pub checkouts: AtomicU64,
     /// Where the current holder took it (`#[track_caller]`).
     pub location: AtomicPtr<Location<'static>>,
     /// Coarse-clock ms from which on the object is retired: its creation time plus
@@ -77,7 +73,6 @@ impl<T> Slot<T> {
             value: UnsafeCell::new(MaybeUninit::uninit()),
             id: AtomicU64::new(0),
             uses: AtomicU64::new(0),
-            checkouts: AtomicU64::new(0),
             location: AtomicPtr::new(ptr::null_mut()),
             expires_ms: AtomicU64::new(u64::MAX),
             stamp_ms: AtomicU64::new(STAMP_IDLE),

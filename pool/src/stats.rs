@@ -21,7 +21,9 @@ pub struct PoolStats {
     pub created: u64,
     /// Objects destroyed since the pool was built.
     pub destroyed: u64,
-    /// Successful checkouts since the pool was built.
+    /// Successful checkouts since the pool was built. Never lower than in an earlier
+    /// `stats()`; a checkout whose object is destroyed while this is read may be counted
+    /// a moment later.
     pub acquired: u64,
     /// Acquisitions that ended in `PoolError::Timeout`.
     pub timeouts: u64,

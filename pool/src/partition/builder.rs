@@ -209,6 +209,7 @@ where
             rr_hints: crate::sync::AtomicU64::new(0),
             affinity: self.affinity.map(|r| (r, Mutex::new(HashMap::default()))),
             hasher: Default::default(),
+            gone: Default::default(),
         });
         if let Some(every) = self.partition_idle_removal {
             let weak: std::sync::Weak<Inner<K, T>> = Arc::downgrade(&inner);

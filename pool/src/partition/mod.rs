@@ -151,6 +151,8 @@ struct Inner<K, T: Send + 'static> {
     /// the oldest half can be forgotten when the table is full.
     affinity: Option<(AffinityRules, Mutex<Hints<K>>)>,
     hasher: Hasher,
+    /// The counters of removed partitions, so the totals' counters never go down.
+    gone: views::GoneCounters,
 }
 
 impl<K, T: Send + 'static> Drop for Inner<K, T> {
@@ -303,6 +305,11 @@ where
                         .collect::<Vec<_>>(),
                 )
             });
+            // After they left the map (see `GoneCounters`): a retired partition holds
+            // nothing and serves nobody, so its counters are final.
+            for p in &retired {
+                inner.gone.add(&p.pool.stats());
+            }
         }
         removed.len()
     }

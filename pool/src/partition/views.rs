@@ -4,8 +4,56 @@
 use std::hash::Hash;
 
 use super::PartitionedPool;
-use crate::sync::Ordering;
+use crate::sync::{AtomicU64, Ordering};
 use crate::PoolStats;
+
+/// The monotone counters of [`PoolStats`], in the order `GoneCounters` keeps them.
+fn counters(s: &mut PoolStats) -> [&mut u64; 5] {
+    [
+        &mut s.created,
+        &mut s.destroyed,
+        &mut s.acquired,
+        &mut s.timeouts,
+        &mut s.leaks_detected,
+    ]
+}
+
+/// What removed partitions had counted, and the highest totals reported, so that the
+/// totals' counters (`created`, `destroyed`, `acquired`, `timeouts`, `leaks_detected`)
+/// never go down as partitions come and go.
+///
+/// A removal adds its partitions' counters after they left the map (Release); `totals`
+/// reads them before it loads the map (Acquire). A total that sees a partition's
+/// addition so sees the map without it, and never counts it twice; one that reads
+/// during a removal may miss it for a moment, which the highest reported total hides.
+#[derive(Default)]
+pub(super) struct GoneCounters {
+    gone: [AtomicU64; 5],
+    reported: [AtomicU64; 5],
+}
+
+impl GoneCounters {
+    /// Adds a removed partition's final counters.
+    pub(super) fn add(&self, s: &PoolStats) {
+        let mut s = *s;
+        for (sum, n) in self.gone.iter().zip(counters(&mut s)) {
+            sum.fetch_add(*n, Ordering::Release);
+        }
+    }
+
+    /// The removed partitions' counters (read before the map, see above).
+    fn load(&self) -> [u64; 5] {
+        std::array::from_fn(|i| self.gone[i].load(Ordering::Acquire))
+    }
+
+    /// Raises `t`'s counters to the highest reported so far, and records them.
+    fn report(&self, t: &mut PoolStats) {
+        for (seen, n) in self.reported.iter().zip(counters(t)) {
+            // Relaxed: a maximum over reports, nothing is published through it.
+            *n = (*n).max(seen.fetch_max(*n, Ordering::Relaxed));
+        }
+    }
+}
 
 impl<K, T> PartitionedPool<K, T>
 where
@@ -30,13 +78,19 @@ where
     }
 
     /// Sums over all partitions (the wait/usage/create percentiles are the worst
-    /// partition's); `max_size` is the global cap.
+    /// partition's); `max_size` is the global cap. The counters (`created`,
+    /// `destroyed`, `acquired`, `timeouts`, `leaks_detected`) include what removed
+    /// partitions counted, and never go down from one call to the next.
     #[must_use]
     pub fn totals(&self) -> PoolStats {
         let mut t = PoolStats {
             max_size: self.inner.gate.max,
             ..PoolStats::default()
         };
+        // Removed partitions count in the counters (read before the map: `GoneCounters`).
+        for (sum, n) in counters(&mut t).into_iter().zip(self.inner.gone.load()) {
+            *sum = n;
+        }
         for (_, s) in self.partitions() {
             t.size += s.size;
             t.idle += s.idle;
@@ -61,6 +115,7 @@ where
             }
             t.oldest_wait = t.oldest_wait.max(s.oldest_wait);
         }
+        self.inner.gone.report(&mut t);
         t
     }
 

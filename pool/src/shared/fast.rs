@@ -218,8 +218,6 @@ impl<T: Send + 'static> Shared<T> {
         let s = self.slots.get(i);
         s.uses
             .store(s.uses.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        s.checkouts
-            .store(s.checkouts.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         // Stores only when the value changes: fewer stores for the next locked
         // instruction to wait for.
         let loc = ptr::from_ref(loc).cast_mut();

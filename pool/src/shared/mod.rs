@@ -59,6 +59,14 @@ pub(crate) struct Counters {
     pub created: AtomicU64,
     pub destroyed: AtomicU64,
     pub timeouts: AtomicU64,
+    /// Checkouts of objects that are gone (a live slot's count is in the slot). Added
+    /// with Release after the slot's count was zeroed, read with Acquire before the
+    /// slots (`scan`): a scan then never counts the same checkouts twice, only, for a
+    /// moment, misses some.
+    pub retired_uses: AtomicU64,
+    /// The highest `acquired` a `stats()` has reported: what a scan missed for a moment
+    /// never shows as the counter going down.
+    pub acquired_seen: AtomicU64,
     pub leaks_detected: AtomicU64,
     /// Create outcomes of the last minute (the health's error rate).
     pub recent_creates: crate::recent::RecentOutcomes,
@@ -391,6 +399,12 @@ impl<T: Send + 'static> Shared<T> {
 
     pub(crate) fn stats(&self) -> PoolStats {
         let (idle, in_use, acquired) = self.scan();
+        // Relaxed: a maximum over reports, nothing is published through it.
+        let acquired = acquired.max(
+            self.counters
+                .acquired_seen
+                .fetch_max(acquired, Ordering::Relaxed),
+        );
         let (waiting_by_priority, oldest) = self.queue.lock().census();
         let oldest_wait = oldest.map_or(Duration::ZERO, |since| self.now().saturating_sub(since));
         let c = &self.counters;
@@ -435,16 +449,19 @@ impl<T: Send + 'static> Shared<T> {
         q.position(w, self.now(), self.config.starvation_threshold)
     }
 
-    /// Counts idle and in-use slots, and every checkout since build (each slot's
-    /// `checkouts`, never reset: the sum never goes down between two scans).
+    /// Counts idle and in-use slots, and the checkouts of every object, live or gone.
+    /// The checkouts may fall short for a moment (an object destroyed during the scan),
+    /// never count one twice: the retired total is read first, with Acquire, pairing
+    /// with `take_out`'s Release add, which follows its zeroing of the slot's count.
     pub(crate) fn scan(&self) -> (usize, usize, u64) {
-        let (mut idle, mut busy, mut uses) = (0, 0, 0);
+        let retired = self.counters.retired_uses.load(Ordering::Acquire);
+        let (mut idle, mut busy, mut uses) = (0, 0, retired);
         for i in 0..self.slots.cap() {
             let s = self.slots.get(i);
             let (i, b) = idle::count(&s.state);
             idle += i;
             busy += b;
-            uses += s.checkouts.load(Ordering::Relaxed);
+            uses += s.uses.load(Ordering::Relaxed);
         }
         (idle, busy, uses)
     }

@@ -68,7 +68,13 @@ impl<T: Send + 'static> Shared<T> {
         // marked EMPTY below, so nobody reads it again before a new object is written.
         let obj = unsafe { slot.take() };
         let id = slot.id.load(Ordering::Relaxed);
-        slot.uses.store(0, Ordering::Relaxed);
+        // Zeroed before it is added to the retired total (Release), which `scan` reads
+        // first (Acquire): a scan that sees the addition sees the zero, so it never
+        // counts these checkouts twice.
+        let uses = slot.uses.swap(0, Ordering::Relaxed);
+        self.counters
+            .retired_uses
+            .fetch_add(uses, Ordering::Release);
         // Release: our read of the object happens-before a creator's write (its Acquire
         // CAS). A swap, not a store: a reclaim may mark the slot until this moment, and
         // the mark read here says whether it did.

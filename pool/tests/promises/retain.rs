@@ -1,5 +1,5 @@
-//! Defect hunt: `retain`'s closure panicking must not lose idle objects.
-mod common;
+//! `retain`'s closure panicking loses no idle object, on a calm or a scarce pool.
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Defect hunt: routed checkouts name the caller's line (leak reports, `checked_out`).
+//! Routed checkouts name the caller's line (leak reports, `checked_out`).
 use std::time::Duration;
 
 use riptide_pool::{PartitionedPool, PoolEvent, Poolable};

@@ -1,5 +1,6 @@
-//! Defect hunt: deadlock detection's false positives.
-mod common;
+//! Deadlock detection names the right holder: no false nested wait or `WouldDeadlock`
+//! for a future awaited by another task than its maker, or for a new thread.
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

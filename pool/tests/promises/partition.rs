@@ -1,6 +1,5 @@
-//! Defect hunt: partitions under the global cap.
-mod common;
-
+//! Partitions under the global cap: an object landing idle in one partition makes room
+//! for a caller blocked on the cap in another.
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,9 +1,9 @@
-//! Defect hunt: a stress run with what stress.rs leaves out — max_uses, a validate that
+//! A stress run with what `tests/stress.rs` leaves out — max_uses, a validate that
 //! yields and fails, short idle_timeout / max_lifetime with min_idle, retain / clear_idle /
 //! warm_up racing the callers — at a fixed max_size, checking that the object limit is
 //! never exceeded, no object is handed to two callers, no deadline is overrun, and every
 //! counter adds up at the end.
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

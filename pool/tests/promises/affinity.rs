@@ -1,4 +1,4 @@
-//! Defect hunt: `AffinityRules` forgets "the oldest half" of its hints when full.
+//! `AffinityRules` forgets the oldest half of its hints when its table is full.
 use riptide_pool::{AffinityRules, PartitionedPool, Poolable, RoutingStrategy};
 
 struct Conn;
