@@ -19,8 +19,15 @@ use std::str::FromStr;
 /// [`PoolBuilder::deadlock_detection`](crate::PoolBuilder::deadlock_detection).
 ///
 /// A checkout is attributed to the tokio task that took it (or, outside a task, the
-/// thread): the one that polled the acquisition's future, wherever the future was made.
-/// A guard handed to another task afterwards still counts as the taker's.
+/// thread): the one that polled the acquisition's future, or, when an idle object was
+/// there as the future was made (the fast path claims it then), the one that made the
+/// future. A guard handed to another task afterwards still counts as the taker's. So
+/// make the future in the task that awaits it: a future made by one task and awaited by
+/// another, with the maker then waiting on the pool, reads as a nested wait.
+///
+/// Attributing a checkout claimed at creation to the polling task instead would move
+/// work into the `.await` of every ready future; measured, that costs the async fast
+/// path about a fifth of its time, detection on or off (docs/benchmarks.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(
     feature = "serde",

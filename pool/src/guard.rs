@@ -31,13 +31,6 @@ impl<T: Send + 'static> Pooled<T> {
         Pooled { held }
     }
 
-    /// Records the calling task as the checkout's holder (deadlock detection): for a
-    /// guard made by the fast path as its future was created, when that future is polled.
-    #[inline]
-    pub(crate) fn attribute(this: &Self) {
-        this.held.shared().attribute(this.held.cell());
-    }
-
     /// What the pool knows about this object: id, age, how long this checkout has lasted,
     /// use count.
     #[must_use]

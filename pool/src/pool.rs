@@ -164,18 +164,6 @@ impl<T: Send + 'static> Pool<T> {
         Pooled::new(self.handle.held(slot, cell))
     }
 
-    /// `guard` for a future settled as it is made: its holder is recorded when the
-    /// future is first polled (`Pooled::attribute`), by the task that awaits it.
-    #[inline]
-    pub(crate) fn guard_unattributed(
-        &self,
-        slot: usize,
-        loc: &'static Location<'static>,
-    ) -> Pooled<T> {
-        let cell = self.shared().checkout_by(slot, loc, false);
-        Pooled::new(self.handle.held(slot, cell))
-    }
-
     /// Checks out an object, waiting up to `acquire_timeout`: an idle one, a new one if
     /// the pool is below `max_size`, or the next one returned.
     ///

@@ -67,10 +67,7 @@ impl<T: Send + 'static> IntoFuture for Acquire<'_, T> {
         let state = match shared.try_claim() {
             Err(e) => State::Failed(e.into()),
             Ok(Some(i)) if !shared.needs_recycle(i) => {
-                // Attributed to whoever polls the future (it may be spawned elsewhere).
-                State::Ready(Settled::new(
-                    self.pool.guard_unattributed(i, self.opts.location),
-                ))
+                State::Ready(Settled::new(self.pool.guard(i, self.opts.location)))
             }
             claimed => {
                 if let Ok(Some(i)) = claimed {
@@ -165,7 +162,6 @@ impl<T: Send + 'static> Future for AcquireFuture<T> {
             let g = unsafe { std::ptr::read(g) };
             // SAFETY: as above; `write` does not drop the `Ready` it overwrites.
             unsafe { std::ptr::write(&mut *this.state, State::Done) };
-            Pooled::attribute(&g);
             return Poll::Ready(Ok(g));
         }
         this.drive(cx)
@@ -192,10 +188,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
     fn drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<Pooled<T>, PoolError>> {
         let State::Slow { ctx, step } = &mut *self.state else {
             return Poll::Ready(match std::mem::replace(&mut *self.state, State::Done) {
-                State::Ready(r) => {
-                    Pooled::attribute(&r.guard);
-                    Ok(r.guard)
-                }
+                State::Ready(r) => Ok(r.guard),
                 State::Failed(e) => Err(e),
                 _ => panic!("AcquireFuture polled after completion"),
             });

@@ -202,19 +202,6 @@ impl<T: Send + 'static> Shared<T> {
     /// Records a checkout in the slot (owner-only writes) and returns the slot.
     #[inline]
     pub(crate) fn checkout(&self, i: usize, loc: &'static Location<'static>) -> &Slot<T> {
-        self.checkout_by(i, loc, true)
-    }
-
-    /// `checkout`; with `attributed` false, the holder is recorded as nobody (0) until
-    /// [`attribute`](Self::attribute) names it: a future settled when it was made is
-    /// taken by whoever awaits it, which may be another task than its maker.
-    #[inline]
-    pub(crate) fn checkout_by(
-        &self,
-        i: usize,
-        loc: &'static Location<'static>,
-        attributed: bool,
-    ) -> &Slot<T> {
         let s = self.slots.get(i);
         s.uses
             .store(s.uses.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
@@ -228,23 +215,9 @@ impl<T: Send + 'static> Shared<T> {
         if self.detects_deadlocks() {
             // Relaxed: read by reports, and by the deadlock check under the queue lock,
             // which the holder takes (and so publishes this store) before it can count.
-            let holder = if attributed {
-                crate::deadlock::caller()
-            } else {
-                0
-            };
-            s.holder.store(holder, Ordering::Relaxed);
-        }
-        s
-    }
-
-    /// Records the calling task (or thread) as the holder of the checkout in owned slot
-    /// `s` (made with `checkout_by(.., false)`), when deadlock detection is on.
-    #[inline]
-    pub(crate) fn attribute(&self, s: &Slot<T>) {
-        if self.detects_deadlocks() {
             s.holder.store(crate::deadlock::caller(), Ordering::Relaxed);
         }
+        s
     }
 
     /// Whether the object in owned slot `i` is past its lifetime.
