@@ -1050,3 +1050,48 @@ async fn copy_in_keeps_the_connection_and_an_abandoned_copy_never_leaks() {
         .get(0);
     assert_eq!(n, 100);
 }
+
+// ---- Adapter hunt: promises the recycling and the statement cache make ----
+
+/// A simple query that merely *starts* with `ROLLBACK` is no quick clean-up: a future
+/// dropped while such a batch still runs leaves a query running on the server (here one
+/// that opens a transaction). The docs: "a query still running on the server (a future
+/// dropped mid-flight): destroyed"; the next user's autocommit work must commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_batch_starting_with_rollback_never_reaches_the_next_user() {
+    let Some(pg) = shared() else { return };
+    let t = unique("rollback_prefix");
+    setup_table(pg, &t).await;
+    let pool = pool_of(pg, |f| f, 1);
+    let c = pool.get().await.unwrap();
+    let id = Pooled::id(&c);
+    let r = tokio::time::timeout(
+        Duration::from_millis(200),
+        c.batch_execute("ROLLBACK; BEGIN; SELECT pg_sleep(1)"),
+    )
+    .await;
+    assert!(r.is_err(), "the batch was cancelled by the timeout");
+    drop(c);
+    let c = pool.get().await.unwrap();
+    let same = Pooled::id(&c) == id;
+    let n = tokio::time::timeout(
+        Duration::from_secs(10),
+        c.execute(&*format!("INSERT INTO {t} VALUES (1, 'committed?')"), &[]),
+    )
+    .await
+    .expect("the insert answers")
+    .unwrap();
+    assert_eq!(n, 1);
+    drop(c);
+    let adm = admin(pg).await;
+    let rows: i64 = adm
+        .query_one(&*format!("SELECT count(*) FROM {t}"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        rows, 1,
+        "the next user's autocommit INSERT was swallowed by the previous user's BEGIN \
+         (connection reused: {same})"
+    );
+}

@@ -185,9 +185,12 @@ impl<S> Tap<S> {
         } = self;
         wr.feed(bytes, |ty, prefix| match ty {
             b'Q' => {
-                // A `ROLLBACK` (what a dropped `Transaction` sends) is quick and leaves no
-                // state: light. Any other query may run for long: heavy.
-                let is_light = prefix.starts_with(b"ROLLBACK");
+                // A lone `ROLLBACK` (or `ROLLBACK TO sp`, what a dropped `Transaction`
+                // sends) is quick and leaves no state: light. Any other query may run for
+                // long: heavy, and so is a string that only starts with `ROLLBACK`
+                // (`ROLLBACK; BEGIN; ...`): light only when the whole query (up to its
+                // terminating NUL) was seen and holds one statement.
+                let is_light = is_lone_rollback(prefix);
                 open_cycle(wire, cycles, false, is_light);
                 // `DEALLOCATE ALL` / `DISCARD ALL` drop every prepared statement: the
                 // connection's cache must follow.
@@ -304,8 +307,18 @@ fn close_cycle(wire: &Wire, cycles: &mut VecDeque<Cycle>) {
     wire.ready.fetch_add(1, Ordering::Release);
 }
 
-/// Payload bytes reported with each frame (enough for `ROLLBACK\0` and a status byte).
-const PREFIX: usize = 16;
+/// Whether a `Query` payload's prefix is a whole query (NUL-terminated within the prefix)
+/// that is a single `ROLLBACK` statement.
+fn is_lone_rollback(prefix: &[u8]) -> bool {
+    match prefix.split_last() {
+        Some((0, text)) => text.starts_with(b"ROLLBACK") && !text.contains(&b';'),
+        _ => false,
+    }
+}
+
+/// Payload bytes reported with each frame (enough for `ROLLBACK TO <savepoint>\0` and a
+/// status byte).
+const PREFIX: usize = 32;
 
 /// Incremental parser of `type (1 byte) + length (4 bytes, counts itself) + payload`
 /// frames. Each frame is reported once, with the first (up to [`PREFIX`]) payload bytes.
@@ -545,7 +558,7 @@ mod tests {
                 [
                     (b'C', b"SELECT 1\0".to_vec()),
                     (b'Z', b"T".to_vec()),
-                    (b'E', b"a long error mes".to_vec()),
+                    (b'E', b"a long error message, longer tha".to_vec()),
                     (b'1', vec![]),
                     (b'Z', b"E".to_vec())
                 ],
@@ -553,6 +566,18 @@ mod tests {
             );
             assert!(!f.broken);
         }
+    }
+
+    #[test]
+    fn only_a_lone_rollback_is_light() {
+        assert!(is_lone_rollback(b"ROLLBACK\0"));
+        assert!(is_lone_rollback(b"ROLLBACK TO sp_1\0"));
+        assert!(!is_lone_rollback(b"ROLLBACK; BEGIN; SELECT pg_sleep(1)\0"));
+        // A query longer than the prefix: its end (and any `;`) is unseen.
+        let long = [b"ROLLBACK ".as_slice(), &[b' '; PREFIX]].concat();
+        assert!(!is_lone_rollback(&long[..PREFIX]));
+        assert!(!is_lone_rollback(b"ROLLBACK"));
+        assert!(!is_lone_rollback(b"SELECT 1\0"));
     }
 
     #[test]
