@@ -246,14 +246,16 @@ pub fn extract_parsed(doc: &Html, page: Url, mode: ExtractionMode) -> ExtractedD
     let mut seen = std::collections::BTreeSet::new();
     for a in doc.select(&s.links) {
         let href = a.value().attr("href").unwrap_or("").trim();
-        // `get`, not slicing: an href may have a multi-byte character within its first bytes.
-        let script = href
-            .get(..11)
-            .is_some_and(|p| p.eq_ignore_ascii_case("javascript:"));
-        if href.is_empty() || script {
+        if href.is_empty() {
             continue;
         }
         if let Ok(u) = base.join(href) {
+            // The scheme of the parsed URL, not the text's first bytes: the URL parser
+            // strips tabs, newlines and leading control characters (`java&#9;script:`), as
+            // browsers do, and lower-cases the scheme.
+            if u.scheme() == "javascript" {
+                continue;
+            }
             let u = String::from(u);
             if seen.insert(u.clone()) {
                 links.push(u);

@@ -721,3 +721,21 @@ fn config_from_env_and_validation() {
         })
     ));
 }
+
+/// "`javascript:` links are dropped": also when the scheme is split by a tab or newline, or
+/// led by a control character, which the URL parser strips (the HTML and URL standards do,
+/// and so do browsers: the link runs its script when clicked).
+#[test]
+fn javascript_links_are_dropped_however_they_are_spelled() {
+    let pool = pool(1);
+    let html = "<html><body><p>text</p>\
+        <a href=\"JavaScript:alert(1)\">a</a>\
+        <a href=\"java&#x09;script:alert(2)\">b</a>\
+        <a href=\"java\nscript:alert(3)\">c</a>\
+        <a href=\"&#x01;javascript:alert(4)\">d</a>\
+        <a href=\"/ok\">ok</a></body></html>";
+    let doc = pool
+        .extract_doc_with(html, "https://example.com/", ExtractionMode::Full)
+        .unwrap();
+    assert_eq!(doc.links, ["https://example.com/ok"], "{:?}", doc.links);
+}
