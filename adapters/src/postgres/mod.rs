@@ -842,7 +842,12 @@ impl PgConn {
     fn on_return(&mut self) {
         let m = &self.settings.metrics;
         let s = self.wire.snapshot();
-        if self.client.is_closed() || s.unknown || s.heavy > 0 {
+        // tokio-postgres' type-lookup statements: dropped by a deallocation, or (Unnamed)
+        // left on whichever server connection PgBouncer gave the describing transaction.
+        // Its client cannot forget them, so the connection cannot be reused safely.
+        let typeinfo_broken = self.wire.typeinfo_lost()
+            || (self.settings.mode == StatementCacheMode::Unnamed && self.wire.has_typeinfo());
+        if self.client.is_closed() || s.unknown || s.heavy > 0 || typeinfo_broken {
             self.doomed = true;
             m.discarded_on_return.fetch_add(1, Relaxed);
             return;
@@ -888,8 +893,15 @@ impl PgConn {
                 let sql = sql.clone();
                 self.client.batch_execute(&sql).await?;
                 let upper = sql.to_ascii_uppercase();
-                if upper.contains("DEALLOCATE") || upper.contains("DISCARD ALL") {
+                let deallocates = upper.contains("DEALLOCATE") || upper.contains("DISCARD ALL");
+                if deallocates {
                     self.clear_statement_cache();
+                }
+                if self.wire.typeinfo_lost() || deallocates && self.wire.has_typeinfo() {
+                    self.doomed = true;
+                    return Err("the custom recycling SQL deallocated tokio-postgres' \
+                                type-lookup statements: the connection is replaced"
+                        .into());
                 }
                 if self.wire.snapshot().status != IDLE {
                     return Err("the custom recycling SQL left a transaction open".into());

@@ -56,6 +56,12 @@ pub(crate) struct Wire {
     deallocations: AtomicU64,
     /// Driver state: bit 0 woken and not yet polled, bit 1 being polled, bit 2 ended.
     driver: AtomicU8,
+    /// tokio-postgres prepared one of its type-lookup statements (for a user-defined type).
+    /// The client keeps them for its whole life and has no way to forget them.
+    typeinfo: AtomicBool,
+    /// ... and a `DEALLOCATE` / `DISCARD ALL` dropped them since: the client's next lookup
+    /// of a type it has not seen yet fails (`prepared statement "sN" does not exist`).
+    typeinfo_lost: AtomicBool,
 }
 
 const WOKEN: u8 = 1;
@@ -95,6 +101,8 @@ impl Wire {
             lost: AtomicBool::new(false),
             deallocations: AtomicU64::new(0),
             driver: AtomicU8::new(0),
+            typeinfo: AtomicBool::new(false),
+            typeinfo_lost: AtomicBool::new(false),
         })
     }
 
@@ -115,6 +123,17 @@ impl Wire {
     /// Simple queries that dropped prepared statements, so far.
     pub(crate) fn deallocations(&self) -> u64 {
         self.deallocations.load(Ordering::Acquire)
+    }
+
+    /// Whether tokio-postgres has prepared type-lookup statements on this connection.
+    pub(crate) fn has_typeinfo(&self) -> bool {
+        self.typeinfo.load(Ordering::Acquire)
+    }
+
+    /// Whether those statements were deallocated since (the client's lookups of new
+    /// user-defined types are broken for good).
+    pub(crate) fn typeinfo_lost(&self) -> bool {
+        self.typeinfo_lost.load(Ordering::Acquire)
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {
@@ -197,6 +216,15 @@ impl<S> Tap<S> {
                 let upper = prefix.to_ascii_uppercase();
                 if upper.starts_with(b"DEALLOCATE") || upper.starts_with(b"DISCARD ALL") {
                     wire.deallocations.fetch_add(1, Ordering::Release);
+                    if wire.typeinfo.load(Ordering::Acquire) {
+                        wire.typeinfo_lost.store(true, Ordering::Release);
+                    }
+                }
+            }
+            b'P' => {
+                *light = false;
+                if is_typeinfo_parse(prefix) {
+                    wire.typeinfo.store(true, Ordering::Release);
                 }
             }
             b'S' => {
@@ -305,6 +333,23 @@ fn close_cycle(wire: &Wire, cycles: &mut VecDeque<Cycle>) {
         }
     }
     wire.ready.fetch_add(1, Ordering::Release);
+}
+
+/// Whether a `Parse` payload's prefix (`name\0query...`) prepares one of tokio-postgres'
+/// type-lookup statements (its `TYPEINFO_*` queries), which its client caches for life.
+fn is_typeinfo_parse(prefix: &[u8]) -> bool {
+    let Some(nul) = prefix.iter().position(|&b| b == 0) else {
+        return false;
+    };
+    let query = &prefix[nul + 1..];
+    nul > 0
+        && [
+            b"SELECT t.typname".as_slice(),
+            b"SELECT enumlabel",
+            b"SELECT attname, atttypid",
+        ]
+        .iter()
+        .any(|q| query.starts_with(q) || (query.len() >= 12 && q.starts_with(query)))
 }
 
 /// Whether a `Query` payload's prefix is a whole query (NUL-terminated within the prefix)
@@ -566,6 +611,16 @@ mod tests {
             );
             assert!(!f.broken);
         }
+    }
+
+    #[test]
+    fn type_lookup_statements_are_recognised() {
+        assert!(is_typeinfo_parse(b"s1\0SELECT t.typname, t.typtype"));
+        assert!(is_typeinfo_parse(b"s12\0SELECT enumlabel\nFROM pg"));
+        assert!(is_typeinfo_parse(b"s4\0SELECT attname, atttypid\nFRO"));
+        assert!(is_typeinfo_parse(b"s1234567890123\0SELECT t.typna"));
+        assert!(!is_typeinfo_parse(b"\0SELECT t.typname, t.typtype"));
+        assert!(!is_typeinfo_parse(b"s1\0SELECT $1::int4 + 1\0\0\0"));
     }
 
     #[test]
