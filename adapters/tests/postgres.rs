@@ -1116,7 +1116,10 @@ async fn unnamed_and_off_leave_no_statement_with_user_defined_types() {
         let pool = pool_of(pg, |f| f.statement_cache(mode), 1);
         let c = pool.get().await.unwrap();
         let rows = c
-            .query_cached(&format!("SELECT 'happy'::{ty} AS m, $1::int4 AS n"), &[&1i32])
+            .query_cached(
+                &format!("SELECT 'happy'::{ty} AS m, $1::int4 AS n"),
+                &[&1i32],
+            )
             .await
             .unwrap();
         assert_eq!(rows.len(), 1);
@@ -1143,20 +1146,25 @@ async fn a_deallocating_custom_recycle_keeps_user_defined_types_working() {
         1,
     );
     let c = pool.get().await.unwrap();
-    c.query_cached(&format!("SELECT 'ok'::{a}"), &[]).await.unwrap();
+    c.query_cached(&format!("SELECT 'ok'::{a}"), &[])
+        .await
+        .unwrap();
     drop(c);
     let c = pool.get().await.unwrap();
     let r = c.query_cached(&format!("SELECT 'ok'::{b}"), &[]).await;
     assert!(
         r.is_ok(),
         "after the recycling DISCARD ALL, a query with another user-defined type fails: {:?}",
-        r.err().map(|e| e.as_db_error().map(|d| d.message().to_owned()))
+        r.err()
+            .map(|e| e.as_db_error().map(|d| d.message().to_owned()))
     );
     // The same for a DEALLOCATE ALL the user sends ("empties the cache").
     let (x, y) = (enum_type(pg), enum_type(pg));
     let pool = pool_of(pg, |f| f, 1);
     let c = pool.get().await.unwrap();
-    c.query_cached(&format!("SELECT 'ok'::{x}"), &[]).await.unwrap();
+    c.query_cached(&format!("SELECT 'ok'::{x}"), &[])
+        .await
+        .unwrap();
     c.batch_execute("DEALLOCATE ALL").await.unwrap();
     drop(c);
     let c = pool.get().await.unwrap();
@@ -1164,7 +1172,8 @@ async fn a_deallocating_custom_recycle_keeps_user_defined_types_working() {
     assert!(
         r.is_ok(),
         "a checkout after a DEALLOCATE ALL fails a query with another user-defined type: {:?}",
-        r.err().map(|e| e.as_db_error().map(|d| d.message().to_owned()))
+        r.err()
+            .map(|e| e.as_db_error().map(|d| d.message().to_owned()))
     );
 }
 
@@ -1207,6 +1216,7 @@ async fn unnamed_through_pgbouncer_with_user_defined_types() {
     assert!(
         r.is_ok(),
         "a query with another user-defined type failed through PgBouncer: {:?}",
-        r.err().map(|e| e.as_db_error().map(|d| d.message().to_owned()))
+        r.err()
+            .map(|e| e.as_db_error().map(|d| d.message().to_owned()))
     );
 }
