@@ -42,9 +42,13 @@
 //! - `Named` (default): named server-side statements, parsed and planned once per
 //!   connection. An evicted statement is closed on the server (when the last handle to it is
 //!   dropped). Statements stay on the server across returns to the pool.
-//! - `Unnamed`: nothing named is ever left on the server, which is what PgBouncer's
-//!   transaction pooling needs (a statement prepared on one server connection is missing on
-//!   the next). The cache keeps each query's parameter types (learned once, inside a
+//! - `Unnamed`: nothing named is ever left on the server past a checkout, which is what
+//!   PgBouncer's transaction pooling needs (a statement prepared on one server connection
+//!   is missing on the next). One exception inside a checkout: tokio-postgres looks up a
+//!   user-defined type (enum, composite, domain) with named statements of its own; a
+//!   connection that made them is replaced at return, and through PgBouncer a second new
+//!   user-defined type in one checkout may fail (`prepared statement "sN" does not
+//!   exist`). The cache keeps each query's parameter types (learned once, inside a
 //!   transaction so PgBouncer keeps one server connection for it), and
 //!   [`PgConn::query_cached`] / [`PgConn::execute_cached`] send parse, bind and execute in
 //!   one message cycle. [`PgConn::prepare_cached`] prepares a fresh statement each call
