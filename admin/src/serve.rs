@@ -198,7 +198,12 @@ async fn connection(
             },
         );
     let mut conn = std::pin::pin!(conn);
+    // Biased, the connection first: a request head that has arrived is read (and its
+    // request counted in flight) before a request to make room is looked at. Unbiased,
+    // a connection asked to make room before its task first ran (or while its head was
+    // arriving) could be dropped with a whole request head unread in its socket.
     let evicted = tokio::select! {
+        biased;
         _ = conn.as_mut() => return,
         _ = stop.wait_for(|s| *s) => false,
         () = state.close.notified() => true,

@@ -456,3 +456,85 @@ async fn one_byte_heads_past_the_cap_do_not_cut_a_response_being_written() {
     assert!(out.ends_with("</html>\n"), "the last page arrived cut");
     served.stop().await;
 }
+
+/// Every connection served has a request in flight (256 writes waiting for their body),
+/// and clients connect while the server is busy elsewhere for a moment: each of the
+/// `GET /health` clients had sent its whole request head by the time it was accepted,
+/// so each has a request in flight as the docs define it ("from its complete head"),
+/// and the old server answered each (an evicted connection that never sent a request
+/// was still served its first one). A silent client connecting after each makes room
+/// by evicting it before its task first ran. Every probe must still get its answer.
+#[test]
+fn a_client_whose_head_arrived_before_its_first_poll_is_answered_when_evicted() {
+    use std::io::{Read, Write};
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let db = pool();
+            let server = Admin::new()
+                .pool("db", &db)
+                .token(Some("s3cret".to_owned()))
+                .bind("127.0.0.1:0")
+                .await
+                .unwrap();
+            tx.send((server.local_addr(), tokio::runtime::Handle::current()))
+                .unwrap();
+            server
+                .run_until(async move {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .unwrap();
+        });
+    });
+    let (addr, handle) = rx.recv().unwrap();
+    // 256 writes in flight: heads sent, bodies never (each waits up to its 10 s).
+    let mut busy = Vec::new();
+    for _ in 0..256 {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(
+            b"POST /pools/db/resize HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n\
+              Content-Type: application/json\r\nContent-Length: 40\r\n\r\n",
+        )
+        .unwrap();
+        busy.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // The server's only thread is busy for 300 ms (a slow handler, a GC pause...).
+    handle.spawn(async { std::thread::sleep(Duration::from_millis(300)) });
+    std::thread::sleep(Duration::from_millis(50));
+    let mut probes = Vec::new();
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        let mut p = std::net::TcpStream::connect(addr).unwrap();
+        p.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        p.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        probes.push(p);
+        silent.push(std::net::TcpStream::connect(addr).unwrap());
+    }
+    let mut unanswered = 0;
+    let mut answers = Vec::new();
+    for p in &mut probes {
+        let mut out = Vec::new();
+        let _ = p.read_to_end(&mut out);
+        let out = String::from_utf8_lossy(&out).into_owned();
+        if !out.starts_with("HTTP/1.1 200") {
+            unanswered += 1;
+        }
+        answers.push(out.lines().next().unwrap_or("").to_owned());
+    }
+    drop(busy);
+    drop(silent);
+    let _ = stop_tx.send(());
+    server.join().unwrap();
+    assert_eq!(
+        unanswered, 0,
+        "probes whose whole request had arrived were cut unanswered: {answers:?}"
+    );
+}
