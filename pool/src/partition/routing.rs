@@ -142,7 +142,12 @@ where
                 .copied()
                 .expect("non-empty"),
         };
-        if let (Some(hint), Some((rules, sticky))) = (hint, &inner.affinity) {
+        // `max_hints: 0` remembers nothing.
+        let remember = inner
+            .affinity
+            .as_ref()
+            .filter(|(rules, _)| rules.max_hints > 0);
+        if let (Some(hint), Some((rules, sticky))) = (hint, remember) {
             let mut m = sticky.lock().unwrap_or_else(|e| e.into_inner());
             if m.len() >= rules.max_hints && !m.contains_key(&hint) {
                 // The oldest half goes: those remembered first (a hash map's own order

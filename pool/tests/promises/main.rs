@@ -11,6 +11,7 @@ mod affinity;
 mod deadlock;
 mod partition;
 mod retain;
+mod review;
 mod routed;
 mod stats;
 mod stress;
