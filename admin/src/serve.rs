@@ -8,8 +8,11 @@
 //! - at most [`MAX_CONNECTIONS`] connections are served at once. A client connecting
 //!   past that is served, and room is made for it: the oldest connection with no request
 //!   in flight (idle between requests, silent since it connected, or partway through a
-//!   request head) is closed at once. A request is in flight from the moment its head is
-//!   complete until its response is written out. Only when every connection has one is
+//!   request head) is closed at once. A request is in flight from the moment the server
+//!   has read its whole head until its response is written out; requests a client
+//!   pipelined behind the one being answered are not, until the server starts on them (an
+//!   evicted connection closes with them unanswered, which HTTP/1.1 allows: the client
+//!   sends them again on a new connection). Only when every connection has one is
 //!   the oldest asked to close instead, after its current response, which finishes within
 //!   that request's own limits;
 //! - at most [`MAX_CONNECTIONS`] more connections may be closing that way at once, so the
@@ -77,7 +80,7 @@ struct ConnState {
 }
 
 impl ConnState {
-    /// Whether a request is in flight: from a complete head until its response is written.
+    /// Whether a request is in flight: from a head read whole until its response is written.
     /// Read by the accept loop it is a hint (the connection may change meanwhile); read by
     /// the connection's own task between two polls of the connection, it is exact.
     fn busy(&self) -> bool {
