@@ -328,7 +328,15 @@ impl<T: Send + 'static> Shared<T> {
         }
         // Cloned, and the waker not kept dropped, outside the lock.
         let waker = cx.waker().clone();
-        let spare = self.queue.lock().rewake(w, waker);
+        let mut q = self.queue.lock();
+        // Polled by another task than the one it queued in (the future was moved): it
+        // waits as that task now, as a checkout counts as its poller's.
+        if w.holder() != 0 && w.rehold(crate::deadlock::caller()) {
+            let at = self.now().saturating_add(super::nested::NESTED_AFTER);
+            self.arm_nested_check(&mut q, at);
+        }
+        let spare = q.rewake(w, waker);
+        drop(q);
         drop(spare);
         // Decided before the lock was taken (the entry was gone), or since: either way the
         // decision is visible now.

@@ -97,7 +97,7 @@ impl<T: Send + 'static> Shared<T> {
         for w in q.unchecked() {
             let at = w.since.saturating_add(NESTED_AFTER);
             if at <= now {
-                due.push(w.clone());
+                due.push((w.clone(), w.holder()));
             } else {
                 next = Some(next.map_or(at, |n| n.min(at)));
             }
@@ -109,7 +109,7 @@ impl<T: Send + 'static> Shared<T> {
         if due.is_empty() {
             return;
         }
-        let want: HashSet<u64> = due.iter().map(|w| w.holder).collect();
+        let want: HashSet<u64> = due.iter().map(|(_, h)| *h).collect();
         let mut held = HashMap::new();
         match &self.gate {
             Some((gate, _)) => gate.held_locations(&want, &mut held),
@@ -117,8 +117,12 @@ impl<T: Send + 'static> Shared<T> {
         }
         let mut q = self.queue.lock();
         let mut reports = Vec::new();
-        for w in &due {
-            let at = held.get(&w.holder).copied();
+        for (w, h) in &due {
+            if w.holder() != *h {
+                // Moved to another task meanwhile: checked again as that one.
+                continue;
+            }
+            let at = held.get(h).copied();
             w.set_nested(at.is_some());
             if let (Some(held_at), Some(waiting_at), true) = (at, w.waiting_at, w.is_waiting()) {
                 reports.push((held_at, waiting_at));

@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use crate::error::BoxError;
-use crate::sync::{Arc, AtomicUsize, AtomicWaker, Mutex, Ordering};
+use crate::sync::{Arc, AtomicU64, AtomicUsize, AtomicWaker, Mutex, Ordering};
 
 /// Priority of a waiting caller. Higher is served first; within a level, first come first
 /// served; a waiter older than `starvation_threshold` is served as `Critical`.
@@ -115,8 +115,10 @@ pub(crate) struct Waiter {
     /// Whether it sits in the queue (a creator's own cell does not).
     pub queued: bool,
     /// The waiting caller's holder id while deadlock detection is on (`crate::deadlock`),
-    /// else 0.
-    pub holder: u64,
+    /// else 0: the task (or thread) that last polled the waiting future, which may have
+    /// been moved to another task since it queued. Written and read under the queue lock
+    /// (Relaxed).
+    holder: AtomicU64,
     /// Where the caller waits (the nested-wait report names it).
     pub waiting_at: Option<&'static std::panic::Location<'static>>,
     /// What the nested-wait check found (`shared/nested.rs`): `UNCHECKED`, `NOT_NESTED`
@@ -167,7 +169,7 @@ impl Waiter {
                 c.since = since;
                 c.deadline = deadline;
                 c.queued = queued;
-                c.holder = holder;
+                c.holder = AtomicU64::new(holder);
                 c.waiting_at = waiting_at;
                 return cell;
             }
@@ -179,7 +181,7 @@ impl Waiter {
             since,
             deadline,
             queued,
-            holder,
+            holder: AtomicU64::new(holder),
             waiting_at,
             nested: AtomicUsize::new(UNCHECKED),
             error: Mutex::new(None),
@@ -208,7 +210,25 @@ impl Waiter {
 
     /// Whether the nested-wait check has yet to look at this cell.
     pub(crate) fn is_unchecked(&self) -> bool {
-        self.holder != 0 && self.nested.load(Ordering::Relaxed) == UNCHECKED
+        self.holder() != 0 && self.nested.load(Ordering::Relaxed) == UNCHECKED
+    }
+
+    /// The waiting caller's holder id (0: detection off). Lock held.
+    pub(crate) fn holder(&self) -> u64 {
+        self.holder.load(Ordering::Relaxed)
+    }
+
+    /// The waiting future is polled by `holder` (never 0): if that is not the caller it
+    /// had (it was moved to another task), the cell now waits as `holder`, to be checked
+    /// again; returns whether it changed. Only for a cell that carries a holder. Lock held.
+    pub(crate) fn rehold(&self, holder: u64) -> bool {
+        let was = self.holder();
+        if was == 0 || was == holder {
+            return false;
+        }
+        self.holder.store(holder, Ordering::Relaxed);
+        self.nested.store(UNCHECKED, Ordering::Relaxed);
+        true
     }
 
     /// Records the nested-wait check's finding. Lock held.

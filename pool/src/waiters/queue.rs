@@ -142,7 +142,7 @@ impl WaitQueue {
 
     /// The holder ids of the waiting cells found holding a checkout (deadlock detection).
     pub(crate) fn waiting_holders(&self) -> impl Iterator<Item = u64> + '_ {
-        self.cells().filter(|w| w.is_nested()).map(|w| w.holder)
+        self.cells().filter(|w| w.is_nested()).map(|w| w.holder())
     }
 
     /// The waiting cells the nested-wait check has not looked at yet.

@@ -64,3 +64,38 @@ async fn a_fast_path_future_kept_by_its_maker_is_still_a_nested_wait() {
     .unwrap();
     assert!(matches!(r, Err(PoolError::WouldDeadlock)), "{r:?}");
 }
+
+/// The case 1452477 fixed for a future settled when made, for a future that queued
+/// first: task A holds the only object, polls a second acquisition once (it queues,
+/// its cell recording A as the waiting holder), then hands that future to task B, which
+/// holds nothing, and returns its object 100 ms later. The waiter is B: nobody is
+/// deadlocked. Detection still takes A (the registering task) for the waiter, finds A
+/// holding the object, and fails B's wait with `WouldDeadlock` (and a false
+/// `NestedAcquire`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_future_moved_to_another_task_waits_as_that_task() {
+    use std::future::{Future, IntoFuture};
+    use std::pin::Pin;
+    use std::task::Poll;
+    let census = Arc::new(Census::default());
+    let pool = builder(&census, Duration::ZERO)
+        .max_size(1)
+        .deadlock_detection(DeadlockDetection::Error)
+        .build()
+        .unwrap();
+    pool.warm_up(1).await.unwrap();
+    let p = pool.clone();
+    let r = tokio::spawn(async move {
+        let held = p.get().await.unwrap();
+        let mut fut = p.acquire().timeout(Duration::from_secs(5)).into_future();
+        let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut fut).poll(cx))).await;
+        assert!(first.is_pending(), "the pool's only object is held");
+        let waiter = tokio::spawn(async move { fut.await.map(drop) });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(held);
+        waiter.await.unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(r.is_ok(), "the waiter (holding nothing) was failed: {r:?}");
+}
