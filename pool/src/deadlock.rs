@@ -23,7 +23,9 @@ use std::str::FromStr;
 /// there as the future was made (the fast path claims it then), the one that made the
 /// future. A guard handed to another task afterwards still counts as the taker's. So
 /// make the future in the task that awaits it: a future made by one task and awaited by
-/// another, with the maker then waiting on the pool, reads as a nested wait.
+/// another, with the maker then waiting on the pool, reads as a nested wait. A waiting
+/// acquisition waits as the task that polls it now (moved to another task while queued,
+/// it is checked again as that one).
 ///
 /// Attributing a checkout claimed at creation to the polling task instead would move
 /// work into the `.await` of every ready future; measured, that costs the async fast

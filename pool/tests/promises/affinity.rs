@@ -1,4 +1,5 @@
-//! `AffinityRules` forgets the oldest half of its hints when its table is full.
+//! `AffinityRules` forgets the oldest half of its hints when its table is full, and
+//! remembers none with `max_hints: 0`.
 use riptide_pool::{AffinityRules, PartitionedPool, Poolable, RoutingStrategy};
 
 struct Conn;
@@ -37,5 +38,30 @@ async fn a_full_hint_table_forgets_the_oldest_half() {
     assert!(
         wrong.is_empty(),
         "newest hints re-routed after the table filled (round, hint, was, now): {wrong:?}"
+    );
+}
+
+/// `AffinityRules::max_hints`: "Hints remembered at most". With `max_hints: 0` no hint
+/// may be remembered: two routed calls with the same hint, round robin over two
+/// partitions, go to the two partitions in turn. (The table evicts only when it is full
+/// and then inserts, so it always keeps the newest hint.)
+#[tokio::test]
+async fn max_hints_zero_remembers_no_hint() {
+    let pp = PartitionedPool::builder(|_k: u8| async { Ok::<_, std::io::Error>(Conn) })
+        .partition_max_size(10)
+        .max_size(100)
+        .routing(RoutingStrategy::RoundRobin)
+        .affinity(AffinityRules { max_hints: 0 })
+        .build()
+        .unwrap();
+    drop(pp.get(&0).await.unwrap());
+    drop(pp.get(&1).await.unwrap());
+    let (a, g) = pp.get_routed_with(&7u32).await.unwrap();
+    drop(g);
+    let (b, g) = pp.get_routed_with(&7u32).await.unwrap();
+    drop(g);
+    assert_ne!(
+        a, b,
+        "hint 7 stuck to partition {a} although max_hints is 0"
     );
 }

@@ -11,7 +11,6 @@ mod affinity;
 mod deadlock;
 mod partition;
 mod retain;
-mod review;
 mod routed;
 mod stats;
 mod stress;
