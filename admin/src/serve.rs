@@ -15,12 +15,13 @@
 //!   sends them again on a new connection). Only when every connection has one is
 //!   the oldest asked to close instead, after its current response, which finishes within
 //!   that request's own limits;
-//! - at most [`MAX_CONNECTIONS`] more connections may be closing that way at once, so the
-//!   server runs at most 2 × [`MAX_CONNECTIONS`] connection tasks. New clients wait in the
-//!   listen backlog only while all of those are taken: [`MAX_CONNECTIONS`] served and as
-//!   many closing, each of these finishing a request in flight within that request's own
-//!   limits. Sockets held idle, silent or with part of a request head never fill the
-//!   server: they delay a health probe by no more than one accept;
+//! - the server runs at most 2 × [`MAX_CONNECTIONS`] connection tasks, served and closing
+//!   together. New clients wait in the listen backlog only while all of those are taken,
+//!   each finishing a request in flight within that request's own limits (the write
+//!   limit is on progress, not on rate: a client reading a large response slowly but
+//!   steadily keeps its place that long). Sockets held idle, silent or with part of a
+//!   request head never fill the server: they delay a health probe by no more than one
+//!   accept;
 //! - after the shutdown signal, requests in flight get [`SHUTDOWN_GRACE`] to finish, then
 //!   the remaining connections are dropped: a stalled client never holds the shutdown.
 //!
