@@ -589,3 +589,175 @@ fn guest_breaker_events(
     }
     got
 }
+
+// ---- Hostile-user cases ----
+
+/// A half-open breaker admits one trial at a time. A trial whose caller gives up (here while
+/// it waits for the only instance) must give the trial back, or no caller — and no health
+/// probe — is ever admitted again: the guest is cut off for good.
+#[tokio::test]
+async fn a_trial_call_abandoned_by_its_caller_does_not_wedge_the_breaker() {
+    let mut c = config();
+    c.max_instances = 1;
+    c.memory_limit_bytes = 4 << 20;
+    c.breaker_failures = 1;
+    c.breaker_cool_down = Duration::from_millis(200);
+    c.fallback = false;
+    let pool = pool(c).await;
+    let big = big_document(3 << 20);
+    let (_, small) = book_pages(1).pop().unwrap();
+    let url = "https://doc.rust-lang.org/book/";
+    assert!(matches!(
+        pool.extract(&big, url, ExtractionMode::Metadata).await,
+        Err(ExtractError::Guest(_))
+    ));
+    until(&pool, "the cool-down ends", |s| {
+        s.circuit == CircuitState::HalfOpen
+    })
+    .await;
+    // The trial caller gives up while it waits for the only instance.
+    let held = pool.pool().get().await.unwrap();
+    let r = tokio::time::timeout(
+        Duration::from_millis(100),
+        pool.extract(&small, url, ExtractionMode::Article),
+    )
+    .await;
+    assert!(r.is_err(), "abandoned");
+    drop(held);
+    // Another caller may try now: within a few cool-downs a good trial closes the breaker.
+    let t = std::time::Instant::now();
+    loop {
+        match pool.extract(&small, url, ExtractionMode::Article).await {
+            Ok(_) => break,
+            Err(ExtractError::CircuitOpen) if t.elapsed() < Duration::from_secs(3) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!(
+                "{:?} after {:?}: {:?}",
+                other.map(|d| d.title),
+                t.elapsed(),
+                pool.stats()
+            ),
+        }
+    }
+    assert_eq!(pool.stats().circuit, CircuitState::Closed);
+}
+
+/// "An instance that trapped, timed out, or whose caller gave up mid-call is never reused"
+/// — in the blocking call mode too, where the call runs on a blocking thread that outlives
+/// the caller's future.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_call_abandoned_mid_flight_is_not_reused() {
+    let mut c = config();
+    c.call_mode = CallMode::Blocking;
+    c.max_instances = 1;
+    c.reuse_calls = 100;
+    c.initial_pool_size = 1;
+    let pool = pool(c).await;
+    assert_eq!(pool.diagnostic(Diagnostic::Bump).await.unwrap(), 1);
+    // Calibrate a spin that takes about 800 ms.
+    let probe = 20_000_000u64;
+    let t = std::time::Instant::now();
+    pool.diagnostic(Diagnostic::Spin(probe)).await.unwrap();
+    let per_round = t.elapsed().as_secs_f64() / probe as f64;
+    let rounds = (0.8 / per_round) as u64;
+    let r = tokio::time::timeout(
+        Duration::from_millis(50),
+        pool.diagnostic(Diagnostic::Spin(rounds)),
+    )
+    .await;
+    assert!(r.is_err(), "abandoned");
+    // The abandoned instance must not serve the next call: a new one starts at 1.
+    assert_eq!(
+        pool.diagnostic(Diagnostic::Bump).await.unwrap(),
+        1,
+        "the instance whose caller gave up was reused: {:?}",
+        pool.stats()
+    );
+}
+
+/// `pool()` is documented as the handle "for `resize`, `close`, `health`, ...": instances
+/// added by `resize` must be able to run the guest, not fail to instantiate because the
+/// engine's pooling allocator was sized to the original `max_instances`.
+#[tokio::test]
+async fn instances_added_by_resize_can_run_the_guest() {
+    let mut c = config();
+    c.max_instances = 1;
+    c.fallback = false;
+    c.timeout = Duration::from_millis(300);
+    let pool = pool(c).await;
+    pool.pool().resize(4);
+    let spin = || pool.diagnostic(Diagnostic::Spin(u64::MAX));
+    let (a, b, c2, d) = tokio::join!(spin(), spin(), spin(), spin());
+    for r in [a, b, c2, d] {
+        match r {
+            Err(ExtractError::Timeout(_)) => {}
+            other => panic!("{other:?}; {:?}", pool.stats()),
+        }
+    }
+    assert_eq!(pool.stats().epoch_timeouts, 4);
+}
+
+/// A very long `timeout` ("effectively none") passes `validate`; calls must then work, not
+/// panic computing the deadline.
+#[tokio::test]
+async fn a_very_long_timeout_does_not_panic_the_call() {
+    for mode in [CallMode::Async, CallMode::Blocking] {
+        let mut c = config();
+        c.call_mode = mode;
+        c.timeout = Duration::MAX;
+        let pool = match WasmExtractorPool::new(c).await {
+            Err(ConfigError::Invalid { .. }) => continue,
+            other => other.unwrap(),
+        };
+        let r = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.diagnostic(Diagnostic::Bump).await }
+        })
+        .await;
+        match r {
+            Ok(Ok(1)) => {}
+            other => panic!("{mode:?}: {other:?}"),
+        }
+        assert_eq!(pool.stats().failures, 0, "{mode:?}");
+    }
+}
+
+/// "Calls do not block the executor" — including the native fallback, which parses the whole
+/// document: on a single-threaded runtime, a ticker task must keep running meanwhile.
+#[tokio::test]
+async fn the_native_fallback_does_not_block_the_executor() {
+    let mut c = config();
+    c.timeout = Duration::from_millis(1);
+    let pool = pool(c).await;
+    let big = big_document(3 << 20);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ticker = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let mut worst = Duration::ZERO;
+            let mut last = std::time::Instant::now();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                worst = worst.max(last.elapsed());
+                last = std::time::Instant::now();
+            }
+            worst
+        }
+    });
+    tokio::task::yield_now().await;
+    let t = std::time::Instant::now();
+    let doc = pool
+        .extract(&big, "https://doc.rust-lang.org/book/", ExtractionMode::Full)
+        .await
+        .unwrap();
+    let took = t.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let worst = ticker.await.unwrap();
+    assert!(!doc.text.is_empty());
+    assert_eq!(pool.stats().fallbacks, 1);
+    assert!(
+        worst < Duration::from_millis(250),
+        "the executor was blocked for {worst:?} (the extraction took {took:?})"
+    );
+}
