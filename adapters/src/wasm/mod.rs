@@ -34,7 +34,7 @@ use riptide_pool::breaker::{Admit, CircuitBreaker, Transition};
 use riptide_pool::{Pool, PoolEvent, PoolStats, Poolable, Pooled, Priority};
 use runtime::{CallError, CallReport, GuestRefusal, Runtime, Warm};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -365,6 +365,67 @@ impl std::fmt::Debug for WasmExtractorPool {
     }
 }
 
+/// A breaker admission that must be reported. Dropped unreported — the caller's future
+/// was dropped mid-call (or while it waited for an instance), or a panic unwound through
+/// it — a half-open trial is given back, so another caller (or probe) may try; otherwise
+/// the breaker would stay half-open and reject every caller for good.
+struct Admission<'a> {
+    breaker: &'a CircuitBreaker,
+    admit: Option<Admit>,
+}
+
+impl<'a> Admission<'a> {
+    fn new(breaker: &'a CircuitBreaker) -> Self {
+        Admission {
+            breaker,
+            admit: Some(breaker.admit()),
+        }
+    }
+
+    fn rejected(&self) -> bool {
+        self.admit == Some(Admit::Reject)
+    }
+
+    fn record(mut self, ok: bool) -> Transition {
+        match self.admit.take() {
+            Some(a) => self.breaker.record(a, ok),
+            None => Transition::None,
+        }
+    }
+
+    fn abandon(mut self) {
+        if let Some(a) = self.admit.take() {
+            self.breaker.abandon(a);
+        }
+    }
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        if let Some(a) = self.admit.take() {
+            self.breaker.abandon(a);
+        }
+    }
+}
+
+/// Sets its flag when dropped armed: the caller of a blocking call gave up.
+struct CancelOnDrop(Option<Arc<AtomicBool>>);
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(f) = &self.0 {
+            // Relaxed: a lone flag, read by the epoch callback and after the call.
+            f.store(true, Relaxed);
+        }
+    }
+}
+
 /// Why a call produced no answer from the guest.
 enum Failure {
     Pool(riptide_pool::PoolError),
@@ -454,8 +515,8 @@ impl WasmExtractorPool {
     /// free within `wait` (the pool is busy with callers, who exercise the guest anyway).
     async fn health_check(&self, wait: Duration) {
         let inner = &self.inner;
-        let admit = inner.breaker.admit();
-        if admit == Admit::Reject {
+        let admission = Admission::new(&inner.breaker);
+        if admission.rejected() {
             return;
         }
         let slot = self
@@ -465,7 +526,7 @@ impl WasmExtractorPool {
             .timeout(wait)
             .await;
         let Ok(slot) = slot else {
-            inner.breaker.abandon(admit);
+            admission.abandon();
             return;
         };
         inner.counters.health_checks.fetch_add(1, Relaxed);
@@ -482,11 +543,11 @@ impl WasmExtractorPool {
             }
         };
         match r {
-            Ok(_) => self.breaker_report(inner.breaker.record(admit, true)),
+            Ok(_) => self.breaker_report(admission.record(true)),
             Err(e) => {
                 inner.counters.health_check_failures.fetch_add(1, Relaxed);
                 tracing::warn!("wasm health check failed: {}", call_err(timeout)(e));
-                self.breaker_report(inner.breaker.record(admit, false));
+                self.breaker_report(admission.record(false));
             }
         }
     }
@@ -510,10 +571,12 @@ impl WasmExtractorPool {
                 limit: inner.config.max_document_bytes,
             });
         }
-        let admit = inner.breaker.admit();
-        if admit == Admit::Reject {
+        let admission = Admission::new(&inner.breaker);
+        if admission.rejected() {
             c.circuit_rejections.fetch_add(1, Relaxed);
-            return self.fall_back(html, url, mode, ExtractError::CircuitOpen);
+            return self
+                .fall_back(html, url, mode, ExtractError::CircuitOpen)
+                .await;
         }
         let timeout = inner.config.timeout;
         let outcome = match inner.runtime.mode {
@@ -529,12 +592,12 @@ impl WasmExtractorPool {
         };
         match outcome {
             Ok(Ok(doc)) => {
-                self.breaker_report(inner.breaker.record(admit, true));
+                self.breaker_report(admission.record(true));
                 c.succeeded.fetch_add(1, Relaxed);
                 Ok(doc)
             }
             Ok(Err(refusal)) => {
-                self.breaker_report(inner.breaker.record(admit, true));
+                self.breaker_report(admission.record(true));
                 c.refused.fetch_add(1, Relaxed);
                 Err(match refusal {
                     GuestRefusal::InvalidUrl(reason) => ExtractError::InvalidUrl {
@@ -548,12 +611,12 @@ impl WasmExtractorPool {
                 })
             }
             Err(Failure::Pool(e)) => {
-                inner.breaker.abandon(admit);
+                admission.abandon();
                 Err(ExtractError::Pool(e))
             }
             Err(Failure::Call(e)) => {
-                self.breaker_report(inner.breaker.record(admit, false));
-                self.fall_back(html, url, mode, call_err(timeout)(e))
+                self.breaker_report(admission.record(false));
+                self.fall_back(html, url, mode, call_err(timeout)(e)).await
             }
         }
     }
@@ -618,15 +681,26 @@ impl WasmExtractorPool {
         f: impl FnOnce(&mut Warm) -> Result<R, CallError> + Send + 'static,
     ) -> Result<R, CallError> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
+        // The call outlives this future on its blocking thread: if the caller gives up, the
+        // guard tells the store to interrupt the guest at the next tick, and the instance is
+        // dropped, never put back in the slot (as on the async path).
+        let cancel = Arc::new(AtomicBool::new(false));
+        let guard = CancelOnDrop(Some(cancel.clone()));
+        let r = tokio::task::spawn_blocking(move || {
             let mut slot = slot;
             let (mut warm, t) = inner.take_warm_blocking(&mut slot)?;
+            warm.watch_cancel(Some(cancel.clone()));
             let r = f(&mut warm);
+            warm.watch_cancel(None);
+            if cancel.load(Relaxed) {
+                return r;
+            }
             inner.settle(&mut slot, warm, t, &r);
             r
         })
-        .await
-        .map_err(|e| CallError::Trap(format!("the blocking call panicked: {e}")))?
+        .await;
+        guard.disarm();
+        r.map_err(|e| CallError::Trap(format!("the blocking call panicked: {e}")))?
     }
 
     async fn take_warm(
@@ -641,7 +715,9 @@ impl WasmExtractorPool {
         Ok((warm, t))
     }
 
-    fn fall_back(
+    /// The native extractor's answer. It parses the whole document, so on a tokio runtime
+    /// it runs on the blocking pool: calls do not block the executor, fallback included.
+    async fn fall_back(
         &self,
         html: &str,
         url: &str,
@@ -653,7 +729,18 @@ impl WasmExtractorPool {
         }
         self.inner.counters.fallbacks.fetch_add(1, Relaxed);
         tracing::debug!("wasm extraction falls back to native: {why}");
-        crate::doc::extract_doc(html, url, mode).map_err(ExtractError::from)
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return crate::doc::extract_doc(html, url, mode).map_err(ExtractError::from);
+        };
+        let (html, url) = (html.to_owned(), url.to_owned());
+        match rt
+            .spawn_blocking(move || crate::doc::extract_doc(&html, &url, mode))
+            .await
+        {
+            Ok(r) => r.map_err(ExtractError::from),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(why),
+        }
     }
 
     fn breaker_report(&self, t: Transition) {

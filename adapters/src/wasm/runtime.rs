@@ -4,6 +4,8 @@
 use super::{CallMode, Diagnostic, WasmPoolConfig};
 use crate::{ExtractedDoc, ExtractionMode};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
@@ -39,6 +41,18 @@ const INSTANTIATE_DEADLINE: Duration = Duration::from_secs(10);
 pub(crate) struct Host {
     limiter: Limiter,
     deadline: Instant,
+    /// Set when the caller of a call running on another thread (the blocking mode) gave
+    /// up: the epoch callback interrupts the guest at the next tick.
+    cancel: Option<Arc<AtomicBool>>,
+}
+
+/// `timeout` from now; a timeout too long for the clock (`Duration::MAX`: "none") is a
+/// century, not a panic.
+fn deadline_in(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
 }
 
 /// Caps linear memory at `max_bytes` and counts what it refused.
@@ -193,6 +207,7 @@ impl Runtime {
                     grow_failures: 0,
                 },
                 deadline: Instant::now() + INSTANTIATE_DEADLINE,
+                cancel: None,
             },
         );
         store.limiter(|h| &mut h.limiter);
@@ -200,7 +215,9 @@ impl Runtime {
         // Called at every epoch tick while guest code runs: trap past the deadline,
         // otherwise run one more tick (and, on the async path, give the worker back first).
         store.epoch_deadline_callback(move |cx| {
-            Ok(if Instant::now() >= cx.data().deadline {
+            let h = cx.data();
+            let cancelled = h.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed));
+            Ok(if cancelled || Instant::now() >= h.deadline {
                 UpdateDeadline::Interrupt
             } else if yields {
                 UpdateDeadline::Yield(1)
@@ -252,9 +269,15 @@ impl Warm {
     fn arm(&mut self, timeout: Duration) {
         self.calls += 1;
         let h = self.store.data_mut();
-        h.deadline = Instant::now() + timeout;
+        h.deadline = deadline_in(timeout);
         h.limiter.grow_failures = 0;
         self.store.set_epoch_deadline(1);
+    }
+
+    /// Watches `flag` during the calls that follow (`None`: stop watching): once it is set,
+    /// the guest is interrupted at the next epoch tick.
+    pub(crate) fn watch_cancel(&mut self, flag: Option<Arc<AtomicBool>>) {
+        self.store.data_mut().cancel = flag;
     }
 
     pub(crate) fn report(&self) -> CallReport {
