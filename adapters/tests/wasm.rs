@@ -762,3 +762,36 @@ async fn the_native_fallback_does_not_block_the_executor() {
         "the executor was blocked for {worst:?} (the extraction took {took:?})"
     );
 }
+
+/// "A trap, timeout or instantiation failure counts against the breaker ... In every such
+/// case the native extractor answers": in reuse mode the warm instance is instantiated by
+/// the instance pool's factory, and a failure there must not bypass fallback, breaker and
+/// `failures` (forced here by the allocator exhaustion of the resize case above, which is
+/// open: this checks only that such a failure is handled as documented).
+#[tokio::test]
+async fn a_warm_instantiation_failure_falls_back_like_any_other() {
+    let mut c = config();
+    c.max_instances = 1;
+    c.reuse_calls = 10;
+    let pool = pool(c).await;
+    pool.pool().resize(5);
+    // Three warm instances: the engine's pooling allocator (max_instances + 2) is full.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(pool.pool().get().await.unwrap());
+    }
+    let (_, small) = book_pages(1).pop().unwrap();
+    let url = "https://doc.rust-lang.org/book/";
+    let r = tokio::time::timeout(
+        Duration::from_secs(20),
+        pool.extract(&small, url, ExtractionMode::Article),
+    )
+    .await
+    .expect("answers");
+    let s = pool.stats();
+    match r {
+        Ok(doc) => assert_eq!(doc, extract_doc(&small, url, ExtractionMode::Article).unwrap()),
+        Err(e) => panic!("{e:?}; {s:?}"),
+    }
+    assert_eq!((s.fallbacks, s.failures), (1, 1), "{s:?}");
+}

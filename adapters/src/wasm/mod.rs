@@ -479,8 +479,17 @@ impl WasmExtractorPool {
             let inner = factory_inner.upgrade();
             async move {
                 let inner = inner.ok_or("the WasmExtractorPool was dropped")?;
+                // A failed instantiation here gives an empty slot, not a pool error: the call
+                // then instantiates itself, where a failure is counted in `failures`,
+                // reported to the breaker and answered by the fallback, as documented.
                 let warm = if inner.config.reuse_calls > 1 {
-                    Some(inner.instantiate().await.map_err(|e| format!("{e:?}"))?)
+                    match inner.instantiate().await {
+                        Ok(w) => Some(w),
+                        Err(e) => {
+                            tracing::warn!("could not warm a wasm instance: {e:?}");
+                            None
+                        }
+                    }
                 } else {
                     None
                 };
