@@ -102,7 +102,11 @@ pub struct WasmPoolConfig {
     /// On guest failure, timeout or open breaker, run the native extractor instead of
     /// returning the error.
     pub fallback: bool,
-    /// wasmtime's pooling instance allocator, sized to `max_instances`.
+    /// wasmtime's pooling instance allocator, sized to `max_instances` when the pool is
+    /// built: with it on, growing the instance pool past `max_instances` (`pool().resize`)
+    /// adds instances that cannot be created (each such call fails as a guest failure,
+    /// answered by the fallback when it is on). Build with a larger `max_instances` (or
+    /// with this off) to grow later.
     pub pooling_allocator: bool,
     /// How often the epoch advances: the resolution of `timeout`.
     pub epoch_tick: Duration,
@@ -776,7 +780,9 @@ impl WasmExtractorPool {
         self.pool.events()
     }
 
-    /// The instance pool (for `resize`, `close`, `health`, ...).
+    /// The instance pool (for `close`, `health`, `stats`, ...; `resize` up to
+    /// `max_instances` when the pooling allocator is on, see
+    /// [`WasmPoolConfig::pooling_allocator`]).
     #[must_use]
     pub fn pool(&self) -> &Pool<WasmInstance> {
         &self.pool
