@@ -426,10 +426,15 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = v.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+/// The credentials of `Authorization: Bearer <token>`, as bytes: a token of non-ASCII
+/// text arrives as its UTF-8 bytes, which `HeaderValue::to_str` would refuse.
+fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    let v = headers.get(header::AUTHORIZATION)?.as_bytes().trim_ascii();
+    let space = v.iter().position(|&b| b == b' ')?;
+    let (scheme, rest) = v.split_at(space);
+    scheme
+        .eq_ignore_ascii_case(b"bearer")
+        .then(|| rest.trim_ascii())
 }
 
 /// Refuses a write unless a token is configured and the request carries it.
@@ -442,7 +447,7 @@ fn authorize(s: &Shared, headers: &HeaderMap, pool: &str, action: &str) -> ApiRe
         ));
     };
     match bearer(headers) {
-        Some(given) if same_secret(given.as_bytes(), token.as_bytes()) => Ok(()),
+        Some(given) if same_secret(given, token.as_bytes()) => Ok(()),
         given => {
             tracing::warn!(
                 target: "riptide_admin",
@@ -693,16 +698,22 @@ mod tests {
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer abc"),
         );
-        assert_eq!(bearer(&h), Some("abc"));
+        assert_eq!(bearer(&h), Some(&b"abc"[..]));
         h.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("bearer  abc "),
         );
-        assert_eq!(bearer(&h), Some("abc"));
+        assert_eq!(bearer(&h), Some(&b"abc"[..]));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer(&h), None);
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer"));
         assert_eq!(bearer(&h), None);
+        // Non-ASCII credentials are their UTF-8 bytes.
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_bytes("Bearer clé".as_bytes()).unwrap(),
+        );
+        assert_eq!(bearer(&h), Some("clé".as_bytes()));
         assert!(same_secret(b"abc", b"abc"));
         assert!(!same_secret(b"abc", b"abd"));
         assert!(!same_secret(b"abc", b"abcd"));

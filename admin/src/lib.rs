@@ -217,7 +217,9 @@ impl Admin {
     }
 
     /// The bearer token the write endpoints require; `None` (or an empty token) leaves
-    /// them off. Usually `std::env::var("RIPTIDE_ADMIN_TOKEN").ok()`.
+    /// them off. Usually `std::env::var("RIPTIDE_ADMIN_TOKEN").ok()`. Whitespace around it
+    /// is ignored (a token read from a file keeps its newline; a header cannot carry it),
+    /// and the rest is compared byte for byte with what the request sends.
     pub fn token(mut self, token: Option<String>) -> Self {
         self.token = token;
         self.shared = OnceLock::new();
@@ -453,7 +455,14 @@ impl Shared {
         Shared {
             entries,
             index,
-            token: admin.token.clone().filter(|t| !t.trim().is_empty()),
+            // Trimmed as the header is: a token read from a secret file keeps its
+            // trailing newline, which no `Authorization` header can carry.
+            token: admin
+                .token
+                .as_deref()
+                .map(str::trim_ascii)
+                .filter(|t| !t.trim().is_empty())
+                .map(str::to_owned),
             resize_limit: admin.resize_limit.max(1),
             partition_metrics: admin.partition_metrics,
             sampler: AtomicBool::new(false),

@@ -958,3 +958,52 @@ async fn custom_views_and_the_sampler_ends_with_the_admin() {
     }
     drop(w);
 }
+
+/// A token that `validate` accepts must be one a client can send. A token read from a
+/// secret file keeps its trailing newline, and one may be pasted with a space around it;
+/// an HTTP header cannot carry either (its value is trimmed), so the admin compares the
+/// token as it compares the header: trimmed. A token of non-ASCII text arrives as its
+/// UTF-8 bytes (`curl -H 'Authorization: Bearer clé'`), so it is compared as bytes.
+#[tokio::test]
+async fn a_token_that_validates_can_be_presented() {
+    for (configured, sent) in [
+        ("s3cret\n", "s3cret"),
+        (" s3cret ", "s3cret"),
+        ("\ts3cret\r\n", "s3cret"),
+        ("clé-secrète", "clé-secrète"),
+    ] {
+        let db = pool(4);
+        let admin = Admin::new()
+            .pool("db", &db)
+            .token(Some(configured.to_string()));
+        admin.validate().expect("a non-blank token validates");
+        let s = Served::start(&admin).await;
+        let c = reqwest::Client::new();
+        let auth = reqwest::header::HeaderValue::from_bytes(format!("Bearer {sent}").as_bytes())
+            .unwrap();
+        let r = c
+            .post(s.url("/pools/db/resize"))
+            .header("authorization", auth)
+            .body(r#"{"max_size": 8}"#)
+            .send()
+            .await
+            .unwrap();
+        let st = r.status();
+        let body = r.text().await.unwrap();
+        assert_eq!(st, 200, "token {configured:?} sent as {sent:?}: {body}");
+        assert_eq!(db.stats().max_size, 8, "token {configured:?}");
+        // A wrong token of the same bytes plus one is still refused.
+        let wrong = reqwest::header::HeaderValue::from_bytes(format!("Bearer {sent}x").as_bytes())
+            .unwrap();
+        let r = c
+            .post(s.url("/pools/db/resize"))
+            .header("authorization", wrong)
+            .body(r#"{"max_size": 9}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "token {configured:?}");
+        assert_eq!(db.stats().max_size, 8);
+        s.stop().await;
+    }
+}
