@@ -529,7 +529,7 @@ async fn resize(
     authorize(&s, &headers, &name, "resize")?;
     let e = write_entry(&s, &name, "resize")?;
     let body = read_body(body, &name, "resize").await?;
-    let req: ResizeRequest = serde_json::from_slice(&body).map_err(|err| {
+    let req: ResizeRequest = json_object(&body).map_err(|err| {
         bad_input(
             &name,
             "resize",
@@ -587,7 +587,16 @@ async fn resize(
     }))
 }
 
-/// Close and drain take an optional body; anything in it must be valid JSON.
+/// A write's body as `T`, which must be written as a JSON object: serde's derive would
+/// also read a struct from an array, by position (`[8]` as `{"max_size": 8}`).
+fn json_object<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, serde_json::Error> {
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(serde::de::Error::custom("the body must be a JSON object"));
+    }
+    serde_json::from_slice(body)
+}
+
+/// Close and drain take an optional body; anything in it must be a valid JSON object.
 fn no_junk<'a, T: Deserialize<'a> + Default>(
     body: &'a [u8],
     pool: &str,
@@ -596,7 +605,7 @@ fn no_junk<'a, T: Deserialize<'a> + Default>(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|err| {
+    json_object(body).map_err(|err| {
         bad_input(
             pool,
             action,

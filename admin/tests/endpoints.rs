@@ -1007,3 +1007,29 @@ async fn a_token_that_validates_can_be_presented() {
         s.stop().await;
     }
 }
+
+/// A write's body is a JSON object (`{"max_size": n}`, `{"timeout_ms": n}`): the same
+/// fields as an array (`[8]`, which serde's derive would read positionally) are the
+/// wrong type, 400, and change nothing.
+#[tokio::test]
+async fn write_bodies_must_be_json_objects() {
+    let db = pool(4);
+    let admin = Admin::new().pool("db", &db).token(Some("t".into()));
+    let s = Served::start(&admin).await;
+    let c = reqwest::Client::new();
+    let ok = Some("Bearer t");
+    for (path, body) in [
+        ("resize", "[8]"),
+        ("resize", " [ 8 ] "),
+        ("drain", "[50]"),
+        ("drain", "[]"),
+        ("close", "[]"),
+    ] {
+        let (st, resp) = post(&c, s.url(&format!("/pools/db/{path}")), ok, body).await;
+        assert_eq!(st, 400, "{path} {body}: {resp}");
+        serde_json::from_str::<ErrorBody>(&resp).unwrap();
+    }
+    assert_eq!(db.stats().max_size, 4);
+    assert!(!db.is_closed());
+    s.stop().await;
+}
