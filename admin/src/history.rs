@@ -167,18 +167,28 @@ impl History {
         }
         self.samples.push_back(sample);
 
+        // The sample's hour, found from the back (the usual case is the last bucket). The
+        // wall clock can step back (NTP): an earlier hour goes into its own bucket, in
+        // order, so the list stays one bucket per hour, oldest first.
         let hour = t_ms / 1000 / 3600 * 3600;
-        if self.hours.back().is_none_or(|b| b.hour != hour) {
-            self.hours.push_back(HourBucket::new(hour));
-        }
-        if let Some(b) = self.hours.back_mut() {
-            b.add(&sample);
-        }
-        // The last day: the current hour and the 23 before it.
+        let at = match self.hours.iter().rposition(|b| b.hour <= hour) {
+            Some(i) if self.hours[i].hour == hour => i,
+            Some(i) => {
+                self.hours.insert(i + 1, HourBucket::new(hour));
+                i + 1
+            }
+            None => {
+                self.hours.push_front(HourBucket::new(hour));
+                0
+            }
+        };
+        self.hours[at].add(&sample);
+        // The last day: the newest hour and the 23 before it.
+        let newest = self.hours.back().map_or(hour, |b| b.hour);
         while self
             .hours
             .front()
-            .is_some_and(|b| b.hour + (HOURLY_BUCKETS as u64) * 3600 <= hour)
+            .is_some_and(|b| b.hour + (HOURLY_BUCKETS as u64) * 3600 <= newest)
         {
             self.hours.pop_front();
         }
@@ -247,6 +257,30 @@ mod tests {
         assert_eq!(hours[0].utilization_max, 0.9);
         // The first sample's delta is 0, the other 3599 are 2 each.
         assert_eq!(hours[0].creates, 2 * 3599);
+    }
+
+    /// The sampler reads the wall clock, which an NTP step can move back. The hourly
+    /// list stays one bucket per hour, oldest first, whatever order the samples come in.
+    #[test]
+    fn a_clock_stepped_back_keeps_the_hours_in_order() {
+        let mut h = History::default();
+        let t0 = 1_700_000_000_000u64 / 3_600_000 * 3_600_000 + 1_800_000; // mid-hour
+        let (s, hs) = stats(1, 0, 0);
+        h.record(t0, &s, &hs);
+        h.record(t0 - 3_600_000, &s, &hs); // the clock stepped back an hour
+        h.record(t0 - 3_599_000, &s, &hs);
+        h.record(t0 + 1_000, &s, &hs); // and forward again
+        let hours: Vec<u64> = h.hourly().iter().map(|b| b.hour).collect();
+        let mut sorted = hours.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(hours, sorted, "one bucket per hour, oldest first");
+        assert_eq!(h.hourly().iter().map(|b| b.samples).sum::<u32>(), 4);
+        assert_eq!(
+            h.hourly().last().unwrap().hour,
+            t0 / 1000 / 3600 * 3600,
+            "the last bucket is the current hour"
+        );
     }
 
     #[test]
