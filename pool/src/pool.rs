@@ -331,7 +331,7 @@ impl<T: Send + 'static> Pool<T> {
 
     /// Closes the pool, then waits until every checked-out object has come back (each is
     /// destroyed on return), up to `timeout`. On timeout, the error lists what is still
-    /// out and where it was taken.
+    /// out and where it was taken. `Duration::MAX` waits for as long as it takes.
     ///
     /// # Errors
     /// [`DrainError`] listing what is still out when `timeout` passes.
@@ -342,7 +342,8 @@ impl<T: Send + 'static> Pool<T> {
     #[cfg(not(riptide_model))]
     pub async fn drain(&self, timeout: Duration) -> Result<(), DrainError> {
         self.close();
-        let deadline = std::time::Instant::now() + timeout;
+        // Saturating: `Duration::MAX` waits for as long as it takes.
+        let deadline = crate::rt::timer::deadline_after(timeout);
         loop {
             let out = self.checked_out();
             if out.is_empty() && self.stats().size == 0 {

@@ -184,7 +184,8 @@ where
     #[cfg(not(riptide_model))]
     pub async fn drain(&self, timeout: std::time::Duration) -> Result<(), crate::DrainError> {
         self.close();
-        let deadline = std::time::Instant::now() + timeout;
+        // Saturating: `Duration::MAX` waits for as long as it takes.
+        let deadline = crate::rt::timer::deadline_after(timeout);
         loop {
             let out: Vec<_> = self.checked_out().into_iter().map(|(_, c)| c).collect();
             if out.is_empty() && self.totals().size == 0 {

@@ -8,6 +8,7 @@
 mod common;
 
 mod affinity;
+mod config;
 mod deadlock;
 mod partition;
 mod retain;
