@@ -200,29 +200,65 @@ pub(crate) fn knob_of(var: &str) -> &'static str {
 }
 
 /// Parses a readable duration: a number (decimals allowed) and a unit, `ns`, `us`/`µs`,
-/// `ms`, `s`, `m`/`min` or `h`.
+/// `ms`, `s`, `m`/`min` or `h`. The number is read exactly, in whole nanoseconds (a
+/// fraction below one nanosecond is dropped): `1234567890123ms` is that many milliseconds,
+/// not the nearest `f64`.
 ///
 /// # Errors
 /// What is wrong, as a phrase that follows the value ("needs a unit, like 30s").
 pub fn parse_duration(s: &str) -> Result<Duration, &'static str> {
+    const NOT_A_NUMBER: &str = "is not a number with a unit, like 30s";
+    const OUT_OF_RANGE: &str = "is out of range";
     let s = s.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or("needs a unit, like 30s or 250ms")?;
     let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| "is not a number with a unit, like 30s")?;
-    let scale = match unit.trim() {
-        "ns" => 1e-9,
-        "us" | "µs" => 1e-6,
-        "ms" => 1e-3,
-        "s" | "sec" | "secs" => 1.0,
-        "m" | "min" | "mins" => 60.0,
-        "h" | "hr" | "hours" => 3600.0,
+    let unit_ns: u128 = match unit.trim() {
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" | "sec" | "secs" => 1_000_000_000,
+        "m" | "min" | "mins" => 60_000_000_000,
+        "h" | "hr" | "hours" => 3_600_000_000_000,
         _ => return Err("has an unknown unit (use ns, us, ms, s, m or h)"),
     };
-    Duration::try_from_secs_f64(n * scale).map_err(|_| "is out of range")
+    // `num` is digits and dots only: at most one dot, and a digit on some side of it.
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
+        return Err(NOT_A_NUMBER);
+    }
+    let int: u128 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| OUT_OF_RANGE)?
+    };
+    // 20 fractional digits are finer than a nanosecond of any unit (an hour is 3.6e12 ns),
+    // and 10^20 * 3.6e12 fits in a u128.
+    let frac = &frac[..frac.len().min(20)];
+    let frac_ns = if frac.is_empty() {
+        0
+    } else {
+        let digits: u128 = frac.parse().map_err(|_| NOT_A_NUMBER)?;
+        digits * unit_ns / 10u128.pow(frac.len() as u32)
+    };
+    let total = int
+        .checked_mul(unit_ns)
+        .and_then(|n| n.checked_add(frac_ns))
+        .ok_or(OUT_OF_RANGE)?;
+    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| OUT_OF_RANGE)?;
+    Ok(Duration::new(secs, (total % 1_000_000_000) as u32))
+}
+
+/// A duration as [`parse_duration`] reads it back exactly: whole milliseconds as `"250ms"`,
+/// anything finer in nanoseconds (`"1500000ns"`).
+#[cfg(feature = "serde")]
+fn duration_text(d: Duration) -> String {
+    if d.subsec_nanos() % 1_000_000 == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}ns", d.as_nanos())
+    }
 }
 
 /// A duration, or `off` (also `none`, `disabled`) for a limit switched off.
@@ -264,7 +300,7 @@ mod serde_duration {
 
     pub(super) fn serialize<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match v {
-            Some(d) => s.serialize_str(&format!("{}ms", d.as_millis())),
+            Some(d) => s.serialize_str(&super::duration_text(*d)),
             None => s.serialize_none(),
         }
     }
@@ -300,7 +336,7 @@ mod serde_limit {
         s: S,
     ) -> Result<S::Ok, S::Error> {
         match v {
-            Some(Some(d)) => s.serialize_str(&format!("{}ms", d.as_millis())),
+            Some(Some(d)) => s.serialize_str(&super::duration_text(*d)),
             Some(None) => s.serialize_str("off"),
             None => s.serialize_none(),
         }

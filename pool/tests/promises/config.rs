@@ -74,3 +74,45 @@ async fn the_largest_durations_build_and_serve() {
     drop(held);
     waiter.await.unwrap().unwrap();
 }
+
+/// A `PoolConfig` written out with its `Serialize` reads back as the same settings: a
+/// sub-millisecond duration is not rounded down (to `0ms`, which `build` then refuses),
+/// and `Duration::MAX` is not written as a number that no longer parses.
+#[test]
+fn a_written_config_reads_back_the_same() {
+    let mut cfg = PoolConfig::default();
+    for (acquire, idle) in [
+        (Duration::from_micros(1500), Duration::from_nanos(1)),
+        (Duration::from_micros(250), Duration::from_millis(250)),
+        (Duration::MAX, Duration::new(1_234_567, 890_123_456)),
+    ] {
+        cfg.acquire_timeout = Some(acquire);
+        cfg.idle_timeout = Some(Some(idle));
+        let text = serde_json::to_string(&cfg).unwrap();
+        let back: PoolConfig =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(back, cfg, "{text}");
+    }
+}
+
+/// A readable duration is read exactly: what it says, to the nanosecond (a float would
+/// round `1234567890123ms` to `1234567890.122999907s`).
+#[test]
+fn readable_durations_are_exact() {
+    use riptide_pool::parse_duration;
+    for (text, want) in [
+        ("1234567890123ms", Duration::from_millis(1_234_567_890_123)),
+        ("9007199254740993us", Duration::from_micros(9_007_199_254_740_993)),
+        ("9007199254740993s", Duration::from_secs(9_007_199_254_740_993)),
+        ("0.1s", Duration::from_millis(100)),
+        ("2.675s", Duration::from_millis(2675)),
+        ("1.000000001s", Duration::new(1, 1)),
+        ("1.5h", Duration::from_secs(5400)),
+        ("18446744073709551615.999999999s", Duration::MAX),
+    ] {
+        assert_eq!(parse_duration(text), Ok(want), "{text}");
+    }
+    for bad in ["18446744073709551616s", "1e3s", ".s", "1..5s", "-1s", "5", ""] {
+        assert!(parse_duration(bad).is_err(), "{bad}");
+    }
+}
