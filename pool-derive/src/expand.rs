@@ -53,9 +53,18 @@ fn impl_poolable(input: &Input) -> TokenStream {
             FieldReset::Default(kw) => Some(quote_spanned! {kw.span()=>
                 #this.#m = ::core::default::Default::default();
             }),
-            FieldReset::With(path) => Some(quote_spanned! {path.span()=>
-                #path(&mut #this.#m);
-            }),
+            // The argument is a binding spanned on the path: `&mut self.field` mixes the
+            // call-site `self` with the path's span, and a function of the wrong type
+            // would be reported on `#[derive(Poolable)]` instead of on the path.
+            FieldReset::With(path) => {
+                let field = quote::format_ident!("__riptide_field", span = path.span());
+                Some(quote_spanned! {path.span()=>
+                    {
+                        let #field = &mut #this.#m;
+                        #path(#field);
+                    }
+                })
+            }
             FieldReset::Skip => None,
         }
     });
