@@ -276,11 +276,42 @@ mod serde_duration {
     use serde::{Deserialize, Deserializer, Serializer};
 
     /// A duration as text (`"30s"`) or a whole number of milliseconds.
-    #[derive(Deserialize)]
-    #[serde(untagged)]
     pub(super) enum Raw {
         Ms(u64),
         Text(String),
+    }
+
+    /// By hand rather than `#[serde(untagged)]`, whose only error is "data did not match
+    /// any variant": a negative or fractional number, or a value of another type, says
+    /// that it is a duration and what is wrong with it.
+    impl<'de> Deserialize<'de> for Raw {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl serde::de::Visitor<'_> for V {
+                type Value = Raw;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a duration: text such as \"30s\" or \"250ms\", or whole milliseconds")
+                }
+                fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Raw, E> {
+                    Ok(Raw::Ms(v))
+                }
+                fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Raw, E> {
+                    u64::try_from(v)
+                        .map(Raw::Ms)
+                        .map_err(|_| E::custom(format!("duration `{v}` is negative")))
+                }
+                fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Raw, E> {
+                    Err(E::custom(format!(
+                        "duration `{v}` is not a whole number of milliseconds \
+                         (write a fraction as text, like \"1.5ms\")"
+                    )))
+                }
+                fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Raw, E> {
+                    Ok(Raw::Text(v.to_owned()))
+                }
+            }
+            d.deserialize_any(V)
+        }
     }
 
     pub(super) fn to_duration<E: serde::de::Error>(raw: Raw) -> Result<Duration, E> {

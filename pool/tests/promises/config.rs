@@ -116,3 +116,21 @@ fn readable_durations_are_exact() {
         assert!(parse_duration(bad).is_err(), "{bad}");
     }
 }
+
+/// A bad duration in a file says what is wrong with it, whatever JSON type it is: a
+/// negative or fractional bare number is not "data did not match any variant".
+#[test]
+fn a_bad_duration_in_a_file_says_what_is_wrong() {
+    for (json, says) in [
+        (r#"{ "acquire_timeout": -5 }"#, "-5"),
+        (r#"{ "acquire_timeout": 1.5 }"#, "1.5"),
+        (r#"{ "idle_timeout": -1 }"#, "-1"),
+        (r#"{ "idle_timeout": true }"#, "true"),
+    ] {
+        let e = serde_json::from_str::<PoolConfig>(json).unwrap_err().to_string();
+        assert!(
+            e.contains("duration") && e.contains(says) && !e.contains("variant"),
+            "{json}: {e}"
+        );
+    }
+}
