@@ -345,6 +345,18 @@ impl<T: Send + 'static> PoolBuilder<T> {
     /// [`ConfigError::Invalid`] naming the field: `max_size == 0`, `min_idle > max_size`,
     /// a zero `acquire_timeout` or `create_timeout`, `max_uses == 0`.
     pub fn build(self) -> Result<Pool<T>, ConfigError> {
+        self.check()?;
+        Ok(Pool::from_parts(
+            self.factory,
+            self.config,
+            self.hooks,
+            self.gate,
+        ))
+    }
+
+    /// The checks of [`build`](Self::build), without building (a partitioned pool runs
+    /// them for its partitions' settings at its own `build`).
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
         let c = &self.config;
         if c.max_size == 0 {
             return Err(ConfigError::invalid("max_size", "must be at least 1"));
@@ -409,11 +421,6 @@ impl<T: Send + 'static> PoolBuilder<T> {
                 "is larger than the pool can address",
             ));
         }
-        Ok(Pool::from_parts(
-            self.factory,
-            self.config,
-            self.hooks,
-            self.gate,
-        ))
+        Ok(())
     }
 }

@@ -166,7 +166,10 @@ where
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] naming the field: `max_size == 0`,
-    /// `partition_max_size == 0`, a per-key `max_size` of 0 or a `min_idle` above it.
+    /// `partition_max_size == 0`, a per-key `max_size` of 0 or a `min_idle` above it, a
+    /// zero `remove_idle_partitions_after`, and whatever a partition's
+    /// [`PoolBuilder::build`] would refuse with these limits and knobs (`acquire_timeout`
+    /// of zero, ...), checked now rather than when a partition is first used.
     pub fn build(self) -> Result<PartitionedPool<K, T>, ConfigError> {
         if self.max_size == 0 {
             return Err(ConfigError::invalid("max_size", "must be at least 1"));
@@ -190,6 +193,26 @@ where
                     "min_idle must not exceed max_size",
                 ));
             }
+        }
+        if self.partition_idle_removal.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::invalid(
+                "remove_idle_partitions_after",
+                "must be greater than zero",
+            ));
+        }
+        // A partition is built on first use: check every partition's settings (the
+        // default limits and each override, with the knobs) now, as `Pool`'s `build` would.
+        let limits = std::iter::once((self.partition_max_size, 0))
+            .chain(self.overrides.values().map(|l| (l.max_size, l.min_idle)));
+        for (max_size, min_idle) in limits {
+            let never = || async { Err::<T, BoxError>("a settings check creates nothing".into()) };
+            let mut b = PoolBuilder::custom(never)
+                .max_size(max_size)
+                .min_idle(min_idle);
+            for knob in &self.knobs {
+                b = knob(b);
+            }
+            b.check()?;
         }
         let inner = Arc::new(Inner {
             map: Rcu::new(HashMap::default()),

@@ -134,3 +134,44 @@ fn a_bad_duration_in_a_file_says_what_is_wrong() {
         );
     }
 }
+
+/// A partitioned pool's settings that make no sense are a `ConfigError` from `build()`
+/// naming the knob, as a pool's are: not an error at every `get` (the partitions'
+/// settings were first checked when a partition was made), and not an upkeep that runs
+/// back to back (`remove_idle_partitions_after(ZERO)`).
+#[tokio::test]
+async fn a_partitioned_pool_checks_its_settings_at_build() {
+    let make = |_k: u32| async { Ok::<_, std::io::Error>(Conn) };
+    let e = PartitionedPool::builder(make)
+        .acquire_timeout(Duration::ZERO)
+        .build()
+        .map(drop)
+        .unwrap_err();
+    assert_eq!(e.field(), "acquire_timeout", "{e}");
+    let e = PartitionedPool::builder(make)
+        .configure(|b| b.min_idle(20))
+        .build()
+        .map(drop)
+        .unwrap_err();
+    assert_eq!(e.field(), "min_idle", "{e}");
+    let e = PartitionedPool::builder(make)
+        .idle_timeout(Duration::ZERO)
+        .build()
+        .map(drop)
+        .unwrap_err();
+    assert_eq!(e.field(), "idle_timeout", "{e}");
+    let e = PartitionedPool::builder(make)
+        .remove_idle_partitions_after(Duration::ZERO)
+        .build()
+        .map(drop)
+        .unwrap_err();
+    assert_eq!(e.field(), "remove_idle_partitions_after", "{e}");
+    // What makes sense still builds and serves.
+    let pp = PartitionedPool::builder(make)
+        .partition_max_size(2)
+        .configure(|b| b.min_idle(2))
+        .remove_idle_partitions_after(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    drop(pp.get(&7).await.unwrap());
+}
