@@ -138,14 +138,20 @@ impl PoolConfig {
             };
             let v = v.trim();
             let num = |v: &str| {
-                v.parse::<u64>()
-                    .map_err(|_| err(format!("`{v}` is not a whole number")))
+                v.parse::<u64>().map_err(|e| match e.kind() {
+                    std::num::IntErrorKind::PosOverflow => err(format!("`{v}` is too large")),
+                    _ => err(format!("`{v}` is not a whole number")),
+                })
+            };
+            // A size fits in a `usize` or is refused (never truncated on a 32-bit target).
+            let size = |v: &str| {
+                usize::try_from(num(v)?).map_err(|_| err(format!("`{v}` is too large")))
             };
             let dur = |v: &str| parse_duration(v).map_err(|r| err(format!("`{v}` {r}")));
             let limit = |v: &str| parse_limit(v).map_err(|r| err(format!("`{v}` {r}")));
             match suffix {
-                "MAX_SIZE" => c.max_size = Some(num(v)? as usize),
-                "MIN_IDLE" => c.min_idle = Some(num(v)? as usize),
+                "MAX_SIZE" => c.max_size = Some(size(v)?),
+                "MIN_IDLE" => c.min_idle = Some(size(v)?),
                 "ACQUIRE_TIMEOUT" => c.acquire_timeout = Some(dur(v)?),
                 "CREATE_TIMEOUT" => c.create_timeout = Some(dur(v)?),
                 "IDLE_TIMEOUT" => c.idle_timeout = Some(limit(v)?),

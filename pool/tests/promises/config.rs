@@ -175,3 +175,24 @@ async fn a_partitioned_pool_checks_its_settings_at_build() {
         .unwrap();
     drop(pp.get(&7).await.unwrap());
 }
+
+/// A number too large for its knob says so (it is a whole number), for every numeric
+/// variable; on a 32-bit target a size above `usize::MAX` is refused, never truncated.
+#[test]
+fn a_number_too_large_for_its_variable_says_so() {
+    for (suffix, value) in [
+        ("MAX_SIZE", "18446744073709551616"),
+        ("MIN_IDLE", "99999999999999999999"),
+        ("MAX_USES", "18446744073709551616"),
+        ("CIRCUIT_FAILURES", "4294967296"),
+    ] {
+        let prefix = format!("RIPTIDE_TEST_HUGE_{suffix}");
+        std::env::set_var(format!("{prefix}_{suffix}"), value);
+        let e = PoolConfig::from_env(&prefix).unwrap_err().to_string();
+        std::env::remove_var(format!("{prefix}_{suffix}"));
+        assert!(
+            e.contains("too large") && !e.contains("not a whole number"),
+            "{suffix}={value}: {e}"
+        );
+    }
+}
