@@ -125,6 +125,9 @@ pub enum AdminError {
     EmptyName,
     /// `token(Some(""))`: an empty or blank token (writes stay off).
     EmptyToken,
+    /// The token holds a control character (a newline inside it, a NUL), which no
+    /// `Authorization` header can carry: no write could ever be accepted.
+    UnsendableToken,
     /// `resize_limit(0)`: no resize could ever be accepted.
     ZeroResizeLimit,
     /// The address could not be bound.
@@ -152,6 +155,10 @@ impl fmt::Display for AdminError {
             }
             AdminError::EmptyName => f.write_str("a pool is registered under the empty name"),
             AdminError::EmptyToken => f.write_str("the admin token is empty"),
+            AdminError::UnsendableToken => f.write_str(
+                "the admin token holds a control character, which no Authorization header \
+                 can carry",
+            ),
             AdminError::ZeroResizeLimit => f.write_str("resize_limit must be at least 1"),
             AdminError::Bind { addr, source } => {
                 write!(f, "cannot listen on {addr}: {source}")
@@ -242,8 +249,8 @@ impl Admin {
         self
     }
 
-    /// Checks the configuration: unique, non-empty names; a non-blank token when one is
-    /// given; a resize limit of at least 1. [`serve`](Self::serve) and
+    /// Checks the configuration: unique, non-empty names; a non-blank token a header can
+    /// carry (no control character) when one is given; a resize limit of at least 1. [`serve`](Self::serve) and
     /// [`bind`](Self::bind) call this; [`router`](Self::router) cannot fail, so it serves
     /// the later of two pools with one name, treats a blank token as none, and logs both.
     pub fn validate(&self) -> Result<(), AdminError> {
@@ -258,6 +265,15 @@ impl Admin {
         }
         if self.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
             return Err(AdminError::EmptyToken);
+        }
+        // A header value is visible ASCII, spaces, tabs and bytes from 0x80 (the UTF-8 of
+        // non-ASCII text); whitespace around the token is trimmed (`Shared::new`).
+        if self.token.as_deref().is_some_and(|t| {
+            t.trim_ascii()
+                .bytes()
+                .any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
+        }) {
+            return Err(AdminError::UnsendableToken);
         }
         if self.resize_limit == 0 {
             return Err(AdminError::ZeroResizeLimit);

@@ -1033,3 +1033,25 @@ async fn write_bodies_must_be_json_objects() {
     assert!(!db.is_closed());
     s.stop().await;
 }
+
+/// A token no `Authorization` header can carry (a control character inside it: a
+/// newline between two lines of a secret file, a NUL) is a configuration error, not an
+/// admin whose writes are refused forever.
+#[tokio::test]
+async fn a_token_no_header_can_carry_is_refused_by_validate() {
+    for t in ["two\nlines", "nul\0byte", "del\u{7f}", "cr\rx"] {
+        let admin = Admin::new().token(Some(t.to_string()));
+        let e = admin.validate().expect_err(t);
+        assert!(e.to_string().contains("token"), "{t:?}: {e}");
+        assert!(matches!(e, AdminError::UnsendableToken), "{t:?}");
+        assert!(matches!(
+            admin.bind("127.0.0.1:0").await,
+            Err(AdminError::UnsendableToken)
+        ));
+    }
+    // A tab and non-ASCII text can be sent.
+    Admin::new()
+        .token(Some("tab\tclé".into()))
+        .validate()
+        .unwrap();
+}
