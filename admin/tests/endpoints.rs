@@ -979,8 +979,8 @@ async fn a_token_that_validates_can_be_presented() {
         admin.validate().expect("a non-blank token validates");
         let s = Served::start(&admin).await;
         let c = reqwest::Client::new();
-        let auth = reqwest::header::HeaderValue::from_bytes(format!("Bearer {sent}").as_bytes())
-            .unwrap();
+        let auth =
+            reqwest::header::HeaderValue::from_bytes(format!("Bearer {sent}").as_bytes()).unwrap();
         let r = c
             .post(s.url("/pools/db/resize"))
             .header("authorization", auth)
@@ -993,8 +993,8 @@ async fn a_token_that_validates_can_be_presented() {
         assert_eq!(st, 200, "token {configured:?} sent as {sent:?}: {body}");
         assert_eq!(db.stats().max_size, 8, "token {configured:?}");
         // A wrong token of the same bytes plus one is still refused.
-        let wrong = reqwest::header::HeaderValue::from_bytes(format!("Bearer {sent}x").as_bytes())
-            .unwrap();
+        let wrong =
+            reqwest::header::HeaderValue::from_bytes(format!("Bearer {sent}x").as_bytes()).unwrap();
         let r = c
             .post(s.url("/pools/db/resize"))
             .header("authorization", wrong)

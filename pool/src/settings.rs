@@ -144,9 +144,8 @@ impl PoolConfig {
                 })
             };
             // A size fits in a `usize` or is refused (never truncated on a 32-bit target).
-            let size = |v: &str| {
-                usize::try_from(num(v)?).map_err(|_| err(format!("`{v}` is too large")))
-            };
+            let size =
+                |v: &str| usize::try_from(num(v)?).map_err(|_| err(format!("`{v}` is too large")));
             let dur = |v: &str| parse_duration(v).map_err(|r| err(format!("`{v}` {r}")));
             let limit = |v: &str| parse_limit(v).map_err(|r| err(format!("`{v}` {r}")));
             match suffix {
@@ -296,7 +295,9 @@ mod serde_duration {
             impl serde::de::Visitor<'_> for V {
                 type Value = Raw;
                 fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str("a duration: text such as \"30s\" or \"250ms\", or whole milliseconds")
+                    f.write_str(
+                        "a duration: text such as \"30s\" or \"250ms\", or whole milliseconds",
+                    )
                 }
                 fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Raw, E> {
                     Ok(Raw::Ms(v))

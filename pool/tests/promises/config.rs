@@ -52,7 +52,11 @@ async fn the_largest_durations_build_and_serve() {
     drop(g);
     let g = pool.get().await.unwrap();
     drop(g);
-    assert_eq!(pool.stats().destroyed, 0, "no limit of Duration::MAX was reached");
+    assert_eq!(
+        pool.stats().destroyed,
+        0,
+        "no limit of Duration::MAX was reached"
+    );
     let pool = builder(&c, Duration::ZERO)
         .acquire_timeout(Duration::MAX)
         .create_timeout(Duration::MAX)
@@ -102,8 +106,14 @@ fn readable_durations_are_exact() {
     use riptide_pool::parse_duration;
     for (text, want) in [
         ("1234567890123ms", Duration::from_millis(1_234_567_890_123)),
-        ("9007199254740993us", Duration::from_micros(9_007_199_254_740_993)),
-        ("9007199254740993s", Duration::from_secs(9_007_199_254_740_993)),
+        (
+            "9007199254740993us",
+            Duration::from_micros(9_007_199_254_740_993),
+        ),
+        (
+            "9007199254740993s",
+            Duration::from_secs(9_007_199_254_740_993),
+        ),
         ("0.1s", Duration::from_millis(100)),
         ("2.675s", Duration::from_millis(2675)),
         ("1.000000001s", Duration::new(1, 1)),
@@ -112,7 +122,15 @@ fn readable_durations_are_exact() {
     ] {
         assert_eq!(parse_duration(text), Ok(want), "{text}");
     }
-    for bad in ["18446744073709551616s", "1e3s", ".s", "1..5s", "-1s", "5", ""] {
+    for bad in [
+        "18446744073709551616s",
+        "1e3s",
+        ".s",
+        "1..5s",
+        "-1s",
+        "5",
+        "",
+    ] {
         assert!(parse_duration(bad).is_err(), "{bad}");
     }
 }
@@ -127,7 +145,9 @@ fn a_bad_duration_in_a_file_says_what_is_wrong() {
         (r#"{ "idle_timeout": -1 }"#, "-1"),
         (r#"{ "idle_timeout": true }"#, "true"),
     ] {
-        let e = serde_json::from_str::<PoolConfig>(json).unwrap_err().to_string();
+        let e = serde_json::from_str::<PoolConfig>(json)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("duration") && e.contains(says) && !e.contains("variant"),
             "{json}: {e}"
