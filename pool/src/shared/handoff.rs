@@ -326,12 +326,14 @@ impl<T: Send + 'static> Shared<T> {
         if let Some(d) = w.decision() {
             return Poll::Ready(d);
         }
-        // Cloned, and the waker not kept dropped, outside the lock.
+        // Cloned, and the waker not kept dropped, outside the lock; the polling task is
+        // found outside it too.
         let waker = cx.waker().clone();
+        let poller = (w.holder() != 0).then(crate::deadlock::caller);
         let mut q = self.queue.lock();
         // Polled by another task than the one it queued in (the future was moved): it
         // waits as that task now, as a checkout counts as its poller's.
-        if w.holder() != 0 && w.rehold(crate::deadlock::caller()) {
+        if poller.is_some_and(|p| w.rehold(p)) {
             let at = self.now().saturating_add(super::nested::NESTED_AFTER);
             self.arm_nested_check(&mut q, at);
         }
