@@ -1051,7 +1051,7 @@ async fn copy_in_keeps_the_connection_and_an_abandoned_copy_never_leaks() {
     assert_eq!(n, 100);
 }
 
-// ---- Adapter hunt: promises the recycling and the statement cache make ----
+// ---- Promises the recycling and the statement cache make ----
 
 /// A simple query that merely *starts* with `ROLLBACK` is no quick clean-up: a future
 /// dropped while such a batch still runs leaves a query running on the server (here one
