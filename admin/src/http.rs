@@ -418,12 +418,20 @@ async fn export_csv(State(s): St, Path(name): Path<String>) -> ApiResult<Respons
 
 // ---- writes ----
 
-/// Compares without an early exit, so the time taken does not tell how much matched.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
+/// Compares a presented token with the configured `secret` without an early exit: the
+/// time taken follows the presented token's length only, so it tells neither how much of
+/// it matched nor how long the secret is. (Every byte presented is compared with the
+/// secret's bytes taken in a cycle; a length that differs is a difference like any other.)
+fn same_secret(given: &[u8], secret: &[u8]) -> bool {
+    if secret.is_empty() {
+        // Never configured so (an empty token means none); refuse rather than divide by 0.
         return false;
     }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    let mut diff = u8::from(given.len() != secret.len());
+    for (i, &b) in given.iter().enumerate() {
+        diff |= b ^ secret[i % secret.len()];
+    }
+    std::hint::black_box(diff) == 0
 }
 
 /// The credentials of `Authorization: Bearer <token>`, as bytes: a token of non-ASCII
@@ -726,5 +734,25 @@ mod tests {
         assert!(same_secret(b"abc", b"abc"));
         assert!(!same_secret(b"abc", b"abd"));
         assert!(!same_secret(b"abc", b"abcd"));
+    }
+
+    /// The secret's bytes are taken in a cycle, so a presented token that repeats the
+    /// secret, or is a prefix of it, matches byte for byte: only the lengths tell them
+    /// apart, and they must.
+    #[test]
+    fn a_repetition_or_a_prefix_of_the_secret_is_not_the_secret() {
+        assert!(!same_secret(b"abcabc", b"abc"));
+        assert!(!same_secret(b"ab", b"abc"));
+        assert!(!same_secret(b"", b"abc"));
+        assert!(!same_secret(b"", b""));
+        assert!(!same_secret(b"a", b""));
+        assert!(same_secret("clé".as_bytes(), "clé".as_bytes()));
+        // A difference in any position, the last one included.
+        let secret = b"0123456789abcdef";
+        for i in 0..secret.len() {
+            let mut given = *secret;
+            given[i] ^= 1;
+            assert!(!same_secret(&given, secret), "byte {i}");
+        }
     }
 }

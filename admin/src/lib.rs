@@ -49,8 +49,10 @@
 //! | POST | `/pools/{name}/resize`, `/close`, `/drain` | writes: need the bearer token |
 //!
 //! Writes are refused (403) unless a token is configured; with one, a request without
-//! `Authorization: Bearer <token>` is 401 and changes nothing. Every write, and every
-//! refused one, is logged with `tracing` (target `riptide_admin`).
+//! `Authorization: Bearer <token>` is 401 and changes nothing. The presented token is
+//! compared in time that follows its own length only (neither how much of it matched nor
+//! the configured token's length shows). Every write, and every refused one, is logged
+//! with `tracing` (target `riptide_admin`).
 //!
 //! The admin holds a clone of each registered pool (one `Arc`), so a registered pool is
 //! not closed by dropping the service's last handle while the admin lives; close it

@@ -204,10 +204,10 @@ pub(crate) fn knob_of(var: &str) -> &'static str {
         .map_or("environment", |(_, k)| k)
 }
 
-/// Parses a readable duration: a number (decimals allowed) and a unit, `ns`, `us`/`µs`,
-/// `ms`, `s`, `m`/`min` or `h`. The number is read exactly, in whole nanoseconds (a
-/// fraction below one nanosecond is dropped): `1234567890123ms` is that many milliseconds,
-/// not the nearest `f64`.
+/// Parses a readable duration: a number (decimals allowed) and a unit, `ns`, `us`/`µs`
+/// (the micro sign or the Greek letter mu), `ms`, `s`, `m`/`min` or `h`. The number is
+/// read exactly, in whole nanoseconds (a fraction below one nanosecond is dropped):
+/// `1234567890123ms` is that many milliseconds, not the nearest `f64`.
 ///
 /// # Errors
 /// What is wrong, as a phrase that follows the value ("needs a unit, like 30s").
@@ -221,7 +221,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, &'static str> {
     let (num, unit) = s.split_at(split);
     let unit_ns: u128 = match unit.trim() {
         "ns" => 1,
-        "us" | "µs" => 1_000,
+        // U+00B5 MICRO SIGN and U+03BC GREEK SMALL LETTER MU look alike; both are typed.
+        "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
         "ms" => 1_000_000,
         "s" | "sec" | "secs" => 1_000_000_000,
         "m" | "min" | "mins" => 60_000_000_000,
@@ -401,6 +402,10 @@ mod tests {
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        // Microseconds: ASCII, the micro sign and the Greek letter mu.
+        for us in ["250us", "250\u{b5}s", "250\u{3bc}s"] {
+            assert_eq!(parse_duration(us), Ok(Duration::from_micros(250)), "{us}");
+        }
         assert!(parse_duration("30").is_err(), "a unit is required");
         assert!(parse_duration("30 parsecs").is_err());
         assert!(parse_duration("").is_err());
