@@ -46,13 +46,13 @@ impl<T: Send + 'static> Gate for GlobalGate<T> {
         self.take_free()
     }
 
-    fn release(&self, _from: usize) {
+    fn release(&self, from: usize) {
         self.used.fetch_sub(1, Ordering::Relaxed);
         // Dekker with `blocked`: we free a unit then look for blocked partitions; a
         // partition publishes its waiter then looks for free units. The fences make at
         // least one side see the other, so a freed unit never sits beside a waiter.
         fence(Ordering::SeqCst);
-        self.offer_free();
+        self.offer_free(Some(from));
     }
 
     fn held_locations(
@@ -80,7 +80,7 @@ impl<T: Send + 'static> Gate for GlobalGate<T> {
         }
         // A unit freed while we registered (see `release`).
         fence(Ordering::SeqCst);
-        self.offer_free();
+        self.offer_free(None);
     }
 }
 
@@ -96,10 +96,16 @@ impl<T: Send + 'static> GlobalGate<T> {
     /// of us sees the other and offers the unit. We look again only after a refusal, and
     /// a refusal needs the partition to have looked blocked, so this ends as soon as
     /// nothing is refused.
-    fn offer_free(&self) {
+    ///
+    /// `last`: the partition that freed the unit, offered it only after every other one
+    /// (a key that gave a unit up for others must not take it straight back).
+    fn offer_free(&self, last: Option<usize>) {
         loop {
             let mut refused = false;
-            for (_, p) in self.parts.load().iter() {
+            let parts = self.parts.load();
+            let others = parts.iter().filter(|(id, _)| Some(*id) != last);
+            let giver = parts.iter().filter(|(id, _)| Some(*id) == last);
+            for (_, p) in others.chain(giver) {
                 let p = p.get();
                 if p.blocked_on_gate() && self.take_free() && !p.offer_permit() {
                     self.used.fetch_sub(1, Ordering::Relaxed);

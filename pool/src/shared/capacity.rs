@@ -110,10 +110,16 @@ impl<T: Send + 'static> Shared<T> {
 
     /// Gives back one unit of capacity: to the best waiter as a create permit if one is
     /// queued (so a newcomer cannot take it, I6), otherwise to the pool.
+    ///
+    /// In a partition, while another partition's callers wait for global capacity alone,
+    /// the unit goes to the gate even if callers queue here: the gate offers it to the
+    /// other partitions first, and this one then tells the gate it is blocked itself
+    /// (G1), so units alternate between the waiting keys and none starves.
     pub(crate) fn unreserve(&self) {
         let mut q = self.queue.lock();
         let shrinking = self.size.load(Ordering::Relaxed) > self.max_size();
-        if !self.is_closed() && !shrinking {
+        let yield_to_others = !q.is_empty() && self.others_blocked();
+        if !self.is_closed() && !shrinking && !yield_to_others {
             if let Some(w) = self.hand_to_best(&mut q, Decision::Permit) {
                 drop(q);
                 w.wake();
@@ -125,6 +131,10 @@ impl<T: Send + 'static> Shared<T> {
         drop(q);
         if let Some((gate, id)) = &self.gate {
             gate.release(*id);
+        }
+        if yield_to_others {
+            // Our callers may now wait for global capacity alone (G1).
+            self.tell_gate_if_blocked();
         }
     }
 

@@ -133,8 +133,11 @@ impl<T: Send + 'static> Shared<T> {
             Some(DestroyReason::Closed)
         } else if self.size.load(Ordering::Relaxed) > self.max_size() {
             Some(DestroyReason::Resized)
-        } else if q.is_empty() && self.others_blocked() {
-            // Another partition waits for global capacity: this object makes room.
+        } else if self.others_blocked() {
+            // Another partition waits for global capacity: this object makes room, even
+            // when callers queue here too (else a key that churns at the global cap with
+            // its own queue would keep every unit, and the other key would starve);
+            // `unreserve` offers the unit to the other partitions first.
             Some(DestroyReason::Evicted)
         } else {
             None
