@@ -1,7 +1,8 @@
 //! Promises a demanding user relies on, each guarded by a test that failed before its
 //! fix: no idle object lost to a panicking `retain`, counters that never go down, deadlock
 //! detection that names the right holder, routed checkouts that name the caller's line,
-//! affinity hints forgotten oldest first; and a stress run of the paths around the fast
+//! affinity hints forgotten oldest first, partitions that share the global cap fairly and
+//! give every unit back; and a stress run of the paths around the fast
 //! path (`max_uses`, failing `validate`, lifetimes, `retain`/`clear_idle`/`warm_up`).
 
 #[path = "../common/mod.rs"]
@@ -11,6 +12,8 @@ mod affinity;
 mod config;
 mod deadlock;
 mod partition;
+mod partition_capacity;
+mod partition_guards;
 mod retain;
 mod routed;
 mod stats;

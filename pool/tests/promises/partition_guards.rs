@@ -1,7 +1,6 @@
 //! Guards in partitions: panics in reset/Drop, refused and accepted detaches, user panics
 //! while holding, all give the global unit back exactly once; deadlines of keys blocked on
 //! the global cap hold while partitions are removed under them.
-#![allow(missing_docs)]
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,6 @@
-//! Hostile checks of `PartitionedPool`: capacity freed by detach/discard, churn in one
+//! `PartitionedPool` under hostile use: capacity freed by detach/discard, churn in one
 //! key not starving a waiter of another, close with waiters everywhere, counters across
 //! removals, min_idle knobs under the global cap.
-#![allow(missing_docs)]
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
