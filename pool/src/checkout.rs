@@ -1,12 +1,14 @@
 //! The checkout step: what runs on a reused object before a caller gets it, and what
 //! becomes of a step whose caller stopped waiting for it.
 
+use std::future::Future;
 use std::time::Duration;
 
 use crate::rt::exec::Ran;
 use crate::shared::{Shared, SharedRef};
 use crate::stats::DestroyReason;
-use crate::traits::BoxFuture;
+use crate::sync::Arc;
+use crate::waiters::Waiter;
 
 /// How long a checkout step may run on once its caller stopped waiting (at most
 /// `create_timeout`): enough for a round trip to a live server, short enough that a hung
@@ -73,7 +75,7 @@ pub(crate) async fn recycle<T: Send + 'static>(
 pub(crate) fn finish_left<T: Send + 'static>(
     shared: &Shared<T>,
     i: usize,
-    check: BoxFuture<'static, Result<(), DestroyReason>>,
+    check: impl Future<Output = Result<(), DestroyReason>> + Send + 'static,
 ) {
     let task_ref = SharedRef::to(shared);
     let limit = shared.config().create_timeout.min(LEFTOVER_STEP);
@@ -104,4 +106,40 @@ pub(crate) fn finish_left<T: Send + 'static>(
         };
         shared.destroy(i, reason).never();
     });
+}
+
+/// A caller's checkout step, boxed in its future: the step itself, and the cell that
+/// `close` decides to fail the caller at once (tracked like a create's, `track_create`),
+/// kept in the same allocation so the acquisition future does not grow.
+pub(crate) type CheckStep = std::pin::Pin<Box<dyn Check>>;
+
+/// A checkout step that carries its caller's close cell.
+pub(crate) trait Check: Future<Output = Result<(), DestroyReason>> + Send {
+    /// The cell `close` decides.
+    fn cell(&self) -> &Arc<Waiter>;
+}
+
+pin_project_lite::pin_project! {
+    /// The checkout step `fut`, with its caller's close cell.
+    pub(crate) struct Checked<F> {
+        pub(crate) cell: Arc<Waiter>,
+        #[pin]
+        pub(crate) fut: F,
+    }
+}
+
+impl<F: Future> Future for Checked<F> {
+    type Output = F::Output;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        self.project().fut.poll(cx)
+    }
+}
+
+impl<F: Future<Output = Result<(), DestroyReason>> + Send> Check for Checked<F> {
+    fn cell(&self) -> &Arc<Waiter> {
+        &self.cell
+    }
 }

@@ -18,7 +18,8 @@
 //!    due a checkout step (recycle hooks, `validate`), step 6; else it is the output.
 //! 6. **Checking**: the checkout step, bounded by the deadline. Rejected (or panicked): the
 //!    object is destroyed and the caller starts again, without an error. Past the
-//!    deadline, the caller gets `Timeout` and the step finishes in the background
+//!    deadline, the caller gets `Timeout`, and once `close` runs, `Closed` at once (the
+//!    step's cell is tracked like a create's); the step then finishes in the background
 //!    (`checkout::finish_left`).
 //!
 //! Dropping the future at any step loses nothing (I5): a queued or creating cell is
@@ -33,12 +34,11 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::breaker::Admit;
-use crate::checkout::{finish_left, recycle};
+use crate::checkout::{finish_left, recycle, CheckStep, Checked};
 use crate::error::PoolError;
 use crate::rt::trace;
 use crate::shared::Reg;
 use crate::stats::DestroyReason;
-use crate::traits::BoxFuture;
 use crate::waiters::{Decision, Waiter};
 
 use crate::Pooled;
@@ -134,7 +134,10 @@ impl<T: Send + 'static> AcquireFuture<T> {
             Slow::Queued { cell, .. } | Slow::Creating { cell, .. } => ctx.give_up(cell),
             // Stopped halfway through a hook or `validate`: the step finishes in the
             // background and settles the object.
-            Slow::Checking { slot, check, .. } => finish_left(ctx.shared(), slot as usize, check),
+            Slow::Checking { slot, check, .. } => {
+                ctx.give_up(check.cell().clone());
+                finish_left(ctx.shared(), slot as usize, check);
+            }
             Slow::Start => {}
         }
     }
@@ -233,6 +236,8 @@ impl<T: Send + 'static> AcquireFuture<T> {
                 } => match check.as_mut().poll(cx) {
                     Poll::Ready(verdict) => {
                         let slot = *slot as usize;
+                        // No longer `close`'s to fail: `checked_out` looks at the pool.
+                        ctx.give_up(check.cell().clone());
                         // The checkout step is over: nothing to drop with the object.
                         *step = Slow::Start;
                         match verdict {
@@ -244,17 +249,27 @@ impl<T: Send + 'static> AcquireFuture<T> {
                             }
                         }
                     }
-                    Poll::Pending if deadline.poll_passed(cx) => {
-                        // Timed out inside a hook or `validate`: the step finishes in the
-                        // background and settles the object.
+                    Poll::Pending
+                        if check.cell().poll_decision(cx).is_ready()
+                            || deadline.poll_passed(cx) =>
+                    {
+                        // Closed, or timed out, inside a hook or `validate`: the step
+                        // finishes in the background and settles the object (destroyed,
+                        // in a closed pool).
                         let Slow::Checking { slot, check, .. } =
                             std::mem::replace(step, Slow::Start)
                         else {
                             unreachable!("matched above")
                         };
+                        let closed = check.cell().decision().is_some();
+                        ctx.give_up(check.cell().clone());
                         let shared = ctx.shared();
                         finish_left(shared, slot as usize, check);
-                        Break(Err(shared.timed_out()))
+                        Break(Err(if closed {
+                            PoolError::Closed
+                        } else {
+                            shared.timed_out()
+                        }))
                     }
                     Poll::Pending => return Poll::Pending,
                 },
@@ -388,9 +403,19 @@ impl<T: Send + 'static> AcquireFuture<T> {
         }
         // Step 6: the checkout step, 'static (it may finish in the background): it keeps
         // the shared state alive, never the pool open.
+        // Its cell is tracked like a create's, so that `close` fails this caller at once
+        // rather than when the step ends (a `validate` pinging a dead server takes long).
+        let cell = Waiter::new(ctx.opts.priority, shared.now(), Duration::MAX, false);
+        if !shared.track_create(&cell) {
+            // Closed meanwhile: no checkout step runs for a closed pool.
+            shared.destroy(i, DestroyReason::Closed).never();
+            return Break(Err(PoolError::Closed));
+        }
         let shared_ref = crate::shared::SharedRef::to(shared);
-        let check: BoxFuture<'static, _> =
-            Box::pin(async move { recycle(shared_ref.get(), i).await });
+        let check: CheckStep = Box::pin(Checked {
+            cell,
+            fut: async move { recycle(shared_ref.get(), i).await },
+        });
         let deadline = shared.env().deadline(ctx.deadline());
         const { assert!(crate::slots::MAX_SLOTS <= u32::MAX as usize) };
         Continue(Slow::Checking {

@@ -8,9 +8,7 @@ use std::time::Duration;
 use crate::error::PoolError;
 use crate::rt::{trace, Deadline};
 use crate::shared::Shared;
-use crate::stats::DestroyReason;
 use crate::sync::Arc;
-use crate::traits::BoxFuture;
 use crate::waiters::Waiter;
 use crate::{Pool, Pooled};
 
@@ -124,7 +122,7 @@ pub(super) enum Slow {
     /// below `MAX_SLOTS`: it shares a word with the tag, which keeps the future small).
     Checking {
         slot: u32,
-        check: BoxFuture<'static, Result<(), DestroyReason>>,
+        check: crate::checkout::CheckStep,
         deadline: Deadline,
     },
 }
