@@ -11,6 +11,7 @@ mod common;
 mod affinity;
 mod config;
 mod deadlock;
+mod interplay;
 mod partition;
 mod partition_capacity;
 mod partition_guards;

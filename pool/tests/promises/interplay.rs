@@ -1,13 +1,12 @@
-//! Hostile interplay tests: resize, close, drain, blocking callers, rejection loops, the
-//! breaker and cancellation, each racing hand-offs and creates.
-
-mod common;
+//! The paths around the fast path racing hand-offs and creates: resize, close, drain,
+//! blocking callers, rejection loops, the breaker and cancellation; `close` failing a
+//! caller in its checkout step at once.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{until, Census};
+use crate::common::{self, until, Census};
 use riptide_pool::{Pool, PoolError, Priority};
 
 const MARGIN: Duration = Duration::from_millis(1500);
@@ -624,4 +623,156 @@ async fn close_fails_a_caller_in_a_slow_validate_at_once() {
         "failed only after {took:?}, not at close"
     );
     until(|| c.live.load(Ordering::SeqCst) == 0).await;
+}
+
+/// Capacity freed by growing goes to the highest priority first, as returned objects do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn growing_serves_the_highest_priority_first() {
+    for _ in 0..50 {
+        let c = census();
+        let pool = common::builder(&c, Duration::ZERO)
+            .max_size(1)
+            .starvation_threshold(Duration::from_secs(60))
+            .acquire_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let held = pool.get().await.unwrap();
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        // Each caller holds what it got until told, so the order recorded is the order
+        // served, however late a task runs on a loaded machine.
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for (k, prio) in [Priority::Low, Priority::Normal, Priority::High]
+            .into_iter()
+            .enumerate()
+        {
+            let p = pool.clone();
+            let o = order.clone();
+            let done = done.clone();
+            tasks.push(tokio::spawn(async move {
+                let g = p.acquire().priority(prio).await.unwrap();
+                o.lock().unwrap().push(prio);
+                while !done.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                drop(g);
+            }));
+            until(|| pool.stats().pending_acquisitions == k + 1).await;
+        }
+        pool.resize(2);
+        until(|| order.lock().unwrap().len() == 1).await;
+        drop(held);
+        until(|| order.lock().unwrap().len() == 2).await;
+        done.store(true, Ordering::SeqCst);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        assert_eq!(order, [Priority::High, Priority::Normal, Priority::Low]);
+    }
+}
+
+/// A queued waiter handed an object (or a permit, by a grow) and dropped before it looks:
+/// the object goes to the next waiter, the permit too, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_dropped_after_being_handed_passes_it_on() {
+    for round in 0..200 {
+        let c = census();
+        let pool = common::builder(&c, Duration::ZERO)
+            .max_size(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let held = pool.get().await.unwrap();
+        let mut first = pool.get();
+        assert!(futures_poll_once(&mut first).await.is_none());
+        let p = pool.clone();
+        let second = tokio::spawn(async move { p.get().await.map(drop) });
+        until(|| pool.stats().pending_acquisitions == 2).await;
+        let held = if round % 2 == 0 {
+            drop(held);
+            None
+        } else {
+            pool.resize(2);
+            Some(held)
+        };
+        until(|| pool.stats().pending_acquisitions == 1).await;
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(5), second)
+            .await
+            .expect("the handed object or permit was lost")
+            .unwrap()
+            .unwrap();
+        drop(held);
+        if round % 2 == 1 {
+            pool.resize(1);
+        }
+        until(|| pool.stats().in_use == 0).await;
+        let all = pool.acquire().timeout(Duration::from_secs(5)).await;
+        assert!(all.is_ok(), "{:?}", pool.stats());
+    }
+}
+
+/// Counters never go down, and `size` never passes `max_size` once a resize settled,
+/// sampled while callers churn, time out, discard and the pool resizes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_never_go_down_under_churn() {
+    let c = census();
+    let pool = common::builder(&c, Duration::from_micros(100))
+        .max_size(3)
+        .max_uses(3)
+        .acquire_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for t in 0..8u64 {
+        let p = pool.clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut k = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                k += 1;
+                let to = Duration::from_millis(if (t + k) % 3 == 0 { 1 } else { 500 });
+                if let Ok(g) = p.acquire().timeout(to).await {
+                    if k % 7 == 0 {
+                        riptide_pool::Pooled::discard(g);
+                    } else {
+                        tokio::task::yield_now().await;
+                        drop(g);
+                    }
+                }
+                if k % 50 == 0 {
+                    p.resize(1 + (k as usize / 50) % 4);
+                }
+            }
+        }));
+    }
+    let mut last = pool.stats();
+    for _ in 0..2000 {
+        let s = pool.stats();
+        assert!(s.created >= last.created, "{last:?} -> {s:?}");
+        assert!(s.destroyed >= last.destroyed, "{last:?} -> {s:?}");
+        assert!(s.acquired >= last.acquired, "{last:?} -> {s:?}");
+        assert!(s.timeouts >= last.timeouts, "{last:?} -> {s:?}");
+        assert!(s.destroyed <= s.created, "{s:?}");
+        last = s;
+        tokio::task::yield_now().await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    pool.resize(3);
+    until(|| {
+        let s = pool.stats();
+        s.pending_acquisitions == 0
+            && s.in_use == 0
+            && s.size == s.idle
+            && s.created - s.destroyed == s.size as u64
+            && c.live.load(Ordering::SeqCst) == s.size
+    })
+    .await;
+    assert!(c.max_live.load(Ordering::SeqCst) <= 4);
+    all_capacity_back(&pool, 3).await;
 }
