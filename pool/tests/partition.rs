@@ -1,6 +1,8 @@
 //! Partitioned pools: per-key caps under a global cap, eviction from idle partitions,
 //! routing, affinity, many keys at once, and a stress run where every counter adds up.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -557,15 +559,7 @@ fn every_caller_is_served_while_partitions_come_and_go() {
             })
         })
         .collect();
-    let remover = {
-        let (pp, stop) = (pp.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                pp.remove_idle_partitions();
-                std::thread::yield_now();
-            }
-        })
-    };
+    let remover = common::remove_partitions_until(&pp, &stop);
     std::thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::Relaxed);
     for t in callers {

@@ -183,3 +183,21 @@ pub fn start_a_create_on_a_dying_runtime<T: Poolable>(pool: &Pool<T>) {
     .join()
     .unwrap();
 }
+
+/// A thread that removes `pp`'s idle partitions over and over until `stop` is set.
+pub fn remove_partitions_until<K, T>(
+    pp: &riptide_pool::PartitionedPool<K, T>,
+    stop: &Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    let (pp, stop) = (pp.clone(), stop.clone());
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            pp.remove_idle_partitions();
+            std::thread::yield_now();
+        }
+    })
+}

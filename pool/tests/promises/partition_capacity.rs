@@ -199,15 +199,7 @@ fn totals_count_every_checkout_and_create_across_removals() {
             })
         })
         .collect();
-    let remover = {
-        let (pp, stop) = (pp.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                pp.remove_idle_partitions();
-                std::thread::yield_now();
-            }
-        })
-    };
+    let remover = crate::common::remove_partitions_until(&pp, &stop);
     let mut last = pp.totals();
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_millis(1500) {

@@ -118,15 +118,7 @@ async fn deadlines_hold_for_keys_blocked_on_the_global_cap_while_partitions_chur
         .unwrap();
     let held = [pp.get(&100).await.unwrap(), pp.get(&100).await.unwrap()];
     let stop = std::sync::Arc::new(AtomicBool::new(false));
-    let remover = {
-        let (pp, stop) = (pp.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                pp.remove_idle_partitions();
-                std::thread::yield_now();
-            }
-        })
-    };
+    let remover = crate::common::remove_partitions_until(&pp, &stop);
     let tasks: Vec<_> = (0..20u32)
         .map(|i| {
             let pp = pp.clone();
