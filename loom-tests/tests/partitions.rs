@@ -12,6 +12,7 @@
 //! without a deadline.
 #![cfg(riptide_loom)]
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use loom::future::block_on;
@@ -127,32 +128,34 @@ fn two_callers_of_a_key_blocked_on_the_global_cap_are_both_served() {
     });
 }
 
-/// Key 0 holds the only unit of global capacity; a caller of key 0 and a caller of key 1
-/// wait for it. Key 0's return makes room for key 1 if key 1 is blocked on the gate, even
-/// with key 0's own caller queued (a key with a queue of its own must not keep every
-/// unit), and key 0's caller, blocked on the gate in turn, is served by key 1's return.
-/// Whatever the order, both are served (loom reports a wait never served) under the cap.
+/// Key 0 holds the only unit of global capacity; a caller of key 0 queues (polled once
+/// here) while a caller of key 1 waits on another thread. Key 0's return makes room for
+/// key 1 if key 1 is blocked on the gate, even with key 0's own caller queued (a key with
+/// a queue of its own must not keep every unit), and key 0's caller, blocked on the gate
+/// in turn, is served by key 1's return. Whatever the order, both are served (loom
+/// reports a wait never served) under the cap.
 #[test]
 fn a_return_in_a_key_with_its_own_waiter_still_makes_room_for_a_blocked_key() {
-    // Four threads and the creates': one preemption, as for the two-callers model.
+    // Two callers, two creates and the returns between them: one preemption (enough for
+    // key 1 to block on the gate in the middle of key 0's return) keeps it to minutes.
     model_bounded(1, || {
         let c = std::sync::Arc::new(Census::default());
         let pp = pool(1, 1, &c);
         let a = block_on(pp.get(&0)).unwrap();
         riptide_pool::model::join_partition_creates(&pp);
-        let callers: Vec<_> = (0..2)
-            .map(|key| {
-                let pp = pp.clone();
-                thread::spawn(move || {
-                    let g = block_on(pp.get(&key)).expect("served");
-                    assert_eq!(g.key, key);
-                })
-            })
-            .collect();
+        let pp1 = pp.clone();
+        let t = thread::spawn(move || {
+            let g = block_on(pp1.get(&1)).expect("key 1 served");
+            assert_eq!(g.key, 1);
+        });
+        let mut mine = std::pin::pin!(pp.get(&0));
+        let noop = &mut std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(mine.as_mut().poll(noop).is_pending(), "key 0 is at its cap");
         drop(a);
-        for t in callers {
-            t.join().unwrap();
-        }
+        let g = block_on(mine).expect("key 0 served");
+        assert_eq!(g.key, 0);
+        drop(g);
+        t.join().unwrap();
         riptide_pool::model::join_partition_creates(&pp);
         assert!(c.global_peak.load(SeqCst) <= 1, "the global cap held");
         assert_eq!(c.total(), pp.global_size(), "no object lost or leaked");
