@@ -109,7 +109,7 @@ pub(crate) fn finish_left<T: Send + 'static>(
 }
 
 /// A caller's checkout step, boxed in its future: the step itself, and the cell that
-/// `close` decides to fail the caller at once (tracked like a create's, `track_create`),
+/// `close` decides to fail the caller at once (tracked like a create's, `Shared::track_unqueued`),
 /// kept in the same allocation so the acquisition future does not grow.
 pub(crate) type CheckStep = std::pin::Pin<Box<dyn Check>>;
 

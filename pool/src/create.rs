@@ -164,7 +164,7 @@ pub(crate) async fn create_reserved<T: Send + 'static>(
     }
     let cell = Waiter::new(crate::Priority::Normal, shared.now(), Duration::MAX, false);
     // Tracked as a caller's create is, so `close` fails this wait at once too.
-    if !shared.track_create(&cell) {
+    if !shared.track_unqueued(&cell) {
         shared.breaker_abandon(admit);
         shared.unreserve();
         return Err(PoolError::Closed);
@@ -210,7 +210,7 @@ impl<T: Send + 'static> Drop for WaitCell<'_, T> {
     fn drop(&mut self) {
         if !self.done {
             self.shared.cancel(self.cell);
-            self.shared.untrack_create(self.cell);
+            self.shared.untrack_unqueued(self.cell);
         }
     }
 }

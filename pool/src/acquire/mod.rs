@@ -364,7 +364,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
             return Break(Err(shared.circuit_open()));
         }
         let cell = Waiter::new(ctx.opts.priority, shared.now(), Duration::MAX, false);
-        if !shared.track_create(&cell) {
+        if !shared.track_unqueued(&cell) {
             // Closed since the check above.
             shared.breaker_abandon(admit);
             shared.unreserve();
@@ -406,7 +406,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
         // Its cell is tracked like a create's, so that `close` fails this caller at once
         // rather than when the step ends (a `validate` pinging a dead server takes long).
         let cell = Waiter::new(ctx.opts.priority, shared.now(), Duration::MAX, false);
-        if !shared.track_create(&cell) {
+        if !shared.track_unqueued(&cell) {
             // Closed meanwhile: no checkout step runs for a closed pool.
             shared.destroy(i, DestroyReason::Closed).never();
             return Break(Err(PoolError::Closed));

@@ -58,8 +58,8 @@ impl<T: Send + 'static> Ctx<T> {
     pub(super) fn give_up(&self, cell: Arc<Waiter>) {
         self.shared().cancel(&cell);
         if !cell.queued {
-            // A create's cell: `close` no longer needs to fail it.
-            self.shared().untrack_create(&cell);
+            // A create's or a checkout step's cell: `close` no longer needs to fail it.
+            self.shared().untrack_unqueued(&cell);
         }
         Waiter::retire(cell);
     }

@@ -47,28 +47,28 @@ impl<T: Send + 'static> Shared<T> {
         false
     }
 
-    /// Records `cell`, the cell of a create its caller is about to wait for, so that
-    /// `close` fails that caller at once; `false` if the pool is closed (the caller then
-    /// gives its reservation back and starts no create). [`untrack_create`] takes it out
-    /// when the create settles or the caller gives up.
+    /// Records `cell`, the cell of a caller that waits outside the queue (for its own
+    /// create, or in its checkout step), so that `close` fails that caller at once; `false`
+    /// if the pool is closed (the caller then starts no create or step). [`untrack_unqueued`]
+    /// takes it out when the create or step settles or the caller gives up.
     ///
-    /// [`untrack_create`]: Self::untrack_create
-    pub(crate) fn track_create(&self, cell: &crate::sync::Arc<crate::waiters::Waiter>) -> bool {
+    /// [`untrack_unqueued`]: Self::untrack_unqueued
+    pub(crate) fn track_unqueued(&self, cell: &crate::sync::Arc<crate::waiters::Waiter>) -> bool {
         let mut q = self.queue.lock();
         if self.is_closed() {
             return false;
         }
-        q.creating.push(cell.clone());
+        q.unqueued.push(cell.clone());
         true
     }
 
-    /// Takes `cell` out of the tracked creates, if it is there. Its reference is dropped
-    /// after the lock (never the last one anyway: the caller and the create's task hold
-    /// theirs), so no waker or error it holds is dropped under the lock.
-    pub(crate) fn untrack_create(&self, cell: &crate::waiters::Waiter) {
+    /// Takes `cell` out of the tracked cells, if it is there. Its reference is dropped
+    /// after the lock (never the last one anyway: the caller and the create's task or the
+    /// step hold theirs), so no waker or error it holds is dropped under the lock.
+    pub(crate) fn untrack_unqueued(&self, cell: &crate::waiters::Waiter) {
         let mut q = self.queue.lock();
-        let pos = q.creating.iter().position(|c| std::ptr::eq(&**c, cell));
-        let taken = pos.map(|i| q.creating.swap_remove(i));
+        let pos = q.unqueued.iter().position(|c| std::ptr::eq(&**c, cell));
+        let taken = pos.map(|i| q.unqueued.swap_remove(i));
         drop(q);
         drop(taken);
     }

@@ -417,7 +417,7 @@ impl<T: Send + 'static> Shared<T> {
         admit: crate::breaker::Admit,
     ) {
         // No longer `close`'s to fail: from here, this create decides its caller.
-        self.untrack_create(cell);
+        self.untrack_unqueued(cell);
         // Before the breaker may open: the waiters it fails carry this error.
         let reported = match &result {
             Err(e) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -364,7 +364,7 @@ impl<T: Send + 'static> Shared<T> {
         // Callers waiting for their own create fail at once as well; the create goes on,
         // and its object is destroyed when it lands (`finish_create`). The cells are
         // decided here (a CAS, no user code) and woken and let go after the unlock.
-        let creating: Vec<_> = std::mem::take(&mut q.creating)
+        let unqueued: Vec<_> = std::mem::take(&mut q.unqueued)
             .into_iter()
             .map(|c| {
                 let won = c.decide(crate::waiters::Decision::PoolClosed);
@@ -388,10 +388,10 @@ impl<T: Send + 'static> Shared<T> {
         for w in closed {
             wakes.wake(|| w.wake());
         }
-        for (c, _) in creating.iter().filter(|(_, won)| *won) {
+        for (c, _) in unqueued.iter().filter(|(_, won)| *won) {
             wakes.wake(|| c.wake());
         }
-        drop(creating);
+        drop(unqueued);
         wakes.finish();
     }
 

@@ -37,11 +37,12 @@ pub(crate) struct WaitQueue {
     pub sweeper: Option<Armed>,
     /// Whether the nested-wait check is armed on the pool's timer (`shared/nested.rs`).
     pub nested_check: bool,
-    /// The cells of creates whose callers wait for them (decided by the create's task,
-    /// not queued), so that `close` fails those callers at once too
-    /// (`Shared::track_create`); each is taken out when its create settles or its caller
-    /// gives up (`Shared::untrack_create`), and never dropped under the lock.
-    pub creating: Vec<Arc<Waiter>>,
+    /// The cells of callers waiting outside the queue (for their own create, decided by
+    /// the create's task, or in their checkout step), so that `close` fails those callers
+    /// at once too (`Shared::track_unqueued`); each is taken out when its create or step
+    /// settles or its caller gives up (`Shared::untrack_unqueued`), and never dropped
+    /// under the lock.
+    pub unqueued: Vec<Arc<Waiter>>,
 }
 
 impl WaitQueue {
