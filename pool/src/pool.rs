@@ -329,9 +329,17 @@ impl<T: Send + 'static> Pool<T> {
         self.shared().close();
     }
 
+    /// `close`, with the idle objects dropped away from the caller (for `drain`).
+    pub(crate) fn close_aside(&self) {
+        self.shared().close_with(true);
+    }
+
     /// Closes the pool, then waits until every checked-out object has come back (each is
-    /// destroyed on return), up to `timeout`. On timeout, the error lists what is still
-    /// out and where it was taken. `Duration::MAX` waits for as long as it takes.
+    /// destroyed on return) and every object is gone, up to `timeout`. On timeout, the
+    /// error lists what is still out and where it was taken. `Duration::MAX` waits for as
+    /// long as it takes. The idle objects are dropped on a blocking thread (as
+    /// acquisitions drop the objects they discard), so a slow `Drop` neither blocks the
+    /// executor nor holds `drain` past `timeout`.
     ///
     /// # Errors
     /// [`DrainError`] listing what is still out when `timeout` passes.
@@ -341,7 +349,7 @@ impl<T: Send + 'static> Pool<T> {
     /// waiting (objects still out are destroyed as they come back).
     #[cfg(not(riptide_model))]
     pub async fn drain(&self, timeout: Duration) -> Result<(), DrainError> {
-        self.close();
+        self.close_aside();
         // Saturating: `Duration::MAX` waits for as long as it takes.
         let deadline = crate::rt::timer::deadline_after(timeout);
         loop {

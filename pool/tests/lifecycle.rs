@@ -576,8 +576,8 @@ async fn hooks_run_at_their_points_and_can_reject() {
     };
     drop(g);
     assert_eq!(pool.stats().idle, 1, "stays in the pool");
-    let s = pool.stats();
-    assert_eq!(s.created - s.destroyed, s.size as u64);
+    // The rejected object is dropped in the background; the counters add up once it is.
+    assert_consistent(&pool);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,8 +16,10 @@
 //!    deadline. The fresh object needs no checkout step: it is the output.
 //! 5. **An object**: past its lifetime, it is destroyed and the caller starts again (step 2);
 //!    due a checkout step (recycle hooks, `validate`), step 6; else it is the output.
+//!    An object the caller discards is dropped away from it (`Shared::destroy_aside`):
+//!    a slow `Drop` never holds the caller past its deadline.
 //! 6. **Checking**: the checkout step, bounded by the deadline. Rejected (or panicked): the
-//!    object is destroyed and the caller starts again, without an error. Past the
+//!    object is destroyed (aside) and the caller starts again, without an error. Past the
 //!    deadline, the caller gets `Timeout`, and once `close` runs, `Closed` at once (the
 //!    step's cell is tracked like a create's); the step then finishes in the background
 //!    (`checkout::finish_left`).
@@ -244,7 +246,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
                             Ok(()) => Self::checked_out(ctx, slot),
                             Err(reason) => {
                                 // Rejected: destroy it and try again, without an error.
-                                ctx.shared().destroy(slot, reason).never();
+                                ctx.shared().destroy_aside(slot, reason);
                                 Continue(Slow::Start)
                             }
                         }
@@ -395,7 +397,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
         let shared = ctx.shared();
         if shared.expired(i) {
             // Handed over or found just as its lifetime ran out: never hand it out.
-            shared.destroy(i, DestroyReason::MaxLifetime).never();
+            shared.destroy_aside(i, DestroyReason::MaxLifetime);
             return Continue(Slow::Start);
         }
         if !shared.needs_recycle(i) {
@@ -408,7 +410,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
         let cell = Waiter::new(ctx.opts.priority, shared.now(), Duration::MAX, false);
         if !shared.track_unqueued(&cell) {
             // Closed meanwhile: no checkout step runs for a closed pool.
-            shared.destroy(i, DestroyReason::Closed).never();
+            shared.destroy_aside(i, DestroyReason::Closed);
             return Break(Err(PoolError::Closed));
         }
         let shared_ref = crate::shared::SharedRef::to(shared);
@@ -432,7 +434,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
     fn checked_out(ctx: &Ctx<T>, i: usize) -> Step<T> {
         let shared = ctx.shared();
         if shared.is_closed() {
-            shared.destroy(i, DestroyReason::Closed).never();
+            shared.destroy_aside(i, DestroyReason::Closed);
             return Break(Err(PoolError::Closed));
         }
         shared.record_wait(ctx.waited());

@@ -317,9 +317,19 @@ where
     /// Closes every partition: waiters and new calls, for any key, get
     /// `PoolError::Closed`. Idempotent.
     pub fn close(&self) {
+        self.close_with(false);
+    }
+
+    /// `close`, with the idle objects dropped away from the caller if `aside` (for
+    /// `drain`).
+    pub(crate) fn close_with(&self, aside: bool) {
         self.inner.closed.store(true, Ordering::Release);
         for p in self.inner.map.load().values() {
-            p.pool.close();
+            if aside {
+                p.pool.close_aside();
+            } else {
+                p.pool.close();
+            }
         }
     }
 }

@@ -172,7 +172,9 @@ where
     }
 
     /// Closes every partition, then waits until every checked-out object has come back
-    /// (each is destroyed on return), up to `timeout`.
+    /// (each is destroyed on return) and every object is gone, up to `timeout`. Idle
+    /// objects are dropped away from the caller, as [`Pool::drain`](crate::Pool::drain)
+    /// drops them.
     ///
     /// # Errors
     /// [`DrainError`](crate::DrainError) listing what is still out (every partition's)
@@ -183,7 +185,7 @@ where
     /// waiting.
     #[cfg(not(riptide_model))]
     pub async fn drain(&self, timeout: std::time::Duration) -> Result<(), crate::DrainError> {
-        self.close();
+        self.close_with(true);
         // Saturating: `Duration::MAX` waits for as long as it takes.
         let deadline = crate::rt::timer::deadline_after(timeout);
         loop {

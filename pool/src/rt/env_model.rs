@@ -85,6 +85,11 @@ impl Env {
 
     pub(crate) fn assert_may_block(&self) {}
 
+    /// Runs `work` here: the models see a destruction where it is asked for.
+    pub(crate) fn run_aside(&self, work: impl FnOnce() + Send + 'static) {
+        work();
+    }
+
     pub(crate) fn arm(&self, _at: Duration, _f: Box<dyn FnOnce() + Send>) -> Option<TimerKey> {
         None
     }

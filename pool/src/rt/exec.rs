@@ -119,6 +119,50 @@ impl super::Env {
     }
 }
 
+#[cfg(not(riptide_model))]
+impl super::Env {
+    /// Runs `work` (an object's destruction) away from the caller, so that a slow `Drop`
+    /// never holds a caller past its deadline. It runs on a blocking thread of the tokio
+    /// runtime current at the call (a `Drop` that spawns its clean-up finds that runtime),
+    /// else of the pool's own runtime, else on a thread of its own. `work` runs exactly
+    /// once: if a runtime shutting down drops it unstarted, or no thread can be had, it
+    /// runs where that happens.
+    pub(crate) fn run_aside(&self, work: impl FnOnce() + Send + 'static) {
+        /// Runs its work when run or, failing that, when dropped.
+        struct Once<F: FnOnce()>(Option<F>);
+        impl<F: FnOnce()> Once<F> {
+            fn run(mut self) {
+                if let Some(f) = self.0.take() {
+                    f();
+                }
+            }
+        }
+        impl<F: FnOnce()> Drop for Once<F> {
+            fn drop(&mut self) {
+                if let Some(f) = self.0.take() {
+                    f();
+                }
+            }
+        }
+        let once = Once(Some(work));
+        let handle = tokio::runtime::Handle::try_current()
+            .ok()
+            .or_else(|| create_runtime().map(|rt| rt.handle().clone()));
+        match handle {
+            // A blocking thread runs whether or not a current-thread runtime's owner
+            // drives it; a runtime shutting down drops the closure, and `once` with it.
+            Some(h) => drop(h.spawn_blocking(move || once.run())),
+            None => {
+                // No runtime could be had: a thread of its own; if none can be spawned,
+                // the work runs here as the builder drops it.
+                let _ = std::thread::Builder::new()
+                    .name("riptide-pool-destroy".into())
+                    .spawn(move || once.run());
+            }
+        }
+    }
+}
+
 /// A background run, type-erased.
 #[cfg(not(riptide_model))]
 type Run = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;

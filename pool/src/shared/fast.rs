@@ -89,7 +89,7 @@ impl<T: Send + 'static> Shared<T> {
                 // Never hand out an object past its lifetime, even between maintenance
                 // passes.
                 if self.slots.get(i).expires_ms.load(Ordering::Relaxed) <= now {
-                    self.destroy(i, DestroyReason::MaxLifetime).never();
+                    self.destroy_aside(i, DestroyReason::MaxLifetime);
                     continue;
                 }
                 return Ok(Some(i));
@@ -114,7 +114,7 @@ impl<T: Send + 'static> Shared<T> {
                 return None;
             };
             if self.slots.get(i).expires_ms.load(Ordering::Relaxed) <= now {
-                self.destroy(i, DestroyReason::MaxLifetime).never();
+                self.destroy_aside(i, DestroyReason::MaxLifetime);
                 continue;
             }
             return Some(i);

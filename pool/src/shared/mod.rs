@@ -356,6 +356,13 @@ impl<T: Send + 'static> Shared<T> {
     /// checked-out object is destroyed when it comes back (the word says closed). Returns after the
     /// idle objects are gone. Idempotent.
     pub(crate) fn close(&self) {
+        self.close_with(false);
+    }
+
+    /// `close`, with the idle objects dropped here, or away from the caller if `aside`
+    /// (`destroy_aside`: for `drain`, which must not overrun its own time limit on slow
+    /// `Drop`s, and waits for them through `size`).
+    pub(crate) fn close_with(&self, aside: bool) {
         let mut q = self.queue.lock();
         if self.is_closed() {
             return;
@@ -380,7 +387,11 @@ impl<T: Send + 'static> Shared<T> {
         drop(q);
         drop(stale);
         for i in doomed {
-            self.destroy(i, DestroyReason::Closed).never();
+            if aside {
+                self.destroy_aside(i, DestroyReason::Closed);
+            } else {
+                self.destroy(i, DestroyReason::Closed).never();
+            }
         }
         // Last: a waker that panics reaches the caller with the pool closed, once every
         // other waiter has been woken.

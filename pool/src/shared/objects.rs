@@ -99,6 +99,29 @@ impl<T: Send + 'static> Shared<T> {
         Owed::new(1, &self.refs)
     }
 
+    /// Destroys the object in owned slot `i` as `destroy` does, but drops it away from
+    /// the caller (`Env::run_aside`): for an acquisition that finds its object rejected
+    /// (by `validate` or a hook) or past its lifetime, whose caller must not wait on a
+    /// slow `Drop` past its deadline. The slot is free at once; the capacity comes back
+    /// once the object is gone, so a replacement never coexists with it, and a caller that
+    /// needs that capacity waits for it in the queue, within its deadline.
+    #[cold]
+    pub(crate) fn destroy_aside(&self, i: usize, reason: DestroyReason) {
+        let (obj, id, reclaimed) = self.take_out(i);
+        self.emit(|| PoolEvent::Destroyed { id, reason });
+        // The object's own reference becomes this counted one, which the work gives up
+        // once it has freed the capacity.
+        let shared = super::SharedRef::to(self);
+        Owed::new(1, &self.refs).never();
+        self.env().run_aside(move || {
+            let s = shared.get();
+            crate::rt::trace::destroy(&s.config.name, id, reason, || {
+                drop_object(obj, &s.config.name)
+            });
+            s.after_take_out(reclaimed);
+        });
+    }
+
     /// Takes the object out of owned slot `i` for good (`Pooled::detach`); the object's
     /// reference goes to the caller, as in `destroy`.
     pub(crate) fn detach(&self, i: usize) -> (T, Owed<'_>) {

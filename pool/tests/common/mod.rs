@@ -89,8 +89,17 @@ pub async fn take_n<T: Poolable>(pool: &Pool<T>, n: usize) -> Vec<riptide_pool::
     v
 }
 
-/// Every counter adds up for a quiescent pool.
+/// Every counter adds up for a quiescent pool. An object an acquisition discarded is
+/// dropped in the background and counts in `size` until it is gone, so this waits (up to
+/// 5 s) for such drops to end before it asserts.
 pub fn assert_consistent<T: Poolable>(pool: &Pool<T>) {
+    let adds_up = |s: &riptide_pool::PoolStats| {
+        s.size == s.idle + s.in_use && s.created - s.destroyed == s.size as u64
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !adds_up(&pool.stats()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
     let s = pool.stats();
     assert_eq!(s.pending_acquisitions, 0, "{s:?}");
     assert_eq!(s.size, s.idle + s.in_use, "{s:?}");

@@ -17,5 +17,6 @@ mod partition_capacity;
 mod partition_guards;
 mod retain;
 mod routed;
+mod slow_drop;
 mod stats;
 mod stress;

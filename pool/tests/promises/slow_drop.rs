@@ -1,0 +1,252 @@
+//! An object the pool discards while a caller acquires (`validate` rejects it, its lifetime
+//! ran out) is dropped away from the caller: a slow `Drop` (a connection closing on a dead
+//! network) never holds the caller past its deadline. Its capacity comes back once it is
+//! gone, never before, so a replacement never lives beside it; and its `Drop` runs inside
+//! a tokio runtime, so clean-up it spawns finds one.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use riptide_pool::{Factory, Pool, PoolError, Poolable};
+
+use crate::common::{self, until};
+
+/// How long each `Drop` takes.
+const DROP_FOR: Duration = Duration::from_secs(2);
+/// What a caller's deadline may be overrun by on a loaded machine; well under `DROP_FOR`.
+const MARGIN: Duration = Duration::from_millis(900);
+
+#[derive(Default)]
+struct Census {
+    live: AtomicUsize,
+    max_live: AtomicUsize,
+    dropped: AtomicUsize,
+    /// Drops that found no tokio runtime to spawn clean-up on.
+    dropped_outside_a_runtime: AtomicUsize,
+    reject: AtomicBool,
+}
+
+struct Conn(Arc<Census>);
+
+impl Poolable for Conn {}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            self.0
+                .dropped_outside_a_runtime
+                .fetch_add(1, Ordering::SeqCst);
+        }
+        std::thread::sleep(DROP_FOR);
+        self.0.live.fetch_sub(1, Ordering::SeqCst);
+        self.0.dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+struct Connect(Arc<Census>);
+
+impl Factory<Conn> for Connect {
+    type Error = std::io::Error;
+    async fn create(&self) -> Result<Conn, std::io::Error> {
+        let live = self.0.live.fetch_add(1, Ordering::SeqCst) + 1;
+        self.0.max_live.fetch_max(live, Ordering::SeqCst);
+        Ok(Conn(self.0.clone()))
+    }
+    async fn validate(&self, _obj: &mut Conn) -> bool {
+        !self.0.reject.load(Ordering::SeqCst)
+    }
+}
+
+fn pool(census: &Arc<Census>, max_size: usize) -> Pool<Conn> {
+    Pool::builder(Connect(census.clone()))
+        .max_size(max_size)
+        .validation_interval(Duration::ZERO)
+        .build()
+        .unwrap()
+}
+
+/// Puts one idle object in `pool` and has `validate` reject it from now on.
+async fn one_idle_to_reject(pool: &Pool<Conn>, census: &Census) {
+    drop(pool.get().await.unwrap());
+    census.reject.store(true, Ordering::SeqCst);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_rejected_object_with_a_slow_drop_does_not_hold_the_caller_past_its_deadline() {
+    let c = Arc::new(Census::default());
+    let pool = pool(&c, 1);
+    one_idle_to_reject(&pool, &c).await;
+    let deadline = Duration::from_millis(300);
+    let start = Instant::now();
+    let r = pool.acquire().timeout(deadline).await;
+    let took = start.elapsed();
+    assert!(matches!(r, Err(PoolError::Timeout)), "{:?}", r.err());
+    assert!(
+        took < deadline + MARGIN,
+        "the caller waited {took:?} for a 300 ms deadline"
+    );
+    // The capacity comes back once the object is gone, and not before: the new object
+    // never lives beside the old one.
+    c.reject.store(false, Ordering::SeqCst);
+    let g = pool
+        .acquire()
+        .timeout(DROP_FOR * 3)
+        .await
+        .expect("capacity came back");
+    assert_eq!(c.dropped.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        c.max_live.load(Ordering::SeqCst),
+        1,
+        "a replacement met the old object"
+    );
+    drop(g);
+    assert_eq!(
+        c.dropped_outside_a_runtime.load(Ordering::SeqCst),
+        0,
+        "the Drop ran outside any runtime"
+    );
+    common::assert_consistent(&pool);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_gets_a_fresh_object_while_the_rejected_one_is_still_dropping() {
+    let c = Arc::new(Census::default());
+    let pool = pool(&c, 2);
+    one_idle_to_reject(&pool, &c).await;
+    let start = Instant::now();
+    let g = pool
+        .acquire()
+        .timeout(Duration::from_secs(5))
+        .await
+        .unwrap();
+    let took = start.elapsed();
+    assert!(
+        took < MARGIN,
+        "the caller waited {took:?} for a slow Drop it had no need of"
+    );
+    assert!(c.max_live.load(Ordering::SeqCst) <= 2);
+    drop(g);
+    until(|| c.dropped.load(Ordering::SeqCst) == 1).await;
+    until(|| pool.stats().size == 1).await;
+    common::assert_consistent(&pool);
+}
+
+#[test]
+fn a_blocking_caller_is_not_held_by_a_rejected_objects_slow_drop() {
+    let c = Arc::new(Census::default());
+    let rt = common::runtime(true);
+    let pool = rt.block_on(async {
+        let pool = pool(&c, 1);
+        one_idle_to_reject(&pool, &c).await;
+        pool
+    });
+    let p = pool.clone();
+    let (took, r) = common::within(Duration::from_secs(10), move || {
+        let start = Instant::now();
+        let r = p
+            .acquire()
+            .timeout(Duration::from_millis(300))
+            .blocking()
+            .map(drop);
+        (start.elapsed(), r)
+    });
+    assert!(matches!(r, Err(PoolError::Timeout)), "{r:?}");
+    assert!(
+        took < Duration::from_millis(300) + MARGIN,
+        "waited {took:?}"
+    );
+    let deadline = Instant::now() + DROP_FOR * 3;
+    while c.dropped.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the rejected object was never dropped"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(c.dropped_outside_a_runtime.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn an_expired_object_with_a_slow_drop_does_not_slow_try_get() {
+    let c = Arc::new(Census::default());
+    let rt = common::runtime(true);
+    // Two objects past their lifetime: maintenance destroys one (its `Drop` keeps the
+    // pass busy for 2 s), so the other is still idle when `try_get` finds it.
+    let pool = rt.block_on(async {
+        let pool = Pool::builder(Connect(c.clone()))
+            .max_size(2)
+            .max_lifetime(Duration::from_millis(100))
+            .build()
+            .unwrap();
+        drop(common::take_n(&pool, 2).await);
+        pool
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    let start = Instant::now();
+    let r = pool.try_get().map(drop);
+    let took = start.elapsed();
+    assert!(
+        took < MARGIN,
+        "try_get took {took:?} (it must never wait): {r:?}"
+    );
+    assert!(r.is_err(), "an expired object was handed out");
+    let deadline = Instant::now() + DROP_FOR * 3;
+    while c.dropped.load(Ordering::SeqCst) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the expired objects were never dropped"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(c.dropped_outside_a_runtime.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn drain_is_not_held_past_its_timeout_by_slow_drops_of_idle_objects() {
+    let c = Arc::new(Census::default());
+    let pool = pool(&c, 3);
+    drop(common::take_n(&pool, 3).await);
+    let start = Instant::now();
+    let r = pool.drain(Duration::from_millis(300)).await;
+    let took = start.elapsed();
+    assert!(r.is_err(), "three 2 s drops were over in {took:?}");
+    assert!(
+        took < Duration::from_millis(300) + MARGIN,
+        "drain(300 ms) took {took:?}"
+    );
+    // Waiting long enough, drain sees every object gone.
+    pool.drain(DROP_FOR * 5)
+        .await
+        .expect("every object dropped");
+    assert_eq!(c.live.load(Ordering::SeqCst), 0);
+    assert_eq!(pool.stats().size, 0);
+    assert_eq!(c.dropped_outside_a_runtime.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_partitioned_drain_is_not_held_past_its_timeout_by_slow_drops() {
+    let c = Arc::new(Census::default());
+    let factory_census = c.clone();
+    let pp = riptide_pool::PartitionedPool::<u8, Conn>::builder(move |_key: u8| {
+        let f = Connect(factory_census.clone());
+        async move { f.create().await }
+    })
+    .max_size(4)
+    .partition_max_size(2)
+    .build()
+    .unwrap();
+    for key in 0..2u8 {
+        drop(pp.get(&key).await.unwrap());
+    }
+    let start = Instant::now();
+    let r = pp.drain(Duration::from_millis(300)).await;
+    let took = start.elapsed();
+    assert!(r.is_err(), "two 2 s drops were over in {took:?}");
+    assert!(
+        took < Duration::from_millis(300) + MARGIN,
+        "drain(300 ms) took {took:?}"
+    );
+    pp.drain(DROP_FOR * 5).await.expect("every object dropped");
+    assert_eq!(c.live.load(Ordering::SeqCst), 0);
+}
