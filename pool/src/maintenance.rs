@@ -88,7 +88,7 @@ impl<T: Send + 'static> Shared<T> {
     }
 
     /// Destroys idle objects past their lifetime, and idle objects above `min_idle` idle
-    /// longer than `idle_timeout`.
+    /// longer than `idle_timeout`, each dropped away from the pass (`destroy_aside`).
     fn evict_stale(&self, now: u64) {
         let idle_ms = self
             .config()
@@ -117,7 +117,10 @@ impl<T: Send + 'static> Shared<T> {
                 } else {
                     DestroyReason::IdleTimeout
                 };
-                self.destroy(i, reason).never();
+                // Dropped away from the pass: a slow `Drop` must not stall the runtime
+                // worker or the upkeep thread (which every pool built outside a runtime
+                // shares) that runs it.
+                self.destroy_aside(i, reason);
                 idle -= 1;
             }
         }

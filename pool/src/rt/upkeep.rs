@@ -3,9 +3,11 @@
 //! pool built outside a runtime, and of every pool whose build runtime has shut down.
 //!
 //! The thread holds each pool only by a weak reference: a registration ends when its pool
-//! is dropped or closed. The pass runs user code (objects' `Drop`, creates started by
-//! `min_idle`), which is why it has a thread of its own and never runs on the timer thread:
-//! a slow destructor here delays other pools' upkeep, never a caller's deadline.
+//! is dropped or closed. The pass may run user code (a tracing subscriber, a metrics
+//! recorder), which is why it has a thread of its own and never runs on the timer thread;
+//! the objects it evicts are dropped on blocking threads (`Shared::destroy_aside`) and the
+//! creates it starts run on their own, so a slow `Drop` or factory delays neither a
+//! caller's deadline nor other pools' upkeep.
 
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
