@@ -122,11 +122,13 @@ impl super::Env {
 #[cfg(not(riptide_model))]
 impl super::Env {
     /// Runs `work` (an object's destruction) away from the caller, so that a slow `Drop`
-    /// never holds a caller past its deadline. It runs on a blocking thread of the tokio
-    /// runtime current at the call (a `Drop` that spawns its clean-up finds that runtime),
-    /// else of the pool's own runtime, else on a thread of its own. `work` runs exactly
-    /// once: if a runtime shutting down drops it unstarted, or no thread can be had, it
-    /// runs where that happens.
+    /// never holds a caller past its deadline. It runs on a blocking thread of the pool's
+    /// own runtime, inside the tokio runtime current at the call if any (a `Drop` that
+    /// spawns its clean-up finds that runtime, as it would have on the caller); else on a
+    /// thread of its own. Never on the current runtime's blocking pool: that pool may be
+    /// full (of blocking callers waiting for the very capacity `work` frees), or its
+    /// runtime shut down (it would drop `work` at once, to run on the caller). `work` runs
+    /// exactly once: if no thread can be had, it runs where that happens.
     pub(crate) fn run_aside(&self, work: impl FnOnce() + Send + 'static) {
         /// Runs its work when run or, failing that, when dropped.
         struct Once<F: FnOnce()>(Option<F>);
@@ -145,19 +147,21 @@ impl super::Env {
             }
         }
         let once = Once(Some(work));
-        let handle = tokio::runtime::Handle::try_current()
-            .ok()
-            .or_else(|| create_runtime().map(|rt| rt.handle().clone()));
-        match handle {
-            // A blocking thread runs whether or not a current-thread runtime's owner
-            // drives it; a runtime shutting down drops the closure, and `once` with it.
-            Some(h) => drop(h.spawn_blocking(move || once.run())),
+        let current = tokio::runtime::Handle::try_current().ok();
+        let run = move || {
+            let _in = current.as_ref().map(tokio::runtime::Handle::enter);
+            once.run();
+        };
+        match create_runtime() {
+            // The pool's own runtime never shuts down, and nothing else fills its blocking
+            // pool.
+            Some(rt) => drop(rt.spawn_blocking(run)),
             None => {
-                // No runtime could be had: a thread of its own; if none can be spawned,
-                // the work runs here as the builder drops it.
+                // A thread of its own; if none can be spawned, the work runs here as the
+                // builder drops it.
                 let _ = std::thread::Builder::new()
                     .name("riptide-pool-destroy".into())
-                    .spawn(move || once.run());
+                    .spawn(run);
             }
         }
     }

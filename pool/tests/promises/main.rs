@@ -9,6 +9,7 @@
 mod common;
 
 mod affinity;
+mod aside_review;
 mod config;
 mod deadlock;
 mod interplay;
