@@ -124,7 +124,8 @@ impl super::Env {
     /// Runs `work` (an object's destruction) away from the caller, so that a slow `Drop`
     /// never holds a caller past its deadline. It runs on a blocking thread of the pool's
     /// own runtime, inside the tokio runtime current at the call if any (a `Drop` that
-    /// spawns its clean-up finds that runtime, as it would have on the caller); else on a
+    /// spawns its clean-up finds that runtime, as it would have on the caller, and what it
+    /// logs reaches the caller's subscriber); else on a
     /// thread of its own. Never on the current runtime's blocking pool: that pool may be
     /// full (of blocking callers waiting for the very capacity `work` frees), or its
     /// runtime shut down (it would drop `work` at once, to run on the caller). `work` runs
@@ -148,9 +149,12 @@ impl super::Env {
         }
         let once = Once(Some(work));
         let current = tokio::runtime::Handle::try_current().ok();
+        // The caller's subscriber too: what the drop logs (a panicking `Drop`) goes where
+        // it would have gone on the caller, even to a subscriber scoped to its thread.
+        let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
         let run = move || {
             let _in = current.as_ref().map(tokio::runtime::Handle::enter);
-            once.run();
+            tracing::dispatcher::with_default(&dispatch, || once.run());
         };
         match create_runtime() {
             // The pool's own runtime never shuts down, and nothing else fills its blocking

@@ -471,3 +471,45 @@ fn a_runtime_dropped_with_discards_queued_still_frees_their_capacity() {
     assert!(c.max_live.load(Ordering::SeqCst) <= 3);
     drop(held);
 }
+
+/// Counts the pool's error events (a panicking `Drop` is one).
+#[derive(Clone, Default)]
+struct Errors(Arc<AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Errors {
+    fn on_event(&self, ev: &tracing::Event<'_>, _ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let m = ev.metadata();
+        if m.target().starts_with("riptide_pool") && *m.level() == tracing::Level::ERROR {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A discarded object's panicking `Drop` is logged where the caller logs (a subscriber
+/// scoped to the caller's thread, as the inline drop logged it), not lost on a thread
+/// that has none.
+#[test]
+fn a_discarded_objects_drop_panic_reaches_the_callers_subscriber() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let errors = Errors::default();
+    let seen = errors.0.clone();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(errors));
+    let c = Arc::new(Census::default());
+    tracing::dispatcher::with_default(&dispatch, || {
+        common::current_thread().block_on(async {
+            let pool = pool(&c, 1);
+            drop(pool.get().await.unwrap());
+            c.panic_in_drop.store(true, Ordering::SeqCst);
+            c.rejects.store(1, Ordering::SeqCst);
+            drop(pool.get().await.unwrap());
+            common::until(|| c.dropped.load(Ordering::SeqCst) == 1).await;
+            common::until(|| pool.stats().size == 1).await;
+            c.panic_in_drop.store(false, Ordering::SeqCst);
+        });
+    });
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        1,
+        "the panicking Drop of the discarded object was not logged to the caller's subscriber"
+    );
+}
