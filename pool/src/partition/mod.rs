@@ -131,6 +131,18 @@ struct Part<T: Send + 'static> {
     pool: Pool<T>,
     boost: u8,
     configured: bool,
+    /// Set when the partition is removed: its counters are added there when the last
+    /// holder lets go, not at removal, so a caller still holding it (one whose timeout was
+    /// decided, about to count it) loses no count.
+    gone: std::sync::OnceLock<Arc<views::GoneCounters>>,
+}
+
+impl<T: Send + 'static> Drop for Part<T> {
+    fn drop(&mut self) {
+        if let Some(gone) = self.gone.get() {
+            gone.add(&self.pool.stats());
+        }
+    }
 }
 
 struct Inner<K, T: Send + 'static> {
@@ -152,7 +164,7 @@ struct Inner<K, T: Send + 'static> {
     affinity: Option<(AffinityRules, Mutex<Hints<K>>)>,
     hasher: Hasher,
     /// The counters of removed partitions, so the totals' counters never go down.
-    gone: views::GoneCounters,
+    gone: Arc<views::GoneCounters>,
 }
 
 impl<K, T: Send + 'static> Drop for Inner<K, T> {
@@ -206,6 +218,7 @@ where
             pool,
             boost: limits.map_or(0, |l| l.priority_boost),
             configured: limits.is_some(),
+            gone: std::sync::OnceLock::new(),
         });
         // The gate first, the map second: a partition callers can find and queue in is
         // always one the gate can see, so a unit freed anywhere is offered to its waiters
@@ -306,9 +319,11 @@ where
                 )
             });
             // After they left the map (see `GoneCounters`): a retired partition holds
-            // nothing and serves nobody, so its counters are final.
+            // nothing and serves nobody, but a caller that held it may still count a
+            // timeout decided there; its counters are added once the last holder lets go
+            // (`Part`'s drop, here if nobody else holds it).
             for p in &retired {
-                inner.gone.add(&p.pool.stats());
+                let _ = p.gone.set(inner.gone.clone());
             }
         }
         removed.len()
