@@ -124,12 +124,12 @@ impl super::Env {
     /// Runs `work` (an object's destruction) away from the caller, so that a slow `Drop`
     /// never holds a caller past its deadline. It runs on a blocking thread of the pool's
     /// own runtime, inside the tokio runtime current at the call if any (a `Drop` that
-    /// spawns its clean-up finds that runtime, as it would have on the caller, and what it
-    /// logs reaches the caller's subscriber); else on a
-    /// thread of its own. Never on the current runtime's blocking pool: that pool may be
-    /// full (of blocking callers waiting for the very capacity `work` frees), or its
-    /// runtime shut down (it would drop `work` at once, to run on the caller). `work` runs
-    /// exactly once: if no thread can be had, it runs where that happens.
+    /// spawns its clean-up finds that runtime, as it would have on the caller) and under
+    /// the caller's tracing subscriber; else on a thread of its own. Never on the current
+    /// runtime's blocking pool: that pool may be full (of blocking callers waiting for the
+    /// very capacity `work` frees), or its runtime shut down (it would drop `work` at once,
+    /// to run on the caller). `work` runs exactly once: if no thread can be had, it runs
+    /// where that happens.
     pub(crate) fn run_aside(&self, work: impl FnOnce() + Send + 'static) {
         /// Runs its work when run or, failing that, when dropped.
         struct Once<F: FnOnce()>(Option<F>);

@@ -2,16 +2,17 @@
 //! fix: no idle object lost to a panicking `retain`, counters that never go down, deadlock
 //! detection that names the right holder, routed checkouts that name the caller's line,
 //! affinity hints forgotten oldest first, partitions that share the global cap fairly and
-//! give every unit back; and a stress run of the paths around the fast
-//! path (`max_uses`, failing `validate`, lifetimes, `retain`/`clear_idle`/`warm_up`).
+//! give every unit back, slow `Drop`s of discarded objects that hold no caller past its
+//! deadline; and a stress run of the paths around the fast path (`max_uses`, failing
+//! `validate`, lifetimes, `retain`/`clear_idle`/`warm_up`).
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod affinity;
-mod aside_review;
 mod config;
 mod deadlock;
+mod discards;
 mod interplay;
 mod partition;
 mod partition_capacity;

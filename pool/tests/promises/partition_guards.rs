@@ -1,6 +1,7 @@
 //! Guards in partitions: panics in reset/Drop, refused and accepted detaches, user panics
 //! while holding, all give the global unit back exactly once; deadlines of keys blocked on
-//! the global cap hold while partitions are removed under them.
+//! the global cap hold while partitions are removed under them, and every timeout they get
+//! is in the totals.
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -145,5 +146,51 @@ async fn deadlines_hold_for_keys_blocked_on_the_global_cap_while_partitions_chur
     let t = pp.totals();
     assert_eq!(t.timeouts, timeouts, "{t:?}");
     assert_eq!(t.pending_acquisitions, 0);
+    drop(held);
+}
+
+/// Callers timing out in partitions that are removed under them (the global cap is full,
+/// so each partition holds nothing and its queue empties as each timeout is decided): every
+/// timeout a caller gets is in the totals, none lost with a removed partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_timeouts_are_never_lost_to_a_removal() {
+    let pp = PartitionedPool::builder(|_: u32| async { Ok::<_, std::io::Error>(Plain) })
+        .partition_max_size(1)
+        .max_size(1)
+        .build()
+        .unwrap();
+    let held = pp.get(&100).await.unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let remover = crate::common::remove_partitions_until(&pp, &stop);
+    let tasks: Vec<_> = (0..4u32)
+        .map(|t| {
+            let pp = pp.clone();
+            tokio::spawn(async move {
+                let mut timeouts = 0u64;
+                for i in 0..300u32 {
+                    let wait = Duration::from_millis(u64::from(i % 2));
+                    match pp.acquire(&(t * 1000 + i % 3)).timeout(wait).await {
+                        Err(riptide_pool::PoolError::Timeout) => timeouts += 1,
+                        Err(riptide_pool::PoolError::Closed) => {}
+                        r => panic!("{:?}", r.map(drop)),
+                    }
+                }
+                timeouts
+            })
+        })
+        .collect();
+    let mut timeouts = 0;
+    for t in tasks {
+        timeouts += t.await.unwrap();
+    }
+    stop.store(true, Ordering::SeqCst);
+    remover.join().unwrap();
+    assert!(timeouts > 0);
+    let t = pp.totals();
+    assert_eq!(
+        t.timeouts, timeouts,
+        "callers got {timeouts} timeouts, the totals count {}",
+        t.timeouts
+    );
     drop(held);
 }

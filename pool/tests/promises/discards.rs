@@ -1,4 +1,4 @@
-//! Hostile checks of the objects an acquisition discards (dropped aside, `Shared::destroy_aside`):
+//! The objects an acquisition discards (dropped aside, `Shared::destroy_aside`):
 //! the drop must neither depend on a runtime's blocking pool having a free thread (a
 //! blocking caller may be that thread) nor fall back onto the caller when the runtime shut
 //! down; a panicking `Drop` there costs nothing; live objects never exceed the cap under
@@ -512,53 +512,4 @@ fn a_discarded_objects_drop_panic_reaches_the_callers_subscriber() {
         1,
         "the panicking Drop of the discarded object was not logged to the caller's subscriber"
     );
-}
-
-struct Plain;
-impl Poolable for Plain {}
-
-/// Callers timing out in partitions that are removed under them (the global cap is full,
-/// so each partition holds nothing and its queue empties as each timeout is decided): every
-/// timeout a caller gets is in the totals, none lost with a removed partition.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn partition_timeouts_are_never_lost_to_a_removal() {
-    let pp = PartitionedPool::builder(|_: u32| async { Ok::<_, std::io::Error>(Plain) })
-        .partition_max_size(1)
-        .max_size(1)
-        .build()
-        .unwrap();
-    let held = pp.get(&100).await.unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let remover = common::remove_partitions_until(&pp, &stop);
-    let tasks: Vec<_> = (0..4u32)
-        .map(|t| {
-            let pp = pp.clone();
-            tokio::spawn(async move {
-                let mut timeouts = 0u64;
-                for i in 0..300u32 {
-                    let wait = Duration::from_millis(u64::from(i % 2));
-                    match pp.acquire(&(t * 1000 + i % 3)).timeout(wait).await {
-                        Err(PoolError::Timeout) => timeouts += 1,
-                        Err(PoolError::Closed) => {}
-                        r => panic!("{:?}", r.map(drop)),
-                    }
-                }
-                timeouts
-            })
-        })
-        .collect();
-    let mut timeouts = 0;
-    for t in tasks {
-        timeouts += t.await.unwrap();
-    }
-    stop.store(true, Ordering::SeqCst);
-    remover.join().unwrap();
-    assert!(timeouts > 0);
-    let t = pp.totals();
-    assert_eq!(
-        t.timeouts, timeouts,
-        "callers got {timeouts} timeouts, the totals count {}",
-        t.timeouts
-    );
-    drop(held);
 }
