@@ -13,35 +13,39 @@ use riptide_pool::{Factory, PartitionedPool, Pool, PoolError, Poolable};
 use crate::common;
 
 /// What a caller's deadline may be overrun by on a loaded machine.
-const MARGIN: Duration = Duration::from_millis(900);
+pub(super) const MARGIN: Duration = Duration::from_millis(900);
 
 #[derive(Default)]
-struct Census {
-    live: AtomicUsize,
-    max_live: AtomicUsize,
-    made: AtomicUsize,
-    dropped: AtomicUsize,
+pub(super) struct Census {
+    pub(super) live: AtomicUsize,
+    pub(super) max_live: AtomicUsize,
+    pub(super) made: AtomicUsize,
+    /// Drops begun.
+    pub(super) dropping: AtomicUsize,
+    pub(super) dropped: AtomicUsize,
     /// Drops that found no tokio runtime (maintenance's aside).
-    outside_a_runtime: AtomicUsize,
+    pub(super) outside_a_runtime: AtomicUsize,
     /// Drops on the pool's own runtime's threads.
-    on_the_pools_runtime: AtomicUsize,
+    pub(super) on_the_pools_runtime: AtomicUsize,
     /// How many of the next `validate` calls reject.
-    rejects: AtomicUsize,
+    pub(super) rejects: AtomicUsize,
     /// Each `Drop` sleeps this many ms.
-    drop_ms: AtomicUsize,
+    pub(super) drop_ms: AtomicUsize,
     /// Each `Drop` panics (after counting itself gone).
-    panic_in_drop: AtomicBool,
+    pub(super) panic_in_drop: AtomicBool,
     /// Each `Drop` spawns a task on the current runtime; how many ran.
-    spawned_ran: Arc<AtomicUsize>,
+    pub(super) spawned_ran: Arc<AtomicUsize>,
 }
 
-struct Conn(Arc<Census>);
+/// An object whose `Drop` reports where it ran and may be slow or panic.
+pub(super) struct Conn(Arc<Census>);
 
 impl Poolable for Conn {}
 
 impl Drop for Conn {
     fn drop(&mut self) {
         let c = &self.0;
+        c.dropping.fetch_add(1, Ordering::SeqCst);
         match tokio::runtime::Handle::try_current() {
             Ok(h) => {
                 let ran = c.spawned_ran.clone();
@@ -70,8 +74,9 @@ impl Drop for Conn {
     }
 }
 
+/// Makes `Conn`s; `validate` rejects while `Census::rejects` lasts.
 #[derive(Clone)]
-struct Connect(Arc<Census>);
+pub(super) struct Connect(pub(super) Arc<Census>);
 
 impl Factory<Conn> for Connect {
     type Error = std::io::Error;
@@ -90,7 +95,8 @@ impl Factory<Conn> for Connect {
     }
 }
 
-fn pool(c: &Arc<Census>, max_size: usize) -> Pool<Conn> {
+/// A pool of `Conn`s that validates every reuse.
+pub(super) fn pool(c: &Arc<Census>, max_size: usize) -> Pool<Conn> {
     Pool::builder(Connect(c.clone()))
         .max_size(max_size)
         .validation_interval(Duration::ZERO)

@@ -4,80 +4,35 @@
 //! gone, never before, so a replacement never lives beside it; and its `Drop` runs inside
 //! a tokio runtime, so clean-up it spawns finds one.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use riptide_pool::{Factory, Pool, PoolError, Poolable};
+use riptide_pool::{Factory, Pool, PoolError};
 
+use super::discards::{pool, Census, Conn, Connect, MARGIN};
 use crate::common::{self, until};
 
-/// How long each `Drop` takes.
+/// How long each `Drop` takes (well over `MARGIN`).
 const DROP_FOR: Duration = Duration::from_secs(2);
-/// What a caller's deadline may be overrun by on a loaded machine; well under `DROP_FOR`.
-const MARGIN: Duration = Duration::from_millis(900);
 
-#[derive(Default)]
-struct Census {
-    live: AtomicUsize,
-    max_live: AtomicUsize,
-    /// Drops begun.
-    dropping: AtomicUsize,
-    dropped: AtomicUsize,
-    /// Drops that found no tokio runtime to spawn clean-up on.
-    dropped_outside_a_runtime: AtomicUsize,
-    reject: AtomicBool,
-}
-
-struct Conn(Arc<Census>);
-
-impl Poolable for Conn {}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        self.0.dropping.fetch_add(1, Ordering::SeqCst);
-        if tokio::runtime::Handle::try_current().is_err() {
-            self.0
-                .dropped_outside_a_runtime
-                .fetch_add(1, Ordering::SeqCst);
-        }
-        std::thread::sleep(DROP_FOR);
-        self.0.live.fetch_sub(1, Ordering::SeqCst);
-        self.0.dropped.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-struct Connect(Arc<Census>);
-
-impl Factory<Conn> for Connect {
-    type Error = std::io::Error;
-    async fn create(&self) -> Result<Conn, std::io::Error> {
-        let live = self.0.live.fetch_add(1, Ordering::SeqCst) + 1;
-        self.0.max_live.fetch_max(live, Ordering::SeqCst);
-        Ok(Conn(self.0.clone()))
-    }
-    async fn validate(&self, _obj: &mut Conn) -> bool {
-        !self.0.reject.load(Ordering::SeqCst)
-    }
-}
-
-fn pool(census: &Arc<Census>, max_size: usize) -> Pool<Conn> {
-    Pool::builder(Connect(census.clone()))
-        .max_size(max_size)
-        .validation_interval(Duration::ZERO)
-        .build()
-        .unwrap()
+/// A census whose objects each take `DROP_FOR` to drop.
+fn census() -> Arc<Census> {
+    let c = Census::default();
+    c.drop_ms
+        .store(DROP_FOR.as_millis() as usize, Ordering::SeqCst);
+    Arc::new(c)
 }
 
 /// Puts one idle object in `pool` and has `validate` reject it from now on.
 async fn one_idle_to_reject(pool: &Pool<Conn>, census: &Census) {
     drop(pool.get().await.unwrap());
-    census.reject.store(true, Ordering::SeqCst);
+    census.rejects.store(usize::MAX, Ordering::SeqCst);
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_rejected_object_with_a_slow_drop_does_not_hold_the_caller_past_its_deadline() {
-    let c = Arc::new(Census::default());
+    let c = census();
     let pool = pool(&c, 1);
     one_idle_to_reject(&pool, &c).await;
     let deadline = Duration::from_millis(300);
@@ -91,7 +46,7 @@ async fn a_rejected_object_with_a_slow_drop_does_not_hold_the_caller_past_its_de
     );
     // The capacity comes back once the object is gone, and not before: the new object
     // never lives beside the old one.
-    c.reject.store(false, Ordering::SeqCst);
+    c.rejects.store(0, Ordering::SeqCst);
     let g = pool
         .acquire()
         .timeout(DROP_FOR * 3)
@@ -105,7 +60,7 @@ async fn a_rejected_object_with_a_slow_drop_does_not_hold_the_caller_past_its_de
     );
     drop(g);
     assert_eq!(
-        c.dropped_outside_a_runtime.load(Ordering::SeqCst),
+        c.outside_a_runtime.load(Ordering::SeqCst),
         0,
         "the Drop ran outside any runtime"
     );
@@ -114,7 +69,7 @@ async fn a_rejected_object_with_a_slow_drop_does_not_hold_the_caller_past_its_de
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_gets_a_fresh_object_while_the_rejected_one_is_still_dropping() {
-    let c = Arc::new(Census::default());
+    let c = census();
     let pool = pool(&c, 2);
     one_idle_to_reject(&pool, &c).await;
     let start = Instant::now();
@@ -137,7 +92,7 @@ async fn a_caller_gets_a_fresh_object_while_the_rejected_one_is_still_dropping()
 
 #[test]
 fn a_blocking_caller_is_not_held_by_a_rejected_objects_slow_drop() {
-    let c = Arc::new(Census::default());
+    let c = census();
     let rt = common::runtime(true);
     let pool = rt.block_on(async {
         let pool = pool(&c, 1);
@@ -167,12 +122,12 @@ fn a_blocking_caller_is_not_held_by_a_rejected_objects_slow_drop() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(c.dropped_outside_a_runtime.load(Ordering::SeqCst), 0);
+    assert_eq!(c.outside_a_runtime.load(Ordering::SeqCst), 0);
 }
 
 #[test]
 fn an_expired_object_with_a_slow_drop_does_not_slow_try_get() {
-    let c = Arc::new(Census::default());
+    let c = census();
     let rt = common::runtime(true);
     let pool = rt.block_on(async {
         let pool = Pool::builder(Connect(c.clone()))
@@ -208,12 +163,12 @@ fn an_expired_object_with_a_slow_drop_does_not_slow_try_get() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(c.dropped_outside_a_runtime.load(Ordering::SeqCst), 0);
+    assert_eq!(c.outside_a_runtime.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn drain_is_not_held_past_its_timeout_by_slow_drops_of_idle_objects() {
-    let c = Arc::new(Census::default());
+    let c = census();
     let pool = pool(&c, 3);
     drop(common::take_n(&pool, 3).await);
     let start = Instant::now();
@@ -230,12 +185,12 @@ async fn drain_is_not_held_past_its_timeout_by_slow_drops_of_idle_objects() {
         .expect("every object dropped");
     assert_eq!(c.live.load(Ordering::SeqCst), 0);
     assert_eq!(pool.stats().size, 0);
-    assert_eq!(c.dropped_outside_a_runtime.load(Ordering::SeqCst), 0);
+    assert_eq!(c.outside_a_runtime.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_partitioned_drain_is_not_held_past_its_timeout_by_slow_drops() {
-    let c = Arc::new(Census::default());
+    let c = census();
     let factory_census = c.clone();
     let pp = riptide_pool::PartitionedPool::<u8, Conn>::builder(move |_key: u8| {
         let f = Connect(factory_census.clone());
@@ -264,7 +219,7 @@ async fn a_partitioned_drain_is_not_held_past_its_timeout_by_slow_drops() {
 fn idle_eviction_with_slow_drops_does_not_stall_other_pools_upkeep() {
     // Both pools are built outside any runtime: one process-wide upkeep thread evicts
     // their idle objects.
-    let c = Arc::new(Census::default());
+    let c = census();
     let slow = Pool::builder(Connect(c.clone()))
         .max_size(2)
         .idle_timeout(Duration::from_millis(100))
