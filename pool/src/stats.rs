@@ -9,7 +9,9 @@ use std::time::Duration;
 pub struct PoolStats {
     /// The current `max_size`.
     pub max_size: usize,
-    /// Objects alive or being created (`idle + in_use` plus creates in flight).
+    /// Objects alive or being created (`idle + in_use`, plus creates in flight, plus
+    /// discarded objects whose `Drop` is still running on a blocking thread: these already
+    /// count in `destroyed`).
     pub size: usize,
     /// Objects idle in the pool.
     pub idle: usize,
