@@ -354,7 +354,7 @@ impl<T: Send + 'static> Pool<T> {
         let deadline = crate::rt::timer::deadline_after(timeout);
         loop {
             let out = self.checked_out();
-            if out.is_empty() && self.stats().size == 0 {
+            if out.is_empty() && self.shared().holds_nothing() {
                 return Ok(());
             }
             if std::time::Instant::now() >= deadline {

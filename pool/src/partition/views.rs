@@ -190,7 +190,12 @@ where
         let deadline = crate::rt::timer::deadline_after(timeout);
         loop {
             let out: Vec<_> = self.checked_out().into_iter().map(|(_, c)| c).collect();
-            if out.is_empty() && self.totals().size == 0 {
+            // Every object gone, a reclaimed checkout's included (`holds_nothing`).
+            let gone = || {
+                let map = self.inner.map.load();
+                map.values().all(|p| p.pool.shared().holds_nothing())
+            };
+            if out.is_empty() && gone() {
                 return Ok(());
             }
             if std::time::Instant::now() >= deadline {

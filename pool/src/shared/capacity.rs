@@ -148,6 +148,14 @@ impl<T: Send + 'static> Shared<T> {
         }
     }
 
+    /// Whether no object of this pool is left: none alive or being created (`size`), and
+    /// no reclaimed checkout (`reclaim_leaked`) whose object is still out or still being
+    /// dropped; such an object no longer counts in `size`, and its slot is empty before
+    /// its `Drop` ends (`after_take_out` comes after). For `drain`.
+    pub(crate) fn holds_nothing(&self) -> bool {
+        self.size() == 0 && self.reclaimed.load(Ordering::Relaxed) == 0
+    }
+
     /// A unit of global capacity for this partition, from the gate: becomes a permit for
     /// the best waiter if one is queued and the local cap allows, else `false` (the gate
     /// keeps it).

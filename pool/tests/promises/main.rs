@@ -18,6 +18,7 @@ mod partition;
 mod partition_capacity;
 mod partition_guards;
 mod retain;
+mod review_two;
 mod routed;
 mod slow_drop;
 mod stats;
