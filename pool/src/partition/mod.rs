@@ -131,16 +131,18 @@ struct Part<T: Send + 'static> {
     pool: Pool<T>,
     boost: u8,
     configured: bool,
-    /// Set when the partition is removed: its counters are added there when the last
-    /// holder lets go, not at removal, so a caller still holding it (one whose timeout was
-    /// decided, about to count it) loses no count.
-    gone: std::sync::OnceLock<Arc<views::GoneCounters>>,
+    /// Set when the partition is removed, with its counters then (added there at once):
+    /// what it counts afterwards is added when the last holder lets go, so a caller still
+    /// holding it (one whose timeout was decided, about to count it) loses no count, and
+    /// one that holds it for long (a future made before the removal, not yet polled) keeps
+    /// none of its counts out of the totals meanwhile.
+    gone: std::sync::OnceLock<(Arc<views::GoneCounters>, crate::PoolStats)>,
 }
 
 impl<T: Send + 'static> Drop for Part<T> {
     fn drop(&mut self) {
-        if let Some(gone) = self.gone.get() {
-            gone.add(&self.pool.stats());
+        if let Some((gone, then)) = self.gone.get() {
+            gone.add_since(&self.pool.stats(), then);
         }
     }
 }
@@ -319,11 +321,13 @@ where
                 )
             });
             // After they left the map (see `GoneCounters`): a retired partition holds
-            // nothing and serves nobody, but a caller that held it may still count a
-            // timeout decided there; its counters are added once the last holder lets go
-            // (`Part`'s drop, here if nobody else holds it).
+            // nothing and serves nobody, so its counters are added now; but a caller that
+            // held it may still count a timeout decided there, which is added once the
+            // last holder lets go (`Part`'s drop, here if nobody else holds it).
             for p in &retired {
-                let _ = p.gone.set(inner.gone.clone());
+                let then = p.pool.stats();
+                inner.gone.add(&then);
+                let _ = p.gone.set((inner.gone.clone(), then));
             }
         }
         removed.len()

@@ -41,6 +41,20 @@ impl GoneCounters {
         }
     }
 
+    /// Adds what a removed partition counted after `then` (its counters at removal, which
+    /// were added then) up to `now` (its final counters, when its last holder let go).
+    pub(super) fn add_since(&self, now: &PoolStats, then: &PoolStats) {
+        let (mut now, mut then) = (*now, *then);
+        for ((sum, n), t) in self
+            .gone
+            .iter()
+            .zip(counters(&mut now))
+            .zip(counters(&mut then))
+        {
+            sum.fetch_add(n.saturating_sub(*t), Ordering::Release);
+        }
+    }
+
     /// The removed partitions' counters (read before the map, see above).
     fn load(&self) -> [u64; 5] {
         std::array::from_fn(|i| self.gone[i].load(Ordering::Acquire))

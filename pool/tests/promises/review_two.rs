@@ -5,10 +5,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use riptide_pool::{PartitionedPool, Pool};
+use riptide_pool::{PartitionedPool, Pool, Poolable, Pooled};
 
 use super::discards::{Census, Connect};
 
+struct Plain;
+impl Poolable for Plain {}
 
 /// A reclaimed checkout (`reclaim_leaked`) no longer counts in `size`; when its guard
 /// finally comes back into a draining pool, its object is destroyed. `drain` must not
@@ -76,4 +78,123 @@ fn partitioned_drain_waits_for_a_reclaimed_checkouts_slow_drop() {
             "drain returned Ok after {took:?} with the reclaimed object still alive"
         );
     });
+}
+
+/// A removed partition's counters are in the totals from its removal on, even while an
+/// acquisition made before the removal (not yet polled) still holds the partition: the
+/// totals must not stall at the highest reported while other keys keep counting.
+#[tokio::test]
+async fn a_removed_partitions_counts_are_in_the_totals_while_a_future_holds_it() {
+    let pp = PartitionedPool::builder(|_: u32| async { Ok::<_, std::io::Error>(Plain) })
+        .partition_max_size(1)
+        .max_size(4)
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        drop(pp.get(&1).await.unwrap());
+    }
+    let g = pp.get(&1).await.unwrap();
+    // Made before the removal, polled after it.
+    let held = pp.get(&1);
+    let _ = Pooled::detach(g);
+    let before = pp.totals();
+    assert_eq!((before.created, before.acquired), (1, 6));
+    assert_eq!(pp.remove_idle_partitions(), 1);
+    for _ in 0..3 {
+        drop(pp.get(&2).await.unwrap());
+    }
+    let t = pp.totals();
+    drop(held);
+    let after = pp.totals();
+    assert_eq!(
+        (t.created, t.acquired),
+        (2, 9),
+        "totals while the future holds the removed partition (after it went: {}, {})",
+        after.created,
+        after.acquired
+    );
+}
+
+/// Partitions removed and made again under callers that acquire, detach (so the
+/// partition is empty and removable at once) and time out: the totals never go down
+/// while it runs, and once it is quiet they count every checkout, create and timeout
+/// exactly once, every create and destroy once (a removed partition's counters added at removal and what it counted
+/// afterwards at its last holder's drop: neither twice nor lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churned_partitions_count_every_checkout_once_and_totals_never_go_down() {
+    use std::sync::atomic::AtomicBool;
+    let pp = PartitionedPool::builder(|_: u32| async { Ok::<_, std::io::Error>(Plain) })
+        .partition_max_size(1)
+        .max_size(2)
+        .build()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let remover = crate::common::remove_partitions_until(&pp, &stop);
+    let reader = {
+        let (pp, stop) = (pp.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut last = pp.totals();
+            let mut reads = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let t = pp.totals();
+                for (name, a, b) in [
+                    ("created", last.created, t.created),
+                    ("destroyed", last.destroyed, t.destroyed),
+                    ("acquired", last.acquired, t.acquired),
+                    ("timeouts", last.timeouts, t.timeouts),
+                ] {
+                    assert!(b >= a, "{name} went down: {a} -> {b}");
+                }
+                last = t;
+                reads += 1;
+            }
+            reads
+        })
+    };
+    let tasks: Vec<_> = (0..4u32)
+        .map(|t| {
+            let pp = pp.clone();
+            tokio::spawn(async move {
+                let (mut got, mut timeouts) = (0u64, 0u64);
+                for i in 0..300u32 {
+                    let wait = Duration::from_millis(u64::from(i % 3));
+                    match pp.acquire(&(t % 2 * 10 + i % 3)).timeout(wait).await {
+                        Ok(g) => {
+                            got += 1;
+                            if i % 2 == 0 {
+                                tokio::task::yield_now().await;
+                            }
+                            let _ = Pooled::detach(g);
+                        }
+                        Err(riptide_pool::PoolError::Timeout) => timeouts += 1,
+                        Err(riptide_pool::PoolError::Closed) => {}
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+                (got, timeouts)
+            })
+        })
+        .collect();
+    let (mut got, mut timeouts) = (0, 0);
+    for t in tasks {
+        let (g, to) = t.await.unwrap();
+        got += g;
+        timeouts += to;
+    }
+    stop.store(true, Ordering::SeqCst);
+    remover.join().unwrap();
+    let reads = reader.join().unwrap();
+    assert!(reads > 0 && got > 0);
+    let t = pp.totals();
+    // A create whose caller timed out goes on; its object lands idle and is evicted for
+    // another key: created may exceed the checkouts, never fall short of them.
+    assert_eq!(
+        (t.acquired, t.timeouts, t.size),
+        (got, timeouts, 0),
+        "callers got {got} objects and {timeouts} timeouts: {t:?}"
+    );
+    assert!(
+        t.created >= got && t.destroyed == t.created,
+        "callers got {got} objects: {t:?}"
+    );
 }
