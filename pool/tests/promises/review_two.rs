@@ -198,3 +198,99 @@ async fn churned_partitions_count_every_checkout_once_and_totals_never_go_down()
         "callers got {got} objects: {t:?}"
     );
 }
+
+/// `drain` racing a `close` (which drops the idle objects on its own thread) and a
+/// shrinking `resize`, with slow `Drop`s: whichever closes first, `drain` reports Ok only
+/// once every object is gone, and the counters then add up.
+#[test]
+fn drain_racing_close_and_resize_returns_only_when_every_object_is_gone() {
+    let rt = crate::common::runtime(true);
+    for round in 0..4u64 {
+        let c = Arc::new(Census::default());
+        let pool = super::discards::pool(&c, 4);
+        rt.block_on(async {
+            let held = crate::common::take_n(&pool, 4).await;
+            drop(held);
+        });
+        assert_eq!(pool.stats().idle, 4);
+        c.drop_ms.store(60, Ordering::SeqCst);
+        let (p1, p2) = (pool.clone(), pool.clone());
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(round % 2));
+            p1.close();
+        });
+        let resizer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(round / 2));
+            p2.resize(1);
+        });
+        let r = rt.block_on(pool.drain(Duration::from_secs(10)));
+        let live = c.live.load(Ordering::SeqCst);
+        closer.join().unwrap();
+        resizer.join().unwrap();
+        r.unwrap();
+        assert_eq!(
+            live, 0,
+            "round {round}: drain returned Ok with {live} alive"
+        );
+        let s = pool.stats();
+        assert_eq!((s.size, s.created, s.destroyed), (0, 4, 4), "{s:?}");
+    }
+}
+
+/// An idle object maintenance evicts is dropped aside and keeps its capacity, local and
+/// global, until its `Drop` ends: meanwhile its partition is not removed (it is not
+/// empty), and another key waiting on the global cap gets its object only afterwards.
+#[test]
+fn a_partition_is_not_removed_while_its_evicted_object_is_still_dropping() {
+    use std::sync::atomic::AtomicBool;
+    let rt = crate::common::runtime(true);
+    let c = Arc::new(Census::default());
+    let f = Connect(c.clone());
+    let pp = rt.block_on(async {
+        let pp = PartitionedPool::builder(move |_: u32| {
+            let f = f.clone();
+            async move { riptide_pool::Factory::create(&f).await }
+        })
+        .partition_max_size(1)
+        .max_size(1)
+        .idle_timeout(Duration::from_millis(30))
+        .build()
+        .unwrap();
+        drop(pp.get(&1).await.unwrap());
+        pp
+    });
+    c.drop_ms.store(300, Ordering::SeqCst);
+    let stop = Arc::new(AtomicBool::new(false));
+    let remover = crate::common::remove_partitions_until(&pp, &stop);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while c.dropping.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "never evicted");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (pp2, c2) = (pp.clone(), c.clone());
+    let other = rt.spawn(async move {
+        pp2.acquire(&2)
+            .timeout(Duration::from_secs(3))
+            .await
+            .map(|_g| c2.live.load(Ordering::SeqCst))
+    });
+    let mut checks = 0;
+    while c.dropped.load(Ordering::SeqCst) == 0 {
+        let (present, global) = (pp.stats(&1).is_some(), pp.global_size());
+        if c.dropped.load(Ordering::SeqCst) == 0 {
+            assert!(present, "partition 1 removed while its object was dropping");
+            assert_eq!(
+                global, 1,
+                "its global unit given back while it was dropping"
+            );
+            checks += 1;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let live_when_served = rt.block_on(other).unwrap().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    remover.join().unwrap();
+    assert!(checks > 10, "{checks}");
+    assert_eq!(live_when_served, 1);
+    assert_eq!(c.max_live.load(Ordering::SeqCst), 1);
+}
