@@ -1,5 +1,6 @@
-//! Review probes of the removed-partition totals (`Part`'s drop) and of `drain` with
-//! objects dropped away from the caller.
+//! `drain` returns Ok only when every object is gone (reclaimed checkouts and objects
+//! dropped away from the caller included), and a removed partition's counters reach the
+//! totals exactly once, whoever still holds the partition.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
