@@ -105,7 +105,7 @@ pub(super) fn pool(c: &Arc<Census>, max_size: usize) -> Pool<Conn> {
 }
 
 /// Waits (on this thread, up to `limit`) until `cond` holds.
-fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+pub(super) fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !cond() {
         assert!(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use riptide_pool::{Factory, Pool, PoolError};
 
-use super::discards::{pool, Census, Conn, Connect, MARGIN};
+use super::discards::{pool, wait_for, Census, Conn, Connect, MARGIN};
 use crate::common::{self, until};
 
 /// How long each `Drop` takes (well over `MARGIN`).
@@ -114,14 +114,11 @@ fn a_blocking_caller_is_not_held_by_a_rejected_objects_slow_drop() {
         took < Duration::from_millis(300) + MARGIN,
         "waited {took:?}"
     );
-    let deadline = Instant::now() + DROP_FOR * 3;
-    while c.dropped.load(Ordering::SeqCst) == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the rejected object was never dropped"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for(
+        DROP_FOR * 3,
+        "the rejected object was never dropped",
+        || c.dropped.load(Ordering::SeqCst) > 0,
+    );
     assert_eq!(c.outside_a_runtime.load(Ordering::SeqCst), 0);
 }
 
@@ -155,14 +152,9 @@ fn an_expired_object_with_a_slow_drop_does_not_slow_try_get() {
         assert!(Instant::now() < give_up, "the object never expired");
         std::thread::sleep(Duration::from_millis(1));
     }
-    let deadline = Instant::now() + DROP_FOR * 3;
-    while c.dropped.load(Ordering::SeqCst) == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the expired object was never dropped"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for(DROP_FOR * 3, "the expired object was never dropped", || {
+        c.dropped.load(Ordering::SeqCst) > 0
+    });
     assert_eq!(c.outside_a_runtime.load(Ordering::SeqCst), 0);
 }
 
@@ -226,14 +218,11 @@ fn idle_eviction_with_slow_drops_does_not_stall_other_pools_upkeep() {
         .build()
         .unwrap();
     drop((slow.get_blocking().unwrap(), slow.get_blocking().unwrap()));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while c.dropping.load(Ordering::SeqCst) == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the idle objects were never evicted"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for(
+        Duration::from_secs(5),
+        "the idle objects were never evicted",
+        || c.dropping.load(Ordering::SeqCst) > 0,
+    );
     // The slow pool's objects are being dropped now; another pool's idle object is due
     // 100 ms after its return.
     let other = Arc::new(common::Census::default());
@@ -251,13 +240,10 @@ fn idle_eviction_with_slow_drops_does_not_stall_other_pools_upkeep() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    let deadline = Instant::now() + DROP_FOR * 3;
-    while c.dropped.load(Ordering::SeqCst) < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the evicted objects were never dropped"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for(
+        DROP_FOR * 3,
+        "the evicted objects were never dropped",
+        || c.dropped.load(Ordering::SeqCst) >= 2,
+    );
     assert_eq!(slow.stats().size, 0);
 }
