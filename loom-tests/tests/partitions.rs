@@ -162,6 +162,39 @@ fn a_return_in_a_key_with_its_own_waiter_still_makes_room_for_a_blocked_key() {
     });
 }
 
+/// Key 0's two idle objects fill the global cap, and two callers of key 1 need room.
+/// The objects evicted for them are dropped on threads of their own (as on a blocking
+/// thread in a real build), so each caller queues while its eviction is in flight, and
+/// one may queue while the other's eviction is counted and its own is not yet (G3: the
+/// gate must not leave it counting on an eviction that serves the other). Both are
+/// served, and a new object never lives beside the one it replaces (the global cap holds
+/// on the objects alive).
+#[test]
+fn callers_waiting_for_evictions_in_flight_are_all_served() {
+    // Five threads and the drops' and creates': one preemption keeps it to minutes.
+    model_bounded(1, || {
+        riptide_pool::model::drop_aside_on_threads(true);
+        let c = std::sync::Arc::new(Census::default());
+        let pp = pool(2, 2, &c);
+        let idle = (block_on(pp.get(&0)).unwrap(), block_on(pp.get(&0)).unwrap());
+        drop(idle);
+        riptide_pool::model::join_partition_creates(&pp);
+        let pp2 = pp.clone();
+        let t = thread::spawn(move || {
+            let g = block_on(pp2.get(&1)).expect("key 1 served");
+            assert_eq!(g.key, 1);
+        });
+        let g = block_on(pp.get(&1)).expect("key 1 served");
+        assert_eq!(g.key, 1);
+        t.join().unwrap();
+        drop(g);
+        riptide_pool::model::join_partition_creates(&pp);
+        riptide_pool::model::drop_aside_on_threads(false);
+        assert!(c.global_peak.load(SeqCst) <= 2, "the global cap held");
+        assert_eq!(c.total(), pp.global_size(), "no object lost or leaked");
+    });
+}
+
 /// Two keys race for the one unit of global capacity while key 0's object sits idle:
 /// whoever loses waits and is served when the winner returns.
 #[test]

@@ -187,6 +187,14 @@ pub mod model {
         pool.shared().maybe_become_calm(u64::MAX, 0);
     }
 
+    /// Objects dropped aside (discarded by an acquisition, evicted for another
+    /// partition) are dropped on model threads of their own, which [`join_creates`]
+    /// joins, rather than where they are discarded: for the models of what happens while
+    /// such a drop is in flight. For the calling thread's models, until switched off.
+    pub fn drop_aside_on_threads(on: bool) {
+        crate::rt::drop_aside_on_threads(on);
+    }
+
     /// One pass of the deadline sweep (the pool's timer runs it in real builds).
     pub fn sweep<T: Send + 'static>(pool: &Pool<T>) {
         pool.shared().sweep();

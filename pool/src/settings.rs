@@ -105,23 +105,34 @@ impl PoolConfig {
     /// the knob names of [`PoolConfig`] in upper case). A variable that is not set leaves
     /// its knob unset; one that does not parse is a [`ConfigError::Env`] naming it.
     ///
+    /// A variable under the prefix whose name is a near miss of a knob's
+    /// (`PREFIX_MAX_SIZ`, `PREFIX_MAXSIZE`, `prefix_max_size`) is an error too, naming the
+    /// knob it resembles: a typo must not leave the knob at its default unnoticed. Other
+    /// variables under the prefix (`PREFIX_URL`) are left to whoever reads them.
+    ///
     /// # Errors
     /// [`ConfigError::Env`] for a value that does not parse (a bad number or duration, a
     /// duration without a unit, `off` for a knob that cannot be switched off, or text
-    /// that is not Unicode).
+    /// that is not Unicode), or for a variable named like a knob but misspelt.
     pub fn from_env(prefix: &str) -> Result<PoolConfig, ConfigError> {
-        Self::from_vars(prefix, |var| match std::env::var(var) {
+        let names = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok());
+        Self::from_vars(prefix, names, |var| match std::env::var(var) {
             Ok(v) => Ok(Some(v)),
             Err(std::env::VarError::NotPresent) => Ok(None),
             Err(std::env::VarError::NotUnicode(_)) => Err("is not valid Unicode"),
         })
     }
 
-    /// [`from_env`](Self::from_env) over any source of variables (tests, a map).
+    /// [`from_env`](Self::from_env) over any source of variables (tests, a map): `names`
+    /// are the variables that are set, `get` reads one.
     fn from_vars(
         prefix: &str,
+        names: impl IntoIterator<Item = String>,
         mut get: impl FnMut(&str) -> Result<Option<String>, &'static str>,
     ) -> Result<PoolConfig, ConfigError> {
+        if let Some(e) = misspelt(prefix, names) {
+            return Err(e);
+        }
         let mut c = PoolConfig::default();
         for suffix in VARS {
             let var = if prefix.is_empty() {
@@ -175,6 +186,56 @@ impl PoolConfig {
         }
         Ok(c)
     }
+}
+
+/// The first of `names` under `prefix` that is not a knob's variable but nearly is one
+/// (see `from_env`), as the error that names the knob it resembles.
+fn misspelt(prefix: &str, names: impl IntoIterator<Item = String>) -> Option<ConfigError> {
+    let prefix = prefix.trim_end_matches('_').to_uppercase();
+    if prefix.is_empty() {
+        // Every variable of the process would be "under" an empty prefix.
+        return None;
+    }
+    let lead = format!("{prefix}_");
+    let mut names: Vec<String> = names.into_iter().collect();
+    names.sort(); // the same error whatever order the environment lists them in
+    names.into_iter().find_map(|var| {
+        let upper = var.to_uppercase();
+        let suffix = upper.strip_prefix(&lead)?;
+        if var.starts_with(&lead) && VARS.contains(&suffix) {
+            return None; // the knob itself
+        }
+        let squashed: String = suffix.chars().filter(char::is_ascii_alphanumeric).collect();
+        let near = VARS.iter().find(|knob| {
+            let knob_squashed = knob.replace('_', "");
+            // Short names need a closer match: `NAME` is one letter from `NAMES`,
+            // two from `MODE`.
+            let reach = if knob_squashed.len() <= 5 { 1 } else { 2 };
+            squashed == knob_squashed || edit_distance(suffix, knob) <= reach
+        })?;
+        Some(ConfigError::Env {
+            var,
+            reason: format!("is not a pool setting; did you mean {lead}{near}?"),
+        })
+    })
+}
+
+/// The Levenshtein distance between two short ASCII-ish names, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (diag + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diag = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
 }
 
 /// The knob an environment variable sets (`"DB_POOL_MAX_SIZE"` → `"max_size"`).
@@ -392,7 +453,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        PoolConfig::from_vars("app_pool", |k| Ok(m.get(k).cloned()))
+        PoolConfig::from_vars("app_pool", m.keys().cloned(), |k| Ok(m.get(k).cloned()))
     }
 
     #[test]
@@ -440,5 +501,55 @@ mod tests {
         assert!(e.to_string().contains("APP_POOL_MAX_SIZE"), "{e}");
         let e = from(&[("APP_POOL_ACQUIRE_TIMEOUT", "off")]).unwrap_err();
         assert!(e.to_string().contains("unit"), "{e}");
+    }
+
+    #[test]
+    fn a_misspelt_knob_is_an_error_naming_the_knob() {
+        for (typo, knob) in [
+            ("APP_POOL_MAX_SIZ", "APP_POOL_MAX_SIZE"),
+            ("APP_POOL_MAXSIZE", "APP_POOL_MAX_SIZE"),
+            ("APP_POOL_MAX-SIZE", "APP_POOL_MAX_SIZE"),
+            ("app_pool_max_size", "APP_POOL_MAX_SIZE"),
+            ("APP_POOL_AQUIRE_TIMEOUT", "APP_POOL_ACQUIRE_TIMEOUT"),
+            ("APP_POOL_IDLE_TIMOUT", "APP_POOL_IDLE_TIMEOUT"),
+            ("APP_POOL_NAMES", "APP_POOL_NAME"),
+        ] {
+            let e = from(&[(typo, "16"), ("APP_POOL_MIN_IDLE", "2")]).unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::Env { var, .. } if var == typo),
+                "{typo}: {e:?}"
+            );
+            assert!(
+                e.to_string().contains(&format!("did you mean {knob}?")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_variables_under_the_prefix_are_left_alone() {
+        let c = from(&[
+            ("APP_POOL_URL", "postgres://db"),
+            ("APP_POOL_HOST", "db"),
+            ("APP_POOL_MODE", "rw"),
+            ("APP_POOL_USER", "app"),
+            ("APP_POOLS", "3"),
+            ("APP_POOL_MAX_SIZE", "4"),
+            ("OTHER_MAX_SIZ", "9"),
+        ])
+        .unwrap();
+        assert_eq!(c.max_size, Some(4));
+        // An empty prefix looks at no other variable.
+        let c = PoolConfig::from_vars("", ["MAX_SIZ".to_owned()], |_| Ok(None)).unwrap();
+        assert_eq!(c, PoolConfig::default());
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("MAX_SIZE", "MAX_SIZE"), 0);
+        assert_eq!(edit_distance("MAX_SIZ", "MAX_SIZE"), 1);
+        assert_eq!(edit_distance("MIN_SIZE", "MAX_SIZE"), 2);
+        assert_eq!(edit_distance("", "NAME"), 4);
+        assert_eq!(edit_distance("MODE", "NAME"), 3);
     }
 }

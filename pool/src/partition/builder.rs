@@ -225,6 +225,7 @@ where
                 max: self.max_size,
                 used: AtomicUsize::new(0),
                 parts: Rcu::new(Vec::new()),
+                evicting: AtomicUsize::new(0),
             }),
             next_id: AtomicUsize::new(0),
             routing: self.routing,

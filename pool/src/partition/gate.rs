@@ -11,6 +11,10 @@ pub(super) struct GlobalGate<T: Send + 'static> {
     pub(super) max: usize,
     pub(super) used: AtomicUsize,
     pub(super) parts: Rcu<Vec<(usize, SharedRef<T>)>>,
+    /// Evictions for the gate whose objects are still being dropped (aside): their units
+    /// are on their way back. While any is, a blocked partition waits for them rather
+    /// than make the other partitions give up every idle object (G3).
+    pub(super) evicting: AtomicUsize,
 }
 
 impl<T: Send + 'static> GlobalGate<T> {
@@ -21,24 +25,25 @@ impl<T: Send + 'static> GlobalGate<T> {
 
 impl<T: Send + 'static> Gate for GlobalGate<T> {
     fn acquire(&self, from: usize) -> bool {
-        // A few rounds: an eviction frees a unit that a blocked partition may take first.
+        // At the cap, one eviction per caller: the oldest idle object of another
+        // partition. It is dropped aside, so its unit comes back once its `Drop` is over
+        // (`release`, which offers it to the blocked partitions: this caller's, once it
+        // queues). A few tries: the oldest may be taken before we claim it.
         for _ in 0..8 {
             if self.take_free() {
                 return true;
             }
-            let parts = self.parts.load();
-            let oldest = parts
-                .iter()
-                .filter(|(id, _)| *id != from)
-                .filter_map(|(_, p)| p.get().oldest_idle().map(|(stamp, i)| (stamp, i, p)))
-                .min_by_key(|(stamp, ..)| *stamp);
-            match oldest {
-                Some((_, i, p)) => {
-                    p.get().evict_idle(i);
+            match oldest_idle(&self.parts.load(), from) {
+                Some((i, p)) => {
+                    if p.get().evict_idle(i) {
+                        break;
+                    }
                 }
-                None => return false,
+                None => break,
             }
         }
+        // A unit given back meanwhile, or (under the models, which drop inline) the one
+        // just evicted.
         self.take_free()
     }
 
@@ -73,18 +78,68 @@ impl<T: Send + 'static> Gate for GlobalGate<T> {
     }
 
     fn blocked(&self, from: usize) {
+        self.make_room(from);
+        // A unit freed while we registered (see `release`).
+        fence(Ordering::SeqCst);
+        self.offer_free(None);
+    }
+
+    fn evictions_begin(&self, n: usize) {
+        // Before any of them ends (their drops start after this), so the count never
+        // goes below zero. Relaxed: `make_room` and `eviction_done` order their reads
+        // with fences, and a `make_room` that misses this count evicts one more object
+        // than needed, no worse.
+        self.evicting.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn eviction_done(&self) {
+        // Its unit was given back and offered already (`release`). A partition still
+        // blocked may have counted on it (G3): make room for it again.
+        self.evicting.fetch_sub(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        for (id, p) in self.parts.load().iter() {
+            if p.get().blocked_on_gate() {
+                self.blocked(*id);
+            }
+        }
+    }
+}
+
+impl<T: Send + 'static> GlobalGate<T> {
+    /// **G3**: keeps one eviction in flight for each caller that waits for global
+    /// capacity alone, while another partition than `from` has idle objects (the oldest
+    /// goes first); with none idle, the partitions other than `from` yield (their
+    /// returns are destroyed and their units come here). An evicted object is dropped
+    /// aside and its unit offered once it is gone, so counting the evictions in flight
+    /// keeps one caller from costing every idle object.
+    ///
+    /// Dekker with `eviction_done`: a blocked caller queued, fenced
+    /// (`tell_gate_if_blocked`) and reads the count here; an ending eviction lowers the
+    /// count, fences and reads who is blocked. At least one of them sees the other, so
+    /// a blocked caller is never left counting on an eviction that is over.
+    fn make_room(&self, from: usize) {
+        // A few tries: the oldest idle object may be taken before we claim it.
+        for _ in 0..8 {
+            let parts = self.parts.load();
+            let demand: usize = parts.iter().map(|(_, p)| p.get().gate_demand()).sum();
+            if self.evicting.load(Ordering::SeqCst) >= demand {
+                return;
+            }
+            let Some((i, p)) = oldest_idle(&parts, from) else {
+                break;
+            };
+            p.get().evict_idle(i);
+        }
+        // Nothing idle elsewhere, or nothing we could claim (an object in the middle of
+        // a hand-over looks idle for a moment): the others yield, so their next returns
+        // come here.
         for (id, p) in self.parts.load().iter() {
             if *id != from {
                 p.get().yield_capacity();
             }
         }
-        // A unit freed while we registered (see `release`).
-        fence(Ordering::SeqCst);
-        self.offer_free(None);
     }
-}
 
-impl<T: Send + 'static> GlobalGate<T> {
     /// Offers free units, one each, to partitions whose callers wait only for one.
     ///
     /// **G2**: a partition that looked blocked can refuse the unit because its local cap
@@ -118,4 +173,17 @@ impl<T: Send + 'static> GlobalGate<T> {
             fence(Ordering::SeqCst);
         }
     }
+}
+
+/// The oldest idle object of a partition other than `from`: its slot and partition.
+fn oldest_idle<T: Send + 'static>(
+    parts: &[(usize, SharedRef<T>)],
+    from: usize,
+) -> Option<(usize, &SharedRef<T>)> {
+    parts
+        .iter()
+        .filter(|(id, _)| *id != from)
+        .filter_map(|(_, p)| p.get().oldest_idle().map(|(stamp, i)| (stamp, i, p)))
+        .min_by_key(|(stamp, ..)| *stamp)
+        .map(|(_, i, p)| (i, p))
 }

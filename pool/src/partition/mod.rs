@@ -8,7 +8,9 @@
 //! - All keys together never hold more than `max_size` (the gate's CAS).
 //! - A key at its own cap waits for its own objects; it cannot take another key's.
 //! - When the global cap is reached and another key has idle objects, the oldest of them
-//!   is destroyed to make room (as commons-pool2's keyed pool does).
+//!   is destroyed to make room (as commons-pool2's keyed pool does). It is dropped on a
+//!   blocking thread, so its `Drop` never holds the caller: the caller waits in its queue,
+//!   within its deadline, for the unit to come back.
 //! - If none is idle, the caller queues in its partition, and every other partition's
 //!   checked-out objects are marked, so the next one returned anywhere is destroyed and
 //!   its capacity offered to the waiting key. No key waits while others sit idle.
@@ -17,8 +19,10 @@
 //! partition joins the gate before callers can find it (`create_part`); every change that
 //! leaves callers waiting for global capacity alone tells the gate (G1,
 //! `Shared::tell_gate_if_blocked`); a unit a blocked partition refused for a moment is
-//! offered again (G2, `GlobalGate::offer_free`). `docs/architecture.md` ("Partitions")
-//! tells them whole.
+//! offered again (G2, `GlobalGate::offer_free`); while evictions are in flight, their
+//! units serve the blocked partitions, and the last one to end tells the gate of any
+//! still blocked (G3, `GlobalGate::blocked`, `eviction_done`). `docs/architecture.md`
+//! ("Partitions") tells them whole.
 //!
 //! The key → partition map is a read-copy-update cell (`arc_swap::ArcSwap<HashMap>`, a
 //! mutex under the model checkers, which check this protocol too): a lookup is one lock-free

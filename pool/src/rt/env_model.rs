@@ -22,6 +22,18 @@ impl Deadline {
     }
 }
 
+std::thread_local! {
+    /// Whether `run_aside` runs its work on a model thread of its own. Per OS thread:
+    /// a model's threads all run on the thread that checks it, and each test checks its
+    /// models on a thread of its own.
+    static ASIDE_ON_THREADS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// See `ASIDE_ON_THREADS`.
+pub(crate) fn drop_aside_on_threads(on: bool) {
+    ASIDE_ON_THREADS.with(|c| c.set(on));
+}
+
 /// A pool's view of its (modelled) surroundings.
 pub(crate) struct Env {
     /// The logical clock, in ns.
@@ -85,9 +97,17 @@ impl Env {
 
     pub(crate) fn assert_may_block(&self) {}
 
-    /// Runs `work` here: the models see a destruction where it is asked for.
+    /// Runs `work` here: the models see a destruction where it is asked for; or, for a
+    /// model that asked for it (`model::drop_aside_on_threads`), on a model thread of its
+    /// own that the models join with the creates, so they see what happens while a drop
+    /// is still in flight.
     pub(crate) fn run_aside(&self, work: impl FnOnce() + Send + 'static) {
-        work();
+        if ASIDE_ON_THREADS.with(std::cell::Cell::get) {
+            let t = crate::sync::thread::spawn(work);
+            self.tasks.lock().push(t);
+        } else {
+            work();
+        }
     }
 
     pub(crate) fn arm(&self, _at: Duration, _f: Box<dyn FnOnce() + Send>) -> Option<TimerKey> {

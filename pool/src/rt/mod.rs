@@ -20,6 +20,8 @@ mod env;
 #[path = "env_model.rs"]
 mod env;
 
+#[cfg(riptide_model)]
+pub(crate) use env::drop_aside_on_threads;
 pub(crate) use env::{Deadline, Disarmed, Env, TimerKey};
 
 /// Keeps `pool` on the process's upkeep thread, first pass after `first` (no background

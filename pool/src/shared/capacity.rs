@@ -3,7 +3,6 @@
 //! (eviction, yielding, offering a freed unit), and retiring an unused partition.
 
 use crate::slots::{BUSY, IDLE, RECLAIMED, STATE_MASK};
-use crate::stats::DestroyReason;
 use crate::sync::{fence, MutexGuard, Ordering};
 use crate::waiters::{Decision, WaitQueue};
 
@@ -25,6 +24,11 @@ pub(crate) trait Gate: Send + Sync {
     /// Partition `from` queued a caller for lack of global capacity: make the others'
     /// idle objects go, and mark their checked-out ones so they go when returned.
     fn blocked(&self, from: usize);
+    /// `n` objects are being evicted for the gate, each dropped aside; their units come
+    /// back as their drops end.
+    fn evictions_begin(&self, n: usize);
+    /// One of those evictions is over and its unit was given back.
+    fn eviction_done(&self);
     /// Where each holder in `want` took a checkout it still holds, in any partition
     /// (deadlock detection), added to `found`.
     fn held_locations(
@@ -184,7 +188,16 @@ impl<T: Send + 'static> Shared<T> {
 
     /// Whether callers wait here only for global capacity (the local cap has room).
     pub(crate) fn blocked_on_gate(&self) -> bool {
-        self.waiting() > 0 && self.size.load(Ordering::Relaxed) < self.max_size()
+        self.gate_demand() > 0
+    }
+
+    /// How many units of global capacity the callers queued here wait for: one each,
+    /// up to the room under the local cap.
+    pub(crate) fn gate_demand(&self) -> usize {
+        let room = self
+            .max_size()
+            .saturating_sub(self.size.load(Ordering::Relaxed));
+        self.waiting().min(room)
     }
 
     /// **G1** (partitions): whenever callers here come to wait for global capacity alone,
@@ -221,25 +234,29 @@ impl<T: Send + 'static> Shared<T> {
     }
 
     /// Evicts the idle object in slot `i` if it is still idle, or, if it was stacked, the
-    /// object on top of the idle stack (its capacity, local and global, is released).
-    /// Call holding no lock.
+    /// object on top of the idle stack. Its drop runs aside (`evict_aside`): its capacity,
+    /// local and global, comes back once it is gone. Call holding no lock.
     pub(crate) fn evict_idle(&self, i: usize) -> bool {
-        if super::idle::is_stacked(self.slots.get(i).state.load(Ordering::Relaxed)) {
-            return match self.idle.pop(&self.slots) {
-                Some(j) => {
-                    self.destroy(j, DestroyReason::Evicted).never();
-                    true
-                }
-                None => false,
-            };
-        }
-        match self.claim_if_idle(i) {
-            Some(claimed) => {
+        let claimed = if super::idle::is_stacked(self.slots.get(i).state.load(Ordering::Relaxed)) {
+            self.idle.pop(&self.slots)
+        } else {
+            self.claim_if_idle(i).map(|claimed| {
                 claimed.disarm();
-                self.destroy(i, DestroyReason::Evicted).never();
-                true
-            }
-            None => false,
+                i
+            })
+        };
+        let Some(j) = claimed else {
+            return false;
+        };
+        self.count_evictions(1);
+        self.evict_aside(j);
+        true
+    }
+
+    /// Tells the gate that `n` evictions for it are in flight (before any of them ends).
+    fn count_evictions(&self, n: usize) {
+        if let Some((gate, _)) = &self.gate {
+            gate.evictions_begin(n);
         }
     }
 
@@ -252,8 +269,11 @@ impl<T: Send + 'static> Shared<T> {
         self.announce(&q, true);
         let doomed = self.take_idle(&q, usize::MAX);
         drop(q);
+        // Dropped aside: this runs on a caller that just queued (or on a giver), which
+        // must not wait on these objects' `Drop`s.
+        self.count_evictions(doomed.len());
         for i in doomed {
-            self.destroy(i, DestroyReason::Evicted).never();
+            self.evict_aside(i);
         }
     }
 

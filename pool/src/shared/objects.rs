@@ -107,6 +107,23 @@ impl<T: Send + 'static> Shared<T> {
     /// needs that capacity waits for it in the queue, within its deadline.
     #[cold]
     pub(crate) fn destroy_aside(&self, i: usize, reason: DestroyReason) {
+        self.drop_aside(i, reason, false);
+    }
+
+    /// Evicts the object in owned slot `i` for the partitions' global gate, dropping it
+    /// aside as `destroy_aside` does: the caller that needs the room waits for it in its
+    /// queue, within its deadline, not on the evicted object's `Drop`. The gate counted
+    /// the eviction in flight ([`Gate::evictions_begin`]) and hears once its unit is back
+    /// ([`Gate::eviction_done`]).
+    ///
+    /// [`Gate::evictions_begin`]: super::Gate::evictions_begin
+    /// [`Gate::eviction_done`]: super::Gate::eviction_done
+    #[cold]
+    pub(super) fn evict_aside(&self, i: usize) {
+        self.drop_aside(i, DestroyReason::Evicted, true);
+    }
+
+    fn drop_aside(&self, i: usize, reason: DestroyReason, for_gate: bool) {
         let (obj, id, reclaimed) = self.take_out(i);
         self.emit(|| PoolEvent::Destroyed { id, reason });
         // The object's own reference becomes this counted one, which the work gives up
@@ -119,6 +136,11 @@ impl<T: Send + 'static> Shared<T> {
                 drop_object(obj, &s.config.name)
             });
             s.after_take_out(reclaimed);
+            if for_gate {
+                if let Some((gate, _)) = &s.gate {
+                    gate.eviction_done();
+                }
+            }
         });
     }
 

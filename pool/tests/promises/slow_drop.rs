@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use riptide_pool::{Factory, Pool, PoolError};
+use riptide_pool::{Factory, PartitionedPool, Pool, PoolError};
 
 use super::discards::{pool, wait_for, Census, Conn, Connect, MARGIN};
 use crate::common::{self, until};
@@ -180,18 +180,23 @@ async fn drain_is_not_held_past_its_timeout_by_slow_drops_of_idle_objects() {
     assert_eq!(c.outside_a_runtime.load(Ordering::SeqCst), 0);
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn a_partitioned_drain_is_not_held_past_its_timeout_by_slow_drops() {
-    let c = census();
+/// A partitioned pool of `Conn`s: `max_size` in all, `per_key` for each key.
+fn partitioned(c: &Arc<Census>, max_size: usize, per_key: usize) -> PartitionedPool<u8, Conn> {
     let factory_census = c.clone();
-    let pp = riptide_pool::PartitionedPool::<u8, Conn>::builder(move |_key: u8| {
+    PartitionedPool::<u8, Conn>::builder(move |_key: u8| {
         let f = Connect(factory_census.clone());
         async move { f.create().await }
     })
-    .max_size(4)
-    .partition_max_size(2)
+    .max_size(max_size)
+    .partition_max_size(per_key)
     .build()
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_partitioned_drain_is_not_held_past_its_timeout_by_slow_drops() {
+    let c = census();
+    let pp = partitioned(&c, 4, 2);
     for key in 0..2u8 {
         drop(pp.get(&key).await.unwrap());
     }
@@ -246,4 +251,57 @@ fn idle_eviction_with_slow_drops_does_not_stall_other_pools_upkeep() {
         || c.dropped.load(Ordering::SeqCst) >= 2,
     );
     assert_eq!(slow.stats().size, 0);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_key_at_the_global_cap_is_not_held_by_another_keys_slow_drop() {
+    let c = census();
+    let pp = partitioned(&c, 1, 1);
+    drop(pp.get(&0).await.unwrap()); // key 0's idle object fills the global cap
+    let deadline = Duration::from_millis(300);
+    let start = Instant::now();
+    let r = pp.acquire(&1).timeout(deadline).await;
+    let took = start.elapsed();
+    assert!(matches!(r, Err(PoolError::Timeout)), "{:?}", r.err());
+    assert!(
+        took < deadline + MARGIN,
+        "key 1 waited {took:?} for a 300 ms deadline on key 0's evicted object"
+    );
+    // The unit comes back once the evicted object is gone, not before.
+    let start = Instant::now();
+    let g = pp
+        .acquire(&1)
+        .timeout(DROP_FOR * 3)
+        .await
+        .expect("the evicted object's unit came back");
+    assert!(start.elapsed() < DROP_FOR + MARGIN, "{:?}", start.elapsed());
+    assert_eq!(c.dropped.load(Ordering::SeqCst), 1);
+    assert_eq!(c.max_live.load(Ordering::SeqCst), 1, "two objects met");
+    assert_eq!(c.outside_a_runtime.load(Ordering::SeqCst), 0);
+    drop(g);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn making_room_at_the_global_cap_evicts_one_idle_object_per_caller() {
+    let c = Arc::new(Census::default());
+    c.drop_ms.store(200, Ordering::SeqCst);
+    let pp = partitioned(&c, 4, 4);
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(pp.get(&0).await.unwrap());
+    }
+    drop(held); // four idle objects in key 0, the whole global cap
+    assert_eq!(pp.stats(&0).unwrap().idle, 4);
+    // Two callers of key 1 need room: two of key 0's objects go, the other two stay
+    // while those two are still being dropped.
+    let (a, b) = tokio::join!(pp.get(&1), pp.get(&1));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(c.dropped.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        pp.stats(&0).unwrap().idle,
+        2,
+        "evicted more than the callers needed"
+    );
+    assert!(c.max_live.load(Ordering::SeqCst) <= 4);
+    drop((a, b));
 }
