@@ -13,6 +13,7 @@ mod affinity;
 mod config;
 mod deadlock;
 mod discards;
+mod eviction_aside;
 mod drain_and_removal;
 mod interplay;
 mod partition;

@@ -1,0 +1,261 @@
+//! Evictions for the global gate of a `PartitionedPool`, dropped aside (G3): several keys
+//! blocked at once on slow drops, callers' deadlines across keys, `close` and partition
+//! removal while evictions are in flight, a panicking `Drop` in an evicted object, one
+//! eviction per caller; and the counters (`global_size`, `totals`, `stats`) afterwards.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use riptide_pool::{Factory, PartitionedPool, PoolError};
+
+use super::discards::{Census, Conn, Connect, MARGIN};
+use crate::common;
+
+fn census(drop_ms: usize) -> Arc<Census> {
+    let c = Census::default();
+    c.drop_ms.store(drop_ms, Ordering::SeqCst);
+    Arc::new(c)
+}
+
+fn partitioned(c: &Arc<Census>, max_size: usize, per_key: usize) -> PartitionedPool<u8, Conn> {
+    let fc = c.clone();
+    PartitionedPool::<u8, Conn>::builder(move |_key: u8| {
+        let f = Connect(fc.clone());
+        async move { f.create().await }
+    })
+    .max_size(max_size)
+    .partition_max_size(per_key)
+    .build()
+    .unwrap()
+}
+
+/// Fills key `key` with `n` idle objects.
+async fn idle_in(pp: &PartitionedPool<u8, Conn>, key: u8, n: usize) {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        held.push(pp.get(&key).await.unwrap());
+    }
+    drop(held);
+    assert_eq!(pp.stats(&key).unwrap().idle, n);
+}
+
+/// Once quiet: every object made is alive or dropped, the gate counts the live ones, and
+/// the totals add up.
+async fn counters_add_up(pp: &PartitionedPool<u8, Conn>, c: &Census) {
+    common::until(|| c.dropping.load(Ordering::SeqCst) == c.dropped.load(Ordering::SeqCst))
+        .await;
+    let live = c.live.load(Ordering::SeqCst);
+    let made = c.made.load(Ordering::SeqCst);
+    // The unit comes back just after the drop: give it a moment.
+    common::until(|| pp.global_size() == live).await;
+    let t = pp.totals();
+    assert_eq!(t.size, live, "totals().size vs live objects: {t:?}");
+    assert_eq!(t.created, made as u64, "created: {t:?}");
+    assert_eq!(
+        t.destroyed,
+        c.dropped.load(Ordering::SeqCst) as u64,
+        "destroyed: {t:?}"
+    );
+    let per_key: usize = pp.partitions().iter().map(|(_, s)| s.size).sum();
+    assert_eq!(per_key, live, "sum of stats(&key).size");
+}
+
+/// Four keys blocked at once at the global cap, each waiting on one of another key's idle
+/// objects (1 s `Drop`s): every one is served about when its eviction ends, and no more
+/// objects live at once than the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_keys_blocked_at_once_are_served_by_their_evictions() {
+    let c = census(1000);
+    let pp = partitioned(&c, 4, 4);
+    idle_in(&pp, 0, 4).await;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for key in 1..=4u8 {
+        let pp = pp.clone();
+        tasks.push(tokio::spawn(async move {
+            let g = pp
+                .acquire(&key)
+                .timeout(Duration::from_secs(6))
+                .await
+                .unwrap_or_else(|e| panic!("key {key}: {e:?}"));
+            (key, start.elapsed(), g)
+        }));
+    }
+    let mut held = Vec::new();
+    for t in tasks {
+        let (key, took, g) = t.await.unwrap();
+        assert!(
+            took < Duration::from_millis(1000) + MARGIN,
+            "key {key} served after {took:?} (drops take 1 s)"
+        );
+        held.push(g);
+    }
+    assert_eq!(c.dropped.load(Ordering::SeqCst), 4);
+    assert!(c.max_live.load(Ordering::SeqCst) <= 4, "cap exceeded");
+    assert_eq!(pp.global_size(), 4);
+    drop(held);
+    counters_add_up(&pp, &c).await;
+}
+
+/// Many callers across keys, 300 ms deadlines, while another key's objects take 2 s to
+/// drop: none is held past its deadline, and once the drops are over every unit is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlines_across_keys_hold_while_evicted_objects_drop_slowly() {
+    let c = census(2000);
+    let pp = partitioned(&c, 2, 2);
+    idle_in(&pp, 0, 2).await;
+    let deadline = Duration::from_millis(300);
+    let mut tasks = Vec::new();
+    for i in 0..6u8 {
+        let pp = pp.clone();
+        tasks.push(tokio::spawn(async move {
+            let key = 1 + i % 3;
+            let start = Instant::now();
+            let r = pp.acquire(&key).timeout(deadline).await;
+            (key, start.elapsed(), r.map(drop))
+        }));
+    }
+    for t in tasks {
+        let (key, took, r) = t.await.unwrap();
+        assert!(matches!(r, Err(PoolError::Timeout)), "key {key}: {r:?}");
+        assert!(took < deadline + MARGIN, "key {key} held {took:?}");
+    }
+    assert!(c.dropped.load(Ordering::SeqCst) <= 2);
+    // Once the drops end, the units serve a key at once.
+    common::until(|| c.live.load(Ordering::SeqCst) == 0).await;
+    counters_add_up(&pp, &c).await;
+    let start = Instant::now();
+    let g = pp.acquire(&3).timeout(Duration::from_secs(2)).await.unwrap();
+    assert!(start.elapsed() < MARGIN, "{:?}", start.elapsed());
+    assert!(c.max_live.load(Ordering::SeqCst) <= 2);
+    drop(g);
+    counters_add_up(&pp, &c).await;
+}
+
+/// `close` while evictions are in flight: the waiters fail at once, the evicted objects
+/// still finish dropping, `drain` waits for them, and every unit comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_while_evictions_are_in_flight_gives_every_unit_back() {
+    let c = census(500);
+    let pp = partitioned(&c, 2, 2);
+    idle_in(&pp, 0, 2).await;
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let pp = pp.clone();
+        tasks.push(tokio::spawn(async move {
+            pp.acquire(&1).timeout(Duration::from_secs(5)).await.map(drop)
+        }));
+    }
+    common::until(|| c.dropping.load(Ordering::SeqCst) == 2).await;
+    let start = Instant::now();
+    pp.close();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert!(matches!(r, Err(PoolError::Closed)), "{r:?}");
+    }
+    assert!(start.elapsed() < MARGIN, "waiters held {:?}", start.elapsed());
+    pp.drain(Duration::from_secs(5)).await.expect("drained");
+    assert_eq!(c.live.load(Ordering::SeqCst), 0);
+    assert_eq!(pp.global_size(), 0);
+    counters_add_up(&pp, &c).await;
+}
+
+/// Partitions removed while an eviction is in flight (the caller that asked for it gave
+/// up): the key whose object is being dropped stays until it is gone, every unit comes
+/// back, and a new key is served at once afterwards, with the counters of the removed
+/// partitions kept in `totals`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_removed_while_an_eviction_is_in_flight() {
+    let c = census(800);
+    let pp = partitioned(&c, 1, 1);
+    idle_in(&pp, 0, 1).await;
+    let r = pp.acquire(&1).timeout(Duration::from_millis(100)).await;
+    assert!(matches!(r, Err(PoolError::Timeout)), "{:?}", r.err());
+    assert_eq!(c.dropping.load(Ordering::SeqCst), 1);
+    // Key 1 holds nothing now; key 0's object is still being dropped.
+    pp.remove_idle_partitions();
+    assert!(pp.stats(&1).is_none(), "key 1 holds nothing");
+    assert!(pp.global_size() <= 1);
+    common::until(|| c.dropped.load(Ordering::SeqCst) == 1).await;
+    common::until(|| pp.global_size() == 0).await;
+    assert_eq!(pp.remove_idle_partitions(), 1, "key 0, once its object is gone");
+    let start = Instant::now();
+    let g = pp.acquire(&2).timeout(Duration::from_secs(2)).await.unwrap();
+    assert!(start.elapsed() < MARGIN, "{:?}", start.elapsed());
+    assert!(c.max_live.load(Ordering::SeqCst) <= 1);
+    drop(g);
+    counters_add_up(&pp, &c).await;
+    assert_eq!(pp.totals().timeouts, 1);
+}
+
+/// An evicted object whose `Drop` panics: the caller that needed the room still gets it,
+/// and the unit is counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicted_objects_panicking_drop_costs_no_capacity() {
+    let c = census(0);
+    c.panic_in_drop.store(true, Ordering::SeqCst);
+    let pp = partitioned(&c, 1, 1);
+    idle_in(&pp, 0, 1).await;
+    let g = pp
+        .acquire(&1)
+        .timeout(Duration::from_secs(3))
+        .await
+        .expect("the unit of the panicking object came back");
+    assert_eq!(pp.global_size(), 1);
+    drop(g);
+    c.panic_in_drop.store(false, Ordering::SeqCst);
+    counters_add_up(&pp, &c).await;
+}
+
+/// One caller that needs room costs one idle object of another key, also when the
+/// evicted objects drop at once (the unit may come back before the caller queues).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_caller_costs_one_idle_object_even_with_fast_drops() {
+    for round in 0..30 {
+        let c = census(0);
+        let pp = partitioned(&c, 6, 6);
+        idle_in(&pp, 0, 6).await;
+        let mut held = Vec::new();
+        for n in 1..=3 {
+            held.push(pp.acquire(&1).timeout(Duration::from_secs(3)).await.unwrap());
+            common::until(|| c.dropping.load(Ordering::SeqCst) == c.dropped.load(Ordering::SeqCst))
+                .await;
+            assert_eq!(
+                c.dropped.load(Ordering::SeqCst),
+                n,
+                "round {round}: {n} callers of key 1 cost {} objects of key 0",
+                c.dropped.load(Ordering::SeqCst)
+            );
+        }
+        assert_eq!(pp.stats(&0).unwrap().idle, 3);
+        drop(held);
+        counters_add_up(&pp, &c).await;
+    }
+}
+
+/// Two callers of key 1 at once, at the cap, while key 0's objects drop slowly: two
+/// objects of key 0 go, not every idle one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callers_of_several_keys_evict_one_each() {
+    let c = census(300);
+    let pp = partitioned(&c, 6, 6);
+    idle_in(&pp, 0, 6).await;
+    let mut tasks = Vec::new();
+    for key in [1u8, 1, 2] {
+        let pp = pp.clone();
+        tasks.push(tokio::spawn(async move {
+            pp.acquire(&key).timeout(Duration::from_secs(5)).await.unwrap()
+        }));
+    }
+    let mut held = Vec::new();
+    for t in tasks {
+        held.push(t.await.unwrap());
+    }
+    common::until(|| c.dropping.load(Ordering::SeqCst) == c.dropped.load(Ordering::SeqCst)).await;
+    assert_eq!(c.dropped.load(Ordering::SeqCst), 3, "3 callers, 3 evictions");
+    assert_eq!(pp.stats(&0).unwrap().idle, 3);
+    assert!(c.max_live.load(Ordering::SeqCst) <= 6);
+    drop(held);
+    counters_add_up(&pp, &c).await;
+}
