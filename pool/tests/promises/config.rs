@@ -216,3 +216,27 @@ fn a_number_too_large_for_its_variable_says_so() {
         );
     }
 }
+
+/// Two pools configured side by side, one under `PREFIX`, the other under `PREFIX_2` (a
+/// replica, a second tenant): the first pool's `from_env` must not take the second one's
+/// knobs for misspellings of its own.
+#[test]
+fn a_sibling_prefix_is_not_a_misspelt_knob() {
+    let vars = [
+        ("RIPTIDE_TEST_SIBLING_MAX_SIZE", "4"),
+        ("RIPTIDE_TEST_SIBLING_2_MAX_SIZE", "8"),
+        ("RIPTIDE_TEST_SIBLING_2_NAME", "replica"),
+    ];
+    for (k, v) in vars {
+        std::env::set_var(k, v);
+    }
+    let first = PoolConfig::from_env("RIPTIDE_TEST_SIBLING");
+    let second = PoolConfig::from_env("RIPTIDE_TEST_SIBLING_2");
+    for (k, _) in vars {
+        std::env::remove_var(k);
+    }
+    let first = first.unwrap_or_else(|e| panic!("RIPTIDE_TEST_SIBLING: {e}"));
+    assert_eq!(first.max_size, Some(4));
+    let second = second.unwrap_or_else(|e| panic!("RIPTIDE_TEST_SIBLING_2: {e}"));
+    assert_eq!(second.max_size, Some(8));
+}
