@@ -205,6 +205,11 @@ fn misspelt(prefix: &str, names: impl IntoIterator<Item = String>) -> Option<Con
         if var.starts_with(&lead) && VARS.contains(&suffix) {
             return None; // the knob itself
         }
+        if VARS.iter().any(|knob| suffix.ends_with(&format!("_{knob}"))) {
+            // Another pool's knob under a longer prefix (`PREFIX_2_MAX_SIZE`,
+            // `PREFIX_REPLICA_NAME`): not a misspelling of ours.
+            return None;
+        }
         let squashed: String = suffix.chars().filter(char::is_ascii_alphanumeric).collect();
         let near = VARS.iter().find(|knob| {
             let knob_squashed = knob.replace('_', "");
@@ -536,6 +541,8 @@ mod tests {
             ("APP_POOLS", "3"),
             ("APP_POOL_MAX_SIZE", "4"),
             ("OTHER_MAX_SIZ", "9"),
+            ("APP_POOL_2_MAX_SIZE", "8"),
+            ("APP_POOL_RO_NAME", "replica"),
         ])
         .unwrap();
         assert_eq!(c.max_size, Some(4));
