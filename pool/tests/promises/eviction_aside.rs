@@ -259,3 +259,133 @@ async fn concurrent_callers_of_several_keys_evict_one_each() {
     drop(held);
     counters_add_up(&pp, &c).await;
 }
+
+/// Many keys churning at the global cap with slow-ish drops, partitions removed under it:
+/// no caller waits anywhere near its (long) deadline, never more live objects than the
+/// cap, and every unit and counter adds up at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_churning_at_the_cap_with_slow_evictions_are_all_served() {
+    churn(15, 3, 2, 5, false).await;
+}
+
+/// As above, every key allowed the whole cap, some callers giving up early (their
+/// evictions still in flight), and slower drops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_churning_with_callers_giving_up_mid_eviction_are_all_served() {
+    churn(60, 4, 4, 7, true).await;
+}
+
+async fn churn(drop_ms: usize, cap: usize, per_key: usize, keys: u8, quitters: bool) {
+    let c = census(drop_ms);
+    let pp = partitioned(&c, cap, per_key);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let remover = common::remove_partitions_until(&pp, &stop);
+    let mut tasks = Vec::new();
+    for t in 0..8u8 {
+        let pp = pp.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut worst = Duration::ZERO;
+            for i in 0..25u8 {
+                let key = (t * 3 + i) % keys;
+                let start = Instant::now();
+                let quit = quitters && t % 2 == 0;
+                let timeout = if quit { Duration::from_millis(5) } else { Duration::from_secs(20) };
+                match pp.acquire(&key).timeout(timeout).await {
+                    Ok(g) => {
+                        worst = worst.max(start.elapsed());
+                        tokio::time::sleep(Duration::from_millis(u64::from(i % 3))).await;
+                        drop(g);
+                    }
+                    Err(PoolError::Closed) => {}
+                    Err(PoolError::Timeout) if quit => {}
+                    Err(e) => panic!("task {t} key {key}: {e:?} after {:?}", start.elapsed()),
+                }
+            }
+            worst
+        }));
+    }
+    let mut worst = Duration::ZERO;
+    for t in tasks {
+        worst = worst.max(
+            tokio::time::timeout(Duration::from_secs(60), t)
+                .await
+                .expect("callers hung")
+                .unwrap(),
+        );
+    }
+    stop.store(true, Ordering::SeqCst);
+    remover.join().unwrap();
+    assert!(worst < Duration::from_secs(5), "a caller waited {worst:?}");
+    assert!(
+        c.max_live.load(Ordering::SeqCst) <= cap,
+        "{} live for a cap of {cap}",
+        c.max_live.load(Ordering::SeqCst)
+    );
+    counters_add_up(&pp, &c).await;
+    pp.drain(Duration::from_secs(10)).await.expect("drained");
+    assert_eq!(pp.global_size(), 0);
+}
+
+/// A waker that panics when woken while `armed`.
+struct PanickyWaker {
+    armed: std::sync::atomic::AtomicBool,
+    woken: std::sync::atomic::AtomicUsize,
+}
+
+impl std::task::Wake for PanickyWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.fetch_add(1, Ordering::SeqCst);
+        if self.armed.load(Ordering::SeqCst) {
+            panic!("a waiter's waker panics");
+        }
+    }
+}
+
+/// The unit of an evicted object is handed to a waiter whose waker panics; that happens
+/// on the thread that dropped the object aside, where nobody sees the panic. The gate must
+/// still hear that the eviction is over: otherwise it counts it in flight forever, and
+/// from then on a second caller at the cap waits for it, to its deadline, while another
+/// key sits on idle objects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_waker_served_by_an_eviction_does_not_leave_it_in_flight() {
+    use std::future::{Future, IntoFuture};
+    use std::task::{Context, Poll, Waker};
+
+    let c = census(0);
+    let pp = partitioned(&c, 3, 3);
+    idle_in(&pp, 0, 3).await;
+    let w = Arc::new(PanickyWaker {
+        armed: true.into(),
+        woken: 0.into(),
+    });
+    let waker = Waker::from(w.clone());
+    let mut fut = Box::pin(pp.acquire(&1).timeout(Duration::from_secs(5)).into_future());
+    assert!(fut.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+    // The eviction's unit comes back on the drop's thread and wakes the waiter there.
+    common::until(|| w.woken.load(Ordering::SeqCst) > 0).await;
+    w.armed.store(false, Ordering::SeqCst);
+    let first = loop {
+        match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(g) => break g.expect("served by the eviction"),
+            Poll::Pending => tokio::time::sleep(Duration::from_millis(2)).await,
+        }
+    };
+    assert_eq!(c.dropped.load(Ordering::SeqCst), 1);
+    // Two callers of key 2 need room; key 0 has two idle objects left.
+    let start = Instant::now();
+    let (a, b) = tokio::join!(
+        pp.acquire(&2).timeout(Duration::from_secs(3)),
+        pp.acquire(&2).timeout(Duration::from_secs(3))
+    );
+    let took = start.elapsed();
+    let (a, b) = (
+        a.unwrap_or_else(|e| panic!("first caller of key 2: {e:?} after {took:?}")),
+        b.unwrap_or_else(|e| panic!("second caller of key 2: {e:?} after {took:?}")),
+    );
+    assert!(took < MARGIN, "key 2 served after {took:?}, key 0 idle meanwhile");
+    drop((first, a, b));
+    counters_add_up(&pp, &c).await;
+}
