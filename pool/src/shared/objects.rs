@@ -135,11 +135,20 @@ impl<T: Send + 'static> Shared<T> {
             crate::rt::trace::destroy(&s.config.name, id, reason, || {
                 drop_object(obj, &s.config.name)
             });
-            s.after_take_out(reclaimed);
+            // The gate hears that the eviction is over also when giving its unit back
+            // unwinds (a waiter's waker that panics): counted in flight forever, it would
+            // keep the gate from making room for a blocked caller (G3). Caught and
+            // resumed, not a guard: `eviction_done` may wake a waker that panics too.
+            let back = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                s.after_take_out(reclaimed);
+            }));
             if for_gate {
                 if let Some((gate, _)) = &s.gate {
                     gate.eviction_done();
                 }
+            }
+            if let Err(p) = back {
+                std::panic::resume_unwind(p);
             }
         });
     }
