@@ -240,3 +240,24 @@ fn a_sibling_prefix_is_not_a_misspelt_knob() {
     let second = second.unwrap_or_else(|e| panic!("RIPTIDE_TEST_SIBLING_2: {e}"));
     assert_eq!(second.max_size, Some(8));
 }
+
+/// `PREFIX_MAX_IDLE` (a knob other pools have) or `PREFIX_MIN_SIZE` is not a typo of
+/// `MIN_IDLE` / `MAX_SIZE`: `from_env` must not tell the user to set the opposite limit.
+#[test]
+fn from_env_never_suggests_the_opposite_limit() {
+    for (var, opposite) in [
+        ("RIPTIDE_TEST_OPPOSITE_A_MAX_IDLE", "MIN_IDLE"),
+        ("RIPTIDE_TEST_OPPOSITE_B_MIN_SIZE", "MAX_SIZE"),
+    ] {
+        let prefix = var.rsplitn(3, '_').nth(2).unwrap().to_owned();
+        std::env::set_var(var, "10");
+        let r = PoolConfig::from_env(&prefix);
+        std::env::remove_var(var);
+        if let Err(e) = r {
+            assert!(
+                !e.to_string().contains(&format!("did you mean {prefix}_{opposite}")),
+                "{var}: {e}"
+            );
+        }
+    }
+}
