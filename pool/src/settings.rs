@@ -108,7 +108,8 @@ impl PoolConfig {
     /// A variable under the prefix whose name is a near miss of a knob's
     /// (`PREFIX_MAX_SIZ`, `PREFIX_MAXSIZE`, `prefix_max_size`) is an error too, naming the
     /// knob it resembles: a typo must not leave the knob at its default unnoticed. Other
-    /// variables under the prefix (`PREFIX_URL`) are left to whoever reads them.
+    /// variables under the prefix (`PREFIX_URL`; a sibling pool's `PREFIX_2_MAX_SIZE`; the
+    /// other end of a limit, `PREFIX_MAX_IDLE`) are left to whoever reads them.
     ///
     /// # Errors
     /// [`ConfigError::Env`] for a value that does not parse (a bad number or duration, a
@@ -208,6 +209,15 @@ fn misspelt(prefix: &str, names: impl IntoIterator<Item = String>) -> Option<Con
         if VARS.iter().any(|knob| suffix.ends_with(&format!("_{knob}"))) {
             // Another pool's knob under a longer prefix (`PREFIX_2_MAX_SIZE`,
             // `PREFIX_REPLICA_NAME`): not a misspelling of ours.
+            return None;
+        }
+        let swapped = suffix
+            .replace("MIN", "\0")
+            .replace("MAX", "MIN")
+            .replace('\0', "MAX");
+        if swapped != suffix && VARS.contains(&swapped.as_str()) {
+            // The other end of a limit (`MAX_IDLE`, `MIN_SIZE`): a setting the user meant,
+            // not a typo; "did you mean" the opposite limit would mislead.
             return None;
         }
         let squashed: String = suffix.chars().filter(char::is_ascii_alphanumeric).collect();
@@ -543,6 +553,8 @@ mod tests {
             ("OTHER_MAX_SIZ", "9"),
             ("APP_POOL_2_MAX_SIZE", "8"),
             ("APP_POOL_RO_NAME", "replica"),
+            ("APP_POOL_MAX_IDLE", "10"),
+            ("APP_POOL_MIN_SIZE", "1"),
         ])
         .unwrap();
         assert_eq!(c.max_size, Some(4));
