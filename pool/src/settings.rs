@@ -206,7 +206,10 @@ fn misspelt(prefix: &str, names: impl IntoIterator<Item = String>) -> Option<Con
         if var.starts_with(&lead) && VARS.contains(&suffix) {
             return None; // the knob itself
         }
-        if VARS.iter().any(|knob| suffix.ends_with(&format!("_{knob}"))) {
+        if VARS
+            .iter()
+            .any(|knob| suffix.ends_with(&format!("_{knob}")))
+        {
             // Another pool's knob under a longer prefix (`PREFIX_2_MAX_SIZE`,
             // `PREFIX_REPLICA_NAME`): not a misspelling of ours.
             return None;

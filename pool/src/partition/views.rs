@@ -204,10 +204,12 @@ where
         let deadline = crate::rt::timer::deadline_after(timeout);
         loop {
             let out: Vec<_> = self.checked_out().into_iter().map(|(_, c)| c).collect();
-            // Every object gone, a reclaimed checkout's included (`holds_nothing`).
+            // Every object gone, a reclaimed checkout's included (`holds_nothing`), and
+            // its global unit given back: a drop aside lowers its partition's size a
+            // moment before it gives the unit to the gate.
             let gone = || {
                 let map = self.inner.map.load();
-                map.values().all(|p| p.pool.shared().holds_nothing())
+                map.values().all(|p| p.pool.shared().holds_nothing()) && self.global_size() == 0
             };
             if out.is_empty() && gone() {
                 return Ok(());

@@ -255,7 +255,8 @@ fn from_env_never_suggests_the_opposite_limit() {
         std::env::remove_var(var);
         if let Err(e) = r {
             assert!(
-                !e.to_string().contains(&format!("did you mean {prefix}_{opposite}")),
+                !e.to_string()
+                    .contains(&format!("did you mean {prefix}_{opposite}")),
                 "{var}: {e}"
             );
         }

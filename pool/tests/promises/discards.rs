@@ -95,6 +95,30 @@ impl Factory<Conn> for Connect {
     }
 }
 
+/// A census whose objects each take `drop_ms` to drop.
+pub(super) fn census(drop_ms: usize) -> Arc<Census> {
+    let c = Census::default();
+    c.drop_ms.store(drop_ms, Ordering::SeqCst);
+    Arc::new(c)
+}
+
+/// A partitioned pool of `Conn`s: `max_size` in all, `per_key` for each key.
+pub(super) fn partitioned(
+    c: &Arc<Census>,
+    max_size: usize,
+    per_key: usize,
+) -> riptide_pool::PartitionedPool<u8, Conn> {
+    let factory_census = c.clone();
+    riptide_pool::PartitionedPool::<u8, Conn>::builder(move |_key: u8| {
+        let f = Connect(factory_census.clone());
+        async move { f.create().await }
+    })
+    .max_size(max_size)
+    .partition_max_size(per_key)
+    .build()
+    .unwrap()
+}
+
 /// A pool of `Conn`s that validates every reuse.
 pub(super) fn pool(c: &Arc<Census>, max_size: usize) -> Pool<Conn> {
     Pool::builder(Connect(c.clone()))

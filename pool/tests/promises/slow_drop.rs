@@ -8,9 +8,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use riptide_pool::{Factory, PartitionedPool, Pool, PoolError};
+use riptide_pool::{Pool, PoolError};
 
-use super::discards::{pool, wait_for, Census, Conn, Connect, MARGIN};
+use super::discards::{partitioned, pool, wait_for, Census, Conn, Connect, MARGIN};
 use crate::common::{self, until};
 
 /// How long each `Drop` takes (well over `MARGIN`).
@@ -18,10 +18,7 @@ const DROP_FOR: Duration = Duration::from_secs(2);
 
 /// A census whose objects each take `DROP_FOR` to drop.
 fn census() -> Arc<Census> {
-    let c = Census::default();
-    c.drop_ms
-        .store(DROP_FOR.as_millis() as usize, Ordering::SeqCst);
-    Arc::new(c)
+    super::discards::census(DROP_FOR.as_millis() as usize)
 }
 
 /// Puts one idle object in `pool` and has `validate` reject it from now on.
@@ -178,19 +175,6 @@ async fn drain_is_not_held_past_its_timeout_by_slow_drops_of_idle_objects() {
     assert_eq!(c.live.load(Ordering::SeqCst), 0);
     assert_eq!(pool.stats().size, 0);
     assert_eq!(c.outside_a_runtime.load(Ordering::SeqCst), 0);
-}
-
-/// A partitioned pool of `Conn`s: `max_size` in all, `per_key` for each key.
-fn partitioned(c: &Arc<Census>, max_size: usize, per_key: usize) -> PartitionedPool<u8, Conn> {
-    let factory_census = c.clone();
-    PartitionedPool::<u8, Conn>::builder(move |_key: u8| {
-        let f = Connect(factory_census.clone());
-        async move { f.create().await }
-    })
-    .max_size(max_size)
-    .partition_max_size(per_key)
-    .build()
-    .unwrap()
 }
 
 #[tokio::test(flavor = "current_thread")]
