@@ -419,6 +419,11 @@ impl<T: Send + 'static> Shared<T> {
         let (waiting_by_priority, oldest) = self.queue.lock().census();
         let oldest_wait = oldest.map_or(Duration::ZERO, |since| self.now().saturating_sub(since));
         let c = &self.counters;
+        // `destroyed` before `created`, Acquire (see `take_out`): every object counted
+        // destroyed is then counted created, however long this thread is descheduled
+        // between the two reads.
+        let destroyed = c.destroyed.load(Ordering::Acquire);
+        let created = c.created.load(Ordering::Relaxed);
         // Checkouts that never waited are not recorded (no shared write on the fast
         // path): they are the difference between all checkouts and the recorded waits.
         let zeros = acquired.saturating_sub(self.wait_hist.count());
@@ -431,8 +436,8 @@ impl<T: Send + 'static> Shared<T> {
             idle,
             in_use,
             pending_acquisitions: self.waiting(),
-            created: c.created.load(Ordering::Relaxed),
-            destroyed: c.destroyed.load(Ordering::Relaxed),
+            created,
+            destroyed,
             acquired,
             timeouts: c.timeouts.load(Ordering::Relaxed),
             leaks_detected: c.leaks_detected.load(Ordering::Relaxed),

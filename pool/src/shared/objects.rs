@@ -79,7 +79,10 @@ impl<T: Send + 'static> Shared<T> {
         // CAS). A swap, not a store: a reclaim may mark the slot until this moment, and
         // the mark read here says whether it did.
         let st = slot.state.swap(EMPTY, Ordering::Release);
-        self.counters.destroyed.fetch_add(1, Ordering::Relaxed);
+        // Release, paired with `stats`' Acquire load: a snapshot that counts this
+        // destruction also counts the object's creation (which happened before it), so
+        // `destroyed` never exceeds `created` in one `PoolStats`.
+        self.counters.destroyed.fetch_add(1, Ordering::Release);
         // The mark, not the record: a reclaim marks by CAS, so whether it marked before our
         // CAS is exact here (a mark a fast release overwrote was restored under the lock).
         (obj, id, st & crate::slots::RECLAIMED != 0)
