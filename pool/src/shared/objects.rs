@@ -91,15 +91,26 @@ impl<T: Send + 'static> Shared<T> {
     /// Destroys the object in owned slot `i` and frees its capacity; the object's
     /// reference goes to the caller (see `Owed`).
     pub(crate) fn destroy(&self, i: usize, reason: DestroyReason) -> Owed<'_> {
-        let (obj, id, reclaimed) = self.take_out(i);
-        self.emit(|| PoolEvent::Destroyed { id, reason });
+        let (obj, id, reclaimed) = self.take_out_destroyed(i, reason);
         // The object goes before its capacity does, so a replacement is never created
         // while it still exists (a database's connection limit counts both).
+        self.drop_traced(obj, id, reason);
+        self.after_take_out(reclaimed);
+        Owed::new(1, &self.refs)
+    }
+
+    /// `take_out` for a destroy: the slot is free and the `Destroyed` event is out.
+    fn take_out_destroyed(&self, i: usize, reason: DestroyReason) -> (T, u64, bool) {
+        let (obj, id, reclaimed) = self.take_out(i);
+        self.emit(|| PoolEvent::Destroyed { id, reason });
+        (obj, id, reclaimed)
+    }
+
+    /// Drops a destroyed object inside its trace span; a panic in its `Drop` is logged.
+    fn drop_traced(&self, obj: T, id: u64, reason: DestroyReason) {
         crate::rt::trace::destroy(&self.config.name, id, reason, || {
             drop_object(obj, &self.config.name)
         });
-        self.after_take_out(reclaimed);
-        Owed::new(1, &self.refs)
     }
 
     /// Destroys the object in owned slot `i` as `destroy` does, but drops it away from
@@ -110,7 +121,7 @@ impl<T: Send + 'static> Shared<T> {
     /// needs that capacity waits for it in the queue, within its deadline.
     #[cold]
     pub(crate) fn destroy_aside(&self, i: usize, reason: DestroyReason) {
-        self.drop_aside(i, reason, false);
+        self.drop_aside(i, reason, Aside::Discard);
     }
 
     /// Evicts the object in owned slot `i` for the partitions' global gate, dropping it
@@ -123,21 +134,18 @@ impl<T: Send + 'static> Shared<T> {
     /// [`Gate::eviction_done`]: super::Gate::eviction_done
     #[cold]
     pub(super) fn evict_aside(&self, i: usize) {
-        self.drop_aside(i, DestroyReason::Evicted, true);
+        self.drop_aside(i, DestroyReason::Evicted, Aside::Eviction);
     }
 
-    fn drop_aside(&self, i: usize, reason: DestroyReason, for_gate: bool) {
-        let (obj, id, reclaimed) = self.take_out(i);
-        self.emit(|| PoolEvent::Destroyed { id, reason });
+    fn drop_aside(&self, i: usize, reason: DestroyReason, why: Aside) {
+        let (obj, id, reclaimed) = self.take_out_destroyed(i, reason);
         // The object's own reference becomes this counted one, which the work gives up
         // once it has freed the capacity.
         let shared = super::SharedRef::to(self);
         Owed::new(1, &self.refs).never();
         self.env().run_aside(move || {
             let s = shared.get();
-            crate::rt::trace::destroy(&s.config.name, id, reason, || {
-                drop_object(obj, &s.config.name)
-            });
+            s.drop_traced(obj, id, reason);
             // The gate hears that the eviction is over also when giving its unit back
             // unwinds (a waiter's waker that panics): counted in flight forever, it would
             // keep the gate from making room for a blocked caller (G3). Caught and
@@ -145,7 +153,7 @@ impl<T: Send + 'static> Shared<T> {
             let back = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 s.after_take_out(reclaimed);
             }));
-            if for_gate {
+            if why == Aside::Eviction {
                 if let Some((gate, _)) = &s.gate {
                     gate.eviction_done();
                 }
@@ -183,6 +191,15 @@ impl<T: Send + 'static> Shared<T> {
             uses: s.uses.load(Ordering::Relaxed),
         }
     }
+}
+
+/// What an object dropped aside was destroyed for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Aside {
+    /// An acquisition (or maintenance, or `drain`) discarded it.
+    Discard,
+    /// The partitions' global gate evicted it: the gate hears when it is gone.
+    Eviction,
 }
 
 /// Drops a pooled object. A panic in its `Drop` is caught and logged: the pool's own
