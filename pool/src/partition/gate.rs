@@ -118,8 +118,15 @@ impl<T: Send + 'static> GlobalGate<T> {
     /// count, fences and reads who is blocked. At least one of them sees the other, so
     /// a blocked caller is never left counting on an eviction that is over.
     fn make_room(&self, from: usize) {
-        // A few tries: the oldest idle object may be taken before we claim it.
-        for _ in 0..8 {
+        // Only failed claims count toward giving up (the oldest idle object may be taken
+        // before we claim it): each eviction raises `evicting` (or, under the models,
+        // which drop inline, serves a blocked caller), so the loop ends once the demand
+        // is met, however many callers wait. `MAX_EVICTIONS` only bounds one call's work
+        // while other keys keep returning objects.
+        const MAX_MISSES: usize = 8;
+        const MAX_EVICTIONS: usize = 1024;
+        let (mut missed, mut evicted) = (0, 0);
+        while missed < MAX_MISSES && evicted < MAX_EVICTIONS {
             let parts = self.parts.load();
             let demand: usize = parts.iter().map(|(_, p)| p.get().gate_demand()).sum();
             if self.evicting.load(Ordering::SeqCst) >= demand {
@@ -128,7 +135,11 @@ impl<T: Send + 'static> GlobalGate<T> {
             let Some((i, p)) = oldest_idle(&parts, from) else {
                 break;
             };
-            p.get().evict_idle(i);
+            if p.get().evict_idle(i) {
+                evicted += 1;
+            } else {
+                missed += 1;
+            }
         }
         // Nothing idle elsewhere, or nothing we could claim (an object in the middle of
         // a hand-over looks idle for a moment): the others yield, so their next returns
@@ -186,4 +197,106 @@ fn oldest_idle<T: Send + 'static>(
         .filter_map(|(_, p)| p.get().oldest_idle().map(|(stamp, i)| (stamp, i, p)))
         .min_by_key(|(stamp, ..)| *stamp)
         .map(|(_, i, p)| (i, p))
+}
+
+#[cfg(all(test, not(riptide_model)))]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use crate::PartitionedPool;
+
+    /// An object whose `Drop` takes 1.5 s while `SLOW` is set, counted alive.
+    struct Slow(Arc<AtomicUsize>);
+
+    static SLOW: AtomicBool = AtomicBool::new(true);
+
+    impl Drop for Slow {
+        fn drop(&mut self) {
+            if SLOW.load(SeqCst) {
+                std::thread::sleep(Duration::from_millis(1500));
+            }
+            self.0.fetch_sub(1, SeqCst);
+        }
+    }
+
+    fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+        let t0 = Instant::now();
+        while !cond() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "waited for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// More callers than `make_room`'s retry bound, all blocked at once and none of them
+    /// covered by an eviction in flight: one call evicts one idle object each, and the
+    /// other keys' remaining idle objects stay (successful evictions do not count toward
+    /// giving up and making every other key yield).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_call_makes_room_for_many_blocked_callers_one_object_each() {
+        let alive = Arc::new(AtomicUsize::new(0));
+        let a = alive.clone();
+        let pp = PartitionedPool::<u8, Slow>::custom(move |_k: u8| {
+            let a = a.clone();
+            async move {
+                a.fetch_add(1, SeqCst);
+                Ok::<_, std::convert::Infallible>(Slow(a))
+            }
+        })
+        .max_size(40)
+        .partition_max_size(40)
+        .acquire_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+        // Key 0: 40 idle objects, the whole global cap.
+        let mut held = Vec::new();
+        for _ in 0..40 {
+            held.push(pp.get(&0).await.unwrap());
+        }
+        drop(held);
+        assert_eq!(pp.stats(&0).unwrap().idle, 40);
+        // Key 1: 12 callers, each evicting one of key 0's objects (in flight for `DROP`).
+        let callers: Vec<_> = (0..12)
+            .map(|_| {
+                let pp = pp.clone();
+                tokio::spawn(async move { pp.get(&1).await.map(|g| drop(g)) })
+            })
+            .collect();
+        let gate = pp.inner.gate.clone();
+        wait_for("12 queued callers", || {
+            pp.stats(&1).is_some_and(|s| s.pending_acquisitions == 12)
+        });
+        wait_for("12 evictions in flight", || {
+            gate.evicting.load(SeqCst) == 12
+        });
+        assert_eq!(pp.stats(&0).unwrap().idle, 28);
+        // As if none of the 12 were covered (callers queued in a burst, before any of
+        // them made room): one call must evict 12, not 8 and then everything.
+        let part1 = pp.inner.map.load().get(&1).unwrap().clone();
+        let id1 = gate
+            .parts
+            .load()
+            .iter()
+            .find(|(_, r)| std::ptr::eq(r.get(), part1.pool.shared()))
+            .unwrap()
+            .0;
+        gate.evicting.fetch_sub(12, SeqCst);
+        gate.make_room(id1);
+        gate.evicting.fetch_add(12, SeqCst);
+        assert_eq!(
+            pp.stats(&0).unwrap().idle,
+            16,
+            "one call evicted other than one object per blocked caller"
+        );
+        for c in callers {
+            c.await.unwrap().unwrap();
+        }
+        wait_for("the evictions to end", || gate.evicting.load(SeqCst) == 0);
+        wait_for("the counters to settle", || {
+            alive.load(SeqCst) == pp.global_size()
+        });
+        assert!(alive.load(SeqCst) <= 40);
+        SLOW.store(false, SeqCst);
+    }
 }
