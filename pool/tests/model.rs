@@ -456,6 +456,11 @@ struct Sut {
     rt: Option<tokio::runtime::Runtime>,
     pool: Pool<Obj>,
     held: Vec<Pooled<Obj>>,
+    /// "Forgotten" guards: never dropped while the case runs, so the pool sees a guard
+    /// that never comes back; dropped after the teardown's checks, so a long run does not
+    /// leak a runtime's file descriptors per case (the pool keeps its build runtime's
+    /// handle, which a truly forgotten guard would keep forever).
+    forgotten: Vec<Pooled<Obj>>,
     waiters: BTreeMap<u64, Waiting>,
     census: Arc<Census>,
     fail: Arc<AtomicBool>,
@@ -559,6 +564,7 @@ impl StateMachineTest for PoolMachine {
             rt: Some(rt),
             pool,
             held: Vec::new(),
+            forgotten: Vec::new(),
             waiters: BTreeMap::new(),
             census,
             fail,
@@ -597,7 +603,10 @@ impl StateMachineTest for PoolMachine {
                 o.panic_in_drop = false; // ours now: dropped by the test
                 drop(o);
             }
-            Op::Forget(i) => std::mem::forget(s.take(*i)),
+            Op::Forget(i) => {
+                let g = s.take(*i);
+                s.forgotten.push(g);
+            }
             Op::PanicInReset(i) => {
                 let mut g = s.take(*i);
                 g.panic_in_reset = true;
@@ -752,6 +761,14 @@ impl StateMachineTest for PoolMachine {
             );
             std::thread::sleep(Duration::from_millis(1));
         }
+        // A guard that comes back after its pool closed and its runtime went: its object
+        // is destroyed.
+        s.forgotten.clear();
+        assert_eq!(
+            s.census.live.load(Ordering::SeqCst),
+            0,
+            "forgotten objects alive"
+        );
     }
 }
 
@@ -1007,6 +1024,9 @@ impl StateMachineTest for PartMachine {
 prop_state_machine! {
     #![proptest_config(Config {
         cases: cases(),
+        // Steps whose precondition fails are drawn again (about ten per case): proptest's
+        // default budget of 65,536 for the whole run would end a long run early.
+        max_local_rejects: cases().saturating_mul(100).max(65_536),
         failure_persistence: None,
         .. Config::default()
     })]
