@@ -10,7 +10,8 @@ use crate::slots::{BUSY, IDLE, STATE_MASK};
 use crate::stats::{DestroyReason, PoolEvent};
 use crate::sync::Ordering;
 use crate::waiters::{Decision, Waiter};
-use crate::{CircuitState, Priority};
+use crate::breaker::Admit;
+use crate::Priority;
 
 /// How long a scarce pool must go without anyone finding it empty before maintenance
 /// switches it back to calm mode (`shared/idle.rs`): a pool that keeps running short then
@@ -200,30 +201,44 @@ impl<T: Send + 'static> Shared<T> {
         self.replenish();
     }
 
-    /// Starts creates until `min_idle` objects are idle (within capacity).
+    /// Starts creates until `min_idle` objects are idle (within capacity). While the
+    /// breaker is half-open, one fill is the trial (as a caller's create would be): with
+    /// nobody calling, the breaker would otherwise stay half-open and `min_idle` unmet
+    /// forever after the factory recovered.
     fn replenish(&self) {
         let want = self.config().min_idle;
-        if want == 0 || self.circuit_state() != CircuitState::Closed {
+        if want == 0 {
             return;
         }
         let (idle, busy, _) = self.scan();
         // Creates already in flight (reserved, not yet objects) count towards the target.
         let in_flight = self.size().saturating_sub(idle + busy);
-        for _ in (idle + in_flight)..want {
+        if idle + in_flight >= want {
+            return;
+        }
+        let admit = self.breaker_admit();
+        let fills = match admit {
+            Admit::Call => want - (idle + in_flight),
+            Admit::Trial => 1,
+            Admit::Reject => return,
+        };
+        for _ in 0..fills {
             if !self.try_reserve_free() {
+                self.breaker_abandon(admit);
                 break;
             }
-            self.spawn_fill();
+            self.spawn_fill(admit);
         }
     }
 
-    /// Creates one object straight into the pool (capacity already reserved).
-    pub(crate) fn spawn_fill(&self) {
+    /// Creates one object straight into the pool (capacity already reserved); `admit`:
+    /// what the breaker said (a half-open trial reports back as one).
+    pub(crate) fn spawn_fill(&self, admit: Admit) {
         // A cell nobody waits on: pre-cancelled, so `finish_create` releases the object
         // into the pool (or to a waiter) instead of handing it over.
         let cell = Waiter::new(Priority::Normal, self.now(), Duration::MAX, false);
         let _ = cell.decide(Decision::Cancelled);
-        self.spawn_create(cell, crate::breaker::Admit::Call);
+        self.spawn_create(cell, admit);
     }
 }
 

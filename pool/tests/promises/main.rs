@@ -24,3 +24,4 @@ mod routed;
 mod slow_drop;
 mod stats;
 mod stress;
+mod hostile2;
