@@ -450,19 +450,23 @@ pub(crate) fn block_on_timeout<F: Future + Send>(
     d: Duration,
     fut: F,
 ) -> Option<F::Output> {
+    // A thread that blocks in a current-thread runtime's `Handle::block_on` is never the
+    // one driving it (inside its owner's `block_on`, `assert_not_worker` panics): that
+    // runtime runs its tasks only while its owner drives it, which may be never while we
+    // wait (a `spawn_blocking` thread, a thread that entered its handle), so creates
+    // started here get threads of their own (`spawn_bounded`). Whether the runtime is the
+    // current one or the one captured at build.
+    let block_in = |h: &tokio::runtime::Handle, fut: F| {
+        let was = OUTSIDE_OWNER.replace(is_current_thread(h));
+        let _restore = crate::defer::OnDrop::new(|| OUTSIDE_OWNER.set(was));
+        h.block_on(super::timer::Timeout::new(d, fut))
+    };
     if let Ok(h) = tokio::runtime::Handle::try_current() {
         assert_not_worker(&h);
-        return h.block_on(super::timer::Timeout::new(d, fut));
+        return block_in(&h, fut);
     }
     match rt.and_then(Runtime::handle) {
-        // This thread enters the runtime captured at build from outside: a current-thread
-        // one runs its tasks only while its owner drives it, so creates started here get
-        // threads of their own (`spawn_bounded`).
-        Some(h) => {
-            let was = OUTSIDE_OWNER.replace(is_current_thread(h));
-            let _restore = crate::defer::OnDrop::new(|| OUTSIDE_OWNER.set(was));
-            h.block_on(super::timer::Timeout::new(d, fut))
-        }
+        Some(h) => block_in(h, fut),
         None => block_on_deadline(fut, Some(super::timer::deadline_after(d))),
     }
 }

@@ -236,3 +236,186 @@ fn build_runtime_shutdown_while_waiting() {
     drop((a, b));
     common::assert_consistent(&pool);
 }
+
+/// Live objects of a partitioned pool, per key and in all.
+#[derive(Default)]
+struct KeyCensus {
+    live: [AtomicUsize; 8],
+    all: AtomicUsize,
+    max_all: AtomicUsize,
+    max_key: AtomicUsize,
+    drop_ms: AtomicUsize,
+    panic_every: AtomicUsize,
+    drops: AtomicUsize,
+}
+
+struct KConn(u8, Arc<KeyCensus>);
+impl riptide_pool::Poolable for KConn {}
+impl Drop for KConn {
+    fn drop(&mut self) {
+        let c = &self.1;
+        let ms = c.drop_ms.load(Ordering::SeqCst);
+        if ms > 0 {
+            std::thread::sleep(Duration::from_millis(ms as u64));
+        }
+        c.live[self.0 as usize].fetch_sub(1, Ordering::SeqCst);
+        c.all.fetch_sub(1, Ordering::SeqCst);
+        let n = c.drops.fetch_add(1, Ordering::SeqCst);
+        let every = c.panic_every.load(Ordering::SeqCst);
+        if every > 0 && n % every == 0 && !std::thread::panicking() {
+            panic!("a Drop that panics");
+        }
+    }
+}
+
+fn keyed(
+    c: &Arc<KeyCensus>,
+    max: usize,
+    per_key: usize,
+    remove_after: Option<Duration>,
+) -> riptide_pool::PartitionedPool<u8, KConn> {
+    let fc = c.clone();
+    let mut b = riptide_pool::PartitionedPool::<u8, KConn>::builder(move |k: u8| {
+        let c = fc.clone();
+        async move {
+            let l = c.live[k as usize].fetch_add(1, Ordering::SeqCst) + 1;
+            c.max_key.fetch_max(l, Ordering::SeqCst);
+            let a = c.all.fetch_add(1, Ordering::SeqCst) + 1;
+            c.max_all.fetch_max(a, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(KConn(k, c))
+        }
+    })
+    .max_size(max)
+    .partition_max_size(per_key);
+    if let Some(d) = remove_after {
+        b = b.remove_idle_partitions_after(d);
+    }
+    b.build().unwrap()
+}
+
+/// Keys churning through a partitioned pool whose idle partitions are removed every
+/// 10 ms, with slow `Drop`s that sometimes panic: the global cap and the per-key cap hold
+/// for live objects, nobody waits past the deadline, and once quiet `global_size()` is
+/// what the live objects say, and the whole cap can be used again.
+#[test]
+fn partitions_removed_under_churn_keep_caps_and_units() {
+    let rt = common::runtime(true);
+    rt.block_on(async {
+        let c = Arc::new(KeyCensus::default());
+        c.drop_ms.store(2, Ordering::SeqCst);
+        c.panic_every.store(7, Ordering::SeqCst);
+        let pp = keyed(&c, 4, 2, Some(Duration::from_millis(10)));
+        let late = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for t in 0..12u64 {
+            let pp = pp.clone();
+            let late = late.clone();
+            tasks.push(tokio::spawn(async move {
+                for n in 0..60u64 {
+                    let key = ((t * 7 + n * 3) % 6) as u8;
+                    let d = Duration::from_millis(250);
+                    let start = Instant::now();
+                    match pp.acquire(&key).timeout(d).await {
+                        Ok(g) => {
+                            if n % 4 == 0 {
+                                tokio::time::sleep(Duration::from_millis(3)).await;
+                            }
+                            if n % 9 == 0 {
+                                riptide_pool::Pooled::discard(g);
+                            } else {
+                                drop(g);
+                            }
+                        }
+                        Err(PoolError::Timeout) => {
+                            if start.elapsed() > d + MARGIN {
+                                late.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                        Err(e) => panic!("{e:?}"),
+                    }
+                    if n % 5 == 0 {
+                        tokio::time::sleep(Duration::from_millis(12)).await;
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(late.load(Ordering::SeqCst), 0, "callers waited past their deadline");
+        assert!(c.max_all.load(Ordering::SeqCst) <= 4, "global cap exceeded: {}", c.max_all.load(Ordering::SeqCst));
+        assert!(c.max_key.load(Ordering::SeqCst) <= 2, "per-key cap exceeded: {}", c.max_key.load(Ordering::SeqCst));
+        let start = Instant::now();
+        while pp.global_size() != c.all.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(pp.global_size(), c.all.load(Ordering::SeqCst), "{:?}", pp.totals());
+        let s = pp.totals();
+        assert!(s.destroyed <= s.created, "{s:?}");
+        // The whole cap is usable: 2 keys x 2.
+        let mut held = Vec::new();
+        for key in [0u8, 0, 5, 5] {
+            held.push(pp.acquire(&key).timeout(Duration::from_secs(3)).await.unwrap());
+        }
+        assert!(matches!(
+            pp.acquire(&3).timeout(Duration::from_millis(100)).await,
+            Err(PoolError::Timeout)
+        ));
+        drop(held);
+        c.panic_every.store(0, Ordering::SeqCst);
+        pp.drain(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(c.all.load(Ordering::SeqCst), 0);
+        assert_eq!(pp.global_size(), 0);
+    });
+}
+
+/// The README's advice for blocking on a runtime is `spawn_blocking`. On a current-thread
+/// runtime whose owner is not driving it right now (it waits on a channel, or on a
+/// thread), a `get_blocking` there that must create: the create cannot be trusted to that
+/// runtime (it runs tasks only while its owner drives it), so it must run elsewhere, and
+/// the caller gets its object, not a `Timeout` with capacity to spare.
+#[test]
+fn get_blocking_in_spawn_blocking_of_an_undriven_current_thread_runtime_creates() {
+    let census = Arc::new(Census::default());
+    let rt = common::current_thread();
+    let pool = rt.block_on(async {
+        common::builder(&census, Duration::ZERO)
+            .max_size(2)
+            .build()
+            .unwrap()
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = pool.clone();
+    let _join = rt.spawn_blocking(move || {
+        let t = Instant::now();
+        let r = p.acquire().timeout(Duration::from_millis(1500)).blocking().map(drop);
+        let _ = tx.send((r, t.elapsed()));
+    });
+    // The owner does not drive the runtime meanwhile: it waits on the channel.
+    let (r, took) = rx
+        .recv_timeout(Duration::from_millis(1500) + MARGIN * 2)
+        .expect("get_blocking did not return");
+    assert!(r.is_ok(), "{r:?} after {took:?}, stats {:?}", pool.stats());
+}
+
+/// The same from a plain thread that entered the current-thread runtime's handle.
+#[test]
+fn get_blocking_in_an_entered_undriven_current_thread_runtime_creates() {
+    let census = Arc::new(Census::default());
+    let rt = common::current_thread();
+    let pool = common::builder(&census, Duration::ZERO)
+        .max_size(2)
+        .build()
+        .unwrap();
+    let h = rt.handle().clone();
+    let p = pool.clone();
+    let t = std::thread::spawn(move || {
+        let _in = h.enter();
+        let t = Instant::now();
+        let r = p.acquire().timeout(Duration::from_millis(1500)).blocking().map(drop);
+        (r, t.elapsed())
+    });
+    let (r, took) = t.join().unwrap();
+    assert!(r.is_ok(), "{r:?} after {took:?}, stats {:?}", pool.stats());
+    drop(rt);
+}
