@@ -76,9 +76,15 @@ impl<T: Send + 'static> Pooled<T> {
         }
         let this = ManuallyDrop::new(this);
         let (obj, owed) = this.held.shared().detach(this.held.slot());
-        let n = owed.count();
+        let (n, panic) = owed.count();
         // SAFETY: the guard's last use: `this` is never dropped (ManuallyDrop).
         unsafe { this.held.settle(n) };
+        if let Some(p) = panic.filter(|_| !std::thread::panicking()) {
+            // A waker's panic (capacity handed to a waiter) reaches the caller, as it
+            // would have without the detour; the object goes with the unwind.
+            drop(obj);
+            std::panic::resume_unwind(p);
+        }
         Ok(obj)
     }
 
@@ -95,9 +101,10 @@ impl<T: Send + 'static> Pooled<T> {
     /// The guard's last use: it is never touched or dropped afterwards (`ManuallyDrop`,
     /// or it is being dropped).
     unsafe fn destroy_last(&self, reason: DestroyReason) {
-        let n = self.held.shared().destroy(self.held.slot(), reason).count();
+        let (n, panic) = self.held.shared().destroy(self.held.slot(), reason).count();
         // SAFETY: the caller's promise: this is the guard's last use.
         unsafe { self.held.settle(n) };
+        crate::shared::resume(panic);
     }
 
     /// Destroys the object if dropped armed: around user code (`reset`, `is_healthy`,
@@ -150,9 +157,10 @@ impl<T: Send + 'static> Drop for Pooled<T> {
             match shared.try_release_fast(cell, self.held.slot()) {
                 Release::Done => return,
                 Release::Slow(j) => {
-                    let n = shared.release_slow(j).count();
+                    let (n, panic) = shared.release_slow(j).count();
                     // SAFETY: the guard's last use (it is being dropped).
                     unsafe { self.held.settle(n) };
+                    crate::shared::resume(panic);
                     return;
                 }
             }
@@ -202,9 +210,10 @@ impl<T: Send + 'static> Pooled<T> {
         } else {
             shared.release_slot(cell, slot)
         };
-        let n = owed.count();
+        let (n, panic) = owed.count();
         // SAFETY: the guard's last use (it is being dropped).
         unsafe { self.held.settle(n) };
+        crate::shared::resume(panic);
     }
 }
 

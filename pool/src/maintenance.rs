@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
+use crate::breaker::Admit;
 use crate::shared::Shared;
 use crate::slots::{BUSY, IDLE, STATE_MASK};
 use crate::stats::{DestroyReason, PoolEvent};
 use crate::sync::Ordering;
 use crate::waiters::{Decision, Waiter};
-use crate::breaker::Admit;
 use crate::Priority;
 
 /// How long a scarce pool must go without anyone finding it empty before maintenance

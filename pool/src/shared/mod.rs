@@ -32,7 +32,7 @@ use std::time::Duration;
 pub(crate) use capacity::Gate;
 pub(crate) use fast::Release;
 pub(crate) use handoff::Reg;
-pub(crate) use refs::{Handle, Held, Owed, SharedRef};
+pub(crate) use refs::{resume, Handle, Held, Owed, SharedRef};
 
 use crate::breaker::CircuitBreaker;
 use crate::config::Config;

@@ -95,8 +95,13 @@ impl<T: Send + 'static> Shared<T> {
         // The object goes before its capacity does, so a replacement is never created
         // while it still exists (a database's connection limit counts both).
         self.drop_traced(obj, id, reason);
-        self.after_take_out(reclaimed);
-        Owed::new(1, &self.refs)
+        // Giving the capacity back may wake a waiter whose waker panics: the object's
+        // reference is still owed (else the pool's memory is never freed), so the panic
+        // travels with it and is resumed once it is given up.
+        let back = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.after_take_out(reclaimed);
+        }));
+        Owed::new(1, &self.refs).with_panic(back.err())
     }
 
     /// `take_out` for a destroy: the slot is free and the `Destroyed` event is out.
@@ -168,8 +173,11 @@ impl<T: Send + 'static> Shared<T> {
     /// reference goes to the caller, as in `destroy`.
     pub(crate) fn detach(&self, i: usize) -> (T, Owed<'_>) {
         let (obj, _, reclaimed) = self.take_out(i);
-        self.after_take_out(reclaimed);
-        (obj, Owed::new(1, &self.refs))
+        // As in `destroy`: a waker's panic is resumed once the reference is given up.
+        let back = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.after_take_out(reclaimed);
+        }));
+        (obj, Owed::new(1, &self.refs).with_panic(back.err()))
     }
 
     /// What the pool knows about the object in owned slot `i` (see `ObjectMeta`).

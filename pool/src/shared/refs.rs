@@ -32,20 +32,31 @@ use super::Shared;
 /// after its last use of `&Shared` (freeing inside a `&self` method would free memory a
 /// live reference points to).
 #[must_use = "owed references must be given up"]
-pub(crate) struct Owed<'a>(usize, &'a AtomicUsize);
+pub(crate) struct Owed<'a>(usize, &'a AtomicUsize, Option<Panic>);
+
+/// A panic caught while settling a slot (a waker that panicked when the freed capacity
+/// was handed on), resumed once the references it would otherwise have leaked are given
+/// up.
+pub(crate) type Panic = Box<dyn std::any::Any + Send + 'static>;
 
 impl<'a> Owed<'a> {
     pub(super) fn new(n: usize, refs: &'a AtomicUsize) -> Self {
-        Owed(n, refs)
+        Owed(n, refs, None)
     }
 
     /// Nothing owed.
     pub(super) fn none(refs: &'a AtomicUsize) -> Self {
-        Owed(0, refs)
+        Owed(0, refs, None)
+    }
+
+    /// The same, with a panic to resume once they are given up.
+    pub(super) fn with_panic(mut self, panic: Option<Panic>) -> Self {
+        self.2 = panic;
+        self
     }
 
     /// For callers that hold a reference of their own: gives the owed ones back (never the
-    /// last, so never a free).
+    /// last, so never a free), then resumes a panic caught while settling, if any.
     pub(crate) fn never(self) {
         if self.0 > 0 {
             // Release: our uses of the pool happen-before whoever frees it.
@@ -55,11 +66,24 @@ impl<'a> Owed<'a> {
                 "a caller holding a reference gave up the last one"
             );
         }
+        resume(self.2);
     }
 
-    /// How many are owed (for a guard to settle after its last use).
-    pub(crate) fn count(self) -> usize {
-        self.0
+    /// How many are owed, and a panic to resume once they are given up (for a guard to
+    /// settle after its last use, then [`resume`]).
+    pub(crate) fn count(self) -> (usize, Option<Panic>) {
+        (self.0, self.2)
+    }
+}
+
+/// Resumes a panic caught while settling a slot, unless this thread is already unwinding
+/// (a destroy run by a guard's drop while a `reset` panic unwinds): a second panic there
+/// would abort the process, so that one is dropped.
+pub(crate) fn resume(panic: Option<Panic>) {
+    if let Some(p) = panic {
+        if !std::thread::panicking() {
+            std::panic::resume_unwind(p);
+        }
     }
 }
 

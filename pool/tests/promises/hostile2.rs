@@ -73,7 +73,11 @@ fn resize_churn_leaks_nothing() {
         for t in tasks {
             t.await.unwrap();
         }
-        assert_eq!(late.load(Ordering::SeqCst), 0, "callers waited past their deadline");
+        assert_eq!(
+            late.load(Ordering::SeqCst),
+            0,
+            "callers waited past their deadline"
+        );
         common::assert_consistent(&pool);
         let s = pool.stats();
         assert_eq!(s.size, census.live.load(Ordering::SeqCst), "{s:?}");
@@ -83,7 +87,12 @@ fn resize_churn_leaks_nothing() {
         let held: Vec<_> = {
             let mut v = Vec::new();
             for _ in 0..3 {
-                v.push(pool.acquire().timeout(Duration::from_secs(2)).await.unwrap());
+                v.push(
+                    pool.acquire()
+                        .timeout(Duration::from_secs(2))
+                        .await
+                        .unwrap(),
+                );
             }
             v
         };
@@ -113,7 +122,12 @@ fn reclaimed_returned_after_shrink() {
         let fresh = {
             let mut v = Vec::new();
             for _ in 0..2 {
-                v.push(pool.acquire().timeout(Duration::from_secs(3)).await.unwrap());
+                v.push(
+                    pool.acquire()
+                        .timeout(Duration::from_secs(3))
+                        .await
+                        .unwrap(),
+                );
             }
             v
         };
@@ -183,7 +197,8 @@ fn blocking_zero_and_max_deadlines() {
     ));
     assert!(t.elapsed() < MARGIN);
     let p = pool.clone();
-    let waiter = std::thread::spawn(move || p.acquire().timeout(Duration::MAX).blocking().map(drop));
+    let waiter =
+        std::thread::spawn(move || p.acquire().timeout(Duration::MAX).blocking().map(drop));
     std::thread::sleep(Duration::from_millis(100));
     drop(held);
     waiter.join().unwrap().unwrap();
@@ -220,7 +235,11 @@ fn build_runtime_shutdown_while_waiting() {
     let p = pool.clone();
     let waiting = other.spawn(async move {
         let t = Instant::now();
-        let r = p.acquire().timeout(Duration::from_millis(400)).await.map(drop);
+        let r = p
+            .acquire()
+            .timeout(Duration::from_millis(400))
+            .await
+            .map(drop);
         (r, t.elapsed())
     });
     std::thread::sleep(Duration::from_millis(50));
@@ -231,8 +250,12 @@ fn build_runtime_shutdown_while_waiting() {
     drop(held);
     // And the pool still serves, creating on the remaining runtime.
     pool.resize(2);
-    let a = other.block_on(pool.acquire().timeout(Duration::from_secs(2)).into_future()).unwrap();
-    let b = other.block_on(pool.acquire().timeout(Duration::from_secs(2)).into_future()).unwrap();
+    let a = other
+        .block_on(pool.acquire().timeout(Duration::from_secs(2)).into_future())
+        .unwrap();
+    let b = other
+        .block_on(pool.acquire().timeout(Duration::from_secs(2)).into_future())
+        .unwrap();
     drop((a, b));
     common::assert_consistent(&pool);
 }
@@ -342,20 +365,44 @@ fn partitions_removed_under_churn_keep_caps_and_units() {
         for t in tasks {
             t.await.unwrap();
         }
-        assert_eq!(late.load(Ordering::SeqCst), 0, "callers waited past their deadline");
-        assert!(c.max_all.load(Ordering::SeqCst) <= 4, "global cap exceeded: {}", c.max_all.load(Ordering::SeqCst));
-        assert!(c.max_key.load(Ordering::SeqCst) <= 2, "per-key cap exceeded: {}", c.max_key.load(Ordering::SeqCst));
+        assert_eq!(
+            late.load(Ordering::SeqCst),
+            0,
+            "callers waited past their deadline"
+        );
+        assert!(
+            c.max_all.load(Ordering::SeqCst) <= 4,
+            "global cap exceeded: {}",
+            c.max_all.load(Ordering::SeqCst)
+        );
+        assert!(
+            c.max_key.load(Ordering::SeqCst) <= 2,
+            "per-key cap exceeded: {}",
+            c.max_key.load(Ordering::SeqCst)
+        );
         let start = Instant::now();
-        while pp.global_size() != c.all.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(5) {
+        while pp.global_size() != c.all.load(Ordering::SeqCst)
+            && start.elapsed() < Duration::from_secs(5)
+        {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        assert_eq!(pp.global_size(), c.all.load(Ordering::SeqCst), "{:?}", pp.totals());
+        assert_eq!(
+            pp.global_size(),
+            c.all.load(Ordering::SeqCst),
+            "{:?}",
+            pp.totals()
+        );
         let s = pp.totals();
         assert!(s.destroyed <= s.created, "{s:?}");
         // The whole cap is usable: 2 keys x 2.
         let mut held = Vec::new();
         for key in [0u8, 0, 5, 5] {
-            held.push(pp.acquire(&key).timeout(Duration::from_secs(3)).await.unwrap());
+            held.push(
+                pp.acquire(&key)
+                    .timeout(Duration::from_secs(3))
+                    .await
+                    .unwrap(),
+            );
         }
         assert!(matches!(
             pp.acquire(&3).timeout(Duration::from_millis(100)).await,
@@ -388,7 +435,11 @@ fn get_blocking_in_spawn_blocking_of_an_undriven_current_thread_runtime_creates(
     let p = pool.clone();
     let _join = rt.spawn_blocking(move || {
         let t = Instant::now();
-        let r = p.acquire().timeout(Duration::from_millis(1500)).blocking().map(drop);
+        let r = p
+            .acquire()
+            .timeout(Duration::from_millis(1500))
+            .blocking()
+            .map(drop);
         let _ = tx.send((r, t.elapsed()));
     });
     // The owner does not drive the runtime meanwhile: it waits on the channel.
@@ -412,10 +463,174 @@ fn get_blocking_in_an_entered_undriven_current_thread_runtime_creates() {
     let t = std::thread::spawn(move || {
         let _in = h.enter();
         let t = Instant::now();
-        let r = p.acquire().timeout(Duration::from_millis(1500)).blocking().map(drop);
+        let r = p
+            .acquire()
+            .timeout(Duration::from_millis(1500))
+            .blocking()
+            .map(drop);
         (r, t.elapsed())
     });
     let (r, took) = t.join().unwrap();
     assert!(r.is_ok(), "{r:?} after {took:?}, stats {:?}", pool.stats());
     drop(rt);
+}
+
+/// `close` while `warm_up` waits on a slow factory: `warm_up` ends with `Closed` at once,
+/// and the object made after the close is destroyed when it lands.
+#[test]
+fn warm_up_interrupted_by_close() {
+    let rt = common::runtime(true);
+    rt.block_on(async {
+        let census = Arc::new(Census::default());
+        let pool = common::builder(&census, Duration::from_millis(400))
+            .max_size(4)
+            .build()
+            .unwrap();
+        let p = pool.clone();
+        let w = tokio::spawn(async move {
+            let t = Instant::now();
+            (p.warm_up(3).await, t.elapsed())
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        pool.close();
+        let (r, took) = w.await.unwrap();
+        assert!(matches!(r, Err(PoolError::Closed)), "{r:?}");
+        assert!(took < Duration::from_millis(100) + MARGIN, "{took:?}");
+        common::until(|| pool.stats().size == 0).await;
+        common::until(|| census.live.load(Ordering::SeqCst) == 0).await;
+        let s = pool.stats();
+        assert_eq!(s.created, s.destroyed, "{s:?}");
+    });
+}
+
+/// `drain` while a caller's create is still running: it waits for the object to land
+/// and be destroyed (every object gone), within its timeout.
+#[test]
+fn drain_waits_for_a_create_in_flight() {
+    let rt = common::runtime(true);
+    rt.block_on(async {
+        let census = Arc::new(Census::default());
+        let pool = common::builder(&census, Duration::from_millis(300))
+            .max_size(2)
+            .build()
+            .unwrap();
+        let p = pool.clone();
+        let caller = tokio::spawn(async move { p.get().await.map(drop) });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(pool.stats().size, 1);
+        pool.drain(Duration::from_secs(3)).await.unwrap();
+        assert_eq!(
+            census.live.load(Ordering::SeqCst),
+            0,
+            "drain returned with an object alive"
+        );
+        assert_eq!(pool.stats().size, 0);
+        let r = caller.await.unwrap();
+        assert!(matches!(r, Err(PoolError::Closed)), "{r:?}");
+    });
+}
+
+/// Aging: a `Low` waiter older than `starvation_threshold` is served before `Critical`
+/// callers that came after it.
+#[test]
+fn aged_low_waiter_beats_later_critical() {
+    let rt = common::runtime(true);
+    rt.block_on(async {
+        let census = Arc::new(Census::default());
+        let pool = common::builder(&census, Duration::ZERO)
+            .max_size(1)
+            .starvation_threshold(Duration::from_millis(100))
+            .build()
+            .unwrap();
+        let held = pool.get().await.unwrap();
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let spawn = |name: &'static str, prio| {
+            let p = pool.clone();
+            let order = order.clone();
+            tokio::spawn(async move {
+                let g = p
+                    .acquire()
+                    .priority(prio)
+                    .timeout(Duration::from_secs(5))
+                    .await
+                    .unwrap();
+                order.lock().unwrap().push(name);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                drop(g);
+            })
+        };
+        let low = spawn("low", riptide_pool::Priority::Low);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let crit = spawn("critical", riptide_pool::Priority::Critical);
+        let high = spawn("high", riptide_pool::Priority::High);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        drop(held);
+        for t in [low, crit, high] {
+            t.await.unwrap();
+        }
+        assert_eq!(
+            order.lock().unwrap()[0],
+            "low",
+            "{:?}",
+            order.lock().unwrap()
+        );
+    });
+}
+
+/// A waker whose `wake` panics while `armed`.
+struct PanicWake(AtomicBool);
+impl std::task::Wake for PanicWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        assert!(!self.0.load(Ordering::SeqCst), "a waker's wake panics");
+    }
+}
+
+/// A waiter whose waker panics when a returning guard's capacity (a discard) or object (a
+/// plain return) is handed to it: the panic reaches the returning caller, nothing is
+/// lost, and once every handle and future is gone, the pool itself is freed (its factory
+/// dropped).
+#[test]
+fn a_panicking_wake_on_return_frees_the_pool_in_the_end() {
+    for discard in [false, true] {
+        let census = Arc::new(Census::default());
+        let pool = common::builder(&census, Duration::ZERO)
+            .max_size(1)
+            .build()
+            .unwrap();
+        let held = pool.get_blocking().unwrap();
+        let probe = Arc::new(PanicWake(AtomicBool::new(true)));
+        let waker = std::task::Waker::from(probe.clone());
+        let mut fut = pool.acquire().timeout(Duration::from_secs(5)).into_future();
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(std::future::Future::poll(std::pin::Pin::new(&mut fut), &mut cx).is_pending());
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            if discard {
+                riptide_pool::Pooled::discard(held);
+            } else {
+                drop(held);
+            }
+        }));
+        assert!(r.is_err(), "the waker was not woken");
+        probe.0.store(false, Ordering::SeqCst);
+        drop(fut);
+        // Nothing lost: the pool serves its one object.
+        let g = pool.acquire().timeout(Duration::from_secs(2)).blocking();
+        assert!(g.is_ok(), "discard {discard}: {g:?}");
+        drop(g);
+        common::assert_consistent(&pool);
+        drop(pool);
+        // The factory holds the census: it goes with the pool's shared state.
+        let t = Instant::now();
+        while Arc::strong_count(&census) > 1 && t.elapsed() < Duration::from_secs(3) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            Arc::strong_count(&census),
+            1,
+            "discard {discard}: the pool's shared state was never freed"
+        );
+    }
 }
