@@ -273,6 +273,11 @@ struct KeyCensus {
 }
 
 struct KConn(u8, Arc<KeyCensus>);
+impl std::fmt::Debug for KConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KConn({})", self.0)
+    }
+}
 impl riptide_pool::Poolable for KConn {}
 impl Drop for KConn {
     fn drop(&mut self) {
@@ -633,4 +638,75 @@ fn a_panicking_wake_on_return_frees_the_pool_in_the_end() {
             "discard {discard}: the pool's shared state was never freed"
         );
     }
+}
+
+/// `timeout(ZERO)` is "do not wait": on a pool with room and nothing idle it neither
+/// creates nor queues, and in a partitioned pool at the global cap it does not evict
+/// another key's idle object for a caller that then gets `Timeout`.
+#[test]
+fn zero_timeout_neither_creates_nor_evicts() {
+    let rt = common::runtime(true);
+    rt.block_on(async {
+        let census = Arc::new(Census::default());
+        let pool = common::builder(&census, Duration::ZERO)
+            .max_size(2)
+            .build()
+            .unwrap();
+        let r = pool.acquire().timeout(Duration::ZERO).await;
+        assert!(matches!(r, Err(PoolError::Timeout)), "{r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let s = pool.stats();
+        assert_eq!((s.created, s.size), (0, 0), "{s:?}");
+
+        let c = Arc::new(KeyCensus::default());
+        let pp = keyed(&c, 2, 2, None);
+        let a = pp.get(&1).await.unwrap();
+        let b = pp.get(&1).await.unwrap();
+        drop((a, b));
+        let r = pp.acquire(&2).timeout(Duration::ZERO).await;
+        assert!(matches!(r, Err(PoolError::Timeout)), "{r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(pp.stats(&1).map(|s| s.idle), Some(2), "{:?}", pp.partitions());
+        assert_eq!(c.all.load(Ordering::SeqCst), 2);
+    });
+}
+
+/// Shrinking under a queued waiter: a detach or discard of the excess frees no capacity
+/// for the waiter (it would put the pool above its new size); the next return within the
+/// new size serves it.
+#[test]
+fn shrink_then_detach_does_not_overfill() {
+    let rt = common::runtime(true);
+    rt.block_on(async {
+        let census = Arc::new(Census::default());
+        let pool = common::builder(&census, Duration::ZERO)
+            .max_size(3)
+            .build()
+            .unwrap();
+        let mut held = common::take_n(&pool, 3).await;
+        let p = pool.clone();
+        let waiter = tokio::spawn(async move {
+            p.acquire().timeout(Duration::from_secs(5)).await.map(|g| {
+                let id = g.id;
+                drop(g);
+                id
+            })
+        });
+        common::until(|| pool.stats().pending_acquisitions == 1).await;
+        pool.resize(1);
+        let detached = riptide_pool::Pooled::detach(held.pop().unwrap());
+        riptide_pool::Pooled::discard(held.pop().unwrap());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(!waiter.is_finished(), "served above the new size: {:?}", pool.stats());
+        // Objects the pool counts: one held.
+        assert_eq!(pool.stats().size, 1, "{:?}", pool.stats());
+        let last = held.pop().unwrap();
+        let last_id = last.id;
+        drop(last);
+        assert_eq!(waiter.await.unwrap().unwrap(), last_id);
+        drop(detached);
+        common::assert_consistent(&pool);
+        assert_eq!(census.live.load(Ordering::SeqCst), pool.stats().size);
+        assert!(pool.stats().size <= 1);
+    });
 }
