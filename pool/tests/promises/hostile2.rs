@@ -710,3 +710,135 @@ fn shrink_then_detach_does_not_overfill() {
         assert!(pool.stats().size <= 1);
     });
 }
+
+/// Chaos around the fast path: blocking callers on plain threads and async callers on a
+/// second runtime, a factory that fails in bursts (the breaker opening and half-opening),
+/// `resize`, `retain` and `clear_idle` from outside, `min_idle` and short lifetimes, and
+/// the build runtime shut down halfway. Nobody waits past the deadline, live objects
+/// never exceed the largest size set, and once quiet the figures match the live objects.
+#[test]
+fn chaos_around_the_fast_path() {
+    let census = Arc::new(Census::default());
+    let build_rt = common::runtime(true);
+    let pool = build_rt.block_on(async {
+        common::builder(&census, Duration::ZERO)
+            .max_size(4)
+            .min_idle(1)
+            .max_lifetime(Duration::from_millis(300))
+            .idle_timeout(Duration::from_millis(200))
+            .circuit_breaker(3, Duration::from_millis(50))
+            .build()
+            .unwrap()
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let late = Arc::new(AtomicUsize::new(0));
+    let other = common::runtime(true);
+    let mut threads = Vec::new();
+    for t in 0..4u64 {
+        let (pool, stop, late) = (pool.clone(), stop.clone(), late.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let d = Duration::from_millis(150 + 50 * (t % 3));
+                let start = Instant::now();
+                match pool.acquire().timeout(d).blocking() {
+                    Ok(g) => {
+                        if n % 7 == 0 {
+                            riptide_pool::Pooled::discard(g);
+                        } else {
+                            drop(g);
+                        }
+                    }
+                    Err(_) => {
+                        if start.elapsed() > d + MARGIN {
+                            late.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+                n += 1;
+            }
+        }));
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (pool, stop, late) = (pool.clone(), stop.clone(), late.clone());
+        tasks.push(other.spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let d = Duration::from_millis(200);
+                let start = Instant::now();
+                let prio = [
+                    riptide_pool::Priority::Low,
+                    riptide_pool::Priority::Normal,
+                    riptide_pool::Priority::High,
+                ][(n % 3) as usize];
+                match pool.acquire().priority(prio).timeout(d).await {
+                    Ok(g) => {
+                        if n % 5 == 0 {
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                        }
+                        drop(g);
+                    }
+                    Err(_) => {
+                        if start.elapsed() > d + MARGIN {
+                            late.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+                n += 1;
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    let sizes = [4usize, 1, 6, 2, 3];
+    let mut build_rt = Some(build_rt);
+    for k in 0..120 {
+        std::thread::sleep(Duration::from_millis(15));
+        match k % 6 {
+            0 => pool.resize(sizes[(k / 6) % sizes.len()]),
+            1 => census.fail.store(k % 24 < 8, Ordering::SeqCst),
+            2 => {
+                pool.retain(|o, _| o.id % 2 == 0);
+            }
+            3 => {
+                pool.clear_idle();
+            }
+            _ => {}
+        }
+        if k == 60 {
+            build_rt.take().unwrap().shutdown_timeout(Duration::from_millis(10));
+        }
+    }
+    census.fail.store(false, Ordering::SeqCst);
+    pool.resize(3);
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    for t in tasks {
+        other.block_on(t).unwrap();
+    }
+    assert_eq!(late.load(Ordering::SeqCst), 0, "callers waited past their deadline");
+    assert!(census.max_live.load(Ordering::SeqCst) <= 6, "{}", census.max_live.load(Ordering::SeqCst));
+    let t = Instant::now();
+    loop {
+        let s = pool.stats();
+        let live = census.live.load(Ordering::SeqCst);
+        if (s.size == live && s.size == s.idle + s.in_use) || t.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let s = pool.stats();
+    assert_eq!(s.size, census.live.load(Ordering::SeqCst), "{s:?}");
+    assert_eq!(s.size, s.idle + s.in_use, "{s:?}");
+    assert_eq!(s.pending_acquisitions, 0, "{s:?}");
+    assert!(s.destroyed <= s.created && s.created - s.destroyed == s.size as u64, "{s:?}");
+    assert!(s.size <= 3, "{s:?}");
+    // The whole size is usable.
+    let held: Vec<_> = (0..3)
+        .map(|_| pool.acquire().timeout(Duration::from_secs(3)).blocking().unwrap())
+        .collect();
+    drop(held);
+}
