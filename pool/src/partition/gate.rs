@@ -260,7 +260,7 @@ mod tests {
         let callers: Vec<_> = (0..12)
             .map(|_| {
                 let pp = pp.clone();
-                tokio::spawn(async move { pp.get(&1).await.map(|g| drop(g)) })
+                tokio::spawn(async move { pp.get(&1).await.map(drop) })
             })
             .collect();
         let gate = pp.inner.gate.clone();

@@ -10,12 +10,12 @@
 mod common;
 
 mod affinity;
+mod around_the_fast_path;
 mod config;
 mod deadlock;
 mod discards;
 mod drain_and_removal;
 mod eviction_aside;
-mod hostile2;
 mod interplay;
 mod partition;
 mod partition_capacity;
