@@ -450,15 +450,22 @@ pub(crate) fn block_on_timeout<F: Future + Send>(
     d: Duration,
     fut: F,
 ) -> Option<F::Output> {
-    // A thread that blocks in a current-thread runtime's `Handle::block_on` is never the
-    // one driving it (inside its owner's `block_on`, `assert_not_worker` panics): that
-    // runtime runs its tasks only while its owner drives it, which may be never while we
-    // wait (a `spawn_blocking` thread, a thread that entered its handle), so creates
-    // started here get threads of their own (`spawn_bounded`). Whether the runtime is the
-    // current one or the one captured at build.
+    // A thread that blocks beside a current-thread runtime is never the one driving it
+    // (inside its owner's `block_on`, `assert_not_worker` panics): that runtime runs its
+    // tasks, reactor and timers only while its owner drives it, which may be never while
+    // we wait (a `spawn_blocking` thread, a thread that entered its handle). So the
+    // acquisition runs inside the pool's own runtime, whose worker drives them (a
+    // `validate` that sleeps or does I/O completes), and creates started here get threads
+    // of their own (`spawn_bounded`). Whether the runtime is the current one or the one
+    // captured at build.
     let block_in = |h: &tokio::runtime::Handle, fut: F| {
-        let was = OUTSIDE_OWNER.replace(is_current_thread(h));
+        let outside = is_current_thread(h);
+        let was = OUTSIDE_OWNER.replace(outside);
         let _restore = crate::defer::OnDrop::new(|| OUTSIDE_OWNER.set(was));
+        let h = match create_runtime() {
+            Some(own) if outside => own.handle(),
+            _ => h,
+        };
         h.block_on(super::timer::Timeout::new(d, fut))
     };
     if let Ok(h) = tokio::runtime::Handle::try_current() {

@@ -890,7 +890,6 @@ impl riptide_pool::Factory<common::Obj> for Pinging {
 /// owner is not driving it: an idle object due for validation, whose `validate` awaits a
 /// tokio timer, is validated and handed out (not a `Timeout` with an idle object there).
 #[test]
-#[ignore = "open defect: the checkout step runs in Handle::block_on of the undriven current-thread runtime, whose timers nobody drives (Timeout after 1 s with an idle object)"]
 fn get_blocking_validates_off_an_undriven_current_thread_runtime() {
     let census = Arc::new(Census::default());
     let rt = common::current_thread();
