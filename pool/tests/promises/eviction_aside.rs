@@ -3,13 +3,14 @@
 //! removal while evictions are in flight, a panicking `Drop` in an evicted object, one
 //! eviction per caller; and the counters (`global_size`, `totals`, `stats`) afterwards.
 
+use std::future::IntoFuture;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use riptide_pool::{PartitionedPool, PoolError};
 
-use super::discards::{census, partitioned, Census, Conn, MARGIN};
+use super::discards::{census, partitioned, wait_for, Census, Conn, MARGIN};
 use crate::common;
 
 /// Fills key `key` with `n` idle objects.
@@ -423,4 +424,104 @@ async fn a_panicking_waker_served_by_an_eviction_does_not_leave_it_in_flight() {
     );
     drop((first, a, b));
     counters_add_up(&pp, &c).await;
+}
+
+/// A burst: many callers of one key, on their own threads and released at once, all
+/// blocked at the global cap while another key holds more idle objects than there are
+/// callers, whose `Drop`s are slow (the evictions stay in flight). Each caller costs one
+/// idle object of the other key, however many queue before the gate hears of them: the
+/// rest stay idle (the other key does not yield every idle object, and no two calls of
+/// the gate evict for the same caller). Threads spinning meanwhile, until every caller
+/// has queued, make the callers' threads more likely to lose the CPU between queueing and
+/// telling the gate, so that one call of the gate sees several of them at once. Several
+/// rounds, to catch the burst.
+#[test]
+fn a_burst_of_blocked_callers_costs_one_idle_object_each() {
+    const CAP: usize = 128;
+    const CALLERS: usize = 96;
+    const SPINNERS: usize = 8;
+    const DROP_MS: usize = 250;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for round in 0..6 {
+        let c = census(DROP_MS);
+        let pp = partitioned(&c, CAP, CAP);
+        rt.block_on(idle_in(&pp, 0, CAP));
+        let start = Arc::new(std::sync::Barrier::new(CALLERS + SPINNERS));
+        let spin = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let spinners: Vec<_> = (0..SPINNERS)
+            .map(|_| {
+                let (start, spin) = (start.clone(), spin.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    while spin.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        let callers: Vec<_> = (0..CALLERS)
+            .map(|_| {
+                let (pp, start, rt) = (pp.clone(), start.clone(), rt.handle().clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    let t0 = Instant::now();
+                    let r = rt.block_on(
+                        pp.acquire(&1)
+                            .timeout(Duration::from_secs(10))
+                            .into_future(),
+                    );
+                    (t0.elapsed(), r)
+                })
+            })
+            .collect();
+        // The burst is over once every caller has queued (or been served).
+        wait_for(Duration::from_secs(10), "the callers to queue", || {
+            let s = pp.stats(&1);
+            s.is_some_and(|s| s.pending_acquisitions + s.in_use >= CALLERS)
+        });
+        spin.store(false, Ordering::SeqCst);
+        for s in spinners {
+            s.join().unwrap();
+        }
+        let served: Vec<_> = callers.into_iter().map(|t| t.join().unwrap()).collect();
+        let key0 = pp.stats(&0).unwrap();
+        // Fast drops from here (every drop that counts has begun): a failed round must
+        // not spend seconds dropping the rest in its teardown.
+        c.drop_ms.store(0, Ordering::SeqCst);
+        let mut held = Vec::new();
+        for (took, r) in served {
+            held.push(r.unwrap_or_else(|e| panic!("round {round}: {e:?} after {took:?}")));
+        }
+        assert!(
+            pp.global_size() <= CAP,
+            "round {round}: {}",
+            pp.global_size()
+        );
+        assert_eq!(
+            (key0.destroyed, key0.idle),
+            (CALLERS as u64, CAP - CALLERS),
+            "round {round}: {CALLERS} callers of key 1 cost {} idle objects of key 0 ({} left idle)",
+            key0.destroyed,
+            key0.idle
+        );
+        assert!(
+            c.max_live.load(Ordering::SeqCst) <= CAP,
+            "round {round}: {} live for a cap of {CAP}",
+            c.max_live.load(Ordering::SeqCst)
+        );
+        wait_for(Duration::from_secs(5), "the evictions' drops", || {
+            c.dropping.load(Ordering::SeqCst) == c.dropped.load(Ordering::SeqCst)
+        });
+        drop(held);
+        rt.block_on(counters_add_up(&pp, &c));
+        assert_eq!(
+            pp.stats(&0).unwrap().destroyed,
+            CALLERS as u64,
+            "round {round}"
+        );
+    }
 }
