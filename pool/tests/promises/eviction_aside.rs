@@ -431,22 +431,27 @@ async fn a_panicking_waker_served_by_an_eviction_does_not_leave_it_in_flight() {
 /// callers, whose `Drop`s are slow (the evictions stay in flight). Each caller costs one
 /// idle object of the other key, however many queue before the gate hears of them: the
 /// rest stay idle (the other key does not yield every idle object, and no two calls of
-/// the gate evict for the same caller). Threads spinning meanwhile, until every caller
-/// has queued, make the callers' threads more likely to lose the CPU between queueing and
-/// telling the gate, so that one call of the gate sees several of them at once. Several
-/// rounds, to catch the burst.
+/// the gate evict for the same caller). Two threads spin meanwhile, until every caller
+/// has queued, so that callers' threads lose the CPU between queueing and telling the
+/// gate and one call of the gate sees several of them at once. Several rounds.
+///
+/// One extra eviction in a round is allowed: a caller that evicted for itself before
+/// queueing can find, once it queues, a unit that another eviction freed just then, and
+/// take it; its own eviction then serves nobody. That takes an eviction ending inside
+/// that window (2 rounds of 52 in one sitting here); a yield would cost every idle object
+/// left.
 #[test]
 fn a_burst_of_blocked_callers_costs_one_idle_object_each() {
     const CAP: usize = 128;
     const CALLERS: usize = 96;
-    const SPINNERS: usize = 8;
+    const SPINNERS: usize = 2;
     const DROP_MS: usize = 250;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    for round in 0..6 {
+    for round in 0..4 {
         let c = census(DROP_MS);
         let pp = partitioned(&c, CAP, CAP);
         rt.block_on(idle_in(&pp, 0, CAP));
@@ -501,11 +506,10 @@ fn a_burst_of_blocked_callers_costs_one_idle_object_each() {
             "round {round}: {}",
             pp.global_size()
         );
-        assert_eq!(
-            (key0.destroyed, key0.idle),
-            (CALLERS as u64, CAP - CALLERS),
-            "round {round}: {CALLERS} callers of key 1 cost {} idle objects of key 0 ({} left idle)",
-            key0.destroyed,
+        let cost = key0.destroyed as usize;
+        assert!(
+            (CALLERS..=CALLERS + 1).contains(&cost) && key0.idle == CAP - cost,
+            "round {round}: {CALLERS} callers of key 1 cost {cost} idle objects of key 0 ({} left idle)",
             key0.idle
         );
         assert!(
@@ -520,7 +524,7 @@ fn a_burst_of_blocked_callers_costs_one_idle_object_each() {
         rt.block_on(counters_add_up(&pp, &c));
         assert_eq!(
             pp.stats(&0).unwrap().destroyed,
-            CALLERS as u64,
+            key0.destroyed,
             "round {round}"
         );
     }
