@@ -221,9 +221,12 @@ impl<T: Send + 'static> Shared<T> {
         self.slots.get(i)
     }
 
-    /// Slots allocated so far (indices below are valid).
+    /// Slots that may hold an object (indices below are valid): the high-water mark of
+    /// installs, not the slots allocated for `max_size`, so a scan over the pool (stats,
+    /// maintenance, `retain`) costs what its objects cost, not what its bound allows.
+    /// A slot past it is empty, or an object being installed right now (seen next time).
     pub(crate) fn slot_count(&self) -> usize {
-        self.slots.cap()
+        self.slots.used()
     }
 
     pub(crate) fn max_size(&self) -> usize {
@@ -472,7 +475,7 @@ impl<T: Send + 'static> Shared<T> {
     pub(crate) fn scan(&self) -> (usize, usize, u64) {
         let retired = self.counters.retired_uses.load(Ordering::Acquire);
         let (mut idle, mut busy, mut uses) = (0, 0, retired);
-        for i in 0..self.slots.cap() {
+        for i in 0..self.slot_count() {
             let s = self.slots.get(i);
             let (i, b) = idle::count(&s.state);
             idle += i;
