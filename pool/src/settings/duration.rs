@@ -14,10 +14,22 @@ pub fn parse_duration(s: &str) -> Result<Duration, &'static str> {
     const NOT_A_NUMBER: &str = "is not a number with a unit, like 30s";
     const OUT_OF_RANGE: &str = "is out of range";
     let s = s.trim();
+    if s.is_empty() {
+        return Err("is empty: write a number with a unit, like 30s");
+    }
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or("needs a unit, like 30s or 250ms")?;
     let (num, unit) = s.split_at(split);
+    // What follows the digits is a unit only if the number ended there: a sign, an
+    // exponent, a digit separator or a radix prefix (`-1s`, `1e3s`, `1_000ms`, `0x10s`)
+    // is a number this parser does not read, not "an unknown unit".
+    if s.starts_with('-') {
+        return Err("is negative");
+    }
+    if num.is_empty() || unit.contains(|c: char| c.is_ascii_digit()) {
+        return Err(NOT_A_NUMBER);
+    }
     let unit_ns: u128 = match unit.trim() {
         "ns" => 1,
         // U+00B5 MICRO SIGN and U+03BC GREEK SMALL LETTER MU look alike; both are typed.

@@ -135,6 +135,40 @@ fn readable_durations_are_exact() {
     }
 }
 
+/// A duration that does not parse says what is wrong with it: a sign, an exponent, a
+/// digit separator or a hex prefix is a number the parser does not read, not "an unknown
+/// unit" (before, `-1s` and `1e3s` were told to use ns, us, ms, s, m or h, which they do);
+/// an empty value says it is empty, not that it "needs a unit".
+#[test]
+fn a_duration_that_does_not_parse_says_what_is_wrong() {
+    use riptide_pool::parse_duration;
+    for (bad, says) in [
+        ("-1s", "negative"),
+        ("-250ms", "negative"),
+        ("1e3s", "not a number"),
+        ("1_000ms", "not a number"),
+        ("0x10s", "not a number"),
+        ("+1s", "not a number"),
+        ("\u{663}s", "not a number"),
+        ("", "empty"),
+        ("   ", "empty"),
+        ("5 parsecs", "unknown unit"),
+        ("5S", "unknown unit"),
+    ] {
+        let e = parse_duration(bad).unwrap_err();
+        assert!(e.contains(says), "{bad:?}: {e}");
+    }
+    std::env::set_var("RIPTIDE_TEST_NEGATIVE_ACQUIRE_TIMEOUT", "-1s");
+    let e = PoolConfig::from_env("RIPTIDE_TEST_NEGATIVE").unwrap_err();
+    std::env::remove_var("RIPTIDE_TEST_NEGATIVE_ACQUIRE_TIMEOUT");
+    assert_eq!(e.field(), "acquire_timeout", "{e}");
+    assert!(e.to_string().contains("negative"), "{e}");
+    let e = serde_json::from_str::<PoolConfig>(r#"{ "idle_timeout": "1e3s" }"#)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("1e3s") && e.contains("not a number"), "{e}");
+}
+
 /// A bad duration in a file says what is wrong with it, whatever JSON type it is: a
 /// negative or fractional bare number is not "data did not match any variant".
 #[test]
