@@ -19,7 +19,8 @@ pub(crate) fn check(input: &Input) -> Result<()> {
     Ok(())
 }
 
-/// An integer key must fit in a `u64` and be at least 1; `zero` says what 0 would do.
+/// An integer key must fit in a `u64` and be at least 1 (not negative); `zero` says what 0
+/// would do.
 fn positive_u64(lit: Option<&LitInt>, key: &str, zero: &str) -> Result<()> {
     let Some(n) = lit else { return Ok(()) };
     if !matches!(n.suffix(), "" | "u64") {
@@ -27,6 +28,17 @@ fn positive_u64(lit: Option<&LitInt>, key: &str, zero: &str) -> Result<()> {
             n.span(),
             format!(
                 "`{key}` is a u64: write `{key} = {}` (no suffix, or `u64`)",
+                n.base10_digits()
+            ),
+        ));
+    }
+    // syn reads `-1` as one negative literal: a count that is negative is not "too
+    // large for a u64".
+    if n.base10_digits().starts_with('-') {
+        return Err(Error::new(
+            n.span(),
+            format!(
+                "`{key} = {}` is negative; use at least 1, or leave it out for no limit",
                 n.base10_digits()
             ),
         ));
