@@ -33,7 +33,7 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize, serde::Serialize),
+    derive(serde::Serialize),
     serde(rename_all = "lowercase")
 )]
 pub enum DeadlockDetection {
@@ -67,6 +67,18 @@ impl FromStr for DeadlockDetection {
 }
 
 /// Holder ids of threads have this bit set; tokio task ids do not.
+/// Read as `from_env` reads it ([`FromStr`]: `off`, `warn` or `error`, any case), so a
+/// setting means the same in a file as in the environment.
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for DeadlockDetection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(|reason| {
+            serde::de::Error::custom(format!("deadlock_detection `{text}` {reason}"))
+        })
+    }
+}
+
 const THREAD_BIT: u64 = 1 << 63;
 
 /// Who is acquiring: the current tokio task, else the current thread. Never 0 (the slots'

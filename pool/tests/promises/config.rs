@@ -344,3 +344,45 @@ fn a_large_max_size_costs_nothing_while_the_pool_is_small() {
     }
     drop(pool);
 }
+
+/// `deadlock_detection` reads the same in a file as in the environment: `from_env` takes
+/// `Error` or `WARN` (as the limits take `OFF` in both), so a file must too (before, a
+/// file's `"Error"` was "unknown variant `Error`"); a value that is none of them names
+/// the knob and the three it takes.
+#[test]
+fn deadlock_detection_reads_the_same_in_a_file_as_in_the_environment() {
+    use riptide_pool::DeadlockDetection;
+    std::env::set_var("RIPTIDE_TEST_DEADLOCK_CASE_DEADLOCK_DETECTION", "Error");
+    let env = PoolConfig::from_env("RIPTIDE_TEST_DEADLOCK_CASE");
+    std::env::remove_var("RIPTIDE_TEST_DEADLOCK_CASE_DEADLOCK_DETECTION");
+    assert_eq!(
+        env.unwrap().deadlock_detection,
+        Some(DeadlockDetection::Error)
+    );
+    for (text, want) in [
+        ("Error", DeadlockDetection::Error),
+        ("ERROR", DeadlockDetection::Error),
+        ("Warn", DeadlockDetection::Warn),
+        ("off", DeadlockDetection::Off),
+    ] {
+        let json = format!(r#"{{ "deadlock_detection": "{text}" }}"#);
+        let cfg: PoolConfig = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+        assert_eq!(cfg.deadlock_detection, Some(want), "{json}");
+    }
+    let e = serde_json::from_str::<PoolConfig>(r#"{ "deadlock_detection": "loud" }"#)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("deadlock_detection") && e.contains("loud") && e.contains("off, warn, error"),
+        "{e}"
+    );
+    // What is written reads back.
+    let mut cfg = PoolConfig::default();
+    cfg.deadlock_detection = Some(DeadlockDetection::Error);
+    let text = serde_json::to_string(&cfg).unwrap();
+    assert_eq!(
+        serde_json::from_str::<PoolConfig>(&text).unwrap(),
+        cfg,
+        "{text}"
+    );
+}
