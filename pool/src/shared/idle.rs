@@ -270,6 +270,23 @@ mod tests {
     struct Obj;
     impl Poolable for Obj {}
 
+    /// A large `max_size` is a bound, not a cost: what scans the pool (`stats`,
+    /// maintenance, `retain`, `checked_out`) looks at the slots that ever held an object,
+    /// not at every slot the bound allows.
+    #[test]
+    fn scans_cover_the_slots_that_held_objects_not_the_bound() {
+        let p = Pool::builder(|| async { Ok::<_, std::io::Error>(Obj) })
+            .max_size(1 << 16)
+            .build()
+            .unwrap();
+        assert_eq!(p.shared().slot_count(), 0);
+        let held = [p.get_blocking().unwrap(), p.get_blocking().unwrap()];
+        assert_eq!(p.shared().slot_count(), 2);
+        assert_eq!(p.stats().in_use, 2);
+        drop(held);
+        assert_eq!(p.stats().idle, 2);
+    }
+
     fn warm(n: usize) -> Pool<Obj> {
         let p = Pool::builder(|| async { Ok::<_, std::io::Error>(Obj) })
             .max_size(n)
