@@ -66,7 +66,6 @@ impl FromStr for DeadlockDetection {
     }
 }
 
-/// Holder ids of threads have this bit set; tokio task ids do not.
 /// Read as `from_env` reads it ([`FromStr`]: `off`, `warn` or `error`, any case), so a
 /// setting means the same in a file as in the environment.
 #[cfg(feature = "serde")]
@@ -79,6 +78,7 @@ impl<'de> serde::Deserialize<'de> for DeadlockDetection {
     }
 }
 
+/// Holder ids of threads have this bit set; tokio task ids do not.
 const THREAD_BIT: u64 = 1 << 63;
 
 /// Who is acquiring: the current tokio task, else the current thread. Never 0 (the slots'
