@@ -384,7 +384,10 @@ async fn a_panicking_waker_served_by_an_eviction_does_not_leave_it_in_flight() {
     use std::future::{Future, IntoFuture};
     use std::task::{Context, Poll, Waker};
 
-    let c = census(0);
+    // A drop that takes a moment: the unit comes back once the caller has queued (with
+    // an instant one, it can come back while the caller registers, and the caller's own
+    // thread wakes it).
+    let c = census(50);
     let pp = partitioned(&c, 3, 3);
     idle_in(&pp, 0, 3).await;
     let w = Arc::new(PanickyWaker {
