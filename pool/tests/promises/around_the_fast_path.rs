@@ -423,6 +423,14 @@ fn partitions_removed_under_churn_keep_caps_and_units() {
     });
 }
 
+/// A blocking acquisition of `p` within `timeout`, its object dropped at once: what it
+/// returned and how long it took.
+fn timed_blocking(p: &Pool<common::Obj>, timeout: Duration) -> (Result<(), PoolError>, Duration) {
+    let t = Instant::now();
+    let r = p.acquire().timeout(timeout).blocking().map(drop);
+    (r, t.elapsed())
+}
+
 /// The README's advice for blocking on a runtime is `spawn_blocking`. On a current-thread
 /// runtime whose owner is not driving it right now (it waits on a channel, or on a
 /// thread), a `get_blocking` there that must create: the create cannot be trusted to that
@@ -441,13 +449,8 @@ fn get_blocking_in_spawn_blocking_of_an_undriven_current_thread_runtime_creates(
     let (tx, rx) = std::sync::mpsc::channel();
     let p = pool.clone();
     let _join = rt.spawn_blocking(move || {
-        let t = Instant::now();
-        let r = p
-            .acquire()
-            .timeout(Duration::from_millis(1500))
-            .blocking()
-            .map(drop);
-        let _ = tx.send((r, t.elapsed()));
+        let (r, took) = timed_blocking(&p, Duration::from_millis(1500));
+        let _ = tx.send((r, took));
     });
     // The owner does not drive the runtime meanwhile: it waits on the channel.
     let (r, took) = rx
@@ -469,13 +472,7 @@ fn get_blocking_in_an_entered_undriven_current_thread_runtime_creates() {
     let p = pool.clone();
     let t = std::thread::spawn(move || {
         let _in = h.enter();
-        let t = Instant::now();
-        let r = p
-            .acquire()
-            .timeout(Duration::from_millis(1500))
-            .blocking()
-            .map(drop);
-        (r, t.elapsed())
+        timed_blocking(&p, Duration::from_millis(1500))
     });
     let (r, took) = t.join().unwrap();
     assert!(r.is_ok(), "{r:?} after {took:?}, stats {:?}", pool.stats());
@@ -903,15 +900,7 @@ fn get_blocking_validates_off_an_undriven_current_thread_runtime() {
         pool
     });
     let p = pool.clone();
-    let t = std::thread::spawn(move || {
-        let t = Instant::now();
-        let r = p
-            .acquire()
-            .timeout(Duration::from_millis(1000))
-            .blocking()
-            .map(drop);
-        (r, t.elapsed())
-    });
+    let t = std::thread::spawn(move || timed_blocking(&p, Duration::from_millis(1000)));
     let (r, took) = t.join().unwrap();
     assert!(r.is_ok(), "{r:?} after {took:?}, stats {:?}", pool.stats());
     drop(rt);
