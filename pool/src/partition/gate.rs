@@ -35,7 +35,7 @@ impl<T: Send + 'static> Gate for GlobalGate<T> {
             }
             match oldest_idle(&self.parts.load(), from) {
                 Some((i, p)) => {
-                    if p.get().evict_idle(i, false) {
+                    if p.get().evict_idle(i) {
                         break;
                     }
                 }
@@ -118,33 +118,26 @@ impl<T: Send + 'static> GlobalGate<T> {
     /// count, fences and reads who is blocked. At least one of them sees the other, so
     /// a blocked caller is never left counting on an eviction that is over.
     fn make_room(&self, from: usize) {
-        // Each eviction takes its place in `evicting` before it claims (a ticket, taken
-        // only while the blocked callers outnumber the evictions in flight), so calls
-        // racing for the same caller evict one object between them; a claim that fails
-        // gives its ticket back. Only failed claims count toward giving up (the oldest
-        // idle object may be taken before we claim it): each eviction keeps its ticket
-        // (or, under the models, which drop inline, serves a blocked caller), so the loop
-        // ends once the demand is met, however many callers wait. `MAX_EVICTIONS` only
-        // bounds one call's work while other keys keep returning objects.
+        // Only failed claims count toward giving up (the oldest idle object may be taken
+        // before we claim it): each eviction raises `evicting` (or, under the models,
+        // which drop inline, serves a blocked caller), so the loop ends once the demand
+        // is met, however many callers wait. `MAX_EVICTIONS` only bounds one call's work
+        // while other keys keep returning objects.
         const MAX_MISSES: usize = 8;
         const MAX_EVICTIONS: usize = 1024;
         let (mut missed, mut evicted) = (0, 0);
         while missed < MAX_MISSES && evicted < MAX_EVICTIONS {
             let parts = self.parts.load();
             let demand: usize = parts.iter().map(|(_, p)| p.get().gate_demand()).sum();
-            if !self.ticket_below(demand) {
+            if self.evicting.load(Ordering::SeqCst) >= demand {
                 return;
             }
             let Some((i, p)) = oldest_idle(&parts, from) else {
-                self.evicting.fetch_sub(1, Ordering::SeqCst);
                 break;
             };
-            if p.get().evict_idle(i, true) {
+            if p.get().evict_idle(i) {
                 evicted += 1;
             } else {
-                // We go on (another try or the yield below): whoever skipped making room
-                // because of this ticket is covered.
-                self.evicting.fetch_sub(1, Ordering::SeqCst);
                 missed += 1;
             }
         }
@@ -156,24 +149,6 @@ impl<T: Send + 'static> GlobalGate<T> {
                 p.get().yield_capacity();
             }
         }
-    }
-
-    /// Counts one more eviction in flight if fewer than `demand` are. SeqCst: the read
-    /// half of the Dekker pair with `eviction_done` (see `make_room`).
-    fn ticket_below(&self, demand: usize) -> bool {
-        let mut cur = self.evicting.load(Ordering::SeqCst);
-        while cur < demand {
-            match self.evicting.compare_exchange_weak(
-                cur,
-                cur + 1,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                Ok(_) => return true,
-                Err(c) => cur = c,
-            }
-        }
-        false
     }
 
     /// Offers free units, one each, to partitions whose callers wait only for one.

@@ -235,10 +235,8 @@ impl<T: Send + 'static> Shared<T> {
 
     /// Evicts the idle object in slot `i` if it is still idle, or, if it was stacked, the
     /// object on top of the idle stack. Its drop runs aside (`evict_aside`): its capacity,
-    /// local and global, comes back once it is gone. `counted`: the gate counted this
-    /// eviction in flight already (else it is counted here, once claimed). Call holding
-    /// no lock.
-    pub(crate) fn evict_idle(&self, i: usize, counted: bool) -> bool {
+    /// local and global, comes back once it is gone. Call holding no lock.
+    pub(crate) fn evict_idle(&self, i: usize) -> bool {
         let claimed = if super::idle::is_stacked(self.slots.get(i).state.load(Ordering::Relaxed)) {
             self.idle.pop(&self.slots)
         } else {
@@ -250,9 +248,7 @@ impl<T: Send + 'static> Shared<T> {
         let Some(j) = claimed else {
             return false;
         };
-        if !counted {
-            self.count_evictions(1);
-        }
+        self.count_evictions(1);
         self.evict_aside(j);
         true
     }

@@ -433,16 +433,15 @@ async fn a_panicking_waker_served_by_an_eviction_does_not_leave_it_in_flight() {
 /// blocked at the global cap while another key holds more idle objects than there are
 /// callers, whose `Drop`s are slow (the evictions stay in flight). Each caller costs one
 /// idle object of the other key, however many queue before the gate hears of them: the
-/// rest stay idle (the other key does not yield every idle object, and no two calls of
-/// the gate evict for the same caller). Two threads spin meanwhile, until every caller
-/// has queued, so that callers' threads lose the CPU between queueing and telling the
-/// gate and one call of the gate sees several of them at once. Several rounds.
+/// rest stay idle (the other key does not yield every idle object). Two threads spin
+/// meanwhile, until every caller has queued, so that callers' threads lose the CPU
+/// between queueing and telling the gate and one call of the gate sees several of them
+/// at once. Several rounds.
 ///
-/// One extra eviction in a round is allowed: a caller that evicted for itself before
-/// queueing can find, once it queues, a unit that another eviction freed just then, and
-/// take it; its own eviction then serves nobody. That takes an eviction ending inside
-/// that window (2 rounds of 52 in one sitting here); a yield would cost every idle object
-/// left.
+/// One extra eviction in a round is allowed, for the narrow races `docs/architecture.md`
+/// names under G3 (two calls of the gate evicting for the same caller; a caller's own
+/// eviction made just before a unit freed elsewhere reaches it): 2 rounds of 52 in one
+/// sitting here. A yield would cost every idle object left.
 #[test]
 fn a_burst_of_blocked_callers_costs_one_idle_object_each() {
     const CAP: usize = 128;
