@@ -107,6 +107,22 @@ pub fn assert_consistent<T: Poolable>(pool: &Pool<T>) {
     assert!(s.size <= s.max_size, "{s:?}");
 }
 
+/// A dispatcher for a subscriber that a test scopes to its own threads and asserts on.
+///
+/// tracing-core 0.1 caches each callsite's interest for the whole process, computed by the
+/// first thread to reach it; while only one dispatcher is registered, it asks that thread's
+/// own default. A sibling test's thread without a subscriber, first to reach a pool
+/// callsite, would cache "never" and this test's subscriber would miss the event
+/// (tokio-rs/tracing#3611). With a second dispatcher registered for the process's whole
+/// life, registration asks every registered dispatcher, this one included.
+pub fn capturing(
+    subscriber: impl tracing::Subscriber + Send + Sync + 'static,
+) -> tracing::Dispatch {
+    static SECOND: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+    SECOND.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
+    tracing::Dispatch::new(subscriber)
+}
+
 /// Runs `f` on a runtime with one worker thread, with `layer` as the tracing subscriber
 /// of this thread and of the worker (where the pool's creates and maintenance run).
 pub fn with_layer<L, F>(layer: L, f: impl FnOnce() -> F) -> F::Output
@@ -115,7 +131,7 @@ where
     F: std::future::Future,
 {
     use tracing_subscriber::layer::SubscriberExt;
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let dispatch = capturing(tracing_subscriber::registry().with(layer));
     let worker = dispatch.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -523,7 +523,7 @@ fn a_discarded_objects_drop_panic_reaches_the_callers_subscriber() {
     use tracing_subscriber::layer::SubscriberExt;
     let errors = Errors::default();
     let seen = errors.0.clone();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(errors));
+    let dispatch = common::capturing(tracing_subscriber::registry().with(errors));
     let c = Arc::new(Census::default());
     tracing::dispatcher::with_default(&dispatch, || {
         common::current_thread().block_on(async {
