@@ -1,15 +1,16 @@
 //! The slot array: one slot per live object, never moved, grown in segments.
 //!
 //! Segment 0 holds `BASE` slots, segment `k ≥ 1` holds `BASE << (k - 1)`, so index `i` is
-//! found with one `leading_zeros` and the array can grow (for `resize`) without moving an
-//! object that a guard points into. Segments are only ever added (under the pool's lock)
-//! and freed when the pool is freed.
+//! found with one `leading_zeros` and the array can grow without moving an object that a
+//! guard points into. A pool starts with segment 0 and adds segments as creates need
+//! them, so a large `max_size` costs nothing until the pool grows into it. Segments are
+//! only ever added (under the pool's lock) and freed when the pool is freed.
 
 use std::mem::MaybeUninit;
 use std::panic::Location;
 use std::ptr;
 
-use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
+use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering, UnsafeCell};
 
 /// Slot state word. The low two bits are the state, `RECLAIMED` is a flag, and a stacked
 /// slot keeps its link to the next one above `idle.rs`'s `LINK_SHIFT`.
@@ -37,6 +38,8 @@ pub(crate) const STAMP_IDLE: u64 = 1 << 63;
 pub(crate) const RECLAIM_MARK: u64 = 1 << 63;
 
 const BASE: usize = 8;
+/// The slots a new pool allocates (segment 0); the rest come as creates need them.
+pub(crate) const FIRST_SEGMENT: usize = BASE;
 const SEGMENTS: usize = 24;
 /// The most slots a pool can have.
 pub(crate) const MAX_SLOTS: usize = BASE << (SEGMENTS - 1);
@@ -155,8 +158,10 @@ impl<T> Slot<T> {
 
 pub(crate) struct Slots<T> {
     segs: [AtomicPtr<Slot<T>>; SEGMENTS],
-    /// Slots allocated so far; indices below it are valid. Grows only, under the pool lock.
+    /// Slots allocated so far; indices below it are valid. Grows only, under `growing`.
     cap: AtomicUsize,
+    /// Serialises growth (taken only to add a segment: a few times in a pool's life).
+    growing: Mutex<()>,
     /// One past the highest slot that ever held an object (creates fill the lowest empty
     /// slot first): the fast path's scan stops here instead of at `cap`.
     used: AtomicUsize,
@@ -185,9 +190,10 @@ impl<T> Slots<T> {
         let s = Slots {
             segs: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
             cap: AtomicUsize::new(0),
+            growing: Mutex::new(()),
             used: AtomicUsize::new(0),
         };
-        s.grow(n);
+        s.grow_exclusive(n);
         s
     }
 
@@ -212,9 +218,17 @@ impl<T> Slots<T> {
         self.used.fetch_max(i + 1, Ordering::Release);
     }
 
-    /// Makes at least `n` slots available. Callers serialise growth (the pool's lock, or
-    /// exclusive access in `new`).
+    /// Makes at least `n` slots available (at most `MAX_SLOTS`).
     pub(crate) fn grow(&self, n: usize) {
+        if n.min(MAX_SLOTS) <= self.cap() {
+            return;
+        }
+        let _growing = self.growing.lock();
+        self.grow_exclusive(n);
+    }
+
+    /// `grow` for a caller that serialises growth (`growing` held, or `new`).
+    fn grow_exclusive(&self, n: usize) {
         let mut cap = self.cap.load(Ordering::Relaxed);
         while cap < n.min(MAX_SLOTS) {
             let (k, _) = locate(cap);

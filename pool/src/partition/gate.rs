@@ -234,6 +234,10 @@ mod tests {
     /// other keys' remaining idle objects stay (successful evictions do not count toward
     /// giving up and making every other key yield).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        miri,
+        ignore = "wall-clock waits of seconds, and blocking threads that outlive the test"
+    )]
     async fn one_call_makes_room_for_many_blocked_callers_one_object_each() {
         let alive = Arc::new(AtomicUsize::new(0));
         let a = alive.clone();

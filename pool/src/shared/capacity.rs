@@ -367,10 +367,9 @@ impl<T: Send + 'static> Shared<T> {
             slot.reported.store(before, Ordering::Relaxed);
             return;
         }
-        let reclaimed = self.reclaimed.fetch_add(1, Ordering::Relaxed) + 1;
-        // The slot stays occupied: make room so creates always find an empty one.
-        self.slots
-            .grow(self.max_size.load(Ordering::Relaxed) + reclaimed);
+        // The slot stays occupied: `install` counts it (`reclaimed`) when it allocates
+        // slots for the creates this capacity allows.
+        self.reclaimed.fetch_add(1, Ordering::Relaxed);
         drop(q);
         self.unreserve();
     }

@@ -156,7 +156,9 @@ impl<T: Send + 'static> Shared<T> {
             h.finish() | 1
         };
         Shared {
-            slots: Slots::new(config.max_size),
+            // Slots are allocated as objects need them (`install`): a large `max_size`
+            // costs nothing until the pool grows into it.
+            slots: Slots::new(config.max_size.min(crate::slots::FIRST_SEGMENT)),
             idle: idle::IdleStack::new(),
             scarce_ms: AtomicU64::new(0),
             queue: CachePadded(Mutex::new(WaitQueue::default())),
@@ -321,9 +323,7 @@ impl<T: Send + 'static> Shared<T> {
         if self.is_closed() {
             return;
         }
-        // Reclaimed checkouts still occupy their slots (`reclaim`).
-        self.slots
-            .grow(n.saturating_add(self.reclaimed.load(Ordering::Relaxed)));
+        // No slots are allocated here: creates allocate what they need (`install`).
         self.max_size.store(n, Ordering::Relaxed);
         let mut wake = Vec::new();
         let mut doomed = Vec::new();

@@ -16,15 +16,23 @@ impl<T: Send + 'static> Shared<T> {
 
     /// Puts a freshly created object into an empty slot, which the caller then owns.
     pub(crate) fn install(&self, obj: T, id: u64) -> usize {
+        // Occupied slots ≤ size + reclaimed (every object holds capacity, or its capacity
+        // was reclaimed and counted there), and `size` includes our reservation (I2): with
+        // at least that many slots allocated, an empty one exists. Slots are allocated
+        // here, as objects need them. The loads are Relaxed: a stale count can only be low
+        // when others reserved meanwhile, and the rescan below covers that race.
+        let need = self
+            .size
+            .load(Ordering::Relaxed)
+            .saturating_add(self.reclaimed.load(Ordering::Relaxed));
+        self.slots.grow(need);
         let mut scans = 0;
         loop {
-            // Free slots exist: occupied slots ≤ size + reclaimed ≤ max_size + reclaimed ≤
-            // cap (`resize` and `reclaim` grow the array for that), and `size` includes
-            // our reservation (I2). A CAS can lose to another creator; rescan. Should a
-            // scan ever come up empty twice, the array grows rather than spin.
+            // A CAS can lose to another creator; rescan. Should a scan ever come up empty
+            // twice (a racing creator took the slot our count left room for), the array
+            // grows rather than spin.
             scans += 1;
             if scans > 2 {
-                let _q = self.queue.lock();
                 self.slots.grow(self.slots.cap() + 1);
             }
             for i in 0..self.slots.cap() {
@@ -223,5 +231,32 @@ pub(super) fn drop_object<T>(obj: T, pool: &str) {
             "riptide_pool: a pooled object's Drop panicked (the object is gone, its capacity freed)"
         )
         });
+    }
+}
+
+#[cfg(all(test, not(riptide_model)))]
+mod tests {
+    use crate::slots::FIRST_SEGMENT;
+    use crate::Pool;
+
+    /// A large `max_size` is a bound, not an allocation: a pool allocates slots as its
+    /// creates need them (segments of doubling size), and `resize` allocates none.
+    #[test]
+    fn slots_are_allocated_as_objects_need_them() {
+        let p = Pool::custom(|| async { Ok::<_, std::io::Error>(0_u64) })
+            .max_size(1 << 20)
+            .build()
+            .unwrap();
+        assert_eq!(p.shared().slots.cap(), FIRST_SEGMENT);
+        let held: Vec<_> = (0..20).map(|_| p.get_blocking().unwrap()).collect();
+        let cap = p.shared().slots.cap();
+        assert!((20..=32).contains(&cap), "{cap} slots for 20 objects");
+        p.resize(1 << 22);
+        assert_eq!(p.shared().slots.cap(), cap, "resize allocated slots");
+        drop(held);
+        let held: Vec<_> = (0..20).map(|_| p.get_blocking().unwrap()).collect();
+        assert_eq!(p.shared().slots.cap(), cap, "idle objects are reused");
+        assert_eq!(p.stats().created, 20);
+        drop(held);
     }
 }

@@ -338,3 +338,73 @@ fn deadlock_detection_reads_the_same_in_a_file_as_in_the_environment() {
         "{text}"
     );
 }
+
+/// This process's resident memory, in bytes (Linux `/proc/self/statm`, 4 KiB pages).
+fn resident_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+/// A large `max_size` is a bound, not an allocation: building a pool of 16 M, growing it
+/// to 32 M and using a hundred objects costs memory for those objects only (slots
+/// allocated up front for the bound would take over a gigabyte).
+#[test]
+fn a_large_max_size_costs_memory_only_for_the_objects_used() {
+    let before = resident_bytes();
+    let pool = riptide_pool::Pool::custom(|| async { Ok::<_, std::io::Error>([0_u64; 2]) })
+        .max_size(1 << 24)
+        .build()
+        .unwrap();
+    pool.resize(1 << 25);
+    let held: Vec<_> = (0..100).map(|_| pool.get_blocking().unwrap()).collect();
+    let grown = resident_bytes().saturating_sub(before);
+    drop(held);
+    assert_eq!(pool.stats().idle, 100);
+    assert!(
+        grown < 64 << 20,
+        "a pool of 100 objects with max_size 32 M took {} MiB",
+        grown >> 20
+    );
+}
+
+/// Creates racing past the slots a pool starts with each get a slot of their own: eight
+/// threads take 256 objects each from one pool, all held at once, and no two guards share
+/// an object; given back, every one is idle.
+#[test]
+fn creates_racing_past_the_first_slots_each_get_their_own() {
+    const THREADS: usize = 8;
+    const EACH: usize = 256;
+    for _ in 0..3 {
+        let pool = riptide_pool::Pool::custom(|| async { Ok::<_, std::io::Error>(0_u64) })
+            .max_size(1 << 20)
+            .build()
+            .unwrap();
+        let start = Arc::new(std::sync::Barrier::new(THREADS));
+        let held: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (pool, start) = (pool.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    (0..EACH)
+                        .map(|_| pool.get_blocking().unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        let objects: std::collections::HashSet<*const u64> =
+            held.iter().map(|g| std::ptr::from_ref::<u64>(g)).collect();
+        assert_eq!(objects.len(), THREADS * EACH, "two guards share an object");
+        let s = pool.stats();
+        assert_eq!(
+            (s.size, s.in_use, s.created),
+            (THREADS * EACH, THREADS * EACH, 2048)
+        );
+        drop(held);
+        let s = pool.stats();
+        assert_eq!((s.size, s.idle), (THREADS * EACH, THREADS * EACH));
+    }
+}
