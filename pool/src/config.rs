@@ -58,6 +58,9 @@ pub struct PoolBuilder<T: Send + 'static> {
     config: Config,
     hooks: Hooks<T>,
     gate: Option<(std::sync::Arc<dyn crate::shared::Gate>, usize)>,
+    /// `circuit_breaker_successes`, kept apart so that setting it never turns a breaker
+    /// back on that `no_circuit_breaker` turned off, in whatever order they are called.
+    breaker_successes: u32,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -111,6 +114,7 @@ impl<T: Send + 'static> PoolBuilder<T> {
             },
             hooks: Hooks::default(),
             gate: None,
+            breaker_successes: 1,
             _t: PhantomData,
         }
     }
@@ -196,18 +200,19 @@ impl<T: Send + 'static> PoolBuilder<T> {
     /// success closes it (see [`circuit_breaker_successes`](Self::circuit_breaker_successes)).
     /// Default: 5 failures, 1 s.
     pub fn circuit_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
-        let successes = self.config.circuit.map_or(1, |c| c.2);
-        self.config.circuit = Some((failures, cool_down, successes));
+        self.config.circuit = Some((failures, cool_down, self.breaker_successes));
         self
     }
     /// Half-open trial creates that must succeed in a row to close the breaker (default
-    /// 1). Each trial is one create; callers meanwhile fail fast.
+    /// 1). Each trial is one create; callers meanwhile fail fast. It configures the
+    /// breaker and never turns one on: after
+    /// [`no_circuit_breaker`](Self::no_circuit_breaker) it only applies to a later
+    /// [`circuit_breaker`](Self::circuit_breaker).
     pub fn circuit_breaker_successes(mut self, successes: u32) -> Self {
-        let (n, d, _) = self
-            .config
-            .circuit
-            .unwrap_or((5, Duration::from_secs(1), 1));
-        self.config.circuit = Some((n, d, successes));
+        self.breaker_successes = successes;
+        if let Some(c) = &mut self.config.circuit {
+            c.2 = successes;
+        }
         self
     }
     /// Turns the circuit breaker off: every create is attempted.
@@ -227,6 +232,7 @@ impl<T: Send + 'static> PoolBuilder<T> {
     /// [`PoolConfig`](crate::PoolConfig)); the others keep their current values.
     /// `circuit_failures = 0` turns the breaker off.
     pub fn config(mut self, config: &crate::PoolConfig) -> Self {
+        let successes = self.breaker_successes;
         let c = &mut self.config;
         let cfg = config;
         if let Some(v) = cfg.max_size {
@@ -266,8 +272,10 @@ impl<T: Send + 'static> PoolBuilder<T> {
             (Some(0), _) => c.circuit = None,
             (None, None) => {}
             (n, d) => {
-                let (n0, d0, s) = c.circuit.unwrap_or((5, Duration::from_secs(1), 1));
-                c.circuit = Some((n.unwrap_or(n0), d.unwrap_or(d0), s));
+                let (n0, d0) = c
+                    .circuit
+                    .map_or((5, Duration::from_secs(1)), |c| (c.0, c.1));
+                c.circuit = Some((n.unwrap_or(n0), d.unwrap_or(d0), successes));
             }
         }
         if let Some(v) = &cfg.name {
@@ -385,7 +393,7 @@ impl<T: Send + 'static> PoolBuilder<T> {
                 "needs at least 1 failure to open",
             ));
         }
-        if let Some((.., 0)) = c.circuit {
+        if self.breaker_successes == 0 {
             return Err(ConfigError::invalid(
                 "circuit_breaker_successes",
                 "must be at least 1",

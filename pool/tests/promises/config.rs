@@ -408,3 +408,59 @@ fn creates_racing_past_the_first_slots_each_get_their_own() {
         assert_eq!((s.size, s.idle), (THREADS * EACH, THREADS * EACH));
     }
 }
+
+/// `circuit_breaker_successes` configures the breaker and never turns one on: after
+/// `no_circuit_breaker`, in either order, every create is attempted however many fail,
+/// and a later `circuit_breaker` (or a file's `circuit_failures`) takes the count.
+#[tokio::test]
+async fn the_breakers_success_count_never_turns_it_back_on() {
+    let failing = || async { Err::<Conn, _>(std::io::Error::other("backend down")) };
+    for pool in [
+        riptide_pool::Pool::builder(failing)
+            .no_circuit_breaker()
+            .circuit_breaker_successes(3)
+            .build()
+            .unwrap(),
+        riptide_pool::Pool::builder(failing)
+            .circuit_breaker_successes(3)
+            .no_circuit_breaker()
+            .build()
+            .unwrap(),
+    ] {
+        for attempt in 0..12 {
+            let r = pool.get().await;
+            assert!(
+                matches!(r, Err(riptide_pool::PoolError::Create(_))),
+                "attempt {attempt}: {:?}",
+                r.map(drop)
+            );
+        }
+        assert_eq!(pool.circuit_state(), riptide_pool::CircuitState::Closed);
+    }
+    // Zero is still refused, with or without a breaker.
+    let e = riptide_pool::Pool::builder(failing)
+        .no_circuit_breaker()
+        .circuit_breaker_successes(0)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.field(), "circuit_breaker_successes");
+    // Turned on again later, the breaker takes the count and opens after its failures.
+    let b = riptide_pool::Pool::builder(failing)
+        .no_circuit_breaker()
+        .circuit_breaker_successes(3)
+        .circuit_breaker(2, Duration::from_secs(60));
+    assert!(
+        format!("{b:?}").contains("circuit: Some((2, 60s, 3))"),
+        "{b:?}"
+    );
+    let pool = b.build().unwrap();
+    for _ in 0..2 {
+        assert!(pool.get().await.is_err());
+    }
+    let r = pool.get().await;
+    assert!(
+        matches!(r, Err(riptide_pool::PoolError::CircuitOpen { .. })),
+        "{:?}",
+        r.map(drop)
+    );
+}
