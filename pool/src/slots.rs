@@ -4,7 +4,7 @@
 //! found with one `leading_zeros` and the array can grow without moving an object that a
 //! guard points into. A pool starts with segment 0 and adds segments as creates need
 //! them, so a large `max_size` costs nothing until the pool grows into it. Segments are
-//! only ever added (under the pool's lock) and freed when the pool is freed.
+//! only ever added (under the array's own growth lock) and freed when the pool is freed.
 
 use std::mem::MaybeUninit;
 use std::panic::Location;
@@ -186,14 +186,15 @@ fn seg_len(k: usize) -> usize {
 }
 
 impl<T> Slots<T> {
-    pub(crate) fn new(n: usize) -> Self {
+    /// An array of segment 0's `FIRST_SEGMENT` slots.
+    pub(crate) fn new() -> Self {
         let s = Slots {
             segs: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
             cap: AtomicUsize::new(0),
             growing: Mutex::new(()),
             used: AtomicUsize::new(0),
         };
-        s.grow_exclusive(n);
+        s.grow_exclusive(FIRST_SEGMENT);
         s
     }
 
@@ -287,7 +288,7 @@ mod tests {
 
     #[test]
     fn grow_keeps_existing_slots_in_place() {
-        let s: Slots<u64> = Slots::new(3);
+        let s: Slots<u64> = Slots::new();
         assert_eq!(s.cap(), 8);
         let p = s.get(5) as *const Slot<u64>;
         s.grow(100);

@@ -158,7 +158,7 @@ impl<T: Send + 'static> Shared<T> {
         Shared {
             // Slots are allocated as objects need them (`install`): a large `max_size`
             // costs nothing until the pool grows into it.
-            slots: Slots::new(config.max_size.min(crate::slots::FIRST_SEGMENT)),
+            slots: Slots::new(),
             idle: idle::IdleStack::new(),
             scarce_ms: AtomicU64::new(0),
             queue: CachePadded(Mutex::new(WaitQueue::default())),
