@@ -155,13 +155,13 @@ impl<T: Send + 'static> PoolBuilder<T> {
         self
     }
     /// Idle objects above `min_idle` idle longer than this are destroyed. Default 10 min;
-    /// `None` turns it off.
+    /// `None` turns it off; at least 1 ms (the pool's clock counts milliseconds).
     pub fn idle_timeout(mut self, d: impl Into<Option<Duration>>) -> Self {
         self.config.idle_timeout = d.into();
         self
     }
     /// Objects older than this are retired. Default `T::MAX_LIFETIME`, else 30 min; `None`
-    /// turns it off (also when `T::MAX_LIFETIME` is set).
+    /// turns it off (also when `T::MAX_LIFETIME` is set); at least 1 ms.
     pub fn max_lifetime(mut self, d: impl Into<Option<Duration>>) -> Self {
         self.config.max_lifetime = d.into();
         self
@@ -171,12 +171,14 @@ impl<T: Send + 'static> PoolBuilder<T> {
         self.config.max_uses = Some(n);
         self
     }
-    /// Report objects held longer than this (off by default; `None` turns it off).
+    /// Report objects held longer than this (off by default; `None` turns it off); at
+    /// least 1 ms.
     pub fn leak_threshold(mut self, d: impl Into<Option<Duration>>) -> Self {
         self.config.leak_threshold = d.into();
         self
     }
-    /// `Factory::validate` runs only on objects idle longer than this; `ZERO` = always.
+    /// `Factory::validate` runs only on objects idle longer than this; `ZERO` = always,
+    /// else at least 1 ms.
     pub fn validation_interval(mut self, d: Duration) -> Self {
         self.config.validation_interval = d;
         self
@@ -222,7 +224,9 @@ impl<T: Send + 'static> PoolBuilder<T> {
     }
     /// Opt-in: a checkout held longer than `after` (e.g. a `mem::forget`-ed guard) has its
     /// capacity given back, so the pool does not shrink forever; if the guard does return,
-    /// its object is destroyed. Needs `leak_threshold`-style scans: runs in maintenance.
+    /// its object is destroyed. Runs in maintenance. At least 1 ms, and not shorter than
+    /// [`leak_threshold`](Self::leak_threshold) when both are set (a checkout is reported
+    /// before it loses its capacity).
     pub fn reclaim_leaked(mut self, after: impl Into<Option<Duration>>) -> Self {
         self.config.reclaim_leaked = after.into();
         self
@@ -399,29 +403,35 @@ impl<T: Send + 'static> PoolBuilder<T> {
                 "must be at least 1",
             ));
         }
-        if c.idle_timeout.is_some_and(|d| d.is_zero()) {
+        // The pool's clock counts whole milliseconds: a limit below one would act as zero.
+        for (field, limit) in [
+            ("idle_timeout", c.idle_timeout),
+            ("max_lifetime", c.max_lifetime),
+            ("leak_threshold", c.leak_threshold),
+            ("reclaim_leaked", c.reclaim_leaked),
+        ] {
+            if limit.is_some_and(|d| d < Duration::from_millis(1)) {
+                return Err(ConfigError::invalid(
+                    field,
+                    "must be at least 1ms (the pool's clock counts milliseconds)",
+                ));
+            }
+        }
+        let v = c.validation_interval;
+        if !v.is_zero() && v < Duration::from_millis(1) {
             return Err(ConfigError::invalid(
-                "idle_timeout",
-                "must be greater than zero",
+                "validation_interval",
+                "must be zero (validate every checkout) or at least 1ms",
             ));
         }
-        if c.max_lifetime.is_some_and(|d| d.is_zero()) {
-            return Err(ConfigError::invalid(
-                "max_lifetime",
-                "must be greater than zero",
-            ));
-        }
-        if c.leak_threshold.is_some_and(|d| d.is_zero()) {
-            return Err(ConfigError::invalid(
-                "leak_threshold",
-                "must be greater than zero",
-            ));
-        }
-        if c.reclaim_leaked.is_some_and(|d| d.is_zero()) {
-            return Err(ConfigError::invalid(
-                "reclaim_leaked",
-                "must be greater than zero",
-            ));
+        if let (Some(reclaim), Some(report)) = (c.reclaim_leaked, c.leak_threshold) {
+            if reclaim < report {
+                return Err(ConfigError::invalid(
+                    "reclaim_leaked",
+                    "must not be shorter than leak_threshold: a checkout would lose its \
+                     capacity before it is reported as a leak",
+                ));
+            }
         }
         if c.max_size > crate::slots::MAX_SLOTS {
             return Err(ConfigError::invalid(

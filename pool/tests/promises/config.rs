@@ -464,3 +464,62 @@ async fn the_breakers_success_count_never_turns_it_back_on() {
         r.map(drop)
     );
 }
+
+/// The time limits run on the pool's millisecond clock: a limit below 1 ms would act as
+/// zero (`max_lifetime(1ns)` with `min_idle(2)` made an object every few ms), so it is a
+/// `ConfigError` naming the knob, as zero is. A leak reclaimed before it is even reported
+/// makes no sense either.
+#[test]
+fn limits_below_the_clocks_resolution_are_refused() {
+    let builder = |_| riptide_pool::Pool::builder(|| async { Ok::<_, std::io::Error>(Conn) });
+    let make = ();
+    let tiny = Duration::from_micros(999);
+    type Knob = fn(riptide_pool::PoolBuilder<Conn>, Duration) -> riptide_pool::PoolBuilder<Conn>;
+    let knobs: [(&str, Knob); 5] = [
+        ("idle_timeout", |b, d| b.idle_timeout(d)),
+        ("max_lifetime", |b, d| b.max_lifetime(d)),
+        ("leak_threshold", |b, d| b.leak_threshold(d)),
+        ("reclaim_leaked", |b, d| b.reclaim_leaked(d)),
+        ("validation_interval", |b, d| b.validation_interval(d)),
+    ];
+    for (field, set) in knobs {
+        for d in [Duration::from_nanos(1), tiny] {
+            let e = set(builder(make), d).build().map(drop).unwrap_err();
+            assert_eq!(e.field(), field, "{e}");
+            assert!(e.to_string().contains("1ms"), "{e}");
+        }
+        set(builder(make), Duration::from_millis(1)).build().unwrap();
+    }
+    // Zero still means "validate every checkout".
+    builder(make)
+        .validation_interval(Duration::ZERO)
+        .build()
+        .unwrap();
+    // The same limits from a file or the environment are refused the same way.
+    let mut cfg = PoolConfig::default();
+    cfg.max_lifetime = Some(Some(tiny));
+    let e = builder(make).config(&cfg).build().map(drop).unwrap_err();
+    assert_eq!(e.field(), "max_lifetime", "{e}");
+    let e = PartitionedPool::builder(|_k: u8| async { Ok::<_, std::io::Error>(Conn) })
+        .configure(move |b| b.leak_threshold(tiny))
+        .build()
+        .map(drop)
+        .unwrap_err();
+    assert_eq!(e.field(), "leak_threshold", "{e}");
+
+    let e = builder(make)
+        .leak_threshold(Duration::from_secs(10))
+        .reclaim_leaked(Duration::from_secs(5))
+        .build()
+        .map(drop)
+        .unwrap_err();
+    assert_eq!(e.field(), "reclaim_leaked", "{e}");
+    assert!(e.to_string().contains("leak_threshold"), "{e}");
+    for (report, reclaim) in [(Some(5), Some(5)), (Some(5), Some(60)), (None, Some(1))] {
+        builder(make)
+            .leak_threshold(report.map(Duration::from_secs))
+            .reclaim_leaked(reclaim.map(Duration::from_secs))
+            .build()
+            .unwrap();
+    }
+}
