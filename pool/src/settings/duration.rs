@@ -70,7 +70,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, &'static str> {
 /// A duration as [`parse_duration`] reads it back exactly: whole milliseconds as `"250ms"`,
 /// anything finer in nanoseconds (`"1500000ns"`).
 #[cfg(feature = "serde")]
-fn duration_text(d: Duration) -> String {
+pub(super) fn duration_text(d: Duration) -> String {
     if d.subsec_nanos() % 1_000_000 == 0 {
         format!("{}ms", d.as_millis())
     } else {
@@ -83,115 +83,5 @@ pub(super) fn parse_limit(s: &str) -> Result<Option<Duration>, &'static str> {
     match s.trim().to_ascii_lowercase().as_str() {
         "off" | "none" | "disabled" => Ok(None),
         _ => parse_duration(s).map(Some),
-    }
-}
-
-#[cfg(feature = "serde")]
-pub(in crate::settings) mod serde_duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// A duration as text (`"30s"`) or a whole number of milliseconds.
-    pub(super) enum Raw {
-        Ms(u64),
-        Text(String),
-    }
-
-    /// By hand rather than `#[serde(untagged)]`, whose only error is "data did not match
-    /// any variant": a negative or fractional number, or a value of another type, says
-    /// that it is a duration and what is wrong with it.
-    impl<'de> Deserialize<'de> for Raw {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl serde::de::Visitor<'_> for V {
-                type Value = Raw;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str(
-                        "a duration: text such as \"30s\" or \"250ms\", or whole milliseconds",
-                    )
-                }
-                fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Raw, E> {
-                    Ok(Raw::Ms(v))
-                }
-                fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Raw, E> {
-                    u64::try_from(v)
-                        .map(Raw::Ms)
-                        .map_err(|_| E::custom(format!("duration `{v}` is negative")))
-                }
-                fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Raw, E> {
-                    Err(E::custom(format!(
-                        "duration `{v}` is not a whole number of milliseconds \
-                         (write a fraction as text, like \"1.5ms\")"
-                    )))
-                }
-                fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Raw, E> {
-                    Ok(Raw::Text(v.to_owned()))
-                }
-            }
-            d.deserialize_any(V)
-        }
-    }
-
-    pub(super) fn to_duration<E: serde::de::Error>(raw: Raw) -> Result<Duration, E> {
-        match raw {
-            Raw::Ms(ms) => Ok(Duration::from_millis(ms)),
-            Raw::Text(t) => {
-                super::parse_duration(&t).map_err(|r| E::custom(format!("duration `{t}` {r}")))
-            }
-        }
-    }
-
-    pub(in crate::settings) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Duration>, D::Error> {
-        Option::<Raw>::deserialize(d)?.map(to_duration).transpose()
-    }
-
-    pub(in crate::settings) fn serialize<S: Serializer>(
-        v: &Option<Duration>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(d) => s.serialize_str(&super::duration_text(*d)),
-            None => s.serialize_none(),
-        }
-    }
-}
-
-#[cfg(feature = "serde")]
-pub(in crate::settings) mod serde_limit {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use super::serde_duration::{to_duration, Raw};
-
-    pub(in crate::settings) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Option<Duration>>, D::Error> {
-        Ok(match Option::<Raw>::deserialize(d)? {
-            None => None,
-            Some(Raw::Text(t))
-                if matches!(
-                    t.trim().to_ascii_lowercase().as_str(),
-                    "off" | "none" | "disabled"
-                ) =>
-            {
-                Some(None)
-            }
-            Some(raw) => Some(Some(to_duration(raw)?)),
-        })
-    }
-
-    pub(in crate::settings) fn serialize<S: Serializer>(
-        v: &Option<Option<Duration>>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(Some(d)) => s.serialize_str(&super::duration_text(*d)),
-            Some(None) => s.serialize_str("off"),
-            None => s.serialize_none(),
-        }
     }
 }

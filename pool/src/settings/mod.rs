@@ -6,6 +6,8 @@
 //! (units `ns`, `us`, `ms`, `s`, `m`/`min`, `h`); in a file a bare integer is milliseconds.
 //! The limits that can be switched off (`idle_timeout`, `max_lifetime`, `leak_threshold`,
 //! `reclaim_leaked`) also take `"off"`.
+//! A value that does not read is an error that names its knob, in a file ("expected a
+//! whole number for `max_size`") as in the environment.
 //!
 //! ```
 //! use riptide_pool::{Pool, PoolConfig, Poolable};
@@ -28,6 +30,8 @@ use std::time::Duration;
 use crate::error::ConfigError;
 
 mod duration;
+#[cfg(feature = "serde")]
+mod file;
 mod misspelt;
 
 pub use duration::parse_duration;
@@ -48,43 +52,106 @@ use misspelt::misspelt;
 )]
 pub struct PoolConfig {
     /// `max_size`.
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "file::max_size"))]
     pub max_size: Option<usize>,
     /// `min_idle`.
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "file::min_idle"))]
     pub min_idle: Option<usize>,
     /// `acquire_timeout`.
-    #[cfg_attr(feature = "serde", serde(with = "duration::serde_duration"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            deserialize_with = "file::acquire_timeout",
+            serialize_with = "file::write_duration"
+        )
+    )]
     pub acquire_timeout: Option<Duration>,
     /// `create_timeout`.
-    #[cfg_attr(feature = "serde", serde(with = "duration::serde_duration"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            deserialize_with = "file::create_timeout",
+            serialize_with = "file::write_duration"
+        )
+    )]
     pub create_timeout: Option<Duration>,
     /// `idle_timeout` (`Some(None)`: off).
-    #[cfg_attr(feature = "serde", serde(with = "duration::serde_limit"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            deserialize_with = "file::idle_timeout",
+            serialize_with = "file::write_limit"
+        )
+    )]
     pub idle_timeout: Option<Option<Duration>>,
     /// `max_lifetime` (`Some(None)`: off).
-    #[cfg_attr(feature = "serde", serde(with = "duration::serde_limit"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            deserialize_with = "file::max_lifetime",
+            serialize_with = "file::write_limit"
+        )
+    )]
     pub max_lifetime: Option<Option<Duration>>,
     /// `max_uses`.
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "file::max_uses"))]
     pub max_uses: Option<u64>,
     /// `leak_threshold` (`Some(None)`: off).
-    #[cfg_attr(feature = "serde", serde(with = "duration::serde_limit"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            deserialize_with = "file::leak_threshold",
+            serialize_with = "file::write_limit"
+        )
+    )]
     pub leak_threshold: Option<Option<Duration>>,
     /// `reclaim_leaked` (`Some(None)`: off).
-    #[cfg_attr(feature = "serde", serde(with = "duration::serde_limit"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            deserialize_with = "file::reclaim_leaked",
+            serialize_with = "file::write_limit"
+        )
+    )]
     pub reclaim_leaked: Option<Option<Duration>>,
     /// `validation_interval`.
-    #[cfg_attr(feature = "serde", serde(with = "duration::serde_duration"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            deserialize_with = "file::validation_interval",
+            serialize_with = "file::write_duration"
+        )
+    )]
     pub validation_interval: Option<Duration>,
     /// `starvation_threshold`.
-    #[cfg_attr(feature = "serde", serde(with = "duration::serde_duration"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            deserialize_with = "file::starvation_threshold",
+            serialize_with = "file::write_duration"
+        )
+    )]
     pub starvation_threshold: Option<Duration>,
     /// The circuit breaker's consecutive failures (`Some(0)`: no breaker).
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "file::circuit_failures"))]
     pub circuit_failures: Option<u32>,
     /// The circuit breaker's cool-down.
-    #[cfg_attr(feature = "serde", serde(with = "duration::serde_duration"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            deserialize_with = "file::circuit_cool_down",
+            serialize_with = "file::write_duration"
+        )
+    )]
     pub circuit_cool_down: Option<Duration>,
     /// The pool's name (the `pool` label of its metrics).
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "file::name"))]
     pub name: Option<String>,
     /// `deadlock_detection`: `off`, `warn` or `error`.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "file::deadlock_detection")
+    )]
     pub deadlock_detection: Option<crate::DeadlockDetection>,
 }
 

@@ -189,6 +189,55 @@ fn a_bad_duration_in_a_file_says_what_is_wrong() {
     }
 }
 
+/// Whatever is wrong with a value in a file, the error names its knob (serde's own
+/// message for a derived field says only "expected usize at line 1 column 19").
+#[test]
+fn a_wrong_value_in_a_file_names_its_knob() {
+    for (knob, value) in [
+        ("max_size", r#""ten""#),
+        ("max_size", "-1"),
+        ("max_size", "1.5"),
+        ("min_idle", "true"),
+        ("max_uses", "[1]"),
+        ("circuit_failures", "5000000000"),
+        ("name", "7"),
+        ("deadlock_detection", "1"),
+        ("deadlock_detection", r#""loud""#),
+        ("acquire_timeout", "true"),
+        ("acquire_timeout", r#""5 parsecs""#),
+        ("create_timeout", "-1"),
+        ("validation_interval", "{}"),
+        ("starvation_threshold", "0.5"),
+        ("circuit_cool_down", r#""off""#),
+        ("idle_timeout", "false"),
+        ("max_lifetime", r#""soon""#),
+        ("leak_threshold", "[]"),
+        ("reclaim_leaked", "-3"),
+    ] {
+        let json = format!(r#"{{ "{knob}": {value} }}"#);
+        let e = serde_json::from_str::<PoolConfig>(&json)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&format!("`{knob}`")), "{json}: {e}");
+    }
+    // What is right still reads, `null` leaves a knob unset, and "off" switches a limit off.
+    let cfg: PoolConfig = serde_json::from_str(
+        r#"{ "max_size": 12, "min_idle": null, "name": "db", "idle_timeout": "off",
+             "acquire_timeout": 250, "deadlock_detection": "Error", "circuit_failures": 3 }"#,
+    )
+    .unwrap();
+    assert_eq!(cfg.max_size, Some(12));
+    assert_eq!(cfg.min_idle, None);
+    assert_eq!(cfg.name.as_deref(), Some("db"));
+    assert_eq!(cfg.idle_timeout, Some(None));
+    assert_eq!(cfg.acquire_timeout, Some(Duration::from_millis(250)));
+    assert_eq!(cfg.circuit_failures, Some(3));
+    assert_eq!(
+        cfg.deadlock_detection,
+        Some(riptide_pool::DeadlockDetection::Error)
+    );
+}
+
 /// A partitioned pool's settings that make no sense are a `ConfigError` from `build()`
 /// naming the knob, as a pool's are: not an error at every `get` (the partitions'
 /// settings were first checked when a partition was made), and not an upkeep that runs
@@ -488,7 +537,9 @@ fn limits_below_the_clocks_resolution_are_refused() {
             assert_eq!(e.field(), field, "{e}");
             assert!(e.to_string().contains("1ms"), "{e}");
         }
-        set(builder(make), Duration::from_millis(1)).build().unwrap();
+        set(builder(make), Duration::from_millis(1))
+            .build()
+            .unwrap();
     }
     // Zero still means "validate every checkout".
     builder(make)
