@@ -538,4 +538,41 @@ fn reclaim_races_the_fast_release() {
     });
 }
 
+/// Invariant: the slot array grows while it is in use. A pool that starts with one slot
+/// (`first_slots(1)`) gets its second object in a segment added by that object's create,
+/// while the first object is checked out, returned, and counted by `stats()` on another
+/// thread: the new segment is published whole (its slots initialised before a reader
+/// finds it), no object is installed twice or lost, and both callers are served.
+#[test]
+fn the_slot_array_grows_under_concurrent_use() {
+    model(|| {
+        riptide_pool::model::first_slots(1);
+        let c = std::sync::Arc::new(Census::default());
+        let p = pool(2, &c);
+        let g = block_on(p.get()).unwrap();
+        riptide_pool::model::join_creates(&p);
+        let p2 = p.clone();
+        let t = thread::spawn(move || {
+            let g = block_on(p2.get()).unwrap();
+            g.hold(thread::yield_now);
+        });
+        let s = p.stats();
+        assert!(s.size <= 2 && s.idle + s.in_use <= s.size, "{s:?}");
+        g.hold(thread::yield_now);
+        drop(g);
+        t.join().unwrap();
+        riptide_pool::model::join_creates(&p);
+        quiescent(&p, &c);
+        assert!(c.made.load(SeqCst) <= 2);
+        // Both slots are usable: two objects out at once, each once.
+        let x = p.try_get().unwrap();
+        let y = block_on(p.get()).unwrap();
+        x.hold(|| y.hold(|| {}));
+        drop((x, y));
+        riptide_pool::model::join_creates(&p);
+        quiescent(&p, &c);
+        riptide_pool::model::first_slots(8);
+    });
+}
+
 fn _infallible(_: Infallible) {}

@@ -195,6 +195,12 @@ pub mod model {
         crate::rt::drop_aside_on_threads(on);
     }
 
+    /// The slots of the pools built on this thread from now on start with `n` slots
+    /// (default 8), so a model's second object makes the array grow.
+    pub fn first_slots(n: usize) {
+        crate::slots::set_first_slots(n);
+    }
+
     /// One pass of the deadline sweep (the pool's timer runs it in real builds).
     pub fn sweep<T: Send + 'static>(pool: &Pool<T>) {
         pool.shared().sweep();

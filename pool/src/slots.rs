@@ -37,9 +37,15 @@ pub(crate) const STAMP_IDLE: u64 = 1 << 63;
 /// In `Slot::reported`: with the checkout's `uses`, "this checkout was reclaimed".
 pub(crate) const RECLAIM_MARK: u64 = 1 << 63;
 
+#[cfg(not(riptide_model))]
 const BASE: usize = 8;
-/// The slots a new pool allocates (segment 0); the rest come as creates need them.
-pub(crate) const FIRST_SEGMENT: usize = BASE;
+/// Under the model checkers segment 0 is one slot, so the models cover the index
+/// arithmetic across segments, and one that starts a pool with fewer slots
+/// (`model::first_slots`) reaches the growth path with its second object.
+#[cfg(riptide_model)]
+const BASE: usize = 1;
+/// The slots a new pool allocates (segment 0 natively); the rest come as creates need them.
+pub(crate) const FIRST_SEGMENT: usize = 8;
 const SEGMENTS: usize = 24;
 /// The most slots a pool can have.
 pub(crate) const MAX_SLOTS: usize = BASE << (SEGMENTS - 1);
@@ -167,6 +173,30 @@ pub(crate) struct Slots<T> {
     used: AtomicUsize,
 }
 
+/// The slots a new array starts with.
+#[cfg(not(riptide_model))]
+fn first_slots() -> usize {
+    FIRST_SEGMENT
+}
+
+#[cfg(riptide_model)]
+std::thread_local! {
+    /// Per OS thread: a model's threads all run on the thread that checks it.
+    static FIRST_SLOTS: std::cell::Cell<usize> = const { std::cell::Cell::new(FIRST_SEGMENT) };
+}
+
+#[cfg(riptide_model)]
+fn first_slots() -> usize {
+    FIRST_SLOTS.with(std::cell::Cell::get)
+}
+
+/// Under the model checkers: the slots the arrays made on this thread start with, from
+/// now on (at least 1).
+#[cfg(riptide_model)]
+pub(crate) fn set_first_slots(n: usize) {
+    FIRST_SLOTS.with(|c| c.set(n.max(1)));
+}
+
 #[inline]
 fn locate(i: usize) -> (usize, usize) {
     if i < BASE {
@@ -186,7 +216,8 @@ fn seg_len(k: usize) -> usize {
 }
 
 impl<T> Slots<T> {
-    /// An array of segment 0's `FIRST_SEGMENT` slots.
+    /// An array of `FIRST_SEGMENT` slots (under the model checkers, as many as the
+    /// model asked for: `first_slots`).
     pub(crate) fn new() -> Self {
         let s = Slots {
             segs: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
@@ -194,7 +225,7 @@ impl<T> Slots<T> {
             growing: Mutex::new(()),
             used: AtomicUsize::new(0),
         };
-        s.grow_exclusive(FIRST_SEGMENT);
+        s.grow_exclusive(first_slots());
         s
     }
 
