@@ -184,7 +184,9 @@ impl<T: Send + 'static> Shared<T> {
     /// Anything in progress rules it out: an idle object, a create in flight, a slot in
     /// someone's hands outside a guard (being handed over, checked or destroyed), a
     /// checkout held by a caller that is not queued, or room to create (a partition below
-    /// its own cap waits on the global one, which other partitions can free).
+    /// its own cap waits on the global one, which other partitions can free). A checkout
+    /// whose capacity `reclaim_leaked` gave back is not one of the units: it counts
+    /// neither in `size` nor here.
     pub(super) fn fail_deadlocked(&self, q: &mut WaitQueue) -> Vec<std::task::Waker> {
         if self.config.deadlock != DeadlockDetection::Error {
             return Vec::new();
@@ -198,10 +200,13 @@ impl<T: Send + 'static> Shared<T> {
             return Vec::new();
         }
         let mut held = 0;
-        for i in 0..self.slots.cap() {
+        for i in 0..self.slots.used() {
             let s = self.slots.get(i);
-            match s.state.load(Ordering::Relaxed) & STATE_MASK {
+            let st = s.state.load(Ordering::Relaxed);
+            match st & STATE_MASK {
                 EMPTY => {}
+                // The lock is held, so the reclaim record is final (`is_reclaimed`).
+                BUSY if self.is_reclaimed(i, st) => {}
                 BUSY if s.held_since().is_some()
                     && waiting.contains(&s.holder.load(Ordering::Relaxed)) =>
                 {

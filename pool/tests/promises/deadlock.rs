@@ -104,3 +104,34 @@ async fn a_queued_future_moved_to_another_task_waits_as_that_task() {
     .unwrap();
     assert!(r.is_ok(), "the waiter (holding nothing) was failed: {r:?}");
 }
+
+/// A checkout whose capacity `reclaim_leaked` gave back is not a unit of the pool: its
+/// holder waiting while another caller's create is in flight is no certain deadlock
+/// (the create's object will come back). Before the fix the reclaimed slot counted as
+/// the one unit held by a waiting holder, and the wait failed at once with
+/// `WouldDeadlock` (after 2 ms, with the create in flight).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reclaimed_checkout_is_no_unit_of_a_deadlock() {
+    let census = Arc::new(Census::default());
+    let pool = builder(&census, Duration::from_millis(300))
+        .max_size(1)
+        .acquire_timeout(Duration::from_secs(3))
+        .leak_threshold(Duration::from_millis(40))
+        .reclaim_leaked(Duration::from_millis(40))
+        .deadlock_detection(DeadlockDetection::Error)
+        .build()
+        .unwrap();
+    let leaked = pool.get().await.unwrap();
+    common::until(|| pool.stats().size == 0).await;
+    let p2 = pool.clone();
+    let other = tokio::spawn(async move {
+        let g = p2.get().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(g);
+    });
+    common::until(|| pool.stats().size == 1).await;
+    let r = pool.acquire().timeout(Duration::from_secs(2)).await;
+    other.await.unwrap();
+    assert!(r.is_ok(), "{:?}", r.map(drop));
+    drop(leaked);
+}
