@@ -127,6 +127,29 @@ impl CircuitBreaker {
         }
     }
 
+    /// Closed with no failure counted: nothing a new breaker would not know.
+    pub(crate) fn is_clear(&self) -> bool {
+        // Relaxed: see the module docs (a caller that must not miss a failure reads this
+        // when no call can be in flight).
+        self.open_until.load(Ordering::Relaxed) == 0 && self.failures.load(Ordering::Relaxed) == 0
+    }
+
+    /// Whether [`admit`](Self::admit) would turn a caller away now (open, or half-open
+    /// with its trial in flight), without taking the trial. `now_ms` (the caller's clock)
+    /// is read only while the breaker is not closed.
+    pub(crate) fn rejects(&self, now_ms: impl FnOnce() -> u64) -> bool {
+        // Relaxed: see the module docs; a stale answer only lets the caller try (and
+        // `admit` decide) or fail fast as a moment earlier.
+        if self.open_until.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        match self.state_at(now_ms()) {
+            CircuitState::Closed => false,
+            CircuitState::Open => true,
+            CircuitState::HalfOpen => self.trial.load(Ordering::Relaxed),
+        }
+    }
+
     /// [`state`](Self::state) on the caller's clock (ms, never 0).
     pub(crate) fn state_at(&self, now_ms: u64) -> CircuitState {
         // Relaxed: see the module docs.

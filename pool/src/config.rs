@@ -368,6 +368,11 @@ impl<T: Send + 'static> PoolBuilder<T> {
 
     /// The checks of [`build`](Self::build), without building (a partitioned pool runs
     /// them for its partitions' settings at its own `build`).
+    /// The configuration set so far (not checked yet).
+    pub(crate) fn settings(&self) -> &Config {
+        &self.config
+    }
+
     pub(crate) fn check(&self) -> Result<(), ConfigError> {
         let c = &self.config;
         if c.max_size == 0 {

@@ -119,6 +119,12 @@ impl<T: Send + 'static> Shared<T> {
             .map_or(Admit::Call, |b| b.admit_at(self.exact_ms()))
     }
 
+    /// Whether the breaker would turn a create away now, without taking a half-open trial.
+    pub(crate) fn breaker_rejects(&self) -> bool {
+        self.breaker()
+            .is_some_and(|b| b.rejects(|| self.exact_ms()))
+    }
+
     /// Tells the breaker that a create admitted as `admit` did not run or did not report
     /// the factory's outcome: a half-open trial is given up, so the next caller tries.
     pub(crate) fn breaker_abandon(&self, admit: Admit) {

@@ -132,7 +132,10 @@ where
         self
     }
     /// Applies any [`PoolBuilder`] knob to every partition (timeouts, lifetimes, hooks …):
-    /// `.configure(|b| b.acquire_timeout(Duration::from_secs(1)))`.
+    /// `.configure(|b| b.acquire_timeout(Duration::from_secs(1)))`. A partition's size is
+    /// not a knob: it comes from [`partition_max_size`](Self::partition_max_size) or the
+    /// key's [`partition`](Self::partition) limits, and `build()` refuses a `max_size`
+    /// set here. A `min_idle` set here applies to the keys without limits of their own.
     pub fn configure(
         mut self,
         f: impl Fn(PoolBuilder<T>) -> PoolBuilder<T> + Send + Sync + 'static,
@@ -166,8 +169,9 @@ where
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] naming the field: `max_size == 0`,
-    /// `partition_max_size == 0`, a per-key `max_size` of 0 or a `min_idle` above it, a
-    /// zero `remove_idle_partitions_after`, and whatever a partition's
+    /// `partition_max_size == 0`, a per-key `max_size` of 0 or a `min_idle` above it or
+    /// above the global `max_size`, a `max_size` set through `configure`, a zero
+    /// `remove_idle_partitions_after`, and whatever a partition's
     /// [`PoolBuilder::build`] would refuse with these limits and knobs (`acquire_timeout`
     /// of zero, ...), checked now rather than when a partition is first used.
     pub fn build(self) -> Result<PartitionedPool<K, T>, ConfigError> {
@@ -193,6 +197,31 @@ where
                     "min_idle must not exceed max_size",
                 ));
             }
+            if l.min_idle > self.max_size {
+                return Err(ConfigError::invalid(
+                    "partition",
+                    "min_idle must not exceed the global max_size",
+                ));
+            }
+        }
+        // A knob that set the size would override every key's limit: refuse it (a size
+        // no knob sets stays at the sentinel 0, which `max_size` never is).
+        let never = || async { Err::<T, BoxError>("a settings check creates nothing".into()) };
+        let probe = self
+            .knobs
+            .iter()
+            .fold(PoolBuilder::custom(never).max_size(0), |b, knob| knob(b));
+        if probe.settings().max_size != 0 {
+            return Err(ConfigError::invalid(
+                "max_size",
+                "is set per key by partition_max_size or partition(..), not by configure",
+            ));
+        }
+        if probe.settings().min_idle > self.max_size {
+            return Err(ConfigError::invalid(
+                "min_idle",
+                "must not exceed the global max_size",
+            ));
         }
         if self.partition_idle_removal.is_some_and(|d| d.is_zero()) {
             return Err(ConfigError::invalid(
@@ -202,16 +231,14 @@ where
         }
         // A partition is built on first use: check every partition's settings (the
         // default limits and each override, with the knobs) now, as `Pool`'s `build` would.
-        let limits = std::iter::once((self.partition_max_size, 0))
-            .chain(self.overrides.values().map(|l| (l.max_size, l.min_idle)));
-        for (max_size, min_idle) in limits {
-            let never = || async { Err::<T, BoxError>("a settings check creates nothing".into()) };
-            let mut b = PoolBuilder::custom(never)
-                .max_size(max_size)
-                .min_idle(min_idle);
-            for knob in &self.knobs {
-                b = knob(b);
-            }
+        let limits = std::iter::once(None).chain(self.overrides.values().copied().map(Some));
+        for limits in limits {
+            let b = partition_builder(
+                PoolBuilder::custom(never),
+                &self.knobs,
+                self.partition_max_size,
+                limits,
+            );
             b.check()?;
         }
         let inner = Arc::new(Inner {
@@ -278,5 +305,20 @@ where
         self.0
             .upgrade()
             .is_some_and(|inner| !PartitionedPool { inner }.is_closed())
+    }
+}
+
+/// A partition's builder: the knobs first, then the partition's own limits (its key's, or
+/// the defaults), so no knob can lift a key above its cap.
+pub(super) fn partition_builder<T: Send + 'static>(
+    b: PoolBuilder<T>,
+    knobs: &[Knobs<T>],
+    partition_max_size: usize,
+    limits: Option<PartitionLimits>,
+) -> PoolBuilder<T> {
+    let b = knobs.iter().fold(b, |b, knob| knob(b));
+    match limits {
+        Some(l) => b.max_size(l.max_size).min_idle(l.min_idle),
+        None => b.max_size(partition_max_size),
     }
 }

@@ -209,12 +209,12 @@ where
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         let factory = inner.factory.clone();
         let k = key.clone();
-        let mut b = Pool::custom(move || factory(k.clone()))
-            .max_size(limits.map_or(inner.partition_max_size, |l| l.max_size))
-            .min_idle(limits.map_or(0, |l| l.min_idle));
-        for knob in &inner.knobs {
-            b = knob(b);
-        }
+        let b = builder::partition_builder(
+            Pool::custom(move || factory(k.clone())),
+            &inner.knobs,
+            inner.partition_max_size,
+            limits,
+        );
         let gate: Arc<dyn Gate> = inner.gate.clone();
         let pool = b
             .gate(gate, id)

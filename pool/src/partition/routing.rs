@@ -8,7 +8,9 @@ use crate::error::PoolError;
 use crate::sync::Ordering;
 use crate::Pooled;
 
-/// How [`PartitionedPool::get_routed`] picks a partition for key-less work.
+/// How [`PartitionedPool::get_routed`] picks a partition for key-less work. Whatever the
+/// strategy, a partition whose circuit breaker is turning creates away is passed over
+/// while another partition exists to take the work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RoutingStrategy {
     /// Each partition in turn.
@@ -21,7 +23,8 @@ pub enum RoutingStrategy {
 }
 
 /// Sticky routing for [`PartitionedPool::get_routed_with`]: the same hint goes to the same
-/// partition while that partition has capacity; when it is full the hint is re-routed by
+/// partition while that partition has capacity (and its breaker lets creates through);
+/// when it is full the hint is re-routed by
 /// the strategy and remembered there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AffinityRules {
@@ -100,12 +103,18 @@ where
         if keys.is_empty() {
             return Err(PoolError::Exhausted);
         }
+        // A partition whose breaker turns creates away is passed over while another can
+        // take the work (it would look least loaded: nothing it makes is in use).
+        let failing = |k: &&K| map[*k].pool.shared().breaker_rejects();
+        if keys.iter().any(|k| !failing(k)) {
+            keys.retain(|k| !failing(k));
+        }
         // A stable order (by hash) so round-robin cycles through every key.
         keys.sort_by_key(|k| inner.hasher.hash_one(k));
         let has_room = |k: &K| {
             map.get(k).is_some_and(|p| {
                 let s = p.pool.stats();
-                s.in_use < s.max_size
+                s.in_use < s.max_size && !p.pool.shared().breaker_rejects()
             })
         };
         if let (Some(hint), Some((_, sticky))) = (hint, &inner.affinity) {

@@ -74,7 +74,9 @@ where
     K: Clone + Eq + Hash + Send + Sync + 'static,
     T: Send + 'static,
 {
-    /// Stats of `key`'s partition; `None` for a key never used.
+    /// Stats of `key`'s partition; `None` for a key with no partition: never used, or
+    /// its partition was removed as idle (`remove_idle_partitions`; the totals keep its
+    /// counters).
     #[must_use]
     pub fn stats(&self, key: &K) -> Option<PoolStats> {
         self.inner.map.load().get(key).map(|p| p.pool.stats())

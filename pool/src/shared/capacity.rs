@@ -306,6 +306,10 @@ impl<T: Send + 'static> Shared<T> {
     /// reservation can pass (one CAS from 0, so a concurrent reservation either came first
     /// and the retirement fails, or fails itself) and it is closed. An acquisition that
     /// still holds the retired partition gets `Closed` and looks its key up again.
+    ///
+    /// A partition whose breaker has counted a failure (or is open) is kept: its
+    /// successor would start with a new breaker, and a key whose factory fails would
+    /// never be stopped by one.
     pub(crate) fn retire_if_unused(&self) -> bool {
         let mut q = self.queue.lock();
         if self.is_closed() || !q.is_empty() || self.reclaimed.load(Ordering::Relaxed) != 0 {
@@ -316,6 +320,11 @@ impl<T: Send + 'static> Shared<T> {
             .compare_exchange(0, RETIRED, Ordering::Relaxed, Ordering::Relaxed)
             .is_err()
         {
+            return false;
+        }
+        // After the CAS: no create can be in flight now, so no failure is being counted.
+        if self.breaker().is_some_and(|b| !b.is_clear()) {
+            self.size.store(0, Ordering::Relaxed);
             return false;
         }
         let stale = self.disarm_sweep(&mut q);

@@ -185,6 +185,14 @@ impl<T: Send + 'static> Shared<T> {
         waker: &Waker,
         unused: &mut Option<Waker>,
     ) -> Result<Reg, PoolError> {
+        // A caller with room under its own cap could only be served by a create: with the
+        // breaker turning creates away, it fails now, as a caller that reserved would in
+        // its create step, and no other partition's idle object is evicted for it nor
+        // are their returns diverted to it (a partition's callers can otherwise find no
+        // room at the gate, and queue).
+        if self.breaker_rejects() && self.size() < self.max_size() {
+            return Err(self.circuit_open());
+        }
         // A refused reservation tells the gate nothing here: `register` does, once queued.
         if self.waiting() == 0 && self.reserve(true) {
             return Ok(Reg::Permit);

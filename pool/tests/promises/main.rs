@@ -18,6 +18,7 @@ mod drain_and_removal;
 mod eviction_aside;
 mod interplay;
 mod partition;
+mod partition_breaker;
 mod partition_capacity;
 mod partition_guards;
 mod retain;
