@@ -88,8 +88,49 @@ impl super::Env {
                 }
             }
         }
+        /// The run's hold on `finish`, shared with its watchdog: whichever settles first
+        /// takes it. Dropped with the run unsettled (its runtime shut down), it reports
+        /// [`Ran::Dropped`] through `Finish`'s drop.
+        struct Shared<G: FnOnce(Ran<R>, RanOn), R> {
+            finish: std::sync::Arc<std::sync::Mutex<Option<Finish<G, R>>>>,
+            watchdog: super::timer::Key,
+        }
+        impl<G: FnOnce(Ran<R>, RanOn), R> Shared<G, R> {
+            fn take(&self) -> Option<Finish<G, R>> {
+                // Dropped after the timer's lock: it holds the other reference.
+                drop(super::timer::disarm(self.watchdog));
+                // No user code runs under this lock, so it is never poisoned by one.
+                self.finish.lock().unwrap_or_else(|e| e.into_inner()).take()
+            }
+        }
+        impl<G: FnOnce(Ran<R>, RanOn), R> Drop for Shared<G, R> {
+            fn drop(&mut self) {
+                drop(self.take());
+            }
+        }
+
         let rescued = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let finish = Finish((Some(finish), rescued.clone(), std::marker::PhantomData));
+        let finish = std::sync::Arc::new(std::sync::Mutex::new(Some(finish)));
+        // The watchdog: a run whose runtime stopped driving it (a current-thread runtime
+        // that is alive but idle) never reaches its own time limit, and would hold its
+        // reservation, and a half-open breaker's trial, for as long as that runtime
+        // idles. Shortly after the limit the watchdog settles it as timed out, off the
+        // timer thread (settling wakes callers); a result that comes later is dropped.
+        let watchdog = {
+            let finish = finish.clone();
+            let at = super::timer::deadline_after(d.saturating_add(STRANDED_GRACE));
+            super::timer::arm(
+                at,
+                super::timer::Action::Call(Box::new(move || {
+                    let taken = finish.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    if let Some(f) = taken {
+                        run_aside(move || f.run(Ran::TimedOut));
+                    }
+                })),
+            )
+        };
+        let settle = Shared { finish, watchdog };
 
         let run = async move {
             let r = match super::timer::Timeout::new(d, CatchUnwind::new(fut)).await {
@@ -97,7 +138,11 @@ impl super::Env {
                 Some(Err(msg)) => Ran::Panicked(msg),
                 None => Ran::TimedOut,
             };
-            finish.run(r);
+            match settle.take() {
+                Some(f) => f.run(r),
+                // Settled by the watchdog: what the run made is dropped here.
+                None => drop(r),
+            }
         };
         let run: Run = Box::pin(run);
         match tokio::runtime::Handle::try_current() {
@@ -131,42 +176,53 @@ impl super::Env {
     /// to run on the caller). `work` runs exactly once: if no thread can be had, it runs
     /// where that happens.
     pub(crate) fn run_aside(&self, work: impl FnOnce() + Send + 'static) {
-        /// Runs its work when run or, failing that, when dropped.
-        struct Once<F: FnOnce()>(Option<F>);
-        impl<F: FnOnce()> Once<F> {
-            fn run(mut self) {
-                if let Some(f) = self.0.take() {
-                    f();
-                }
+        run_aside(work);
+    }
+}
+
+/// How long after its time limit a background run that has not settled (its runtime
+/// stopped driving it) is settled as timed out by its watchdog.
+#[cfg(not(riptide_model))]
+const STRANDED_GRACE: Duration = Duration::from_millis(100);
+
+/// [`Env::run_aside`](super::Env::run_aside), for callers without a pool at hand.
+#[cfg(not(riptide_model))]
+fn run_aside(work: impl FnOnce() + Send + 'static) {
+    /// Runs its work when run or, failing that, when dropped.
+    struct Once<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Once<F> {
+        fn run(mut self) {
+            if let Some(f) = self.0.take() {
+                f();
             }
         }
-        impl<F: FnOnce()> Drop for Once<F> {
-            fn drop(&mut self) {
-                if let Some(f) = self.0.take() {
-                    f();
-                }
+    }
+    impl<F: FnOnce()> Drop for Once<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
             }
         }
-        let once = Once(Some(work));
-        let current = tokio::runtime::Handle::try_current().ok();
-        // The caller's subscriber too: what the drop logs (a panicking `Drop`) goes where
-        // it would have gone on the caller, even to a subscriber scoped to its thread.
-        let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
-        let run = move || {
-            let _in = current.as_ref().map(tokio::runtime::Handle::enter);
-            tracing::dispatcher::with_default(&dispatch, || once.run());
-        };
-        match create_runtime() {
-            // The pool's own runtime never shuts down, and nothing else fills its blocking
-            // pool.
-            Some(rt) => drop(rt.spawn_blocking(run)),
-            None => {
-                // A thread of its own; if none can be spawned, the work runs here as the
-                // builder drops it.
-                let _ = std::thread::Builder::new()
-                    .name("riptide-pool-destroy".into())
-                    .spawn(run);
-            }
+    }
+    let once = Once(Some(work));
+    let current = tokio::runtime::Handle::try_current().ok();
+    // The caller's subscriber too: what the drop logs (a panicking `Drop`) goes where
+    // it would have gone on the caller, even to a subscriber scoped to its thread.
+    let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
+    let run = move || {
+        let _in = current.as_ref().map(tokio::runtime::Handle::enter);
+        tracing::dispatcher::with_default(&dispatch, || once.run());
+    };
+    match create_runtime() {
+        // The pool's own runtime never shuts down, and nothing else fills its blocking
+        // pool.
+        Some(rt) => drop(rt.spawn_blocking(run)),
+        None => {
+            // A thread of its own; if none can be spawned, the work runs here as the
+            // builder drops it.
+            let _ = std::thread::Builder::new()
+                .name("riptide-pool-destroy".into())
+                .spawn(run);
         }
     }
 }

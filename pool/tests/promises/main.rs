@@ -25,4 +25,5 @@ mod retain;
 mod routed;
 mod slow_drop;
 mod stats;
+mod stranded;
 mod stress;
