@@ -191,7 +191,7 @@ impl<T: Send + 'static> Shared<T> {
                 }
             }
             if reclaim_ms.is_some_and(|t| held >= t) && !self.is_reclaimed(i, st) {
-                self.reclaim(i, uses);
+                self.reclaim(i, uses, since);
             }
         }
     }

@@ -2,7 +2,7 @@
 //! gate), giving it back to the best waiter or the pool, the gate's hooks into a partition
 //! (eviction, yielding, offering a freed unit), and retiring an unused partition.
 
-use crate::slots::{BUSY, IDLE, RECLAIMED, STATE_MASK};
+use crate::slots::{Slot, BUSY, IDLE, RECLAIMED, STATE_MASK};
 use crate::sync::{fence, MutexGuard, Ordering};
 use crate::waiters::{Decision, WaitQueue};
 
@@ -344,16 +344,38 @@ impl<T: Send + 'static> Shared<T> {
         self.retired.load(Ordering::Relaxed)
     }
 
-    /// Gives back the capacity of checkout `uses` of slot `i` (still held, maybe forever).
-    pub(crate) fn reclaim(&self, i: usize, uses: u64) {
+    /// Undoes the reclaim of checkout `uses` of `slot`, whose object came back and was
+    /// taken by someone else before its releaser could take it back (`take_back_reclaimed`):
+    /// the object is in use again, so its capacity counts again. That can put `size` over
+    /// `max_size` for a while, as a shrink does (the capacity was reused meanwhile): the
+    /// published divert bit sends returns the slow way, which destroys objects until the
+    /// pool is within its bound. The record loses its mark, so the object's next leak is
+    /// reported. Lock held.
+    pub(crate) fn undo_reclaim(&self, q: &MutexGuard<'_, WaitQueue>, slot: &Slot<T>, uses: u64) {
+        slot.reported.store(uses, Ordering::Relaxed);
+        self.reclaimed.fetch_sub(1, Ordering::Relaxed);
+        self.size.fetch_add(1, Ordering::Relaxed);
+        self.publish(q);
+    }
+
+    /// Gives back the capacity of the checkout of slot `i` that began at `since` (its
+    /// stamp) and is its object's checkout number `uses` (still held, maybe forever).
+    ///
+    /// The checkout is known by its stamp: its holder may return the object and another
+    /// caller claim it at any moment (neither takes the lock), and a claim that has not
+    /// counted its use yet shows the same `uses`. So the stamp is checked with the state
+    /// read by Acquire, before the mark and again after it (the mark's CAS can find the
+    /// slot `BUSY` again after a return and a claim: then it is another checkout's, and
+    /// the mark is taken back). Either Acquire read that sees a later owner's state also
+    /// sees the stamp the last holder wrote as it returned the object (its `IDLE` store
+    /// is a Release the claim's CAS continues), which is not `since`.
+    pub(crate) fn reclaim(&self, i: usize, uses: u64, since: u64) {
         let slot = self.slots.get(i);
         let q = self.queue.lock();
-        let st = slot.state.load(Ordering::Relaxed);
+        let st = slot.state.load(Ordering::Acquire);
+        let same = || slot.held_since() == Some(since) && slot.uses.load(Ordering::Relaxed) == uses;
         // The checkout must be the same one, still out.
-        if st & STATE_MASK != BUSY
-            || self.is_reclaimed(i, st)
-            || slot.uses.load(Ordering::Relaxed) != uses
-        {
+        if st & STATE_MASK != BUSY || self.is_reclaimed(i, st) || !same() {
             return;
         }
         // The record first, then the heavy barrier, then the mark: a fast release that
@@ -365,14 +387,27 @@ impl<T: Send + 'static> Shared<T> {
         self.announce(&q, false); // I4
                                   // A CAS, not a store: its owner may be releasing or destroying it right now
                                   // (`take_out` moves the slot to EMPTY, a scarce return pushes it), and a store
-                                  // would resurrect the slot.
+                                  // would resurrect the slot. Acquire: see above.
         if slot
             .state
-            .compare_exchange(st, st | RECLAIMED, Ordering::Relaxed, Ordering::Relaxed)
+            .compare_exchange(st, st | RECLAIMED, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
             // It came back meanwhile: nothing to reclaim. A release that saw the record
             // waits for this lock, and then sees it gone.
+            slot.reported.store(before, Ordering::Relaxed);
+            return;
+        }
+        if !same() {
+            // Another checkout's (returned and claimed since): the mark comes off. If its
+            // holder's release overwrote the mark already, its slow path finds the record
+            // restored below, under this lock, and nothing reclaimed.
+            let _ = slot.state.compare_exchange(
+                st | RECLAIMED,
+                st,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
             slot.reported.store(before, Ordering::Relaxed);
             return;
         }

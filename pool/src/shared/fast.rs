@@ -8,7 +8,7 @@ use std::panic::Location;
 use std::ptr;
 
 use crate::defer::OnDrop;
-use crate::slots::{Slot, BUSY, IDLE};
+use crate::slots::{Slot, BUSY, IDLE, RECLAIMED, RECLAIM_MARK};
 use crate::stats::DestroyReason;
 use crate::sync::{hint, Ordering};
 
@@ -28,10 +28,11 @@ impl From<PoolClosed> for crate::PoolError {
 }
 
 /// The fast release found the word non-zero after its store (the pool is scarce, someone
-/// is queued, or the pool is closing, shrinking or yielding) or its checkout reclaimed:
-/// takes the object back if it is still idle (Acquire: as in `claim_idle`); if it is not,
-/// whoever took it owns it now (I1), and it is no longer ours to settle. An object taken
-/// back from a scarce pool that nobody waits on is pushed onto the idle stack.
+/// is queued, or the pool is closing, shrinking or yielding) or a reclaim record on its
+/// slot (`record`; `uses`: its checkout's): takes the object back if it is still idle
+/// (Acquire: as in `claim_idle`); if it is not, whoever took it owns it now (I1), and it is
+/// no longer ours to settle. An object taken back from a scarce pool that nobody waits on
+/// is pushed onto the idle stack.
 #[cold]
 #[inline(never)]
 fn take_back<T: Send + 'static>(
@@ -39,7 +40,12 @@ fn take_back<T: Send + 'static>(
     slot: &Slot<T>,
     i: usize,
     announced: crate::sync::hazard::Announcement<'_>,
+    record: u64,
+    uses: u64,
 ) -> Release {
+    if record & RECLAIM_MARK != 0 {
+        return take_back_reclaimed(shared, slot, i, announced, uses);
+    }
     let rescued = slot
         .state
         .compare_exchange(IDLE, BUSY, Ordering::Acquire, Ordering::Relaxed)
@@ -54,6 +60,49 @@ fn take_back<T: Send + 'static>(
         return shared.release_push(i);
     }
     Release::Slow(i)
+}
+
+/// `take_back` when a reclaim has marked the slot: the mark may be our checkout's, whose
+/// capacity `reclaim_leaked` gave back while we returned it (our `IDLE` store overwrote
+/// the state's mark). Under the queue lock the record is final (a reclaim writes it, and
+/// restores it if its CAS fails, under that lock), and says whether it was ours:
+/// - taken back: the slow release destroys it as reclaimed (never the idle stack: its
+///   capacity is gone), even if another caller claimed and returned it in between;
+/// - taken by someone else meanwhile (a claim, an eviction): the object lives on, so the
+///   reclaim is undone (`undo_reclaim`), its capacity counted again.
+#[cold]
+#[inline(never)]
+fn take_back_reclaimed<T: Send + 'static>(
+    shared: &Shared<T>,
+    slot: &Slot<T>,
+    i: usize,
+    announced: crate::sync::hazard::Announcement<'_>,
+    uses: u64,
+) -> Release {
+    let q = shared.queue.lock();
+    // Relaxed: reclaims write the record under the lock we hold.
+    let ours = slot.reported.load(Ordering::Relaxed) == uses | RECLAIM_MARK;
+    let rescued = slot
+        .state
+        .compare_exchange(IDLE, BUSY, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok();
+    if ours && rescued {
+        // The mark our store overwrote goes back (we own the slot, under the lock), so the
+        // slow release destroys the object as reclaimed: the record alone may no longer
+        // match the slot's use count, if another caller's whole checkout came between.
+        slot.state.store(BUSY | RECLAIMED, Ordering::Relaxed);
+    } else if ours {
+        shared.undo_reclaim(&q, slot, uses);
+    }
+    drop(q);
+    // The lock is released and the pool's state no longer touched: a successful
+    // take-back's object keeps the pool alive from here.
+    announced.exit();
+    if rescued {
+        Release::Slow(i)
+    } else {
+        Release::Done
+    }
 }
 
 /// How many slots a calm pool's claim looks at from its hint before `claim_short` takes
@@ -274,18 +323,20 @@ impl<T: Send + 'static> Shared<T> {
         let Some(announced) = self.hazards.enter(ptr::from_ref(self) as usize) else {
             return self.release_first(slot, i);
         };
+        // Relaxed: our own checkout's count (only the owner writes it), read before the
+        // object can be someone else's: it names our checkout in a reclaim record.
+        let uses = slot.uses.load(Ordering::Relaxed);
         // Release: our writes to the object happen-before the next claimer's Acquire CAS.
         crate::sync::store_over_marks(s, IDLE);
         self.word.light_barrier();
         // Relaxed: the barrier pair orders both loads against the markers' updates (the
         // word; a reclaim's record, on the line we just wrote).
-        if self.word.load() == 0
-            && slot.reported.load(Ordering::Relaxed) & crate::slots::RECLAIM_MARK == 0
-        {
+        let record = slot.reported.load(Ordering::Relaxed);
+        if self.word.load() == 0 && record & RECLAIM_MARK == 0 {
             announced.exit();
             return Release::Done;
         }
-        take_back(self, slot, i, announced)
+        take_back(self, slot, i, announced, record, uses)
     }
 
     /// The fast release on a thread without a hazard record yet: makes one; while the

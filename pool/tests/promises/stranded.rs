@@ -43,7 +43,9 @@ fn pool(b: &Arc<Backend>) -> riptide_pool::PoolBuilder<Unit> {
 
 /// Starts a create from a current-thread runtime whose caller gives up after 20 ms, then
 /// keeps that runtime alive, undriven, until the returned sender is dropped.
-fn strand_a_create(pool: &Pool<Unit>) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+fn strand_a_create(
+    pool: &Pool<Unit>,
+) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
     let p = pool.clone();
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let keeper = std::thread::spawn(move || {
@@ -114,6 +116,9 @@ fn a_stranded_half_open_trial_lets_the_next_one_through() {
     let state = pool.circuit_state();
     drop(keep);
     keeper.join().unwrap();
-    assert!(served.is_some(), "still refused after 2 s; breaker {state:?}");
+    assert!(
+        served.is_some(),
+        "still refused after 2 s; breaker {state:?}"
+    );
     assert_eq!(state, CircuitState::Closed);
 }
