@@ -585,48 +585,56 @@ fn _infallible(_: Infallible) {}
 /// as well: there a taken-back reclaimed object went onto the idle stack.
 #[test]
 fn reclaim_races_a_release_and_a_claim() {
-    for scarce in [false, true] {
-        model(move || {
-            let c = std::sync::Arc::new(Census::default());
-            let p = {
-                let c2 = c.clone();
-                Pool::builder(move || {
-                    let c = c2.clone();
-                    async move {
-                        c.made.fetch_add(1, SeqCst);
-                        c.live.fetch_add(1, SeqCst);
-                        Ok::<_, Infallible>(Obj {
-                            census: c,
-                            held: Default::default(),
-                        })
-                    }
-                })
-                .max_size(1)
-                .deadlock_detection(riptide_pool::DeadlockDetection::Off)
-                .reclaim_leaked(Duration::from_millis(10))
-                .build()
-                .unwrap()
-            };
-            drop(block_on(p.get()).unwrap());
-            riptide_pool::model::join_creates(&p);
-            let g = p.try_get().unwrap();
-            if scarce {
-                riptide_pool::model::make_scarce(&p);
-            }
-            riptide_pool::model::advance(&p, Duration::from_millis(20));
-            let p2 = p.clone();
-            let maint = thread::spawn(move || riptide_pool::model::maintain(&p2));
-            let p3 = p.clone();
-            let claimer = thread::spawn(move || {
-                if let Ok(g) = p3.try_get() {
-                    g.hold(|| {});
+    reclaim_release_claim(false);
+}
+
+/// `reclaim_races_a_release_and_a_claim` in a scarce pool.
+#[test]
+fn reclaim_races_a_scarce_release_and_a_claim() {
+    reclaim_release_claim(true);
+}
+
+fn reclaim_release_claim(scarce: bool) {
+    model(move || {
+        let c = std::sync::Arc::new(Census::default());
+        let p = {
+            let c2 = c.clone();
+            Pool::builder(move || {
+                let c = c2.clone();
+                async move {
+                    c.made.fetch_add(1, SeqCst);
+                    c.live.fetch_add(1, SeqCst);
+                    Ok::<_, Infallible>(Obj {
+                        census: c,
+                        held: Default::default(),
+                    })
                 }
-            });
-            drop(g);
-            maint.join().unwrap();
-            claimer.join().unwrap();
-            quiescent(&p, &c);
-            assert!(p.stats().size <= 1, "{:?}", p.stats());
+            })
+            .max_size(1)
+            .deadlock_detection(riptide_pool::DeadlockDetection::Off)
+            .reclaim_leaked(Duration::from_millis(10))
+            .build()
+            .unwrap()
+        };
+        drop(block_on(p.get()).unwrap());
+        riptide_pool::model::join_creates(&p);
+        let g = p.try_get().unwrap();
+        if scarce {
+            riptide_pool::model::make_scarce(&p);
+        }
+        riptide_pool::model::advance(&p, Duration::from_millis(20));
+        let p2 = p.clone();
+        let maint = thread::spawn(move || riptide_pool::model::maintain(&p2));
+        let p3 = p.clone();
+        let claimer = thread::spawn(move || {
+            if let Ok(g) = p3.try_get() {
+                g.hold(|| {});
+            }
         });
-    }
+        drop(g);
+        maint.join().unwrap();
+        claimer.join().unwrap();
+        quiescent(&p, &c);
+        assert!(p.stats().size <= 1, "{:?}", p.stats());
+    });
 }

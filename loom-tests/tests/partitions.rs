@@ -241,3 +241,51 @@ fn removing_an_idle_partition_races_an_acquisition() {
         assert_eq!(pp.global_size(), held);
     });
 }
+
+/// Key 0 holds the only unit of global capacity; key 1 keeps one object ready
+/// (`min_idle`), and its maintenance top-up races a caller of key 1. The top-up's
+/// reservation holds key 1's own cap for a moment, then the gate refuses it: the caller
+/// that queued meanwhile saw no room of its own and did not tell the gate it is blocked,
+/// so whoever gives the reservation back must (G1), or key 0's return goes idle beside
+/// the waiter, which loom reports as a deadlock.
+#[test]
+fn a_min_idle_top_up_refused_by_the_gate_tells_it_of_a_blocked_caller() {
+    model_bounded(1, || {
+        let c = std::sync::Arc::new(Census::default());
+        let per_key = riptide_pool::PartitionLimits {
+            max_size: 1,
+            min_idle: 1,
+            priority_boost: 0,
+        };
+        let census = c.clone();
+        let pp = PartitionedPool::builder(move |key: usize| {
+            let census = census.clone();
+            async move {
+                let n = census.live[key].fetch_add(1, SeqCst) + 1;
+                census.peak[key].fetch_max(n, SeqCst);
+                census.global_peak.fetch_max(census.total(), SeqCst);
+                Ok::<_, std::io::Error>(Obj { key, census })
+            }
+        })
+        .partition_max_size(1)
+        .partition(1, per_key)
+        .max_size(1)
+        .deadlock_detection(riptide_pool::DeadlockDetection::Off)
+        .build()
+        .unwrap();
+        let a = block_on(pp.get(&0)).unwrap();
+        riptide_pool::model::join_partition_creates(&pp);
+        // Key 1's partition exists (its first top-up, at its build, was refused).
+        drop(pp.acquire(&1).timeout(std::time::Duration::ZERO));
+        let pp1 = pp.clone();
+        let t = thread::spawn(move || {
+            let g = block_on(pp1.get(&1)).expect("key 1 served");
+            assert_eq!(g.key, 1);
+        });
+        riptide_pool::model::maintain_partition(&pp, &1);
+        drop(a);
+        t.join().unwrap();
+        riptide_pool::model::join_partition_creates(&pp);
+        assert!(c.global_peak.load(SeqCst) <= 1, "the global cap held");
+    });
+}

@@ -154,7 +154,7 @@ impl<T: Send + 'static> Drop for Pooled<T> {
             && cell.expires_ms.load(Ordering::Relaxed) > now
         {
             cell.stamp_returned(now);
-            match shared.try_release_fast(cell, self.held.slot()) {
+            match shared.try_release_fast(cell, self.held.slot(), uses) {
                 Release::Done => return,
                 Release::Slow(j) => {
                     let (n, panic) = shared.release_slow(j).count();

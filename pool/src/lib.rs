@@ -175,6 +175,18 @@ pub mod model {
         pool.shared().maintain();
     }
 
+    /// [`maintain`] for the partition of `key`, if it has one (`min_idle` top-ups
+    /// included).
+    pub fn maintain_partition<K, T>(pp: &PartitionedPool<K, T>, key: &K)
+    where
+        K: Clone + Eq + std::hash::Hash + Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        if let Some(p) = pp.pool_of(key) {
+            maintain(&p);
+        }
+    }
+
     /// Switches the pool into scarce mode: idle objects move onto the idle stack, claims
     /// pop and returns push (as after a caller found the pool empty).
     pub fn make_scarce<T: Send + 'static>(pool: &Pool<T>) {

@@ -108,6 +108,15 @@ impl<K: std::fmt::Debug, T: Send + 'static> std::fmt::Debug for PartitionAcquire
 }
 
 impl<K, T: Send + 'static> PartitionedPool<K, T> {
+    /// The pool of `key`'s partition, if it has one (the model checkers' hooks).
+    #[cfg(riptide_model)]
+    pub(crate) fn pool_of(&self, key: &K) -> Option<Pool<T>>
+    where
+        K: Eq + Hash,
+    {
+        self.inner.map.load().get(key).map(|p| p.pool.clone())
+    }
+
     /// Every partition's pool (the model checkers' hooks).
     #[cfg(riptide_model)]
     pub(crate) fn pools(&self) -> Vec<Pool<T>> {

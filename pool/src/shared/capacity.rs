@@ -79,9 +79,15 @@ impl<T: Send + 'static> Shared<T> {
 
     /// A reservation for a background top-up (`min_idle`): global capacity only if free.
     /// It never evicts another partition's idle object, which would make partitions whose
-    /// `min_idle` add up past the global cap take objects from each other forever.
+    /// `min_idle` add up past the global cap take objects from each other forever. A
+    /// refusal tells the gate as `try_reserve`'s does: while the reservation held the
+    /// local cap, a caller may have queued without room of its own (G1).
     pub(crate) fn try_reserve_free(&self) -> bool {
-        self.reserve(false)
+        if self.reserve(false) {
+            return true;
+        }
+        self.tell_gate_if_blocked();
+        false
     }
 
     /// `try_reserve` for callers holding the queue lock: global capacity only if free.

@@ -292,7 +292,9 @@ impl<T: Send + 'static> Shared<T> {
     /// give up the returned `Owed` as that type says.
     #[inline]
     pub(crate) fn release_slot(&self, slot: &Slot<T>, i: usize) -> Owed<'_> {
-        match self.try_release_fast(slot, i) {
+        // Relaxed: the owner's own count.
+        let uses = slot.uses.load(Ordering::Relaxed);
+        match self.try_release_fast(slot, i, uses) {
             Release::Done => Owed::none(&self.refs),
             Release::Slow(j) => self.release_slow(j),
         }
@@ -312,8 +314,11 @@ impl<T: Send + 'static> Shared<T> {
     /// nobody waits on, `idle.rs`) or goes the slow way (I3, I4). While the store and the
     /// word read are in flight this thread announces the pool in its hazard record, so a
     /// concurrent last owner does not free the memory under them (I7).
+    ///
+    /// `uses` is the checkout's use count as its owner reads it (the guard already has
+    /// it): it names this checkout in a reclaim record (`take_back_reclaimed`).
     #[inline]
-    pub(crate) fn try_release_fast(&self, slot: &Slot<T>, i: usize) -> Release {
+    pub(crate) fn try_release_fast(&self, slot: &Slot<T>, i: usize, uses: u64) -> Release {
         let s = &slot.state;
         // Relaxed: only the owner (us) and reclaims (holding the lock) write a BUSY slot;
         // a mark we miss here is caught by the record check below, or by the push's CAS.
@@ -321,11 +326,8 @@ impl<T: Send + 'static> Shared<T> {
             return Release::Slow(i);
         }
         let Some(announced) = self.hazards.enter(ptr::from_ref(self) as usize) else {
-            return self.release_first(slot, i);
+            return self.release_first(slot, i, uses);
         };
-        // Relaxed: our own checkout's count (only the owner writes it), read before the
-        // object can be someone else's: it names our checkout in a reclaim record.
-        let uses = slot.uses.load(Ordering::Relaxed);
         // Release: our writes to the object happen-before the next claimer's Acquire CAS.
         crate::sync::store_over_marks(s, IDLE);
         self.word.light_barrier();
@@ -344,9 +346,9 @@ impl<T: Send + 'static> Shared<T> {
     /// the slow way, under the lock, where it sees every queued waiter.
     #[cold]
     #[inline(never)]
-    fn release_first(&self, slot: &Slot<T>, i: usize) -> Release {
+    fn release_first(&self, slot: &Slot<T>, i: usize, uses: u64) -> Release {
         if self.hazards.prepare() {
-            return self.try_release_fast(slot, i);
+            return self.try_release_fast(slot, i, uses);
         }
         Release::Slow(i)
     }
