@@ -223,6 +223,8 @@ impl<T: Send + 'static> Pool<T> {
     }
 
     /// Creates objects until `n` are idle (or the pool is full); returns how many it made.
+    /// In a partition, it uses free global capacity only (it never evicts another key's
+    /// idle object).
     ///
     /// # Errors
     /// The first create error (objects already made stay in the pool), or `Closed` (at
@@ -239,7 +241,7 @@ impl<T: Send + 'static> Pool<T> {
             if shared.is_closed() {
                 return Err(PoolError::Closed);
             }
-            if !shared.try_reserve() {
+            if !shared.try_reserve_free() {
                 break;
             }
             // Same path as a caller's create: if this future is dropped, the object still

@@ -32,6 +32,7 @@
 
 mod builder;
 mod gate;
+mod per_key;
 mod routing;
 mod views;
 
@@ -204,6 +205,20 @@ where
             return Err(PoolError::Closed);
         }
         self.create_part(key)
+    }
+
+    /// Takes `part`, retired, out of the map if it is still `key`'s there: helps the
+    /// remover, so a caller that held it never spins on it before using the key's new
+    /// partition.
+    fn forget(&self, key: &K, part: &Arc<Part<T>>) {
+        self.inner.map.update(|m| match m.get(key) {
+            Some(p) if Arc::ptr_eq(p, part) => {
+                let mut m = HashMap::clone(m);
+                m.remove(key);
+                Arc::new(m)
+            }
+            _ => m.clone(),
+        });
     }
 
     /// Whether [`close`](Self::close) was called.
@@ -471,16 +486,7 @@ where
             if pp.is_closed() || !part.pool.shared().was_retired() {
                 return None;
             }
-            // Help the remover take it out of the map (so this never spins on the retired
-            // partition), then use the key's new one.
-            pp.inner.map.update(|m| match m.get(&key) {
-                Some(p) if Arc::ptr_eq(p, &part) => {
-                    let mut m = HashMap::clone(m);
-                    m.remove(&key);
-                    Arc::new(m)
-                }
-                _ => m.clone(),
-            });
+            pp.forget(&key, &part);
             Some(pp.part(&key).map(|p| {
                 part = p;
                 on_part(&part, opts)

@@ -39,18 +39,6 @@ pub(crate) trait Gate: Send + Sync {
 }
 
 impl<T: Send + 'static> Shared<T> {
-    /// Reserves capacity for one object by CAS below `max_size`; never exceeds it (I2). In
-    /// a partition, also one unit of the global cap (evicting another partition's oldest
-    /// idle object if needed): call it holding no lock.
-    pub(crate) fn try_reserve(&self) -> bool {
-        if self.reserve(true) {
-            return true;
-        }
-        // The gate refused: callers queued here may now wait for it alone (G1).
-        self.tell_gate_if_blocked();
-        false
-    }
-
     /// Records `cell`, the cell of a caller that waits outside the queue (for its own
     /// create, or in its checkout step), so that `close` fails that caller at once; `false`
     /// if the pool is closed (the caller then starts no create or step). [`untrack_unqueued`]
@@ -77,11 +65,13 @@ impl<T: Send + 'static> Shared<T> {
         drop(taken);
     }
 
-    /// A reservation for a background top-up (`min_idle`): global capacity only if free.
-    /// It never evicts another partition's idle object, which would make partitions whose
-    /// `min_idle` add up past the global cap take objects from each other forever. A
-    /// refusal tells the gate as `try_reserve`'s does: while the reservation held the
-    /// local cap, a caller may have queued without room of its own (G1).
+    /// Reserves capacity for one object by CAS below `max_size`; never exceeds it (I2). In
+    /// a partition, also one unit of the global cap if one is free: for a background
+    /// top-up (`min_idle`) or a warm-up, which never evict another partition's idle
+    /// object (partitions whose `min_idle` add up past the global cap would take objects
+    /// from each other forever). A refusal tells the gate: while the reservation held the
+    /// local cap, a caller may have queued without room of its own (G1). Call it holding
+    /// no lock.
     pub(crate) fn try_reserve_free(&self) -> bool {
         if self.reserve(false) {
             return true;
@@ -90,7 +80,7 @@ impl<T: Send + 'static> Shared<T> {
         false
     }
 
-    /// `try_reserve` for callers holding the queue lock: global capacity only if free.
+    /// `try_reserve_free` for callers holding the queue lock (they tell the gate after it).
     pub(super) fn try_reserve_locked(&self) -> bool {
         self.reserve(false)
     }

@@ -21,6 +21,7 @@ mod partition;
 mod partition_breaker;
 mod partition_capacity;
 mod partition_guards;
+mod partition_per_key;
 mod retain;
 mod routed;
 mod slow_drop;
