@@ -503,28 +503,7 @@ fn the_switch_back_to_calm_races_a_return() {
 fn reclaim_races_the_fast_release() {
     model(|| {
         let c = std::sync::Arc::new(Census::default());
-        let p = {
-            let c2 = c.clone();
-            Pool::builder(move || {
-                let c = c2.clone();
-                async move {
-                    c.made.fetch_add(1, SeqCst);
-                    c.live.fetch_add(1, SeqCst);
-                    Ok::<_, Infallible>(Obj {
-                        census: c,
-                        held: Default::default(),
-                    })
-                }
-            })
-            .max_size(1)
-            // Deadlock detection is a report path (tests/deadlock.rs covers it); under the model
-            // checkers every thread has one holder id, and its read-only scan multiplies the
-            // interleavings without checking anything.
-            .deadlock_detection(riptide_pool::DeadlockDetection::Off)
-            .reclaim_leaked(Duration::from_millis(10))
-            .build()
-            .unwrap()
-        };
+        let p = reclaiming(&c);
         // Warm: a fresh slot's first return takes the slow path once.
         drop(block_on(p.get()).unwrap());
         riptide_pool::model::join_creates(&p);
@@ -575,6 +554,31 @@ fn the_slot_array_grows_under_concurrent_use() {
     });
 }
 
+/// A pool of one object whose checkouts held 10 ms are reclaimed (with an infallible
+/// factory: no failed create to model).
+fn reclaiming(c: &std::sync::Arc<Census>) -> Pool<Obj> {
+    let c = c.clone();
+    Pool::builder(move || {
+        let c = c.clone();
+        async move {
+            c.made.fetch_add(1, SeqCst);
+            c.live.fetch_add(1, SeqCst);
+            Ok::<_, Infallible>(Obj {
+                census: c,
+                held: Default::default(),
+            })
+        }
+    })
+    .max_size(1)
+    // Deadlock detection is a report path (tests/deadlock.rs covers it); under the model
+    // checkers every thread has one holder id, and its read-only scan multiplies the
+    // interleavings without checking anything.
+    .deadlock_detection(riptide_pool::DeadlockDetection::Off)
+    .reclaim_leaked(Duration::from_millis(10))
+    .build()
+    .unwrap()
+}
+
 fn _infallible(_: Infallible) {}
 
 /// Invariant: a reclaim racing the fast release while a third thread claims: the
@@ -597,25 +601,7 @@ fn reclaim_races_a_scarce_release_and_a_claim() {
 fn reclaim_release_claim(scarce: bool) {
     model(move || {
         let c = std::sync::Arc::new(Census::default());
-        let p = {
-            let c2 = c.clone();
-            Pool::builder(move || {
-                let c = c2.clone();
-                async move {
-                    c.made.fetch_add(1, SeqCst);
-                    c.live.fetch_add(1, SeqCst);
-                    Ok::<_, Infallible>(Obj {
-                        census: c,
-                        held: Default::default(),
-                    })
-                }
-            })
-            .max_size(1)
-            .deadlock_detection(riptide_pool::DeadlockDetection::Off)
-            .reclaim_leaked(Duration::from_millis(10))
-            .build()
-            .unwrap()
-        };
+        let p = reclaiming(&c);
         drop(block_on(p.get()).unwrap());
         riptide_pool::model::join_creates(&p);
         let g = p.try_get().unwrap();

@@ -96,19 +96,19 @@ impl Env {
         self.runtime.as_ref()
     }
 
-    /// Runs a blocking acquisition bounded by `d` (see `exec::block_on_timeout`).
+    /// Runs a blocking acquisition bounded by `d` (see `block::block_on_timeout`).
     pub(crate) fn block_on_timeout<F: Future + Send>(
         &self,
         d: Duration,
         fut: F,
     ) -> Option<F::Output> {
-        exec::block_on_timeout(self.runtime(), d, fut)
+        super::block::block_on_timeout(self.runtime(), d, fut)
     }
 
     /// Panics with a clear message on a tokio worker thread.
     pub(crate) fn assert_may_block(&self) {
         if let Ok(h) = tokio::runtime::Handle::try_current() {
-            exec::assert_not_worker(&h);
+            super::block::assert_not_worker(&h);
         }
     }
 

@@ -5,6 +5,8 @@
 //! code has no `cfg`s.
 
 #[cfg(not(riptide_model))]
+pub(crate) mod block;
+#[cfg(not(riptide_model))]
 pub(crate) mod clock;
 pub(crate) mod exec;
 #[cfg(not(riptide_model))]

@@ -267,7 +267,7 @@ mod tests {
     use super::*;
 
     fn block_on<F: Future>(f: F) -> F::Output {
-        crate::rt::exec::block_on_deadline(f, None).expect("no deadline")
+        crate::rt::block::block_on_deadline(f, None).expect("no deadline")
     }
 
     #[test]
