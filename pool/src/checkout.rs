@@ -79,33 +79,36 @@ pub(crate) fn finish_left<T: Send + 'static>(
 ) {
     let task_ref = SharedRef::to(shared);
     let limit = shared.config().create_timeout.min(LEFTOVER_STEP);
-    shared.env().spawn_bounded(limit, check, move |ran, _| {
-        let shared = task_ref.get();
-        let reason = match ran {
-            Ran::Done(Ok(())) => {
-                // The return path of a guard, with no checkout recorded (no caller held
-                // it). User code there may panic: the guard's own unwind guard destroys
-                // the object, and the panic is logged here (there is no caller to get it).
-                let guard = crate::Pooled::new(task_ref.held(i));
-                if let Err(p) =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(guard)))
-                {
-                    crate::rt::trace::quietly(|| {
-                        tracing::error!(
-                            pool = %shared.config().name,
-                            panic = crate::error::panic_message(&*p),
-                            "riptide_pool: returning an object after its checkout step panicked"
-                        )
-                    });
+    // Not watched: the step holds the object in its slot until its future is dropped.
+    shared
+        .env()
+        .spawn_bounded(limit, false, check, move |ran, _| {
+            let shared = task_ref.get();
+            let reason = match ran {
+                Ran::Done(Ok(())) => {
+                    // The return path of a guard, with no checkout recorded (no caller held
+                    // it). User code there may panic: the guard's own unwind guard destroys
+                    // the object, and the panic is logged here (there is no caller to get it).
+                    let guard = crate::Pooled::new(task_ref.held(i));
+                    if let Err(p) =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(guard)))
+                    {
+                        crate::rt::trace::quietly(|| {
+                            tracing::error!(
+                                pool = %shared.config().name,
+                                panic = crate::error::panic_message(&*p),
+                                "riptide_pool: returning an object after its checkout step panicked"
+                            )
+                        });
+                    }
+                    return;
                 }
-                return;
-            }
-            Ran::Done(Err(reason)) => reason,
-            Ran::Panicked(_) => DestroyReason::Panicked,
-            Ran::TimedOut | Ran::Dropped => DestroyReason::ValidationFailed,
-        };
-        shared.destroy(i, reason).never();
-    });
+                Ran::Done(Err(reason)) => reason,
+                Ran::Panicked(_) => DestroyReason::Panicked,
+                Ran::TimedOut | Ran::Dropped => DestroyReason::ValidationFailed,
+            };
+            shared.destroy(i, reason).never();
+        });
 }
 
 /// A caller's checkout step, boxed in its future: the step itself, and the cell that

@@ -24,8 +24,10 @@ impl<T: Send + 'static> Shared<T> {
         let fut_ref = task_ref.clone();
         let limit = self.config().create_timeout;
         let span = crate::rt::trace::create(&self.config().name);
+        // Watched: the create's future owns all it touches (its late object is dropped).
         self.env().spawn_bounded(
             limit,
+            true,
             crate::rt::trace::instrument(
                 span,
                 async move { fut_ref.get().create_with_hooks().await },

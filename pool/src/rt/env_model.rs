@@ -74,6 +74,7 @@ impl Env {
     pub(crate) fn spawn_bounded<F, R>(
         &self,
         _d: Duration,
+        _watchdog: bool,
         fut: F,
         finish: impl FnOnce(Ran<R>, super::exec::RanOn) + Send + 'static,
     ) where

@@ -23,7 +23,8 @@ use std::time::Duration;
 pub(crate) enum Ran<R> {
     /// It finished with this result.
     Done(R),
-    /// It did not finish within its time limit (it was dropped then).
+    /// It did not finish within its time limit: it was dropped then, or (a watched run
+    /// its runtime stopped driving) its watchdog settled it.
     TimedOut,
     /// It panicked; the panic's message.
     Panicked(String),
@@ -56,9 +57,16 @@ impl super::Env {
     /// task before its first poll (it was shutting down) passes it on: to the captured
     /// runtime if it was not tried yet, is alive and multi-thread, else to the pool's own
     /// runtime (a plain thread only if that cannot be built: [`RanOn::RescueThread`]).
+    ///
+    /// With `watchdog`, a run its runtime stopped driving is settled as
+    /// [`Ran::TimedOut`] shortly after `d` while its future still exists (and is dropped
+    /// whenever that runtime drops it). Only for a future that owns all it touches (a
+    /// create, whose late result is dropped): never for one that borrows the pool's
+    /// slots (a checkout step), whose object must outlive it.
     pub(crate) fn spawn_bounded<F, R>(
         &self,
         d: Duration,
+        watchdog: bool,
         fut: F,
         finish: impl FnOnce(Ran<R>, RanOn) + Send + 'static,
     ) where
@@ -94,12 +102,12 @@ impl super::Env {
         /// [`Ran::Dropped`] through `Finish`'s drop.
         struct Shared<G: FnOnce(Ran<R>, RanOn), R> {
             finish: std::sync::Arc<std::sync::Mutex<Option<Finish<G, R>>>>,
-            watchdog: super::timer::Key,
+            watchdog: Option<super::timer::Key>,
         }
         impl<G: FnOnce(Ran<R>, RanOn), R> Shared<G, R> {
             fn take(&self) -> Option<Finish<G, R>> {
                 // Dropped after the timer's lock: it holds the other reference.
-                drop(super::timer::disarm(self.watchdog));
+                drop(self.watchdog.and_then(super::timer::disarm));
                 // No user code runs under this lock, so it is never poisoned by one.
                 self.finish.lock().unwrap_or_else(|e| e.into_inner()).take()
             }
@@ -118,7 +126,7 @@ impl super::Env {
         // reservation, and a half-open breaker's trial, for as long as that runtime
         // idles. Shortly after the limit the watchdog settles it as timed out, off the
         // timer thread (settling wakes callers); a result that comes later is dropped.
-        let watchdog = {
+        let watchdog = watchdog.then(|| {
             let finish = finish.clone();
             let at = super::timer::deadline_after(d.saturating_add(STRANDED_GRACE));
             super::timer::arm(
@@ -130,7 +138,7 @@ impl super::Env {
                     }
                 })),
             )
-        };
+        });
         let settle = Shared { finish, watchdog };
 
         let run = async move {

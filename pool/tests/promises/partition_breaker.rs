@@ -236,3 +236,53 @@ async fn no_knob_lifts_a_key_above_its_limit() {
     // Key 1's limits say no idle objects are kept.
     assert_eq!(pp.stats(&1).unwrap().idle, 1);
 }
+
+/// A key whose breaker is open, at the global cap with objects of its own out, still gets
+/// its own returns: its caller queues for one instead of failing (a create is not the only
+/// way to serve it), and its queue asks the gate for nothing (no other key's object is
+/// evicted or diverted for it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_whose_breaker_is_open_still_gets_its_own_returns() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (c, f) = (calls.clone(), fail.clone());
+    let pp = PartitionedPool::builder(move |k: u32| {
+        let (c, f) = (c.clone(), f.clone());
+        async move {
+            if k == 0 && f.load(SeqCst) {
+                c.fetch_add(1, SeqCst);
+                return Err(std::io::Error::other("key 0's backend is down"));
+            }
+            Ok(Unit)
+        }
+    })
+    .max_size(3)
+    .partition_max_size(3)
+    .configure(|b| b.circuit_breaker(1, Duration::from_secs(60)))
+    .build()
+    .unwrap();
+    let mine = pp.get(&0).await.unwrap();
+    fail.store(true, SeqCst);
+    assert!(matches!(pp.get(&0).await, Err(PoolError::Create(_))));
+    assert_eq!(pp.stats(&0).unwrap().size, 1);
+    // Key 1 holds the rest of the global cap: one in use, one idle.
+    let theirs = pp.get(&1).await.unwrap();
+    drop(pp.get(&1).await.unwrap());
+    let back = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(mine);
+    });
+    let r = pp
+        .acquire(&0)
+        .timeout(Duration::from_secs(2))
+        .await
+        .map(drop);
+    back.await.unwrap();
+    assert!(r.is_ok(), "{r:?}");
+    let s1 = pp.stats(&1).unwrap();
+    assert_eq!((s1.destroyed, s1.idle), (0, 1), "{s1:?}");
+    drop(theirs);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(pp.stats(&1).unwrap().destroyed, 0);
+    assert_eq!(calls.load(SeqCst), 1);
+}

@@ -6,11 +6,11 @@
 //! for as long as the runtime idled ("still held the only unit after 800 ms"), and the
 //! breaker stayed half-open with every caller refused.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use riptide_pool::{CircuitState, Pool, PoolError, Poolable};
+use riptide_pool::{CircuitState, Factory, Pool, PoolError, Poolable};
 
 use crate::common;
 
@@ -121,4 +121,82 @@ fn a_stranded_half_open_trial_lets_the_next_one_through() {
         "still refused after 2 s; breaker {state:?}"
     );
     assert_eq!(state, CircuitState::Closed);
+}
+
+/// An object whose `validate` runs in a step that is left behind.
+struct Checked {
+    id: usize,
+    state: Arc<Checks>,
+}
+impl Poolable for Checked {}
+impl Drop for Checked {
+    fn drop(&mut self) {
+        self.state.dropped.lock().unwrap().push(self.id);
+    }
+}
+
+#[derive(Default)]
+struct Checks {
+    made: AtomicUsize,
+    /// `validate` waits for `go` while set.
+    hold: AtomicBool,
+    go: tokio::sync::Notify,
+    dropped: Mutex<Vec<usize>>,
+    /// What a `validate` saw when it went on: its object's id, and whether that object
+    /// had been dropped meanwhile.
+    resumed: Mutex<Vec<(usize, bool)>>,
+}
+
+struct CheckedFactory(Arc<Checks>);
+impl Factory<Checked> for CheckedFactory {
+    type Error = std::io::Error;
+    async fn create(&self) -> Result<Checked, std::io::Error> {
+        Ok(Checked {
+            id: self.0.made.fetch_add(1, SeqCst) + 1,
+            state: self.0.clone(),
+        })
+    }
+    async fn validate(&self, obj: &mut Checked) -> bool {
+        if self.0.hold.load(SeqCst) {
+            self.0.go.notified().await;
+            let gone = self.0.dropped.lock().unwrap().contains(&obj.id);
+            self.0.resumed.lock().unwrap().push((obj.id, gone));
+        }
+        true
+    }
+}
+
+/// A checkout step (`validate`) left behind by its caller on a runtime that then idles
+/// holds the object it checks until that runtime drives it again: unlike a create, the
+/// step's future points into the object's slot, so no watchdog may settle it. A first
+/// watchdog did (for every background run): the object was destroyed under the step,
+/// its slot reused, and the step resumed on another caller's object.
+#[test]
+fn a_checkout_step_left_on_an_idle_runtime_keeps_its_object() {
+    let checks = Arc::new(Checks::default());
+    let rt = common::current_thread();
+    let pool = rt.block_on(async {
+        Pool::builder(CheckedFactory(checks.clone()))
+            .max_size(1)
+            .validation_interval(Duration::ZERO)
+            .create_timeout(Duration::from_millis(200))
+            .build()
+            .unwrap()
+    });
+    rt.block_on(async { drop(pool.get().await.unwrap()) });
+    checks.hold.store(true, SeqCst);
+    let r = rt.block_on(async { pool.acquire().timeout(Duration::from_millis(50)).await });
+    assert!(matches!(r, Err(PoolError::Timeout)), "{:?}", r.map(drop));
+    // Past the step's limit and any grace: its object is still there, and still counted.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(checks.dropped.lock().unwrap().is_empty());
+    assert_eq!(pool.stats().size, 1);
+    // The runtime runs again: the step goes on with its own object, alive.
+    checks.hold.store(false, SeqCst);
+    checks.go.notify_one();
+    rt.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
+    assert_eq!(*checks.resumed.lock().unwrap(), vec![(1, false)]);
+    // And the pool serves again (the step's limit has passed: its object is destroyed).
+    let g = rt.block_on(async { pool.acquire().timeout(Duration::from_secs(2)).await });
+    assert!(g.is_ok(), "{:?}", g.map(drop));
 }
