@@ -188,12 +188,8 @@ impl<T: Send + 'static> Shared<T> {
     }
 
     /// How many units of global capacity the callers queued here wait for: one each,
-    /// up to the room under the local cap; none while the breaker turns creates away (a
-    /// unit would only make a create it refuses: they wait for this partition's returns).
+    /// up to the room under the local cap.
     pub(crate) fn gate_demand(&self) -> usize {
-        if self.breaker_rejects() {
-            return 0;
-        }
         let room = self
             .max_size()
             .saturating_sub(self.size.load(Ordering::Relaxed));

@@ -185,20 +185,16 @@ impl<T: Send + 'static> Shared<T> {
         waker: &Waker,
         unused: &mut Option<Waker>,
     ) -> Result<Reg, PoolError> {
-        // With room under its own cap, a caller is served by a create, which the breaker
-        // may be turning away: then it fails now, as a caller that reserved would in its
-        // create step. Only a partition's caller at the global cap may be served another
-        // way, by a return of its own partition's objects: with objects out it queues for
-        // one, without reserving (which would evict another partition's idle object for a
-        // create that cannot run); its partition asks nothing of the gate meanwhile
-        // (`gate_demand`).
+        // With room under its own cap, a caller is served by a create (in a partition, once
+        // the gate has a unit for it), which the breaker may be turning away: then it
+        // fails now, as a caller that reserved would in its create step, and no other
+        // partition's idle object is evicted, nor their returns diverted, for it. At its
+        // own cap it waits for a return, breaker or not, as a `Pool`'s caller does.
         if self.breaker_rejects() && self.size() < self.max_size() {
-            if self.gate.is_none() || self.size() == 0 {
-                return Err(self.circuit_open());
-            }
-        } else if self.waiting() == 0 && self.reserve(true) {
-            // (A refused reservation tells the gate nothing here: `register` does, once
-            // queued.)
+            return Err(self.circuit_open());
+        }
+        // A refused reservation tells the gate nothing here: `register` does, once queued.
+        if self.waiting() == 0 && self.reserve(true) {
             return Ok(Reg::Permit);
         }
         let holder = self.holder_if_detecting();
