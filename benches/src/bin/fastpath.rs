@@ -1,9 +1,9 @@
-//! `cargo run --release -p riptide-benches --bin fastpath -- [N] [direct|compare] [warn|off]`:
+//! `cargo run --release -p riptide-benches --bin fastpath -- [N] [direct|compare|sync] [warn|off]`:
 //! the async fast path alone (`get().await` + drop, an idle object, a current-thread
 //! runtime), N times, in one of two loops: `direct` calls `pool.get().await` in the loop
 //! itself, as an application does; `compare` goes through `compare`'s generic loop
-//! (`async_uncontended` over `AsyncPool`, awaiting `Get::get_one`). Prints ns per
-//! checkout. Small enough to count instructions under callgrind (`valgrind
+//! (`async_uncontended` over `AsyncPool`, awaiting `Get::get_one`). `sync` is the sync
+//! fast path (`try_get` + drop) in a direct loop. Prints ns per checkout. Small enough to count instructions under callgrind (`valgrind
 //! --tool=callgrind`, two values of N, the difference divided by their difference):
 //! `docs/benchmarks.md` explains what the two loops showed.
 
@@ -45,7 +45,23 @@ fn main() {
             let pool = rt.block_on(AsyncPool::build(name, 4));
             riptide_benches::async_uncontended(&rt, &pool, n)
         }
-        other => panic!("loop: direct or compare, not {other}"),
+        "sync" => {
+            let pool = rt.block_on(async {
+                Pool::builder(|| async { Ok::<_, std::convert::Infallible>(Res(0)) })
+                    .max_size(4)
+                    .deadlock_detection(detection)
+                    .build()
+                    .unwrap()
+            });
+            rt.block_on(async { drop(pool.get().await.unwrap()) });
+            let t = Instant::now();
+            for _ in 0..n {
+                let g = std::hint::black_box(pool.try_get().unwrap());
+                drop(g);
+            }
+            t.elapsed()
+        }
+        other => panic!("loop: direct, compare or sync, not {other}"),
     };
     println!(
         "{lp} loop, detection {detection:?}: {:.1} ns/op",
