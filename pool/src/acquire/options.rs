@@ -84,14 +84,7 @@ impl<T: Send + 'static> Acquire<'_, T> {
     /// On a tokio runtime worker thread (blocking there can deadlock the runtime): use
     /// `.await` there, or call this inside `tokio::task::spawn_blocking`.
     pub fn blocking(self) -> Result<Pooled<T>, PoolError> {
-        let pool = self.pool;
-        let shared = pool.shared();
-        shared.env().assert_may_block();
-        let timeout = self.opts.timeout.unwrap_or(shared.config().acquire_timeout);
-        let fut = self.into_future();
-        match shared.env().block_on_timeout(timeout, fut) {
-            Some(r) => r,
-            None => Err(shared.timed_out()),
-        }
+        let shared = self.pool.shared();
+        shared.block_on_acquire(self.opts.timeout, || self.into_future())
     }
 }

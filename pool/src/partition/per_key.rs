@@ -86,13 +86,9 @@ where
     /// `.await` there, or call this inside `tokio::task::spawn_blocking`.
     pub fn blocking(self) -> Result<Pooled<T>, PoolError> {
         let part = self.pool.part(&self.key)?;
-        let shared = part.pool.shared();
-        shared.env().assert_may_block();
-        let timeout = self.opts.timeout.unwrap_or(shared.config().acquire_timeout);
-        let fut = std::future::IntoFuture::into_future(self);
-        match shared.env().block_on_timeout(timeout, fut) {
-            Some(r) => r,
-            None => Err(shared.timed_out()),
-        }
+        let timeout = self.opts.timeout;
+        part.pool
+            .shared()
+            .block_on_acquire(timeout, || std::future::IntoFuture::into_future(self))
     }
 }

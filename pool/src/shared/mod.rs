@@ -284,6 +284,25 @@ impl<T: Send + 'static> Shared<T> {
         crate::PoolError::Timeout
     }
 
+    /// Runs an acquisition to its end on the calling thread, for the `blocking()` of
+    /// `Acquire` and `PartitionAcquire`: refuses a runtime worker, then waits at most
+    /// `timeout` (the pool's `acquire_timeout` when `None`) for the future `start` makes.
+    pub(crate) fn block_on_acquire<F>(
+        &self,
+        timeout: Option<Duration>,
+        start: impl FnOnce() -> F,
+    ) -> Result<crate::Pooled<T>, crate::PoolError>
+    where
+        F: std::future::Future<Output = Result<crate::Pooled<T>, crate::PoolError>> + Send,
+    {
+        self.env.assert_may_block();
+        let timeout = timeout.unwrap_or(self.config.acquire_timeout);
+        match self.env.block_on_timeout(timeout, start()) {
+            Some(r) => r,
+            None => Err(self.timed_out()),
+        }
+    }
+
     /// Time since the pool was built (aging, deadlines).
     pub(crate) fn now(&self) -> Duration {
         self.env.now()
