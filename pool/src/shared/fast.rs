@@ -30,7 +30,7 @@ impl From<PoolClosed> for crate::PoolError {
 /// The fast release found the word non-zero after its store (the pool is scarce, someone
 /// is queued, or the pool is closing, shrinking or yielding) or a reclaim record on its
 /// slot (`record`; `uses`: its checkout's): takes the object back if it is still idle
-/// (Acquire: as in `claim_idle`); if it is not, whoever took it owns it now (I1), and it is
+/// (`take_idle_back`); if it is not, whoever took it owns it now (I1), and it is
 /// no longer ours to settle. An object taken back from a scarce pool that nobody waits on
 /// is pushed onto the idle stack.
 #[cold]
@@ -46,10 +46,7 @@ fn take_back<T: Send + 'static>(
     if record & RECLAIM_MARK != 0 {
         return take_back_reclaimed(shared, slot, i, announced, uses);
     }
-    let rescued = slot
-        .state
-        .compare_exchange(IDLE, BUSY, Ordering::Acquire, Ordering::Relaxed)
-        .is_ok();
+    let rescued = take_idle_back(slot);
     // After a successful take-back our object keeps the pool alive again.
     announced.exit();
     if !rescued {
@@ -60,6 +57,15 @@ fn take_back<T: Send + 'static>(
         return shared.release_push(i);
     }
     Release::Slow(i)
+}
+
+/// Claims our returned object back if it is still `IDLE` (Acquire: as in `claim_idle`);
+/// `false` when another caller (a claim, an eviction, a close) took it first (I1).
+#[inline]
+fn take_idle_back<T>(slot: &Slot<T>) -> bool {
+    slot.state
+        .compare_exchange(IDLE, BUSY, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
 }
 
 /// `take_back` when a reclaim has marked the slot: the mark may be our checkout's, whose
@@ -82,10 +88,7 @@ fn take_back_reclaimed<T: Send + 'static>(
     let q = shared.queue.lock();
     // Relaxed: reclaims write the record under the lock we hold.
     let ours = slot.reported.load(Ordering::Relaxed) == uses | RECLAIM_MARK;
-    let rescued = slot
-        .state
-        .compare_exchange(IDLE, BUSY, Ordering::Acquire, Ordering::Relaxed)
-        .is_ok();
+    let rescued = take_idle_back(slot);
     if ours && rescued {
         // The mark our store overwrote goes back (we own the slot, under the lock), so the
         // slow release destroys the object as reclaimed: the record alone may no longer
