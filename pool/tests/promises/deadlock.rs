@@ -107,9 +107,8 @@ async fn a_queued_future_moved_to_another_task_waits_as_that_task() {
 
 /// A checkout whose capacity `reclaim_leaked` gave back is not a unit of the pool: its
 /// holder waiting while another caller's create is in flight is no certain deadlock
-/// (the create's object will come back). Before the fix the reclaimed slot counted as
-/// the one unit held by a waiting holder, and the wait failed at once with
-/// `WouldDeadlock` (after 2 ms, with the create in flight).
+/// (the create's object will come back), so the wait must not fail with `WouldDeadlock`
+/// by counting the reclaimed slot as the one unit a waiting holder holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reclaimed_checkout_is_no_unit_of_a_deadlock() {
     let census = Arc::new(Census::default());

@@ -7,14 +7,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use riptide_pool::{
-    CircuitState, PartitionLimits, PartitionedPool, PoolError, Poolable, Pooled, RoutingStrategy,
+    CircuitState, PartitionLimits, PartitionedPool, PartitionedPoolBuilder, PoolError, Poolable,
+    Pooled, RoutingStrategy,
 };
 
 struct Unit;
 impl Poolable for Unit {}
 
-/// Keys 0 and 2 work; key 1's backend is down (its factory calls are counted).
-fn failing_key_1(calls: &Arc<AtomicUsize>, global: usize) -> PartitionedPool<u32, Unit> {
+/// Keys 0 and 2 work; key 1's backend is down (its factory calls are counted), and each
+/// key's breaker opens at its first failure.
+fn failing_key_1(calls: &Arc<AtomicUsize>) -> PartitionedPoolBuilder<u32, Unit> {
     let calls = calls.clone();
     PartitionedPool::builder(move |k: u32| {
         let calls = calls.clone();
@@ -26,11 +28,7 @@ fn failing_key_1(calls: &Arc<AtomicUsize>, global: usize) -> PartitionedPool<u32
             Ok(Unit)
         }
     })
-    .max_size(global)
-    .partition_max_size(global)
     .configure(|b| b.circuit_breaker(1, Duration::from_secs(60)))
-    .build()
-    .unwrap()
 }
 
 async fn take(pp: &PartitionedPool<u32, Unit>, key: u32, n: usize) -> Vec<Pooled<Unit>> {
@@ -42,13 +40,18 @@ async fn take(pp: &PartitionedPool<u32, Unit>, key: u32, n: usize) -> Vec<Pooled
 }
 
 /// A caller turned away by its key's open breaker creates nothing, so it evicts nothing:
-/// before the fix each one destroyed one of key 0's idle objects (the gate made room
-/// before the breaker was asked), and a caller blocked on the global cap waited out its
-/// deadline (400 ms) and had key 0's returns destroyed for a create its breaker refused.
+/// no `get` of key 1 may cost key 0 an idle object (the gate must not make room before
+/// the breaker is asked), and a caller blocked on the global cap fails at once rather
+/// than waiting out its deadline and having key 0's returns destroyed for a create its
+/// breaker would refuse.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_breaker_in_one_key_costs_the_other_keys_nothing() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let pp = failing_key_1(&calls, 4);
+    let pp = failing_key_1(&calls)
+        .max_size(4)
+        .partition_max_size(4)
+        .build()
+        .unwrap();
     assert!(matches!(pp.get(&1).await, Err(PoolError::Create(_))));
     assert_eq!(pp.circuit_state(), CircuitState::Open);
     // Key 0 holds the whole global cap, idle.
@@ -87,9 +90,9 @@ async fn an_open_breaker_in_one_key_costs_the_other_keys_nothing() {
 }
 
 /// Removing idle partitions keeps a partition whose breaker has counted a failure: its
-/// successor would start with a new breaker. Before the fix one `remove_idle_partitions`
-/// made the next caller run the failing factory during the cool-down, and removal every
-/// 20 ms kept a breaker of 3 failures from ever opening (53 factory calls in 0.6 s).
+/// successor would start with a new breaker, so the next caller would run the failing
+/// factory during the cool-down, and removal every 20 ms would keep a breaker of 3
+/// failures from ever opening.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_idle_partitions_keeps_a_failing_keys_breaker() {
     let calls = Arc::new(AtomicUsize::new(0));
@@ -135,8 +138,7 @@ async fn removing_idle_partitions_keeps_a_failing_keys_breaker() {
 }
 
 /// Routing passes over a partition whose breaker turns creates away (it looks least
-/// loaded: nothing it makes is in use). Before the fix 10 of 10 routed calls went to it
-/// and failed while key 0 had room.
+/// loaded: nothing it makes is in use); no routed call may fail while key 0 has room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routing_passes_over_a_key_whose_breaker_is_open() {
     for routing in [
@@ -145,23 +147,12 @@ async fn routing_passes_over_a_key_whose_breaker_is_open() {
         RoutingStrategy::Random,
     ] {
         let calls = Arc::new(AtomicUsize::new(0));
-        let c = calls.clone();
-        let pp = PartitionedPool::builder(move |k: u32| {
-            let c = c.clone();
-            async move {
-                if k == 1 {
-                    c.fetch_add(1, SeqCst);
-                    return Err(std::io::Error::other("down"));
-                }
-                Ok(Unit)
-            }
-        })
-        .max_size(8)
-        .partition_max_size(4)
-        .routing(routing)
-        .configure(|b| b.circuit_breaker(1, Duration::from_secs(60)))
-        .build()
-        .unwrap();
+        let pp = failing_key_1(&calls)
+            .max_size(8)
+            .partition_max_size(4)
+            .routing(routing)
+            .build()
+            .unwrap();
         let _busy = pp.get(&0).await.unwrap();
         assert!(pp.get(&1).await.is_err());
         for _ in 0..10 {
@@ -178,9 +169,9 @@ async fn routing_passes_over_a_key_whose_breaker_is_open() {
     }
 }
 
-/// No knob lifts a key above its limit: `configure(|b| b.max_size(8))` used to override
-/// every key's limit (a key limited to 1 held 8), and a per-key `min_idle` above the
-/// global cap built. Both are `ConfigError`s at `build()`; a `min_idle` set through
+/// No knob lifts a key above its limit: `configure(|b| b.max_size(8))` must not override
+/// every key's limit (a key limited to 1 holding 8), nor may a per-key `min_idle` above
+/// the global cap build. Both are `ConfigError`s at `build()`; a `min_idle` set through
 /// `configure` applies to the keys without limits of their own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_knob_lifts_a_key_above_its_limit() {
