@@ -77,6 +77,8 @@ pub struct CircuitBreaker {
     open_until: AtomicU64,
     /// A half-open trial is in flight.
     trial: AtomicBool,
+    /// The caller's clock (ms) at the latest failure; 0: none yet.
+    last_failure: AtomicU64,
 }
 
 impl CircuitBreaker {
@@ -93,6 +95,7 @@ impl CircuitBreaker {
             trial_successes: AtomicU64::new(0),
             open_until: AtomicU64::new(0),
             trial: AtomicBool::new(false),
+            last_failure: AtomicU64::new(0),
         }
     }
 
@@ -132,6 +135,27 @@ impl CircuitBreaker {
         // Relaxed: see the module docs (a caller that must not miss a failure reads this
         // when no call can be in flight).
         self.open_until.load(Ordering::Relaxed) == 0 && self.failures.load(Ordering::Relaxed) == 0
+    }
+
+    /// Whether a new breaker could take this one's place at `now_ms` (the caller's clock)
+    /// without letting a failing backend through: nothing counted ([`is_clear`]), or a full
+    /// cool-down since the latest failure, no longer open and no trial in flight. A failure
+    /// streak or an open breaker that recent is kept; an older one is forgotten, as it
+    /// would be by a breaker that saw successes meanwhile.
+    ///
+    /// [`is_clear`]: Self::is_clear
+    pub(crate) fn is_stale_at(&self, now_ms: u64) -> bool {
+        if self.is_clear() {
+            return true;
+        }
+        // Relaxed: see the module docs (read, like `is_clear`, when no call can be in
+        // flight).
+        let last = self.last_failure.load(Ordering::Relaxed);
+        let until = self.open_until.load(Ordering::Relaxed);
+        until != u64::MAX
+            && now_ms >= until
+            && now_ms >= last.saturating_add(self.cool_down_ms)
+            && !self.trial.load(Ordering::Relaxed)
     }
 
     /// Whether [`admit`](Self::admit) would turn a caller away now (open, or half-open
@@ -202,6 +226,8 @@ impl CircuitBreaker {
                 Transition::None
             };
         }
+        // Relaxed: read only by `is_stale_at`, when no call can be in flight.
+        self.last_failure.store(now_ms, Ordering::Relaxed);
         if trial {
             self.open(now_ms);
             self.trial.store(false, Ordering::Release);
@@ -280,6 +306,32 @@ mod tests {
         assert_eq!(b.record_at(t, false, 200), Transition::Opened);
         assert_eq!(b.state_at(250), CircuitState::Open);
         assert_eq!(b.state_at(300), CircuitState::HalfOpen);
+    }
+
+    #[test]
+    fn a_streak_is_stale_one_cool_down_after_its_latest_failure() {
+        let b = b(3, 1);
+        assert!(b.is_stale_at(5), "nothing counted");
+        b.record_at(Admit::Call, false, 10);
+        b.record_at(Admit::Call, false, 50);
+        assert!(!b.is_stale_at(149), "a failure 99 ms ago counts");
+        assert!(b.is_stale_at(150));
+        // Open: kept through the cool-down, then while a trial is in flight.
+        b.record_at(Admit::Call, false, 60);
+        assert_eq!(b.state_at(60), CircuitState::Open);
+        assert!(!b.is_stale_at(159));
+        let trial = b.admit_at(160);
+        assert_eq!(trial, Admit::Trial);
+        assert!(!b.is_stale_at(170), "a trial in flight");
+        b.record_at(trial, false, 170);
+        assert!(!b.is_stale_at(269), "re-opened by the failed trial");
+        assert!(b.is_stale_at(270));
+        let trial = b.admit_at(280);
+        b.record_at(trial, true, 281);
+        assert!(
+            b.is_stale_at(282),
+            "closed by a good trial: nothing counted"
+        );
     }
 
     #[test]

@@ -318,7 +318,10 @@ where
 
     /// Removes partitions that hold no object and have nobody waiting (keys given limits
     /// with `.partition(..)` stay); returns how many went. The maintenance task does this
-    /// periodically when `remove_idle_partitions_after` is set.
+    /// periodically when `remove_idle_partitions_after` is set. A partition whose circuit
+    /// breaker is open, has a trial in flight, or counted a failure within its last
+    /// cool-down stays too (removing it would reset the breaker); an older failure is
+    /// forgotten.
     ///
     /// Removal is atomic with respect to acquisitions: a partition is retired (no object,
     /// no create in flight, nobody queued, and no reservation possible afterwards) before

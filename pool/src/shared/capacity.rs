@@ -303,9 +303,11 @@ impl<T: Send + 'static> Shared<T> {
     /// and the retirement fails, or fails itself) and it is closed. An acquisition that
     /// still holds the retired partition gets `Closed` and looks its key up again.
     ///
-    /// A partition whose breaker has counted a failure (or is open) is kept: its
-    /// successor would start with a new breaker, and a key whose factory fails would
-    /// never be stopped by one.
+    /// A partition whose breaker counted a failure within its last cool-down (or is open,
+    /// or has a trial in flight) is kept: its successor would start with a new breaker,
+    /// and a key whose factory fails would never be stopped by one. An older streak is
+    /// forgotten (`CircuitBreaker::is_stale_at`), so keys that failed once do not
+    /// accumulate.
     pub(crate) fn retire_if_unused(&self) -> bool {
         let mut q = self.queue.lock();
         if self.is_closed() || !q.is_empty() || self.reclaimed.load(Ordering::Relaxed) != 0 {
@@ -319,7 +321,10 @@ impl<T: Send + 'static> Shared<T> {
             return false;
         }
         // After the CAS: no create can be in flight now, so no failure is being counted.
-        if self.breaker().is_some_and(|b| !b.is_clear()) {
+        if self
+            .breaker()
+            .is_some_and(|b| !b.is_stale_at(self.exact_ms()))
+        {
             self.size.store(0, Ordering::Relaxed);
             return false;
         }

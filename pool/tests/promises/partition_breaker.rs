@@ -227,3 +227,39 @@ async fn no_knob_lifts_a_key_above_its_limit() {
     // Key 1's limits say no idle objects are kept.
     assert_eq!(pp.stats(&1).unwrap().idle, 1);
 }
+
+/// Keys whose factory failed do not accumulate: a partition that holds nothing is kept
+/// while its breaker's latest failure is within a cool-down (or it is open), and removed
+/// as idle after that, as any idle partition is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_that_failed_long_ago_are_removed_as_idle() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let pp = PartitionedPool::builder(move |_k: u32| {
+        c.fetch_add(1, SeqCst);
+        async { Err::<Unit, _>(std::io::Error::other("down")) }
+    })
+    .max_size(64)
+    .partition_max_size(4)
+    .configure(|b| b.circuit_breaker(3, Duration::from_millis(100)))
+    .build()
+    .unwrap();
+    // A burst of keys that fail once each (below the threshold), and one that opens.
+    for k in 0..50 {
+        assert!(matches!(pp.get(&k).await, Err(PoolError::Create(_))));
+    }
+    for _ in 0..3 {
+        assert!(matches!(pp.get(&99).await, Err(PoolError::Create(_))));
+    }
+    let opened = Instant::now();
+    assert!(matches!(
+        pp.get(&99).await,
+        Err(PoolError::CircuitOpen { .. })
+    ));
+    assert_eq!(pp.remove_idle_partitions(), 0, "recent failures: kept");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let removed = pp.remove_idle_partitions();
+    assert_eq!(removed, 51, "{:?} after opening", opened.elapsed());
+    assert!(pp.stats(&99).is_none() && pp.stats(&0).is_none());
+    assert_eq!(calls.load(SeqCst), 53);
+}
