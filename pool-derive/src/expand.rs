@@ -81,14 +81,14 @@ fn impl_poolable(input: &Input) -> TokenStream {
     let health = input.attrs.health.as_ref().map(|path| {
         quote_spanned! {path.span()=>
             #[inline]
-            fn is_healthy(&self) -> bool {
+            fn is_healthy(&self) -> ::core::primitive::bool {
                 #path(self)
             }
         }
     });
     let max_uses = input.attrs.max_uses.as_ref().map(|n| {
         quote! {
-            const MAX_USES: ::core::option::Option<u64> = ::core::option::Option::Some(#n);
+            const MAX_USES: ::core::option::Option<::core::primitive::u64> = ::core::option::Option::Some(#n);
         }
     });
     let max_lifetime = input.attrs.max_lifetime_secs.as_ref().map(|n| {

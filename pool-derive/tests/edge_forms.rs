@@ -93,3 +93,31 @@ fn all_compile_and_behave() {
     fn p<T: Poolable>() {}
     p::<Borrowing<'static>>();
 }
+
+/// Types named like primitives (legal Rust, e.g. in generated bindings) beside a derive
+/// whose impl names `u64` and `bool`.
+#[allow(non_camel_case_types)]
+mod shadowed_primitives {
+    use riptide_pool::Poolable;
+
+    pub struct u64;
+    pub struct bool;
+
+    fn ok(_: &Limited) -> ::core::primitive::bool {
+        true
+    }
+
+    #[derive(Poolable)]
+    #[poolable(max_uses = 5, health = ok)]
+    pub struct Limited {
+        #[poolable(reset = clear)]
+        pub v: Vec<u8>,
+    }
+}
+
+#[test]
+fn types_named_like_primitives_do_not_break_the_impl() {
+    use shadowed_primitives::Limited;
+    assert_eq!(<Limited as Poolable>::MAX_USES, Some(5));
+    assert!(Limited { v: vec![] }.is_healthy());
+}
