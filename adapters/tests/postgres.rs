@@ -1220,3 +1220,370 @@ async fn unnamed_through_pgbouncer_with_user_defined_types() {
             .map(|e| e.as_db_error().map(|d| d.message().to_owned()))
     );
 }
+
+// Sessions broken behind the pool's back: killed backends, unseen deallocations,
+// statements re-planned by DDL, servers that accept and never answer.
+
+/// A deallocation inside a multi-statement string drops tokio-postgres' own type-lookup
+/// statements: the connection must not go back to the pool as healthy, so at most one
+/// later query with a new user-defined type fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unseen_deallocate_costs_user_defined_types_one_use_at_most() {
+    let Some(pg) = shared() else { return };
+    let a = enum_type(pg);
+    let pool = pool_of(pg, |f| f, 1);
+    let c = pool.get().await.unwrap();
+    c.query_cached(&format!("SELECT 'ok'::{a}"), &[])
+        .await
+        .unwrap();
+    c.batch_execute("SELECT 1; DEALLOCATE ALL").await.unwrap();
+    drop(c);
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        let b = enum_type(pg);
+        let c = pool.get().await.unwrap();
+        if let Err(e) = c.query_cached(&format!("SELECT 'ok'::{b}"), &[]).await {
+            failures.push(e.as_db_error().map(|d| d.message().to_owned()));
+        }
+    }
+    assert!(
+        failures.len() <= 1,
+        "{} of 3 checkouts failed: {failures:?}",
+        failures.len()
+    );
+}
+
+/// `DEALLOCATE ALL` through the extended protocol empties the cache: `prepare_cached`
+/// never hands out a statement the server dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deallocate_through_the_extended_protocol_empties_the_cache() {
+    let Some(pg) = shared() else { return };
+    let pool = pool_of(pg, |f| f, 1);
+    let c = pool.get().await.unwrap();
+    let st = c.prepare_cached("SELECT $1::int4 + 5").await.unwrap();
+    drop(st);
+    c.execute("DEALLOCATE ALL", &[]).await.unwrap();
+    drop(c);
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        let c = pool.get().await.unwrap();
+        let st = c.prepare_cached("SELECT $1::int4 + 5").await.unwrap();
+        if let Err(e) = c.query_one(&st, &[&1i32]).await {
+            failures.push(format!(
+                "{:?}",
+                e.as_db_error().map(|d| d.message().to_owned())
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 3 checkouts failed: {failures:?}",
+        failures.len()
+    );
+}
+
+/// DDL that changes a cached statement's result type ("cached plan must not change
+/// result type"): the `*_cached` helpers re-prepare and retry, so no use fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_that_changes_a_cached_result_type_is_re_prepared() {
+    let Some(pg) = shared() else { return };
+    let t = unique("pg_ddl");
+    setup_table(pg, &t).await;
+    pg.psql(&format!("INSERT INTO {t} VALUES (1, 'a')"))
+        .unwrap();
+    let pool = pool_of(pg, |f| f, 1);
+    let q = format!("SELECT * FROM {t} WHERE id = $1");
+    let c = pool.get().await.unwrap();
+    c.query_cached(&q, &[&1i32]).await.unwrap();
+    drop(c);
+    pg.psql(&format!("ALTER TABLE {t} ADD COLUMN extra int"))
+        .unwrap();
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        let c = pool.get().await.unwrap();
+        if let Err(e) = c.query_cached(&q, &[&1i32]).await {
+            failures.push(e.as_db_error().map(|d| d.message().to_owned()));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 3 checkouts failed: {failures:?}",
+        failures.len()
+    );
+}
+
+/// Backends of idle pooled connections killed: at most one failed use each (through
+/// `try_get`, which runs no checkout step, and `get`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_backends_killed_cost_one_use_each_at_most() {
+    let Some(pg) = shared() else { return };
+    let app = unique("pgkill");
+    let pool = pool_of(pg, |f| f.application_name(&app), 2);
+    pool.warm_up(2).await.unwrap();
+    let adm = admin(pg).await;
+    adm.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+        &[&app],
+    )
+    .await
+    .unwrap();
+    let mut failures = 0;
+    for i in 0..4 {
+        let c = if i % 2 == 0 {
+            pool.try_get().ok()
+        } else {
+            None
+        };
+        let c = match c {
+            Some(c) => c,
+            None => pool.get().await.unwrap(),
+        };
+        if c.query_one("SELECT 1", &[]).await.is_err() {
+            failures += 1;
+        }
+    }
+    assert!(
+        failures <= 2,
+        "{failures} failed uses after killing 2 backends"
+    );
+}
+
+/// A server that accepts TCP but never answers (a frozen postmaster, a black-holed
+/// proxy): `connect_timeout` bounds the whole connect, so the caller gets
+/// `PoolError::Create` (then `CircuitOpen`) rather than waiting out its acquire timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_server_is_a_create_error_within_connect_timeout() {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let h = held.clone();
+    tokio::spawn(async move {
+        loop {
+            let (s, _) = l.accept().await.unwrap();
+            h.lock().unwrap().push(s); // accept and say nothing
+        }
+    });
+    let pool = PgFactory::new(format!(
+        "host=127.0.0.1 port={port} user=x password=y connect_timeout=1"
+    ))
+    .unwrap()
+    .into_pool_builder()
+    .acquire_timeout(Duration::from_secs(4))
+    .build()
+    .unwrap();
+    let t0 = Instant::now();
+    let r = pool.get().await;
+    let took = t0.elapsed();
+    assert!(
+        matches!(r, Err(PoolError::Create(_))),
+        "got {:?} after {took:?}",
+        r.err()
+    );
+}
+
+/// Clean: session state a tenant-scoped app sets (custom GUC via set_config, SET ROLE,
+/// SET SESSION AUTHORIZATION) does not reach the next user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_resets_role_authorization_and_custom_settings() {
+    let Some(pg) = shared() else { return };
+    let role = unique("tenant_role");
+    pg.psql(&format!("CREATE ROLE {role}")).unwrap();
+    let pool = pool_of(pg, |f| f.recycling(RecyclingMethod::Clean), 1);
+    let c = pool.get().await.unwrap();
+    let who0: String = c
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    c.batch_execute(&format!(
+        "SELECT set_config('app.tenant', '42', false); SET ROLE {role}"
+    ))
+    .await
+    .unwrap();
+    drop(c);
+    let c = pool.get().await.unwrap();
+    let who: String = c
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let t: Option<String> = c
+        .query_one(
+            "SELECT nullif(current_setting('app.tenant', true), '')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!((who.as_str(), t), (who0.as_str(), None));
+    c.batch_execute(&format!("SET SESSION AUTHORIZATION {role}"))
+        .await
+        .unwrap();
+    drop(c);
+    let c = pool.get().await.unwrap();
+    let who: String = c
+        .query_one("SELECT session_user::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(who, who0);
+}
+
+/// A connection returned with a transaction open (so the next checkout settles it), whose
+/// backend is then killed: the next `get()` hands out a fresh connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_killed_while_a_return_is_settling() {
+    let Some(pg) = shared() else { return };
+    for method in [
+        RecyclingMethod::Fast,
+        RecyclingMethod::Clean,
+        RecyclingMethod::Verified,
+    ] {
+        let app = unique("pgsettle");
+        let pool = pool_of(
+            pg,
+            |f| f.application_name(&app).recycling(method.clone()),
+            1,
+        );
+        let c = pool.get().await.unwrap();
+        c.batch_execute("BEGIN; SELECT 1").await.unwrap();
+        let pid = backend_pid(&c).await;
+        drop(c);
+        let adm = admin(pg).await;
+        adm.execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .await
+            .unwrap();
+        let r = pool.get().await;
+        assert!(r.is_ok(), "{method:?}: get after the kill: {:?}", r.err());
+        // (its first use may still fail once: the promise allows one failed use)
+    }
+}
+
+/// Verified: kill the idle backend and check out at once: the checkout ping fails; the
+/// caller gets a fresh connection, not an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verified_checkout_after_a_kill_gets_a_fresh_connection() {
+    let Some(pg) = shared() else { return };
+    let app = unique("pgver");
+    let pool = pool_of(
+        pg,
+        |f| {
+            f.application_name(&app)
+                .recycling(RecyclingMethod::Verified)
+        },
+        1,
+    );
+    let mut errs = Vec::new();
+    for _ in 0..5 {
+        let c = pool.get().await.unwrap();
+        let pid = backend_pid(&c).await;
+        drop(c);
+        let adm = admin(pg).await;
+        adm.execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .await
+            .unwrap();
+        match pool.get().await {
+            Ok(c) => {
+                if let Err(e) = c.query_one("SELECT 1", &[]).await {
+                    errs.push(format!("use: {e}"));
+                }
+            }
+            Err(e) => errs.push(format!("get: {e}")),
+        }
+    }
+    assert!(errs.is_empty(), "{errs:?}");
+}
+
+/// One pooled connection, its backend killed while idle: "a backend killed under a
+/// connection costs at most one failed use". Repeated to catch the race between the
+/// FATAL error reaching the caller and the client noticing the close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_backend_costs_at_most_one_failed_use() {
+    let Some(pg) = shared() else { return };
+    let adm = admin(pg).await;
+    let mut report = Vec::new();
+    for round in 0..20 {
+        let pool = pool_of(pg, |f| f, 1);
+        let c = pool.get().await.unwrap();
+        let pid = backend_pid(&c).await;
+        drop(c);
+        adm.execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .await
+            .unwrap();
+        let mut errs = Vec::new();
+        for _ in 0..4 {
+            let c = pool.get().await.unwrap();
+            if let Err(e) = c.query_one("SELECT 1", &[]).await {
+                errs.push(format!("{e} closed={}", c.is_closed()));
+            }
+        }
+        if errs.len() > 1 {
+            report.push(format!(
+                "round {round}: {errs:?} created={}",
+                pool.stats().created
+            ));
+        }
+    }
+    assert!(report.is_empty(), "{report:#?}");
+}
+
+/// Clean keeps its cache consistent with the server: a statement cached under a
+/// `SET search_path` that Clean's reset undoes is re-planned against another table on the
+/// next checkout, and the `*_cached` helpers re-prepare it rather than fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_re_prepares_a_statement_its_search_path_reset_re_planned() {
+    let Some(pg) = shared() else { return };
+    let schema = unique("pgs");
+    let t = unique("pgt");
+    pg.psql(&format!(
+        "CREATE SCHEMA {schema}; CREATE TABLE public.{t} (x int); INSERT INTO public.{t} VALUES (1); \
+         CREATE TABLE {schema}.{t} (x text, y int); INSERT INTO {schema}.{t} VALUES ('a', 2)"
+    ))
+    .unwrap();
+    let pool = pool_of(pg, |f| f.recycling(RecyclingMethod::Clean), 1);
+    let q = format!("SELECT * FROM {t}");
+    let c = pool.get().await.unwrap();
+    c.batch_execute(&format!("SET search_path = {schema}"))
+        .await
+        .unwrap();
+    assert_eq!(c.query_cached(&q, &[]).await.unwrap()[0].len(), 2);
+    drop(c);
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        let c = pool.get().await.unwrap();
+        match c.query_cached(&q, &[]).await {
+            Ok(rows) => assert_eq!(rows[0].len(), 1, "public.{t} after the reset"),
+            Err(e) => failures.push(e.as_db_error().map(|d| d.message().to_owned())),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 3 checkouts failed: {failures:?}",
+        failures.len()
+    );
+}
+
+/// Clean after a session made itself read-only (and kept a temp table): the reset runs and
+/// the next user gets a writable session, same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_after_read_only_session() {
+    let Some(pg) = shared() else { return };
+    let t = unique("pgro");
+    setup_table(pg, &t).await;
+    let pool = pool_of(pg, |f| f.recycling(RecyclingMethod::Clean), 1);
+    let c = pool.get().await.unwrap();
+    let id = Pooled::id(&c);
+    c.batch_execute(
+        "CREATE TEMP TABLE pg_ro_tmp (x int); SET default_transaction_read_only = on; \
+         SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+    )
+    .await
+    .unwrap();
+    drop(c);
+    let c = pool.get().await.unwrap();
+    let r = c
+        .execute(&format!("INSERT INTO {t} VALUES (1, 'x')") as &str, &[])
+        .await;
+    assert!(r.is_ok(), "{:?}", r.err());
+    assert_eq!(Pooled::id(&c), id, "same connection, cleaned");
+}

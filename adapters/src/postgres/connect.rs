@@ -520,12 +520,7 @@ async fn open_socket(cfg: &tokio_postgres::Config, addr: &Target, port: u16) -> 
             )),
         }
     };
-    let sock = match cfg.get_connect_timeout() {
-        Some(d) => tokio::time::timeout(*d, connect)
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect_timeout reached"))??,
-        None => connect.await?,
-    };
+    let sock = connect.await?;
     if let Socket::Tcp(s) = &sock {
         s.set_nodelay(true)?;
         let r = socket2::SockRef::from(s);
@@ -583,7 +578,17 @@ pub(crate) async fn connect(
             (None, Some(Host::Unix(p))) => Target::Unix(p.clone()),
             (None, None) => continue,
         };
-        match connect_one(cfg, tls, &target, hostname.as_deref(), port).await {
+        // `connect_timeout` bounds each host's whole attempt, start-up and authentication
+        // included (as libpq's does): a server that accepts and never answers is a
+        // create error, not a wait as long as `create_timeout`.
+        let attempt = connect_one(cfg, tls, &target, hostname.as_deref(), port);
+        let r = match cfg.get_connect_timeout() {
+            Some(d) => tokio::time::timeout(*d, attempt)
+                .await
+                .unwrap_or_else(|_| Err(format!("connect_timeout ({d:?}) reached").into())),
+            None => attempt.await,
+        };
+        match r {
             Ok(c) => return Ok(c),
             Err(e) => last = Some(e),
         }

@@ -738,11 +738,20 @@ impl PgConn {
         }
     }
 
-    /// The server no longer has a cached statement (something deallocated it behind the
-    /// cache's back): the cache is emptied, and the caller may retry once when no
+    /// A cached statement no longer serves: the server no longer has it (something
+    /// deallocated it behind the cache's back), or its result type changed under it
+    /// (`ALTER TABLE`, or a `search_path` that Clean reset: "cached plan must not change
+    /// result type"). The cache is emptied, and the caller may retry once when no
     /// transaction was open (the failure happened before anything ran).
     fn stale_statement(&self, e: &tokio_postgres::Error) -> bool {
-        if e.code() != Some(&tokio_postgres::error::SqlState::INVALID_SQL_STATEMENT_NAME) {
+        use tokio_postgres::error::SqlState;
+        let gone = e.code() == Some(&SqlState::INVALID_SQL_STATEMENT_NAME);
+        // The routine names the check whatever language the server's messages are in.
+        let replanned = e.code() == Some(&SqlState::FEATURE_NOT_SUPPORTED)
+            && e.as_db_error()
+                .and_then(|d| d.routine())
+                .is_some_and(|r| r == "RevalidateCachedQuery");
+        if !gone && !replanned {
             return false;
         }
         self.clear_statement_cache();

@@ -52,7 +52,8 @@ pub(crate) struct Wire {
     /// The stream carries something the parser cannot follow (replication copy, a frame it
     /// did not expect): the session's state is unknown from here on.
     lost: AtomicBool,
-    /// Simple queries written that start with `DEALLOCATE` or `DISCARD ALL`.
+    /// Times every prepared statement was dropped: a query written holding `DEALLOCATE`
+    /// or `DISCARD ALL`, or the server reporting a statement gone (SQLSTATE 26000).
     deallocations: AtomicU64,
     /// Driver state: bit 0 woken and not yet polled, bit 1 being polled, bit 2 ended.
     driver: AtomicU8,
@@ -121,6 +122,16 @@ impl Wire {
     }
 
     /// Simple queries that dropped prepared statements, so far.
+    /// Every prepared statement of the session is gone (seen sent, or its absence
+    /// reported by the server): the cache empties at its next use, and tokio-postgres'
+    /// type-lookup statements, if it made any, are lost with them.
+    fn statements_dropped(&self) {
+        self.deallocations.fetch_add(1, Ordering::Release);
+        if self.typeinfo.load(Ordering::Acquire) {
+            self.typeinfo_lost.store(true, Ordering::Release);
+        }
+    }
+
     pub(crate) fn deallocations(&self) -> u64 {
         self.deallocations.load(Ordering::Acquire)
     }
@@ -211,20 +222,22 @@ impl<S> Tap<S> {
                 // terminating NUL) was seen and holds one statement.
                 let is_light = is_lone_rollback(prefix);
                 open_cycle(wire, cycles, false, is_light);
-                // `DEALLOCATE ALL` / `DISCARD ALL` drop every prepared statement: the
-                // connection's cache must follow.
-                let upper = prefix.to_ascii_uppercase();
-                if upper.starts_with(b"DEALLOCATE") || upper.starts_with(b"DISCARD ALL") {
-                    wire.deallocations.fetch_add(1, Ordering::Release);
-                    if wire.typeinfo.load(Ordering::Acquire) {
-                        wire.typeinfo_lost.store(true, Ordering::Release);
-                    }
+                if drops_statements(prefix) {
+                    wire.statements_dropped();
                 }
             }
             b'P' => {
                 *light = false;
                 if is_typeinfo_parse(prefix) {
                     wire.typeinfo.store(true, Ordering::Release);
+                }
+                // `name\0query`: a `DEALLOCATE` sent through the extended protocol.
+                let query = prefix
+                    .iter()
+                    .position(|&b| b == 0)
+                    .map(|n| &prefix[n + 1..]);
+                if query.is_some_and(drops_statements) {
+                    wire.statements_dropped();
                 }
             }
             b'S' => {
@@ -262,6 +275,17 @@ impl<S> Tap<S> {
                 close_cycle(wire, cycles);
             }
             b'E' => {
+                match error_kind(prefix) {
+                    // The server ends the session after a FATAL (a killed backend, a
+                    // shutdown): the client may not have seen the socket close yet, but
+                    // nothing may use the connection again.
+                    ErrorKind::Fatal => wire.lost.store(true, Ordering::Release),
+                    // A prepared statement is gone that the client thought it had: some
+                    // deallocation went unseen, so the cache (and tokio-postgres' own
+                    // type-lookup statements) must be taken as dropped.
+                    ErrorKind::NoSuchStatement => wire.statements_dropped(),
+                    ErrorKind::Other => {}
+                }
                 wire.errors.fetch_add(1, Ordering::Release);
                 // After an error the server skips to the end of the cycle: nothing of it
                 // runs any more.
@@ -333,6 +357,45 @@ fn close_cycle(wire: &Wire, cycles: &mut VecDeque<Cycle>) {
         }
     }
     wire.ready.fetch_add(1, Ordering::Release);
+}
+
+/// Whether a query's text (the prefix of it in a frame) holds a `DEALLOCATE` or
+/// `DISCARD ALL`, which drop every prepared statement of the session, anywhere (a
+/// multi-statement string too; a mention inside a literal only costs a cache refill).
+fn drops_statements(text: &[u8]) -> bool {
+    let upper = text.to_ascii_uppercase();
+    let has = |word: &[u8]| upper.windows(word.len()).any(|w| w == word);
+    has(b"DEALLOCATE") || has(b"DISCARD ALL")
+}
+
+/// What an `ErrorResponse` means for the session, from its fields (`code value\0` each):
+/// the severity (`V`, or the localized `S` before PostgreSQL 9.6) and the SQLSTATE (`C`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ErrorKind {
+    /// `FATAL` or `PANIC`: the server ends the session.
+    Fatal,
+    /// SQLSTATE 26000, invalid statement name: a prepared statement is gone.
+    NoSuchStatement,
+    Other,
+}
+
+fn error_kind(prefix: &[u8]) -> ErrorKind {
+    let mut kind = ErrorKind::Other;
+    let mut rest = prefix;
+    while let Some((&code, tail)) = rest.split_first() {
+        let Some(end) = tail.iter().position(|&b| b == 0) else {
+            break; // cut by the prefix
+        };
+        let value = &tail[..end];
+        match code {
+            b'S' | b'V' if value == b"FATAL" || value == b"PANIC" => return ErrorKind::Fatal,
+            b'C' if value == b"26000" => kind = ErrorKind::NoSuchStatement,
+            0 => break,
+            _ => {}
+        }
+        rest = &tail[end + 1..];
+    }
+    kind
 }
 
 /// Whether a `Parse` payload's prefix (`name\0query...`) prepares one of tokio-postgres'
@@ -577,6 +640,38 @@ pub(crate) fn poll_once<F: Future>(f: F) -> Poll<F::Output> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_responses_are_told_apart() {
+        let fatal = b"SFATAL\0VFATAL\0C57P01\0Mterminating connection due to ad";
+        assert_eq!(error_kind(&fatal[..PREFIX]), ErrorKind::Fatal);
+        // A localized severity: the non-localized field decides.
+        assert_eq!(
+            error_kind(b"SSCHWERWIEGEND\0VFATAL\0C57P"),
+            ErrorKind::Fatal
+        );
+        assert_eq!(
+            error_kind(b"SERROR\0VERROR\0C26000\0Mprepared st"),
+            ErrorKind::NoSuchStatement
+        );
+        assert_eq!(error_kind(b"SERROR\0VERROR\0C42P01\0M"), ErrorKind::Other);
+        assert_eq!(
+            error_kind(b"SERROR\0VERROR\0C2600"),
+            ErrorKind::Other,
+            "cut"
+        );
+        assert_eq!(error_kind(b""), ErrorKind::Other);
+    }
+
+    #[test]
+    fn statement_drops_are_seen_anywhere_in_the_prefix() {
+        assert!(drops_statements(b"DEALLOCATE ALL\0"));
+        assert!(drops_statements(b"select 1; deallocate all\0"));
+        assert!(drops_statements(b"\n    DEALLOCATE ALL;\n\0"));
+        assert!(drops_statements(b"discard all"));
+        assert!(!drops_statements(b"DISCARD TEMP; SELECT 1\0"));
+        assert!(!drops_statements(b"SELECT 1\0"));
+    }
 
     fn frame(ty: u8, payload: &[u8]) -> Vec<u8> {
         let mut v = vec![ty];
