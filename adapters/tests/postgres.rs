@@ -1587,3 +1587,103 @@ async fn clean_after_read_only_session() {
     assert!(r.is_ok(), "{:?}", r.err());
     assert_eq!(Pooled::id(&c), id, "same connection, cleaned");
 }
+
+/// A transaction broken by an error, returned at once: the client returns at the
+/// `ErrorResponse`, before the `ReadyForQuery` that says the block failed. The next user
+/// must never land in the aborted transaction.
+async fn failed_transaction_then_next_user(pool: &Pool<PgConn>, rounds: usize) -> Vec<String> {
+    let mut bad = Vec::new();
+    for round in 0..rounds {
+        let c = pool.get().await.unwrap();
+        assert!(c.batch_execute("BEGIN; SELECT 1/0").await.is_err());
+        drop(c);
+        let c = pool.get().await.unwrap();
+        if let Err(e) = c.query_one("SELECT 1", &[]).await {
+            bad.push(format!(
+                "round {round}: {}",
+                e.as_db_error()
+                    .map_or(e.to_string(), |d| d.message().to_owned())
+            ));
+        }
+    }
+    bad
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_transaction_returned_at_its_error_never_reaches_the_next_user() {
+    let Some(pg) = shared() else { return };
+    let pool = pool_of(pg, |f| f, 1);
+    let bad = failed_transaction_then_next_user(&pool, 200).await;
+    assert!(bad.is_empty(), "{} of 200:\n{}", bad.len(), bad.join("\n"));
+    let bouncer = pg.pgbouncer("transaction", 2).expect("pgbouncer");
+    let pool = PgFactory::new(bouncer.connection_string())
+        .unwrap()
+        .statement_cache(StatementCacheMode::Unnamed)
+        .into_pool_builder()
+        .max_size(1)
+        .build()
+        .unwrap();
+    let bad = failed_transaction_then_next_user(&pool, 50).await;
+    assert!(
+        bad.is_empty(),
+        "through PgBouncer, {} of 50:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}
+
+/// A backend killed while its query runs: the user's query fails, and the connection is
+/// never handed out again (the `FATAL` marks it as it is read, before the client notices
+/// the close).
+async fn killed_mid_query_then_next_user() {
+    let Some(pg) = shared() else { return };
+    let adm = admin(pg).await;
+    let mut again = Vec::new();
+    for round in 0..20 {
+        let app = unique("killmid");
+        let pool = pool_of(pg, |f| f.application_name(&app), 1);
+        let c = pool.get().await.unwrap();
+        let id = Pooled::id(&c);
+        let q = c.query_one("SELECT pg_sleep(5)", &[]);
+        let kill = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            adm.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = $1",
+                &[&app],
+            )
+            .await
+            .unwrap();
+        };
+        let (r, ()) = tokio::join!(q, kill);
+        let e = r.expect_err("the query fails under the kill");
+        drop(c);
+        let c = pool.get().await.unwrap();
+        if Pooled::id(&c) == id {
+            let second = c
+                .query_one("SELECT 1", &[])
+                .await
+                .err()
+                .map(|e| e.to_string());
+            again.push(format!(
+                "round {round}: first {e:?}; handed out again: {second:?}"
+            ));
+        }
+    }
+    assert!(
+        again.is_empty(),
+        "{} of 20:\n{}",
+        again.len(),
+        again.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn a_connection_killed_mid_query_is_never_handed_out_again() {
+    killed_mid_query_then_next_user().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_killed_mid_query_is_never_handed_out_again_multi_thread() {
+    killed_mid_query_then_next_user().await;
+}

@@ -866,7 +866,10 @@ impl PgConn {
             return;
         }
         let mut sent = false;
-        if s.status != IDLE {
+        // A failed request whose `ReadyForQuery` is still on its way (the client returns
+        // at the error) may have left a failed transaction block: roll back anyway (on an
+        // idle session the server only warns).
+        if s.status != IDLE || s.failing > 0 {
             if !self.send("ROLLBACK") {
                 self.doomed = true;
                 return;

@@ -47,6 +47,9 @@ pub(crate) struct Wire {
     status: AtomicU8,
     /// `ErrorResponse`s read.
     errors: AtomicU64,
+    /// Cycles in flight that failed (an `ErrorResponse` read, their `ReadyForQuery` not
+    /// yet).
+    failing: AtomicU64,
     /// A write or flush is waiting on the socket (bytes may sit in the client's buffer).
     write_blocked: AtomicBool,
     /// The stream carries something the parser cannot follow (replication copy, a frame it
@@ -81,6 +84,9 @@ pub(crate) struct Snapshot {
     pub status: u8,
     /// `ErrorResponse`s read so far.
     pub errors: u64,
+    /// Cycles in flight that failed and whose `ReadyForQuery` (with the status after the
+    /// failure) has not been read: `status` is stale while this is non-zero.
+    pub failing: u64,
     /// The driver has caught up with every wake-up and flushed every byte: nothing the
     /// client queued is still unwritten.
     pub settled: bool,
@@ -98,6 +104,7 @@ impl Wire {
             heavy: AtomicU64::new(0),
             status: AtomicU8::new(IDLE),
             errors: AtomicU64::new(0),
+            failing: AtomicU64::new(0),
             write_blocked: AtomicBool::new(false),
             lost: AtomicBool::new(false),
             deallocations: AtomicU64::new(0),
@@ -158,6 +165,7 @@ impl Wire {
             heavy: self.heavy.load(Ordering::Acquire),
             status: self.status.load(Ordering::Acquire),
             errors: self.errors.load(Ordering::Acquire),
+            failing: self.failing.load(Ordering::Acquire),
             settled: driver == 0 && !self.write_blocked.load(Ordering::Acquire),
             unknown: self.lost.load(Ordering::Acquire) || driver & ENDED != 0,
         }
@@ -286,6 +294,10 @@ impl<S> Tap<S> {
                     ErrorKind::NoSuchStatement => wire.statements_dropped(),
                     ErrorKind::Other => {}
                 }
+                if let Some(c) = cycles.front_mut().filter(|c| !c.failed) {
+                    c.failed = true;
+                    wire.failing.fetch_add(1, Ordering::Release);
+                }
                 wire.errors.fetch_add(1, Ordering::Release);
                 // After an error the server skips to the end of the cycle: nothing of it
                 // runs any more.
@@ -327,6 +339,9 @@ struct Cycle {
     light: bool,
     /// It has an `Execute`.
     execute: bool,
+    /// An `ErrorResponse` of it was read: until its `ReadyForQuery` arrives, the status
+    /// read last is stale (a transaction block may now be failed).
+    failed: bool,
 }
 
 fn lighten(wire: &Wire, cycles: &mut VecDeque<Cycle>) {
@@ -343,6 +358,7 @@ fn open_cycle(wire: &Wire, cycles: &mut VecDeque<Cycle>, sync: bool, light: bool
         sync,
         light,
         execute: false,
+        failed: false,
     });
     if !light {
         wire.heavy.fetch_add(1, Ordering::Release);
@@ -354,6 +370,9 @@ fn close_cycle(wire: &Wire, cycles: &mut VecDeque<Cycle>) {
     if let Some(c) = cycles.pop_front() {
         if !c.light {
             wire.heavy.fetch_sub(1, Ordering::Release);
+        }
+        if c.failed {
+            wire.failing.fetch_sub(1, Ordering::Release);
         }
     }
     wire.ready.fetch_add(1, Ordering::Release);
