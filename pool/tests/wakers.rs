@@ -330,3 +330,59 @@ fn a_panicking_wake_does_not_strand_the_waiters_after_it() {
     drop(held);
     assert_eq!(p.stats().size, 0);
 }
+
+/// A waker that panics when the pool's timer wakes it (its create's deadline) costs its
+/// own caller only: the timer goes on keeping every other deadline in the process.
+#[test]
+fn a_waker_panicking_on_the_timer_keeps_every_other_deadline() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let slow: Pool<Obj> = rt.block_on(async {
+        Pool::builder(|| async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Ok::<_, std::io::Error>(Obj)
+        })
+        .max_size(1)
+        .build()
+        .unwrap()
+    });
+    let probe = Probe::new(None);
+    probe.panic_on_wake.store(true, Ordering::SeqCst);
+    let w = probe.waker();
+    let mut f = slow
+        .acquire()
+        .timeout(Duration::from_millis(50))
+        .into_future();
+    assert!(poll(&mut f, &w).is_pending(), "creating");
+    until("the create's deadline woke the panicking waker", || {
+        probe.woken() > 0
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    drop(f);
+    let other = pool(1);
+    let held = other.get_blocking().unwrap();
+    // A caller on a runtime of its own, its wait bounded only by the pool's deadline
+    // (tokio's 5 s timeout guards the test).
+    let rt2 = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let t = Instant::now();
+    let r = rt2.block_on(async {
+        let wait = other
+            .acquire()
+            .timeout(Duration::from_millis(100))
+            .into_future();
+        tokio::time::timeout(Duration::from_secs(5), wait).await
+    });
+    let took = t.elapsed();
+    assert!(
+        matches!(r, Ok(Err(PoolError::Timeout))) && took < Duration::from_secs(2),
+        "{:?} after {took:?}",
+        r.map(|r| r.map(drop))
+    );
+    drop(held);
+}

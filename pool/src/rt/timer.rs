@@ -128,20 +128,19 @@ fn run() {
 }
 
 fn fire(action: Action) {
-    match action {
+    // Both kinds run user code (a `Wake` wakes a caller's waker; a callback may too):
+    // never let one stop every deadline in the process. Report it and go on.
+    let run = std::panic::AssertUnwindSafe(|| match action {
         Action::Wake(s) => s.fire(),
-        Action::Call(f) => {
-            // A callback is pool code, but never let one stop every deadline in the
-            // process: report it and go on.
-            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-                crate::rt::trace::quietly(|| {
-                    tracing::error!(
-                        panic = crate::error::panic_message(&*p),
-                        "riptide_pool: a timer callback panicked"
-                    )
-                });
-            }
-        }
+        Action::Call(f) => f(),
+    });
+    if let Err(p) = std::panic::catch_unwind(run) {
+        crate::rt::trace::quietly(|| {
+            tracing::error!(
+                panic = crate::error::panic_message(&*p),
+                "riptide_pool: a timer action panicked (a waker, or a pool callback)"
+            )
+        });
     }
 }
 
