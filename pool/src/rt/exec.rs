@@ -59,10 +59,11 @@ impl super::Env {
     /// runtime (a plain thread only if that cannot be built: [`RanOn::RescueThread`]).
     ///
     /// With `watchdog`, a run its runtime stopped driving is settled as
-    /// [`Ran::TimedOut`] shortly after `d` while its future still exists (and is dropped
-    /// whenever that runtime drops it). Only for a future that owns all it touches (a
-    /// create, whose late result is dropped): never for one that borrows the pool's
-    /// slots (a checkout step), whose object must outlive it.
+    /// [`Ran::TimedOut`] shortly after `d`: its future is taken from the stalled task and
+    /// dropped first (aside), so whatever it made (an object halfway through its
+    /// handshake) is gone before its capacity is given back. Only for a future that owns
+    /// all it touches (a create): never for one that borrows the pool's slots (a checkout
+    /// step), whose object must outlive it.
     pub(crate) fn spawn_bounded<F, R>(
         &self,
         d: Duration,
@@ -128,23 +129,31 @@ impl super::Env {
         // timer thread (settling wakes callers); a result that comes later is dropped.
         // Not under Miri, which checks the unsafe paths and fails a test that leaves a
         // thread running: arming it starts the process's timer thread.
+        let held = Held::new(fut);
         let watchdog = (watchdog && !cfg!(miri)).then(|| {
             let finish = finish.clone();
+            let stranded = held.share();
             let at = super::timer::deadline_after(d.saturating_add(STRANDED_GRACE));
             super::timer::arm(
                 at,
                 super::timer::Action::Call(Box::new(move || {
-                    let taken = finish.lock().unwrap_or_else(|e| e.into_inner()).take();
-                    if let Some(f) = taken {
-                        run_aside(move || f.run(Ran::TimedOut));
-                    }
+                    run_aside(move || {
+                        // The future first (waiting out a poll in progress, if its runtime
+                        // woke meanwhile): what it made must be gone before its capacity
+                        // is free. Then settle, unless the run settled itself.
+                        stranded.take();
+                        let taken = finish.lock().unwrap_or_else(|e| e.into_inner()).take();
+                        if let Some(f) = taken {
+                            f.run(Ran::TimedOut);
+                        }
+                    });
                 })),
             )
         });
         let settle = Shared { finish, watchdog };
 
         let run = async move {
-            let r = match super::timer::Timeout::new(d, CatchUnwind::new(fut)).await {
+            let r = match super::timer::Timeout::new(d, CatchUnwind::new(held)).await {
                 Some(Ok(v)) => Ran::Done(v),
                 Some(Err(msg)) => Ran::Panicked(msg),
                 None => Ran::TimedOut,
@@ -448,6 +457,53 @@ impl Liveness {
 impl Drop for Liveness {
     fn drop(&mut self) {
         self.mark_gone();
+    }
+}
+
+/// A run's future, held where its watchdog can take it away from a task its runtime
+/// stopped driving (and drop it). Polling a taken one stays pending: its run's own time
+/// limit, already past, ends it when its runtime polls it again.
+#[cfg(not(riptide_model))]
+struct Held<F>(std::sync::Arc<std::sync::Mutex<Option<std::pin::Pin<Box<F>>>>>);
+
+#[cfg(not(riptide_model))]
+impl<F> Held<F> {
+    fn new(fut: F) -> Self {
+        Held(std::sync::Arc::new(std::sync::Mutex::new(Some(Box::pin(
+            fut,
+        )))))
+    }
+
+    fn share(&self) -> Self {
+        Held(self.0.clone())
+    }
+
+    /// Takes the future away and drops it here; a panic in its drop is caught (what it
+    /// held is dropped either way).
+    fn take(&self) {
+        // Poisoned only by a panic in the future's poll, which `CatchUnwind` reported.
+        let fut = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(fut)));
+    }
+}
+
+#[cfg(not(riptide_model))]
+impl<F: Future> Future for Held<F> {
+    type Output = F::Output;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(fut) = slot.as_mut() else {
+            return std::task::Poll::Pending;
+        };
+        let r = fut.as_mut().poll(cx);
+        if r.is_ready() {
+            // Done: nothing of it is left for a watchdog to drop.
+            *slot = None;
+        }
+        r
     }
 }
 

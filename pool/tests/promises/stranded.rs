@@ -6,6 +6,7 @@
 //! for as long as the runtime idled ("still held the only unit after 800 ms"), and the
 //! breaker stayed half-open with every caller refused.
 
+use std::future::IntoFuture;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -199,4 +200,58 @@ fn a_checkout_step_left_on_an_idle_runtime_keeps_its_object() {
     // And the pool serves again (the step's limit has passed: its object is destroyed).
     let g = rt.block_on(async { pool.acquire().timeout(Duration::from_secs(2)).await });
     assert!(g.is_ok(), "{:?}", g.map(drop));
+}
+
+/// A create stranded halfway (its object made, its handshake awaited) on a current-thread
+/// runtime that then idles: the watchdog drops the stranded future, and the object in it,
+/// before it gives the capacity back, so `max_size` holds while another thread's caller
+/// is served.
+#[test]
+fn a_stranded_create_is_dropped_before_its_capacity_is_given_back() {
+    let census = Arc::new(common::Census::default());
+    let app_rt = common::current_thread();
+    let c2 = census.clone();
+    let pool = app_rt.block_on(async move {
+        Pool::builder(move || {
+            let c = c2.clone();
+            async move {
+                let conn = common::make(&c); // connected
+                tokio::time::sleep(Duration::from_millis(20)).await; // the handshake
+                Ok::<_, std::io::Error>(conn)
+            }
+        })
+        .max_size(1)
+        .create_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap()
+    });
+    // A request that gives up at 5 ms, mid-create; then the app's runtime idles.
+    let r = app_rt.block_on(
+        pool.acquire()
+            .timeout(Duration::from_millis(5))
+            .into_future(),
+    );
+    assert!(matches!(r, Err(PoolError::Timeout)), "{:?}", r.map(drop));
+    assert_eq!(census.live.load(SeqCst), 1, "the create made its object");
+    let p = pool.clone();
+    let other = std::thread::spawn(move || {
+        let r = p.acquire().timeout(Duration::from_secs(2)).blocking();
+        let ok = r.is_ok();
+        std::thread::sleep(Duration::from_millis(50));
+        drop(r);
+        ok
+    });
+    let served = other.join().unwrap();
+    let max_alive = census.max_live.load(SeqCst);
+    drop(app_rt);
+    assert!(
+        served,
+        "the other thread's caller was not served: {:?}",
+        pool.stats()
+    );
+    assert!(
+        max_alive <= 1,
+        "max_size 1, {max_alive} objects alive at once; {:?}",
+        pool.stats()
+    );
 }
