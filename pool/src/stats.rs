@@ -15,7 +15,8 @@ pub struct PoolStats {
     pub size: usize,
     /// Objects idle in the pool.
     pub idle: usize,
-    /// Objects checked out (or being handed to a waiter).
+    /// Objects checked out (or being handed to a waiter); a suspected leak whose capacity
+    /// `reclaim_leaked` took back is no longer counted (nor in `size`).
     pub in_use: usize,
     /// Callers waiting for an object right now.
     pub pending_acquisitions: usize,

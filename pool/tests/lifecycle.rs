@@ -332,7 +332,16 @@ async fn a_forgotten_guard_is_reported_and_its_capacity_reclaimed() {
         .expect("an idle object while a reclaimed one is out");
     assert_eq!(again.id, 1);
     drop(again);
-    assert_eq!(pool.stats().idle, 1);
+    let s = pool.stats();
+    assert_eq!(s.idle, 1);
+    // The counts add up: the reclaimed checkout counts in neither `size` nor `in_use`,
+    // and utilisation never reads above the cap.
+    assert_eq!((s.size, s.in_use), (1, 0), "{s:?}");
+    let g = pool.try_get().unwrap();
+    let s = pool.stats();
+    assert_eq!((s.size, s.idle, s.in_use), (1, 0, 1), "{s:?}");
+    assert!(pool.health().utilization <= 1.0, "{:?}", pool.health());
+    drop(g);
 }
 
 #[tokio::test]

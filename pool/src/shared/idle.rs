@@ -20,7 +20,7 @@
 //! fails (ABA). Slots are never freed while the pool lives, so reading a stale link is
 //! safe.
 
-use crate::slots::{Slots, BUSY, IDLE, STACKED, STATE_MASK};
+use crate::slots::{Slots, BUSY, IDLE, RECLAIMED, STACKED, STATE_MASK};
 use crate::sync::{AtomicU64, AtomicUsize, CachePadded, MutexGuard, Ordering};
 use crate::waiters::WaitQueue;
 
@@ -252,9 +252,14 @@ impl<T: Send + 'static> Shared<T> {
     }
 }
 
-/// Counts of a slot array's states for `stats()`: (idle, busy).
+/// Counts of a slot array's states for `stats()`: (idle, busy). A checkout whose
+/// capacity `reclaim_leaked` took back counts as neither: `size` no longer counts it.
 pub(super) fn count(state: &AtomicUsize) -> (usize, usize) {
-    match state.load(Ordering::Relaxed) & STATE_MASK {
+    let s = state.load(Ordering::Relaxed);
+    if s & RECLAIMED != 0 {
+        return (0, 0);
+    }
+    match s & STATE_MASK {
         IDLE | STACKED => (1, 0),
         BUSY => (0, 1),
         _ => (0, 0),
