@@ -58,10 +58,22 @@ impl WaitQueue {
         self.levels.iter().flatten().map(|e| &e.cell)
     }
 
-    /// Queues `cell`, undecided, with the waker of the task that waits on it.
+    /// Queues `cell`, undecided, with the waker of the task that waits on it. Each level
+    /// stays ordered by `since` (oldest first), as `pop_best` and `position` read it: a
+    /// newcomer goes at the back (one comparison), and a caller queueing again after a
+    /// rejected object (its wait began earlier) goes back to its place by age.
     pub(crate) fn push(&mut self, cell: Arc<Waiter>, waker: Waker) {
         debug_assert!(cell.is_waiting());
-        self.levels[cell.priority as usize].push_back(Entry { cell, waker });
+        let q = &mut self.levels[cell.priority as usize];
+        let at = q
+            .iter()
+            .rposition(|e| e.cell.since <= cell.since)
+            .map_or(0, |i| i + 1);
+        if at == q.len() {
+            q.push_back(Entry { cell, waker });
+        } else {
+            q.insert(at, Entry { cell, waker });
+        }
     }
 
     /// The entry of `w`, if queued.

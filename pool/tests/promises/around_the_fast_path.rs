@@ -905,3 +905,95 @@ fn get_blocking_validates_off_an_undriven_current_thread_runtime() {
     assert!(r.is_ok(), "{r:?} after {took:?}, stats {:?}", pool.stats());
     drop(rt);
 }
+
+/// A caller whose handed object is rejected by its checkout step queues again with the
+/// start of its wait, and goes back to its place by age: `queue_position()` and the order
+/// of service agree (aging included), and it is not served behind younger callers of its
+/// own level.
+#[test]
+fn a_caller_queued_again_after_a_rejected_object_keeps_its_age() {
+    use riptide_pool::Priority;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+
+    let census = Arc::new(Census::default());
+    let reject = Arc::new(AtomicBool::new(false));
+    let rt = common::runtime(true);
+    let (r2, c2) = (reject.clone(), census.clone());
+    let pool = rt.block_on(async move {
+        Pool::builder(move || {
+            let c = c2.clone();
+            async move { Ok::<_, std::io::Error>(common::make(&c)) }
+        })
+        .max_size(1)
+        .starvation_threshold(Duration::from_millis(1))
+        .pre_recycle(move |_o: &mut common::Obj, _| {
+            let r = r2.clone();
+            Box::pin(async move {
+                if r.swap(false, Ordering::SeqCst) {
+                    Err("rejected".into())
+                } else {
+                    Ok(())
+                }
+            })
+        })
+        .build()
+        .unwrap()
+    });
+    let held = rt.block_on(pool.get()).unwrap();
+    let pending = |f: &mut riptide_pool::AcquireFuture<common::Obj>| {
+        Pin::new(f)
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending()
+    };
+    let wait = |p: Priority| {
+        pool.acquire()
+            .priority(p)
+            .timeout(Duration::from_secs(10))
+            .into_future()
+    };
+    // B (Normal) queues first, then C (Low), then A (Normal); all age past 1 ms.
+    let mut b = wait(Priority::Normal);
+    assert!(pending(&mut b));
+    std::thread::sleep(Duration::from_millis(10));
+    let mut c = wait(Priority::Low);
+    assert!(pending(&mut c));
+    std::thread::sleep(Duration::from_millis(10));
+    let mut a = wait(Priority::Normal);
+    assert!(pending(&mut a));
+    std::thread::sleep(Duration::from_millis(10));
+    // The object goes to B, the oldest; its checkout step rejects it once, so B queues
+    // again (its wait began first).
+    reject.store(true, Ordering::SeqCst);
+    drop(held);
+    assert!(pending(&mut b));
+    let pos = [b.queue_position(), c.queue_position(), a.queue_position()];
+    let mut futs = vec![('b', b), ('c', c), ('a', a)];
+    let mut order = Vec::new();
+    let t0 = Instant::now();
+    while !futs.is_empty() && t0.elapsed() < Duration::from_secs(5) {
+        let mut i = 0;
+        while i < futs.len() {
+            let mut cx = Context::from_waker(Waker::noop());
+            if let Poll::Ready(r) = Pin::new(&mut futs[i].1).poll(&mut cx) {
+                order.push(futs.remove(i).0);
+                drop(r.unwrap()); // returned at once: the next caller is served
+                continue;
+            }
+            i += 1;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(order.len(), 3, "served {order:?}");
+    let served_before = |who| order.iter().position(|&x| x == who);
+    assert_eq!(
+        pos.to_vec(),
+        vec![served_before('b'), served_before('c'), served_before('a')],
+        "queue_position() (b, c, a) against the order served: {order:?}"
+    );
+    assert!(
+        served_before('b') < served_before('a'),
+        "the caller queued again was served behind a younger one of its level: {order:?}"
+    );
+}
