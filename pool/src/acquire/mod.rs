@@ -308,7 +308,8 @@ impl<T: Send + 'static> AcquireFuture<T> {
             Err(e) => return Break(Err(e.into())),
             Ok(claimed) => claimed,
         };
-        if ctx.since_ns == UNSET {
+        let again = ctx.since_ns != UNSET;
+        if !again {
             ctx.since_ns = u64::try_from(shared.now_fine().as_nanos()).unwrap_or(UNSET - 1);
         }
         if let Some(i) = claimed {
@@ -321,6 +322,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
         match shared.reserve_or_register(
             ctx.opts.priority,
             ctx.since(),
+            again,
             ctx.deadline(),
             ctx.opts.location,
             cx.waker(),

@@ -175,11 +175,13 @@ impl<T: Send + 'static> Shared<T> {
     /// (taken before the lock); otherwise `register`. Aging and the deadline count from
     /// `since`, the start of the acquisition. A caller that stays queued while it holds a
     /// checkout of this pool is reported as a nested wait (`nested.rs`); `location` is
-    /// where it waits, `waker` the waiting task's (see `register` for `unused`).
+    /// where it waits, `waker` the waiting task's (see `register` for `unused`, `again`).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn reserve_or_register(
         &self,
         priority: Priority,
         since: Duration,
+        again: bool,
         deadline: Duration,
         location: &'static std::panic::Location<'static>,
         waker: &Waker,
@@ -198,7 +200,9 @@ impl<T: Send + 'static> Shared<T> {
             return Ok(Reg::Permit);
         }
         let holder = self.holder_if_detecting();
-        self.register(priority, since, deadline, holder, location, waker, unused)
+        self.register(
+            priority, since, again, deadline, holder, location, waker, unused,
+        )
     }
 
     /// Registers a caller that found nothing on the fast path (see the module docs):
@@ -213,11 +217,15 @@ impl<T: Send + 'static> Shared<T> {
     /// is not queued, because the caller got an object or a reservation instead, is left
     /// in `unused`: dropping it runs the waker's code, which may panic, so the caller
     /// drops it only once what it got is held where an unwind gives it back.
+    ///
+    /// `again`: the caller queued before in this acquisition (its object was rejected by
+    /// a checkout step): it goes back to its place by `since` rather than to the back.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn register(
         &self,
         priority: Priority,
         since: Duration,
+        again: bool,
         deadline: Duration,
         holder: u64,
         location: &'static std::panic::Location<'static>,
@@ -258,7 +266,12 @@ impl<T: Send + 'static> Shared<T> {
                 return Ok(Reg::Permit);
             }
         }
-        q.push(w.clone(), unused.take().expect("cloned above"));
+        let waker = unused.take().expect("cloned above");
+        if again {
+            q.push_by_age(w.clone(), waker);
+        } else {
+            q.push(w.clone(), waker);
+        }
         self.publish(&q);
         let waiting = q.len();
         let stale = if q.sweeper.as_ref().is_none_or(|a| deadline < a.at) {

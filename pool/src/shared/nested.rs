@@ -241,6 +241,7 @@ mod tests {
         match s.register(
             Priority::Normal,
             s.now(),
+            false,
             Duration::MAX,
             holder,
             Location::caller(),

@@ -58,11 +58,19 @@ impl WaitQueue {
         self.levels.iter().flatten().map(|e| &e.cell)
     }
 
-    /// Queues `cell`, undecided, with the waker of the task that waits on it. Each level
-    /// stays ordered by `since` (oldest first), as `pop_best` and `position` read it: a
-    /// newcomer goes at the back (one comparison), and a caller queueing again after a
-    /// rejected object (its wait began earlier) goes back to its place by age.
+    /// Queues `cell`, undecided, with the waker of the task that waits on it, at the back
+    /// of its level: within a level the queue's order is arrival, which is the order of
+    /// service (start stamps may come from different cores' clocks, so they do not decide
+    /// between newcomers).
     pub(crate) fn push(&mut self, cell: Arc<Waiter>, waker: Waker) {
+        debug_assert!(cell.is_waiting());
+        self.levels[cell.priority as usize].push_back(Entry { cell, waker });
+    }
+
+    /// [`push`](Self::push) for a caller queueing again in the same acquisition (a
+    /// checkout step rejected its object): it goes back among its level by the start of
+    /// its wait, behind every caller that started before it.
+    pub(crate) fn push_by_age(&mut self, cell: Arc<Waiter>, waker: Waker) {
         debug_assert!(cell.is_waiting());
         let q = &mut self.levels[cell.priority as usize];
         let at = q
