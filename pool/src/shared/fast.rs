@@ -290,6 +290,19 @@ impl<T: Send + 'static> Shared<T> {
         self.release_slot(self.slots.get(i), i)
     }
 
+    /// [`release`](Self::release) for a caller that must not wait on the object's `Drop`
+    /// (an acquisition given up after it was handed an object): an object the slow path
+    /// dooms (a shrink, `close`, a reclaim, a blocked partition) is dropped aside.
+    pub(crate) fn release_aside(&self, i: usize) -> Owed<'_> {
+        let slot = self.slots.get(i);
+        // Relaxed: the owner's own count.
+        let uses = slot.uses.load(Ordering::Relaxed);
+        match self.try_release_fast(slot, i, uses) {
+            Release::Done => Owed::none(&self.refs),
+            Release::Slow(j) => self.release_slow_with(j, true),
+        }
+    }
+
     /// Gives back owned slot `i` (`slot` is `self.slots.get(i)`): the fast release, else
     /// the slow path. After it returns the caller must not touch `self` again, except to
     /// give up the returned `Owed` as that type says.

@@ -120,6 +120,13 @@ impl<T: Send + 'static> Shared<T> {
     /// another partition blocked), hand it to the best waiter, or make it idle.
     #[cold]
     pub(crate) fn release_slow(&self, i: usize) -> Owed<'_> {
+        self.release_slow_with(i, false)
+    }
+
+    /// [`release_slow`](Self::release_slow); with `aside`, a doomed object is dropped on
+    /// another thread ([`destroy_aside`](Self::destroy_aside)) rather than by the caller.
+    #[cold]
+    pub(crate) fn release_slow_with(&self, i: usize, aside: bool) -> Owed<'_> {
         let mut q = self.queue.lock();
         // Stable under the lock: everyone else who writes a BUSY slot holds the lock.
         let slot = self.slots.get(i);
@@ -144,6 +151,10 @@ impl<T: Send + 'static> Shared<T> {
         };
         if let Some(reason) = doom {
             drop(q);
+            if aside {
+                self.destroy_aside(i, reason);
+                return Owed::none(&self.refs);
+            }
             return self.destroy(i, reason);
         }
         // Hand it to the best waiter (the decision's Release publishes the object, I5), or
@@ -387,8 +398,12 @@ impl<T: Send + 'static> Shared<T> {
         } else if w.decide(Decision::Cancelled) {
             return;
         }
-        if let Some(d) = w.decision() {
-            self.give_back(d).never();
+        // The caller is giving up (its own deadline, a `select!`): an object it was
+        // handed that the pool now dooms is dropped aside, never on it.
+        match w.decision() {
+            Some(Decision::Handed(i)) => self.release_aside(i).never(),
+            Some(d) => self.give_back(d).never(),
+            None => {}
         }
     }
 

@@ -289,3 +289,55 @@ async fn making_room_at_the_global_cap_evicts_one_idle_object_per_caller() {
     assert!(c.max_live.load(Ordering::SeqCst) <= 4);
     drop((a, b));
 }
+
+/// A queued caller is handed an object just as the pool shrinks (or closes), and gives up
+/// before it polls again (its own `select!` or timeout fired): the object the pool now
+/// dooms is dropped aside, not inside the caller's drop of its future.
+#[test]
+fn a_caller_giving_up_after_a_hand_off_never_runs_the_doomed_objects_drop() {
+    struct SlowClose;
+    impl riptide_pool::Poolable for SlowClose {}
+    impl Drop for SlowClose {
+        fn drop(&mut self) {
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+    }
+    use std::future::{Future, IntoFuture};
+    use std::task::{Context, Waker};
+    let mut slow = Vec::new();
+    for close in [false, true] {
+        let rt = common::runtime(true);
+        let pool: Pool<SlowClose> = rt.block_on(async {
+            Pool::builder(|| async { Ok::<_, std::io::Error>(SlowClose) })
+                .max_size(2)
+                .build()
+                .unwrap()
+        });
+        let h1 = rt.block_on(pool.get()).unwrap();
+        let h2 = rt.block_on(pool.get()).unwrap();
+        let mut fut = pool.acquire().timeout(Duration::from_secs(5)).into_future();
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(
+            std::pin::Pin::new(&mut fut).poll(&mut cx).is_pending(),
+            "queued"
+        );
+        drop(h1); // handed to the queued caller
+        if close {
+            pool.close();
+        } else {
+            pool.resize(1);
+        }
+        let t0 = Instant::now();
+        drop(fut);
+        let took = t0.elapsed();
+        if took >= Duration::from_millis(500) {
+            slow.push(format!("close {close}: dropping the future took {took:?}"));
+        }
+        drop(h2);
+        let _ = &rt;
+    }
+    assert!(
+        slow.is_empty(),
+        "the doomed object's Drop ran on the caller: {slow:?}"
+    );
+}
