@@ -68,8 +68,16 @@ fn impl_poolable(input: &Input) -> TokenStream {
             FieldReset::Skip => None,
         }
     });
+    // A binding spanned on the path, as for `reset_with`: a function of the wrong type is
+    // reported on the path.
     let struct_reset = input.attrs.reset.as_ref().map(|path| {
-        quote_spanned! {path.span()=> #path(#this); }
+        let this_ref = quote::format_ident!("__riptide_this", span = path.span());
+        quote_spanned! {path.span()=>
+            {
+                let #this_ref = &mut *#this;
+                #path(#this_ref);
+            }
+        }
     });
     let reset = quote! {
         #[inline]
