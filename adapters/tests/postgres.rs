@@ -473,6 +473,12 @@ fn malformed_settings_are_typed_errors() {
         "host=127.0.0.1",
         "postgresql://x@127.0.0.1:99999/db",
         "host=127.0.0.1 user=x sslmode=verify-ca sslrootcert=/nonexistent/ca.pem",
+        "host=127.0.0.1,127.0.0.2 port=1,2,3 user=x",
+        "host=127.0.0.1 user=x port=0",
+        "host=127.0.0.1 user=x\0y",
+        "host=127.0.0.1 user=x dbname=a\0b",
+        "host=127.0.0.1 user=x password=p\0q",
+        "host=127.0.0.1 user=x options=-c\0x",
     ] {
         match PgFactory::new(bad) {
             Err(ConfigError::Postgres(msg)) => assert!(!msg.is_empty()),
@@ -487,6 +493,9 @@ fn malformed_settings_are_typed_errors() {
     let mut cfg = tokio_postgres::Config::new();
     cfg.host("127.0.0.1").user("x");
     assert!(PgFactory::new(&cfg).is_ok());
+    // One port for every host, or one per host, as libpq takes them.
+    assert!(PgFactory::new("host=127.0.0.1,127.0.0.2 port=5432 user=x").is_ok());
+    assert!(PgFactory::new("host=127.0.0.1,127.0.0.2 port=1,2 user=x").is_ok());
     let pool = PgFactory::new("host=127.0.0.1 user=x")
         .unwrap()
         .into_pool_builder()

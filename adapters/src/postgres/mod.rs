@@ -396,6 +396,36 @@ impl PgFactory {
                 "no user in the connection settings".into(),
             ));
         }
+        // As libpq: one port for every host, or one per host.
+        let hosts = config.get_hosts().len().max(config.get_hostaddrs().len());
+        let ports = config.get_ports().len();
+        if ports > 1 && ports != hosts {
+            return Err(ConfigError::Postgres(format!(
+                "{ports} ports for {hosts} hosts: give one port, or one per host"
+            )));
+        }
+        if config.get_ports().contains(&0) {
+            return Err(ConfigError::Postgres("port 0 is not a port".into()));
+        }
+        // A NUL byte cannot be sent in the start-up message: every connect would fail.
+        let texts = [
+            ("user", config.get_user().map(str::as_bytes)),
+            ("dbname", config.get_dbname().map(str::as_bytes)),
+            ("password", config.get_password()),
+            ("options", config.get_options().map(str::as_bytes)),
+            (
+                "application_name",
+                config.get_application_name().map(str::as_bytes),
+            ),
+        ];
+        if let Some((key, _)) = texts
+            .iter()
+            .find(|(_, v)| v.is_some_and(|v| v.contains(&0)))
+        {
+            return Err(ConfigError::Postgres(format!(
+                "`{key}` contains a NUL byte"
+            )));
+        }
         if config.get_application_name().is_none() {
             config.application_name("riptide");
         }
