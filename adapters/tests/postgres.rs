@@ -1230,6 +1230,15 @@ async fn unnamed_through_pgbouncer_with_user_defined_types() {
     );
 }
 
+/// Fails unless at most `n` of three checkouts' uses failed (`failures`: their messages).
+fn failed_at_most<E: std::fmt::Debug>(n: usize, failures: &[E]) {
+    assert!(
+        failures.len() <= n,
+        "{} of 3 checkouts failed: {failures:?}",
+        failures.len()
+    );
+}
+
 // Sessions broken behind the pool's back: killed backends, unseen deallocations,
 // statements re-planned by DDL, servers that accept and never answer.
 
@@ -1255,11 +1264,7 @@ async fn an_unseen_deallocate_costs_user_defined_types_one_use_at_most() {
             failures.push(e.as_db_error().map(|d| d.message().to_owned()));
         }
     }
-    assert!(
-        failures.len() <= 1,
-        "{} of 3 checkouts failed: {failures:?}",
-        failures.len()
-    );
+    failed_at_most(1, &failures);
 }
 
 /// `DEALLOCATE ALL` through the extended protocol empties the cache: `prepare_cached`
@@ -1284,11 +1289,7 @@ async fn a_deallocate_through_the_extended_protocol_empties_the_cache() {
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of 3 checkouts failed: {failures:?}",
-        failures.len()
-    );
+    failed_at_most(0, &failures);
 }
 
 /// DDL that changes a cached statement's result type ("cached plan must not change
@@ -1314,11 +1315,7 @@ async fn ddl_that_changes_a_cached_result_type_is_re_prepared() {
             failures.push(e.as_db_error().map(|d| d.message().to_owned()));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of 3 checkouts failed: {failures:?}",
-        failures.len()
-    );
+    failed_at_most(0, &failures);
 }
 
 /// Backends of idle pooled connections killed: at most one failed use each (through
@@ -1565,11 +1562,7 @@ async fn clean_re_prepares_a_statement_its_search_path_reset_re_planned() {
             Err(e) => failures.push(e.as_db_error().map(|d| d.message().to_owned())),
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of 3 checkouts failed: {failures:?}",
-        failures.len()
-    );
+    failed_at_most(0, &failures);
 }
 
 /// Clean after a session made itself read-only (and kept a temp table): the reset runs and
