@@ -7,11 +7,12 @@
 //!   (every other one first polled through another task's waker),
 //!   return, unhealthy return, `discard`, `detach`, a forgotten guard, a panicking `reset`,
 //!   a panicking `Drop`, `resize`, `close`, a failing factory (with the circuit breaker),
-//!   and the runtime shutting down under the pool;
+//!   the runtime shutting down under the pool, and, on half the pools, a checkout hook
+//!   that passes, rejects or panics (each rejected object is dropped aside and replaced);
 //! - **partitions**: `get` per key under per-key and global caps (with eviction),
 //!   return, `discard`, `remove_idle_partitions`, `close`.
 //!
-//! After every step the pool's own figures must equal the model's: size, idle, in use,
+//! After every step (and the objects it dropped aside) the pool's own figures must equal the model's: size, idle, in use,
 //! callers waiting, created, destroyed, the breaker, objects alive; and every call's result
 //! must be the one the model predicts (which waiter is served, in priority order, FIFO
 //! within a level). No step may outlive its deadline (a watchdog).
@@ -95,7 +96,11 @@ fn quiet_panics() {
                 .or_else(|| p.downcast_ref::<String>().map(String::as_str));
             if !matches!(
                 msg,
-                Some("reset panicked (on purpose)" | "drop panicked (on purpose)")
+                Some(
+                    "reset panicked (on purpose)"
+                        | "drop panicked (on purpose)"
+                        | "checkout hook panicked (on purpose)"
+                )
             ) {
                 prev(info);
             }
@@ -144,6 +149,16 @@ enum Op {
     QueueBlocking(Priority),
     FactoryFails(bool),
     NewRuntime,
+    /// What the pool's checkout hook (`pre_recycle`) does with reused objects from now on.
+    Checkout(Verdict),
+}
+
+/// What the checkout hook does with a reused object.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Verdict {
+    Pass,
+    Reject,
+    Panic,
 }
 
 /// What the last step must have returned.
@@ -172,6 +187,9 @@ enum Served {
 #[derive(Clone, Debug)]
 struct Model {
     max: usize,
+    /// The pool has a checkout hook (every reuse but `try_get`'s takes the slow path).
+    hook: bool,
+    verdict: Verdict,
     closed: bool,
     idle: usize,
     held: usize,
@@ -275,6 +293,17 @@ impl Model {
             Expect::Closed
         } else if !self.waiters.is_empty() {
             Expect::Timeout // queued behind them; nobody returns anything meanwhile
+        } else if self.idle > 0 && self.verdict != Verdict::Pass {
+            // Every idle object is taken in turn, fails its checkout and is dropped aside;
+            // then the caller creates. (An idle object means `size <= max`, so there is
+            // room once one is gone.)
+            self.destroyed += self.idle as u64;
+            self.idle = 0;
+            let r = self.create();
+            if r == Expect::Ok {
+                self.held += 1;
+            }
+            r
         } else if self.idle > 0 {
             self.idle -= 1;
             self.held += 1;
@@ -306,9 +335,11 @@ impl ReferenceStateMachine for PoolMachine {
     type Transition = Op;
 
     fn init_state() -> BoxedStrategy<Model> {
-        (1usize..=4)
-            .prop_map(|max| Model {
+        (1usize..=4, any::<bool>())
+            .prop_map(|(max, hook)| Model {
                 max,
+                hook,
+                verdict: Verdict::Pass,
                 closed: false,
                 idle: 0,
                 held: 0,
@@ -346,6 +377,12 @@ impl ReferenceStateMachine for PoolMachine {
             2 => (0usize..4).prop_map(|p| Op::QueueBlocking(PRIORITIES[p])),
             1 => any::<bool>().prop_map(Op::FactoryFails),
             1 => Just(Op::NewRuntime),
+            2 => prop_oneof![
+                Just(Verdict::Pass),
+                Just(Verdict::Reject),
+                Just(Verdict::Panic)
+            ]
+            .prop_map(Op::Checkout),
         ]
         .boxed()
     }
@@ -359,9 +396,15 @@ impl ReferenceStateMachine for PoolMachine {
             | Op::Forget(_)
             | Op::PanicInReset(_)
             | Op::PanicInDrop(_) => m.held > 0,
-            // Only a caller that really has to wait is queued.
-            Op::Queue(_) | Op::QueueBlocking(_) => !m.closed && m.idle == 0 && m.size() >= m.max,
+            // Only a caller that really has to wait is queued. A waiter handed an object
+            // its checkout rejects is not modelled: the unit the rejection frees goes to the
+            // best caller queued at that moment, a race with the rejecting caller's return
+            // to the queue.
+            Op::Queue(_) | Op::QueueBlocking(_) => {
+                !m.closed && m.idle == 0 && m.size() >= m.max && m.verdict == Verdict::Pass
+            }
             Op::FactoryFails(_) => m.waiters.is_empty(),
+            Op::Checkout(v) => m.hook && (*v == Verdict::Pass || m.waiters.is_empty()),
             _ => true,
         }
     }
@@ -447,6 +490,7 @@ impl ReferenceStateMachine for PoolMachine {
             // Async waiters' tasks are dropped with their runtime (cancelled); blocking
             // waiters' threads wait on.
             Op::NewRuntime => m.waiters.retain(|w| w.2),
+            Op::Checkout(v) => m.verdict = *v,
         }
         m
     }
@@ -464,6 +508,8 @@ struct Sut {
     waiters: BTreeMap<u64, Waiting>,
     census: Arc<Census>,
     fail: Arc<AtomicBool>,
+    /// The checkout hook's verdict: 0 pass, 1 reject, 2 panic.
+    verdict: Arc<AtomicUsize>,
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -536,9 +582,10 @@ impl StateMachineTest for PoolMachine {
         let rt = runtime();
         let census = Arc::new(Census::default());
         let fail = Arc::new(AtomicBool::new(false));
-        let (c, f) = (census.clone(), fail.clone());
+        let verdict = Arc::new(AtomicUsize::new(0));
+        let (c, f, v) = (census.clone(), fail.clone(), verdict.clone());
         let pool = rt.block_on(async {
-            Pool::builder(move || {
+            let builder = Pool::builder(move || {
                 let (c, f) = (c.clone(), f.clone());
                 async move {
                     if f.load(Ordering::SeqCst) {
@@ -556,9 +603,23 @@ impl StateMachineTest for PoolMachine {
             .max_size(m.max)
             .acquire_timeout(Duration::from_secs(60))
             .starvation_threshold(Duration::from_secs(3600))
-            .circuit_breaker(BREAKER, Duration::from_secs(3600))
-            .build()
-            .unwrap()
+            .circuit_breaker(BREAKER, Duration::from_secs(3600));
+            if !m.hook {
+                return builder.build().unwrap();
+            }
+            builder
+                .pre_recycle(move |_, _| {
+                    let v = v.load(Ordering::SeqCst);
+                    Box::pin(async move {
+                        match v {
+                            0 => Ok(()),
+                            1 => Err("rejected (on purpose)".into()),
+                            _ => panic!("checkout hook panicked (on purpose)"),
+                        }
+                    })
+                })
+                .build()
+                .unwrap()
         });
         Sut {
             rt: Some(rt),
@@ -568,6 +629,7 @@ impl StateMachineTest for PoolMachine {
             waiters: BTreeMap::new(),
             census,
             fail,
+            verdict,
         }
     }
 
@@ -663,6 +725,7 @@ impl StateMachineTest for PoolMachine {
                 s.wait_queued(m.waiters.len());
             }
             Op::FactoryFails(f) => s.fail.store(*f, Ordering::SeqCst),
+            Op::Checkout(v) => s.verdict.store(*v as usize, Ordering::SeqCst),
             Op::NewRuntime => {
                 s.waiters.retain(|_, w| matches!(w, Waiting::Thread(_)));
                 drop(s.rt.take());
@@ -703,7 +766,6 @@ impl StateMachineTest for PoolMachine {
     }
 
     fn check_invariants(s: &Sut, m: &Model) {
-        let st = s.pool.stats();
         let want = (
             m.max,
             m.size(),
@@ -713,15 +775,27 @@ impl StateMachineTest for PoolMachine {
             m.created,
             m.destroyed,
         );
-        let got = (
-            st.max_size,
-            st.size,
-            st.idle,
-            st.in_use,
-            st.pending_acquisitions,
-            st.created,
-            st.destroyed,
-        );
+        let figures = || {
+            let st = s.pool.stats();
+            let got = (
+                st.max_size,
+                st.size,
+                st.idle,
+                st.in_use,
+                st.pending_acquisitions,
+                st.created,
+                st.destroyed,
+            );
+            (got, s.census.live.load(Ordering::SeqCst))
+        };
+        let (mut got, mut live) = figures();
+        // A rejected object is dropped aside, on another thread: the step may end first.
+        // Everywhere else the figures are exact the moment the step returns.
+        let t0 = Instant::now();
+        while m.hook && (got != want || live != m.size()) && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(1));
+            (got, live) = figures();
+        }
         assert_eq!(
             got, want,
             "(max, size, idle, in_use, waiting, created, destroyed): pool {got:?}, model {want:?}"
@@ -734,7 +808,7 @@ impl StateMachineTest for PoolMachine {
             "breaker"
         );
         assert_eq!(
-            s.census.live.load(Ordering::SeqCst),
+            live,
             m.size(),
             "objects alive must be exactly the pool's size: none lost, none leaked"
         );

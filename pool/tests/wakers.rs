@@ -331,58 +331,97 @@ fn a_panicking_wake_does_not_strand_the_waiters_after_it() {
     assert_eq!(p.stats().size, 0);
 }
 
-/// A waker that panics when the pool's timer wakes it (its create's deadline) costs its
-/// own caller only: the timer goes on keeping every other deadline in the process.
+/// Which of the pool's deadlines a caller waits under, each armed on the pool's timer.
+#[derive(Debug, Clone, Copy)]
+enum Armed {
+    /// Queued: the queue's deadline sweep wakes it.
+    Queued,
+    /// Creating: its create's time limit wakes it.
+    Creating,
+    /// In a checkout step (a hook that never ends): the step's time limit wakes it.
+    Checking,
+}
+
+/// A waker that panics when the pool's timer wakes it costs its own caller only: whichever
+/// deadline woke it, the timer goes on keeping every other deadline in the process, on
+/// the same pool and on others.
 #[test]
 fn a_waker_panicking_on_the_timer_keeps_every_other_deadline() {
+    for armed in [Armed::Queued, Armed::Creating, Armed::Checking] {
+        other_deadlines_are_kept_after(armed);
+    }
+}
+
+fn other_deadlines_are_kept_after(armed: Armed) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    let slow: Pool<Obj> = rt.block_on(async {
-        Pool::builder(|| async {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            Ok::<_, std::io::Error>(Obj)
-        })
-        .max_size(1)
-        .build()
-        .unwrap()
+    let (first, held) = rt.block_on(async {
+        match armed {
+            Armed::Queued => {
+                let p = pool(1);
+                let g = p.get().await.unwrap();
+                (p, Some(g))
+            }
+            Armed::Creating => {
+                let p = Pool::builder(|| async {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    Ok::<_, std::io::Error>(Obj)
+                })
+                .max_size(1)
+                .build()
+                .unwrap();
+                (p, None)
+            }
+            Armed::Checking => {
+                let p = Pool::builder(|| async { Ok::<_, std::io::Error>(Obj) })
+                    .max_size(1)
+                    .pre_recycle(|_, _| Box::pin(std::future::pending()))
+                    .build()
+                    .unwrap();
+                assert_eq!(p.warm_up(1).await.unwrap(), 1);
+                (p, None)
+            }
+        }
     });
     let probe = Probe::new(None);
     probe.panic_on_wake.store(true, Ordering::SeqCst);
     let w = probe.waker();
-    let mut f = slow
+    let mut f = first
         .acquire()
         .timeout(Duration::from_millis(50))
         .into_future();
-    assert!(poll(&mut f, &w).is_pending(), "creating");
-    until("the create's deadline woke the panicking waker", || {
+    assert!(poll(&mut f, &w).is_pending(), "{armed:?}");
+    until("the deadline woke the panicking waker", || {
         probe.woken() > 0
     });
-    std::thread::sleep(Duration::from_millis(50));
-    drop(f);
     let other = pool(1);
-    let held = other.get_blocking().unwrap();
-    // A caller on a runtime of its own, its wait bounded only by the pool's deadline
-    // (tokio's 5 s timeout guards the test).
+    let other_held = other.get_blocking().unwrap();
+    // Callers on a runtime of their own, their waits bounded only by the pool's deadlines
+    // (tokio's 5 s timeout guards the test): one behind the panicking waker's caller, one
+    // on another pool.
     let rt2 = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let t = Instant::now();
-    let r = rt2.block_on(async {
-        let wait = other
-            .acquire()
-            .timeout(Duration::from_millis(100))
-            .into_future();
-        tokio::time::timeout(Duration::from_secs(5), wait).await
-    });
-    let took = t.elapsed();
-    assert!(
-        matches!(r, Ok(Err(PoolError::Timeout))) && took < Duration::from_secs(2),
-        "{:?} after {took:?}",
-        r.map(|r| r.map(drop))
-    );
-    drop(held);
+    for (which, p) in [("the same pool", &first), ("another pool", &other)] {
+        let t = Instant::now();
+        let r = rt2.block_on(async {
+            let wait = p
+                .acquire()
+                .timeout(Duration::from_millis(100))
+                .into_future();
+            tokio::time::timeout(Duration::from_secs(5), wait).await
+        });
+        let took = t.elapsed();
+        assert!(
+            matches!(r, Ok(Err(PoolError::Timeout))) && took < Duration::from_secs(2),
+            "{armed:?}, {which}: {:?} after {took:?}",
+            r.map(|r| r.map(drop))
+        );
+    }
+    drop(f);
+    drop((held, other_held));
 }
