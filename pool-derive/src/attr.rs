@@ -81,7 +81,23 @@ fn duplicate(key: &str) -> String {
 
 /// `= path::to_fn`.
 fn path(meta: &ParseNestedMeta) -> Result<Path> {
-    value(meta, "path::to_fn")?.parse()
+    let v = value(meta, "path::to_fn")?;
+    let p: Path = v.parse()?;
+    no_call(meta, v, &quote::quote!(#p).to_string().replace(' ', ""))?;
+    Ok(p)
+}
+
+/// A name written as a call (`reset = clear()`): the derive makes the call; the attribute
+/// names what to call.
+fn no_call(meta: &ParseNestedMeta, v: syn::parse::ParseStream, name: &str) -> Result<()> {
+    if v.peek(syn::token::Paren) {
+        let k = key(meta);
+        return Err(v.error(format!(
+            "write `{k} = {name}`, without parentheses: the attribute names what the \
+             derive calls"
+        )));
+    }
+    Ok(())
 }
 
 /// `= <integer literal>`; any other literal is an error on the literal. `example` is a
@@ -143,6 +159,7 @@ pub(crate) fn field_attrs(attrs: &[Attribute]) -> Result<FieldAttrs> {
                 } else {
                     v.parse()?
                 };
+                no_call(m, v, &method.to_string())?;
                 Ok(if method == "default" {
                     FieldReset::Default(method)
                 } else {

@@ -7,15 +7,12 @@ use syn::{DeriveInput, Generics, Ident, WhereClause};
 
 use crate::ast::Input;
 use crate::attr::FieldReset;
-use crate::{fallback, valid};
+use crate::fallback;
 
 /// The derive's output for `input`: the impl, or [`fallback::expand`] on misuse.
 pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
-    match Input::from_syn(input).and_then(|parsed| {
-        valid::check(&parsed)?;
-        Ok(impl_poolable(&parsed))
-    }) {
-        Ok(tokens) => tokens,
+    match Input::from_syn(input) {
+        Ok(parsed) => impl_poolable(&parsed),
         Err(error) => fallback::expand(input, error),
     }
 }

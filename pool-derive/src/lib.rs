@@ -19,7 +19,8 @@
 //! depend on `riptide-pool` under that name.
 //!
 //! Misuse (an unknown or duplicate key, a wrong literal, `max_uses = 0`, an enum, ...) is a
-//! compile error with its span on the offending token. The derive then still emits an empty
+//! compile error with its span on the offending token; every misuse in the struct and its
+//! fields is reported, not only the first. The derive then still emits an empty
 //! `Poolable` impl, so the misuse is the only error: uses of the type in a pool do not add
 //! "`Poolable` is not implemented" errors of their own.
 //!

@@ -2,21 +2,27 @@
 
 use syn::{Error, LitInt, Result};
 
-use crate::ast::Input;
+use crate::attr::StructAttrs;
 
-pub(crate) fn check(input: &Input) -> Result<()> {
-    let a = &input.attrs;
-    positive_u64(
+/// The struct's integer keys, both reported when both are wrong.
+pub(crate) fn check(a: &StructAttrs) -> Result<()> {
+    let uses = positive_u64(
         a.max_uses.as_ref(),
         "max_uses",
         "would retire every object before its first use",
-    )?;
-    positive_u64(
+    );
+    let lifetime = positive_u64(
         a.max_lifetime_secs.as_ref(),
         "max_lifetime_secs",
         "would retire every object at once",
-    )?;
-    Ok(())
+    );
+    match (uses, lifetime) {
+        (Err(mut a), Err(b)) => {
+            a.combine(b);
+            Err(a)
+        }
+        (r, Ok(())) | (Ok(()), r) => r,
+    }
 }
 
 /// An integer key must fit in a `u64` and be at least 1 (not negative); `zero` says what 0
@@ -33,8 +39,9 @@ fn positive_u64(lit: Option<&LitInt>, key: &str, zero: &str) -> Result<()> {
         ));
     }
     // syn reads `-1` as one negative literal: a count that is negative is not "too
-    // large for a u64".
-    if n.base10_digits().starts_with('-') {
+    // large for a u64". `-0` is 0.
+    let digits = n.base10_digits();
+    if digits.starts_with('-') && digits[1..].bytes().any(|b| b != b'0') {
         return Err(Error::new(
             n.span(),
             format!(
@@ -43,7 +50,7 @@ fn positive_u64(lit: Option<&LitInt>, key: &str, zero: &str) -> Result<()> {
             ),
         ));
     }
-    match n.base10_parse::<u64>() {
+    match digits.trim_start_matches('-').parse::<u64>() {
         Ok(0) => Err(Error::new(
             n.span(),
             format!("`{key} = 0` {zero}; use at least 1, or leave it out for no limit"),
