@@ -171,6 +171,17 @@ impl History {
         // wall clock can step back (NTP): an earlier hour goes into its own bucket, in
         // order, so the list stays one bucket per hour, oldest first.
         let hour = t_ms / 1000 / 3600 * 3600;
+        // A sample a whole day behind the newest bucket: the clock had jumped ahead (a VM
+        // resumed with a stale offset, a bad RTC) and has been set right. The buckets of
+        // the wrong hours go; kept, they would stay "newest" and push out every correct
+        // hour until real time caught up with them.
+        let day = (HOURLY_BUCKETS as u64) * 3600;
+        while self.hours.back().is_some_and(|b| b.hour >= hour + day) {
+            self.hours.pop_back();
+        }
+        // And a sample a whole day ahead of the newest bucket may be such a jump: the
+        // day before it is let go only once a second sample confirms the new time.
+        let jumped = self.hours.back().is_some_and(|b| hour >= b.hour + day);
         let at = match self.hours.iter().rposition(|b| b.hour <= hour) {
             Some(i) if self.hours[i].hour == hour => i,
             Some(i) => {
@@ -185,11 +196,7 @@ impl History {
         self.hours[at].add(&sample);
         // The last day: the newest hour and the 23 before it.
         let newest = self.hours.back().map_or(hour, |b| b.hour);
-        while self
-            .hours
-            .front()
-            .is_some_and(|b| b.hour + (HOURLY_BUCKETS as u64) * 3600 <= newest)
-        {
+        while !jumped && self.hours.front().is_some_and(|b| b.hour + day <= newest) {
             self.hours.pop_front();
         }
     }
@@ -281,6 +288,28 @@ mod tests {
             t0 / 1000 / 3600 * 3600,
             "the last bucket is the current hour"
         );
+    }
+
+    /// One sample taken while the clock was two days ahead, then the clock set right: the
+    /// hours around it are kept, the wrong hour goes.
+    #[test]
+    fn a_clock_that_jumped_ahead_and_back_keeps_the_real_hours() {
+        let mut h = History::default();
+        let t0 = 1_700_000_000_000u64 / 3_600_000 * 3_600_000;
+        let (s, hs) = stats(5, 0, 0);
+        for i in 0..3600u64 {
+            h.record(t0 + i * 1000, &s, &hs);
+        }
+        h.record(t0 + 2 * 86_400_000, &s, &hs);
+        for i in 3600..4 * 3600u64 {
+            h.record(t0 + i * 1000, &s, &hs);
+        }
+        let hours: Vec<(u64, u32)> = h
+            .hourly()
+            .iter()
+            .map(|b| ((b.hour * 1000 - t0) / 3_600_000, b.samples))
+            .collect();
+        assert_eq!(hours, [(0, 3600), (1, 3600), (2, 3600), (3, 3600)]);
     }
 
     #[test]

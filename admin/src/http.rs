@@ -46,7 +46,13 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/pools/{name}/resize", post(resize))
         .route("/pools/{name}/close", post(close))
         .route("/pools/{name}/drain", post(drain))
+        .fallback(not_found)
         .with_state(shared)
+}
+
+/// Any other path: 404 with `{"error": ..}`, as every other error is answered.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    ApiError::new(StatusCode::NOT_FOUND, format!("no route {:?}", uri.path())).into_response()
 }
 
 /// An error answer: a status and `{"error": "..."}`.

@@ -346,11 +346,28 @@ impl Admin {
 
     /// Serves the admin on `addr` (e.g. [`DEFAULT_ADDR`](Self::DEFAULT_ADDR)) for as long as
     /// the future is polled (see [`Server::run`]); spawn it beside the service.
+    ///
+    /// An error (the address taken, say) is also logged at `error` level (target
+    /// `riptide_admin`) before it is returned, so a spawned `serve` whose result nobody
+    /// reads does not fail silently.
+    ///
+    /// # Errors
+    /// As [`bind`](Self::bind) and [`Server::run`].
     pub async fn serve(
         &self,
         addr: impl tokio::net::ToSocketAddrs + fmt::Debug,
     ) -> Result<(), AdminError> {
-        self.bind(addr).await?.run().await
+        let shown = format!("{addr:?}");
+        let r = async { self.bind(addr).await?.run().await }.await;
+        if let Err(e) = &r {
+            tracing::error!(
+                target: "riptide_admin",
+                addr = %shown,
+                error = %e,
+                "the admin endpoint is not serving"
+            );
+        }
+        r
     }
 }
 
@@ -513,7 +530,12 @@ impl Shared {
             return;
         }
         let weak = Arc::downgrade(self);
+        // Dropped with the task (the admin gone, or the runtime shut down under it): the
+        // flag comes down, so the next request, on whatever runtime serves it, starts
+        // the sampler again.
+        let running = Running(weak.clone());
         rt.spawn(async move {
+            let _running = running;
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -525,5 +547,16 @@ impl Shared {
                 }
             }
         });
+    }
+}
+
+/// The sampler task's mark on its admin: lowers the `sampler` flag when the task ends.
+struct Running(std::sync::Weak<Shared>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.upgrade() {
+            shared.sampler.store(false, Ordering::Release);
+        }
     }
 }

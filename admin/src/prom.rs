@@ -163,9 +163,17 @@ fn describe_all() {
     );
 }
 
+/// A label value as the exporter must be given it: its sanitizer escapes `"` and newlines
+/// but keeps `\\` and `\"` pairs as already escaped, so a name such as `C:\\a` would
+/// lose a backslash (and collide with `C:\a`). Doubling every backslash first makes the
+/// rendered value read back as the name.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+}
+
 fn record(p: &PoolFigures, per_partition: bool) {
-    riptide_pool::metrics::record(&p.name, &p.stats);
-    let pool = p.name.clone();
+    let pool = label(&p.name);
+    riptide_pool::metrics::record(&pool, &p.stats);
     let g = |name: &'static str, v: f64| gauge!(name, "pool" => pool.clone()).set(v);
     let h = &p.health;
     let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
@@ -180,6 +188,7 @@ fn record(p: &PoolFigures, per_partition: bool) {
         g("riptide_pool_partitions", parts.len() as f64);
         if per_partition {
             for (key, ps) in parts {
+                let key = label(key);
                 let pg = |name: &'static str, v: usize| {
                     gauge!(name, "pool" => pool.clone(), "partition" => key.clone()).set(v as f64)
                 };

@@ -805,6 +805,88 @@ async fn label_values_are_escaped() {
     s.stop().await;
 }
 
+/// A label value of the text format read back strictly (`\\`, `\"` and `\n` are the
+/// only escapes), as a scraper reads it.
+fn unescape_label(v: &str) -> String {
+    let mut out = String::new();
+    let mut it = v.chars();
+    while let Some(c) = it.next() {
+        match c {
+            '\\' => match it.next() {
+                Some('\\') => out.push('\\'),
+                Some('"') => out.push('"'),
+                Some('n') => out.push('\n'),
+                other => panic!("bad escape \\{other:?} in {v:?}"),
+            },
+            '"' | '\n' => panic!("unescaped {c:?} in {v:?}"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The value of `label` in every sample of `metric`, unescaped.
+fn label_values(text: &str, metric: &str, label: &str) -> Vec<String> {
+    let key = format!("{label}=\"");
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(metric).and_then(|r| r.strip_prefix('{')) else {
+            continue;
+        };
+        let Some(i) = rest.find(&key) else { continue };
+        let body = &rest.as_bytes()[i + key.len()..];
+        let mut j = 0;
+        while j < body.len() && body[j] != b'"' {
+            j += if body[j] == b'\\' { 2 } else { 1 };
+        }
+        out.push(unescape_label(std::str::from_utf8(&body[..j]).unwrap()));
+    }
+    out.sort();
+    out
+}
+
+/// Names that differ only in backslashes stay apart (the exporter would otherwise read
+/// `\\` as an escape and render `C:\\a` as `C:\a`): every pool and partition label reads
+/// back as the name it was registered under.
+#[tokio::test]
+async fn backslashes_in_names_and_keys_read_back_exactly() {
+    let (a, b) = (pool(2), pool(2));
+    let (one, two) = (r"C:\a", r"C:\\a");
+    let pp = partitioned();
+    let keys = [r"\\fs01\share", r#"CORP\"bob"#, r"tail\"];
+    let mut held = Vec::new();
+    for k in keys {
+        held.push(pp.get(&k.to_string()).await.unwrap());
+    }
+    let admin = Admin::new()
+        .pool(one, &a)
+        .pool(two, &b)
+        .partitioned("tenants", &pp);
+    let s = Served::start(&admin).await;
+    let text = reqwest::get(s.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut names = [one, two, "tenants"];
+    names.sort();
+    assert_eq!(
+        label_values(&text, "riptide_pool_in_use", "pool"),
+        names,
+        "{text}"
+    );
+    let mut want = keys.map(String::from);
+    want.sort();
+    assert_eq!(
+        label_values(&text, "riptide_partition_in_use", "partition"),
+        want,
+        "{text}"
+    );
+    drop(held);
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn configuration_errors_are_typed() {
     let db = pool(2);
@@ -865,6 +947,14 @@ async fn nested_under_a_prefix() {
     let (st, body) = get(&c, format!("http://{a}/admin/pools/db")).await;
     assert_eq!(st, 200);
     serde_json::from_str::<Summary>(&body).unwrap();
+    // An unknown path under the prefix is answered as every error is: JSON.
+    let (st, body) = get(&c, format!("http://{a}/admin/pools/db/nope")).await;
+    assert_eq!(st, 404);
+    let e: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        e["error"].as_str().unwrap().contains("/pools/db/nope"),
+        "{body}"
+    );
     task.abort();
 }
 
@@ -1054,4 +1144,41 @@ async fn a_token_no_header_can_carry_is_refused_by_validate() {
         .token(Some("tab\tclé".into()))
         .validate()
         .unwrap();
+}
+
+/// The history's sampler runs on the runtime of the first request (or `router()` call).
+/// When that runtime shuts down while the admin lives on (built at start-up on a
+/// bootstrap runtime, served on another), the next request starts it again.
+#[test]
+fn the_sampler_outlives_the_runtime_it_started_on() {
+    let db = pool(2);
+    let admin = Admin::new().pool("db", &db);
+    let setup = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let router = setup.block_on(async { admin.router() });
+    drop(setup);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let samples = rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        let url = format!("http://{addr}/pools/db/history");
+        let c = reqwest::Client::new();
+        let t0 = std::time::Instant::now();
+        loop {
+            let v: serde_json::Value = c.get(&url).send().await.unwrap().json().await.unwrap();
+            let n = v["samples"].as_array().unwrap().len();
+            if n >= 2 || t0.elapsed() > Duration::from_secs(10) {
+                break n;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    assert!(samples >= 2, "samples after 10 s of serving: {samples}");
 }

@@ -1,4 +1,5 @@
-//! Every admin write, accepted or refused, is logged with `tracing`. In a test binary of
+//! Every admin write, accepted or refused, is logged with `tracing`, and so is a `serve`
+//! that cannot serve. In a test binary of
 //! its own: `tracing` caches per-callsite interest process-wide, so a thread-local
 //! subscriber only sees every event when no other test thread hits the same callsites.
 
@@ -89,4 +90,32 @@ async fn every_write_is_logged() {
         assert!(text.contains(want), "log lacks {want:?}:\n{text}");
     }
     assert!(!text.contains("Bearer t"), "the token is never logged");
+}
+
+/// `serve` spawned as the README shows it, on a port already taken: its result goes to a
+/// `JoinHandle` nobody reads, so the error must reach the log.
+#[tokio::test(flavor = "current_thread")]
+async fn a_spawned_serve_that_cannot_bind_says_so_in_the_log() {
+    let log = Captured::default();
+    let sink = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let db = Pool::builder(|| async { Ok::<_, std::io::Error>(Conn) })
+        .build()
+        .unwrap();
+    let admin = Admin::new().pool("db", &db);
+    let task = tokio::spawn(async move { admin.serve(addr).await });
+    assert!(task.await.unwrap().is_err());
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    assert!(
+        text.contains("the admin endpoint is not serving") && text.contains(&port),
+        "log: {text:?}"
+    );
 }
