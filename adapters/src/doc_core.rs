@@ -7,13 +7,31 @@
 //!
 //! This one file is compiled twice: into `riptide-adapters` (the native extractor and the WASM
 //! adapter's fallback) and into the WebAssembly guest (`adapters/guest`, by `#[path]`). It
-//! depends on nothing but `scraper` and `url`, so that both builds run the same code and agree.
+//! depends on nothing but `scraper` and `url` (and, natively, `stacker`: see [`deeper`]), so
+//! that both builds run the same code and agree.
 
 use scraper::node::Node;
 use scraper::{ElementRef, Html, Selector};
 use std::fmt;
 use std::sync::OnceLock;
 use url::Url;
+
+/// Runs one level of a walk down the document tree. The walks recurse once per level of
+/// nesting, and a page may nest as deep as it likes (the parser sets no limit): natively,
+/// the stack grows onto the heap when little of it is left, so a page nested 200,000 deep
+/// is walked on a 2 MiB thread instead of aborting the process. In the WebAssembly guest
+/// the engine's stack limit applies: exhausting it is a trap, an error of that one call.
+#[inline]
+fn deeper<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        stacker::maybe_grow(64 * 1024, 1024 * 1024, f)
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        f()
+    }
+}
 
 /// What [`extract_doc`] returns.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -231,16 +249,25 @@ pub fn extract_doc(html: &str, url: &str, mode: ExtractionMode) -> Result<Extrac
 #[must_use]
 pub fn extract_parsed(doc: &Html, page: Url, mode: ExtractionMode) -> ExtractedDoc {
     let s = selectors();
+    // The page's own `<title>`: an inline SVG's or MathML's `<title>` is a tooltip.
     let title = doc
         .select(&s.title)
-        .next()
+        .find(|t| {
+            !t.ancestors()
+                .filter_map(ElementRef::wrap)
+                .any(|a| matches!(a.value().name(), "svg" | "math"))
+        })
         .map(|t| collapse(&t.text().collect::<String>()))
         .filter(|t| !t.is_empty());
+    // As the HTML standard has it, a `<base>` that cannot serve as one (a `data:` or
+    // `javascript:` URL, or one such as `mailto:` that nothing resolves against) leaves
+    // links resolved against the page.
     let base = doc
         .select(&s.base)
         .next()
         .and_then(|b| b.value().attr("href"))
         .and_then(|h| page.join(h).ok())
+        .filter(|b| !matches!(b.scheme(), "data" | "javascript") && !b.cannot_be_a_base())
         .unwrap_or_else(|| page.clone());
     let mut links: Vec<String> = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
@@ -381,11 +408,11 @@ fn is_chrome(e: ElementRef<'_>) -> bool {
 /// A list or container ([`LINK_DENSE_TAGS`]) that is mostly links: a menu, a link farm, a
 /// "related pages" list. One that holds a heading is a section of the page, not a link
 /// block, and is never link-dense.
-fn is_link_dense(e: ElementRef<'_>) -> bool {
+fn is_link_dense(e: ElementRef<'_>, m: &Measures) -> bool {
     if !LINK_DENSE_TAGS.contains(&e.value().name()) {
         return false;
     }
-    let t = text_and_link_len(e);
+    let t = m.of(e);
     !t.has_heading
         && t.links >= LINK_DENSE_MIN_LINKS
         && t.in_links as f64 > LINK_DENSE * t.total as f64
@@ -403,7 +430,12 @@ fn is_link_dense(e: ElementRef<'_>) -> bool {
 /// text ask for that, the full text and the scoring of candidates do not.
 #[must_use]
 pub fn skipped(e: ElementRef<'_>, link_dense: bool) -> bool {
-    is_hidden(e) || is_chrome(e) || link_dense && is_link_dense(e)
+    skipped_in(e, link_dense, &Measures::default())
+}
+
+/// [`skipped`], measuring link density with `m`.
+fn skipped_in(e: ElementRef<'_>, link_dense: bool, m: &Measures) -> bool {
+    is_hidden(e) || is_chrome(e) || link_dense && is_link_dense(e, m)
 }
 
 /// The visible text under `root`, one block per line, without hidden elements and page
@@ -411,7 +443,7 @@ pub fn skipped(e: ElementRef<'_>, link_dense: bool) -> bool {
 #[must_use]
 pub fn visible_text(root: ElementRef<'_>) -> String {
     let mut lines = Lines::default();
-    walk(root, &mut lines, None);
+    walk(root, &mut lines, None, &Measures::default());
     lines.finish()
 }
 
@@ -420,7 +452,7 @@ pub fn visible_text(root: ElementRef<'_>) -> String {
 /// of translations) and are kept.
 fn article_text(root: ElementRef<'_>) -> String {
     let (mut all, mut lean) = (Lines::default(), Lines::default());
-    walk(root, &mut all, Some(&mut lean));
+    walk(root, &mut all, Some(&mut lean), &Measures::default());
     let (all, lean) = (all.finish(), lean.finish());
     if lean.len() * 2 < all.len() {
         all
@@ -444,27 +476,28 @@ pub struct Heading {
 /// no visible text are left out.
 #[must_use]
 pub fn headings(root: ElementRef<'_>) -> Vec<Heading> {
-    fn go(e: ElementRef<'_>, out: &mut Vec<Heading>) {
+    fn go(e: ElementRef<'_>, out: &mut Vec<Heading>, m: &Measures) {
         for child in e.children().filter_map(ElementRef::wrap) {
-            if skipped(child, true) {
+            if skipped_in(child, true, m) {
                 continue;
             }
             match heading_level(child.value().name()) {
                 Some(level) => {
                     let mut lines = Lines::default();
-                    walk(child, &mut lines, None);
+                    walk(child, &mut lines, None, m);
                     let text = lines.finish().replace('\n', " ");
                     if !text.is_empty() {
                         out.push(Heading { level, text });
                     }
                 }
-                None => go(child, out),
+                None => deeper(|| go(child, out, m)),
             }
         }
     }
     let mut out = Vec::new();
-    if !skipped(root, true) {
-        go(root, &mut out);
+    let m = Measures::default();
+    if !skipped_in(root, true, &m) {
+        go(root, &mut out, &m);
     }
     out
 }
@@ -534,7 +567,7 @@ impl Lines {
 
 /// Writes the visible text under `e` to `all`, and to `lean` too outside link-dense lists
 /// (one walk serves both, for [`article_text`]).
-fn walk(e: ElementRef<'_>, all: &mut Lines, mut lean: Option<&mut Lines>) {
+fn walk(e: ElementRef<'_>, all: &mut Lines, mut lean: Option<&mut Lines>, m: &Measures) {
     let block = BLOCKS.contains(&e.value().name());
     if block {
         all.break_line();
@@ -553,8 +586,8 @@ fn walk(e: ElementRef<'_>, all: &mut Lines, mut lean: Option<&mut Lines>) {
             Node::Element(_) => {
                 if let Some(el) = ElementRef::wrap(child) {
                     if !skipped(el, false) {
-                        let lean = lean.as_deref_mut().filter(|_| !is_link_dense(el));
-                        walk(el, all, lean);
+                        let lean = lean.as_deref_mut().filter(|_| !is_link_dense(el, m));
+                        deeper(|| walk(el, all, lean, m));
                     }
                 }
             }
@@ -616,7 +649,7 @@ fn hint_weight(e: ElementRef<'_>) -> i64 {
 }
 
 /// How much visible text there is under an element, and how much of it is in links.
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct LinkText {
     /// Bytes of visible text, whitespace excluded.
     total: usize,
@@ -628,39 +661,57 @@ struct LinkText {
     has_heading: bool,
 }
 
-/// The visible text under `e` and its link share (hidden elements and chrome left out).
-fn text_and_link_len(e: ElementRef<'_>) -> LinkText {
-    fn go(e: ElementRef<'_>, in_link: bool, acc: &mut LinkText) {
+/// [`LinkText`] of the elements of one document, each measured once: the walks ask for
+/// the figures of nested containers (every list in a list, every candidate around a
+/// paragraph), and measuring each from scratch would cost the square of the nesting.
+#[derive(Default)]
+struct Measures {
+    /// By the address of the element's node, stable while the document is borrowed. A
+    /// `BTreeMap`: a `HashMap`'s random seed would make the guest import WASI's random
+    /// interface, which the host does not link.
+    known: std::cell::RefCell<std::collections::BTreeMap<usize, LinkText>>,
+}
+
+impl Measures {
+    /// The visible text under `e` and its link share (hidden elements and chrome left
+    /// out), from its children's figures.
+    fn of(&self, e: ElementRef<'_>) -> LinkText {
+        let key = std::ptr::from_ref(e.value()).addr();
+        if let Some(t) = self.known.borrow().get(&key) {
+            return *t;
+        }
+        #[cfg(test)]
+        tests::MEASURED.with(|n| n.set(n.get() + 1));
+        let mut acc = LinkText::default();
         for child in e.children() {
             match child.value() {
-                Node::Text(t) => {
-                    let n = t.split_whitespace().map(str::len).sum::<usize>();
-                    acc.total += n;
-                    if in_link {
-                        acc.in_links += n;
-                    }
-                }
+                Node::Text(t) => acc.total += t.split_whitespace().map(str::len).sum::<usize>(),
                 Node::Element(_) => {
-                    if let Some(el) = ElementRef::wrap(child) {
-                        if !skipped(el, false) {
-                            acc.has_heading |= heading_level(el.value().name()).is_some();
-                            let link =
-                                el.value().name() == "a" && el.value().attr("href").is_some();
-                            let before = acc.in_links;
-                            go(el, in_link || link, acc);
-                            if link && !in_link && acc.in_links > before {
-                                acc.links += 1;
-                            }
-                        }
+                    let Some(el) = ElementRef::wrap(child) else {
+                        continue;
+                    };
+                    if skipped(el, false) {
+                        continue;
+                    }
+                    let t = deeper(|| self.of(el));
+                    acc.has_heading |= t.has_heading || heading_level(el.value().name()).is_some();
+                    acc.total += t.total;
+                    if el.value().name() == "a" && el.value().attr("href").is_some() {
+                        // All of a link's text is link text; links inside it are not
+                        // counted apart.
+                        acc.in_links += t.total;
+                        acc.links += usize::from(t.total > 0);
+                    } else {
+                        acc.in_links += t.in_links;
+                        acc.links += t.links;
                     }
                 }
                 _ => {}
             }
         }
+        self.known.borrow_mut().insert(key, acc);
+        acc
     }
-    let mut acc = LinkText::default();
-    go(e, false, &mut acc);
-    acc
 }
 
 /// The readability-style heuristic: every text block of 25+ characters scores its parent
@@ -675,7 +726,7 @@ pub fn main_content<'a>(body: ElementRef<'a>) -> ElementRef<'a> {
                 if PARAGRAPHS.contains(&child.value().name()) {
                     out.push(child);
                 }
-                visible_paragraphs(child, out);
+                deeper(|| visible_paragraphs(child, out));
             }
         }
     }
@@ -704,9 +755,10 @@ pub fn main_content<'a>(body: ElementRef<'a>) -> ElementRef<'a> {
         }
     }
     let mut best: Option<(ElementRef<'a>, f64)> = None;
+    let m = Measures::default();
     for (_, (e, score)) in scores {
         let (e, score): (ElementRef<'a>, f64) = (e, score);
-        let t = text_and_link_len(e);
+        let t = m.of(e);
         let density = if t.total == 0 {
             1.0
         } else {
@@ -720,5 +772,40 @@ pub fn main_content<'a>(body: ElementRef<'a>) -> ElementRef<'a> {
     match best {
         Some((e, score)) if score > 0.0 => e,
         _ => body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    thread_local! {
+        /// Elements measured from their children ([`Measures::of`] past its memo).
+        pub(super) static MEASURED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// Nested candidates (a paragraph in each of `depth` nested `div`s) and nested link
+    /// lists: each element is measured once per walk that asks (main content, article
+    /// text, headings), never once per container around it, so the cost follows the
+    /// document, not the square of its nesting.
+    #[test]
+    fn each_element_is_measured_once_per_walk_however_deep_the_nesting() {
+        for depth in [10, 100, 1000] {
+            let mut html = "<div><p>aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, b</p>".repeat(depth);
+            html +=
+                &"<ul><li><a href='/x'>x</a> <a href='/y'>y</a> <a href='/z'>z</a>".repeat(depth);
+            let doc = Html::parse_document(&html);
+            let elements = doc.tree.nodes().filter(|n| n.value().is_element()).count();
+            MEASURED.with(|n| n.set(0));
+            let page = Url::parse("https://e.com/").unwrap();
+            let article = extract_parsed(&doc, page, ExtractionMode::Article);
+            assert!(article.text.contains("aaaa"), "{}", article.text);
+            let _ = headings(body(&doc));
+            let measured = MEASURED.with(std::cell::Cell::get);
+            assert!(
+                measured <= 3 * elements,
+                "depth {depth}: {measured} measures for {elements} elements"
+            );
+        }
     }
 }

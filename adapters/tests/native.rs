@@ -123,6 +123,9 @@ async fn bad_input_is_a_named_error_and_the_extractor_stays_healthy() {
             Err(ExtractError::NotUtf8 { valid_up_to: 3 }) => {}
             other => panic!("{other:?}"),
         }
+        // Every call counts, the failed ones too, whichever of them failed.
+        assert_eq!(css.extractions_this_checkout(), 3);
+        assert_eq!(css.lifetime_extractions(), 3);
     }
     {
         let mut re = pool.checkout(NativeExtractorType::Regex).await.unwrap();
@@ -392,6 +395,28 @@ fn extract_doc_edge_cases() {
         Err(ExtractError::NotUtf8 { valid_up_to: 0 }) => {}
         other => panic!("{other:?}"),
     }
+    // A `<base>` nothing can resolve against (data:, javascript:, mailto:) leaves links
+    // resolved against the page, as browsers do.
+    for base in ["data:text/html,x", "javascript:void(0)", "mailto:a@b.c"] {
+        let html = format!("<base href='{base}'><a href='/a'>a</a><a href='b'>b</a>");
+        let doc = pool.extract_doc(&html, "https://e.com/p/").unwrap();
+        assert_eq!(
+            doc.links,
+            ["https://e.com/a", "https://e.com/p/b"],
+            "{base}"
+        );
+    }
+    // An inline SVG's `<title>` (a tooltip) is not the page's, alone or beside it.
+    let svg = "<body><svg><title>Search icon</title></svg><p>x</p></body>";
+    assert_eq!(pool.extract_doc(svg, "https://e.com").unwrap().title, None);
+    let both = format!("<head><title>Page</title></head>{svg}");
+    assert_eq!(
+        pool.extract_doc(&both, "https://e.com")
+            .unwrap()
+            .title
+            .as_deref(),
+        Some("Page")
+    );
 }
 
 /// The chrome every mdBook page carries: the keyboard-shortcuts popup, the theme menu, the
@@ -738,4 +763,35 @@ fn javascript_links_are_dropped_however_they_are_spelled() {
         .extract_doc_with(html, "https://example.com/", ExtractionMode::Full)
         .unwrap();
     assert_eq!(doc.links, ["https://example.com/ok"], "{:?}", doc.links);
+}
+
+/// A page nested far deeper than any thread's stack allows a walk per level (the parser
+/// sets no limit; 200,000 spans are 1.6 MB, a tenth of `max_document_bytes`): text,
+/// article and headings come back on a 2 MiB thread, a tokio worker's stack, instead of
+/// the process aborting on a stack overflow.
+#[test]
+fn a_page_nested_200_000_deep_is_extracted_on_a_small_stack() {
+    let mut html = String::from("<html><body><h2>Top</h2>");
+    for _ in 0..200_000 {
+        html.push_str("<span>x ");
+    }
+    html.push_str("<h3>Bottom</h3></body></html>");
+    let (full, article, headings) = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let p = pool(1);
+            let url = "https://example.com/";
+            let full = p.extract_doc_with(&html, url, ExtractionMode::Full);
+            let article = p.extract_doc_with(&html, url, ExtractionMode::Article);
+            (full, article, p.headings(&html))
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let full = full.unwrap().text;
+    assert!(full.starts_with("Top\nx x x") && full.ends_with("x x\nBottom"));
+    assert_eq!(full.matches('x').count(), 200_000);
+    assert_eq!(article.unwrap().text.matches('x').count(), 200_000);
+    let levels: Vec<u8> = headings.unwrap().iter().map(|h| h.level).collect();
+    assert_eq!(levels, [2, 3]);
 }

@@ -159,6 +159,13 @@ async fn memory_past_the_limit_fails_cleanly_and_is_counted() {
             .unwrap(),
         0
     );
+    // Past the guest's 32-bit address space: refused, not truncated to 1 MiB and granted.
+    assert_eq!(
+        pool.diagnostic(Diagnostic::Allocate((1 << 32) + (1 << 20)))
+            .await
+            .unwrap(),
+        0
+    );
     let s = pool.stats();
     assert!(s.grow_failures >= 1, "{s:?}");
     assert!(s.peak_memory_pages <= 256, "never above 16 MiB: {s:?}");
@@ -527,6 +534,35 @@ async fn config_from_env_and_validation() {
         WasmPoolConfig::from_env().unwrap(),
         WasmPoolConfig::default()
     );
+    // Instance counts past what the pooling allocator can be sized for (its core
+    // instances are 8 per component instance, counted in a u32) are typed errors, not an
+    // arithmetic overflow, whether set directly or through the per-core variable.
+    for n in [WasmPoolConfig::MAX_INSTANCES + 1, 600_000_000, usize::MAX] {
+        let mut c = config();
+        c.max_instances = n;
+        assert!(
+            matches!(
+                WasmExtractorPool::new(c).await,
+                Err(ConfigError::Invalid {
+                    field: "max_instances",
+                    ..
+                })
+            ),
+            "{n}"
+        );
+    }
+    set(
+        "RIPTIDE_WASM_INSTANCES_PER_WORKER",
+        Some(&usize::MAX.to_string()),
+    );
+    assert!(matches!(
+        WasmPoolConfig::from_env(),
+        Err(ConfigError::Invalid {
+            field: "max_instances",
+            ..
+        })
+    ));
+    set("RIPTIDE_WASM_INSTANCES_PER_WORKER", None);
     let mut c = config();
     c.reuse_calls = 0;
     assert!(matches!(

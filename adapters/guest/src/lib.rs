@@ -74,11 +74,16 @@ impl diagnostics::Guest for Component {
     }
 
     fn allocate(bytes: u64) -> u64 {
+        // A count past the guest's 32-bit address space cannot be allocated (a plain cast
+        // would truncate it to a small one and report success).
+        let Ok(bytes) = usize::try_from(bytes) else {
+            return 0;
+        };
         let mut v: Vec<u8> = Vec::new();
-        if v.try_reserve_exact(bytes as usize).is_err() {
+        if v.try_reserve_exact(bytes).is_err() {
             return 0;
         }
-        v.resize(bytes as usize, 1);
+        v.resize(bytes, 1);
         let touched = v.iter().step_by(4096).map(|&b| b as u64).sum::<u64>();
         std::hint::black_box(&v);
         touched.max(v.len() as u64 / 4096)

@@ -163,6 +163,9 @@ impl NativeExtractor {
         match std::str::from_utf8(html) {
             Ok(s) => self.extract(s, query),
             Err(e) => {
+                // Counted as every other failed call is.
+                self.this_checkout += 1;
+                self.lifetime += 1;
                 self.counters.extraction(self.kind, false);
                 Err(ExtractError::NotUtf8 {
                     valid_up_to: e.valid_up_to(),

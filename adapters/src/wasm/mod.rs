@@ -85,7 +85,8 @@ pub enum Diagnostic {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WasmPoolConfig {
-    /// Most instances (and so concurrent calls).
+    /// Most instances (and so concurrent calls); at most
+    /// [`MAX_INSTANCES`](Self::MAX_INSTANCES).
     pub max_instances: usize,
     /// Instances created up front and kept (the pool's `min_idle`); with `reuse_calls > 1`
     /// they are instantiated, so the first calls find a warm instance.
@@ -164,6 +165,9 @@ impl Default for WasmPoolConfig {
 }
 
 impl WasmPoolConfig {
+    /// The largest `max_instances` [`validate`](Self::validate) accepts.
+    pub const MAX_INSTANCES: usize = 65_536;
+
     /// The defaults, with `RIPTIDE_WASM_INSTANCES_PER_WORKER`,
     /// `RIPTIDE_WASM_INITIAL_POOL_SIZE`, `RIPTIDE_WASM_TIMEOUT_SECS`,
     /// `RIPTIDE_WASM_MEMORY_LIMIT_MB`, and the breaker and health variables
@@ -178,7 +182,8 @@ impl WasmPoolConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut c = Self::default();
         if let Some(n) = env_positive::<usize>("RIPTIDE_WASM_INSTANCES_PER_WORKER")? {
-            c.max_instances = n * cores();
+            // Past `usize`, the product is over the bound `validate` enforces anyway.
+            c.max_instances = n.saturating_mul(cores());
         }
         if let Some(n) = env_parse::<usize>("RIPTIDE_WASM_INITIAL_POOL_SIZE")? {
             c.initial_pool_size = n;
@@ -214,6 +219,13 @@ impl WasmPoolConfig {
         let bad = |field, reason| Err(ConfigError::Invalid { field, reason });
         if self.max_instances == 0 {
             return bad("max_instances", "must be at least 1");
+        }
+        if self.max_instances > Self::MAX_INSTANCES {
+            return bad(
+                "max_instances",
+                "must be at most 65,536 (the pooling allocator reserves address space for \
+                 each)",
+            );
         }
         if self.initial_pool_size > self.max_instances {
             return bad("initial_pool_size", "must not exceed max_instances");

@@ -149,7 +149,8 @@ impl Runtime {
             // Sized to the real concurrency: `max_instances` live component instances, each
             // with the few core instances, memories and tables a Rust component has. The
             // default would reserve address space for 1000 instances.
-            let n = u32::try_from(c.max_instances + 2).unwrap_or(u32::MAX);
+            // `validate` bounds `max_instances`, so none of these products overflow.
+            let n = u32::try_from(c.max_instances.saturating_add(2)).unwrap_or(u32::MAX / 8);
             let mut p = wasmtime::PoolingAllocationConfig::new();
             p.total_component_instances(n)
                 .total_core_instances(n * 8)
