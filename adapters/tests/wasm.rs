@@ -815,3 +815,23 @@ async fn a_warm_instantiation_failure_falls_back_like_any_other() {
     }
     assert_eq!((s.fallbacks, s.failures), (1, 1), "{s:?}");
 }
+
+/// A page nested deeper than the guest's stack: the guest traps (an error of that call),
+/// and the native fallback, on the blocking pool's 2 MiB threads, extracts it instead of
+/// overflowing its stack and aborting the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_nested_too_deep_for_the_guest_is_answered_by_the_fallback() {
+    let mut html = String::from("<html><body>");
+    for _ in 0..200_000 {
+        html.push_str("<span>x ");
+    }
+    html.push_str("</body></html>");
+    let p = pool(config()).await;
+    let doc = p
+        .extract(&html, "https://e.com/", ExtractionMode::Full)
+        .await
+        .unwrap();
+    assert_eq!(doc.text.matches('x').count(), 200_000);
+    let s = p.stats();
+    assert_eq!((s.failures, s.fallbacks), (1, 1), "{s:?}");
+}
