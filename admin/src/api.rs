@@ -76,6 +76,10 @@ pub struct CheckedOutEntry {
     pub held_for: Duration,
     /// The line that took it (`file:line:column`).
     pub location: String,
+    /// In a partitioned pool, the key of the partition that holds it (rendered as text;
+    /// ids are numbered per partition). Absent for a single pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
 }
 
 /// `GET /pools/{name}/checked-out`: oldest first.

@@ -210,11 +210,12 @@ struct LimitQuery {
     limit: Option<usize>,
 }
 
-fn checked_out_entry(c: &CheckedOut) -> CheckedOutEntry {
+fn checked_out_entry(c: &CheckedOut, partition: Option<String>) -> CheckedOutEntry {
     CheckedOutEntry {
         id: c.id,
         held_for: c.held_for,
         location: c.location.to_string(),
+        partition,
     }
 }
 
@@ -231,21 +232,27 @@ async fn checked_out(
     s.ensure_sampler();
     let e = entry(&s, &name)?;
     let Query(q) = q?;
-    let Some(out) = e.view.checked_out() else {
+    let Some(mut out) = e.view.checked_out_by_partition() else {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
             format!("pool {name:?} cannot list its checkouts"),
         ));
     };
-    let out = oldest_first(out);
+    // Oldest first; ties (ids are per partition) by id, then key.
+    out.sort_by(|(ka, a), (kb, b)| {
+        b.held_for
+            .cmp(&a.held_for)
+            .then(a.id.cmp(&b.id))
+            .then(ka.cmp(kb))
+    });
     let count = out.len();
     Ok(Json(CheckedOutResponse {
         pool: e.name.clone(),
         count,
         checked_out: out
-            .iter()
+            .into_iter()
             .take(q.limit.unwrap_or(usize::MAX))
-            .map(checked_out_entry)
+            .map(|(k, c)| checked_out_entry(&c, k))
             .collect(),
     }))
 }
@@ -691,7 +698,7 @@ async fn drain(
             Some(
                 oldest_first(err.still_out)
                     .iter()
-                    .map(checked_out_entry)
+                    .map(|c| checked_out_entry(c, None))
                     .collect(),
             ),
         ),

@@ -65,6 +65,12 @@ pub trait PoolView: Send + Sync + 'static {
     /// The checkouts held right now with the line that took each; `None` if the pool type
     /// cannot list them.
     fn checked_out(&self) -> Option<Vec<CheckedOut>>;
+    /// [`checked_out`](Self::checked_out), each with the key (as text) of the partition
+    /// that holds it, for a partitioned pool. The default gives every checkout no key.
+    fn checked_out_by_partition(&self) -> Option<Vec<(Option<String>, CheckedOut)>> {
+        self.checked_out()
+            .map(|all| all.into_iter().map(|c| (None, c)).collect())
+    }
     /// Sets `max_size`.
     fn resize(&self, max_size: usize) -> Result<(), Unsupported>;
     /// Closes the pool (idempotent).
@@ -139,6 +145,14 @@ where
             PartitionedPool::checked_out(self)
                 .into_iter()
                 .map(|(_, c)| c)
+                .collect(),
+        )
+    }
+    fn checked_out_by_partition(&self) -> Option<Vec<(Option<String>, CheckedOut)>> {
+        Some(
+            PartitionedPool::checked_out(self)
+                .into_iter()
+                .map(|(k, c)| (Some(key_text(&k)), c))
                 .collect(),
         )
     }

@@ -1182,3 +1182,39 @@ fn the_sampler_outlives_the_runtime_it_started_on() {
     });
     assert!(samples >= 2, "samples after 10 s of serving: {samples}");
 }
+
+/// A partitioned pool's checkouts name their partition: ids are numbered per partition,
+/// so two tenants' objects taken by the same line are told apart only by the key. A
+/// single pool's entries carry no key.
+#[tokio::test]
+async fn partitioned_checkouts_name_their_partition() {
+    let pp = partitioned();
+    let db = pool(2);
+    let mut held = Vec::new();
+    for k in ["acme", "globex"] {
+        held.push(pp.get(&k.to_string()).await.unwrap());
+    }
+    let one = db.get().await.unwrap();
+    let s = Served::start(&Admin::new().partitioned("tenants", &pp).pool("db", &db)).await;
+    let c = reqwest::Client::new();
+    let co: CheckedOut =
+        serde_json::from_str(&get(&c, s.url("/pools/tenants/checked-out")).await.1).unwrap();
+    let mut seen: Vec<(u64, Option<String>)> = co
+        .checked_out
+        .iter()
+        .map(|e| (e.id, e.partition.clone()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            (1, Some("acme".to_string())),
+            (1, Some("globex".to_string()))
+        ]
+    );
+    let co: CheckedOut =
+        serde_json::from_str(&get(&c, s.url("/pools/db/checked-out")).await.1).unwrap();
+    assert_eq!(co.checked_out[0].partition, None);
+    drop((held, one));
+    s.stop().await;
+}

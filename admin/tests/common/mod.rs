@@ -102,6 +102,8 @@ pub struct CheckedOutEntry {
     pub id: u64,
     pub held_for: Duration,
     pub location: String,
+    #[serde(default)]
+    pub partition: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
