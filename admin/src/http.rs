@@ -130,20 +130,34 @@ async fn dashboard(State(s): St) -> Response {
         .into_response()
 }
 
+/// Runs a read that scans every partition (or renders every series) on the blocking
+/// pool: with thousands of partitions it takes milliseconds, which on the service's
+/// runtime would hold up the tasks sharing its threads, the pool's own callers among them.
+async fn off_runtime<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("an admin read was cancelled: {e}"),
+    }
+}
+
 async fn metrics(State(s): St) -> Response {
     s.ensure_sampler();
-    let figures: Vec<PoolFigures> = s
-        .entries
-        .iter()
-        .map(|e| PoolFigures {
-            name: e.name.clone(),
-            stats: e.view.stats(),
-            health: e.health(),
-            circuit: e.view.circuit_state(),
-            partitions: e.view.partitions(),
-        })
-        .collect();
-    let text = prom::render(&figures, s.partition_metrics);
+    let text = off_runtime(move || {
+        let figures: Vec<PoolFigures> = s
+            .entries
+            .iter()
+            .map(|e| PoolFigures {
+                name: e.name.clone(),
+                stats: e.view.stats(),
+                health: e.health(),
+                circuit: e.view.circuit_state(),
+                partitions: e.view.partitions(),
+            })
+            .collect();
+        prom::render(&figures, s.partition_metrics)
+    })
+    .await;
     (
         [(
             header::CONTENT_TYPE,
@@ -155,7 +169,6 @@ async fn metrics(State(s): St) -> Response {
 }
 
 fn health_report(s: &Arc<Shared>, detail: bool) -> Response {
-    s.ensure_sampler();
     let mut unhealthy = Vec::new();
     let mut pools = Vec::new();
     for e in &s.entries {
@@ -186,23 +199,24 @@ fn health_report(s: &Arc<Shared>, detail: bool) -> Response {
 }
 
 async fn health(State(s): St) -> Response {
-    health_report(&s, false)
+    s.ensure_sampler();
+    off_runtime(move || health_report(&s, false)).await
 }
 
 async fn health_pool(State(s): St) -> Response {
-    health_report(&s, true)
+    s.ensure_sampler();
+    off_runtime(move || health_report(&s, true)).await
 }
 
 async fn pools(State(s): St) -> Json<PoolsResponse> {
     s.ensure_sampler();
-    Json(PoolsResponse {
-        pools: s.entries.iter().map(summary).collect(),
-    })
+    let pools = off_runtime(move || s.entries.iter().map(summary).collect()).await;
+    Json(PoolsResponse { pools })
 }
 
 async fn pool(State(s): St, Path(name): Path<String>) -> ApiResult<Json<PoolSummary>> {
     s.ensure_sampler();
-    Ok(Json(summary(entry(&s, &name)?)))
+    off_runtime(move || Ok(Json(summary(entry(&s, &name)?)))).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,8 +285,12 @@ async fn partitions(
     q: Result<Query<PartitionQuery>, QueryRejection>,
 ) -> ApiResult<Json<PartitionsResponse>> {
     s.ensure_sampler();
-    let e = entry(&s, &name)?;
     let Query(q) = q?;
+    off_runtime(move || partitions_page(&s, &name, &q).map(Json)).await
+}
+
+fn partitions_page(s: &Shared, name: &str, q: &PartitionQuery) -> ApiResult<PartitionsResponse> {
+    let e = entry(s, name)?;
     let sort = q.sort.as_deref().unwrap_or("share");
     if !matches!(sort, "share" | "in_use" | "waiting" | "utilization" | "key") {
         return Err(ApiError::new(
@@ -282,14 +300,14 @@ async fn partitions(
     }
     let totals = e.view.stats();
     let Some(parts) = e.view.partitions() else {
-        return Ok(Json(PartitionsResponse {
+        return Ok(PartitionsResponse {
             pool: e.name.clone(),
             partitioned: false,
             count: 0,
             offset: 0,
             totals,
             partitions: Vec::new(),
-        }));
+        });
     };
     let cap = totals.max_size.max(1) as f64;
     let in_use_all: usize = parts.iter().map(|(_, p)| p.in_use).sum();
@@ -341,14 +359,14 @@ async fn partitions(
         .skip(offset)
         .take(q.limit.unwrap_or(usize::MAX))
         .collect();
-    Ok(Json(PartitionsResponse {
+    Ok(PartitionsResponse {
         pool: e.name.clone(),
         partitioned: true,
         count,
         offset,
         totals,
         partitions,
-    }))
+    })
 }
 
 #[derive(Debug, Deserialize)]

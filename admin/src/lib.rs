@@ -542,8 +542,18 @@ impl Shared {
                 tick.tick().await;
                 let Some(shared) = weak.upgrade() else { break };
                 let t = unix_ms();
-                for e in &shared.entries {
-                    e.sample(t);
+                // Off the runtime: a partitioned pool's figures scan every partition.
+                let sampled = tokio::task::spawn_blocking(move || {
+                    for e in &shared.entries {
+                        e.sample(t);
+                    }
+                })
+                .await;
+                if let Err(e) = sampled {
+                    if e.is_panic() {
+                        std::panic::resume_unwind(e.into_panic());
+                    }
+                    break;
                 }
             }
         });

@@ -1218,3 +1218,81 @@ async fn partitioned_checkouts_name_their_partition() {
     drop((held, one));
     s.stop().await;
 }
+
+/// A view that notes the thread of every `stats()` and `health()` call.
+struct Watched {
+    inner: Pool<Conn>,
+    threads: Arc<std::sync::Mutex<Vec<std::thread::ThreadId>>>,
+}
+
+impl riptide_admin::PoolView for Watched {
+    fn stats(&self) -> PoolStats {
+        self.threads
+            .lock()
+            .unwrap()
+            .push(std::thread::current().id());
+        self.inner.stats()
+    }
+    fn health(&self) -> riptide_pool::HealthStatus {
+        self.threads
+            .lock()
+            .unwrap()
+            .push(std::thread::current().id());
+        self.inner.health()
+    }
+    fn circuit_state(&self) -> Option<CircuitState> {
+        None
+    }
+    fn is_closed(&self) -> Option<bool> {
+        Some(self.inner.is_closed())
+    }
+    fn partitions(&self) -> Option<Vec<(String, PoolStats)>> {
+        Some(vec![("k".into(), self.stats())])
+    }
+    fn checked_out(&self) -> Option<Vec<riptide_pool::CheckedOut>> {
+        None
+    }
+    fn resize(&self, _max: usize) -> Result<(), riptide_admin::Unsupported> {
+        Err(riptide_admin::Unsupported)
+    }
+    fn close(&self) {}
+    fn drain(
+        &self,
+        _timeout: Duration,
+    ) -> riptide_admin::BoxFuture<'_, Result<(), riptide_pool::DrainError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// The reads that scan every partition (`/metrics`, `/pools`, a pool, its partitions,
+/// `/health`, and the history's sampler) run off the service's runtime: on a current-thread runtime, none
+/// of the view's figures is read on the runtime's own thread, where the pool's callers run.
+#[tokio::test(flavor = "current_thread")]
+async fn partition_scans_run_off_the_runtime() {
+    let threads = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let view = Watched {
+        inner: pool(2),
+        threads: threads.clone(),
+    };
+    let s = Served::start(&Admin::new().view("v", Arc::new(view))).await;
+    let c = reqwest::Client::new();
+    for path in [
+        "/metrics",
+        "/pools",
+        "/pools/v",
+        "/pools/v/partitions",
+        "/health",
+        "/health/pool",
+    ] {
+        let (st, _) = get(&c, s.url(path)).await;
+        assert_eq!(st, 200, "{path}");
+    }
+    let here = std::thread::current().id();
+    let seen = threads.lock().unwrap().clone();
+    assert!(seen.len() >= 3, "{seen:?}");
+    assert!(
+        !seen.contains(&here),
+        "read on the runtime's thread: {seen:?}"
+    );
+    s.stop().await;
+}
