@@ -106,6 +106,41 @@ async fn the_cache_is_bounded() {
     assert_eq!(re.cached_queries(), 3);
 }
 
+/// A compiled regex is bounded in size (`max_regex_bytes`): a short pattern whose program
+/// is huge is refused as the typed error, so a cache of user-supplied patterns cannot pin
+/// gigabytes; the extractor stays usable, and a larger limit admits the pattern.
+#[tokio::test]
+async fn a_regex_past_its_size_limit_is_a_typed_error() {
+    let pool = pool(1);
+    let mut re = pool.checkout(NativeExtractorType::Regex).await.unwrap();
+    match re.extract("hello world", r"\w{200}x") {
+        Err(ExtractError::InvalidRegex { pattern, reason }) => {
+            assert_eq!(pattern, r"\w{200}x");
+            assert!(reason.contains("size limit"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(re.cached_queries(), 0);
+    assert_eq!(
+        re.extract("hello world", r"\w+").unwrap(),
+        ["hello", "world"]
+    );
+    let mut c = NativePoolConfig::default();
+    c.max_regex_bytes = 64 << 20;
+    let big = NativeExtractorPool::new(c).unwrap();
+    let mut re = big.checkout(NativeExtractorType::Regex).await.unwrap();
+    assert!(re.extract("hello world", r"\w{200}x").unwrap().is_empty());
+    let mut c = NativePoolConfig::default();
+    c.max_regex_bytes = 10;
+    assert!(matches!(
+        NativeExtractorPool::new(c),
+        Err(ConfigError::Invalid {
+            field: "max_regex_bytes",
+            ..
+        })
+    ));
+}
+
 #[tokio::test]
 async fn bad_input_is_a_named_error_and_the_extractor_stays_healthy() {
     let pool = pool(1);

@@ -6,7 +6,7 @@
 use super::Counters;
 use crate::lru::Lru;
 use crate::ExtractError;
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 use riptide_pool::Poolable;
 use scraper::{Html, Selector};
 use std::sync::Arc;
@@ -73,6 +73,7 @@ pub struct NativeExtractor {
     /// Extractions over the extractor's life.
     lifetime: u64,
     max_document_bytes: usize,
+    max_regex_bytes: usize,
     health_checks: bool,
     counters: Arc<Counters>,
 }
@@ -91,20 +92,19 @@ impl std::fmt::Debug for NativeExtractor {
 impl NativeExtractor {
     pub(crate) fn new(
         kind: NativeExtractorType,
-        cache_capacity: usize,
-        max_document_bytes: usize,
-        health_checks: bool,
+        config: &super::NativePoolConfig,
         counters: Arc<Counters>,
     ) -> Self {
         NativeExtractor {
             kind,
-            selectors: Lru::new(cache_capacity),
-            regexes: Lru::new(cache_capacity),
+            selectors: Lru::new(config.cache_capacity),
+            regexes: Lru::new(config.cache_capacity),
             scratch: String::new(),
             this_checkout: 0,
             lifetime: 0,
-            max_document_bytes,
-            health_checks,
+            max_document_bytes: config.max_document_bytes,
+            max_regex_bytes: config.max_regex_bytes,
+            health_checks: config.health_checks,
             counters,
         }
     }
@@ -113,13 +113,7 @@ impl NativeExtractor {
     /// use, or to measure what pooling saves (`riptide-benches`' native case).
     #[must_use]
     pub fn standalone(kind: NativeExtractorType, config: &super::NativePoolConfig) -> Self {
-        Self::new(
-            kind,
-            config.cache_capacity,
-            config.max_document_bytes,
-            config.health_checks,
-            Arc::default(),
-        )
+        Self::new(kind, config, Arc::default())
     }
 
     /// What this extractor does.
@@ -200,11 +194,16 @@ impl NativeExtractor {
                 Ok(out)
             }
             NativeExtractorType::Regex => {
+                let limit = self.max_regex_bytes;
                 let (re, hit) = self.regexes.get_or_try_insert(query, |q| {
-                    Regex::new(q).map_err(|e| ExtractError::InvalidRegex {
-                        pattern: q.to_owned(),
-                        reason: e.to_string(),
-                    })
+                    RegexBuilder::new(q)
+                        .size_limit(limit)
+                        .dfa_size_limit(limit)
+                        .build()
+                        .map_err(|e| ExtractError::InvalidRegex {
+                            pattern: q.to_owned(),
+                            reason: e.to_string(),
+                        })
                 })?;
                 self.counters.cache(hit);
                 Ok(re.find_iter(html).map(|m| m.as_str().to_owned()).collect())

@@ -28,6 +28,7 @@ use std::time::Duration;
 /// | `health_checks` | on | — |
 /// | `cache_capacity` | 256 compiled queries per extractor | — |
 /// | `max_document_bytes` | 16 MiB | — |
+/// | `max_regex_bytes` | 1 MiB per compiled regex | — |
 /// | `acquire_timeout` | 30 s | — |
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -46,6 +47,12 @@ pub struct NativePoolConfig {
     pub cache_capacity: usize,
     /// Larger documents are [`ExtractError::TooLarge`].
     pub max_document_bytes: usize,
+    /// Most memory one compiled regex may take: its program, and apart from it the cache
+    /// of its lazy DFA. A pattern whose program is larger (`\w{200}` is about 13 MiB: the
+    /// Unicode classes are big) is [`ExtractError::InvalidRegex`], saying so. With
+    /// `cache_capacity`, it bounds what an extractor's regex cache can pin: at most
+    /// `cache_capacity × 2 × max_regex_bytes`.
+    pub max_regex_bytes: usize,
     /// How long `checkout` waits for a free extractor.
     pub acquire_timeout: Duration,
 }
@@ -59,6 +66,7 @@ impl Default for NativePoolConfig {
             health_checks: true,
             cache_capacity: 256,
             max_document_bytes: 16 << 20,
+            max_regex_bytes: 1 << 20,
             acquire_timeout: Duration::from_secs(30),
         }
     }
@@ -98,6 +106,9 @@ impl NativePoolConfig {
         }
         if self.max_document_bytes == 0 {
             return bad("max_document_bytes", "must be at least 1");
+        }
+        if self.max_regex_bytes < 1024 {
+            return bad("max_regex_bytes", "must be at least 1 KiB");
         }
         Ok(())
     }
@@ -193,13 +204,7 @@ impl NativeExtractorPool {
         let build = |kind: NativeExtractorType| {
             let (counters, c) = (counters.clone(), config.clone());
             Pool::builder(move || {
-                let x = NativeExtractor::new(
-                    kind,
-                    c.cache_capacity,
-                    c.max_document_bytes,
-                    c.health_checks,
-                    counters.clone(),
-                );
+                let x = NativeExtractor::new(kind, &c, counters.clone());
                 async move { Ok::<_, std::convert::Infallible>(x) }
             })
             .name(match kind {
