@@ -37,16 +37,21 @@ impl std::io::Write for Captured {
     }
 }
 
-// A current-thread runtime: the server's tasks run on this thread, under this subscriber.
-#[tokio::test(flavor = "current_thread")]
-async fn every_write_is_logged() {
+/// A subscriber for this thread writing into the returned buffer, until the guard drops.
+fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
     let log = Captured::default();
     let sink = log.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || sink.clone())
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (log, tracing::subscriber::set_default(subscriber))
+}
+
+// A current-thread runtime: the server's tasks run on this thread, under this subscriber.
+#[tokio::test(flavor = "current_thread")]
+async fn every_write_is_logged() {
+    let (log, _guard) = capture();
 
     let db = Pool::builder(|| async { Ok::<_, std::io::Error>(Conn) })
         .max_size(4)
@@ -96,13 +101,7 @@ async fn every_write_is_logged() {
 /// `JoinHandle` nobody reads, so the error must reach the log.
 #[tokio::test(flavor = "current_thread")]
 async fn a_spawned_serve_that_cannot_bind_says_so_in_the_log() {
-    let log = Captured::default();
-    let sink = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || sink.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (log, _guard) = capture();
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
