@@ -127,9 +127,20 @@ impl<T: Send + 'static> GlobalGate<T> {
         const MAX_EVICTIONS: usize = 1024;
         let (mut missed, mut evicted) = (0, 0);
         while missed < MAX_MISSES && evicted < MAX_EVICTIONS {
+            // The evictions in flight are read both before and after the callers they
+            // cover, and the larger count is taken. Before: an ending eviction hands its
+            // unit to a blocked caller (who is then no longer counted) before it stops
+            // counting (`eviction_done`), so once its end is seen, so is the caller it
+            // served; read only after, a caller counted just before it was served and an
+            // eviction seen as over just after would look uncovered. After: a caller
+            // that evicted for itself and queued while we counted is covered by its own
+            // eviction, begun before it queued. Either way, no object more goes than
+            // the callers need.
+            let before = self.evicting.load(Ordering::SeqCst);
             let parts = self.parts.load();
             let demand: usize = parts.iter().map(|(_, p)| p.get().gate_demand()).sum();
-            if self.evicting.load(Ordering::SeqCst) >= demand {
+            let evicting = before.max(self.evicting.load(Ordering::SeqCst));
+            if evicting >= demand {
                 return;
             }
             let Some((i, p)) = oldest_idle(&parts, from) else {
