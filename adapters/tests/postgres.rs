@@ -1689,3 +1689,60 @@ async fn a_connection_killed_mid_query_is_never_handed_out_again() {
 async fn a_connection_killed_mid_query_is_never_handed_out_again_multi_thread() {
     killed_mid_query_then_next_user().await;
 }
+
+/// A `prepare_cached` future dropped after the server answered its `Parse`, but before it
+/// was polled again, never built the `Statement` whose drop closes the server's copy: the
+/// return must not leave that statement on the session (it would stay for the
+/// connection's whole life, one per abandoned call). The connection is kept, except in
+/// `Unnamed` mode, which never deallocates a session's statements wholesale and replaces
+/// it instead. On a current-thread runtime, so the connection's driver cannot answer before the first
+/// poll ends.
+#[tokio::test]
+async fn a_prepare_abandoned_after_the_server_answered_leaves_no_statement() {
+    use std::future::Future;
+    use std::task::Poll;
+    let Some(pg) = shared() else { return };
+    for mode in [
+        StatementCacheMode::Named,
+        StatementCacheMode::Off,
+        StatementCacheMode::Unnamed,
+    ] {
+        let pool = pool_of(pg, |f| f.statement_cache(mode), 1);
+        let c = pool.get().await.unwrap();
+        let pid = backend_pid(&c).await;
+        let kept = c.prepare_cached("SELECT 1::int4").await.unwrap();
+        drop(kept);
+        for i in 0..3 {
+            let q = format!("SELECT {i}::int4 + 100");
+            let mut fut = Box::pin(c.prepare_cached(&q));
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+                    panic!("{mode:?} {i}: ready at the first poll: {r:?}");
+                }
+                Poll::Ready(())
+            })
+            .await;
+            // The server answers; the abandoned future never reads it.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            drop(fut);
+        }
+        drop(c);
+        let c = pool.get().await.unwrap();
+        let replaced = mode == StatementCacheMode::Unnamed;
+        assert_eq!(backend_pid(&c).await != pid, replaced, "{mode:?}");
+        let left = simple(
+            &c,
+            "SELECT coalesce(string_agg(statement, ' | ' ORDER BY statement), '') \
+             FROM pg_prepared_statements",
+        )
+        .await;
+        assert!(
+            !left.contains("+ 100"),
+            "{mode:?}: abandoned statements left: {left}"
+        );
+        // The cache works on afterwards.
+        let st = c.prepare_cached("SELECT $1::int4 + 1").await.unwrap();
+        let row = c.query_one(&st, &[&1i32]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 2);
+    }
+}

@@ -68,7 +68,11 @@
 //!   connection: destroyed;
 //! - inside a transaction block (a dropped `Transaction`, a manual `BEGIN` left open, a
 //!   transaction broken by an error): a `ROLLBACK` is sent at once, ahead of anything the
-//!   next user sends; the next `get()` confirms the session is idle before handing it out.
+//!   next user sends; the next `get()` confirms the session is idle before handing it out;
+//! - a [`PgConn::prepare_cached`] (or a `*_cached` query) dropped after the server parsed
+//!   its statement, before the `Statement` that would close it was built: a
+//!   `DEALLOCATE ALL` is sent (the cache empties with it), or, in `Unnamed` mode or where
+//!   tokio-postgres holds type-lookup statements of its own, the connection is destroyed.
 //!
 //! [`RecyclingMethod`] adds, per pool: `Fast` (nothing more), `Verified` (a `Sync` round
 //! trip at every checkout), `Clean` (session state reset at every return: settings, temp
@@ -103,7 +107,7 @@ use std::future::Future;
 use std::hash::Hash;
 use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
@@ -567,6 +571,7 @@ async fn create(s: &Arc<Settings>, config: &tokio_postgres::Config) -> Result<Pg
         settings: s.clone(),
         check: None,
         doomed: false,
+        abandoned: AtomicBool::new(false),
         peer: c.peer,
         config: config.clone(),
         _closed: c.closed,
@@ -612,6 +617,9 @@ pub struct PgConn {
     /// yet written): the error count then; the next async checkout confirms the session.
     check: Option<u64>,
     doomed: bool,
+    /// A prepare was dropped before it built its `Statement`: the server may hold a
+    /// statement that no handle will ever close.
+    abandoned: AtomicBool,
     peer: connect::Peer,
     config: tokio_postgres::Config,
     _closed: tokio::sync::oneshot::Sender<()>,
@@ -656,6 +664,27 @@ impl PgConn {
         c
     }
 
+    /// `Client::prepare`, marking the connection if the future is dropped before it ends:
+    /// once the server has parsed the statement, only the `Statement` this future would
+    /// build closes it, so an abandoned prepare leaves it on the session. The return then
+    /// deallocates it (see `on_return`).
+    async fn prepare_marked(&self, query: &str) -> Result<Statement, tokio_postgres::Error> {
+        struct Abandon<'a>(Option<&'a AtomicBool>);
+        impl Drop for Abandon<'_> {
+            fn drop(&mut self) {
+                if let Some(flag) = self.0 {
+                    // Relaxed: read only by `on_return` through `&mut self`, which the
+                    // pool's return orders after every use of the shared borrow.
+                    flag.store(true, Relaxed);
+                }
+            }
+        }
+        let mut mark = Abandon(Some(&self.abandoned));
+        let st = self.client.prepare(query).await;
+        mark.0 = None;
+        st
+    }
+
     /// A prepared statement for `query`: from the cache in `Named` mode (prepared on a
     /// miss, the least recently used entry evicted and closed on the server when full);
     /// prepared anew in `Unnamed` and `Off` modes (closed when dropped).
@@ -671,7 +700,7 @@ impl PgConn {
                     return Ok(st);
                 }
             }
-            let st = self.client.prepare(query).await?;
+            let st = self.prepare_marked(query).await?;
             let evicted = {
                 let mut c = self.lock();
                 c.misses += 1;
@@ -688,7 +717,7 @@ impl PgConn {
         }
         self.lock().misses += 1;
         m.cache_misses.fetch_add(1, Relaxed);
-        self.client.prepare(query).await
+        self.prepare_marked(query).await
     }
 
     /// The parameter types of `query` (`Unnamed` mode), described once per connection
@@ -708,7 +737,7 @@ impl PgConn {
         if !in_tx {
             self.client.batch_execute("BEGIN").await?;
         }
-        let types: Arc<[Type]> = match self.client.prepare(query).await {
+        let types: Arc<[Type]> = match self.prepare_marked(query).await {
             Ok(st) => st.params().into(),
             Err(e) => {
                 if !in_tx {
@@ -753,7 +782,7 @@ impl PgConn {
                 params.iter().copied().zip(types.iter().cloned()).collect();
             if typed.len() != params.len() {
                 // Let the server report the count mismatch in its own words.
-                let st = self.client.prepare(query).await?;
+                let st = self.prepare_marked(query).await?;
                 return self.client.query(&st, params).await;
             }
             return self.client.query_typed(query, &typed).await;
@@ -905,6 +934,24 @@ impl PgConn {
                 return;
             }
             m.rollbacks_on_return.fetch_add(1, Relaxed);
+            sent = true;
+        }
+        if *self.abandoned.get_mut() {
+            // A prepare dropped after the server parsed its statement (see `prepare`):
+            // no handle names it, so only `DEALLOCATE ALL` removes it. The wire sees that
+            // go by and the cache empties with it. Not where it would take tokio-postgres'
+            // own type-lookup statements too, nor in `Unnamed` mode, whose sessions may be
+            // PgBouncer's server connections shared with other clients: the connection is
+            // replaced instead.
+            *self.abandoned.get_mut() = false;
+            if self.settings.mode == StatementCacheMode::Unnamed
+                || self.wire.has_typeinfo()
+                || !self.send("DEALLOCATE ALL")
+            {
+                self.doomed = true;
+                m.discarded_on_return.fetch_add(1, Relaxed);
+                return;
+            }
             sent = true;
         }
         if self.settings.recycling == RecyclingMethod::Clean {
