@@ -134,10 +134,20 @@ async fn dashboard(State(s): St) -> Response {
 /// pool: with thousands of partitions it takes milliseconds, which on the service's
 /// runtime would hold up the tasks sharing its threads, the pool's own callers among them.
 async fn off_runtime<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    blocking(f)
+        .await
+        .unwrap_or_else(|| panic!("an admin read was cancelled: the runtime is shutting down"))
+}
+
+/// Runs `f` on tokio's blocking pool and waits for it. A panic in `f` resumes here;
+/// `None` if the runtime shut down before `f` ran.
+pub(crate) async fn blocking<R: Send + 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Option<R> {
     match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
+        Ok(r) => Some(r),
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => panic!("an admin read was cancelled: {e}"),
+        Err(_) => None,
     }
 }
 

@@ -543,16 +543,13 @@ impl Shared {
                 let Some(shared) = weak.upgrade() else { break };
                 let t = unix_ms();
                 // Off the runtime: a partitioned pool's figures scan every partition.
-                let sampled = tokio::task::spawn_blocking(move || {
+                let sampled = http::blocking(move || {
                     for e in &shared.entries {
                         e.sample(t);
                     }
                 })
                 .await;
-                if let Err(e) = sampled {
-                    if e.is_panic() {
-                        std::panic::resume_unwind(e.into_panic());
-                    }
+                if sampled.is_none() {
                     break;
                 }
             }
