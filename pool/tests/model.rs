@@ -10,7 +10,10 @@
 //!   the runtime shutting down under the pool, and, on half the pools, a checkout hook
 //!   that passes, rejects or panics (each rejected object is dropped aside and replaced);
 //! - **partitions**: `get` per key under per-key and global caps (with eviction),
-//!   return, `discard`, `remove_idle_partitions`, `close`.
+//!   return, `discard`, `remove_idle_partitions`, `close`. One key's objects are slow to
+//!   drop and another's panic in `Drop`, so evictions (dropped aside) meet both, and a
+//!   `get` whose deadline is shorter than its victim's drop times out while the eviction
+//!   still frees its unit.
 //!
 //! After every step (and the objects it dropped aside) the pool's own figures must equal the model's: size, idle, in use,
 //! callers waiting, created, destroyed, the breaker, objects alive; and every call's result
@@ -851,10 +854,19 @@ impl StateMachineTest for PoolMachine {
 const KEYS: u8 = 3;
 const PART_CAP: usize = 2;
 const GLOBAL: usize = 4;
+/// This key's objects panic in `Drop`.
+const PANICKY: u8 = 1;
+/// This key's objects take `SLOW_DROP` to drop.
+const SLOW: u8 = 2;
+const SLOW_DROP: Duration = Duration::from_millis(200);
+/// A deadline well inside `SLOW_DROP`.
+const SHORT: Duration = Duration::from_millis(20);
 
 #[derive(Clone, Debug)]
 enum POp {
     Get(u8),
+    /// A `get` with a `SHORT` deadline that has to evict one of `SLOW`'s objects.
+    GetShort(u8),
     Return(usize),
     Discard(usize),
     RemoveIdle,
@@ -894,15 +906,27 @@ impl ReferenceStateMachine for PartMachine {
         Just(PModel::default()).boxed()
     }
 
-    fn transitions(_: &PModel) -> BoxedStrategy<POp> {
-        prop_oneof![
+    fn transitions(m: &PModel) -> BoxedStrategy<POp> {
+        let ops = prop_oneof![
             6 => (0..KEYS).prop_map(POp::Get),
+            // More of `SLOW`'s objects to evict.
+            2 => Just(POp::Get(SLOW)),
             6 => (0usize..8).prop_map(POp::Return),
             1 => (0usize..8).prop_map(POp::Discard),
             2 => Just(POp::RemoveIdle),
             1 => Just(POp::Close),
-        ]
-        .boxed()
+        ];
+        // A short get is drawn where its precondition holds, which random steps rarely
+        // reach.
+        let short: Vec<POp> = (0..KEYS)
+            .map(POp::GetShort)
+            .filter(|op| Self::preconditions(m, op))
+            .collect();
+        if short.is_empty() {
+            ops.boxed()
+        } else {
+            prop_oneof![3 => ops, 1 => proptest::sample::select(short)].boxed()
+        }
     }
 
     fn preconditions(m: &PModel, op: &POp) -> bool {
@@ -917,6 +941,14 @@ impl ReferenceStateMachine for PartMachine {
                     || idle + held >= PART_CAP
                     || m.global() < GLOBAL
                     || m.victims(*k).len() <= 1
+            }
+            POp::GetShort(k) => {
+                let (_, idle, held) = m.keys[*k as usize];
+                !m.closed
+                    && idle == 0
+                    && idle + held < PART_CAP
+                    && m.global() >= GLOBAL
+                    && m.victims(*k) == [SLOW as usize]
             }
             _ => true,
         }
@@ -953,6 +985,12 @@ impl ReferenceStateMachine for PartMachine {
                 } else {
                     Expect::Timeout
                 });
+            }
+            POp::GetShort(k) => {
+                // The victim's unit comes free only after its drop, past the deadline.
+                m.keys[*k as usize].0 = true;
+                m.keys[SLOW as usize].1 -= 1;
+                m.expect = Some(Expect::Timeout);
             }
             POp::Return(i) | POp::Discard(i) => {
                 let n = m.held.len();
@@ -996,7 +1034,13 @@ struct KeyObj {
 impl Poolable for KeyObj {}
 impl Drop for KeyObj {
     fn drop(&mut self) {
+        if self.key == SLOW {
+            std::thread::sleep(SLOW_DROP);
+        }
         self.live[self.key as usize].fetch_sub(1, Ordering::SeqCst);
+        if self.key == PANICKY && !std::thread::panicking() {
+            panic!("an object of key {PANICKY} panicked in Drop (on purpose)");
+        }
     }
 }
 
@@ -1048,6 +1092,12 @@ impl StateMachineTest for PartMachine {
                     s.held.push(g);
                 }
             }
+            POp::GetShort(k) => {
+                let t0 = Instant::now();
+                let r = s.rt.block_on(s.pp.acquire(&k).timeout(SHORT).into_future());
+                watchdog(t0, SHORT, "partition get, short deadline");
+                assert_eq!(kind(&r), Expect::Timeout, "get({k}) with a short deadline");
+            }
             POp::Return(i) => {
                 let n = s.held.len();
                 drop(s.held.swap_remove(i % n));
@@ -1063,6 +1113,22 @@ impl StateMachineTest for PartMachine {
     }
 
     fn check_invariants(s: &PSut, m: &PModel) {
+        // An eviction drops its object aside, and a slow one outlives a short deadline:
+        // wait, up to 5 s, until every figure and every key's census agree with the
+        // model, then check them (below) to name what does not.
+        let agree = || {
+            (0..KEYS).all(|k| {
+                let (exists, idle, held) = m.keys[k as usize];
+                let sized =
+                    s.pp.stats(&k)
+                        .map(|st| (st.size, st.idle, st.in_use) == (idle + held, idle, held));
+                sized.unwrap_or(!exists) && s.live[k as usize].load(Ordering::SeqCst) == idle + held
+            }) && s.pp.global_size() == m.global()
+        };
+        let t0 = Instant::now();
+        while !agree() && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let mut total = 0;
         for k in 0..KEYS {
             let (exists, idle, held) = m.keys[k as usize];
