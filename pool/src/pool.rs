@@ -1,6 +1,6 @@
 //! [`Pool`]: the handle users hold.
 
-use std::future::IntoFuture;
+use std::future::{Future, IntoFuture};
 use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
@@ -230,27 +230,35 @@ impl<T: Send + 'static> Pool<T> {
     /// The first create error (objects already made stay in the pool), or `Closed` (at
     /// once when the pool is closed meanwhile, as for every waiting caller).
     ///
+    /// The future holds its own pool handle: it is `Send + 'static` and can be spawned.
+    ///
     /// # Cancel safety
     /// Dropping the future loses nothing: a create in flight still puts its object into
     /// the pool.
-    pub async fn warm_up(&self, n: usize) -> Result<usize, PoolError> {
-        let shared = self.shared();
-        let want = n.saturating_sub(shared.scan().0);
-        let mut made = 0;
-        for _ in 0..want {
-            if shared.is_closed() {
-                return Err(PoolError::Closed);
+    pub fn warm_up(
+        &self,
+        n: usize,
+    ) -> impl Future<Output = Result<usize, PoolError>> + Send + 'static {
+        let pool = self.clone();
+        async move {
+            let shared = pool.shared();
+            let want = n.saturating_sub(shared.scan().0);
+            let mut made = 0;
+            for _ in 0..want {
+                if shared.is_closed() {
+                    return Err(PoolError::Closed);
+                }
+                if !shared.try_reserve_free() {
+                    break;
+                }
+                // Same path as a caller's create: if this future is dropped, the object
+                // still lands in the pool and the reservation is never leaked.
+                let slot = crate::create::create_reserved(&pool).await?;
+                shared.release(slot).never();
+                made += 1;
             }
-            if !shared.try_reserve_free() {
-                break;
-            }
-            // Same path as a caller's create: if this future is dropped, the object still
-            // lands in the pool and the reservation is never leaked.
-            let slot = crate::create::create_reserved(self).await?;
-            shared.release(slot).never();
-            made += 1;
+            Ok(made)
         }
-        Ok(made)
     }
 
     /// Keeps only the idle objects `keep` accepts; the others are destroyed now (reason
@@ -346,23 +354,31 @@ impl<T: Send + 'static> Pool<T> {
     /// # Errors
     /// [`DrainError`] listing what is still out when `timeout` passes.
     ///
+    /// The future holds its own pool handle: it is `Send + 'static` and can be spawned.
+    ///
     /// # Cancel safety
     /// The pool is closed at the first poll; dropping the future afterwards only stops the
     /// waiting (objects still out are destroyed as they come back).
     #[cfg(not(riptide_model))]
-    pub async fn drain(&self, timeout: Duration) -> Result<(), DrainError> {
-        self.close_aside();
-        // Saturating: `Duration::MAX` waits for as long as it takes.
-        let deadline = crate::rt::timer::deadline_after(timeout);
-        loop {
-            let out = self.checked_out();
-            if out.is_empty() && self.shared().holds_nothing() {
-                return Ok(());
+    pub fn drain(
+        &self,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), DrainError>> + Send + 'static {
+        let pool = self.clone();
+        async move {
+            pool.close_aside();
+            // Saturating: `Duration::MAX` waits for as long as it takes.
+            let deadline = crate::rt::timer::deadline_after(timeout);
+            loop {
+                let out = pool.checked_out();
+                if out.is_empty() && pool.shared().holds_nothing() {
+                    return Ok(());
+                }
+                if std::time::Instant::now() >= deadline {
+                    return Err(DrainError { still_out: out });
+                }
+                crate::rt::timer::Sleep::after(Duration::from_millis(2)).await;
             }
-            if std::time::Instant::now() >= deadline {
-                return Err(DrainError { still_out: out });
-            }
-            crate::rt::timer::Sleep::after(Duration::from_millis(2)).await;
         }
     }
 

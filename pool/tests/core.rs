@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -506,6 +506,49 @@ async fn warm_up_creates_idle_objects() {
     assert_eq!(pool.stats().idle, 3);
     assert_eq!(pool.warm_up(10).await.unwrap(), 1, "bounded by max_size");
     assert_consistent(&pool);
+}
+
+/// Every future the pool returns is `Send + 'static`: each is spawned here, made from a
+/// pool handle (and key) that goes out of scope first.
+#[tokio::test]
+async fn every_future_the_pool_returns_can_be_spawned() {
+    fn spawn<F>(f: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        tokio::spawn(f)
+    }
+    let c = census();
+    let (warm, get, acquire, drain) = {
+        let pool = builder(&c, NO_DELAY).max_size(4).build().unwrap();
+        let warm = spawn(pool.warm_up(2));
+        let get = spawn(pool.get());
+        let acquire = spawn(pool.acquire().priority(Priority::High).into_future());
+        (warm, get, acquire, pool.clone())
+    };
+    assert_eq!(warm.await.unwrap().unwrap(), 2);
+    drop(get.await.unwrap().unwrap());
+    drop(acquire.await.unwrap().unwrap());
+    spawn(drain.drain(Duration::from_secs(5)))
+        .await
+        .unwrap()
+        .unwrap();
+    let (warm, drain) = {
+        let pp = riptide_pool::PartitionedPool::builder(|k: String| async move {
+            Ok::<_, std::io::Error>(k.into_bytes())
+        })
+        .build()
+        .unwrap();
+        let key = String::from("tenant");
+        let warm = spawn(pp.warm_up(&key, 2));
+        let get = spawn(pp.get(&key));
+        drop(key);
+        assert_eq!(get.await.unwrap().unwrap().len(), 6);
+        (warm, spawn(pp.clone().drain(Duration::from_secs(5))))
+    };
+    assert!(warm.await.unwrap().unwrap() <= 2);
+    drain.await.unwrap().unwrap();
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! What a [`Pool`](crate::Pool) offers besides `get`, for one key of a partitioned pool:
 //! a checkout that never waits, one for threads without a runtime, and warming a key up.
 
+use std::future::Future;
 use std::hash::Hash;
 
 use super::{PartitionAcquire, PartitionedPool};
@@ -56,15 +57,24 @@ where
     /// # Cancel safety
     /// Dropping the future loses nothing: a create in flight still puts its object into
     /// the key's partition.
-    pub async fn warm_up(&self, key: &K, n: usize) -> Result<usize, PoolError> {
-        loop {
-            let part = self.part(key)?;
-            match part.pool.warm_up(n).await {
-                // Retired as idle before it made anything: the key's next partition.
-                Err(PoolError::Closed) if !self.is_closed() && part.pool.shared().was_retired() => {
-                    self.forget(key, &part);
+    pub fn warm_up(
+        &self,
+        key: &K,
+        n: usize,
+    ) -> impl Future<Output = Result<usize, PoolError>> + Send + 'static {
+        let (pp, key) = (self.clone(), key.clone());
+        async move {
+            loop {
+                let part = pp.part(&key)?;
+                match part.pool.warm_up(n).await {
+                    // Retired as idle before it made anything: the key's next partition.
+                    Err(PoolError::Closed)
+                        if !pp.is_closed() && part.pool.shared().was_retired() =>
+                    {
+                        pp.forget(&key, &part);
+                    }
+                    r => return r,
                 }
-                r => return r,
             }
         }
     }

@@ -200,26 +200,32 @@ where
     /// The pool is closed at the first poll; dropping the future afterwards only stops the
     /// waiting.
     #[cfg(not(riptide_model))]
-    pub async fn drain(&self, timeout: std::time::Duration) -> Result<(), crate::DrainError> {
-        self.close_with(true);
-        // Saturating: `Duration::MAX` waits for as long as it takes.
-        let deadline = crate::rt::timer::deadline_after(timeout);
-        loop {
-            let out: Vec<_> = self.checked_out().into_iter().map(|(_, c)| c).collect();
-            // Every object gone, a reclaimed checkout's included (`holds_nothing`), and
-            // its global unit given back: a drop aside lowers its partition's size a
-            // moment before it gives the unit to the gate.
-            let gone = || {
-                let map = self.inner.map.load();
-                map.values().all(|p| p.pool.shared().holds_nothing()) && self.global_size() == 0
-            };
-            if out.is_empty() && gone() {
-                return Ok(());
+    pub fn drain(
+        &self,
+        timeout: std::time::Duration,
+    ) -> impl std::future::Future<Output = Result<(), crate::DrainError>> + Send + 'static {
+        let pp = self.clone();
+        async move {
+            pp.close_with(true);
+            // Saturating: `Duration::MAX` waits for as long as it takes.
+            let deadline = crate::rt::timer::deadline_after(timeout);
+            loop {
+                let out: Vec<_> = pp.checked_out().into_iter().map(|(_, c)| c).collect();
+                // Every object gone, a reclaimed checkout's included (`holds_nothing`), and
+                // its global unit given back: a drop aside lowers its partition's size a
+                // moment before it gives the unit to the gate.
+                let gone = || {
+                    let map = pp.inner.map.load();
+                    map.values().all(|p| p.pool.shared().holds_nothing()) && pp.global_size() == 0
+                };
+                if out.is_empty() && gone() {
+                    return Ok(());
+                }
+                if std::time::Instant::now() >= deadline {
+                    return Err(crate::DrainError { still_out: out });
+                }
+                crate::rt::timer::Sleep::after(std::time::Duration::from_millis(2)).await;
             }
-            if std::time::Instant::now() >= deadline {
-                return Err(crate::DrainError { still_out: out });
-            }
-            crate::rt::timer::Sleep::after(std::time::Duration::from_millis(2)).await;
         }
     }
 
