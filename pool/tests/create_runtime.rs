@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{builder, current_thread, get_on_a_thread, runtime, within, Census};
-use riptide_pool::{CircuitState, Pool, PoolError};
+use riptide_pool::{CircuitState, PartitionedPool, Pool, PoolError};
 
 /// A pool built in a runtime of flavor `multi`, with a factory that sleeps 500 ms on
 /// tokio's timer and a breaker that opens on the first failure. A blocking caller on a
@@ -178,4 +178,71 @@ impl std::task::Wake for Unpark {
     fn wake(self: Arc<Self>) {
         self.0.unpark();
     }
+}
+
+/// A partitioned pool whose factory sleeps on tokio's timer, built in a multi-thread
+/// runtime of its own, with `min_idle` 1 per partition (`min_idle` given).
+fn partitioned_in(rt: &tokio::runtime::Runtime, min_idle: usize) -> PartitionedPool<u32, u32> {
+    rt.block_on(async {
+        PartitionedPool::custom(|key: u32| async move {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            Ok::<_, std::io::Error>(key)
+        })
+        .partition_max_size(3)
+        .max_size(6)
+        .configure(move |b| b.min_idle(min_idle))
+        .build()
+        .unwrap()
+    })
+}
+
+fn blocking_get(pp: &PartitionedPool<u32, u32>, key: u32) -> Result<u32, PoolError> {
+    let p = pp.clone();
+    std::thread::spawn(move || {
+        p.acquire(&key)
+            .timeout(Duration::from_secs(2))
+            .blocking()
+            .map(|g| *g)
+    })
+    .join()
+    .unwrap()
+}
+
+/// Each partition is a pool built when its key is first used, on whatever thread that
+/// is: it is built in the runtime the partitioned pool was built in (while that lives),
+/// so a tokio factory works for a key first used by a blocking caller on a plain thread,
+/// or first used on a runtime that is gone since, and `min_idle` fills such a partition.
+#[test]
+fn partitions_are_built_in_the_runtime_their_pool_was_built_in() {
+    let a = runtime(true);
+    // A key first used on a plain thread.
+    let pp = partitioned_in(&a, 0);
+    assert_eq!(blocking_get(&pp, 7).unwrap(), 7);
+    // A key first used on a short-lived runtime, then on a plain thread.
+    {
+        let b = runtime(true);
+        let g = b.block_on(pp.get(&9)).unwrap();
+        riptide_pool::Pooled::discard(g);
+        drop(b);
+    }
+    assert_eq!(blocking_get(&pp, 9).unwrap(), 9);
+    // `min_idle` tops up a partition first used on a plain thread.
+    let pp = partitioned_in(&a, 1);
+    assert_eq!(blocking_get(&pp, 3).unwrap(), 3);
+    a.block_on(common::until(|| pp.stats(&3).is_some_and(|s| s.idle >= 1)));
+    assert_eq!(pp.circuit_state(), CircuitState::Closed);
+    drop(a);
+}
+
+/// The runtime the partitioned pool was built in is gone: partitions are built in the
+/// runtime current where their key is first used, as before.
+#[test]
+fn partitions_outlive_the_runtime_their_pool_was_built_in() {
+    let pp = partitioned_in(&runtime(true), 0);
+    let b = runtime(true);
+    assert_eq!(
+        b.block_on(async { pp.get(&4).await.map(|g| *g) }).unwrap(),
+        4
+    );
+    assert_eq!(blocking_get(&pp, 4).unwrap(), 4);
 }

@@ -261,7 +261,13 @@ where
             affinity: self.affinity.map(|r| (r, Mutex::new(HashMap::default()))),
             hasher: Default::default(),
             gone: Default::default(),
+            runtime: std::sync::OnceLock::new(),
         });
+        // Watched until the partitioned pool is gone or closed.
+        let watch = Removal(Arc::downgrade(&inner), Duration::ZERO);
+        let _ = inner
+            .runtime
+            .set(crate::rt::BuildRuntime::capture(Box::new(watch)));
         if let Some(every) = self.partition_idle_removal {
             let weak: std::sync::Weak<Inner<K, T>> = Arc::downgrade(&inner);
             crate::rt::keep_in_background(Box::new(Removal(weak, every)), every);

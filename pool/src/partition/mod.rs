@@ -181,6 +181,8 @@ struct Inner<K, T: Send + 'static> {
     hasher: Hasher,
     /// The counters of removed partitions, so the totals' counters never go down.
     gone: Arc<views::GoneCounters>,
+    /// The runtime current at `build()`, which partitions are built in while it lives.
+    runtime: std::sync::OnceLock<crate::rt::BuildRuntime>,
 }
 
 impl<K, T: Send + 'static> Drop for Inner<K, T> {
@@ -240,10 +242,13 @@ where
             limits,
         );
         let gate: Arc<dyn Gate> = inner.gate.clone();
-        let pool = b
-            .gate(gate, id)
-            .build()
-            .map_err(|e| PoolError::Create(Box::new(e)))?;
+        // Built in the runtime current at the partitioned pool's `build()` while it lives,
+        // not in whichever (or no) runtime the key's first caller runs on.
+        let pool = {
+            let _entered = inner.runtime.get().and_then(crate::rt::BuildRuntime::enter);
+            b.gate(gate, id).build()
+        }
+        .map_err(|e| PoolError::Create(Box::new(e)))?;
         let part = Arc::new(Part {
             pool,
             boost: limits.map_or(0, |l| l.priority_boost),

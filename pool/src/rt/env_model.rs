@@ -148,3 +148,16 @@ impl Env {
         }
     }
 }
+
+/// The models have no tokio runtime: partitions are built as they are.
+pub(crate) struct BuildRuntime;
+
+impl BuildRuntime {
+    pub(crate) fn capture(_watch: Box<dyn super::Upkeep>) -> Self {
+        BuildRuntime
+    }
+
+    pub(crate) fn enter(&self) -> Option<()> {
+        None
+    }
+}

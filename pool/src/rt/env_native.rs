@@ -236,6 +236,38 @@ impl Env {
     }
 }
 
+/// The tokio runtime current when a partitioned pool was built, for the partitions it
+/// creates later (each a pool of its own, built on whatever thread first uses its key):
+/// while that runtime lives, each partition is built inside it, so its upkeep, creates
+/// and blocking callers use it as a plain pool built there would. A task on it watches
+/// for its shutdown (and ends with the partitioned pool).
+pub(crate) struct BuildRuntime(Option<Runtime>);
+
+impl BuildRuntime {
+    /// Captures the runtime current on this thread, if any; `watch` tells when the
+    /// partitioned pool is gone or closed.
+    pub(crate) fn capture(watch: Box<dyn super::Upkeep>) -> Self {
+        let rt = Runtime::capture();
+        if let Some(rt) = &rt {
+            rt.spawn_with_liveness(|liveness| async move {
+                // Dropped with the task: by the runtime's shutdown, or once the
+                // partitioned pool is gone or closed (when no partition is built any more).
+                let _liveness = liveness;
+                while watch.alive() {
+                    timer::Sleep::after(Duration::from_secs(1)).await;
+                }
+            });
+        }
+        BuildRuntime(rt)
+    }
+
+    /// Enters the captured runtime while it lives (else nothing: the partition is built
+    /// in whatever runtime is current here, if any).
+    pub(crate) fn enter(&self) -> Option<tokio::runtime::EnterGuard<'_>> {
+        self.0.as_ref()?.handle().map(tokio::runtime::Handle::enter)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Env;

@@ -24,7 +24,7 @@ mod env;
 
 #[cfg(riptide_model)]
 pub(crate) use env::drop_aside_on_threads;
-pub(crate) use env::{Deadline, Disarmed, Env, TimerKey};
+pub(crate) use env::{BuildRuntime, Deadline, Disarmed, Env, TimerKey};
 
 /// Keeps `pool` on the process's upkeep thread, first pass after `first` (no background
 /// upkeep under the model checkers).
