@@ -3,6 +3,7 @@
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
+use std::panic::Location;
 use std::time::Duration;
 
 use crate::defer::OnDrop;
@@ -93,6 +94,45 @@ impl<T: Send + 'static> Pooled<T> {
         let this = ManuallyDrop::new(this);
         // SAFETY: the guard's last use: `this` is never dropped (ManuallyDrop).
         unsafe { this.destroy_last(DestroyReason::Discarded) };
+    }
+
+    /// Whether the object may still be handed out: the pool is open and the object within
+    /// its lifetime. Asked when a future settled at its creation is polled, which may be
+    /// long after.
+    #[inline(always)]
+    pub(crate) fn still_good(this: &Self) -> bool {
+        let s = this.held.shared();
+        // Relaxed: the slot's own field, written before the object was claimed (the
+        // claim's Acquire orders it); the pool's state word is read as `try_claim` reads it.
+        !s.is_closed() && this.held.cell().expires_ms.load(Ordering::Relaxed) > s.coarse_ms()
+    }
+
+    /// Takes back an object that was never handed out (see [`still_good`](Self::still_good)):
+    /// it is destroyed away from the caller, without its reset. While the pool is open
+    /// (its lifetime was over), returns a handle to the pool and the line that asked for
+    /// the object, for the acquisition to start over; `None` once the pool is closed.
+    pub(crate) fn take_back(
+        this: Self,
+    ) -> Option<(crate::Pool<T>, &'static std::panic::Location<'static>)> {
+        let this = ManuallyDrop::new(this);
+        let (shared, slot) = (this.held.shared(), this.held.slot());
+        let location = shared
+            .holder(slot)
+            .map_or_else(Location::caller, |(_, l)| l);
+        // No handle left: the last one's drop closes the pool, if it has not yet.
+        let pool = (!shared.is_closed())
+            .then(|| crate::Pool::upgrade(shared))
+            .flatten();
+        let reason = if pool.is_some() {
+            DestroyReason::MaxLifetime
+        } else {
+            DestroyReason::Closed
+        };
+        // A reference of our own: the object's, given up as it is destroyed, may be the
+        // last one.
+        let keep = crate::shared::SharedRef::to(shared);
+        keep.get().destroy_aside(slot, reason);
+        pool.map(|p| (p, location))
     }
 
     /// Destroys the object and gives up the guard's reference.

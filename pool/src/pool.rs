@@ -137,6 +137,7 @@ impl<T: Send + 'static> Pool<T> {
         // `build()`, else the process's upkeep thread (`rt/upkeep.rs`). It holds the pool
         // only weakly, so it ends with the last handle (or at `close`).
         let shared = pool.shared();
+        shared.set_owner(Arc::downgrade(&pool.handle));
         shared.env().start_upkeep(
             Box::new(WeakPool(Arc::downgrade(&pool.handle))),
             shared.maint_interval(),
@@ -145,6 +146,11 @@ impl<T: Send + 'static> Pool<T> {
             shared.maintain_now();
         }
         pool
+    }
+
+    /// A handle to the pool of `shared`, while any handle exists (the pool is open).
+    pub(crate) fn upgrade(shared: &Shared<T>) -> Option<Pool<T>> {
+        shared.owner().map(|handle| Pool { handle })
     }
 
     #[inline]
@@ -170,7 +176,9 @@ impl<T: Send + 'static> Pool<T> {
     /// Works on any executor (deadlines run on the pool's own timer). The future is
     /// `Send + 'static`. The lock-free fast path runs as the future is created: an idle
     /// object is claimed at once (a future dropped unpolled gives it back); otherwise the
-    /// work starts at the first poll.
+    /// work starts at the first poll. A future first polled after `close` fails with
+    /// `Closed`, and one first polled after its object's `max_lifetime` ran out starts
+    /// over with a fresh object: neither hands out the object it claimed.
     ///
     /// # Errors
     /// The future's output: [`PoolError::Timeout`] past the deadline,

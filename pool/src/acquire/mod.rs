@@ -4,7 +4,9 @@
 //!
 //! 1. **Made** (`get()`, or `.await` on an `Acquire`): the fast claim (`fast.rs`). An idle
 //!    object needing no checkout step becomes the output at once; a closed pool, the error.
-//!    Nothing else happens until the first poll.
+//!    Nothing else happens until the first poll, which hands that output over only if the
+//!    pool is still open and the object within its lifetime; otherwise the object is
+//!    destroyed, and the caller gets `Closed` or starts again (step 2) with its options.
 //! 2. **Start** (first poll): the fast claim again. A claimed object goes to step 5. With a
 //!    zero timeout nothing more is tried. Otherwise the caller *joins*
 //!    (`Shared::reserve_or_register`): an idle object the registration sweep found (step
@@ -62,15 +64,17 @@ impl<T: Send + 'static> IntoFuture for Acquire<'_, T> {
     /// becomes the future's output, held by its guard (so the future needs no pool handle
     /// of its own: that saves a reference-count increment and decrement per checkout).
     /// Otherwise the future keeps a pool handle and does the rest at its first poll.
-    /// A future dropped unpolled returns its object like a dropped guard.
+    /// A future dropped unpolled returns its object like a dropped guard; one first polled
+    /// after `close`, or after its object's lifetime, never hands that object out.
     #[inline]
     fn into_future(self) -> AcquireFuture<T> {
         let shared = self.pool.shared();
         let state = match shared.try_claim() {
             Err(e) => State::Failed(e.into()),
-            Ok(Some(i)) if !shared.needs_recycle(i) => {
-                State::Ready(Settled::new(self.pool.guard(i, self.opts.location)))
-            }
+            Ok(Some(i)) if !shared.needs_recycle(i) => State::Ready(Settled::new(
+                self.pool.guard(i, self.opts.location),
+                &self.opts,
+            )),
             claimed => {
                 if let Ok(Some(i)) = claimed {
                     // Due a checkout step, which runs in the first poll: give it back for
@@ -155,10 +159,14 @@ impl<T: Send + 'static> Future for AcquireFuture<T> {
 
     /// Inlined so that a future settled at creation (the fast path) is taken apart in
     /// registers at the `.await`, not stored and reloaded; everything else is out of line.
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         if let State::Ready(Settled { guard: g, .. }) = &*this.state {
+            // Claimed when the future was made, which may be long before this poll.
+            if !Pooled::still_good(g) {
+                return this.start_over(cx);
+            }
             // Moved out field by field rather than by `mem::replace`, which would copy the
             // whole state (sized for the slow steps) to take a guard two words long.
             // SAFETY: the guard is read out once and the state is overwritten at once with
@@ -186,6 +194,31 @@ impl<T: Send + 'static> AcquireFuture<T> {
             } => ctx.shared().queue_position(cell),
             _ => None,
         }
+    }
+
+    /// A future settled when it was made, first polled once its pool was closed or its
+    /// object's lifetime over: the object is destroyed, never handed out, and the
+    /// acquisition fails with `Closed` or starts over with its own options.
+    #[cold]
+    #[inline(never)]
+    fn start_over(&mut self, cx: &mut Context<'_>) -> Poll<Result<Pooled<T>, PoolError>> {
+        let State::Ready(Settled { guard, opts }) =
+            std::mem::replace(&mut *self.state, State::Done)
+        else {
+            unreachable!("called on a settled future")
+        };
+        let Some((pool, location)) = Pooled::take_back(guard) else {
+            return Poll::Ready(Err(PoolError::Closed));
+        };
+        *self.state = State::Slow {
+            ctx: Ctx {
+                pool,
+                opts: opts.unpack(location),
+                since_ns: UNSET,
+            },
+            step: Slow::Start,
+        };
+        self.drive(cx)
     }
 
     /// The driver: runs steps until the acquisition must wait or is settled.

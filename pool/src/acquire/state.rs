@@ -79,7 +79,9 @@ pub(super) enum State<T: Send + 'static> {
     Done,
 }
 
-/// The guard of a future settled when it was created, a word into the payload.
+/// The guard of a future settled when it was created, a word into the payload, and the
+/// acquisition's options packed into that word (for an acquisition that must start over:
+/// the pool closed, or the object's lifetime ran out, before the first poll).
 ///
 /// `State`'s tag takes the future's first word, so the extra word places the guard at
 /// offset 16 (a unit test checks it): the `.await` that takes the guard out then reads it
@@ -88,16 +90,43 @@ pub(super) enum State<T: Send + 'static> {
 /// taking their data directly.
 #[repr(C)]
 pub(super) struct Settled<T: Send + 'static> {
-    _align: std::mem::MaybeUninit<usize>,
+    pub(super) opts: Packed,
     pub(super) guard: Pooled<T>,
 }
 
 impl<T: Send + 'static> Settled<T> {
     #[inline]
-    pub(super) fn new(guard: Pooled<T>) -> Self {
+    pub(super) fn new(guard: Pooled<T>, opts: &AcquireOptions) -> Self {
         Settled {
-            _align: std::mem::MaybeUninit::uninit(),
+            opts: Packed::new(opts),
             guard,
+        }
+    }
+}
+
+/// An acquisition's priority and timeout in one word: the priority in the low two bits,
+/// above them the timeout in ns plus one (0: none), at most about 146 years.
+#[derive(Clone, Copy)]
+pub(super) struct Packed(u64);
+
+impl Packed {
+    const MAX_NS: u64 = (1 << 62) - 2;
+
+    #[inline]
+    pub(super) fn new(o: &AcquireOptions) -> Packed {
+        let t = o.timeout.map_or(0, |d| {
+            u64::try_from(d.as_nanos()).map_or(Self::MAX_NS, |n| n.min(Self::MAX_NS)) + 1
+        });
+        Packed(t << 2 | o.priority as u64)
+    }
+
+    /// The options, with `location` (not packed: the slot keeps it).
+    pub(super) fn unpack(self, location: &'static std::panic::Location<'static>) -> AcquireOptions {
+        use crate::Priority::{Critical, High, Low, Normal};
+        AcquireOptions {
+            priority: [Low, Normal, High, Critical][(self.0 & 3) as usize],
+            timeout: (self.0 >> 2).checked_sub(1).map(Duration::from_nanos),
+            location,
         }
     }
 }

@@ -27,3 +27,37 @@ fn a_settled_guard_sits_at_offset_16() {
     let at = std::ptr::from_ref(&settled.guard) as usize - std::ptr::from_ref(&f) as usize;
     assert_eq!(at, 16);
 }
+
+/// A settled future's options survive packing into one word: every priority, and
+/// timeouts from none through zero to the largest (saturated at about 146 years).
+#[test]
+fn packed_options_round_trip() {
+    use super::options::AcquireOptions;
+    use super::state::Packed;
+    use crate::Priority;
+    use std::time::Duration;
+    let here = std::panic::Location::caller();
+    let cap = Duration::from_nanos((1 << 62) - 2);
+    for priority in [
+        Priority::Low,
+        Priority::Normal,
+        Priority::High,
+        Priority::Critical,
+    ] {
+        for (timeout, back) in [
+            (None, None),
+            (Some(Duration::ZERO), Some(Duration::ZERO)),
+            (Some(Duration::from_nanos(1)), Some(Duration::from_nanos(1))),
+            (Some(Duration::from_secs(30)), Some(Duration::from_secs(30))),
+            (Some(Duration::MAX), Some(cap)),
+        ] {
+            let o = AcquireOptions {
+                priority,
+                timeout,
+                location: here,
+            };
+            let u = Packed::new(&o).unpack(here);
+            assert_eq!((u.priority, u.timeout), (priority, back));
+        }
+    }
+}

@@ -93,6 +93,9 @@ pub(crate) struct Shared<T: Send + 'static> {
     refs: CachePadded<AtomicUsize>,
     /// This allocation's address, for `SharedRef`s (set once by `Handle::new`).
     self_ptr: AtomicPtr<Shared<T>>,
+    /// The `Pool` handles' own allocation, for an acquisition that must start over
+    /// without one (set once by `Pool::from_parts`).
+    owner: std::sync::OnceLock<std::sync::Weak<Handle<T>>>,
     /// Fast releases' announcements (I7).
     hazards: Announcer,
     next_id: AtomicU64,
@@ -167,6 +170,7 @@ impl<T: Send + 'static> Shared<T> {
             max_size: AtomicUsize::new(config.max_size),
             refs: CachePadded(AtomicUsize::new(1)),
             self_ptr: AtomicPtr::new(std::ptr::null_mut()),
+            owner: std::sync::OnceLock::new(),
             hazards: Announcer::new(),
             next_id: AtomicU64::new(1),
             counters: Counters::default(),
@@ -507,6 +511,16 @@ impl<T: Send + 'static> Shared<T> {
     /// Create attempts and failures of the last minute (the health's error rate).
     pub(crate) fn create_outcomes(&self) -> (u64, u64) {
         self.counters.recent_creates.recent(self.coarse_ms())
+    }
+
+    /// Records the allocation of the `Pool` handles (once, at build).
+    pub(crate) fn set_owner(&self, owner: std::sync::Weak<Handle<T>>) {
+        let _ = self.owner.set(owner);
+    }
+
+    /// A new `Pool` handle's allocation, while a handle exists.
+    pub(crate) fn owner(&self) -> Option<std::sync::Arc<Handle<T>>> {
+        self.owner.get()?.upgrade()
     }
 
     /// The caller's location of the checkout holding slot `i`, if a caller holds it.

@@ -997,3 +997,105 @@ fn a_caller_queued_again_after_a_rejected_object_keeps_its_age() {
         "the caller queued again was served behind a younger one of its level: {order:?}"
     );
 }
+
+/// A future claims an idle object when it is made, and may be polled much later: a
+/// pool closed in between fails it with `Closed` (the object is destroyed, never handed
+/// out), as it fails every waiter. Through `get()`, `acquire()` and a partition's `get`.
+#[test]
+fn a_future_made_before_close_fails_with_closed() {
+    let rt = common::runtime(true);
+    rt.block_on(async {
+        let census = Arc::new(Census::default());
+        let pool = common::builder(&census, Duration::ZERO)
+            .max_size(2)
+            .build()
+            .unwrap();
+        pool.warm_up(2).await.unwrap();
+        let get = pool.get();
+        let acquire = pool.acquire().timeout(Duration::from_secs(1)).into_future();
+        assert_eq!(pool.stats().idle, 0, "both futures hold their object");
+        pool.close();
+        assert!(matches!(get.await, Err(PoolError::Closed)));
+        assert!(matches!(acquire.await, Err(PoolError::Closed)));
+        common::until(|| census.live.load(Ordering::SeqCst) == 0).await;
+        let s = pool.stats();
+        assert_eq!((s.size, s.in_use, s.destroyed), (0, 0, 2), "{s:?}");
+
+        let pp = riptide_pool::PartitionedPool::builder(|k: u8| async move {
+            Ok::<_, std::io::Error>(vec![k])
+        })
+        .build()
+        .unwrap();
+        drop(pp.get(&1).await.unwrap());
+        let get = pp.get(&1);
+        pp.close();
+        assert!(matches!(get.await, Err(PoolError::Closed)));
+        // Destroyed aside: its global unit comes back a moment later.
+        common::until(|| pp.global_size() == 0).await;
+    });
+}
+
+/// A future made while its object was young and polled after the object's lifetime ran
+/// out never hands that object out: it is destroyed (`MaxLifetime`) and the acquisition
+/// starts over with its own options: a fresh object, or, when none can be had, its own
+/// timeout (not the pool's 30 s).
+#[test]
+fn a_future_polled_after_its_objects_lifetime_starts_over() {
+    let rt = common::runtime(true);
+    rt.block_on(async {
+        let census = Arc::new(Census::default());
+        let pool = common::builder(&census, Duration::ZERO)
+            .max_size(1)
+            .max_lifetime(Duration::from_millis(100))
+            .acquire_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        pool.warm_up(1).await.unwrap();
+        let fut = pool.get();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let g = fut.await.unwrap();
+        assert_eq!(g.id, 1, "a fresh object, not the expired one");
+        assert!(riptide_pool::Pooled::metadata(&g).age < Duration::from_millis(100));
+        drop(g);
+
+        // Nothing can replace it within the caller's own 50 ms: the factory's second
+        // create hangs.
+        let creates = Arc::new(AtomicUsize::new(0));
+        let c = census.clone();
+        let slow = Pool::builder(move || {
+            let (c, n) = (c.clone(), creates.fetch_add(1, Ordering::SeqCst));
+            async move {
+                if n > 0 {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+                Ok::<_, std::io::Error>(common::make(&c))
+            }
+        })
+        .max_size(1)
+        .max_lifetime(Duration::from_millis(100))
+        .acquire_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+        slow.warm_up(1).await.unwrap();
+        let fut = slow
+            .acquire()
+            .priority(riptide_pool::Priority::High)
+            .timeout(Duration::from_millis(50))
+            .into_future();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let t0 = Instant::now();
+        let r = fut.await;
+        assert!(
+            matches!(r, Err(PoolError::Timeout)),
+            "{:?}",
+            r.map(|g| g.id)
+        );
+        assert!(
+            t0.elapsed() < Duration::from_millis(50) + MARGIN,
+            "{:?}",
+            t0.elapsed()
+        );
+        let s = slow.stats();
+        assert!(s.destroyed >= 1, "the expired object was destroyed: {s:?}");
+    });
+}
