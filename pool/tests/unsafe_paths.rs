@@ -187,3 +187,83 @@ fn acquire_future_state_is_dropped_once() {
     drop(pool);
     assert_eq!(live.load(Ordering::SeqCst), 0);
 }
+
+/// A future settled at creation and first polled once its pool is closed, or once every
+/// `Pool` handle is gone (the object's reference may then be the allocation's last), or
+/// once its object's lifetime is over: the object is taken back and freed exactly once,
+/// and the shared state with the last reference.
+#[test]
+fn a_settled_future_polled_too_late_takes_its_object_back() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let mut cx = Context::from_waker(Waker::noop());
+    let poll = |f: &mut riptide_pool::AcquireFuture<Obj>, cx: &mut Context<'_>| {
+        match std::pin::Pin::new(f).poll(cx) {
+            Poll::Ready(r) => r.map(|g| g.data.capacity()),
+            Poll::Pending => panic!("nothing to wait for"),
+        }
+    };
+    let ((p1, live1), (p2, live2), (p3, live3)) = (pool(1), pool(1), pool_with_lifetime());
+    // Closed between creation and poll.
+    drop(p1.get_blocking().unwrap());
+    let mut f = p1.get();
+    p1.close();
+    assert!(matches!(
+        poll(&mut f, &mut cx),
+        Err(riptide_pool::PoolError::Closed)
+    ));
+    drop(f);
+    drop(p1);
+    // Every handle dropped between creation and poll: the future's object is all that
+    // keeps the shared state.
+    drop(p2.get_blocking().unwrap());
+    let mut f = p2.get();
+    drop(p2);
+    assert!(matches!(
+        poll(&mut f, &mut cx),
+        Err(riptide_pool::PoolError::Closed)
+    ));
+    drop(f);
+    // Its lifetime over: taken back, and the acquisition starts over with a new object.
+    drop(p3.get_blocking().unwrap());
+    let mut f = p3.get();
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    // It creates anew (on a thread of its own, outside any runtime): poll until done.
+    let got = loop {
+        match std::pin::Pin::new(&mut f).poll(&mut cx) {
+            Poll::Ready(r) => break r.map(|g| g.data.capacity()),
+            Poll::Pending => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    };
+    assert!(got.is_ok());
+    drop(f);
+    drop(p3);
+    for l in [live1, live2, live3] {
+        // Destroyed aside: on a thread of its own here, which may still be at it.
+        let t0 = std::time::Instant::now();
+        while l.load(Ordering::SeqCst) != 0 && t0.elapsed() < std::time::Duration::from_secs(30) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(l.load(Ordering::SeqCst), 0);
+    }
+}
+
+fn pool_with_lifetime() -> (Pool<Obj>, Arc<AtomicUsize>) {
+    let live = Arc::new(AtomicUsize::new(0));
+    let l = live.clone();
+    let pool = Pool::builder(move || {
+        let l = l.clone();
+        async move {
+            l.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(Obj {
+                data: Vec::with_capacity(4),
+                live: l,
+            })
+        }
+    })
+    .max_size(1)
+    .max_lifetime(std::time::Duration::from_millis(5))
+    .build()
+    .unwrap();
+    (pool, live)
+}

@@ -194,7 +194,8 @@ impl super::Env {
     /// runtime's blocking pool: that pool may be full (of blocking callers waiting for the
     /// very capacity `work` frees), or its runtime shut down (it would drop `work` at once,
     /// to run on the caller). `work` runs exactly once: if no thread can be had, it runs
-    /// where that happens.
+    /// where that happens. Under Miri, which wants every thread finished when a test
+    /// ends, it runs on the caller.
     pub(crate) fn run_aside(&self, work: impl FnOnce() + Send + 'static) {
         run_aside(work);
     }
@@ -225,6 +226,11 @@ fn run_aside(work: impl FnOnce() + Send + 'static) {
         }
     }
     let once = Once(Some(work));
+    if cfg!(miri) {
+        // Miri wants every thread finished when a test ends, and the pool's own
+        // runtime keeps its blocking threads: the work runs here.
+        return once.run();
+    }
     let current = tokio::runtime::Handle::try_current().ok();
     // The caller's subscriber too: what the drop logs (a panicking `Drop`) goes where
     // it would have gone on the caller, even to a subscriber scoped to its thread.
