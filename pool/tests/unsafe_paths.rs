@@ -29,9 +29,14 @@ impl Drop for Obj {
 }
 
 fn pool(max: usize) -> (Pool<Obj>, Arc<AtomicUsize>) {
+    pool_with(max, None)
+}
+
+/// A pool of `max` objects living at most `lifetime`.
+fn pool_with(max: usize, lifetime: Option<std::time::Duration>) -> (Pool<Obj>, Arc<AtomicUsize>) {
     let live = Arc::new(AtomicUsize::new(0));
     let l = live.clone();
-    let pool = Pool::builder(move || {
+    let b = Pool::builder(move || {
         let l = l.clone();
         async move {
             l.fetch_add(1, Ordering::SeqCst);
@@ -41,10 +46,13 @@ fn pool(max: usize) -> (Pool<Obj>, Arc<AtomicUsize>) {
             })
         }
     })
-    .max_size(max)
-    .build()
-    .unwrap();
-    (pool, live)
+    .max_size(max);
+    // Without one, the default lifetime.
+    let b = match lifetime {
+        Some(d) => b.max_lifetime(d),
+        None => b,
+    };
+    (b.build().unwrap(), live)
 }
 
 #[test]
@@ -203,7 +211,11 @@ fn a_settled_future_polled_too_late_takes_its_object_back() {
             Poll::Pending => panic!("nothing to wait for"),
         }
     };
-    let ((p1, live1), (p2, live2), (p3, live3)) = (pool(1), pool(1), pool_with_lifetime());
+    let ((p1, live1), (p2, live2), (p3, live3)) = (
+        pool(1),
+        pool(1),
+        pool_with(1, Some(std::time::Duration::from_millis(5))),
+    );
     // Closed between creation and poll.
     drop(p1.get_blocking().unwrap());
     let mut f = p1.get();
@@ -246,24 +258,4 @@ fn a_settled_future_polled_too_late_takes_its_object_back() {
         }
         assert_eq!(l.load(Ordering::SeqCst), 0);
     }
-}
-
-fn pool_with_lifetime() -> (Pool<Obj>, Arc<AtomicUsize>) {
-    let live = Arc::new(AtomicUsize::new(0));
-    let l = live.clone();
-    let pool = Pool::builder(move || {
-        let l = l.clone();
-        async move {
-            l.fetch_add(1, Ordering::SeqCst);
-            Ok::<_, std::io::Error>(Obj {
-                data: Vec::with_capacity(4),
-                live: l,
-            })
-        }
-    })
-    .max_size(1)
-    .max_lifetime(std::time::Duration::from_millis(5))
-    .build()
-    .unwrap();
-    (pool, live)
 }
