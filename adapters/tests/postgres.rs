@@ -1727,8 +1727,16 @@ async fn a_prepare_abandoned_after_the_server_answered_leaves_no_statement() {
             drop(fut);
         }
         drop(c);
-        let c = pool.get().await.unwrap();
         let replaced = mode == StatementCacheMode::Unnamed;
+        if !replaced {
+            // At once, with no checkout step to wait for the `DEALLOCATE ALL` to be
+            // written: the cache is empty already, so the statement is prepared anew.
+            let c = pool.try_get().unwrap();
+            let st = c.prepare_cached("SELECT 1::int4").await.unwrap();
+            let one: i32 = c.query_one(&st, &[]).await.unwrap().get(0);
+            assert_eq!(one, 1, "{mode:?}");
+        }
+        let c = pool.get().await.unwrap();
         assert_eq!(backend_pid(&c).await != pid, replaced, "{mode:?}");
         let left = simple(
             &c,

@@ -119,6 +119,14 @@ impl<T: Send + 'static> Pooled<T> {
         let location = shared
             .holder(slot)
             .map_or_else(Location::caller, |(_, l)| l);
+        // Never handed out: the checkout counted when the future was made is taken back
+        // (the pool's `acquired` adds up its objects' uses). Relaxed: the slot is ours,
+        // as at the checkout that counted it.
+        let uses = &this.held.cell().uses;
+        uses.store(
+            uses.load(Ordering::Relaxed).saturating_sub(1),
+            Ordering::Relaxed,
+        );
         // No handle left: the last one's drop closes the pool, if it has not yet.
         let pool = (!shared.is_closed())
             .then(|| crate::Pool::upgrade(shared))

@@ -952,6 +952,9 @@ impl PgConn {
                 m.discarded_on_return.fetch_add(1, Relaxed);
                 return;
             }
+            // Now, not when the wire sees it go: a `try_get` (no checkout step) may
+            // prepare before the driver has written it.
+            self.clear_statement_cache();
             sent = true;
         }
         if self.settings.recycling == RecyclingMethod::Clean {
