@@ -9,6 +9,9 @@
 //!   a panicking `Drop`, `resize`, `close`, a failing factory (with the circuit breaker),
 //!   the runtime shutting down under the pool, and, on half the pools, a checkout hook
 //!   that passes, rejects or panics (each rejected object is dropped aside and replaced);
+//!   and an acquisition future made at one step and polled or dropped at a later one, with
+//!   anything in between (a future that claimed an idle object when it was made must not
+//!   hand it out after `close`, and one dropped unpolled returns it);
 //! - **partitions**: `get` per key under per-key and global caps (with eviction),
 //!   return, `discard`, `remove_idle_partitions`, `close`. One key's objects are slow to
 //!   drop and another's panic in `Drop`, so evictions (dropped aside) meet both, and a
@@ -152,6 +155,12 @@ enum Op {
     QueueBlocking(Priority),
     FactoryFails(bool),
     NewRuntime,
+    /// An acquisition future is made and kept, not polled.
+    MakeFuture,
+    /// The kept future is polled to its end.
+    PollFuture,
+    /// The kept future is dropped unpolled.
+    DropFuture,
     /// What the pool's checkout hook (`pre_recycle`) does with reused objects from now on.
     Checkout(Verdict),
 }
@@ -176,6 +185,18 @@ enum Expect {
     Nothing,
 }
 
+/// What a kept, unpolled acquisition future did when it was made.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kept {
+    /// It claimed an idle object (no checkout hook, nobody queued): the pool counts that
+    /// object in use until the future is polled or dropped.
+    Holds,
+    /// It claimed nothing: its first poll acquires as a `get` would then.
+    Later,
+    /// The pool was closed: it fails with `Closed`.
+    Failed,
+}
+
 /// How a queued waiter was served by the last step.
 #[derive(Clone, Debug, PartialEq)]
 enum Served {
@@ -197,6 +218,11 @@ struct Model {
     idle: usize,
     held: usize,
     forgotten: usize,
+    /// The kept acquisition future, if any.
+    kept: Option<Kept>,
+    /// The last step destroyed an object aside (on another thread): the pool's figures
+    /// may settle after the step returns.
+    aside: bool,
     /// Queued waiters in arrival order: (priority, id, a blocking thread?).
     waiters: Vec<(Priority, u64, bool)>,
     next_waiter: u64,
@@ -211,7 +237,29 @@ struct Model {
 
 impl Model {
     fn size(&self) -> usize {
-        self.idle + self.held + self.forgotten
+        self.idle + self.in_use()
+    }
+
+    /// Objects checked out: held, forgotten, or claimed by the kept future.
+    fn in_use(&self) -> usize {
+        self.held + self.forgotten + usize::from(self.kept == Some(Kept::Holds))
+    }
+
+    /// A held object goes back: destroyed if the pool is closed or above `max_size`,
+    /// else handed to the best waiter, else idle.
+    fn give_back(&mut self) {
+        let size_before = self.size();
+        self.held -= 1;
+        if self.closed || size_before > self.max {
+            self.destroyed += 1;
+            self.freed(size_before);
+        } else if !self.waiters.is_empty() {
+            let w = self.pop_best().expect("non-empty");
+            self.held += 1;
+            self.served.push((w, Served::Object));
+        } else {
+            self.idle += 1;
+        }
     }
 
     /// The next waiter to serve: highest priority, then the oldest.
@@ -347,6 +395,8 @@ impl ReferenceStateMachine for PoolMachine {
                 idle: 0,
                 held: 0,
                 forgotten: 0,
+                kept: None,
+                aside: false,
                 waiters: Vec::new(),
                 next_waiter: 0,
                 fail: false,
@@ -380,6 +430,9 @@ impl ReferenceStateMachine for PoolMachine {
             2 => (0usize..4).prop_map(|p| Op::QueueBlocking(PRIORITIES[p])),
             1 => any::<bool>().prop_map(Op::FactoryFails),
             1 => Just(Op::NewRuntime),
+            2 => Just(Op::MakeFuture),
+            2 => Just(Op::PollFuture),
+            1 => Just(Op::DropFuture),
             2 => prop_oneof![
                 Just(Verdict::Pass),
                 Just(Verdict::Reject),
@@ -408,6 +461,8 @@ impl ReferenceStateMachine for PoolMachine {
             }
             Op::FactoryFails(_) => m.waiters.is_empty(),
             Op::Checkout(v) => m.hook && (*v == Verdict::Pass || m.waiters.is_empty()),
+            Op::MakeFuture => m.kept.is_none(),
+            Op::PollFuture | Op::DropFuture => m.kept.is_some(),
             _ => true,
         }
     }
@@ -415,6 +470,7 @@ impl ReferenceStateMachine for PoolMachine {
     fn apply(mut m: Model, op: &Op) -> Model {
         m.expect = Expect::Nothing;
         m.served.clear();
+        m.aside = false;
         match op {
             Op::Get | Op::GetBlocking => m.expect = m.acquire(),
             Op::TryGet => {
@@ -428,20 +484,7 @@ impl ReferenceStateMachine for PoolMachine {
                     Expect::Ok
                 };
             }
-            Op::Return(_) | Op::PanicInDrop(_) => {
-                let size_before = m.size();
-                m.held -= 1;
-                if m.closed || size_before > m.max {
-                    m.destroyed += 1;
-                    m.freed(size_before);
-                } else if !m.waiters.is_empty() {
-                    let w = m.pop_best().expect("non-empty");
-                    m.held += 1;
-                    m.served.push((w, Served::Object));
-                } else {
-                    m.idle += 1;
-                }
-            }
+            Op::Return(_) | Op::PanicInDrop(_) => m.give_back(),
             Op::ReturnUnhealthy(_) | Op::Discard(_) | Op::Detach(_) | Op::PanicInReset(_) => {
                 m.destroy_held()
             }
@@ -494,6 +537,39 @@ impl ReferenceStateMachine for PoolMachine {
             // waiters' threads wait on.
             Op::NewRuntime => m.waiters.retain(|w| w.2),
             Op::Checkout(v) => m.verdict = *v,
+            Op::MakeFuture => {
+                // The fast path at creation: an idle object that needs no checkout step.
+                // (Callers queue only while nothing is idle.)
+                m.kept = Some(if m.closed {
+                    Kept::Failed
+                } else if m.idle > 0 && !m.hook {
+                    m.idle -= 1;
+                    Kept::Holds
+                } else {
+                    Kept::Later
+                });
+            }
+            Op::PollFuture => match m.kept.take().expect("a kept future") {
+                Kept::Failed => m.expect = Expect::Closed,
+                Kept::Later => m.expect = m.acquire(),
+                Kept::Holds if m.closed => {
+                    // Never handed out after `close`: destroyed aside.
+                    m.expect = Expect::Closed;
+                    m.destroyed += 1;
+                    m.aside = true;
+                }
+                Kept::Holds => {
+                    m.expect = Expect::Ok;
+                    m.held += 1;
+                }
+            },
+            Op::DropFuture => {
+                if m.kept.take() == Some(Kept::Holds) {
+                    // Its object goes back as a dropped guard's does.
+                    m.held += 1;
+                    m.give_back();
+                }
+            }
         }
         m
     }
@@ -508,6 +584,7 @@ struct Sut {
     /// leak a runtime's file descriptors per case (the pool keeps its build runtime's
     /// handle, which a truly forgotten guard would keep forever).
     forgotten: Vec<Pooled<Obj>>,
+    kept: Option<riptide_pool::AcquireFuture<Obj>>,
     waiters: BTreeMap<u64, Waiting>,
     census: Arc<Census>,
     fail: Arc<AtomicBool>,
@@ -629,6 +706,7 @@ impl StateMachineTest for PoolMachine {
             pool,
             held: Vec::new(),
             forgotten: Vec::new(),
+            kept: None,
             waiters: BTreeMap::new(),
             census,
             fail,
@@ -734,6 +812,22 @@ impl StateMachineTest for PoolMachine {
                 drop(s.rt.take());
                 s.rt = Some(runtime());
             }
+            // Made outside any runtime: its fast path needs none.
+            Op::MakeFuture => s.kept = Some(s.pool.acquire().into_future()),
+            Op::PollFuture => {
+                let f = s.kept.take().expect("a kept future");
+                let d = limit(&m.expect);
+                let t0 = Instant::now();
+                // Its own timeout is the pool's (60 s); one the model says must time out
+                // is given up after `d`, which cancels it as the pool's timeout would.
+                let r = s
+                    .rt()
+                    .block_on(async { tokio::time::timeout(d, f).await })
+                    .unwrap_or(Err(PoolError::Timeout));
+                watchdog(t0, d, "a kept future");
+                s.check(r, &m.expect, &op);
+            }
+            Op::DropFuture => drop(s.kept.take()),
         }
         // Collect what the step decided for queued waiters, in the model's order.
         for (id, want) in &m.served {
@@ -773,7 +867,7 @@ impl StateMachineTest for PoolMachine {
             m.max,
             m.size(),
             m.idle,
-            m.held + m.forgotten,
+            m.in_use(),
             m.waiters.len(),
             m.created,
             m.destroyed,
@@ -792,10 +886,14 @@ impl StateMachineTest for PoolMachine {
             (got, s.census.live.load(Ordering::SeqCst))
         };
         let (mut got, mut live) = figures();
-        // A rejected object is dropped aside, on another thread: the step may end first.
-        // Everywhere else the figures are exact the moment the step returns.
+        // A rejected object, or one a kept future never handed out, is dropped aside, on
+        // another thread: the step may end first. Everywhere else the figures are exact the
+        // moment the step returns.
         let t0 = Instant::now();
-        while m.hook && (got != want || live != m.size()) && t0.elapsed() < Duration::from_secs(5) {
+        while (m.hook || m.aside)
+            && (got != want || live != m.size())
+            && t0.elapsed() < Duration::from_secs(5)
+        {
             std::thread::sleep(Duration::from_millis(1));
             (got, live) = figures();
         }
@@ -827,6 +925,7 @@ impl StateMachineTest for PoolMachine {
             }
         }
         s.held.clear();
+        s.kept = None;
         drop(s.pool);
         drop(s.rt.take());
         let t0 = Instant::now();
