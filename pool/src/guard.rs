@@ -102,9 +102,8 @@ impl<T: Send + 'static> Pooled<T> {
     #[inline(always)]
     pub(crate) fn still_good(this: &Self) -> bool {
         let s = this.held.shared();
-        // Relaxed: the slot's own field, written before the object was claimed (the
-        // claim's Acquire orders it); the pool's state word is read as `try_claim` reads it.
-        !s.is_closed() && this.held.cell().expires_ms.load(Ordering::Relaxed) > s.coarse_ms()
+        // The pool's state word is read as `try_claim` reads it.
+        !s.is_closed() && !this.held.cell().expired_at(s.coarse_ms())
     }
 
     /// Takes back an object that was never handed out (see [`still_good`](Self::still_good)):
@@ -199,7 +198,7 @@ impl<T: Send + 'static> Drop for Pooled<T> {
             && uses & 15 != 1
             && shared.hooks().on_release.is_none()
             && !shared.used_up(uses)
-            && cell.expires_ms.load(Ordering::Relaxed) > now
+            && !cell.expired_at(now)
         {
             cell.stamp_returned(now);
             match shared.try_release_fast(cell, self.held.slot(), uses) {
@@ -251,7 +250,7 @@ impl<T: Send + 'static> Pooled<T> {
             shared.destroy(slot, DestroyReason::Rejected)
         } else if shared.used_up(uses) {
             shared.destroy(slot, DestroyReason::MaxUses)
-        } else if cell.expires_ms.load(Ordering::Relaxed) <= now {
+        } else if cell.expired_at(now) {
             // Past its lifetime: retired here, so it is never handed to a waiter (under
             // steady contention an object may never be idle).
             shared.destroy(slot, DestroyReason::MaxLifetime)

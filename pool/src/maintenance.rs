@@ -101,7 +101,7 @@ impl<T: Send + 'static> Shared<T> {
             if slot.state.load(Ordering::Relaxed) != IDLE {
                 continue;
             }
-            let expired = slot.expires_ms.load(Ordering::Relaxed) <= now;
+            let expired = slot.expired_at(now);
             let stale = idle > self.config().min_idle
                 && idle_ms.is_some_and(|t| now.saturating_sub(slot.idle_since()) >= t);
             if !(expired || stale) {

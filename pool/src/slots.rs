@@ -90,6 +90,14 @@ impl<T> Slot<T> {
         }
     }
 
+    /// Whether the object is past its lifetime at coarse-clock `now_ms`. Relaxed: the
+    /// owner's own field (see above), written before the slot was published to whoever
+    /// reads it now (a claim's Acquire, or the installer itself).
+    #[inline(always)]
+    pub(crate) fn expired_at(&self, now_ms: u64) -> bool {
+        self.expires_ms.load(Ordering::Relaxed) <= now_ms
+    }
+
     /// Stamps a checkout that begins now (owner only). Release: a leak scan that reads
     /// this stamp with Acquire also sees the checkout's `uses` and `location`, written
     /// before it.

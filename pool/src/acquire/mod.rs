@@ -226,8 +226,8 @@ impl<T: Send + 'static> AcquireFuture<T> {
     fn drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<Pooled<T>, PoolError>> {
         let State::Slow { ctx, step } = &mut *self.state else {
             return Poll::Ready(match std::mem::replace(&mut *self.state, State::Done) {
-                State::Ready(r) => Ok(r.guard),
                 State::Failed(e) => Err(e),
+                State::Ready(_) => unreachable!("a settled future is taken apart in `poll`"),
                 _ => panic!("AcquireFuture polled after completion"),
             });
         };

@@ -140,7 +140,7 @@ impl<T: Send + 'static> Shared<T> {
             while let Some(i) = self.claim_idle(SCAN) {
                 // Never hand out an object past its lifetime, even between maintenance
                 // passes.
-                if self.slots.get(i).expires_ms.load(Ordering::Relaxed) <= now {
+                if self.slots.get(i).expired_at(now) {
                     self.destroy_aside(i, DestroyReason::MaxLifetime);
                     continue;
                 }
@@ -165,7 +165,7 @@ impl<T: Send + 'static> Shared<T> {
                 self.note_scarce();
                 return None;
             };
-            if self.slots.get(i).expires_ms.load(Ordering::Relaxed) <= now {
+            if self.slots.get(i).expired_at(now) {
                 self.destroy_aside(i, DestroyReason::MaxLifetime);
                 continue;
             }
@@ -275,7 +275,7 @@ impl<T: Send + 'static> Shared<T> {
     /// Whether the object in owned slot `i` is past its lifetime.
     #[inline]
     pub(crate) fn expired(&self, i: usize) -> bool {
-        self.slots.get(i).expires_ms.load(Ordering::Relaxed) <= self.coarse_ms()
+        self.slots.get(i).expired_at(self.coarse_ms())
     }
 
     /// Whether an object checked out `uses` times must be retired.
