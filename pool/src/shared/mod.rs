@@ -6,13 +6,15 @@
 //!   lifetime;
 //! - `word.rs`: the state word the lock-free paths read;
 //! - `fast.rs`: the lock-free claim and release;
+//! - `idle.rs`: the idle stack and the pool's two modes, calm and scarce;
 //! - `handoff.rs`: **the protocol** — slow release, registration, hand-off, deadlines,
 //!   cancellation, settling a create — told whole in its first lines, with the invariants
-//!   the other files cite as I1…I8;
+//!   the other files cite as I1…I9;
 //! - `capacity.rs`: reservations, the partitions' global gate, eviction, retirement;
 //! - `objects.rs`: objects into and out of slots (install, destroy, detach, metadata);
 //! - `nested.rs`: deadlock detection (nested waits, the certain deadlock);
-//! - this file: the struct, `close` and `resize`, stats.
+//! - `report.rs`: what the pool reports of itself (stats, queue positions, holders);
+//! - this file: the struct, `close` and `resize`.
 //!
 //! Ownership rule (I1): an object belongs to exactly one party at a time. Only its owner
 //! touches it or its slot's metadata, and only its owner moves the slot out of `BUSY`.
@@ -24,9 +26,9 @@ mod idle;
 mod nested;
 mod objects;
 mod refs;
+mod report;
 mod word;
 
-use std::panic::Location;
 use std::time::Duration;
 
 pub(crate) use capacity::Gate;
@@ -39,14 +41,12 @@ use crate::config::Config;
 use crate::histogram::Histogram;
 use crate::hooks::Hooks;
 use crate::rt::Env;
-use crate::slots::{Slot, Slots, BUSY, EMPTY, STATE_MASK};
-use crate::stats::{DestroyReason, PoolEvent, PoolStats};
+use crate::slots::{Slot, Slots, EMPTY, STATE_MASK};
+use crate::stats::{DestroyReason, PoolEvent};
 use crate::sync::hazard::Announcer;
-use crate::sync::{
-    Arc, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, CachePadded, Mutex, Ordering,
-};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, CachePadded, Mutex, Ordering};
 use crate::traits::DynFactory;
-use crate::waiters::{WaitQueue, Waiter};
+use crate::waiters::WaitQueue;
 use word::StateWord;
 
 /// `Shared::size` of a retired partition (`retire_if_unused`): above any `max_size`, so no
@@ -432,87 +432,6 @@ impl<T: Send + 'static> Shared<T> {
         wakes.finish();
     }
 
-    // ---------------------------------------------------------------- stats
-
-    pub(crate) fn stats(&self) -> PoolStats {
-        let (idle, in_use, acquired) = self.scan();
-        // Relaxed: a maximum over reports, nothing is published through it.
-        let acquired = acquired.max(
-            self.counters
-                .acquired_seen
-                .fetch_max(acquired, Ordering::Relaxed),
-        );
-        let (waiting_by_priority, oldest) = self.queue.lock().census();
-        let oldest_wait = oldest.map_or(Duration::ZERO, |since| self.now().saturating_sub(since));
-        let c = &self.counters;
-        // `destroyed` before `created`, Acquire (see `take_out`): every object counted
-        // destroyed is then counted created, however long this thread is descheduled
-        // between the two reads.
-        let destroyed = c.destroyed.load(Ordering::Acquire);
-        let created = c.created.load(Ordering::Relaxed);
-        // Checkouts that never waited are not recorded (no shared write on the fast
-        // path): they are the difference between all checkouts and the recorded waits.
-        let zeros = acquired.saturating_sub(self.wait_hist.count());
-        let [p50, p95, p99] = self.wait_hist.percentiles(zeros, [0.5, 0.95, 0.99]);
-        let [u50, u95, u99] = self.usage_hist.percentiles(0, [0.5, 0.95, 0.99]);
-        let [c50, c95, c99] = self.create_hist.percentiles(0, [0.5, 0.95, 0.99]);
-        PoolStats {
-            max_size: self.max_size(),
-            size: self.size(),
-            idle,
-            in_use,
-            pending_acquisitions: self.waiting(),
-            created,
-            destroyed,
-            acquired,
-            timeouts: c.timeouts.load(Ordering::Relaxed),
-            leaks_detected: c.leaks_detected.load(Ordering::Relaxed),
-            wait_p50: p50,
-            wait_p95: p95,
-            wait_p99: p99,
-            usage_p50: u50,
-            usage_p95: u95,
-            usage_p99: u99,
-            create_p50: c50,
-            create_p95: c95,
-            create_p99: c99,
-            waiting_by_priority,
-            oldest_wait,
-        }
-    }
-
-    /// How many callers would be served before queued cell `w` right now (`None` unless it
-    /// is queued and waiting). Takes the queue lock.
-    pub(crate) fn queue_position(&self, w: &Arc<Waiter>) -> Option<usize> {
-        if !w.queued {
-            return None;
-        }
-        let q = self.queue.lock();
-        q.position(w, self.now(), self.config.starvation_threshold)
-    }
-
-    /// Counts idle and in-use slots, and the checkouts of every object, live or gone.
-    /// The checkouts may fall short for a moment (an object destroyed during the scan),
-    /// never count one twice: the retired total is read first, with Acquire, pairing
-    /// with `take_out`'s Release add, which follows its zeroing of the slot's count.
-    pub(crate) fn scan(&self) -> (usize, usize, u64) {
-        let retired = self.counters.retired_uses.load(Ordering::Acquire);
-        let (mut idle, mut busy, mut uses) = (0, 0, retired);
-        for i in 0..self.slot_count() {
-            let s = self.slots.get(i);
-            let (i, b) = idle::count(&s.state);
-            idle += i;
-            busy += b;
-            uses += s.uses.load(Ordering::Relaxed);
-        }
-        (idle, busy, uses)
-    }
-
-    /// Create attempts and failures of the last minute (the health's error rate).
-    pub(crate) fn create_outcomes(&self) -> (u64, u64) {
-        self.counters.recent_creates.recent(self.coarse_ms())
-    }
-
     /// Records the allocation of the `Pool` handles (once, at build).
     pub(crate) fn set_owner(&self, owner: std::sync::Weak<Handle<T>>) {
         let _ = self.owner.set(owner);
@@ -521,18 +440,6 @@ impl<T: Send + 'static> Shared<T> {
     /// A new `Pool` handle's allocation, while a handle exists.
     pub(crate) fn owner(&self) -> Option<std::sync::Arc<Handle<T>>> {
         self.owner.get()?.upgrade()
-    }
-
-    /// The caller's location of the checkout holding slot `i`, if a caller holds it.
-    pub(crate) fn holder(&self, i: usize) -> Option<(u64, &'static Location<'static>)> {
-        let slot = self.slots.get(i);
-        if slot.state.load(Ordering::Relaxed) & STATE_MASK != BUSY {
-            return None;
-        }
-        let since = slot.held_since()?;
-        let loc = slot.location.load(Ordering::Relaxed);
-        // SAFETY: locations are `&'static Location` stored by `checkout`.
-        unsafe { loc.as_ref() }.map(|l| (since, l))
     }
 }
 
