@@ -344,6 +344,40 @@ async fn health_is_503_naming_the_unhealthy_pools() {
     s.stop().await;
 }
 
+/// One tenant whose factory keeps failing does not take the service out of rotation: the
+/// partitioned pool is `Degraded` (200) while other tenants are served, and `Critical`
+/// (503) once every tenant fails.
+#[tokio::test]
+async fn one_failing_tenant_degrades_health_and_every_tenant_failing_fails_it() {
+    let tenants = PartitionedPool::builder(|k: String| async move {
+        if k.starts_with("down") {
+            Err(std::io::Error::other("tenant database down"))
+        } else {
+            Ok(Conn)
+        }
+    })
+    .max_size(8)
+    .partition_max_size(2)
+    .configure(|b| b.circuit_breaker(1, Duration::from_secs(60)))
+    .build()
+    .unwrap();
+    let s = Served::start(&Admin::new().partitioned("tenants", &tenants)).await;
+    let c = reqwest::Client::new();
+    assert!(tenants.get(&"down-1".to_string()).await.is_err());
+    let (st, body) = get(&c, s.url("/health")).await;
+    assert_eq!(st, 503, "the only tenant fails: {body}");
+
+    drop(tenants.get(&"up".to_string()).await.unwrap());
+    let (st, body) = get(&c, s.url("/health")).await;
+    assert_eq!(st, 200, "{body}");
+    let t: Summary = serde_json::from_str(&get(&c, s.url("/pools/tenants")).await.1).unwrap();
+    assert_eq!(
+        (t.health.level, t.circuit_state),
+        (HealthLevel::Degraded, Some(CircuitState::Open))
+    );
+    s.stop().await;
+}
+
 async fn post(
     c: &reqwest::Client,
     url: String,

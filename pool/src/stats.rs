@@ -75,20 +75,25 @@ impl HealthStatus {
         st: &PoolStats,
         closed: bool,
         breaker_open: bool,
-        (attempts, errors): (u64, u64),
+        outcomes: (u64, u64),
     ) -> HealthStatus {
-        let error_rate = if attempts == 0 {
-            0.0
+        let error_rate = error_rate(outcomes);
+        let floor = if closed {
+            HealthLevel::Critical
         } else {
-            errors as f64 / attempts as f64
+            failure_level(breaker_open, error_rate)
         };
+        Self::weigh(st, floor, error_rate)
+    }
+
+    /// `floor` (what failures and closing make of the pool), raised by what its load makes
+    /// of it: utilization and callers waiting. The score counts all three.
+    pub(crate) fn weigh(st: &PoolStats, floor: HealthLevel, error_rate: f64) -> HealthStatus {
         let utilization = st.in_use as f64 / st.max_size.max(1) as f64;
         let waiting = st.pending_acquisitions > 0;
-        let level = if closed || breaker_open || error_rate >= 0.5 {
-            HealthLevel::Critical
-        } else if (waiting && utilization >= 1.0) || error_rate >= 0.2 {
+        let load = if waiting && utilization >= 1.0 {
             HealthLevel::Unhealthy
-        } else if utilization >= 0.9 || waiting || error_rate >= 0.05 {
+        } else if utilization >= 0.9 || waiting {
             HealthLevel::Degraded
         } else {
             HealthLevel::Healthy
@@ -98,11 +103,34 @@ impl HealthStatus {
             - 40.0 * error_rate
             - if waiting { 20.0 } else { 0.0 };
         HealthStatus {
-            level,
+            level: floor.max(load),
             utilization,
             error_rate,
             score: score.clamp(0.0, 100.0).round() as u8,
         }
+    }
+}
+
+/// Create errors over attempts (0 without attempts).
+pub(crate) fn error_rate((attempts, errors): (u64, u64)) -> f64 {
+    if attempts == 0 {
+        0.0
+    } else {
+        errors as f64 / attempts as f64
+    }
+}
+
+/// What a factory's failures make of a pool: `Critical` with its breaker not closed or
+/// half its creates failing, `Unhealthy` from 20 %, `Degraded` from 5 %.
+pub(crate) fn failure_level(breaker_open: bool, error_rate: f64) -> HealthLevel {
+    if breaker_open || error_rate >= 0.5 {
+        HealthLevel::Critical
+    } else if error_rate >= 0.2 {
+        HealthLevel::Unhealthy
+    } else if error_rate >= 0.05 {
+        HealthLevel::Degraded
+    } else {
+        HealthLevel::Healthy
     }
 }
 
@@ -152,6 +180,10 @@ impl std::error::Error for DrainError {}
 /// - `Unhealthy`: callers are waiting and utilization is 100 %, or error rate ≥ 20 %.
 /// - `Degraded`: utilization ≥ 0.9, or callers are waiting, or error rate ≥ 5 %.
 /// - `Healthy`: otherwise.
+///
+/// A partitioned pool judges failures partition by partition: one failing tenant makes it
+/// `Degraded`, and only every partition failing makes it `Critical`
+/// ([`PartitionedPool::health`](crate::PartitionedPool::health)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum HealthLevel {

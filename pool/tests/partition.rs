@@ -492,13 +492,15 @@ async fn whole_pool_health_breaker_checkouts_and_drain() {
         (HealthLevel::Healthy, 0.5, 0.0)
     );
 
-    // One failing partition opens its breaker: the whole pool is Critical, and its
-    // create errors count in the error rate.
+    // One failing partition opens its breaker: the whole pool is Degraded, not out of
+    // service (the other tenants are served), and its create errors count in the error
+    // rate (1 of 3 creates).
     assert!(matches!(pp.get(&k("bad")).await, Err(PoolError::Create(_))));
     assert_eq!(pp.circuit_state(), CircuitState::Open);
     let h = pp.health();
-    assert_eq!(h.level, HealthLevel::Critical);
-    assert!(h.error_rate > 0.0, "{h:?}");
+    assert_eq!(h.level, HealthLevel::Degraded, "{h:?}");
+    assert!((h.error_rate - 1.0 / 3.0).abs() < 1e-9, "{h:?}");
+    assert_eq!(pp.stats(&k("bad")).map(|_| ()), Some(()));
 
     // Drain: times out naming what is still out, then succeeds once it is back.
     let err = pp.drain(Duration::from_millis(30)).await.unwrap_err();
@@ -517,6 +519,47 @@ async fn whole_pool_health_breaker_checkouts_and_drain() {
 
 struct Conn2;
 impl Poolable for Conn2 {}
+
+/// A partitioned pool is `Critical` by its failures only when every partition is failing
+/// (its breaker open, or half its creates failing); while some partitions work it is
+/// `Degraded`.
+#[tokio::test]
+async fn the_whole_pool_is_critical_only_when_every_partition_fails() {
+    use riptide_pool::HealthLevel;
+    let pp = PartitionedPool::builder(|key: String| async move {
+        if key.starts_with("bad") {
+            Err(std::io::Error::other("no route"))
+        } else {
+            Ok(Conn2)
+        }
+    })
+    .max_size(8)
+    .partition_max_size(2)
+    .configure(|b| {
+        b.circuit_breaker(1, Duration::from_secs(60))
+            .acquire_timeout(Duration::from_millis(200))
+    })
+    .build()
+    .unwrap();
+    for key in ["bad1", "bad2"] {
+        assert!(matches!(pp.get(&k(key)).await, Err(PoolError::Create(_))));
+    }
+    let h = pp.health();
+    assert_eq!(
+        (h.level, h.error_rate),
+        (HealthLevel::Critical, 1.0),
+        "{h:?}"
+    );
+
+    // A tenant that works: the pool serves, degraded by the failing ones.
+    drop(pp.get(&k("good")).await.unwrap());
+    let h = pp.health();
+    assert_eq!(h.level, HealthLevel::Degraded, "{h:?}");
+    assert!((h.error_rate - 2.0 / 3.0).abs() < 1e-9, "{h:?}");
+
+    pp.close();
+    assert_eq!(pp.health().level, HealthLevel::Critical, "closed");
+}
 
 /// Liveness under churn: callers of rotating keys on OS threads, each holding its object
 /// for a moment, while partitions are removed and created again. Nobody gives up early:

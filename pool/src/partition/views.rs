@@ -135,22 +135,41 @@ where
         t
     }
 
-    /// Health of the whole pool, as [`Pool::health`](crate::Pool::health) computes it from the totals (the
-    /// global cap for utilization) and every partition's create outcomes; `Critical` when
-    /// closed or while any partition's breaker is not closed.
+    /// Health of the whole pool. Its load is judged on the totals, as
+    /// [`Pool::health`](crate::Pool::health) judges a pool's (the global cap for
+    /// utilization, callers waiting in any partition), and its failures partition by
+    /// partition, so that one tenant's failing factory does not take the whole pool out:
+    /// - `Critical` when the pool is closed, or when every partition is failing (its
+    ///   breaker not closed, or half its creates of the last minute failing);
+    /// - at least `Degraded` while some partition is failing, or has 5 % of its creates
+    ///   failing;
+    /// - otherwise as its load makes it (the thresholds of [`HealthLevel`](crate::HealthLevel)).
+    ///
+    /// `error_rate` is every partition's create errors over their attempts.
     #[must_use]
     pub fn health(&self) -> crate::HealthStatus {
+        use crate::stats::{error_rate, failure_level};
+        use crate::HealthLevel::{Critical, Degraded, Healthy};
         let map = self.inner.map.load();
-        let outcomes = map.values().fold((0, 0), |(a, e), p| {
-            let (pa, pe) = p.pool.shared().create_outcomes();
-            (a + pa, e + pe)
-        });
-        crate::HealthStatus::of(
-            &self.totals(),
-            self.is_closed(),
-            self.circuit_state() != crate::CircuitState::Closed,
-            outcomes,
-        )
+        let (mut attempts, mut errors, mut failing, mut worst) = (0, 0, 0, Healthy);
+        for p in map.values() {
+            let (a, e) = p.pool.shared().create_outcomes();
+            (attempts, errors) = (attempts + a, errors + e);
+            let level = failure_level(
+                p.pool.circuit_state() != crate::CircuitState::Closed,
+                error_rate((a, e)),
+            );
+            failing += usize::from(level == Critical);
+            worst = worst.max(level);
+        }
+        let floor = if self.is_closed() || (failing > 0 && failing == map.len()) {
+            Critical
+        } else if worst > Healthy {
+            Degraded
+        } else {
+            Healthy
+        };
+        crate::HealthStatus::weigh(&self.totals(), floor, error_rate((attempts, errors)))
     }
 
     /// The worst breaker state among the partitions: `Open` if any is open, else
