@@ -16,7 +16,6 @@ use serde::Deserialize;
 
 use crate::api::*;
 use crate::prom::{self, PoolFigures};
-use crate::view::health_from_stats;
 use crate::{Entry, Shared, HISTORY_SAMPLES};
 
 type St = State<Arc<Shared>>;
@@ -309,7 +308,7 @@ fn partitions_page(s: &Shared, name: &str, q: &PartitionQuery) -> ApiResult<Part
         ));
     }
     let totals = e.view.stats();
-    let Some(parts) = e.view.partitions() else {
+    let Some(parts) = e.view.partitions_with_health() else {
         return Ok(PartitionsResponse {
             pool: e.name.clone(),
             partitioned: false,
@@ -320,29 +319,26 @@ fn partitions_page(s: &Shared, name: &str, q: &PartitionQuery) -> ApiResult<Part
         });
     };
     let cap = totals.max_size.max(1) as f64;
-    let in_use_all: usize = parts.iter().map(|(_, p)| p.in_use).sum();
+    let in_use_all: usize = parts.iter().map(|(_, p, _)| p.in_use).sum();
     let needle = q.q.as_deref().map(str::to_lowercase);
     let mut rows: Vec<PartitionEntry> = parts
         .into_iter()
-        .filter(|(k, _)| {
+        .filter(|(k, _, _)| {
             needle
                 .as_deref()
                 .is_none_or(|n| k.to_lowercase().contains(n))
         })
-        .map(|(key, stats)| {
-            let h = health_from_stats(&stats, false);
-            PartitionEntry {
-                share: stats.size as f64 / cap,
-                in_use_share: if in_use_all == 0 {
-                    0.0
-                } else {
-                    stats.in_use as f64 / in_use_all as f64
-                },
-                level: h.level,
-                utilization: h.utilization,
-                key,
-                stats,
-            }
+        .map(|(key, stats, h)| PartitionEntry {
+            share: stats.size as f64 / cap,
+            in_use_share: if in_use_all == 0 {
+                0.0
+            } else {
+                stats.in_use as f64 / in_use_all as f64
+            },
+            level: h.level,
+            utilization: h.utilization,
+            key,
+            stats,
         })
         .collect();
     let by = |a: &PartitionEntry, b: &PartitionEntry| -> std::cmp::Ordering {

@@ -62,6 +62,18 @@ pub trait PoolView: Send + Sync + 'static {
     fn partitions(&self) -> Option<Vec<(String, PoolStats)>> {
         None
     }
+    /// [`partitions`](Self::partitions), each with its partition's own health. The default
+    /// judges each from its stats alone ([`health_from_stats`]: no breaker, no error rate).
+    fn partitions_with_health(&self) -> Option<Vec<(String, PoolStats, HealthStatus)>> {
+        self.partitions().map(|all| {
+            all.into_iter()
+                .map(|(k, s)| {
+                    let h = health_from_stats(&s, false);
+                    (k, s, h)
+                })
+                .collect()
+        })
+    }
     /// The checkouts held right now with the line that took each; `None` if the pool type
     /// cannot list them.
     fn checked_out(&self) -> Option<Vec<CheckedOut>>;
@@ -140,6 +152,22 @@ where
                 .collect(),
         )
     }
+    /// Each partition's health is its own (`PartitionedPool::partition_health`): its
+    /// breaker and create errors count. A partition removed since its stats were read
+    /// is judged from them.
+    fn partitions_with_health(&self) -> Option<Vec<(String, PoolStats, HealthStatus)>> {
+        Some(
+            PartitionedPool::partitions(self)
+                .into_iter()
+                .map(|(k, s)| {
+                    let h = self
+                        .partition_health(&k)
+                        .unwrap_or_else(|| health_from_stats(&s, false));
+                    (key_text(&k), s, h)
+                })
+                .collect(),
+        )
+    }
     fn checked_out(&self) -> Option<Vec<CheckedOut>> {
         Some(
             PartitionedPool::checked_out(self)
@@ -168,8 +196,8 @@ where
 }
 
 /// Health from counters alone, by the thresholds documented on [`HealthLevel`], with the
-/// create error rate taken as 0 (used where a pool type has no `health()` of its own: a
-/// partitioned pool's totals, each partition's row). `closed` makes it `Critical`.
+/// create error rate taken as 0 (used where a pool type has no `health()` of its own: the
+/// default [`PoolView::partitions_with_health`]). `closed` makes it `Critical`.
 pub fn health_from_stats(s: &PoolStats, closed: bool) -> HealthStatus {
     let utilization = s.in_use as f64 / s.max_size.max(1) as f64;
     let waiting = s.pending_acquisitions > 0;

@@ -375,6 +375,19 @@ async fn one_failing_tenant_degrades_health_and_every_tenant_failing_fails_it() 
         (t.health.level, t.circuit_state),
         (HealthLevel::Degraded, Some(CircuitState::Open))
     );
+    // Each tenant's row has its own health: the failing one's breaker counts there.
+    let p: Partitions =
+        serde_json::from_str(&get(&c, s.url("/pools/tenants/partitions")).await.1).unwrap();
+    let mut rows: Vec<(String, HealthLevel)> =
+        p.partitions.into_iter().map(|r| (r.key, r.level)).collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            ("down-1".to_string(), HealthLevel::Critical),
+            ("up".to_string(), HealthLevel::Healthy)
+        ]
+    );
     s.stop().await;
 }
 

@@ -556,6 +556,11 @@ async fn the_whole_pool_is_critical_only_when_every_partition_fails() {
     let h = pp.health();
     assert_eq!(h.level, HealthLevel::Degraded, "{h:?}");
     assert!((h.error_rate - 2.0 / 3.0).abs() < 1e-9, "{h:?}");
+    // Each partition on its own.
+    let level = |key: &str| pp.partition_health(&k(key)).map(|h| h.level);
+    assert_eq!(level("bad1"), Some(HealthLevel::Critical));
+    assert_eq!(level("good"), Some(HealthLevel::Healthy));
+    assert_eq!(level("never used"), None);
 
     pp.close();
     assert_eq!(pp.health().level, HealthLevel::Critical, "closed");

@@ -82,6 +82,14 @@ where
         self.inner.map.load().get(key).map(|p| p.pool.stats())
     }
 
+    /// Health of `key`'s partition on its own, as [`Pool::health`](crate::Pool::health)
+    /// judges a pool: its own `max_size`, breaker and create outcomes. `None` for a key
+    /// with no partition.
+    #[must_use]
+    pub fn partition_health(&self, key: &K) -> Option<crate::HealthStatus> {
+        self.inner.map.load().get(key).map(|p| p.pool.health())
+    }
+
     /// Every partition's key and stats.
     #[must_use]
     pub fn partitions(&self) -> Vec<(K, PoolStats)> {
