@@ -126,7 +126,8 @@ where
         self
     }
     /// Every `d`, remove partitions with no object and nobody waiting (they are recreated
-    /// on next use). Runs on the pool's upkeep thread, holding the pool only weakly.
+    /// on next use). Runs on the pool's upkeep thread, holding the pool only weakly. At
+    /// least 1 ms.
     pub fn remove_idle_partitions_after(mut self, d: Duration) -> Self {
         self.partition_idle_removal = Some(d);
         self
@@ -170,8 +171,8 @@ where
     /// # Errors
     /// [`ConfigError::Invalid`] naming the field: `max_size == 0`,
     /// `partition_max_size == 0`, a per-key `max_size` of 0 or a `min_idle` above it or
-    /// above the global `max_size`, a `max_size` set through `configure`, a zero
-    /// `remove_idle_partitions_after`, and whatever a partition's
+    /// above the global `max_size`, a `max_size` set through `configure`, a
+    /// `remove_idle_partitions_after` under 1 ms, and whatever a partition's
     /// [`PoolBuilder::build`] would refuse with these limits and knobs (`acquire_timeout`
     /// of zero, ...), checked now rather than when a partition is first used.
     pub fn build(self) -> Result<PartitionedPool<K, T>, ConfigError> {
@@ -223,10 +224,15 @@ where
                 "must not exceed the global max_size",
             ));
         }
-        if self.partition_idle_removal.is_some_and(|d| d.is_zero()) {
+        // The pool's clock counts whole milliseconds: a shorter period would have the
+        // upkeep thread run the removal back to back.
+        if self
+            .partition_idle_removal
+            .is_some_and(|d| d < Duration::from_millis(1))
+        {
             return Err(ConfigError::invalid(
                 "remove_idle_partitions_after",
-                "must be greater than zero",
+                "must be at least 1ms (the pool's clock counts milliseconds)",
             ));
         }
         // A partition is built on first use: check every partition's settings (the
