@@ -20,13 +20,15 @@ pub(super) fn misspelt(
     names.into_iter().find_map(|var| {
         let upper = var.to_uppercase();
         let suffix = upper.strip_prefix(&lead)?;
-        if var.starts_with(&lead) && VARS.contains(&suffix) {
-            return None; // the knob itself
+        if var == upper && VARS.contains(&suffix) {
+            return None; // the knob itself, exactly as `from_env` reads it
         }
-        if VARS
-            .iter()
-            .any(|knob| suffix.ends_with(&format!("_{knob}")))
-        {
+        if VARS.iter().any(|knob| {
+            suffix
+                .strip_suffix(knob)
+                .and_then(|rest| rest.strip_suffix('_'))
+                .is_some_and(|name| !name.is_empty())
+        }) {
             // Another pool's knob under a longer prefix (`PREFIX_2_MAX_SIZE`,
             // `PREFIX_REPLICA_NAME`): not a misspelling of ours.
             return None;

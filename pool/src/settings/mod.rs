@@ -180,7 +180,8 @@ impl PoolConfig {
     /// its knob unset; one that does not parse is a [`ConfigError::Env`] naming it.
     ///
     /// A variable under the prefix whose name is a near miss of a knob's
-    /// (`PREFIX_MAX_SIZ`, `PREFIX_MAXSIZE`, `prefix_max_size`) is an error too, naming the
+    /// (`PREFIX_MAX_SIZ`, `PREFIX_MAXSIZE`, `prefix_max_size`, `PREFIX_max_size`,
+    /// `PREFIX__MAX_SIZE`; names are read in upper case only) is an error too, naming the
     /// knob it resembles: a typo must not leave the knob at its default unnoticed. Other
     /// variables under the prefix (`PREFIX_URL`; a sibling pool's `PREFIX_2_MAX_SIZE`; the
     /// other end of a limit, `PREFIX_MAX_IDLE`) are left to whoever reads them.

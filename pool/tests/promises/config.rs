@@ -264,7 +264,11 @@ async fn a_partitioned_pool_checks_its_settings_at_build() {
         .unwrap_err();
     assert_eq!(e.field(), "idle_timeout", "{e}");
     // Zero, or below the pool's clock (which would have its upkeep thread spin).
-    for d in [Duration::ZERO, Duration::from_nanos(1), Duration::from_micros(999)] {
+    for d in [
+        Duration::ZERO,
+        Duration::from_nanos(1),
+        Duration::from_micros(999),
+    ] {
         let e = PartitionedPool::builder(make)
             .remove_idle_partitions_after(d)
             .build()
