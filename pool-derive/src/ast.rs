@@ -38,38 +38,28 @@ impl<'a> Input<'a> {
         };
         // Every misuse is reported, not only the first: the struct's attributes and each
         // field's are parsed on, their errors combined.
-        let mut errors: Option<Error> = None;
-        let mut note = |e: Error| match &mut errors {
-            Some(all) => all.combine(e),
-            None => errors = Some(e),
-        };
-        let attrs = attr::struct_attrs(&input.attrs)
-            .and_then(|a| crate::valid::check(&a).map(|()| a))
-            .unwrap_or_else(|e| {
-                note(e);
-                StructAttrs::default()
-            });
+        let mut errors = attr::Errors::default();
+        let attrs = attr::struct_attrs(&input.attrs, &mut errors);
+        if let Err(e) = crate::valid::check(&attrs) {
+            errors.push(e);
+        }
         let fields = match &data.fields {
             Fields::Named(f) => f.named.iter().collect::<Vec<_>>(),
             Fields::Unnamed(f) => f.unnamed.iter().collect(),
             Fields::Unit => Vec::new(),
         };
-        let mut parsed = Vec::with_capacity(fields.len());
-        for (i, f) in fields.into_iter().enumerate() {
-            match attr::field_attrs(&f.attrs) {
-                Ok(attrs) => parsed.push(Field {
-                    member: match &f.ident {
-                        Some(id) => Member::Named(id.clone()),
-                        None => Member::Unnamed(i.into()),
-                    },
-                    attrs,
-                }),
-                Err(e) => note(e),
-            }
-        }
-        if let Some(e) = errors {
-            return Err(e);
-        }
+        let parsed = fields
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| Field {
+                member: match &f.ident {
+                    Some(id) => Member::Named(id.clone()),
+                    None => Member::Unnamed(i.into()),
+                },
+                attrs: attr::field_attrs(&f.attrs, &mut errors),
+            })
+            .collect();
+        errors.finish()?;
         let fields = parsed;
         Ok(Input {
             ident: &input.ident,

@@ -1,7 +1,7 @@
 //! Parsing `#[poolable(...)]` on the struct and on fields.
 
 use syn::meta::ParseNestedMeta;
-use syn::{Attribute, Error, Ident, Lit, LitInt, Path, Result};
+use syn::{Attribute, Error, Ident, Lit, LitInt, Path, PathArguments, Result};
 
 /// What `reset` does for one field.
 pub(crate) enum FieldReset {
@@ -33,6 +33,47 @@ const STRUCT_KEYS: &str =
 
 fn poolable_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
     attrs.iter().filter(|a| a.path().is_ident("poolable"))
+}
+
+/// The misuses found so far, combined into one error that reports each.
+#[derive(Default)]
+pub(crate) struct Errors(Option<Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, e: Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(e),
+            None => self.0 = Some(e),
+        }
+    }
+
+    pub(crate) fn finish(self) -> Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+/// Parses every `#[poolable(...)]` in `attrs`, each entry with `entry`. A misuse in an
+/// entry is noted in `errors` and the parse goes on with the next entry (its remaining
+/// tokens, up to the next comma, are skipped), so that every misuse is reported.
+fn each_entry(
+    attrs: &[Attribute],
+    errors: &mut Errors,
+    mut entry: impl FnMut(&ParseNestedMeta) -> Result<()>,
+) {
+    for attr in poolable_attrs(attrs) {
+        let parsed = attr.parse_nested_meta(|meta| {
+            if let Err(e) = entry(&meta) {
+                errors.push(e);
+                while !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+                    meta.input.parse::<proc_macro2::TokenTree>()?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = parsed {
+            errors.push(e);
+        }
+    }
 }
 
 /// The key of `meta` as written, for messages (a path such as `a::b` as written, which is
@@ -84,7 +125,32 @@ fn path(meta: &ParseNestedMeta) -> Result<Path> {
     let v = value(meta, "path::to_fn")?;
     let p: Path = v.parse()?;
     no_call(meta, v, &quote::quote!(#p).to_string().replace(' ', ""))?;
+    turbofish(meta, &p)?;
     Ok(p)
+}
+
+/// A path to a function with generic arguments written as in a type (`wipe<u8>`): the
+/// derive calls it, and in a call the arguments take `::<>` (`wipe::<u8>`).
+fn turbofish(meta: &ParseNestedMeta, p: &Path) -> Result<()> {
+    let bare = |a: &PathArguments| matches!(a, PathArguments::AngleBracketed(g) if g.colon2_token.is_none());
+    let Some(seg) = p.segments.iter().find(|s| bare(&s.arguments)) else {
+        return Ok(());
+    };
+    let mut fixed = p.clone();
+    for s in &mut fixed.segments {
+        if let PathArguments::AngleBracketed(g) = &mut s.arguments {
+            g.colon2_token.get_or_insert_with(Default::default);
+        }
+    }
+    let k = key(meta);
+    Err(Error::new_spanned(
+        &seg.arguments,
+        format!(
+            "write `{k} = {}`: the derive calls this function, and generic arguments in a \
+             call take `::<>`",
+            quote::quote!(#fixed).to_string().replace(' ', "")
+        ),
+    ))
 }
 
 /// A name written as a call (`reset = clear()`): the derive makes the call; the attribute
@@ -116,69 +182,68 @@ fn int(meta: &ParseNestedMeta, example: &str) -> Result<LitInt> {
     }
 }
 
-pub(crate) fn struct_attrs(attrs: &[Attribute]) -> Result<StructAttrs> {
+/// The struct's attributes; each misuse is noted in `errors` (the keys it concerns are
+/// left unset).
+pub(crate) fn struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> StructAttrs {
     let mut out = StructAttrs::default();
-    for attr in poolable_attrs(attrs) {
-        attr.parse_nested_meta(|meta| match key(&meta).as_str() {
-            "reset" => set_once(&mut out.reset, &meta, duplicate, |m| {
-                let p = path(m)?;
-                if p.is_ident("default") {
-                    return Err(Error::new_spanned(
-                        p,
-                        "`reset = default` is for a field; a struct's `reset` names a \
-                         function `fn(&mut Self)` run after the field resets",
-                    ));
-                }
-                Ok(p)
-            }),
-            "health" => set_once(&mut out.health, &meta, duplicate, path),
-            "max_uses" => set_once(&mut out.max_uses, &meta, duplicate, |m| int(m, "1000")),
-            "max_lifetime_secs" => set_once(&mut out.max_lifetime_secs, &meta, duplicate, |m| {
-                int(m, "300")
-            }),
-            k => Err(meta.error(format!(
-                "unknown `poolable` struct attribute `{k}`; expected one of {STRUCT_KEYS}"
-            ))),
-        })?;
-    }
-    Ok(out)
+    each_entry(attrs, errors, |meta| match key(meta).as_str() {
+        "reset" => set_once(&mut out.reset, meta, duplicate, |m| {
+            let p = path(m)?;
+            if p.is_ident("default") {
+                return Err(Error::new_spanned(
+                    p,
+                    "`reset = default` is for a field; a struct's `reset` names a \
+                     function `fn(&mut Self)` run after the field resets",
+                ));
+            }
+            Ok(p)
+        }),
+        "health" => set_once(&mut out.health, meta, duplicate, path),
+        "max_uses" => set_once(&mut out.max_uses, meta, duplicate, |m| int(m, "1000")),
+        "max_lifetime_secs" => set_once(&mut out.max_lifetime_secs, meta, duplicate, |m| {
+            int(m, "300")
+        }),
+        k => Err(meta.error(format!(
+            "unknown `poolable` struct attribute `{k}`; expected one of {STRUCT_KEYS}"
+        ))),
+    });
+    out
 }
 
-pub(crate) fn field_attrs(attrs: &[Attribute]) -> Result<FieldAttrs> {
+/// A field's attributes; each misuse is noted in `errors` (the field is then skipped).
+pub(crate) fn field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
     let mut reset: Option<FieldReset> = None;
     let second = |k: &str| format!("a field takes one of {FIELD_KEYS}; `{k}` is a second one");
-    for attr in poolable_attrs(attrs) {
-        attr.parse_nested_meta(|meta| match key(&meta).as_str() {
-            "reset" => set_once(&mut reset, &meta, second, |m| {
-                let v = value(m, "clear")?;
-                let method: Ident = if v.peek2(syn::Token![::]) {
-                    return Err(v.error(
-                        "a field's `reset` names a method of the field (`reset = clear`); \
-                         for a function, write `reset_with = path::to_fn`",
-                    ));
-                } else {
-                    v.parse()?
-                };
-                no_call(m, v, &method.to_string())?;
-                Ok(if method == "default" {
-                    FieldReset::Default(method)
-                } else {
-                    FieldReset::Method(method)
-                })
-            }),
-            "reset_with" => set_once(&mut reset, &meta, second, |m| path(m).map(FieldReset::With)),
-            "skip" => set_once(&mut reset, &meta, second, |m| {
-                if !m.input.is_empty() && !m.input.peek(syn::Token![,]) {
-                    return Err(m.error("`skip` takes no value"));
-                }
-                Ok(FieldReset::Skip)
-            }),
-            k => Err(meta.error(format!(
-                "unknown `poolable` field attribute `{k}`; expected one of {FIELD_KEYS}"
-            ))),
-        })?;
-    }
-    Ok(FieldAttrs {
+    each_entry(attrs, errors, |meta| match key(meta).as_str() {
+        "reset" => set_once(&mut reset, meta, second, |m| {
+            let v = value(m, "clear")?;
+            let method: Ident = if v.peek2(syn::Token![::]) {
+                return Err(v.error(
+                    "a field's `reset` names a method of the field (`reset = clear`); \
+                     for a function, write `reset_with = path::to_fn`",
+                ));
+            } else {
+                v.parse()?
+            };
+            no_call(m, v, &method.to_string())?;
+            Ok(if method == "default" {
+                FieldReset::Default(method)
+            } else {
+                FieldReset::Method(method)
+            })
+        }),
+        "reset_with" => set_once(&mut reset, meta, second, |m| path(m).map(FieldReset::With)),
+        "skip" => set_once(&mut reset, meta, second, |m| {
+            if !m.input.is_empty() && !m.input.peek(syn::Token![,]) {
+                return Err(m.error("`skip` takes no value"));
+            }
+            Ok(FieldReset::Skip)
+        }),
+        k => Err(meta.error(format!(
+            "unknown `poolable` field attribute `{k}`; expected one of {FIELD_KEYS}"
+        ))),
+    });
+    FieldAttrs {
         reset: reset.unwrap_or(FieldReset::Skip),
-    })
+    }
 }
