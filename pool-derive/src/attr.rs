@@ -123,6 +123,23 @@ fn duplicate(key: &str) -> String {
 /// `= path::to_fn`.
 fn path(meta: &ParseNestedMeta) -> Result<Path> {
     let v = value(meta, "path::to_fn")?;
+    let k = key(meta);
+    if v.peek(syn::LitStr) {
+        let s: syn::LitStr = v.parse()?;
+        return Err(Error::new_spanned(
+            &s,
+            format!(
+                "`{k}` takes a path, not a string: write `{k} = {}`",
+                s.value()
+            ),
+        ));
+    }
+    if v.peek(syn::Token![|]) || v.peek(syn::Token![||]) || v.peek(syn::Token![move]) {
+        return Err(v.error(format!(
+            "`{k}` takes a path to a function, not a closure: write the closure as a `fn` \
+             and name it, `{k} = path::to_fn`"
+        )));
+    }
     let p: Path = v.parse()?;
     no_call(meta, v, &quote::quote!(#p).to_string().replace(' ', ""))?;
     turbofish(meta, &p)?;
