@@ -118,14 +118,7 @@ impl<T: Send + 'static> Pooled<T> {
         let location = shared
             .holder(slot)
             .map_or_else(Location::caller, |(_, l)| l);
-        // Never handed out: the checkout counted when the future was made is taken back
-        // (the pool's `acquired` adds up its objects' uses). Relaxed: the slot is ours,
-        // as at the checkout that counted it.
-        let uses = &this.held.cell().uses;
-        uses.store(
-            uses.load(Ordering::Relaxed).saturating_sub(1),
-            Ordering::Relaxed,
-        );
+        this.uncount_checkout();
         // No handle left: the last one's drop closes the pool, if it has not yet.
         let pool = (!shared.is_closed())
             .then(|| crate::Pool::upgrade(shared))
@@ -140,6 +133,44 @@ impl<T: Send + 'static> Pooled<T> {
         let keep = crate::shared::SharedRef::to(shared);
         keep.get().destroy_aside(slot, reason);
         pool.map(|p| (p, location))
+    }
+
+    /// Gives back an object that was never handed out: its future, settled when it was
+    /// made, is dropped unpolled. The object is untouched, so it goes back without its
+    /// reset, health check or `on_release`, and the checkout counted when the future was
+    /// made is taken back (it counts in neither `acquired` nor `max_uses`). Past its
+    /// lifetime it is destroyed; a waiter, `close` or a shrink take it as they would a
+    /// returned one.
+    pub(crate) fn give_back_unused(this: Self) {
+        let this = ManuallyDrop::new(this);
+        let shared = this.held.shared();
+        let cell = this.held.cell();
+        let uses = this.uncount_checkout();
+        let now = shared.coarse_ms();
+        if cell.expired_at(now) {
+            // SAFETY: the guard's last use: `this` is never dropped (ManuallyDrop).
+            unsafe { this.destroy_last(DestroyReason::MaxLifetime) };
+            return;
+        }
+        cell.stamp_returned(now);
+        // The checkout's own use count names it in a reclaim record (`try_release_fast`).
+        if let Release::Slow(j) = shared.try_release_fast(cell, this.held.slot(), uses) {
+            let (n, panic) = shared.release_slow(j).count();
+            // SAFETY: the guard's last use: `this` is never dropped (ManuallyDrop).
+            unsafe { this.held.settle(n) };
+            crate::shared::resume(panic);
+        }
+    }
+
+    /// Takes back the checkout counted when a settled future was made, whose object was
+    /// never handed out (the pool's `acquired` adds up its objects' uses); returns that
+    /// checkout's use count.
+    fn uncount_checkout(&self) -> u64 {
+        // Relaxed: the slot is ours, as at the checkout that counted it.
+        let uses = &self.held.cell().uses;
+        let checkout = uses.load(Ordering::Relaxed);
+        uses.store(checkout.saturating_sub(1), Ordering::Relaxed);
+        checkout
     }
 
     /// Destroys the object and gives up the guard's reference.

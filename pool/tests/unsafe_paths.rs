@@ -259,3 +259,36 @@ fn a_settled_future_polled_too_late_takes_its_object_back() {
         assert_eq!(l.load(Ordering::SeqCst), 0);
     }
 }
+
+/// A future settled at creation and dropped unpolled gives its object back untouched:
+/// into the pool while a handle lives, and, once every `Pool` handle is gone (the
+/// object's reference may then be the allocation's last), destroyed with the shared
+/// state freed exactly once. Past its lifetime, destroyed at once.
+#[test]
+fn a_settled_future_dropped_unpolled_gives_its_object_back() {
+    let ((p1, live1), (p2, live2), (p3, live3)) = (
+        pool(1),
+        pool(1),
+        pool_with(1, Some(std::time::Duration::from_millis(5))),
+    );
+    // Back into the pool, then taken again.
+    drop(p1.get_blocking().unwrap());
+    drop(p1.get());
+    assert_eq!(p1.get_blocking().unwrap().data.capacity(), 4);
+    drop(p1);
+    // Every handle dropped first: the future's object is all that keeps the shared state.
+    drop(p2.get_blocking().unwrap());
+    let f = p2.get();
+    drop(p2);
+    drop(f);
+    // Its lifetime over while the future waited.
+    drop(p3.get_blocking().unwrap());
+    let f = p3.get();
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    drop(f);
+    assert_eq!(live3.load(Ordering::SeqCst), 0, "destroyed at once");
+    drop(p3);
+    for l in [live1, live2] {
+        assert_eq!(l.load(Ordering::SeqCst), 0);
+    }
+}

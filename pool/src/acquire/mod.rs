@@ -124,15 +124,18 @@ impl<T: Send + 'static> Drop for AcquireFuture<T> {
 }
 
 impl<T: Send + 'static> AcquireFuture<T> {
-    /// `drop` of a future that was not settled: gives back what its state holds.
+    /// `drop` of a future that did not complete: gives back what its state holds.
     #[cold]
     #[inline(never)]
     fn give_back(&mut self) {
         // SAFETY: the only place `state` is dropped, once (`drop` calls this at most
         // once, and `state` is not used afterwards).
         let state = unsafe { ManuallyDrop::take(&mut self.state) };
-        let State::Slow { ctx, step } = state else {
-            return;
+        let (ctx, step) = match state {
+            State::Slow { ctx, step } => (ctx, step),
+            // Settled when it was made and never polled: its object goes back untouched.
+            State::Ready(Settled { guard, .. }) => return Pooled::give_back_unused(guard),
+            State::Failed(_) | State::Done => return,
         };
         match step {
             // The caller gave up while waiting (timeout, `select!`, abort): cancel the

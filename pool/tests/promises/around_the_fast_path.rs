@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use std::future::IntoFuture;
 
-use riptide_pool::{Pool, PoolError};
+use riptide_pool::{Pool, PoolError, Priority};
 
 use crate::common::{self, Census};
 
@@ -1041,6 +1041,58 @@ fn a_future_made_before_close_fails_with_closed() {
         assert!(matches!(get.await, Err(PoolError::Closed)));
         // Destroyed aside: its global unit comes back a moment later.
         common::until(|| pp.global_size() == 0).await;
+    });
+}
+
+/// A future settled when it was made and dropped unpolled hands nothing out: its object
+/// goes back untouched (no reset), to the pool or to a caller waiting, and the checkout
+/// counted at its creation is taken back, so it counts in neither `acquired` nor
+/// `max_uses`.
+#[test]
+fn a_future_dropped_unpolled_counts_no_checkout() {
+    let rt = common::runtime(true);
+    rt.block_on(async {
+        let census = Arc::new(Census::default());
+        let pool = common::builder(&census, Duration::ZERO)
+            .max_size(1)
+            .max_uses(3)
+            .build()
+            .unwrap();
+        pool.warm_up(1).await.unwrap();
+        let before = pool.stats();
+        for _ in 0..5 {
+            drop(pool.get());
+            drop(pool.acquire().priority(Priority::High).into_future());
+        }
+        let s = pool.stats();
+        assert_eq!(
+            (s.acquired, s.destroyed, s.idle),
+            (before.acquired, 0, 1),
+            "{s:?}"
+        );
+        assert_eq!(
+            census.resets.load(Ordering::SeqCst),
+            0,
+            "untouched: no reset"
+        );
+
+        // Handed to the caller waiting meanwhile.
+        let held = pool.get();
+        let waiter = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.get().await.map(drop) }
+        });
+        common::until(|| pool.stats().pending_acquisitions == 1).await;
+        drop(held);
+        waiter.await.unwrap().unwrap();
+        assert_eq!(pool.stats().acquired, before.acquired + 1);
+
+        // `max_uses` counts the real checkouts only: the third retires the object.
+        drop(pool.get().await.unwrap());
+        assert_eq!(pool.stats().destroyed, 0);
+        drop(pool.get().await.unwrap());
+        let s = pool.stats();
+        assert_eq!((s.acquired, s.destroyed), (before.acquired + 3, 1), "{s:?}");
     });
 }
 
