@@ -520,6 +520,28 @@ async fn whole_pool_health_breaker_checkouts_and_drain() {
 struct Conn2;
 impl Poolable for Conn2 {}
 
+/// A routed call on a closed pool fails with `Closed`, whether partitions are left to
+/// route to or not (with none it was `Exhausted`).
+#[tokio::test]
+async fn routed_calls_on_a_closed_pool_fail_with_closed() {
+    let c = Arc::new(Census::default());
+    for with_partition in [false, true] {
+        let pp = builder(&c).build().unwrap();
+        if with_partition {
+            drop(pp.get(&k("a")).await.unwrap());
+        }
+        pp.close();
+        assert!(
+            matches!(pp.get_routed().await, Err(PoolError::Closed)),
+            "with a partition: {with_partition}"
+        );
+        assert!(matches!(
+            pp.get_routed_with(&7u32).await,
+            Err(PoolError::Closed)
+        ));
+    }
+}
+
 /// A partitioned pool is `Critical` by its failures only when every partition is failing
 /// (its breaker open, or half its creates failing); while some partitions work it is
 /// `Degraded`.

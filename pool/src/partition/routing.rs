@@ -95,6 +95,10 @@ where
 
     fn route(&self, hint: Option<u64>) -> Result<K, PoolError> {
         let inner = &self.inner;
+        // Closed first: a closed pool may have no partition left to route to.
+        if self.is_closed() {
+            return Err(PoolError::Closed);
+        }
         for k in inner.overrides.keys() {
             self.part(k)?;
         }
