@@ -171,7 +171,8 @@ where
     /// # Errors
     /// [`ConfigError::Invalid`] naming the field: `max_size == 0`,
     /// `partition_max_size == 0`, a per-key `max_size` of 0 or a `min_idle` above it or
-    /// above the global `max_size`, a `max_size` set through `configure`, a
+    /// above the global `max_size`, per-key `min_idle`s that add up to more than the
+    /// global `max_size`, a `max_size` set through `configure`, a
     /// `remove_idle_partitions_after` under 1 ms, and whatever a partition's
     /// [`PoolBuilder::build`] would refuse with these limits and knobs (`acquire_timeout`
     /// of zero, ...), checked now rather than when a partition is first used.
@@ -205,14 +206,28 @@ where
                 ));
             }
         }
-        // A knob that set the size would override every key's limit: refuse it (a size
-        // no knob sets stays at the sentinel 0, which `max_size` never is).
+        // Every key's `min_idle` is kept at once: together they must fit under the cap.
+        let kept = self
+            .overrides
+            .values()
+            .fold(0usize, |sum, l| sum.saturating_add(l.min_idle));
+        if kept > self.max_size {
+            return Err(ConfigError::invalid(
+                "partition",
+                "the keys' min_idle add up to more than the global max_size: some key's \
+                 objects could never be kept ready",
+            ));
+        }
+        // A knob that set the size would override every key's limit: refuse it. The
+        // knobs run on two sizes; a size no knob sets stays what it was in both.
         let never = || async { Err::<T, BoxError>("a settings check creates nothing".into()) };
-        let probe = self
-            .knobs
-            .iter()
-            .fold(PoolBuilder::custom(never).max_size(0), |b, knob| knob(b));
-        if probe.settings().max_size != 0 {
+        let probe_from = |size: usize| {
+            self.knobs
+                .iter()
+                .fold(PoolBuilder::custom(never).max_size(size), |b, knob| knob(b))
+        };
+        let probe = probe_from(0);
+        if probe.settings().max_size != 0 || probe_from(1).settings().max_size != 1 {
             return Err(ConfigError::invalid(
                 "max_size",
                 "is set per key by partition_max_size or partition(..), not by configure",
