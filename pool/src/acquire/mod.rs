@@ -21,7 +21,8 @@
 //!    An object the caller discards is dropped away from it (`Shared::destroy_aside`):
 //!    a slow `Drop` never holds the caller past its deadline.
 //! 6. **Checking**: the checkout step, bounded by the deadline. Rejected (or panicked): the
-//!    object is destroyed (aside) and the caller starts again, without an error. Past the
+//!    caller starts again, without an error, and the object is then destroyed (aside), so
+//!    its unit goes to the best caller with this one queued among them. Past the
 //!    deadline, the caller gets `Timeout`, and once `close` runs, `Closed` at once (the
 //!    step's cell is tracked like a create's); the step then finishes in the background
 //!    (`checkout::finish_left`).
@@ -281,9 +282,14 @@ impl<T: Send + 'static> AcquireFuture<T> {
                         match verdict {
                             Ok(()) => Self::checked_out(ctx, slot),
                             Err(reason) => {
-                                // Rejected: destroy it and try again, without an error.
+                                // Rejected: destroyed, and the caller tries again without
+                                // an error. It queues again (keeping its age) before the
+                                // object's unit is freed, so that unit goes to the best
+                                // caller waiting with this one among them, not to a
+                                // younger one queued meanwhile.
+                                let next = Self::start(ctx, cx, &mut unused);
                                 ctx.shared().destroy_aside(slot, reason);
-                                Continue(Slow::Start)
+                                next
                             }
                         }
                     }
