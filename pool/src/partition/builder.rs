@@ -18,7 +18,9 @@ use crate::sync::{AtomicBool, AtomicUsize, Rcu};
 pub struct PartitionLimits {
     /// Most objects this key may hold.
     pub max_size: usize,
-    /// Idle objects kept ready for this key.
+    /// Idle objects kept ready for this key, as far as the global cap allows: the keys'
+    /// `min_idle`s may add up past it, and each key's top-up then takes free global
+    /// capacity only (it never evicts another key's objects to fill its own).
     pub min_idle: usize,
     /// Priority levels added to this key's acquisitions (saturating at `Critical`).
     pub priority_boost: u8,
@@ -171,8 +173,7 @@ where
     /// # Errors
     /// [`ConfigError::Invalid`] naming the field: `max_size == 0`,
     /// `partition_max_size == 0`, a per-key `max_size` of 0 or a `min_idle` above it or
-    /// above the global `max_size`, per-key `min_idle`s that add up to more than the
-    /// global `max_size`, a `max_size` set through `configure`, a
+    /// above the global `max_size`, a `max_size` set through `configure`, a
     /// `remove_idle_partitions_after` under 1 ms, and whatever a partition's
     /// [`PoolBuilder::build`] would refuse with these limits and knobs (`acquire_timeout`
     /// of zero, ...), checked now rather than when a partition is first used.
@@ -205,18 +206,6 @@ where
                     "min_idle must not exceed the global max_size",
                 ));
             }
-        }
-        // Every key's `min_idle` is kept at once: together they must fit under the cap.
-        let kept = self
-            .overrides
-            .values()
-            .fold(0usize, |sum, l| sum.saturating_add(l.min_idle));
-        if kept > self.max_size {
-            return Err(ConfigError::invalid(
-                "partition",
-                "the keys' min_idle add up to more than the global max_size: some key's \
-                 objects could never be kept ready",
-            ));
         }
         // A knob that set the size would override every key's limit: refuse it. The
         // knobs run on two sizes; a size no knob sets stays what it was in both.

@@ -251,26 +251,6 @@ async fn a_partitioned_pool_checks_its_settings_at_build() {
         .map(drop)
         .unwrap_err();
     assert_eq!(e.field(), "acquire_timeout", "{e}");
-    // Keys whose `min_idle`s cannot all be kept under the global cap.
-    let limits = riptide_pool::PartitionLimits {
-        max_size: 4,
-        min_idle: 3,
-        priority_boost: 0,
-    };
-    let e = PartitionedPool::builder(make)
-        .max_size(5)
-        .partition(1, limits)
-        .partition(2, limits)
-        .build()
-        .map(drop)
-        .unwrap_err();
-    assert_eq!(e.field(), "partition", "{e}");
-    let fits = PartitionedPool::builder(make)
-        .max_size(6)
-        .partition(1, limits)
-        .partition(2, limits)
-        .build();
-    assert!(fits.is_ok());
     // Any size set through `configure`, 0 included.
     for size in [0, 1, 5] {
         let e = PartitionedPool::builder(make)
