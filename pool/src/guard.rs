@@ -118,7 +118,6 @@ impl<T: Send + 'static> Pooled<T> {
         let location = shared
             .holder(slot)
             .map_or_else(Location::caller, |(_, l)| l);
-        this.uncount_checkout();
         // No handle left: the last one's drop closes the pool, if it has not yet.
         let pool = (!shared.is_closed())
             .then(|| crate::Pool::upgrade(shared))
@@ -135,17 +134,24 @@ impl<T: Send + 'static> Pooled<T> {
         pool.map(|p| (p, location))
     }
 
+    /// Counts the checkout of a guard made uncounted (`Pool::guard_uncounted`) as it is
+    /// handed over.
+    #[inline(always)]
+    pub(crate) fn count_checkout(this: &Self) {
+        this.held.cell().count_use();
+    }
+
     /// Gives back an object that was never handed out: its future, settled when it was
     /// made, is dropped unpolled. The object is untouched, so it goes back without its
-    /// reset, health check or `on_release`, and the checkout counted when the future was
-    /// made is taken back (it counts in neither `acquired` nor `max_uses`). Past its
-    /// lifetime it is destroyed; a waiter, `close` or a shrink take it as they would a
-    /// returned one.
+    /// reset, health check or `on_release`, and it was never counted as checked out (not
+    /// in `acquired`, not against `max_uses`). Past its lifetime it is destroyed; a waiter,
+    /// `close` or a shrink take it as they would a returned one.
     pub(crate) fn give_back_unused(this: Self) {
         let this = ManuallyDrop::new(this);
         let shared = this.held.shared();
         let cell = this.held.cell();
-        let uses = this.uncount_checkout();
+        // Relaxed: the owner's own count.
+        let uses = cell.uses.load(Ordering::Relaxed);
         let now = shared.coarse_ms();
         if cell.expired_at(now) {
             // SAFETY: the guard's last use: `this` is never dropped (ManuallyDrop).
@@ -153,24 +159,13 @@ impl<T: Send + 'static> Pooled<T> {
             return;
         }
         cell.stamp_returned(now);
-        // The checkout's own use count names it in a reclaim record (`try_release_fast`).
+        // The slot's use count names what a reclaim record would (`try_release_fast`).
         if let Release::Slow(j) = shared.try_release_fast(cell, this.held.slot(), uses) {
             let (n, panic) = shared.release_slow(j).count();
             // SAFETY: the guard's last use: `this` is never dropped (ManuallyDrop).
             unsafe { this.held.settle(n) };
             crate::shared::resume(panic);
         }
-    }
-
-    /// Takes back the checkout counted when a settled future was made, whose object was
-    /// never handed out (the pool's `acquired` adds up its objects' uses); returns that
-    /// checkout's use count.
-    fn uncount_checkout(&self) -> u64 {
-        // Relaxed: the slot is ours, as at the checkout that counted it.
-        let uses = &self.held.cell().uses;
-        let checkout = uses.load(Ordering::Relaxed);
-        uses.store(checkout.saturating_sub(1), Ordering::Relaxed);
-        checkout
     }
 
     /// Destroys the object and gives up the guard's reference.

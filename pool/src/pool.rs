@@ -170,6 +170,18 @@ impl<T: Send + 'static> Pool<T> {
         Pooled::new(self.handle.held(slot, cell))
     }
 
+    /// [`guard`](Self::guard) whose use is counted when it is handed over
+    /// (`Pooled::count_checkout`): a future settled at its creation.
+    #[inline]
+    pub(crate) fn guard_uncounted(
+        &self,
+        slot: usize,
+        loc: &'static Location<'static>,
+    ) -> Pooled<T> {
+        let cell = self.shared().checkout_uncounted(slot, loc);
+        Pooled::new(self.handle.held(slot, cell))
+    }
+
     /// Checks out an object, waiting up to `acquire_timeout`: an idle one, a new one if
     /// the pool is below `max_size`, or the next one returned.
     ///

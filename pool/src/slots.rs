@@ -90,6 +90,13 @@ impl<T> Slot<T> {
         }
     }
 
+    /// Counts a checkout of the object (owner only; Relaxed: see above).
+    #[inline(always)]
+    pub(crate) fn count_use(&self) {
+        self.uses
+            .store(self.uses.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
     /// Whether the object is past its lifetime at coarse-clock `now_ms`. Relaxed: the
     /// owner's own field (see above), written before the slot was published to whoever
     /// reads it now (a claim's Acquire, or the installer itself).

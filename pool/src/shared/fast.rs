@@ -251,12 +251,21 @@ impl<T: Send + 'static> Shared<T> {
         claimed.then(|| OnDrop::new(move || self.release(i).never()))
     }
 
-    /// Records a checkout in the slot (owner-only writes) and returns the slot.
+    /// Records a checkout in the slot (owner-only writes), its use counted, and returns
+    /// the slot.
     #[inline]
     pub(crate) fn checkout(&self, i: usize, loc: &'static Location<'static>) -> &Slot<T> {
+        let s = self.checkout_uncounted(i, loc);
+        s.count_use();
+        s
+    }
+
+    /// [`checkout`](Self::checkout) without counting the use: for a future settled at its
+    /// creation, whose object is handed over (and its use counted) at its first poll, if
+    /// ever (`Pooled::count_checkout`).
+    #[inline]
+    pub(crate) fn checkout_uncounted(&self, i: usize, loc: &'static Location<'static>) -> &Slot<T> {
         let s = self.slots.get(i);
-        s.uses
-            .store(s.uses.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         // Stores only when the value changes: fewer stores for the next locked
         // instruction to wait for.
         let loc = ptr::from_ref(loc).cast_mut();

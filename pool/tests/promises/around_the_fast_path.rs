@@ -1062,7 +1062,10 @@ fn a_future_dropped_unpolled_counts_no_checkout() {
         let before = pool.stats();
         for _ in 0..5 {
             drop(pool.get());
-            drop(pool.acquire().priority(Priority::High).into_future());
+            // Stats read while it holds its claim: it counts nowhere, then or after.
+            let f = pool.acquire().priority(Priority::High).into_future();
+            assert_eq!(pool.stats().acquired, before.acquired);
+            drop(f);
         }
         let s = pool.stats();
         assert_eq!(
@@ -1093,6 +1096,48 @@ fn a_future_dropped_unpolled_counts_no_checkout() {
         drop(pool.get().await.unwrap());
         let s = pool.stats();
         assert_eq!((s.acquired, s.destroyed), (before.acquired + 3, 1), "{s:?}");
+    });
+}
+
+/// A future that holds its claim unpolled is a checkout held: past `reclaim_leaked` its
+/// capacity is given back (even on a fresh object, whose first checkout it would be), and
+/// leaks reported around it are each reported once, the real checkout after it included.
+#[test]
+fn a_future_held_unpolled_is_reclaimed_and_leaks_around_it_are_reported() {
+    let rt = common::runtime(true);
+    rt.block_on(async {
+        let census = Arc::new(Census::default());
+        let pool = common::builder(&census, Duration::ZERO)
+            .max_size(1)
+            .leak_threshold(Duration::from_millis(20))
+            .reclaim_leaked(Duration::from_millis(40))
+            .build()
+            .unwrap();
+        pool.warm_up(1).await.unwrap();
+        // A fresh object, held by a future nobody polls: reclaimed, so another caller is
+        // served (by a new object).
+        let forgotten = pool.get();
+        let other = pool.acquire().timeout(Duration::from_secs(5)).await;
+        assert!(other.is_ok(), "{:?}", pool.stats());
+        drop(other);
+        drop(forgotten);
+        common::until(|| pool.stats().size == 1).await;
+
+        // A used object held unpolled is reported (under its last checkout); the real
+        // checkout after it is reported too.
+        let pool = common::builder(&census, Duration::ZERO)
+            .max_size(1)
+            .leak_threshold(Duration::from_millis(20))
+            .build()
+            .unwrap();
+        drop(pool.get().await.unwrap());
+        let f = pool.get();
+        common::until(|| pool.stats().leaks_detected == 1).await;
+        drop(f);
+        let g = pool.get().await.unwrap();
+        common::until(|| pool.stats().leaks_detected == 2).await;
+        drop(g);
+        assert_eq!(pool.stats().acquired, 2);
     });
 }
 
