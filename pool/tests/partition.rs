@@ -520,6 +520,36 @@ async fn whole_pool_health_breaker_checkouts_and_drain() {
 struct Conn2;
 impl Poolable for Conn2 {}
 
+/// The whole pool reads at least as bad as its healthiest partition's failures: its only
+/// partition failing a third of its creates (`Unhealthy`) makes it `Unhealthy`, not just
+/// `Degraded`.
+#[tokio::test]
+async fn the_whole_pool_fails_as_much_as_its_healthiest_partition() {
+    use riptide_pool::HealthLevel;
+    let n = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let pp = PartitionedPool::builder(move |_key: String| {
+        let n = n.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n % 3 == 2 {
+                Err(std::io::Error::other("every third create fails"))
+            } else {
+                Ok(Conn2)
+            }
+        }
+    })
+    .build()
+    .unwrap();
+    for _ in 0..9 {
+        if let Ok(g) = pp.get(&k("a")).await {
+            riptide_pool::Pooled::discard(g);
+        }
+    }
+    let part = pp.partition_health(&k("a")).unwrap();
+    let whole = pp.health();
+    assert_eq!(part.level, HealthLevel::Unhealthy, "{part:?}");
+    assert_eq!(whole.level, HealthLevel::Unhealthy, "{whole:?}");
+}
+
 /// A routed call on a closed pool fails with `Closed`, whether partitions are left to
 /// route to or not (with none it was `Exhausted`).
 #[tokio::test]

@@ -147,11 +147,13 @@ where
     /// [`Pool::health`](crate::Pool::health) judges a pool's (the global cap for
     /// utilization, callers waiting in any partition), and its failures partition by
     /// partition, so that one tenant's failing factory does not take the whole pool out:
-    /// - `Critical` when the pool is closed, or when every partition is failing (its
-    ///   breaker not closed, or half its creates of the last minute failing);
-    /// - at least `Degraded` while some partition is failing, or has 5 % of its creates
-    ///   failing;
-    /// - otherwise as its load makes it (the thresholds of [`HealthLevel`](crate::HealthLevel)).
+    /// - `Critical` when the pool is closed;
+    /// - otherwise at least as bad as its healthiest partition's failures (the thresholds of
+    ///   [`HealthLevel`](crate::HealthLevel): `Critical` with its breaker not closed or half
+    ///   its creates of the last minute failing, `Unhealthy` from 20 %, `Degraded` from
+    ///   5 %), so every partition failing makes the pool fail as much;
+    /// - at least `Degraded` while any partition's failures reach a level;
+    /// - and at least as bad as its load makes it.
     ///
     /// `error_rate` is every partition's create errors over their attempts.
     #[must_use]
@@ -159,7 +161,8 @@ where
         use crate::stats::{error_rate, failure_level};
         use crate::HealthLevel::{Critical, Degraded, Healthy};
         let map = self.inner.map.load();
-        let (mut attempts, mut errors, mut failing, mut worst) = (0, 0, 0, Healthy);
+        let (mut attempts, mut errors) = (0, 0);
+        let (mut best, mut worst) = (None, Healthy);
         for p in map.values() {
             let (a, e) = p.pool.shared().create_outcomes();
             (attempts, errors) = (attempts + a, errors + e);
@@ -167,15 +170,14 @@ where
                 p.pool.circuit_state() != crate::CircuitState::Closed,
                 error_rate((a, e)),
             );
-            failing += usize::from(level == Critical);
+            best = Some(best.map_or(level, |b: crate::HealthLevel| b.min(level)));
             worst = worst.max(level);
         }
-        let floor = if self.is_closed() || (failing > 0 && failing == map.len()) {
+        let floor = if self.is_closed() {
             Critical
-        } else if worst > Healthy {
-            Degraded
         } else {
-            Healthy
+            best.unwrap_or(Healthy)
+                .max(if worst > Healthy { Degraded } else { Healthy })
         };
         crate::HealthStatus::weigh(&self.totals(), floor, error_rate((attempts, errors)))
     }
