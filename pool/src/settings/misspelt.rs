@@ -27,7 +27,7 @@ pub(super) fn misspelt(
             suffix
                 .strip_suffix(knob)
                 .and_then(|rest| rest.strip_suffix('_'))
-                .is_some_and(|name| !name.is_empty())
+                .is_some_and(|name| name.chars().any(|c| c.is_ascii_alphanumeric()))
         }) {
             // Another pool's knob under a longer prefix (`PREFIX_2_MAX_SIZE`,
             // `PREFIX_REPLICA_NAME`): not a misspelling of ours.

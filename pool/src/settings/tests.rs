@@ -69,6 +69,7 @@ fn a_misspelt_knob_is_an_error_naming_the_knob() {
         ("APP_POOL_max_size", "APP_POOL_MAX_SIZE"),
         ("APP_POOL_Max_Size", "APP_POOL_MAX_SIZE"),
         ("APP_POOL__MAX_SIZE", "APP_POOL_MAX_SIZE"),
+        ("APP_POOL___MAX_SIZE", "APP_POOL_MAX_SIZE"),
         ("APP_POOL_AQUIRE_TIMEOUT", "APP_POOL_ACQUIRE_TIMEOUT"),
         ("APP_POOL_IDLE_TIMOUT", "APP_POOL_IDLE_TIMEOUT"),
         ("APP_POOL_NAMES", "APP_POOL_NAME"),
