@@ -135,10 +135,22 @@ fn path(meta: &ParseNestedMeta) -> Result<Path> {
         ));
     }
     if v.peek(syn::Token![|]) || v.peek(syn::Token![||]) || v.peek(syn::Token![move]) {
-        return Err(v.error(format!(
+        let e = v.error(format!(
             "`{k}` takes a path to a function, not a closure: write the closure as a `fn` \
              and name it, `{k} = path::to_fn`"
-        )));
+        ));
+        // Past the parameters, whose commas are not the list's: the parse goes on after
+        // the closure (`each_entry` skips its body to the next comma).
+        let _ = v.parse::<Option<syn::Token![move]>>();
+        if v.parse::<syn::Token![|]>().is_ok() {
+            while !v.is_empty() && !v.peek(syn::Token![|]) {
+                v.parse::<proc_macro2::TokenTree>()?;
+            }
+            let _ = v.parse::<syn::Token![|]>();
+        } else {
+            let _ = v.parse::<syn::Token![||]>();
+        }
+        return Err(e);
     }
     let p: Path = v.parse()?;
     no_call(meta, v, &quote::quote!(#p).to_string().replace(' ', ""))?;
