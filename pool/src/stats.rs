@@ -182,8 +182,9 @@ impl std::error::Error for DrainError {}
 /// - `Healthy`: otherwise.
 ///
 /// A partitioned pool judges failures partition by partition: one failing tenant makes it
-/// `Degraded`, and only every partition failing makes it `Critical`
-/// ([`PartitionedPool::health`](crate::PartitionedPool::health)).
+/// `Degraded`, and it fails as much as its healthiest partition (every partition
+/// `Critical` makes it `Critical`;
+/// [`PartitionedPool::health`](crate::PartitionedPool::health)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum HealthLevel {
