@@ -115,9 +115,9 @@ impl<T: Send + 'static> Pooled<T> {
     ) -> Option<(crate::Pool<T>, &'static std::panic::Location<'static>)> {
         let this = ManuallyDrop::new(this);
         let (shared, slot) = (this.held.shared(), this.held.slot());
-        let location = shared
-            .holder(slot)
-            .map_or_else(Location::caller, |(_, l)| l);
+        // SAFETY: locations are `&'static Location`s, stored by `Shared::claim_for`.
+        let location = unsafe { this.held.cell().location.load(Ordering::Relaxed).as_ref() }
+            .unwrap_or_else(Location::caller);
         // No handle left: the last one's drop closes the pool, if it has not yet.
         let pool = (!shared.is_closed())
             .then(|| crate::Pool::upgrade(shared))
@@ -134,11 +134,13 @@ impl<T: Send + 'static> Pooled<T> {
         pool.map(|p| (p, location))
     }
 
-    /// Counts the checkout of a guard made uncounted (`Pool::guard_uncounted`) as it is
-    /// handed over.
+    /// Begins the checkout of a guard made by `Pool::guard_unhanded` as it is handed
+    /// over: counted, then stamped (the stamp last, as `Shared::checkout` does).
     #[inline(always)]
-    pub(crate) fn count_checkout(this: &Self) {
-        this.held.cell().count_use();
+    pub(crate) fn hand_over(this: &Self) {
+        let cell = this.held.cell();
+        cell.count_use();
+        cell.stamp_checkout(this.held.shared().coarse_ms());
     }
 
     /// Gives back an object that was never handed out: its future, settled when it was
@@ -152,13 +154,12 @@ impl<T: Send + 'static> Pooled<T> {
         let cell = this.held.cell();
         // Relaxed: the owner's own count.
         let uses = cell.uses.load(Ordering::Relaxed);
-        let now = shared.coarse_ms();
-        if cell.expired_at(now) {
+        if cell.expired_at(shared.coarse_ms()) {
             // SAFETY: the guard's last use: `this` is never dropped (ManuallyDrop).
             unsafe { this.destroy_last(DestroyReason::MaxLifetime) };
             return;
         }
-        cell.stamp_returned(now);
+        cell.stamp_returned(shared.coarse_ms());
         // The slot's use count names what a reclaim record would (`try_release_fast`).
         if let Release::Slow(j) = shared.try_release_fast(cell, this.held.slot(), uses) {
             let (n, panic) = shared.release_slow(j).count();

@@ -159,10 +159,7 @@ impl<T: Send + 'static> Shared<T> {
             let loc = slot.location.load(Ordering::Relaxed);
             // Acquire: orders the two loads above before the re-read (seqlock reader).
             crate::sync::fence(Ordering::Acquire);
-            // (`uses` is 0 for a fresh object claimed by a future not yet polled: its
-            // checkout counts once it is handed over. Never reported, since nothing is
-            // below 0, but reclaimed like any other.)
-            if slot.stamp_ms.load(Ordering::Relaxed) != since {
+            if uses == 0 || slot.stamp_ms.load(Ordering::Relaxed) != since {
                 continue;
             }
             let held = now.saturating_sub(since);

@@ -170,15 +170,11 @@ impl<T: Send + 'static> Pool<T> {
         Pooled::new(self.handle.held(slot, cell))
     }
 
-    /// [`guard`](Self::guard) whose use is counted when it is handed over
-    /// (`Pooled::count_checkout`): a future settled at its creation.
+    /// [`guard`](Self::guard) whose checkout begins when it is handed over
+    /// (`Pooled::hand_over`): a future settled at its creation (`Shared::claim_for`).
     #[inline]
-    pub(crate) fn guard_uncounted(
-        &self,
-        slot: usize,
-        loc: &'static Location<'static>,
-    ) -> Pooled<T> {
-        let cell = self.shared().checkout_uncounted(slot, loc);
+    pub(crate) fn guard_unhanded(&self, slot: usize, loc: &'static Location<'static>) -> Pooled<T> {
+        let cell = self.shared().claim_for(slot, loc);
         Pooled::new(self.handle.held(slot, cell))
     }
 

@@ -34,6 +34,9 @@ pub(crate) const RECLAIMED: usize = 0b1_0000;
 /// it: idle, being handed to a waiter, or being validated for the next holder). Without
 /// it, the stamp is when the checkout holding the object began.
 pub(crate) const STAMP_IDLE: u64 = 1 << 63;
+/// In `Slot::stamp_ms`: claimed by a future not yet polled, which hands the object over
+/// (and begins its checkout) at its first poll.
+pub(crate) const STAMP_CLAIMED: u64 = 1 << 62;
 /// In `Slot::reported`: with the checkout's `uses`, "this checkout was reclaimed".
 pub(crate) const RECLAIM_MARK: u64 = 1 << 63;
 
@@ -113,6 +116,14 @@ impl<T> Slot<T> {
         self.stamp_ms.store(now_ms, Ordering::Release);
     }
 
+    /// Stamps a claim by a future not yet polled (owner only; `STAMP_CLAIMED`). Release,
+    /// as `stamp_checkout`, for the deadlock check's holder.
+    #[inline]
+    pub(crate) fn stamp_claimed(&self, now_ms: u64) {
+        self.stamp_ms
+            .store(now_ms | STAMP_CLAIMED, Ordering::Release);
+    }
+
     /// Stamps the object as made or returned now (owner only): nobody holds it.
     #[inline]
     pub(crate) fn stamp_returned(&self, now_ms: u64) {
@@ -126,12 +137,21 @@ impl<T> Slot<T> {
     }
 
     /// When the checkout holding the object began; `None` while no caller holds it (it
-    /// is idle, made, being handed over or being validated). Acquire: see
-    /// `stamp_checkout`.
+    /// is idle, made, being handed over or being validated, or claimed by a future not
+    /// yet polled). Acquire: see `stamp_checkout`.
     #[inline]
     pub(crate) fn held_since(&self) -> Option<u64> {
         let s = self.stamp_ms.load(Ordering::Acquire);
-        (s & STAMP_IDLE == 0).then_some(s)
+        (s & (STAMP_IDLE | STAMP_CLAIMED) == 0).then_some(s)
+    }
+
+    /// [`held_since`](Self::held_since), or when a future not yet polled claimed it:
+    /// whether a caller has the object, for the deadlock check (a future's maker holds
+    /// its claim, though no checkout has begun).
+    #[inline]
+    pub(crate) fn claimed_since(&self) -> Option<u64> {
+        let s = self.stamp_ms.load(Ordering::Acquire);
+        (s & STAMP_IDLE == 0).then_some(s & !STAMP_CLAIMED)
     }
 
     /// A pointer to the object that outlives the call: for a guard's `Deref` and for the

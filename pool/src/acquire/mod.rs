@@ -73,7 +73,7 @@ impl<T: Send + 'static> IntoFuture for Acquire<'_, T> {
         let state = match shared.try_claim() {
             Err(e) => State::Failed(e.into()),
             Ok(Some(i)) if !shared.needs_recycle(i) => State::Ready(Settled::new(
-                self.pool.guard_uncounted(i, self.opts.location),
+                self.pool.guard_unhanded(i, self.opts.location),
                 &self.opts,
             )),
             claimed => {
@@ -171,8 +171,8 @@ impl<T: Send + 'static> Future for AcquireFuture<T> {
             if !Pooled::still_good(g) {
                 return this.start_over(cx);
             }
-            // Handed over now: the checkout counts (`acquired`, `max_uses`) from here.
-            Pooled::count_checkout(g);
+            // Handed over now: the checkout begins (counted and stamped) here.
+            Pooled::hand_over(g);
             // Moved out field by field rather than by `mem::replace`, which would copy the
             // whole state (sized for the slow steps) to take a guard two words long.
             // SAFETY: the guard is read out once and the state is overwritten at once with

@@ -251,20 +251,32 @@ impl<T: Send + 'static> Shared<T> {
         claimed.then(|| OnDrop::new(move || self.release(i).never()))
     }
 
-    /// Records a checkout in the slot (owner-only writes), its use counted, and returns
-    /// the slot.
+    /// Records a checkout in the slot (owner-only writes): who took it and where, its use
+    /// counted and its start stamped (last: the stamp's Release publishes the rest to the
+    /// leak scan). Returns the slot.
     #[inline]
     pub(crate) fn checkout(&self, i: usize, loc: &'static Location<'static>) -> &Slot<T> {
-        let s = self.checkout_uncounted(i, loc);
+        let s = self.record_claim(i, loc);
         s.count_use();
+        s.stamp_checkout(self.coarse_ms());
         s
     }
 
-    /// [`checkout`](Self::checkout) without counting the use: for a future settled at its
-    /// creation, whose object is handed over (and its use counted) at its first poll, if
-    /// ever (`Pooled::count_checkout`).
+    /// Records who claimed slot `i` and where, and stamps the claim (`STAMP_CLAIMED`): for
+    /// a future settled at its creation. Its checkout begins (counted and stamped, `Pooled::hand_over`) when it
+    /// hands the object over at its first poll; until then the claim is no checkout: not
+    /// in `acquired` or against `max_uses`, and invisible to leak reports, `reclaim_leaked`
+    /// and the usage histogram.
     #[inline]
-    pub(crate) fn checkout_uncounted(&self, i: usize, loc: &'static Location<'static>) -> &Slot<T> {
+    pub(crate) fn claim_for(&self, i: usize, loc: &'static Location<'static>) -> &Slot<T> {
+        let s = self.record_claim(i, loc);
+        s.stamp_claimed(self.coarse_ms());
+        s
+    }
+
+    /// Who took slot `i` and where (owner-only writes), before its stamp.
+    #[inline]
+    fn record_claim(&self, i: usize, loc: &'static Location<'static>) -> &Slot<T> {
         let s = self.slots.get(i);
         // Stores only when the value changes: fewer stores for the next locked
         // instruction to wait for.
@@ -272,7 +284,6 @@ impl<T: Send + 'static> Shared<T> {
         if s.location.load(Ordering::Relaxed) != loc {
             s.location.store(loc, Ordering::Relaxed);
         }
-        s.stamp_checkout(self.coarse_ms());
         if self.detects_deadlocks() {
             // Relaxed: read by reports, and by the deadlock check under the queue lock,
             // which the holder takes (and so publishes this store) before it can count.

@@ -38,7 +38,7 @@ impl<T: Send + 'static> Shared<T> {
     ) {
         for i in 0..self.slots.used() {
             let s = self.slots.get(i);
-            if s.state.load(Ordering::Relaxed) & STATE_MASK != BUSY || s.held_since().is_none() {
+            if s.state.load(Ordering::Relaxed) & STATE_MASK != BUSY || s.claimed_since().is_none() {
                 continue;
             }
             let holder = s.holder.load(Ordering::Relaxed);
@@ -207,7 +207,7 @@ impl<T: Send + 'static> Shared<T> {
                 EMPTY => {}
                 // The lock is held, so the reclaim record is final (`is_reclaimed`).
                 BUSY if self.is_reclaimed(i, st) => {}
-                BUSY if s.held_since().is_some()
+                BUSY if s.claimed_since().is_some()
                     && waiting.contains(&s.holder.load(Ordering::Relaxed)) =>
                 {
                     held += 1;

@@ -1099,45 +1099,48 @@ fn a_future_dropped_unpolled_counts_no_checkout() {
     });
 }
 
-/// A future that holds its claim unpolled is a checkout held: past `reclaim_leaked` its
-/// capacity is given back (even on a fresh object, whose first checkout it would be), and
-/// leaks reported around it are each reported once, the real checkout after it included.
+/// A future's claim is no checkout until the future hands the object over at its first
+/// poll: while it waits unpolled it is not reported as a leak, and the checkout it then
+/// begins is reported once (not again under another count), as is the real checkout
+/// after it; the usage histogram counts from the hand-over.
 #[test]
-fn a_future_held_unpolled_is_reclaimed_and_leaks_around_it_are_reported() {
+fn a_futures_checkout_begins_when_it_hands_the_object_over() {
     let rt = common::runtime(true);
     rt.block_on(async {
         let census = Arc::new(Census::default());
         let pool = common::builder(&census, Duration::ZERO)
             .max_size(1)
             .leak_threshold(Duration::from_millis(20))
-            .reclaim_leaked(Duration::from_millis(40))
             .build()
             .unwrap();
         pool.warm_up(1).await.unwrap();
-        // A fresh object, held by a future nobody polls: reclaimed, so another caller is
-        // served (by a new object).
-        let forgotten = pool.get();
-        let other = pool.acquire().timeout(Duration::from_secs(5)).await;
-        assert!(other.is_ok(), "{:?}", pool.stats());
-        drop(other);
-        drop(forgotten);
-        common::until(|| pool.stats().size == 1).await;
-
-        // A used object held unpolled is reported (under its last checkout); the real
-        // checkout after it is reported too.
-        let pool = common::builder(&census, Duration::ZERO)
-            .max_size(1)
-            .leak_threshold(Duration::from_millis(20))
-            .build()
-            .unwrap();
-        drop(pool.get().await.unwrap());
+        // Its first checkout (sampled for the usage histogram), 300 ms after the claim.
         let f = pool.get();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let s = pool.stats();
+        assert_eq!((s.leaks_detected, s.acquired, s.in_use), (0, 0, 1), "{s:?}");
+        assert!(pool.checked_out().is_empty(), "a claim is not a checkout");
+        drop(f.await.unwrap());
+        let s = pool.stats();
+        assert!(
+            s.usage_p99 < Duration::from_millis(200),
+            "from the hand-over: {s:?}"
+        );
+
+        // A used object: claimed unpolled, then handed over and held: reported once.
+        let f = pool.get();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(pool.stats().leaks_detected, 0);
+        let g = f.await.unwrap();
         common::until(|| pool.stats().leaks_detected == 1).await;
-        drop(f);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(pool.stats().leaks_detected, 1, "one checkout, one report");
+        drop(g);
+        // The next real checkout held too long is a new report.
         let g = pool.get().await.unwrap();
         common::until(|| pool.stats().leaks_detected == 2).await;
         drop(g);
-        assert_eq!(pool.stats().acquired, 2);
+        assert_eq!(pool.stats().acquired, 3);
     });
 }
 
