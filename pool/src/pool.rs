@@ -186,7 +186,11 @@ impl<T: Send + 'static> Pool<T> {
     /// object is claimed at once (a future dropped unpolled gives it back); otherwise the
     /// work starts at the first poll. A future first polled after `close` fails with
     /// `Closed`, and one first polled after its object's `max_lifetime` ran out starts
-    /// over with a fresh object: neither hands out the object it claimed.
+    /// over with a fresh object: neither hands out the object it claimed. The checkout
+    /// begins when the object is handed over, at the first poll: until then the claim
+    /// counts in neither `acquired` nor `max_uses`, and leak reports, `reclaim_leaked` and
+    /// `checked_out` do not see it (a future kept unpolled keeps its object until it is
+    /// polled or dropped).
     ///
     /// # Errors
     /// The future's output: [`PoolError::Timeout`] past the deadline,
