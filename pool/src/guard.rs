@@ -150,23 +150,18 @@ impl<T: Send + 'static> Pooled<T> {
     /// `close` or a shrink take it as they would a returned one.
     pub(crate) fn give_back_unused(this: Self) {
         let this = ManuallyDrop::new(this);
-        let shared = this.held.shared();
-        let cell = this.held.cell();
-        // Relaxed: the owner's own count.
-        let uses = cell.uses.load(Ordering::Relaxed);
-        if cell.expired_at(shared.coarse_ms()) {
-            // SAFETY: the guard's last use: `this` is never dropped (ManuallyDrop).
-            unsafe { this.destroy_last(DestroyReason::MaxLifetime) };
-            return;
-        }
-        cell.stamp_returned(shared.coarse_ms());
-        // The slot's use count names what a reclaim record would (`try_release_fast`).
-        if let Release::Slow(j) = shared.try_release_fast(cell, this.held.slot(), uses) {
-            let (n, panic) = shared.release_slow(j).count();
-            // SAFETY: the guard's last use: `this` is never dropped (ManuallyDrop).
-            unsafe { this.held.settle(n) };
-            crate::shared::resume(panic);
-        }
+        let (shared, cell, slot) = (this.held.shared(), this.held.cell(), this.held.slot());
+        let now = shared.coarse_ms();
+        let owed = if cell.expired_at(now) {
+            shared.destroy(slot, DestroyReason::MaxLifetime)
+        } else {
+            cell.stamp_returned(now);
+            shared.release_slot(cell, slot)
+        };
+        let (n, panic) = owed.count();
+        // SAFETY: the guard's last use: `this` is never dropped (ManuallyDrop).
+        unsafe { this.held.settle(n) };
+        crate::shared::resume(panic);
     }
 
     /// Destroys the object and gives up the guard's reference.
