@@ -1,6 +1,7 @@
 //! Making objects: the factory run as a background task bounded by `create_timeout`, its
-//! outcome settled through the waiter cell of whoever reserved the capacity (handoff.rs),
-//! the circuit breaker asked before and told after, and every failure reported.
+//! outcome settled through the waiter cell of whoever reserved the capacity
+//! (`shared/settle.rs`), the circuit breaker asked before and told after, and every
+//! failure reported.
 
 use std::time::Duration;
 

@@ -1,12 +1,12 @@
 //! Upkeep: object expiry, and the maintenance pass (idle eviction, lifetime retirement,
 //! leak scans, reclaiming forgotten checkouts, `min_idle`). The pass runs in the
-//! background (`Pool::start_maintenance`: a task on the build runtime, or the upkeep
-//! thread), never on a caller's checkout.
+//! background (a task on the build runtime, or the upkeep thread, holding the pool only
+//! weakly: [`WeakPool`]), never on a caller's checkout.
 
 use std::time::Duration;
 
 use crate::breaker::Admit;
-use crate::shared::Shared;
+use crate::shared::{Handle, Shared, SharedRef};
 use crate::slots::{BUSY, IDLE, STATE_MASK};
 use crate::stats::{DestroyReason, PoolEvent};
 use crate::sync::Ordering;
@@ -239,6 +239,37 @@ impl<T: Send + 'static> Shared<T> {
         let cell = Waiter::new(Priority::Normal, self.now(), Duration::MAX, false);
         let _ = cell.decide(Decision::Cancelled);
         self.spawn_create(cell, admit);
+    }
+}
+
+/// Background upkeep's hold on a pool: weak, so it never keeps the pool open.
+#[cfg_attr(riptide_model, allow(dead_code))] // the models run upkeep by hand
+pub(crate) struct WeakPool<T: Send + 'static>(pub(crate) std::sync::Weak<Handle<T>>);
+
+impl<T: Send + 'static> WeakPool<T> {
+    /// The shared state while some `Pool` handle is alive and the pool open. The handle
+    /// upgraded to get it is dropped before this returns: a pass holds the memory
+    /// ([`SharedRef`]), never a handle, so the last user handle dropped during a pass
+    /// closes the pool at once, not when the pass ends.
+    fn open(&self) -> Option<SharedRef<T>> {
+        let shared = SharedRef::to(self.0.upgrade()?.get());
+        (!shared.get().is_closed()).then_some(shared)
+    }
+}
+
+impl<T: Send + 'static> crate::rt::Upkeep for WeakPool<T> {
+    fn tick(&self) -> Option<Duration> {
+        let shared = self.open()?;
+        shared.get().maintain();
+        Some(shared.get().maint_interval())
+    }
+
+    fn another(&self) -> Box<dyn crate::rt::Upkeep> {
+        Box::new(WeakPool(self.0.clone()))
+    }
+
+    fn alive(&self) -> bool {
+        self.open().is_some()
     }
 }
 

@@ -9,7 +9,7 @@ use crate::acquire::{Acquire, AcquireFuture};
 use crate::config::{Config, PoolBuilder};
 use crate::error::PoolError;
 use crate::hooks::Hooks;
-use crate::shared::{Handle, Shared, SharedRef};
+use crate::shared::{Handle, Shared};
 use crate::stats::CheckedOut;
 #[cfg(not(riptide_model))]
 use crate::stats::DrainError;
@@ -55,37 +55,6 @@ impl<T: Send + 'static> std::fmt::Debug for Pool<T> {
         f.debug_struct("Pool")
             .field("stats", &self.stats())
             .finish()
-    }
-}
-
-/// Background upkeep's hold on a pool: weak, so it never keeps the pool open.
-#[cfg_attr(riptide_model, allow(dead_code))] // the models run upkeep by hand
-struct WeakPool<T: Send + 'static>(std::sync::Weak<Handle<T>>);
-
-impl<T: Send + 'static> WeakPool<T> {
-    /// The shared state while some `Pool` handle is alive and the pool open. The handle
-    /// upgraded to get it is dropped before this returns: a pass holds the memory
-    /// ([`SharedRef`]), never a handle, so the last user handle dropped during a pass
-    /// closes the pool at once, not when the pass ends.
-    fn open(&self) -> Option<SharedRef<T>> {
-        let shared = SharedRef::to(self.0.upgrade()?.get());
-        (!shared.get().is_closed()).then_some(shared)
-    }
-}
-
-impl<T: Send + 'static> crate::rt::Upkeep for WeakPool<T> {
-    fn tick(&self) -> Option<Duration> {
-        let shared = self.open()?;
-        shared.get().maintain();
-        Some(shared.get().maint_interval())
-    }
-
-    fn another(&self) -> Box<dyn crate::rt::Upkeep> {
-        Box::new(WeakPool(self.0.clone()))
-    }
-
-    fn alive(&self) -> bool {
-        self.open().is_some()
     }
 }
 
@@ -139,7 +108,7 @@ impl<T: Send + 'static> Pool<T> {
         let shared = pool.shared();
         shared.set_owner(Arc::downgrade(&pool.handle));
         shared.env().start_upkeep(
-            Box::new(WeakPool(Arc::downgrade(&pool.handle))),
+            Box::new(crate::maintenance::WeakPool(Arc::downgrade(&pool.handle))),
             shared.maint_interval(),
         );
         if shared.config().min_idle > 0 {

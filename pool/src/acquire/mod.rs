@@ -488,24 +488,5 @@ impl<T: Send + 'static> AcquireFuture<T> {
     }
 }
 
-impl<T: Send + 'static> std::fmt::Debug for AcquireFuture<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = match &*self.state {
-            State::Ready(_) => "ready",
-            State::Failed(_) => "failed",
-            State::Slow { step, .. } => match step {
-                Slow::Start => "start",
-                Slow::Queued { .. } => "queued",
-                Slow::Creating { .. } => "creating",
-                Slow::Checking { .. } => "checking",
-            },
-            State::Done => "done",
-        };
-        f.debug_struct("AcquireFuture")
-            .field("state", &state)
-            .finish_non_exhaustive()
-    }
-}
-
 #[cfg(all(test, not(riptide_model)))]
 mod tests;

@@ -1,6 +1,7 @@
 //! The acquisition future's state: what a slow acquisition carries from step to step
 //! (`Ctx`), where it stands (`State`, `Slow`), and the guard of a future settled when it
-//! was created (`Settled`). The driver that moves between the steps is in `mod.rs`.
+//! was created (`Settled`), and how the future shows it (`Debug`). The driver that moves
+//! between the steps is in `mod.rs`.
 
 use std::ops::ControlFlow;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use crate::sync::Arc;
 use crate::waiters::Waiter;
 use crate::{Pool, Pooled};
 
-use super::AcquireOptions;
+use super::{AcquireFuture, AcquireOptions};
 
 /// `Ctx::since_ns` before the first poll.
 pub(super) const UNSET: u64 = u64::MAX;
@@ -168,3 +169,23 @@ impl Slow {
 
 /// One step of the driver: the next step, or the result.
 pub(super) type Step<T> = ControlFlow<Result<Pooled<T>, PoolError>, Slow>;
+
+/// Shows the step an acquisition is at (`ready`, `queued`, `creating`, ...).
+impl<T: Send + 'static> std::fmt::Debug for AcquireFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &*self.state {
+            State::Ready(_) => "ready",
+            State::Failed(_) => "failed",
+            State::Slow { step, .. } => match step {
+                Slow::Start => "start",
+                Slow::Queued { .. } => "queued",
+                Slow::Creating { .. } => "creating",
+                Slow::Checking { .. } => "checking",
+            },
+            State::Done => "done",
+        };
+        f.debug_struct("AcquireFuture")
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}

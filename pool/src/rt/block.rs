@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::exec::{create_runtime, is_current_thread, Runtime};
+use super::runtime::{create_runtime, is_current_thread, Runtime};
 
 #[cfg(not(riptide_model))]
 std::thread_local! {

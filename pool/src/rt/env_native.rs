@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::exec::{self, Runtime};
+use super::runtime::{self, Runtime};
 use super::{clock, timer, upkeep};
 use crate::stats::PoolEvent;
 
@@ -162,7 +162,7 @@ impl Env {
         rt.spawn_with_liveness(|liveness| async move {
             /// On the task's end: the runtime is marked gone (if it is shutting down) and
             /// a pool still open moves to the upkeep thread.
-            struct Handover(Option<Box<dyn super::Upkeep>>, exec::Liveness);
+            struct Handover(Option<Box<dyn super::Upkeep>>, runtime::Liveness);
             impl Drop for Handover {
                 fn drop(&mut self) {
                     // First: from here on, creates run on threads.

@@ -8,15 +8,18 @@
 //! - Time limits run on the pool's own timer (`timer.rs`), never on a runtime's time
 //!   driver: a runtime built without timers, or one that shut down, never leaves a caller
 //!   waiting past its deadline.
-//! - The runtime captured at `build()` is used only while it is alive ([`Runtime`]): a pool
-//!   that outlives the runtime it was built in falls back to threads, as a pool built
-//!   outside any runtime does.
+//! - The runtime captured at `build()` is used only while it is alive ([`Runtime`], in
+//!   `runtime.rs`): a pool that outlives the runtime it was built in falls back to
+//!   threads, as a pool built outside any runtime does.
 //! - Under a model checker there is no clock and no tokio: creates run on model threads and
 //!   timeouts are modelled by dropping futures.
 
 use std::future::Future;
 #[cfg(not(riptide_model))]
 use std::time::Duration;
+
+#[cfg(not(riptide_model))]
+use super::runtime::{create_runtime, is_current_thread, Runtime};
 
 /// How a background run (a create) ended.
 #[cfg_attr(riptide_model, allow(dead_code))] // models have no clock and do not catch panics
@@ -295,32 +298,6 @@ fn on_create_runtime(fallback: Option<&tokio::runtime::Handle>, run: Run) {
     on_thread_in(ctx, run);
 }
 
-/// The pool's own runtime for creates no other runtime can be trusted to run (see
-/// [`on_create_runtime`]): one per process, multi-thread with a single worker, built the
-/// first time it is needed and never shut down. `None` if it could not be built.
-#[cfg(not(riptide_model))]
-pub(super) fn create_runtime() -> Option<&'static tokio::runtime::Runtime> {
-    static CREATES: std::sync::OnceLock<Option<tokio::runtime::Runtime>> =
-        std::sync::OnceLock::new();
-    CREATES
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("riptide-pool-create")
-                .enable_all()
-                .build()
-                .ok()
-        })
-        .as_ref()
-}
-
-/// Whether `h` is a current-thread runtime's (which runs its tasks only while its owner
-/// drives it).
-#[cfg(not(riptide_model))]
-pub(super) fn is_current_thread(h: &tokio::runtime::Handle) -> bool {
-    h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
-}
-
 /// A background run spawned on a tokio runtime. If the runtime drops it before its first
 /// poll (it was shutting down: a handle cannot tell), the run moves on instead of failing:
 /// to `next` (the runtime captured at build, while alive), else to a thread; a run dropped
@@ -394,75 +371,6 @@ impl Drop for Rescue {
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         on_create_runtime(next.as_ref().map(|rt| &rt.handle), run);
-    }
-}
-
-/// A tokio runtime captured at `build()`, usable while it is alive.
-///
-/// Liveness comes from a guard ([`Runtime::liveness`]) that the pool's maintenance task
-/// holds: tokio drops every task when a runtime shuts down, and the guard's drop marks the
-/// runtime gone. A tokio `Handle` itself cannot tell: spawning on the handle of a runtime
-/// that is gone silently drops the task.
-#[cfg(not(riptide_model))]
-#[derive(Clone)]
-pub(crate) struct Runtime {
-    handle: tokio::runtime::Handle,
-    alive: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-#[cfg(not(riptide_model))]
-impl Runtime {
-    /// The runtime current on this thread, if any.
-    pub(crate) fn capture() -> Option<Self> {
-        let handle = tokio::runtime::Handle::try_current().ok()?;
-        Some(Runtime {
-            handle,
-            alive: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
-        })
-    }
-
-    /// The handle, while the runtime is alive.
-    pub(crate) fn handle(&self) -> Option<&tokio::runtime::Handle> {
-        // Acquire: pairs with the guard's Release; a stale `true` is the same race as the
-        // runtime shutting down just after this check, which spawning already tolerates.
-        self.alive
-            .load(std::sync::atomic::Ordering::Acquire)
-            .then_some(&self.handle)
-    }
-
-    /// Whether it is a current-thread runtime (see [`is_current_thread`]).
-    pub(crate) fn is_current_thread(&self) -> bool {
-        is_current_thread(&self.handle)
-    }
-
-    /// Spawns `fut` on the runtime, handing it the guard that marks the runtime gone when
-    /// the runtime drops the task (or when `fut` ends).
-    pub(crate) fn spawn_with_liveness<F>(&self, fut: impl FnOnce(Liveness) -> F)
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        let guard = Liveness(self.alive.clone());
-        self.handle.spawn(fut(guard));
-    }
-}
-
-/// Marks its runtime gone when dropped (see [`Runtime`]).
-#[cfg(not(riptide_model))]
-pub(crate) struct Liveness(std::sync::Arc<std::sync::atomic::AtomicBool>);
-
-#[cfg(not(riptide_model))]
-impl Liveness {
-    /// Marks the runtime gone now.
-    pub(crate) fn mark_gone(&self) {
-        // Release: pairs with `Runtime::handle`.
-        self.0.store(false, std::sync::atomic::Ordering::Release);
-    }
-}
-
-#[cfg(not(riptide_model))]
-impl Drop for Liveness {
-    fn drop(&mut self) {
-        self.mark_gone();
     }
 }
 

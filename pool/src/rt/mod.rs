@@ -10,6 +10,8 @@ pub(crate) mod block;
 pub(crate) mod clock;
 pub(crate) mod exec;
 #[cfg(not(riptide_model))]
+pub(crate) mod runtime;
+#[cfg(not(riptide_model))]
 pub(crate) mod timer;
 pub(crate) mod trace;
 #[cfg(not(riptide_model))]

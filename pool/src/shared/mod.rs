@@ -8,8 +8,10 @@
 //! - `fast.rs`: the lock-free claim and release;
 //! - `idle.rs`: the idle stack and the pool's two modes, calm and scarce;
 //! - `handoff.rs`: **the protocol** — slow release, registration, hand-off, deadlines,
-//!   cancellation, settling a create — told whole in its first lines, with the invariants
-//!   the other files cite as I1…I9;
+//!   cancellation — told whole in its first lines, with the invariants the other files
+//!   cite as I1…I9;
+//! - `settle.rs`: settling a create (the object to its caller or the pool, a failure to
+//!   the caller and the breaker);
 //! - `capacity.rs`: reservations, the partitions' global gate, eviction, retirement;
 //! - `objects.rs`: objects into and out of slots (install, destroy, detach, metadata);
 //! - `nested.rs`: deadlock detection (nested waits, the certain deadlock);
@@ -27,6 +29,7 @@ mod nested;
 mod objects;
 mod refs;
 mod report;
+mod settle;
 mod word;
 
 use std::time::Duration;
