@@ -7,8 +7,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use riptide_pool::{
-    CheckedOut, CircuitState, DrainError, HealthLevel, HealthStatus, PartitionedPool, Pool,
-    PoolStats, Poolable,
+    CheckedOut, CircuitState, DrainError, HealthStatus, PartitionedPool, Pool, PoolStats, Poolable,
 };
 use serde::Serialize;
 
@@ -52,7 +51,7 @@ pub trait PoolView: Send + Sync + 'static {
     }
     /// The counters (for a partitioned pool: the totals, `max_size` = the global cap).
     fn stats(&self) -> PoolStats;
-    /// Health by the thresholds documented on [`HealthLevel`].
+    /// Health by the thresholds documented on [`HealthLevel`](riptide_pool::HealthLevel).
     fn health(&self) -> HealthStatus;
     /// The factory's circuit breaker, if the pool type exposes one.
     fn circuit_state(&self) -> Option<CircuitState>;
@@ -195,28 +194,12 @@ where
     }
 }
 
-/// Health from counters alone, by the thresholds documented on [`HealthLevel`], with the
+/// Health from counters alone, by the thresholds documented on [`HealthLevel`](riptide_pool::HealthLevel), with the
 /// create error rate taken as 0 (used where a pool type has no `health()` of its own: the
-/// default [`PoolView::partitions_with_health`]). `closed` makes it `Critical`.
+/// default [`PoolView::partitions_with_health`]). `closed` makes it `Critical`. The same
+/// judgement as [`HealthStatus::from_load`].
 pub fn health_from_stats(s: &PoolStats, closed: bool) -> HealthStatus {
-    let utilization = s.in_use as f64 / s.max_size.max(1) as f64;
-    let waiting = s.pending_acquisitions > 0;
-    let level = if closed {
-        HealthLevel::Critical
-    } else if waiting && utilization >= 1.0 {
-        HealthLevel::Unhealthy
-    } else if utilization >= 0.9 || waiting {
-        HealthLevel::Degraded
-    } else {
-        HealthLevel::Healthy
-    };
-    let score = 100.0 - 40.0 * utilization.min(1.0) - if waiting { 20.0 } else { 0.0 };
-    HealthStatus {
-        level,
-        utilization,
-        error_rate: 0.0,
-        score: score.clamp(0.0, 100.0).round() as u8,
-    }
+    HealthStatus::from_load(s, closed)
 }
 
 /// A partition key as text: its `Debug` form, with a string's or char's quotes and escapes
@@ -284,6 +267,7 @@ fn unescape_debug(s: &str, quote: char) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use riptide_pool::HealthLevel;
 
     #[derive(Debug)]
     #[allow(dead_code)]

@@ -68,6 +68,32 @@ impl PoolStats {
 }
 
 impl HealthStatus {
+    /// The health a pool's load alone gives it: utilization and callers waiting, by the
+    /// thresholds documented on [`HealthLevel`], with no create errors counted
+    /// (`error_rate` 0). `closed` makes it `Critical`. For a pool type whose failures are
+    /// judged elsewhere, or not at all; [`Pool::health`](crate::Pool::health) also counts
+    /// the breaker and the last minute's create errors.
+    ///
+    /// ```
+    /// use riptide_pool::{HealthLevel, HealthStatus, PoolStats};
+    ///
+    /// let mut st = PoolStats::default();
+    /// st.max_size = 10;
+    /// st.in_use = 9;
+    /// let h = HealthStatus::from_load(&st, false);
+    /// assert_eq!(h.level, HealthLevel::Degraded); // 90 % in use
+    /// assert_eq!(HealthStatus::from_load(&st, true).level, HealthLevel::Critical);
+    /// ```
+    #[must_use]
+    pub fn from_load(st: &PoolStats, closed: bool) -> HealthStatus {
+        let floor = if closed {
+            HealthLevel::Critical
+        } else {
+            HealthLevel::Healthy
+        };
+        Self::weigh(st, floor, 0.0)
+    }
+
     /// The health of a pool with stats `st`: closed, its breaker not closed, and
     /// `(create attempts, create errors)` of the last minute. The thresholds are documented on
     /// [`HealthLevel`].
