@@ -1,6 +1,6 @@
 //! Code generation: the `Poolable` impl, or on misuse the error plus an empty impl.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{DeriveInput, Generics, Ident, WhereClause};
@@ -27,10 +27,22 @@ pub(crate) fn impl_header(ident: &Ident, generics: &Generics) -> TokenStream {
     where_clause
         .predicates
         .push(syn::parse_quote!(Self: ::core::marker::Send + 'static));
+    // `Self: 'static` makes every lifetime parameter `'static`, which the (allow by default)
+    // `redundant_lifetimes` lint reports on the user's struct.
+    let allow =
+        (generics.lifetimes().next().is_some()).then(|| quote!(#[allow(redundant_lifetimes)]));
     quote! {
         #[automatically_derived]
+        #allow
         impl #impl_generics ::riptide_pool::Poolable for #ident #ty_generics #where_clause
     }
+}
+
+/// A span that resolves as the derive's own code does (its edition, its hygiene) but is
+/// reported at `user`: the `::core` paths the derive writes would otherwise resolve by the
+/// user's edition, and in a 2015 crate `::core` is not in scope.
+fn at(user: Span) -> Span {
+    Span::call_site().located_at(user)
 }
 
 fn impl_poolable(input: &Input) -> TokenStream {
@@ -47,33 +59,26 @@ fn impl_poolable(input: &Input) -> TokenStream {
             FieldReset::Method(method) => Some(quote_spanned! {method.span()=>
                 #this.#m.#method();
             }),
-            FieldReset::Default(kw) => Some(quote_spanned! {kw.span()=>
+            FieldReset::Default(kw) => Some(quote_spanned! {at(kw.span())=>
                 #this.#m = ::core::default::Default::default();
             }),
-            // The argument is a binding spanned on the path: `&mut self.field` mixes the
-            // call-site `self` with the path's span, and a function of the wrong type
-            // would be reported on `#[derive(Poolable)]` instead of on the path.
-            FieldReset::With(path) => {
-                let field = quote::format_ident!("__riptide_field", span = path.span());
-                Some(quote_spanned! {path.span()=>
-                    {
-                        let #field = &mut #this.#m;
-                        #path(#field);
-                    }
-                })
-            }
+            // The argument begins and ends with tokens spanned on the path, so a function
+            // of the wrong type is reported there: `&mut self.field` alone mixes the
+            // call-site `self` into the argument's span, which rustc then reports on
+            // `#[derive(Poolable)]` (and it peels plain parentheses). A one-element tuple
+            // read back keeps the call's coercions and binds no name, so no constant of
+            // the user's can turn a binding into a pattern.
+            FieldReset::With(path) => Some(quote_spanned! {path.span()=>
+                #path((&mut #this.#m,).0);
+            }),
             FieldReset::Skip => None,
         }
     });
-    // A binding spanned on the path, as for `reset_with`: a function of the wrong type is
-    // reported on the path.
+    // The argument spanned on the path, as for `reset_with`: a function of the wrong type
+    // is reported on the path.
     let struct_reset = input.attrs.reset.as_ref().map(|path| {
-        let this_ref = quote::format_ident!("__riptide_this", span = path.span());
         quote_spanned! {path.span()=>
-            {
-                let #this_ref = &mut *#this;
-                #path(#this_ref);
-            }
+            #path((&mut *#this,).0);
         }
     });
     let reset = quote! {
@@ -84,7 +89,7 @@ fn impl_poolable(input: &Input) -> TokenStream {
         }
     };
     let health = input.attrs.health.as_ref().map(|path| {
-        quote_spanned! {path.span()=>
+        quote_spanned! {at(path.span())=>
             #[inline]
             fn is_healthy(&self) -> ::core::primitive::bool {
                 #path(self)

@@ -18,6 +18,31 @@
 //! 'static`. The generated code names `::riptide_pool`, so the crate using the derive must
 //! depend on `riptide-pool` under that name.
 //!
+//! The generated code works in a crate of any edition, binds no local names (so none of
+//! the crate's constants can clash with it), and trips none of the allow-by-default lints a
+//! crate may deny. In a 2015-edition crate, for instance:
+//!
+//! ```edition2015
+//! extern crate riptide_pool;
+//! use riptide_pool::Poolable;
+//!
+//! #[derive(Poolable)]
+//! #[poolable(health = Conn::ok, max_uses = 100)]
+//! struct Conn {
+//!     #[poolable(reset = default)]
+//!     scratch: Vec<u8>,
+//! }
+//! impl Conn {
+//!     fn ok(&self) -> bool {
+//!         self.scratch.capacity() < 1 << 20
+//!     }
+//! }
+//!
+//! let mut c = Conn { scratch: vec![1, 2] };
+//! c.reset();
+//! assert!(c.scratch.is_empty() && c.is_healthy());
+//! ```
+//!
 //! Misuse (an unknown or duplicate key, a wrong literal, `max_uses = 0`, an enum, ...) is a
 //! compile error with its span on the offending token; every misuse in the struct and its
 //! fields is reported, not only the first. The derive then still emits an empty

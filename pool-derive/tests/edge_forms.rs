@@ -1,7 +1,34 @@
 //! Attacking the derive: lifetimes, const generics, raw identifiers, non_exhaustive,
-//! empty attribute lists, trailing-comma where clauses, defaults on generics.
+//! empty attribute lists, trailing-comma where clauses, defaults on generics, a crate that
+//! denies lints and names its items as the generated code might.
 #![allow(dead_code, missing_docs)]
+// A struct with a lifetime gets `Self: 'static` on its impl, which this lint would flag.
+#![deny(redundant_lifetimes)]
 use riptide_pool::Poolable;
+
+// Constants named as the derive might name a local: a `let` of that name would be a
+// constant pattern (and fail to compile), so the generated code binds no names.
+#[allow(non_upper_case_globals)]
+const __riptide_field: u8 = 0;
+#[allow(non_upper_case_globals)]
+const __riptide_this: u8 = 0;
+#[allow(non_upper_case_globals)]
+const field: u8 = 0;
+#[allow(non_upper_case_globals)]
+const this: u8 = 0;
+
+#[derive(Poolable)]
+#[poolable(reset = wipe_all)]
+struct NamesInScope {
+    #[poolable(reset_with = Vec::clear)]
+    v: Vec<u8>,
+    // The call's coercions still apply: `&mut String` to `&mut str`.
+    #[poolable(reset_with = str::make_ascii_lowercase)]
+    s: String,
+}
+fn wipe_all(s: &mut NamesInScope) {
+    s.v.clear();
+}
 
 #[derive(Poolable)]
 struct Borrowing<'a> {
@@ -92,6 +119,14 @@ fn all_compile_and_behave() {
     assert_eq!(MaxU64::MAX_USES, Some(u64::MAX));
     fn p<T: Poolable>() {}
     p::<Borrowing<'static>>();
+    let mut names = NamesInScope {
+        v: vec![1],
+        s: "AB".into(),
+    };
+    names.reset();
+    assert!(names.v.is_empty());
+    assert_eq!(names.s, "ab");
+    assert_eq!((__riptide_field, __riptide_this, field, this), (0, 0, 0, 0));
 }
 
 /// Types named like primitives (legal Rust, e.g. in generated bindings) beside a derive
