@@ -160,6 +160,88 @@ fn a_tokio_factory_works_wherever_its_create_starts() {
     });
 }
 
+/// A pool of TCP listeners whose factory and `validate` both need a driven tokio runtime
+/// (its timer and its reactor), validating every checkout, with a breaker that opens on
+/// the first failure.
+struct TokioFactory;
+impl riptide_pool::Factory<tokio::net::TcpListener> for TokioFactory {
+    type Error = std::io::Error;
+    async fn create(&self) -> Result<tokio::net::TcpListener, std::io::Error> {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::net::TcpListener::bind("127.0.0.1:0").await
+    }
+    async fn validate(&self, l: &mut tokio::net::TcpListener) -> bool {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        // A connection to it completes only on a driven reactor.
+        let addr = l.local_addr().unwrap();
+        tokio::net::TcpStream::connect(addr).await.is_ok()
+    }
+}
+
+/// The same factory and checkout step with no runtime left to run them in: the pool was
+/// built in a runtime (of either flavour) that has since been dropped, or outside any
+/// runtime. Creates started with no runtime current (by blocking callers on plain threads,
+/// and by an acquisition driven by hand, as a non-tokio executor would) and the checkout
+/// steps of blocking callers still work: they run where a worker drives tokio's timer and
+/// reactor (the pool's own runtime), so nothing fails, nothing counts against the factory,
+/// and no idle object is thrown away for a `validate` that could not run. (An async
+/// caller's checkout step runs in the caller's own task, as its other code does.)
+#[test]
+fn a_tokio_factory_and_checkout_step_work_with_no_runtime_left() {
+    within(Duration::from_secs(60), || {
+        for origin in ["multi-thread, dropped", "current-thread, dropped", "none"] {
+            let build = || {
+                Pool::custom(TokioFactory)
+                    .max_size(3)
+                    .validation_interval(Duration::ZERO)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .create_timeout(Duration::from_secs(2))
+                    .circuit_breaker(1, Duration::from_secs(60))
+                    .build()
+                    .unwrap()
+            };
+            let pool = match origin {
+                "none" => build(),
+                o => {
+                    let rt = runtime(o.starts_with("multi"));
+                    let pool = rt.block_on(async { build() });
+                    drop(rt);
+                    pool
+                }
+            };
+            // Three creates, every object held: one driven by hand, two from a blocking
+            // caller.
+            let p = pool.clone();
+            let by_hand = std::thread::spawn(move || block_by_hand(p.get()))
+                .join()
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{origin}: a create driven by hand: {e}"));
+            let p = pool.clone();
+            let held = std::thread::spawn(move || {
+                let a = p.acquire().blocking()?;
+                let b = p.acquire().blocking()?;
+                Ok::<_, PoolError>((a.local_addr().unwrap(), b.local_addr().unwrap()))
+            })
+            .join()
+            .unwrap();
+            assert!(held.is_ok(), "{origin}: blocking creates: {held:?}");
+            drop(by_hand);
+            // Every later checkout runs `validate`.
+            for _ in 0..4 {
+                let p = pool.clone();
+                std::thread::spawn(move || p.acquire().blocking().map(drop))
+                    .join()
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("{origin}: a blocking checkout: {e}"));
+            }
+            let s = pool.stats();
+            assert_eq!((s.created, s.destroyed), (3, 0), "{origin}: {s:?}");
+            assert_eq!(pool.circuit_state(), CircuitState::Closed, "{origin}");
+            assert_eq!(pool.health().error_rate, 0.0, "{origin}");
+        }
+    });
+}
+
 /// Drives `fut` on this thread with no runtime (as a non-tokio executor would).
 fn block_by_hand<F: std::future::Future>(fut: F) -> F::Output {
     let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));

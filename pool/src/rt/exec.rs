@@ -2,7 +2,8 @@
 //! work dropped aside (blocking waits are `block.rs`'s).
 //!
 //! - A create runs as its own task (on the tokio runtime current at the call, else the one
-//!   captured at `build()` while it is alive, else a thread of its own), so a caller that
+//!   captured at `build()` while it is alive, else on a thread of its own inside the pool's
+//!   own runtime), so a caller that
 //!   times out or is cancelled never aborts it halfway: the object it makes goes into the
 //!   pool instead.
 //! - Time limits run on the pool's own timer (`timer.rs`), never on a runtime's time
@@ -177,11 +178,15 @@ impl super::Env {
             Ok(h) => Rescue::spawn(&h, run, self.runtime().cloned(), rescued),
             // Outside any runtime: the one captured at build while it lives. A current-thread
             // one runs tasks only while its owner drives it, and this thread is not its
-            // owner: the pool's own runtime, as above.
+            // owner: the pool's own runtime, as above. With no runtime left (the pool was
+            // built outside one, or the one captured is gone), the pool's own runtime too,
+            // so a factory that needs tokio's timer or reactor finds them. Not under Miri,
+            // which wants every thread finished when a test ends: a thread of its own.
             Err(_) => match self.runtime().and_then(Runtime::handle) {
                 Some(h) if is_current_thread(h) => on_create_runtime(Some(h), run),
                 Some(h) => Rescue::spawn(h, run, None, rescued),
-                None => on_thread(run),
+                None if cfg!(miri) => on_thread(run),
+                None => on_create_runtime(None, run),
             },
         }
     }
