@@ -330,6 +330,59 @@ fn pct_schedules_of_a_new_partition() {
     shuttle::check_pct(new_partition_races_the_gate, 2000, 3);
 }
 
+/// Partitions of `n` objects each under a global cap of `n`.
+fn n_unit_pool(n: usize) -> riptide_pool::PartitionedPool<usize, Of> {
+    riptide_pool::PartitionedPool::builder(
+        |key: usize| async move { Ok::<_, std::io::Error>(Of(key)) },
+    )
+    .partition_max_size(n)
+    .max_size(n)
+    .deadlock_detection(riptide_pool::DeadlockDetection::Off)
+    .build()
+    .unwrap()
+}
+
+/// `callers` callers of a new key at once, at the global cap while key 0's
+/// `callers + 1` objects sit idle, cost key 0 one object each, no more: however the
+/// evictions' drops (on threads of their own) interleave with the callers' reservations,
+/// registrations and telling the gate. A caller in the middle of registering (counted in
+/// the state word before it looks for a free unit) is no demand to evict for, and two
+/// calls making room for one caller evict once. Run with one caller: with several, a
+/// unit on its way to one of them can still cost one object more (docs/architecture.md,
+/// "Evictions in flight").
+fn each_caller_costs_one_eviction(callers: usize) {
+    riptide_pool::model::drop_aside_on_threads(true);
+    let pp = n_unit_pool(callers + 1);
+    let idle: Vec<_> = (0..=callers)
+        .map(|_| block_on(pp.get(&0)).unwrap())
+        .collect();
+    drop(idle);
+    riptide_pool::model::join_partition_creates(&pp);
+    let threads: Vec<_> = (0..callers)
+        .map(|_| {
+            let pp = pp.clone();
+            thread::spawn(move || block_on(pp.get(&1)).expect("key 1 served"))
+        })
+        .collect();
+    let held: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    riptide_pool::model::join_partition_creates(&pp);
+    riptide_pool::model::drop_aside_on_threads(false);
+    let left = pp.stats(&0).unwrap().size;
+    assert_eq!(
+        left,
+        1,
+        "{callers} callers of key 1 cost key 0 {} objects",
+        callers + 1 - left
+    );
+    drop(held);
+}
+
+#[test]
+fn schedules_of_a_caller_evicting() {
+    shuttle::check_random(|| each_caller_costs_one_eviction(1), 2000);
+    shuttle::check_pct(|| each_caller_costs_one_eviction(1), 2000, 3);
+}
+
 /// Replays a failing schedule that a run above printed: save the quoted string to a file
 /// and run with `--ignored`, `SHUTTLE_REPLAY=path` and `SHUTTLE_SCENARIO=` one of
 /// `partitions` (the default), `pool`, `new-partition`, `two-callers`.

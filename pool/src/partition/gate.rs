@@ -138,7 +138,10 @@ impl<T: Send + 'static> GlobalGate<T> {
             // the callers need.
             let before = self.evicting.load(Ordering::SeqCst);
             let parts = self.parts.load();
-            let demand: usize = parts.iter().map(|(_, p)| p.get().gate_demand()).sum();
+            let demand: usize = parts
+                .iter()
+                .map(|(_, p)| p.get().gate_demand_queued())
+                .sum();
             let evicting = before.max(self.evicting.load(Ordering::SeqCst));
             if evicting >= demand {
                 return;

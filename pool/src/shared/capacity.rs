@@ -187,6 +187,20 @@ impl<T: Send + 'static> Shared<T> {
         self.gate_demand() > 0
     }
 
+    /// [`gate_demand`](Self::gate_demand), read under the queue lock from the callers
+    /// queued: a caller in the middle of registering counts itself in the state word
+    /// before it looks for an idle object or a free unit (I4), and would look blocked
+    /// for that moment; under the lock it has either queued or taken what it found. For
+    /// deciding evictions (G3), where such a moment would cost an object. Call holding
+    /// no lock.
+    pub(crate) fn gate_demand_queued(&self) -> usize {
+        let q = self.queue.lock();
+        let room = self
+            .max_size()
+            .saturating_sub(self.size.load(Ordering::Relaxed));
+        q.len().min(room)
+    }
+
     /// How many units of global capacity the callers queued here wait for: one each,
     /// up to the room under the local cap.
     pub(crate) fn gate_demand(&self) -> usize {
