@@ -436,30 +436,247 @@ async fn the_cache_follows_statements_dropped_behind_its_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_query_can_be_cancelled_and_the_connection_stays() {
     let Some(pg) = shared() else { return };
+    // Over plain TCP and over TLS (the cancel request negotiates TLS as its connection
+    // did: under `require`, a plain one fails its handshake and never reaches the server).
+    let tls = pg
+        .connection_string()
+        .replace("sslmode=disable", "sslmode=require");
+    assert_ne!(
+        tls,
+        pg.connection_string(),
+        "the test string names its sslmode"
+    );
+    for conn in [pg.connection_string(), tls] {
+        let pool = PgFactory::new(conn.clone())
+            .unwrap()
+            .into_pool_builder()
+            .max_size(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let c = pool.get().await.unwrap();
+        let id = Pooled::id(&c);
+        let t0 = Instant::now();
+        let (r, cancel) = tokio::join!(c.query("SELECT pg_sleep(30)", &[]), async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            c.cancel_query().await
+        });
+        cancel.unwrap_or_else(|e| panic!("{conn}: {e}"));
+        let e = r.unwrap_err();
+        assert_eq!(
+            e.code(),
+            Some(&tokio_postgres::error::SqlState::QUERY_CANCELED),
+            "{conn}: {e:?}"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(20));
+        drop(c);
+        let c = pool.get().await.unwrap();
+        assert_eq!(
+            Pooled::id(&c),
+            id,
+            "{conn}: a cancelled query does not cost the connection"
+        );
+        c.query_one("SELECT 1", &[]).await.unwrap();
+    }
+}
+
+/// A statement from `prepare_cached`, used through the client's own `query_one`, whose
+/// result type changed under it (a column added): the server refuses it ("cached plan
+/// must not change result type") at every use, so the cache lets it go at that first
+/// failure and the next `prepare_cached` prepares it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_whose_result_type_changed_is_prepared_again() {
+    let Some(pg) = shared() else { return };
+    let t = unique("replanned");
+    let admin = admin(pg).await;
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE {t} (id int PRIMARY KEY, v text); INSERT INTO {t} VALUES (1, 'a')"
+        ))
+        .await
+        .unwrap();
     let pool = pool_of(pg, |f| f, 1);
-    let c = pool.get().await.unwrap();
-    let id = Pooled::id(&c);
-    let t0 = Instant::now();
-    let (r, cancel) = tokio::join!(c.query("SELECT pg_sleep(30)", &[]), async {
+    let q = format!("SELECT * FROM {t} WHERE id = $1");
+    {
+        let c = pool.get().await.unwrap();
+        let st = c.prepare_cached(&q).await.unwrap();
+        c.query_one(&st, &[&1i32]).await.unwrap();
+    }
+    admin
+        .batch_execute(&format!("ALTER TABLE {t} ADD COLUMN extra int"))
+        .await
+        .unwrap();
+    let mut failures = Vec::new();
+    for _ in 0..4 {
+        let c = pool.get().await.unwrap();
+        let st = c.prepare_cached(&q).await.unwrap();
+        match c.query_one(&st, &[&1i32]).await {
+            Ok(row) => assert_eq!(row.len(), 3, "the new column is there"),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    assert!(failures.len() <= 1, "{failures:?}");
+}
+
+/// `RecyclingMethod::Custom` prepares every session, a new connection's first user's
+/// included; SQL that fails is a clear create error, not a new connection per checkout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_recycling_sql_runs_on_new_connections_and_fails_their_create() {
+    let Some(pg) = shared() else { return };
+    let pool = pool_of(
+        pg,
+        |f| f.recycling(RecyclingMethod::Custom("SET work_mem = '9MB'".into())),
+        2,
+    );
+    for _ in 0..3 {
+        let c = pool.get().await.unwrap();
+        assert_eq!(simple(&c, "SHOW work_mem").await, "9MB");
+        c.batch_execute("SET work_mem = '1MB'").await.unwrap();
+    }
+    let f = PgFactory::new(pg.connection_string())
+        .unwrap()
+        .recycling(RecyclingMethod::Custom("SELECT 1/0".into()));
+    let m = f.metrics();
+    let pool = f
+        .into_pool_builder()
+        .max_size(2)
+        .acquire_timeout(Duration::from_secs(5))
+        .circuit_breaker(100, Duration::from_secs(1))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        match pool.get().await {
+            Err(PoolError::Create(e)) => {
+                assert!(e.to_string().contains("division by zero"), "{e}")
+            }
+            other => panic!("want a create error naming the SQL's failure: {other:?}"),
+        }
+    }
+    assert_eq!(
+        m.snapshot().connections_opened,
+        3,
+        "one per caller, each closed"
+    );
+    assert_eq!(pool.stats().size, 0);
+}
+
+/// A TCP proxy between the pool and the server whose connections can be made to go
+/// silent (bytes no longer carried, sockets kept open: a network path that drops
+/// everything, with no reset).
+struct Proxy {
+    port: u16,
+    accepted: Arc<AtomicU64>,
+    silent_below: Arc<AtomicU64>,
+}
+
+impl Proxy {
+    async fn start(upstream: u16) -> Proxy {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let silent_below = Arc::new(AtomicU64::new(0));
+        let (acc, below) = (accepted.clone(), silent_below.clone());
+        tokio::spawn(async move {
+            while let Ok((down, _)) = l.accept().await {
+                let n = acc.fetch_add(1, Ordering::SeqCst);
+                let Ok(up) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else {
+                    continue;
+                };
+                let (dr, dw) = down.into_split();
+                let (ur, uw) = up.into_split();
+                tokio::spawn(Self::carry(dr, uw, n, below.clone()));
+                tokio::spawn(Self::carry(ur, dw, n, below.clone()));
+            }
+        });
+        Proxy {
+            port,
+            accepted,
+            silent_below,
+        }
+    }
+
+    async fn carry(
+        mut r: tokio::net::tcp::OwnedReadHalf,
+        mut w: tokio::net::tcp::OwnedWriteHalf,
+        n: u64,
+        silent_below: Arc<AtomicU64>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = vec![0u8; 16384];
+        loop {
+            let got = match r.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(got) => got,
+            };
+            if n < silent_below.load(Ordering::SeqCst) {
+                // Silent: both sockets kept, nothing carried.
+                return std::future::pending().await;
+            }
+            if w.write_all(&buf[..got]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Every connection carried so far goes silent; new ones still pass.
+    fn silence_existing(&self) {
+        self.silent_below
+            .store(self.accepted.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    fn connection_string(&self, pg: &EmbeddedPostgres) -> String {
+        pg.connection_string().replace(
+            &format!("port={}", pg.port()),
+            &format!("port={}", self.port),
+        )
+    }
+}
+
+/// An idle connection whose network path went silent, checked at checkout (`Verified`,
+/// or the core's `validation_interval` ping): the round trip gives up after
+/// `check_timeout`, the connection is replaced, and the caller is served by a new one,
+/// well within its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_costs_its_checkout_the_check_timeout_not_the_deadline() {
+    let Some(pg) = shared() else { return };
+    for verified in [true, false] {
+        let proxy = Proxy::start(pg.port()).await;
+        let f = PgFactory::new(proxy.connection_string(pg))
+            .unwrap()
+            .check_timeout(Duration::from_millis(500));
+        let f = if verified {
+            f.recycling(RecyclingMethod::Verified)
+        } else {
+            f
+        };
+        let pool = f
+            .into_pool_builder()
+            .max_size(2)
+            .validation_interval(Duration::ZERO)
+            .acquire_timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        {
+            let c = pool.get().await.unwrap();
+            c.query_one("SELECT 1", &[]).await.unwrap();
+        }
+        // What the return left (nothing) has settled: the checkout's round trip is its
+        // method's own, not the wait for the previous user's work.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        c.cancel_query().await
-    });
-    cancel.unwrap();
-    let e = r.unwrap_err();
-    assert_eq!(
-        e.code(),
-        Some(&tokio_postgres::error::SqlState::QUERY_CANCELED),
-        "{e:?}"
-    );
-    assert!(t0.elapsed() < Duration::from_secs(20));
-    drop(c);
-    let c = pool.get().await.unwrap();
-    assert_eq!(
-        Pooled::id(&c),
-        id,
-        "a cancelled query does not cost the connection"
-    );
-    c.query_one("SELECT 1", &[]).await.unwrap();
+        proxy.silence_existing();
+        let t0 = Instant::now();
+        let c = pool
+            .get()
+            .await
+            .unwrap_or_else(|e| panic!("verified={verified}: {e}"));
+        let took = t0.elapsed();
+        c.query_one("SELECT 1", &[]).await.unwrap();
+        assert!(
+            took < Duration::from_secs(10),
+            "verified={verified}: served after {took:?}"
+        );
+        assert_eq!(pool.stats().destroyed, 1, "verified={verified}");
+    }
 }
 
 #[test]

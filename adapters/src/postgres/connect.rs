@@ -479,23 +479,40 @@ pub(crate) struct Connected {
     pub peer: Peer,
 }
 
-/// The address a connection was opened to.
+/// The address a connection was opened to, and how it negotiated TLS.
 #[derive(Debug, Clone)]
 pub(crate) struct Peer {
     target: Target,
     port: u16,
+    tls: TlsSetup,
+    /// The host name TLS verified (and sent as SNI).
+    hostname: Option<String>,
 }
 
 impl Peer {
     /// Asks the server to cancel whatever `client` is running (a separate short-lived
-    /// connection carrying the backend's key, as the protocol specifies).
+    /// connection carrying the backend's key, as the protocol specifies), negotiating TLS
+    /// as the connection did: the cancel token carries the connection's `sslmode`, so
+    /// under `require` a plain socket would fail its handshake and the request never go.
     pub(crate) async fn cancel(
         &self,
         cfg: &tokio_postgres::Config,
         client: &Client,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let sock = open_socket(cfg, &self.target, self.port).await?;
-        client.cancel_token().cancel_query_raw(sock, NoTls).await?;
+        let token = client.cancel_token();
+        match &self.tls {
+            TlsSetup::Off => token.cancel_query_raw(sock, NoTls).await?,
+            TlsSetup::On(config) => {
+                let mut make = tokio_postgres_rustls::MakeRustlsConnect::new((**config).clone());
+                let tls = <tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<
+                    Socket,
+                >>::make_tls_connect(
+                    &mut make, self.hostname.as_deref().unwrap_or("localhost")
+                )?;
+                token.cancel_query_raw(sock, tls).await?;
+            }
+        }
         Ok(())
     }
 }
@@ -623,6 +640,8 @@ async fn connect_one(
             Socket::Unix(_) => target.clone(),
         },
         port,
+        tls: tls.clone(),
+        hostname: hostname.map(str::to_owned),
     };
     let wire = Wire::new();
     let stream = Tap::new(sock, wire.clone(), 1);

@@ -148,7 +148,10 @@ pub enum RecyclingMethod {
     /// Plus a reset of all session state at every return, keeping prepared statements and
     /// the start-up parameters (`application_name`).
     Clean,
-    /// Plus this SQL at every checkout.
+    /// Plus this SQL at every checkout, a new connection's first included (it runs when
+    /// the connection opens). If it fails on a new connection, that create fails
+    /// (`PoolError::Create`, counted by the circuit breaker); at a later checkout, the
+    /// connection is replaced.
     Custom(String),
 }
 
@@ -227,8 +230,8 @@ impl PgMetrics {
 const CLEAN_SQL: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
                          SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES";
 
-/// How long a checkout waits for work the previous user left queued.
-const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// The default [`PgFactory::check_timeout`].
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A failed connect: the server's own message (severity, text, SQLSTATE) when it sent one,
 /// else what the socket or TLS layer said. The `tokio_postgres::Error` is its source.
@@ -240,28 +243,37 @@ pub struct ConnectError {
 
 impl ConnectError {
     fn new(e: tokio_postgres::Error) -> Self {
-        let message = match e.as_db_error() {
-            Some(db) => format!(
-                "{}: {} (SQLSTATE {})",
-                db.severity(),
-                db.message(),
-                db.code().code()
-            ),
-            None => {
-                let mut m = e.to_string();
-                let mut cur = std::error::Error::source(&e);
-                while let Some(c) = cur {
-                    let text = c.to_string();
-                    if !m.contains(&text) {
-                        m.push_str(": ");
-                        m.push_str(&text);
-                    }
-                    cur = c.source();
+        ConnectError {
+            message: pg_message(&e),
+            source: e,
+        }
+    }
+}
+
+/// What a `tokio_postgres::Error` says: the server's own message (severity, text,
+/// SQLSTATE) when it sent one, else the error and its sources (its `Display` alone says
+/// only "db error").
+fn pg_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        ),
+        None => {
+            let mut m = e.to_string();
+            let mut cur = std::error::Error::source(e);
+            while let Some(c) = cur {
+                let text = c.to_string();
+                if !m.contains(&text) {
+                    m.push_str(": ");
+                    m.push_str(&text);
                 }
-                m
+                cur = c.source();
             }
-        };
-        ConnectError { message, source: e }
+            m
+        }
     }
 }
 
@@ -284,6 +296,8 @@ struct Settings {
     mode: StatementCacheMode,
     capacity: usize,
     recycling: RecyclingMethod,
+    /// How long a checkout's round trip may take (see [`PgFactory::check_timeout`]).
+    check_timeout: std::time::Duration,
     metrics: Arc<MetricsInner>,
     invalid: Option<String>,
 }
@@ -440,6 +454,7 @@ impl PgFactory {
                 mode: StatementCacheMode::Named,
                 capacity: 128,
                 recycling: RecyclingMethod::Fast,
+                check_timeout: CHECK_TIMEOUT,
                 metrics: Arc::default(),
                 invalid: None,
             },
@@ -462,6 +477,21 @@ impl PgFactory {
     /// Recycling method (default [`RecyclingMethod::Fast`]).
     pub fn recycling(mut self, m: RecyclingMethod) -> Self {
         self.s.recycling = m;
+        self
+    }
+
+    /// How long a round trip at checkout may take before the connection is taken as dead
+    /// and replaced, its caller served by another (default 2 s): `Verified`'s `Sync`, the
+    /// core's `validation_interval` ping, and waiting for what the previous user left
+    /// running. A connection whose network path went silent (no reset, no answer) then
+    /// costs its caller this long, not its whole `acquire_timeout` and an error. Keep it
+    /// above the server's slowest answer to `Sync` under load. Zero is refused: every
+    /// create then fails with that error.
+    pub fn check_timeout(mut self, d: std::time::Duration) -> Self {
+        if d.is_zero() {
+            self.s.invalid = Some("check_timeout must be above zero".into());
+        }
+        self.s.check_timeout = d;
         self
     }
 
@@ -558,12 +588,13 @@ async fn create(s: &Arc<Settings>, config: &tokio_postgres::Config) -> Result<Pg
     }
     let c = connect::connect(config, &s.tls).await?;
     s.metrics.connections_opened.fetch_add(1, Relaxed);
-    Ok(PgConn {
+    let mut conn = PgConn {
         client: c.client,
         wire: c.wire,
         cache: Mutex::new(Cache {
             lru: Lru::new(s.capacity.max(1)),
             deallocations: 0,
+            replans: 0,
             hits: 0,
             misses: 0,
             evictions: 0,
@@ -575,7 +606,17 @@ async fn create(s: &Arc<Settings>, config: &tokio_postgres::Config) -> Result<Pg
         peer: c.peer,
         config: config.clone(),
         _closed: c.closed,
-    })
+    };
+    // A new connection's first user gets a session prepared as every later one is: the
+    // custom SQL runs here too. If it fails, the create does (a clear error for the
+    // caller, counted by the breaker), rather than each checkout replacing its
+    // connection in silence.
+    if let RecyclingMethod::Custom(sql) = &s.recycling {
+        conn.run_custom(sql)
+            .await
+            .map_err(|e| format!("the custom recycling SQL failed on a new connection: {e}"))?;
+    }
+    Ok(conn)
 }
 
 fn recycle_hook(
@@ -600,6 +641,8 @@ struct Cache {
     lru: Lru<Entry>,
     /// The wire's deallocation count the entries are valid for.
     deallocations: u64,
+    /// The wire's count of errors that may mean a result type changed (`Wire::replans`).
+    replans: u64,
     hits: u64,
     misses: u64,
     evictions: u64,
@@ -652,12 +695,16 @@ impl PgConn {
         self.settings.capacity > 0 && self.settings.mode != StatementCacheMode::Off
     }
 
-    /// The cache, emptied first if the session dropped its prepared statements since.
+    /// The cache, emptied first if the session dropped its prepared statements since, or
+    /// if a statement may have failed because its result type changed under it ("cached
+    /// plan must not change result type": it would fail at every use; its entries are
+    /// prepared again).
     fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
         let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        let d = self.wire.deallocations();
-        if c.deallocations != d {
+        let (d, r) = (self.wire.deallocations(), self.wire.replans());
+        if c.deallocations != d || c.replans != r {
             c.deallocations = d;
+            c.replans = r;
             let stale = c.lru.drain();
             drop(stale);
         }
@@ -869,8 +916,9 @@ impl PgConn {
 
     /// Asks the server to cancel the query this connection is running (from another task
     /// or a `join!` beside the query, which then fails with SQLSTATE 57014 and leaves the
-    /// connection usable). The request goes in plain text over a short-lived socket to the
-    /// address this connection was opened to, as the protocol specifies. Use this rather
+    /// connection usable). The request goes over a short-lived socket to the address this
+    /// connection was opened to, as the protocol specifies, with TLS as this connection
+    /// negotiated it. Use this rather
     /// than `cancel_token().cancel_query(..)`, which needs socket settings tokio-postgres
     /// records only for the sockets it opens itself.
     pub async fn cancel_query(&self) -> Result<(), BoxError> {
@@ -895,9 +943,13 @@ impl PgConn {
         drop(drained);
     }
 
-    /// A `Sync` round trip: the cheapest message the server answers.
+    /// A `Sync` round trip: the cheapest message the server answers, within
+    /// `check_timeout`.
     async fn ping(&self) -> Result<(), BoxError> {
-        self.client.check_connection().await?;
+        let limit = self.settings.check_timeout;
+        tokio::time::timeout(limit, self.client.check_connection())
+            .await
+            .map_err(|_| format!("no answer to a round trip within {limit:?} (check_timeout)"))??;
         Ok(())
     }
 
@@ -987,22 +1039,32 @@ impl PgConn {
             }
             RecyclingMethod::Custom(sql) => {
                 let sql = sql.clone();
-                self.client.batch_execute(&sql).await?;
-                let upper = sql.to_ascii_uppercase();
-                let deallocates = upper.contains("DEALLOCATE") || upper.contains("DISCARD ALL");
-                if deallocates {
-                    self.clear_statement_cache();
-                }
-                if self.wire.typeinfo_lost() || deallocates && self.wire.has_typeinfo() {
-                    self.doomed = true;
-                    return Err("the custom recycling SQL deallocated tokio-postgres' \
-                                type-lookup statements: the connection is replaced"
-                        .into());
-                }
-                if self.wire.snapshot().status != IDLE {
-                    return Err("the custom recycling SQL left a transaction open".into());
-                }
+                self.run_custom(&sql).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Runs the custom recycling SQL (at a checkout, and on a new connection), then
+    /// requires an idle session and the type-lookup statements kept.
+    async fn run_custom(&mut self, sql: &str) -> Result<(), BoxError> {
+        self.client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| pg_message(&e))?;
+        let upper = sql.to_ascii_uppercase();
+        let deallocates = upper.contains("DEALLOCATE") || upper.contains("DISCARD ALL");
+        if deallocates {
+            self.clear_statement_cache();
+        }
+        if self.wire.typeinfo_lost() || deallocates && self.wire.has_typeinfo() {
+            self.doomed = true;
+            return Err("the custom recycling SQL deallocated tokio-postgres' \
+                        type-lookup statements: the connection is replaced"
+                .into());
+        }
+        if self.wire.snapshot().status != IDLE {
+            return Err("the custom recycling SQL left a transaction open".into());
         }
         Ok(())
     }
@@ -1030,11 +1092,12 @@ impl PgConn {
                 .metrics
                 .settle_round_trips
                 .fetch_add(1, Relaxed);
-            // Behind whatever was queued; a request that keeps the session busy this long
-            // (one cancelled before it was even written) costs the connection instead.
-            tokio::time::timeout(SETTLE_LIMIT, self.ping())
+            // Behind whatever was queued; a request that keeps the session busy longer
+            // than `check_timeout` (one cancelled before it was even written) costs the
+            // connection instead.
+            self.ping()
                 .await
-                .map_err(|_| "the previous use left the session busy")??;
+                .map_err(|e| format!("the previous use left the session busy: {e}"))?;
             s = self.wire.snapshot();
         }
         if s.unknown {

@@ -58,6 +58,12 @@ pub(crate) struct Wire {
     /// Times every prepared statement was dropped: a query written holding `DEALLOCATE`
     /// or `DISCARD ALL`, or the server reporting a statement gone (SQLSTATE 26000).
     deallocations: AtomicU64,
+    /// Errors with SQLSTATE 0A000 (feature not supported) seen: among them "cached plan
+    /// must not change result type", after which a prepared statement whose result type
+    /// changed (`ALTER TABLE`, another `search_path`) fails at every use, so the cache must
+    /// let its statements go. The routine that names that check comes too late in the
+    /// error for the tap to read it: any 0A000 counts (a rarer error costs a refill).
+    replans: AtomicU64,
     /// Driver state: bit 0 woken and not yet polled, bit 1 being polled, bit 2 ended.
     driver: AtomicU8,
     /// tokio-postgres prepared one of its type-lookup statements (for a user-defined type).
@@ -108,6 +114,7 @@ impl Wire {
             write_blocked: AtomicBool::new(false),
             lost: AtomicBool::new(false),
             deallocations: AtomicU64::new(0),
+            replans: AtomicU64::new(0),
             driver: AtomicU8::new(0),
             typeinfo: AtomicBool::new(false),
             typeinfo_lost: AtomicBool::new(false),
@@ -141,6 +148,12 @@ impl Wire {
 
     pub(crate) fn deallocations(&self) -> u64 {
         self.deallocations.load(Ordering::Acquire)
+    }
+
+    /// How many errors may have been a statement's result type changing under it (see
+    /// `replans`).
+    pub(crate) fn replans(&self) -> u64 {
+        self.replans.load(Ordering::Acquire)
     }
 
     /// Whether tokio-postgres has prepared type-lookup statements on this connection.
@@ -292,6 +305,11 @@ impl<S> Tap<S> {
                     // deallocation went unseen, so the cache (and tokio-postgres' own
                     // type-lookup statements) must be taken as dropped.
                     ErrorKind::NoSuchStatement => wire.statements_dropped(),
+                    // Perhaps a prepared statement whose result type changed: the cache
+                    // lets its statements go (see `Wire::replans`).
+                    ErrorKind::NotSupported => {
+                        wire.replans.fetch_add(1, Ordering::Release);
+                    }
                     ErrorKind::Other => {}
                 }
                 if let Some(c) = cycles.front_mut().filter(|c| !c.failed) {
@@ -395,6 +413,8 @@ enum ErrorKind {
     Fatal,
     /// SQLSTATE 26000, invalid statement name: a prepared statement is gone.
     NoSuchStatement,
+    /// SQLSTATE 0A000, feature not supported (see `Wire::replans`).
+    NotSupported,
     Other,
 }
 
@@ -409,6 +429,7 @@ fn error_kind(prefix: &[u8]) -> ErrorKind {
         match code {
             b'S' | b'V' if value == b"FATAL" || value == b"PANIC" => return ErrorKind::Fatal,
             b'C' if value == b"26000" => kind = ErrorKind::NoSuchStatement,
+            b'C' if value == b"0A000" => kind = ErrorKind::NotSupported,
             0 => break,
             _ => {}
         }
@@ -672,6 +693,10 @@ mod tests {
         assert_eq!(
             error_kind(b"SERROR\0VERROR\0C26000\0Mprepared st"),
             ErrorKind::NoSuchStatement
+        );
+        assert_eq!(
+            error_kind(b"SERROR\0VERROR\0C0A000\0Mcached plan mu"),
+            ErrorKind::NotSupported
         );
         assert_eq!(error_kind(b"SERROR\0VERROR\0C42P01\0M"), ErrorKind::Other);
         assert_eq!(
