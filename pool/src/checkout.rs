@@ -133,11 +133,15 @@ pin_project_lite::pin_project! {
 
 impl<F: Future> Future for Checked<F> {
     type Output = F::Output;
+    /// Polls the step inside a tokio runtime, the pool's own if none is current here
+    /// (`rt::in_a_runtime`): a `validate` that awaits tokio's timer or a socket works
+    /// wherever its caller waits.
     fn poll(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<F::Output> {
-        self.project().fut.poll(cx)
+        let fut = self.project().fut;
+        crate::rt::in_a_runtime(|| fut.poll(cx))
     }
 }
 

@@ -180,12 +180,11 @@ impl riptide_pool::Factory<tokio::net::TcpListener> for TokioFactory {
 
 /// The same factory and checkout step with no runtime left to run them in: the pool was
 /// built in a runtime (of either flavour) that has since been dropped, or outside any
-/// runtime. Creates started with no runtime current (by blocking callers on plain threads,
-/// and by an acquisition driven by hand, as a non-tokio executor would) and the checkout
-/// steps of blocking callers still work: they run where a worker drives tokio's timer and
-/// reactor (the pool's own runtime), so nothing fails, nothing counts against the factory,
-/// and no idle object is thrown away for a `validate` that could not run. (An async
-/// caller's checkout step runs in the caller's own task, as its other code does.)
+/// runtime. Creates and checkout steps started with no runtime current (by blocking
+/// callers on plain threads, and by acquisitions driven by hand, as a non-tokio executor
+/// would) still work: they run where a worker drives tokio's timer and reactor (the
+/// pool's own runtime), so nothing fails, nothing counts against the factory, and no idle
+/// object is thrown away for a `validate` that could not run.
 #[test]
 fn a_tokio_factory_and_checkout_step_work_with_no_runtime_left() {
     within(Duration::from_secs(60), || {
@@ -226,13 +225,18 @@ fn a_tokio_factory_and_checkout_step_work_with_no_runtime_left() {
             .unwrap();
             assert!(held.is_ok(), "{origin}: blocking creates: {held:?}");
             drop(by_hand);
-            // Every later checkout runs `validate`.
+            // Every later checkout runs `validate`, blocking or driven by hand.
             for _ in 0..4 {
                 let p = pool.clone();
                 std::thread::spawn(move || p.acquire().blocking().map(drop))
                     .join()
                     .unwrap()
                     .unwrap_or_else(|e| panic!("{origin}: a blocking checkout: {e}"));
+                let p = pool.clone();
+                std::thread::spawn(move || block_by_hand(p.get()).map(drop))
+                    .join()
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("{origin}: a checkout driven by hand: {e}"));
             }
             let s = pool.stats();
             assert_eq!((s.created, s.destroyed), (3, 0), "{origin}: {s:?}");

@@ -1,7 +1,6 @@
 //! Blocking waits: a blocking acquisition runs inside a runtime that drives its timers
 //! and I/O (the current one, the one captured at build, or the pool's own beside a
-//! current-thread runtime it does not drive, or when there is none), parking this thread
-//! between polls.
+//! current-thread runtime it does not drive), or parks this thread between polls.
 
 use std::future::Future;
 use std::time::Duration;
@@ -64,8 +63,8 @@ pub(crate) fn block_on_deadline<F: Future>(
 }
 
 /// Runs a blocking acquisition: inside the runtime current on this thread or captured at
-/// `build()` (so user code in hooks and `validate` finds its reactor), else inside the
-/// pool's own runtime.
+/// `build()` (so user code in hooks and `validate` finds its reactor), else on this
+/// thread (where its checkout step is polled inside the pool's own runtime).
 ///
 /// # Panics
 /// On a tokio runtime worker thread (blocking there can deadlock the runtime).
@@ -100,18 +99,9 @@ pub(crate) fn block_on_timeout<F: Future + Send>(
     match rt.and_then(Runtime::handle) {
         Some(h) => block_in(h, fut),
         // No runtime left (the pool was built outside one, or the one captured is gone):
-        // the acquisition is polled here, inside the pool's own runtime, whose worker
-        // drives the timer and reactor a `validate` or recycle hook may need; the creates
-        // it starts get threads of their own there, as beside a current-thread runtime.
-        // Not under Miri (it wants every thread finished when a test ends), nor if that
-        // runtime cannot be built: polled here with no runtime.
-        None => {
-            let own = create_runtime().filter(|_| !cfg!(miri));
-            let _entered = own.map(|rt| rt.handle().enter());
-            let was = OUTSIDE_OWNER.replace(own.is_some());
-            let _restore = crate::defer::OnDrop::new(|| OUTSIDE_OWNER.set(was));
-            block_on_deadline(fut, Some(super::timer::deadline_after(d)))
-        }
+        // polled here. What in it needs a runtime finds one: its creates run on the pool's
+        // own (`spawn_bounded`), and so is its checkout step polled (`in_a_runtime`).
+        None => block_on_deadline(fut, Some(super::timer::deadline_after(d))),
     }
 }
 

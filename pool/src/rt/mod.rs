@@ -37,6 +37,23 @@ pub(crate) fn keep_in_background(pool: Box<dyn Upkeep>, first: std::time::Durati
     let _ = (pool, first);
 }
 
+/// Runs `poll` (one poll of user code that may need tokio: a checkout step's `validate`
+/// and recycle hooks) inside a tokio runtime: the one current here, else the pool's own
+/// (`runtime::create_runtime`), whose worker drives its timers and reactor. So a step
+/// polled where no runtime is current (a blocking caller with no runtime left, an async
+/// caller on another executor) still finds them. Not under Miri (it wants every thread
+/// finished when a test ends), nor if that runtime cannot be built.
+pub(crate) fn in_a_runtime<R>(poll: impl FnOnce() -> R) -> R {
+    #[cfg(not(riptide_model))]
+    if !cfg!(miri) && tokio::runtime::Handle::try_current().is_err() {
+        if let Some(own) = runtime::create_runtime() {
+            let _entered = own.handle().enter();
+            return poll();
+        }
+    }
+    poll()
+}
+
 /// A pool kept by background upkeep (its maintenance task, or the upkeep thread).
 #[cfg_attr(riptide_model, allow(dead_code))] // the models run upkeep by hand
 pub(crate) trait Upkeep: Send + 'static {
