@@ -396,13 +396,104 @@ fn close_cycle(wire: &Wire, cycles: &mut VecDeque<Cycle>) {
     wire.ready.fetch_add(1, Ordering::Release);
 }
 
-/// Whether a query's text (the prefix of it in a frame) holds a `DEALLOCATE` or
-/// `DISCARD ALL`, which drop every prepared statement of the session, anywhere (a
-/// multi-statement string too; a mention inside a literal only costs a cache refill).
+/// Whether a query's text (the prefix of it in a frame) holds a statement that drops
+/// prepared statements: one that begins with `DEALLOCATE` or `DISCARD ALL`, the first
+/// or any after a `;` (a multi-statement string). A mention inside a string literal, a
+/// quoted identifier, a dollar-quoted body or a comment is not one (it would cost the
+/// cache, or a connection whose client made type-lookup statements). A deallocation
+/// hidden from the text (`EXECUTE 'DEALLOCATE ALL'` in a function) is seen when the
+/// server reports a statement gone (SQLSTATE 26000) instead.
 fn drops_statements(text: &[u8]) -> bool {
-    let upper = text.to_ascii_uppercase();
-    let has = |word: &[u8]| upper.windows(word.len()).any(|w| w == word);
-    has(b"DEALLOCATE") || has(b"DISCARD ALL")
+    let text = text.split(|&b| b == 0).next().unwrap_or_default();
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    // The keyword at `i` as a whole word (a word the prefix cuts short counts: the rest
+    // cannot be seen).
+    let word_at = |i: usize, kw: &[u8]| {
+        text.len() >= i + kw.len()
+            && text[i..i + kw.len()].eq_ignore_ascii_case(kw)
+            && text.get(i + kw.len()).is_none_or(|&b| !is_word(b))
+    };
+    let skip_space = |mut i: usize| {
+        while text.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        i
+    };
+    let (mut i, mut at_start) = (0, true);
+    while i < text.len() {
+        match text[i] {
+            b if b.is_ascii_whitespace() => i += 1,
+            b';' => {
+                at_start = true;
+                i += 1;
+            }
+            b'-' if text.get(i + 1) == Some(&b'-') => {
+                while i < text.len() && text[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if text.get(i + 1) == Some(&b'*') => {
+                // Block comments nest in PostgreSQL.
+                let mut depth = 0usize;
+                while i < text.len() {
+                    if text[i..].starts_with(b"/*") {
+                        depth += 1;
+                        i += 2;
+                    } else if text[i..].starts_with(b"*/") {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            q @ (b'\'' | b'"') => {
+                // To the closing quote (a doubled one closes and reopens: same effect).
+                i += 1;
+                while i < text.len() && text[i] != q {
+                    i += 1;
+                }
+                i += 1;
+                at_start = false;
+            }
+            b'$' => {
+                // A dollar quote `$tag$ ... $tag$` (tag empty or an identifier); `$1` is
+                // a parameter.
+                let tag_end = text[i + 1..]
+                    .iter()
+                    .position(|&b| !is_word(b))
+                    .map(|n| i + 1 + n)
+                    .filter(|&e| {
+                        text[e] == b'$' && !text.get(i + 1).is_some_and(u8::is_ascii_digit)
+                    });
+                match tag_end {
+                    Some(e) => {
+                        let tag = &text[i..=e];
+                        i = text[e + 1..]
+                            .windows(tag.len())
+                            .position(|w| w == tag)
+                            .map_or(text.len(), |n| e + 1 + n + tag.len());
+                    }
+                    None => i += 1,
+                }
+                at_start = false;
+            }
+            _ => {
+                if at_start
+                    && (word_at(i, b"DEALLOCATE")
+                        || word_at(i, b"DISCARD") && word_at(skip_space(i + 7), b"ALL"))
+                {
+                    return true;
+                }
+                at_start = false;
+                i += 1;
+            }
+        }
+    }
+    false
 }
 
 /// What an `ErrorResponse` means for the session, from its fields (`code value\0` each):
@@ -708,13 +799,31 @@ mod tests {
     }
 
     #[test]
-    fn statement_drops_are_seen_anywhere_in_the_prefix() {
+    fn statement_drops_are_seen_at_any_statement_of_the_prefix() {
         assert!(drops_statements(b"DEALLOCATE ALL\0"));
         assert!(drops_statements(b"select 1; deallocate all\0"));
         assert!(drops_statements(b"\n    DEALLOCATE ALL;\n\0"));
         assert!(drops_statements(b"discard all"));
+        assert!(drops_statements(b"DISCARD\n  ALL"));
+        assert!(drops_statements(b"deallocate s0"));
+        assert!(drops_statements(b"-- reset\nDEALLOCATE ALL"));
+        assert!(drops_statements(b"/* a /* nested */ note */ DISCARD ALL"));
+        assert!(drops_statements(b"SELECT '; x'; DEALLOCATE ALL"));
+        // Cut by the prefix: what can be seen counts.
+        assert!(drops_statements(b"SELECT 1;DEALLOCATE"));
         assert!(!drops_statements(b"DISCARD TEMP; SELECT 1\0"));
         assert!(!drops_statements(b"SELECT 1\0"));
+        // Mentions that drop nothing.
+        assert!(!drops_statements(b"SELECT 'deallocated' AS status\0"));
+        assert!(!drops_statements(b"SELECT 'DEALLOCATE ALL'\0"));
+        assert!(!drops_statements(b"SELECT \"discard all\" FROM t\0"));
+        assert!(!drops_statements(b"SELECT 1 -- DEALLOCATE ALL\0"));
+        assert!(!drops_statements(b"/* DISCARD ALL */ SELECT 1\0"));
+        assert!(!drops_statements(b"DO $$ BEGIN DEALLOCATE ALL; END $$\0"));
+        assert!(!drops_statements(b"SELECT $t$;DEALLOCATE$t$\0"));
+        assert!(!drops_statements(b"SELECT deallocated FROM t\0"));
+        assert!(!drops_statements(b"SELECT $1; SELECT 2\0"));
+        assert!(!drops_statements(b"DISCARD PLANS\0"));
     }
 
     fn frame(ty: u8, payload: &[u8]) -> Vec<u8> {
