@@ -90,6 +90,11 @@ impl<V> Lru<V> {
         evicted
     }
 
+    /// Removes `key`'s entry, returning its value.
+    pub fn remove(&mut self, key: &str) -> Option<V> {
+        self.map.remove(key).map(|(v, _)| v)
+    }
+
     /// Removes every entry, returning them.
     pub fn drain(&mut self) -> Vec<(Box<str>, V)> {
         self.map.drain().map(|(k, (v, _))| (k, v)).collect()

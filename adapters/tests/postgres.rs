@@ -518,6 +518,56 @@ async fn a_statement_whose_result_type_changed_is_prepared_again() {
     assert!(failures.len() <= 1, "{failures:?}");
 }
 
+/// A column's type changed under a cached statement (`ALTER COLUMN ... TYPE`): a
+/// parameter of the new type does not fit the cached parameter types, so the `*_cached`
+/// helpers describe the statement again, once, rather than fail at every use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cached_helpers_follow_a_parameter_type_changed_by_a_migration() {
+    let Some(pg) = shared() else { return };
+    let admin = admin(pg).await;
+    for mode in [StatementCacheMode::Named, StatementCacheMode::Unnamed] {
+        let t = unique("retyped");
+        admin
+            .batch_execute(&format!(
+                "CREATE TABLE {t} (id int, v text); INSERT INTO {t} VALUES (1, 'a')"
+            ))
+            .await
+            .unwrap();
+        let pool = pool_of(pg, |f| f.statement_cache(mode), 1);
+        let q = format!("SELECT v FROM {t} WHERE id = $1");
+        let c = pool.get().await.unwrap();
+        let v: String = c.query_one_cached(&q, &[&1i32]).await.unwrap().get(0);
+        assert_eq!(v, "a");
+        admin
+            .batch_execute(&format!("ALTER TABLE {t} ALTER COLUMN id TYPE text"))
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            let v: String = c
+                .query_one_cached(&q, &[&"1"])
+                .await
+                .unwrap_or_else(|e| panic!("{mode:?}: {e}"))
+                .get(0);
+            assert_eq!(v, "a", "{mode:?}");
+            assert_eq!(
+                c.query_cached(&q, &[&"1"]).await.unwrap().len(),
+                1,
+                "{mode:?}"
+            );
+            assert_eq!(
+                c.execute_cached(&format!("UPDATE {t} SET v = 'a' WHERE id = $1"), &[&"1"])
+                    .await
+                    .unwrap(),
+                1,
+                "{mode:?}"
+            );
+        }
+        // A parameter that fits no type is still the caller's error.
+        let e = c.query_one_cached(&q, &[&1.5f64]).await.unwrap_err();
+        assert!(e.to_string().contains("serializing"), "{mode:?}: {e}");
+    }
+}
+
 /// `RecyclingMethod::Custom` prepares every session, a new connection's first user's
 /// included; SQL that fails is a clear create error, not a new connection per checkout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -817,8 +817,21 @@ impl PgConn {
 
     /// Runs `query` with `params` through the cache, in whichever way the mode allows:
     /// a cached named statement (`Named`), parse-bind-execute in one cycle with cached
-    /// parameter types (`Unnamed`, PgBouncer-safe), or a fresh statement (`Off`).
+    /// parameter types (`Unnamed`, PgBouncer-safe), or a fresh statement (`Off`). A
+    /// parameter that does not fit the types cached for `query` (a column's type changed
+    /// since) has them described again, once.
     pub async fn query_cached(
+        &self,
+        query: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        match self.query_cached_once(query, params).await {
+            Err(e) if self.stale_types(&e, query) => self.query_cached_once(query, params).await,
+            r => r,
+        }
+    }
+
+    async fn query_cached_once(
         &self,
         query: &str,
         params: &[&(dyn ToSql + Sync)],
@@ -842,6 +855,23 @@ impl PgConn {
             }
             r => r,
         }
+    }
+
+    /// A parameter did not fit the type the cache holds for it (`WrongType`, found
+    /// before anything was sent): the types may be stale, a column's type changed
+    /// (`ALTER COLUMN ... TYPE`) or the name now resolving to another table (a
+    /// `search_path` Clean reset). `query`'s entry goes, and the caller tries once more
+    /// with the types described anew (the same error then is the caller's own).
+    fn stale_types(&self, e: &tokio_postgres::Error, query: &str) -> bool {
+        let wrong_type = std::error::Error::source(e)
+            .is_some_and(|s| s.is::<tokio_postgres::types::WrongType>());
+        if !wrong_type || !self.caching() {
+            return false;
+        }
+        let gone = self.lock().lru.remove(query);
+        let stale = gone.is_some();
+        drop(gone); // closes a named statement on the server (unless a handle is held)
+        stale
     }
 
     /// A cached statement no longer serves: the server no longer has it (something
@@ -871,6 +901,19 @@ impl PgConn {
         query: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Row, tokio_postgres::Error> {
+        match self.query_one_cached_once(query, params).await {
+            Err(e) if self.stale_types(&e, query) => {
+                self.query_one_cached_once(query, params).await
+            }
+            r => r,
+        }
+    }
+
+    async fn query_one_cached_once(
+        &self,
+        query: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, tokio_postgres::Error> {
         if self.settings.mode == StatementCacheMode::Unnamed {
             let types = self.param_types(query).await?;
             let typed: Vec<(&(dyn ToSql + Sync), Type)> =
@@ -892,6 +935,17 @@ impl PgConn {
     /// [`query_cached`](Self::query_cached) for a statement whose row count matters:
     /// returns the rows affected.
     pub async fn execute_cached(
+        &self,
+        query: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        match self.execute_cached_once(query, params).await {
+            Err(e) if self.stale_types(&e, query) => self.execute_cached_once(query, params).await,
+            r => r,
+        }
+    }
+
+    async fn execute_cached_once(
         &self,
         query: &str,
         params: &[&(dyn ToSql + Sync)],
