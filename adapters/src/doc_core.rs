@@ -245,17 +245,26 @@ pub fn extract_doc(html: &str, url: &str, mode: ExtractionMode) -> Result<Extrac
     Ok(extract_parsed(&doc, page, mode))
 }
 
+/// Whether `el` is part of a `<template>`'s content: inert, not the page's until a
+/// script clones it in.
+fn in_template(el: ElementRef<'_>) -> bool {
+    el.ancestors()
+        .filter_map(ElementRef::wrap)
+        .any(|a| a.value().name() == "template")
+}
+
 /// [`extract_doc`] on an already parsed document.
 #[must_use]
 pub fn extract_parsed(doc: &Html, page: Url, mode: ExtractionMode) -> ExtractedDoc {
     let s = selectors();
-    // The page's own `<title>`: an inline SVG's or MathML's `<title>` is a tooltip.
+    // The page's own `<title>`: an inline SVG's or MathML's `<title>` is a tooltip, and a
+    // `<template>`'s content is inert (not part of the page until a script uses it).
     let title = doc
         .select(&s.title)
         .find(|t| {
             !t.ancestors()
                 .filter_map(ElementRef::wrap)
-                .any(|a| matches!(a.value().name(), "svg" | "math"))
+                .any(|a| matches!(a.value().name(), "svg" | "math" | "template"))
         })
         .map(|t| collapse(&t.text().collect::<String>()))
         .filter(|t| !t.is_empty());
@@ -264,14 +273,14 @@ pub fn extract_parsed(doc: &Html, page: Url, mode: ExtractionMode) -> ExtractedD
     // links resolved against the page.
     let base = doc
         .select(&s.base)
-        .next()
+        .find(|b| !in_template(*b))
         .and_then(|b| b.value().attr("href"))
         .and_then(|h| page.join(h).ok())
         .filter(|b| !matches!(b.scheme(), "data" | "javascript") && !b.cannot_be_a_base())
         .unwrap_or_else(|| page.clone());
     let mut links: Vec<String> = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
-    for a in doc.select(&s.links) {
+    for a in doc.select(&s.links).filter(|a| !in_template(*a)) {
         let href = a.value().attr("href").unwrap_or("").trim();
         if href.is_empty() {
             continue;
@@ -390,7 +399,7 @@ fn is_chrome(e: ElementRef<'_>) -> bool {
     }) {
         return true;
     }
-    let (mut chrome, mut content, mut skip) = (false, false, false);
+    let (mut chrome, mut content, mut skip, mut target) = (false, false, false, false);
     // A custom element's own name counts too (rustdoc's `<rustdoc-topbar>`).
     let custom = Some(name).filter(|n| n.contains('-'));
     // Ids count only on plain containers: a heading's, section's or anchor's id is often a
@@ -404,9 +413,13 @@ fn is_chrome(e: ElementRef<'_>) -> bool {
         chrome |= has(CHROME_WORDS);
         content |= has(CONTENT_WORDS);
         skip |= word.eq_ignore_ascii_case("skip");
+        target |= word.eq_ignore_ascii_case("target");
     }
-    // A skip link ("skip-to-main-content") names the content it jumps to.
-    skip || chrome && !content
+    // A skip link ("skip-to-main-content") names the content it jumps to, so `skip` drops
+    // it beside a content word; but not the content itself: a `main`, `article` or `body`
+    // element, or the link's target ("skip-target").
+    let skip_link = skip && !target && !matches!(name, "main" | "article" | "body");
+    skip_link || chrome && !content
 }
 
 /// A list or container ([`LINK_DENSE_TAGS`]) that is mostly links: a menu, a link farm, a

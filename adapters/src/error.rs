@@ -31,6 +31,17 @@ pub enum ExtractError {
         /// The configured limit (`max_document_bytes`).
         limit: usize,
     },
+    /// The document nests elements deeper than a query can match on: a CSS selector with
+    /// `:has(...)`, whose matching recurses once per level of nesting.
+    #[error(
+        "document nests {depth} elements deep, over the {limit} a `:has` selector is matched on"
+    )]
+    TooDeep {
+        /// The document's deepest nesting of elements.
+        depth: usize,
+        /// The deepest nesting a `:has` selector is matched on.
+        limit: usize,
+    },
     /// The document is not UTF-8.
     #[error("document is not UTF-8 (invalid byte at offset {valid_up_to})")]
     NotUtf8 {

@@ -830,3 +830,139 @@ fn a_page_nested_200_000_deep_is_extracted_on_a_small_stack() {
     let levels: Vec<u8> = headings.unwrap().iter().map(|h| h.level).collect();
     assert_eq!(levels, [2, 3]);
 }
+
+/// `<template>` content is inert (not the page's until a script clones it in): its
+/// `<title>` is not the page's title, its links are not the page's links, and a CSS
+/// match's text (its `textContent`) leaves it out.
+#[tokio::test]
+async fn template_content_is_not_part_of_the_page() {
+    let p = pool(1);
+    let html = "<html><head><template><title>Fake</title><base href='https://evil.example/'>\
+                </template><title>Real</title></head><body><template><a href='/tpl'>t</a>\
+                </template><a href='/real'>r</a></body></html>";
+    let d = p.extract_doc(html, "https://e.com/").unwrap();
+    assert_eq!(d.title.as_deref(), Some("Real"));
+    assert_eq!(d.links, ["https://e.com/real"]);
+    let mut css = p.checkout(NativeExtractorType::Css).await.unwrap();
+    let got = css
+        .extract(
+            "<div>Hello <template><b>TEMPLATE</b></template>world</div>",
+            "div",
+        )
+        .unwrap();
+    assert_eq!(got, ["Hello world"]);
+}
+
+/// `skip` marks a skip link, dropped even beside a content word
+/// (`skip-to-main-content`), but never the content it jumps to: a `main` element, or the
+/// link's target.
+#[test]
+fn a_skip_link_goes_but_not_the_content_it_jumps_to() {
+    let p = pool(1);
+    let body = "The article body is here, long enough to count, yes, indeed.";
+    for html in [
+        format!("<main class='skip-content'><p>{body}</p></main>"),
+        format!("<div class='main skip-target'><p>{body}</p></div>"),
+        format!("<a class='skip-to-main-content' href='#m'>Skip to content</a><p>{body}</p>"),
+    ] {
+        let full = p
+            .extract_doc_with(&html, "https://e.com/", ExtractionMode::Full)
+            .unwrap();
+        assert_eq!(full.text, body, "{html}");
+    }
+}
+
+/// A selector the parser refuses is the caller's error, and its reason says so (not
+/// "please report this to the developer").
+#[tokio::test]
+async fn an_invalid_selector_reason_names_the_selectors_fault() {
+    let p = pool(1);
+    let mut css = p.checkout(NativeExtractorType::Css).await.unwrap();
+    for q in ["", "li,", "::before", ":hover", "p[", "a >> b"] {
+        match css.extract("<p>x</p>", q) {
+            Err(ExtractError::InvalidSelector { reason, .. }) => assert!(
+                !reason.contains("report this to the developer"),
+                "{q:?}: {reason:?}"
+            ),
+            other => panic!("{q:?}: {other:?}"),
+        }
+    }
+}
+
+/// The document cap comes first: a document over `max_document_bytes` is `TooLarge`
+/// whichever entry point gets it, also one that is not UTF-8 (the cap bounds the work,
+/// the UTF-8 check's included).
+#[tokio::test]
+async fn an_oversized_document_is_too_large_even_as_bytes() {
+    let mut c = NativePoolConfig::default();
+    c.max_document_bytes = 64;
+    let p = NativeExtractorPool::new(c).unwrap();
+    let mut doc = vec![b'x'; 100];
+    doc[99] = 0xff;
+    let mut css = p.checkout(NativeExtractorType::Css).await.unwrap();
+    let r = css.extract_bytes(&doc, "p");
+    assert!(
+        matches!(
+            r,
+            Err(ExtractError::TooLarge {
+                size: 100,
+                limit: 64
+            })
+        ),
+        "{r:?}"
+    );
+    let r = p.extract_doc_bytes(&doc, "https://e.com/", ExtractionMode::Full);
+    assert!(matches!(r, Err(ExtractError::TooLarge { .. })), "{r:?}");
+}
+
+/// A `:has` selector on a deeply nested page (20,000 `<span>`s, about 120 KB, on a 2 MiB
+/// stack, a tokio worker's default) is matched, not a stack overflow that aborts the
+/// process; a page nested deeper than a `:has` selector is matched on is
+/// `ExtractError::TooDeep`. Run in a child process, since the failure is an abort.
+#[test]
+fn a_has_selector_on_a_deep_page_does_not_abort_the_process() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "deep_has_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "child: {:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+#[ignore = "run by a_has_selector_on_a_deep_page_does_not_abort_the_process in a child process"]
+fn deep_has_child() {
+    let r = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            let p = pool(1);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let mut css = rt.block_on(p.checkout(NativeExtractorType::Css)).unwrap();
+            let deep = format!("<body>{}<code>x</code></body>", "<span>".repeat(20_000));
+            let found = css.extract(&deep, "body:has(code)").map(|v| v.len());
+            let deeper = format!("<body>{}<code>x</code></body>", "<i>".repeat(120_000));
+            let refused = css.extract(&deeper, "body:HAS(code)");
+            (found, refused)
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(r.0.unwrap(), 1);
+    assert!(
+        matches!(r.1, Err(ExtractError::TooDeep { limit: 100_000, .. })),
+        "{:?}",
+        r.1
+    );
+}

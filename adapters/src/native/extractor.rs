@@ -154,18 +154,25 @@ impl NativeExtractor {
     /// [`extract`](Self::extract) on raw bytes: a document that is not UTF-8 is
     /// [`ExtractError::NotUtf8`].
     pub fn extract_bytes(&mut self, html: &[u8], query: &str) -> Result<Vec<String>, ExtractError> {
-        match std::str::from_utf8(html) {
-            Ok(s) => self.extract(s, query),
-            Err(e) => {
-                // Counted as every other failed call is.
-                self.this_checkout += 1;
-                self.lifetime += 1;
-                self.counters.extraction(self.kind, false);
-                Err(ExtractError::NotUtf8 {
-                    valid_up_to: e.valid_up_to(),
-                })
+        // The size first: the limit bounds the work, the UTF-8 check's included.
+        let err = if html.len() > self.max_document_bytes {
+            ExtractError::TooLarge {
+                size: html.len(),
+                limit: self.max_document_bytes,
             }
-        }
+        } else {
+            match std::str::from_utf8(html) {
+                Ok(s) => return self.extract(s, query),
+                Err(e) => ExtractError::NotUtf8 {
+                    valid_up_to: e.valid_up_to(),
+                },
+            }
+        };
+        // Counted as every other failed call is.
+        self.this_checkout += 1;
+        self.lifetime += 1;
+        self.counters.extraction(self.kind, false);
+        Err(err)
     }
 
     fn run(&mut self, html: &str, query: &str) -> Result<Vec<String>, ExtractError> {
@@ -180,18 +187,40 @@ impl NativeExtractor {
                 let (selector, hit) = self.selectors.get_or_try_insert(query, |q| {
                     Selector::parse(q).map_err(|e| ExtractError::InvalidSelector {
                         selector: q.to_owned(),
-                        reason: e.to_string(),
+                        reason: selector_reason(&e),
                     })
                 })?;
                 self.counters.cache(hit);
                 let doc = Html::parse_document(html);
-                let mut out = Vec::new();
-                for el in doc.select(selector) {
-                    self.scratch.clear();
-                    el.text().for_each(|t| self.scratch.push_str(t));
-                    out.push(crate::doc::collapse(&self.scratch));
+                let scratch = &mut self.scratch;
+                let mut select = || {
+                    let mut out = Vec::new();
+                    for el in doc.select(selector) {
+                        scratch.clear();
+                        text_content(el, scratch);
+                        out.push(crate::doc::collapse(scratch));
+                    }
+                    out
+                };
+                // `:has` matches by recursing once per level of nesting below the element:
+                // on a deep page it gets a stack as deep as the page (see `HAS_STACK_*`).
+                if !has_relative(query) {
+                    return Ok(select());
                 }
-                Ok(out)
+                let depth = depth_of(&doc);
+                if depth > HAS_MAX_DEPTH {
+                    return Err(ExtractError::TooDeep {
+                        depth,
+                        limit: HAS_MAX_DEPTH,
+                    });
+                }
+                if depth <= HAS_SHALLOW {
+                    return Ok(select());
+                }
+                Ok(stacker::grow(
+                    HAS_STACK_BASE + depth * HAS_STACK_PER_LEVEL,
+                    select,
+                ))
             }
             NativeExtractorType::Regex => {
                 let limit = self.max_regex_bytes;
@@ -222,5 +251,74 @@ impl NativeExtractor {
     /// pin its memory in the pool.
     fn healthy(&self) -> bool {
         !self.health_checks || self.scratch.capacity() <= SCRATCH_KEEP
+    }
+}
+
+/// Nesting a `:has` selector matches on the caller's own stack.
+const HAS_SHALLOW: usize = 1_000;
+/// The deepest document a `:has` selector is matched on (deeper is
+/// [`ExtractError::TooDeep`]): its stack would be hundreds of MiB.
+const HAS_MAX_DEPTH: usize = 100_000;
+/// The stack a `:has` selector gets on a deeper document: this, plus
+/// [`HAS_STACK_PER_LEVEL`] per level of nesting (a generous bound on what the matcher's
+/// recursion takes per level, debug builds included; the stack is mapped, and only what
+/// the recursion touches is used).
+const HAS_STACK_BASE: usize = 1 << 20;
+/// See [`HAS_STACK_BASE`].
+const HAS_STACK_PER_LEVEL: usize = 1 << 10;
+
+/// Whether a selector holds `:has(` (ASCII case-insensitive): the one pseudo-class whose
+/// matching walks the element's descendants by recursion.
+fn has_relative(query: &str) -> bool {
+    query
+        .as_bytes()
+        .windows(5)
+        .any(|w| w.eq_ignore_ascii_case(b":has("))
+}
+
+/// The deepest nesting of elements in `doc`, counted without recursion.
+fn depth_of(doc: &Html) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for edge in doc.tree.root().traverse() {
+        match edge {
+            ego_tree::iter::Edge::Open(_) => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ego_tree::iter::Edge::Close(_) => depth -= 1,
+        }
+    }
+    deepest
+}
+
+/// The text of `el` as the DOM's `textContent` has it: every text node below it, in
+/// order, but not the content of a `<template>` (inert: a document fragment of its own,
+/// not the page's text).
+fn text_content(el: scraper::ElementRef<'_>, out: &mut String) {
+    let is_template = |n: &scraper::Node| n.as_element().is_some_and(|e| e.name() == "template");
+    let mut inert = 0usize;
+    for edge in el.traverse() {
+        match edge {
+            ego_tree::iter::Edge::Open(n) if is_template(n.value()) => inert += 1,
+            ego_tree::iter::Edge::Close(n) if is_template(n.value()) => inert -= 1,
+            ego_tree::iter::Edge::Open(n) if inert == 0 => {
+                if let Some(t) = n.value().as_text() {
+                    out.push_str(t);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What a selector's parse error says. The parser words a few errors that are the
+/// selector's own (an empty selector, an unsupported pseudo-class such as `:hover`) as its
+/// own fault ("Please report this to the developer"): the kind of error is kept, the
+/// preamble dropped.
+fn selector_reason(e: &scraper::error::SelectorErrorKind) -> String {
+    let text = e.to_string();
+    match text.split_once("Please report this to the developer") {
+        Some((_, kind)) => format!("not a selector this parser matches ({})", kind.trim()),
+        None => text,
     }
 }

@@ -49,9 +49,13 @@ pub struct NativePoolConfig {
     pub max_document_bytes: usize,
     /// Most memory one compiled regex may take: its program, and apart from it the cache
     /// of its lazy DFA. A pattern whose program is larger (`\w{200}` is about 13 MiB: the
-    /// Unicode classes are big) is [`ExtractError::InvalidRegex`], saying so. With
-    /// `cache_capacity`, it bounds what an extractor's regex cache can pin: at most
-    /// `cache_capacity × 2 × max_regex_bytes`.
+    /// Unicode classes are big) is [`ExtractError::InvalidRegex`], saying so. It does not
+    /// bound all a cached regex pins: the `regex` crate also builds a reverse program, and
+    /// keeps a lazy-DFA cache for each thread that has run the regex (pooled extractors
+    /// move between threads), so the memory grows with those threads: `\w{20}`, the
+    /// largest `\w{k}` under the 1 MiB default, pins about 2.5 MiB once used on one
+    /// thread and about 1.4 MiB more for each further thread. Keep `cache_capacity` and
+    /// the number of threads in mind for patterns with large Unicode classes.
     pub max_regex_bytes: usize,
     /// How long `checkout` waits for a free extractor.
     pub acquire_timeout: Duration,
@@ -315,16 +319,23 @@ impl NativeExtractorPool {
         url: &str,
         mode: ExtractionMode,
     ) -> Result<ExtractedDoc, ExtractError> {
-        match std::str::from_utf8(html) {
-            Ok(s) => self.extract_doc_with(s, url, mode),
-            Err(e) => {
-                self.counters.docs.fetch_add(1, Relaxed);
-                self.counters.doc_errors.fetch_add(1, Relaxed);
-                Err(ExtractError::NotUtf8 {
-                    valid_up_to: e.valid_up_to(),
-                })
+        // The size first: the limit bounds the work, the UTF-8 check's included.
+        let err = if html.len() > self.config.max_document_bytes {
+            ExtractError::TooLarge {
+                size: html.len(),
+                limit: self.config.max_document_bytes,
             }
-        }
+        } else {
+            match std::str::from_utf8(html) {
+                Ok(s) => return self.extract_doc_with(s, url, mode),
+                Err(e) => ExtractError::NotUtf8 {
+                    valid_up_to: e.valid_up_to(),
+                },
+            }
+        };
+        self.counters.docs.fetch_add(1, Relaxed);
+        self.counters.doc_errors.fetch_add(1, Relaxed);
+        Err(err)
     }
 
     /// A snapshot of occupancy, cache effectiveness and outcomes.
