@@ -825,10 +825,8 @@ impl PgConn {
         query: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
-        match self.query_cached_once(query, params).await {
-            Err(e) if self.stale_types(&e, query) => self.query_cached_once(query, params).await,
-            r => r,
-        }
+        self.twice_if_stale_types(query, || self.query_cached_once(query, params))
+            .await
     }
 
     async fn query_cached_once(
@@ -853,6 +851,19 @@ impl PgConn {
                 let st = self.prepare_cached(query).await?;
                 self.client.query(&st, params).await
             }
+            r => r,
+        }
+    }
+
+    /// Runs `run`, and once more if it failed because `query`'s cached parameter types
+    /// may be stale ([`stale_types`](Self::stale_types)).
+    async fn twice_if_stale_types<R, F: Future<Output = Result<R, tokio_postgres::Error>>>(
+        &self,
+        query: &str,
+        run: impl Fn() -> F,
+    ) -> Result<R, tokio_postgres::Error> {
+        match run().await {
+            Err(e) if self.stale_types(&e, query) => run().await,
             r => r,
         }
     }
@@ -901,12 +912,8 @@ impl PgConn {
         query: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Row, tokio_postgres::Error> {
-        match self.query_one_cached_once(query, params).await {
-            Err(e) if self.stale_types(&e, query) => {
-                self.query_one_cached_once(query, params).await
-            }
-            r => r,
-        }
+        self.twice_if_stale_types(query, || self.query_one_cached_once(query, params))
+            .await
     }
 
     async fn query_one_cached_once(
@@ -939,10 +946,8 @@ impl PgConn {
         query: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, tokio_postgres::Error> {
-        match self.execute_cached_once(query, params).await {
-            Err(e) if self.stale_types(&e, query) => self.execute_cached_once(query, params).await,
-            r => r,
-        }
+        self.twice_if_stale_types(query, || self.execute_cached_once(query, params))
+            .await
     }
 
     async fn execute_cached_once(
