@@ -498,6 +498,8 @@ async fn config_from_env_and_validation() {
         ("CB_TIMEOUT_MS", "-1"),
         ("HEALTH_CHECK_INTERVAL_MS", "often"),
         ("HEALTH_CHECK_INTERVAL_MS", "0"),
+        // (2^44 + 16) MiB is past `usize` in bytes: an error, not a wrap to 16 MiB.
+        ("RIPTIDE_WASM_MEMORY_LIMIT_MB", "17592186044432"),
     ] {
         let keep = std::env::var(var).unwrap();
         set(var, Some(bad));
@@ -563,6 +565,36 @@ async fn config_from_env_and_validation() {
         })
     ));
     set("RIPTIDE_WASM_INSTANCES_PER_WORKER", None);
+    // A limit past a 32-bit memory's 4 GiB (which wasmtime's pooling allocator refuses
+    // with a message of its own) is the field's error.
+    set("RIPTIDE_WASM_MEMORY_LIMIT_MB", Some("8192"));
+    assert!(matches!(
+        WasmPoolConfig::from_env(),
+        Err(ConfigError::Invalid {
+            field: "memory_limit_bytes",
+            ..
+        })
+    ));
+    set("RIPTIDE_WASM_MEMORY_LIMIT_MB", None);
+    let mut c = config();
+    c.memory_limit_bytes = WasmPoolConfig::MAX_MEMORY_LIMIT_BYTES + 1;
+    assert!(matches!(
+        WasmExtractorPool::new(c).await,
+        Err(ConfigError::Invalid {
+            field: "memory_limit_bytes",
+            ..
+        })
+    ));
+    // The largest limits `validate` accepts build a pool that runs the guest: every
+    // instance's address space reserved (two 4 GiB memories and their guards each).
+    let mut c = config();
+    c.max_instances = WasmPoolConfig::MAX_INSTANCES;
+    c.memory_limit_bytes = WasmPoolConfig::MAX_MEMORY_LIMIT_BYTES;
+    let p = WasmExtractorPool::new(c)
+        .await
+        .expect("the largest pool validate accepts");
+    assert_eq!(p.diagnostic(Diagnostic::Bump).await.unwrap(), 1);
+    drop(p);
     let mut c = config();
     c.reuse_calls = 0;
     assert!(matches!(
@@ -834,4 +866,110 @@ async fn a_page_nested_too_deep_for_the_guest_is_answered_by_the_fallback() {
     assert_eq!(doc.text.matches('x').count(), 200_000);
     let s = p.stats();
     assert_eq!((s.failures, s.fallbacks), (1, 1), "{s:?}");
+}
+
+/// Drives `f` on this thread, with no tokio runtime (as another executor would).
+fn block_by_hand<F: std::future::Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park_timeout(Duration::from_millis(10));
+    }
+}
+
+/// A caller on another executor (no tokio runtime current) is served in both call modes:
+/// `Blocking` runs its call on a thread of its own there, rather than panicking for want
+/// of tokio's blocking pool.
+#[test]
+fn callers_outside_tokio_are_served_in_both_call_modes() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for mode in [CallMode::Async, CallMode::Blocking] {
+        let mut c = config();
+        c.call_mode = mode;
+        let p = rt.block_on(WasmExtractorPool::new(c)).unwrap();
+        let d = std::thread::spawn(move || {
+            block_by_hand(p.extract(
+                "<title>t</title><p>x</p>",
+                "https://e.com/",
+                ExtractionMode::Full,
+            ))
+        })
+        .join()
+        .unwrap_or_else(|_| panic!("{mode:?}: the caller panicked"))
+        .unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        assert_eq!(d.title.as_deref(), Some("t"), "{mode:?}");
+    }
+}
+
+/// Bad input is the caller's error whatever the breaker's state: with the breaker open, a
+/// page URL that does not parse is `InvalidUrl` and counted as refused, neither
+/// `CircuitOpen` nor an answer from the fallback.
+#[tokio::test]
+async fn bad_input_is_refused_whatever_the_breaker_says() {
+    for fallback in [true, false] {
+        let mut c = config();
+        c.breaker_failures = 1;
+        c.timeout = Duration::from_millis(50);
+        c.fallback = fallback;
+        let pool = pool(c).await;
+        let big = big_document(3 << 20);
+        let _ = pool
+            .extract(&big, "https://e.com/", ExtractionMode::Full)
+            .await;
+        assert_eq!(
+            pool.stats().circuit,
+            CircuitState::Open,
+            "fallback={fallback}"
+        );
+        let before = pool.stats();
+        let r = pool
+            .extract("<p>x</p>", "no url", ExtractionMode::Full)
+            .await;
+        let s = pool.stats();
+        assert!(
+            matches!(r, Err(ExtractError::InvalidUrl { .. })),
+            "fallback={fallback}: {r:?}"
+        );
+        assert_eq!(
+            (s.refused - before.refused, s.fallbacks - before.fallbacks),
+            (1, 0),
+            "fallback={fallback}: {s:?}"
+        );
+    }
+}
+
+/// A page URL too long to be one is refused before the guest, where copying it in could
+/// exhaust the guest's memory and count as the guest failing (opening the breaker).
+#[tokio::test]
+async fn an_oversized_url_is_refused_not_a_guest_failure() {
+    let mut c = config();
+    c.memory_limit_bytes = 8 << 20;
+    c.breaker_failures = 1;
+    c.fallback = false;
+    let pool = pool(c).await;
+    let url = format!("https://e.com/{}", "a".repeat(10 << 20));
+    let r = pool
+        .extract("<title>t</title>", &url, ExtractionMode::Full)
+        .await;
+    assert!(
+        matches!(&r, Err(ExtractError::InvalidUrl { reason, .. }) if reason.contains("limit")),
+        "{:?}",
+        r.map(|d| d.title)
+    );
+    let s = pool.stats();
+    assert_eq!(
+        (s.failures, s.circuit, s.refused),
+        (0, CircuitState::Closed, 1),
+        "{s:?}"
+    );
 }

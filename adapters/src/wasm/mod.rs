@@ -165,8 +165,15 @@ impl Default for WasmPoolConfig {
 }
 
 impl WasmPoolConfig {
-    /// The largest `max_instances` [`validate`](Self::validate) accepts.
-    pub const MAX_INSTANCES: usize = 65_536;
+    /// The largest `max_instances` [`validate`](Self::validate) accepts. The pooling
+    /// allocator reserves address space for two memories per instance, each a 4 GiB
+    /// reservation plus guard pages (about 8.7 GB an instance): this many fit in a 47-bit
+    /// address space with room to spare.
+    pub const MAX_INSTANCES: usize = 8_192;
+
+    /// The largest `memory_limit_bytes` [`validate`](Self::validate) accepts: a 32-bit
+    /// WebAssembly memory's 4 GiB.
+    pub const MAX_MEMORY_LIMIT_BYTES: usize = 4 << 30;
 
     /// The defaults, with `RIPTIDE_WASM_INSTANCES_PER_WORKER`,
     /// `RIPTIDE_WASM_INITIAL_POOL_SIZE`, `RIPTIDE_WASM_TIMEOUT_SECS`,
@@ -196,7 +203,12 @@ impl WasmPoolConfig {
             })?;
         }
         if let Some(mb) = env_positive::<usize>("RIPTIDE_WASM_MEMORY_LIMIT_MB")? {
-            c.memory_limit_bytes = mb << 20;
+            // Checked: a shift would drop the high bits and wrap to a small limit.
+            c.memory_limit_bytes = mb.checked_mul(1 << 20).ok_or_else(|| ConfigError::Env {
+                var: "RIPTIDE_WASM_MEMORY_LIMIT_MB",
+                value: mb.to_string(),
+                reason: "too large to count in bytes".into(),
+            })?;
         }
         if let Some(n) = env_positive::<u32>("CB_FAILURE_THRESHOLD")? {
             c.breaker_failures = n;
@@ -223,8 +235,8 @@ impl WasmPoolConfig {
         if self.max_instances > Self::MAX_INSTANCES {
             return bad(
                 "max_instances",
-                "must be at most 65,536 (the pooling allocator reserves address space for \
-                 each)",
+                "must be at most 8,192 (the pooling allocator reserves about 8.7 GB of \
+                 address space for each)",
             );
         }
         if self.initial_pool_size > self.max_instances {
@@ -243,6 +255,12 @@ impl WasmPoolConfig {
             return bad(
                 "memory_limit_bytes",
                 "must be at least 2 MiB (the guest's own image)",
+            );
+        }
+        if self.memory_limit_bytes > Self::MAX_MEMORY_LIMIT_BYTES {
+            return bad(
+                "memory_limit_bytes",
+                "must be at most 4 GiB (a 32-bit WebAssembly memory's size)",
             );
         }
         if self.reuse_calls == 0 {
@@ -596,6 +614,17 @@ impl WasmExtractorPool {
                 limit: inner.config.max_document_bytes,
             });
         }
+        // The page URL is checked here too, before the breaker: bad input is the caller's
+        // error whatever the breaker's state (never `CircuitOpen`, never a fallback), and a
+        // URL too long to be one never reaches the guest, where copying it in could exhaust
+        // its memory and count as the guest failing.
+        if let Err(reason) = check_url(url) {
+            c.refused.fetch_add(1, Relaxed);
+            return Err(ExtractError::InvalidUrl {
+                url: url.to_owned(),
+                reason,
+            });
+        }
         let admission = Admission::new(&inner.breaker);
         if admission.rejected() {
             c.circuit_rejections.fetch_add(1, Relaxed);
@@ -711,7 +740,7 @@ impl WasmExtractorPool {
         // dropped, never put back in the slot (as on the async path).
         let cancel = Arc::new(AtomicBool::new(false));
         let guard = CancelOnDrop(Some(cancel.clone()));
-        let r = tokio::task::spawn_blocking(move || {
+        let call = move || {
             let mut slot = slot;
             let (mut warm, t) = inner.take_warm_blocking(&mut slot)?;
             warm.watch_cancel(Some(cancel.clone()));
@@ -722,8 +751,27 @@ impl WasmExtractorPool {
             }
             inner.settle(&mut slot, warm, t, &r);
             r
-        })
-        .await;
+        };
+        // On a tokio runtime's blocking pool; a caller on another executor (no runtime
+        // current) gets a thread of its own, its result sent back on a channel that any
+        // executor can await.
+        let r = match tokio::runtime::Handle::try_current() {
+            Ok(rt) => rt.spawn_blocking(call).await.map_err(|e| e.to_string()),
+            Err(_) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                std::thread::Builder::new()
+                    .name("riptide-wasm-call".into())
+                    .spawn(move || {
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call));
+                        let _ = tx.send(r.map_err(|p| panic_text(&*p)));
+                    })
+                    .map_err(|e| {
+                        CallError::Trap(format!("no thread for the blocking call: {e}"))
+                    })?;
+                rx.await
+                    .unwrap_or_else(|_| Err("the blocking call's thread ended".into()))
+            }
+        };
         guard.disarm();
         r.map_err(|e| CallError::Trap(format!("the blocking call panicked: {e}")))?
     }
@@ -937,4 +985,28 @@ impl Inner {
             slot.warm = Some(warm);
         }
     }
+}
+
+/// The longest page URL [`WasmExtractorPool::extract`] takes (64 KiB): far past any real
+/// page's, and short enough that copying it into the guest never strains its memory.
+pub const MAX_URL_BYTES: usize = 64 << 10;
+
+/// Whether `url` can be a page URL: at most [`MAX_URL_BYTES`] and absolute (what the
+/// guest and the native fallback require). `Err`: why not.
+fn check_url(url: &str) -> Result<(), String> {
+    if url.len() > MAX_URL_BYTES {
+        return Err(format!(
+            "{} bytes long, over the {MAX_URL_BYTES}-byte limit",
+            url.len()
+        ));
+    }
+    url::Url::parse(url).map(drop).map_err(|e| e.to_string())
+}
+
+/// A caught panic's message.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with no message".into())
 }
