@@ -409,6 +409,42 @@ fn fast_path_exclusive_ownership() {
     });
 }
 
+/// Invariant: a checkout step owns its object for the whole step. Two callers race for
+/// one reused object whose `pre_recycle` hook writes it: the step holds one tracked
+/// write access from start to end (`hold_mut`), and each guard's `DerefMut` is a write
+/// access, so loom fails the model if either could touch the object while the other's
+/// step or guard has it.
+#[test]
+fn a_checkout_step_owns_its_object() {
+    type Hook<'a> = Pin<Box<dyn Future<Output = Result<(), riptide_pool::BoxError>> + Send + 'a>>;
+    model(|| {
+        let c = std::sync::Arc::new(Census::default());
+        let p = one_infallible(&c)
+            .pre_recycle(|o: &mut Obj, _: riptide_pool::ObjectMeta| -> Hook<'_> {
+                Box::pin(async move {
+                    o.hold(|| ());
+                    Ok(())
+                })
+            })
+            .build()
+            .unwrap();
+        drop(block_on(p.get()).unwrap());
+        riptide_pool::model::join_creates(&p);
+        let run = |p: Pool<Obj>| {
+            move || {
+                let mut g = block_on(p.get()).unwrap();
+                let o: &mut Obj = &mut g;
+                o.hold(|| ());
+            }
+        };
+        let t = thread::spawn(run(p.clone()));
+        run(p.clone())();
+        t.join().unwrap();
+        quiescent(&p, &c);
+        assert_eq!(c.made.load(SeqCst), 1, "the object was never replaced");
+    });
+}
+
 /// Invariant: resize racing a waiter: growing hands the waiter a permit (it creates at
 /// once) and the new cap is never exceeded.
 #[test]
@@ -554,9 +590,9 @@ fn the_slot_array_grows_under_concurrent_use() {
     });
 }
 
-/// A pool of one object whose checkouts held 10 ms are reclaimed (with an infallible
-/// factory: no failed create to model).
-fn reclaiming(c: &std::sync::Arc<Census>) -> Pool<Obj> {
+/// The builder of a pool of one object with an infallible factory (no failed create to
+/// model) and no deadlock detection.
+fn one_infallible(c: &std::sync::Arc<Census>) -> riptide_pool::PoolBuilder<Obj> {
     let c = c.clone();
     Pool::builder(move || {
         let c = c.clone();
@@ -574,9 +610,14 @@ fn reclaiming(c: &std::sync::Arc<Census>) -> Pool<Obj> {
     // checkers every thread has one holder id, and its read-only scan multiplies the
     // interleavings without checking anything.
     .deadlock_detection(riptide_pool::DeadlockDetection::Off)
-    .reclaim_leaked(Duration::from_millis(10))
-    .build()
-    .unwrap()
+}
+
+/// A pool of one object whose checkouts held 10 ms are reclaimed.
+fn reclaiming(c: &std::sync::Arc<Census>) -> Pool<Obj> {
+    one_infallible(c)
+        .reclaim_leaked(Duration::from_millis(10))
+        .build()
+        .unwrap()
 }
 
 fn _infallible(_: Infallible) {}

@@ -27,9 +27,11 @@ pub(crate) async fn recycle<T: Send + 'static>(
     let idle_ms = shared.coarse_ms().saturating_sub(slot.idle_since());
     let due = u128::from(idle_ms) >= shared.config().validation_interval.as_millis();
     let meta = shared.meta(i);
-    // SAFETY: we own slot `i` (claimed, not yet handed to a guard), so this is the only
-    // reference to the object until we return.
-    let obj = unsafe { &mut *slot.obj() };
+    // Held until we return, across the checks' `.await`s.
+    let access = slot.hold_obj();
+    // SAFETY: we own slot `i` (claimed, not yet handed to a guard), which holds an
+    // object, so this is the only reference to it until we return.
+    let obj = unsafe { &mut *access.ptr().cast::<T>() };
     let hooks = shared.hooks();
     let verdict = crate::rt::exec::CatchUnwind::new(async {
         if let Some(h) = &hooks.pre_recycle {

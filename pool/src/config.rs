@@ -438,7 +438,7 @@ impl<T: Send + 'static> PoolBuilder<T> {
                 ));
             }
         }
-        if c.max_size > crate::slots::MAX_SLOTS {
+        if c.max_size > crate::shared::slots::MAX_SLOTS {
             return Err(ConfigError::invalid(
                 "max_size",
                 "is larger than the pool can address",

@@ -10,7 +10,6 @@ use crate::defer::OnDrop;
 use crate::error::BoxError;
 use crate::shared::{Held, Release};
 use crate::stats::DestroyReason;
-use crate::sync::Ordering;
 
 /// A checked-out object. Derefs to `T`; on drop it runs the reset and the health check
 /// ([`Poolable::reset`](crate::Poolable::reset) and
@@ -42,7 +41,7 @@ impl<T: Send + 'static> Pooled<T> {
     /// The object's id, unique within its pool (as in `PoolEvent`s).
     #[must_use]
     pub fn id(this: &Self) -> u64 {
-        this.held.cell().id.load(Ordering::Relaxed)
+        this.held.cell().id()
     }
 
     /// Takes the object out of the pool for good; its capacity is freed at once.
@@ -115,9 +114,7 @@ impl<T: Send + 'static> Pooled<T> {
     ) -> Option<(crate::Pool<T>, &'static std::panic::Location<'static>)> {
         let this = ManuallyDrop::new(this);
         let (shared, slot) = (this.held.shared(), this.held.slot());
-        // SAFETY: locations are `&'static Location`s, stored by `Shared::claim_for`.
-        let location = unsafe { this.held.cell().location.load(Ordering::Relaxed).as_ref() }
-            .unwrap_or_else(Location::caller);
+        let location = this.held.cell().location().unwrap_or_else(Location::caller);
         // No handle left: the last one's drop closes the pool, if it has not yet.
         let pool = (!shared.is_closed())
             .then(|| crate::Pool::upgrade(shared))
@@ -215,7 +212,7 @@ impl<T: Send + 'static> Drop for Pooled<T> {
         unwind.disarm();
         // Owner-only slot metadata (Relaxed: see `Slot`).
         let now = shared.coarse_ms();
-        let uses = cell.uses.load(Ordering::Relaxed);
+        let uses = cell.uses();
         if healthy
             && uses & 15 != 1
             && shared.hooks().on_release.is_none()

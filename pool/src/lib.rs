@@ -89,7 +89,6 @@ mod recent;
 mod rt;
 mod settings;
 mod shared;
-mod slots;
 mod stats;
 mod sync;
 mod traits;
@@ -210,7 +209,7 @@ pub mod model {
     /// The slots of the pools built on this thread from now on start with `n` slots
     /// (default 8), so a model's second object makes the array grow.
     pub fn first_slots(n: usize) {
-        crate::slots::set_first_slots(n);
+        crate::shared::slots::set_first_slots(n);
     }
 
     /// One pass of the deadline sweep (the pool's timer runs it in real builds).

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use crate::breaker::Admit;
+use crate::shared::slots::CheckoutRecord;
 use crate::shared::{Handle, Shared, SharedRef};
-use crate::slots::{BUSY, IDLE, STATE_MASK};
 use crate::stats::{DestroyReason, PoolEvent};
 use crate::sync::Ordering;
 use crate::waiters::{Decision, Waiter};
@@ -68,15 +68,9 @@ impl<T: Send + 'static> Shared<T> {
     /// build runtime, or the upkeep thread (`rt/upkeep.rs`). Passes never overlap, and a pass
     /// that unwinds (a panic in user code it ran) leaves the next one free to run.
     pub(crate) fn maintain(&self) {
-        let busy = self.maint_busy();
-        if busy
-            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+        let Some(_pass) = self.begin_pass() else {
             return;
-        }
-        // Release: the next pass (any thread) sees this one's effects.
-        let _done = crate::defer::OnDrop::new(|| busy.store(0, Ordering::Release));
+        };
         let now = self.exact_ms();
         if !self.is_closed() {
             self.maybe_become_calm(now, CALM_MS);
@@ -98,7 +92,7 @@ impl<T: Send + 'static> Shared<T> {
         let mut idle = self.scan().0;
         for i in 0..self.slot_count() {
             let slot = self.slot(i);
-            if slot.state.load(Ordering::Relaxed) != IDLE {
+            if !slot.is_idle() {
                 continue;
             }
             let expired = slot.expired_at(now);
@@ -107,12 +101,8 @@ impl<T: Send + 'static> Shared<T> {
             if !(expired || stale) {
                 continue;
             }
-            // Acquire: as in `claim_idle` — we now own the object.
-            if slot
-                .state
-                .compare_exchange(IDLE, BUSY, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
+            if let Some(claimed) = self.claim_if_idle(i) {
+                claimed.disarm();
                 let reason = if expired {
                     DestroyReason::MaxLifetime
                 } else {
@@ -143,34 +133,21 @@ impl<T: Send + 'static> Shared<T> {
         }
         for i in 0..self.slot_count() {
             let slot = self.slot(i);
-            let st = slot.state.load(Ordering::Relaxed);
-            if st & STATE_MASK != BUSY {
-                continue;
-            }
-            // A checkout is known by its start stamp: read it (none while nobody holds the
-            // object: being validated or handed over is not being held), then the use
-            // count and location it was written after, then the stamp again. The same
-            // stamp twice is the same checkout throughout: a later checkout is stamped
-            // later, and a report needs a stamp at least `leak_threshold` old.
-            let Some(since) = slot.held_since() else {
+            let Some(CheckoutRecord {
+                state,
+                since,
+                uses,
+                location,
+            }) = slot.checkout_record()
+            else {
                 continue;
             };
-            let uses = slot.uses.load(Ordering::Relaxed);
-            let loc = slot.location.load(Ordering::Relaxed);
-            // Acquire: orders the two loads above before the re-read (seqlock reader).
-            crate::sync::fence(Ordering::Acquire);
-            if uses == 0 || slot.stamp_ms.load(Ordering::Relaxed) != since {
-                continue;
-            }
             let held = now.saturating_sub(since);
-            if leak_ms.is_some_and(|t| held >= t) && slot.reported.load(Ordering::Relaxed) < uses {
-                slot.reported.store(uses, Ordering::Relaxed);
+            if leak_ms.is_some_and(|t| held >= t) && slot.report_once(uses) {
                 self.counters()
                     .leaks_detected
                     .fetch_add(1, Ordering::Relaxed);
-                let id = slot.id.load(Ordering::Relaxed);
-                // SAFETY: locations are `&'static Location` stored by `checkout`.
-                let location = unsafe { loc.as_ref() };
+                let id = slot.id();
                 if let Some(location) = location {
                     let held_for = Duration::from_millis(held);
                     #[cfg(not(riptide_model))]
@@ -190,7 +167,7 @@ impl<T: Send + 'static> Shared<T> {
                     });
                 }
             }
-            if reclaim_ms.is_some_and(|t| held >= t) && !self.is_reclaimed(i, st) {
+            if reclaim_ms.is_some_and(|t| held >= t) && !self.is_reclaimed(i, state) {
                 self.reclaim(i, uses, since);
             }
         }

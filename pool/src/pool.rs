@@ -14,7 +14,6 @@ use crate::stats::CheckedOut;
 #[cfg(not(riptide_model))]
 use crate::stats::DrainError;
 use crate::stats::{HealthStatus, PoolStats};
-use crate::sync::Ordering;
 use crate::traits::{DynFactory, Factory};
 use crate::Pooled;
 
@@ -381,7 +380,7 @@ impl<T: Send + 'static> Pool<T> {
             .filter_map(|i| {
                 let (since, location) = s.holder(i)?;
                 Some(CheckedOut {
-                    id: s.slot(i).id.load(Ordering::Relaxed),
+                    id: s.slot(i).id(),
                     held_for: Duration::from_millis(now.saturating_sub(since)),
                     location,
                 })

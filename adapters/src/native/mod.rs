@@ -233,6 +233,16 @@ impl NativeExtractorPool {
 
     /// Checks out an extractor of `kind`: an idle one, a new one, or the next one returned
     /// (up to `acquire_timeout`). It goes back to the pool when the guard drops.
+    ///
+    /// # Errors
+    ///
+    /// [`ExtractError::Pool`]: none could be had within `acquire_timeout`, the pool is
+    /// closed, or creating one failed.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`riptide_pool::AcquireFuture`]: dropping it before it completes loses no
+    /// extractor and leaves no waiter behind.
     pub async fn checkout(
         &self,
         kind: NativeExtractorType,

@@ -735,6 +735,16 @@ impl PgConn {
     /// A prepared statement for `query`: from the cache in `Named` mode (prepared on a
     /// miss, the least recently used entry evicted and closed on the server when full);
     /// prepared anew in `Unnamed` and `Off` modes (closed when dropped).
+    ///
+    /// # Errors
+    ///
+    /// The server's or the connection's error, as `Client::prepare`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes leaves nothing behind: a statement the
+    /// server had parsed for it is deallocated when the connection goes back to the pool
+    /// (or, where that cannot be done safely, the connection is replaced).
     pub async fn prepare_cached(&self, query: &str) -> Result<Statement, tokio_postgres::Error> {
         let m = &self.settings.metrics;
         if self.caching() && self.settings.mode == StatementCacheMode::Named {
@@ -820,6 +830,17 @@ impl PgConn {
     /// parameter types (`Unnamed`, PgBouncer-safe), or a fresh statement (`Off`). A
     /// parameter that does not fit the types cached for `query` (a column's type changed
     /// since) has them described again, once.
+    ///
+    /// # Errors
+    ///
+    /// The server's or the connection's error, as `Client::query`.
+    ///
+    /// # Cancel safety
+    ///
+    /// As `tokio-postgres`' own query futures: a query already sent runs to its end on the
+    /// server (stop it with [`cancel_query`](Self::cancel_query)) and the connection stays
+    /// usable; a statement being prepared for it is handled as in
+    /// [`prepare_cached`](Self::prepare_cached).
     pub async fn query_cached(
         &self,
         query: &str,
@@ -907,6 +928,15 @@ impl PgConn {
 
     /// [`query_cached`](Self::query_cached) for a statement returning exactly one row
     /// (an error otherwise).
+    ///
+    /// # Errors
+    ///
+    /// As [`query_cached`](Self::query_cached), and an error when the query returns no row
+    /// or more than one.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query_cached`](Self::query_cached).
     pub async fn query_one_cached(
         &self,
         query: &str,
@@ -941,6 +971,14 @@ impl PgConn {
 
     /// [`query_cached`](Self::query_cached) for a statement whose row count matters:
     /// returns the rows affected.
+    ///
+    /// # Errors
+    ///
+    /// As [`query_cached`](Self::query_cached).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query_cached`](Self::query_cached).
     pub async fn execute_cached(
         &self,
         query: &str,
@@ -980,6 +1018,16 @@ impl PgConn {
     /// negotiated it. Use this rather
     /// than `cancel_token().cancel_query(..)`, which needs socket settings tokio-postgres
     /// records only for the sockets it opens itself.
+    ///
+    /// # Errors
+    ///
+    /// The cancel request's socket or TLS handshake failed. A query that ended before the
+    /// request arrived is no error: the server ignores a request with nothing to cancel.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may or may not have delivered the request; the connection
+    /// itself is untouched either way.
     pub async fn cancel_query(&self) -> Result<(), BoxError> {
         self.peer.cancel(&self.config, &self.client).await
     }

@@ -42,7 +42,7 @@ use crate::breaker::Admit;
 use crate::checkout::{finish_left, recycle, CheckStep, Checked};
 use crate::error::PoolError;
 use crate::rt::trace;
-use crate::shared::Reg;
+use crate::shared::{Reg, WaitAsk};
 use crate::stats::DestroyReason;
 use crate::waiters::{Decision, Waiter};
 
@@ -363,15 +363,14 @@ impl<T: Send + 'static> AcquireFuture<T> {
             // "Do not wait": nothing idle, so no queueing and no create.
             return Break(Err(shared.timed_out()));
         }
-        match shared.reserve_or_register(
-            ctx.opts.priority,
-            ctx.since(),
+        let ask = WaitAsk {
+            priority: ctx.opts.priority,
+            since: ctx.since(),
             again,
-            ctx.deadline(),
-            ctx.opts.location,
-            cx.waker(),
-            unused,
-        ) {
+            deadline: ctx.deadline(),
+            location: ctx.opts.location,
+        };
+        match shared.reserve_or_register(ask, cx.waker(), unused) {
             Err(e) => Break(Err(e)),
             Ok(Reg::Got(i)) => Self::with_object(ctx, i),
             Ok(Reg::Permit) => Self::create(ctx),
@@ -465,7 +464,7 @@ impl<T: Send + 'static> AcquireFuture<T> {
             fut: async move { recycle(shared_ref.get(), i).await },
         });
         let deadline = shared.env().deadline(ctx.deadline());
-        const { assert!(crate::slots::MAX_SLOTS <= u32::MAX as usize) };
+        const { assert!(crate::shared::slots::MAX_SLOTS <= u32::MAX as usize) };
         Continue(Slow::Checking {
             slot: i as u32,
             check,

@@ -42,8 +42,13 @@ where
     );
 }
 
-/// The future of a partition acquisition: `Send + 'static`, cancel-safe as
-/// [`AcquireFuture`](crate::AcquireFuture).
+/// The future of a partition acquisition: `Send + 'static`.
+///
+/// # Cancel safety
+///
+/// Cancel-safe as [`AcquireFuture`](crate::AcquireFuture): dropping it before it completes
+/// leaves its queue, gives back anything it had claimed or was creating on its key's
+/// partition and on the global cap, and loses no object.
 #[must_use = "futures do nothing unless polled"]
 pub struct PartitionAcquireFuture<T: Send + 'static> {
     /// The acquisition on the key's current partition, or why there is none.

@@ -4,13 +4,14 @@
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::gate::GlobalGate;
 use super::{AffinityRules, HashMap, Inner, PartitionedPool, RoutingStrategy};
 use crate::config::PoolBuilder;
 use crate::error::{BoxError, ConfigError};
+use crate::sync::Mutex;
 use crate::sync::{AtomicBool, AtomicUsize, Rcu};
 
 /// Limits for one key, overriding the builder's defaults (`.partition(key, limits)`).

@@ -39,7 +39,7 @@ mod views;
 
 use std::future::IntoFuture;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 pub use acquire::{PartitionAcquire, PartitionAcquireFuture};
 pub use builder::{PartitionLimits, PartitionedPoolBuilder};
@@ -48,18 +48,14 @@ pub use routing::{AffinityRules, RoutingStrategy};
 use crate::acquire::AcquireOptions;
 use crate::error::PoolError;
 use crate::shared::{Gate, SharedRef};
-use crate::sync::{AtomicBool, AtomicUsize, Ordering, Rcu};
+use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering, Rcu};
 use crate::Pool;
 use builder::{KeyedFactory, Knobs};
 use gate::GlobalGate;
 
-/// The hash maps of a partitioned pool. Under the model checkers the hasher is fixed, so
-/// every execution iterates them in the same order (loom and shuttle replay executions,
-/// and an order that changes between them breaks the replay).
-#[cfg(not(riptide_model))]
-pub(super) type Hasher = std::collections::hash_map::RandomState;
-#[cfg(riptide_model)]
-pub(super) type Hasher = std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
+/// The hash maps of a partitioned pool, with the facade's hasher (fixed under the model
+/// checkers: `sync::MapHasher`).
+pub(super) type Hasher = crate::sync::MapHasher;
 pub(super) type HashMap<K, V> = std::collections::HashMap<K, V, Hasher>;
 
 /// A pool per key under one global cap. Cheap to clone (one `Arc`).

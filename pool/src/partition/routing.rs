@@ -122,7 +122,7 @@ where
             })
         };
         if let (Some(hint), Some((_, sticky))) = (hint, &inner.affinity) {
-            if let Some((k, _)) = sticky.lock().unwrap_or_else(|e| e.into_inner()).get(&hint) {
+            if let Some((k, _)) = sticky.lock().get(&hint) {
                 if has_room(k) {
                     return Ok(k.clone());
                 }
@@ -161,7 +161,7 @@ where
             .as_ref()
             .filter(|(rules, _)| rules.max_hints > 0);
         if let (Some(hint), Some((rules, sticky))) = (hint, remember) {
-            let mut m = sticky.lock().unwrap_or_else(|e| e.into_inner());
+            let mut m = sticky.lock();
             if m.len() >= rules.max_hints && !m.contains_key(&hint) {
                 // The oldest half goes: those remembered first (a hash map's own order
                 // is arbitrary).

@@ -217,27 +217,13 @@ const STRANDED_GRACE: Duration = Duration::from_millis(100);
 /// [`Env::run_aside`](super::Env::run_aside), for callers without a pool at hand.
 #[cfg(not(riptide_model))]
 fn run_aside(work: impl FnOnce() + Send + 'static) {
-    /// Runs its work when run or, failing that, when dropped.
-    struct Once<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Once<F> {
-        fn run(mut self) {
-            if let Some(f) = self.0.take() {
-                f();
-            }
-        }
-    }
-    impl<F: FnOnce()> Drop for Once<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f();
-            }
-        }
-    }
-    let once = Once(Some(work));
+    // Runs the work when dropped: at the end of `run`, or, if the work never gets
+    // to run (no thread could take it), where it is dropped.
+    let once = crate::defer::OnDrop::new(work);
     if cfg!(miri) {
         // Miri wants every thread finished when a test ends, and the pool's own
         // runtime keeps its blocking threads: the work runs here.
-        return once.run();
+        return drop(once);
     }
     let current = tokio::runtime::Handle::try_current().ok();
     // The caller's subscriber too: what the drop logs (a panicking `Drop`) goes where
@@ -245,7 +231,7 @@ fn run_aside(work: impl FnOnce() + Send + 'static) {
     let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
     let run = move || {
         let _in = current.as_ref().map(tokio::runtime::Handle::enter);
-        tracing::dispatcher::with_default(&dispatch, || once.run());
+        tracing::dispatcher::with_default(&dispatch, || drop(once));
     };
     match create_runtime() {
         // The pool's own runtime never shuts down, and nothing else fills its blocking

@@ -6,6 +6,7 @@
 
 #[cfg(not(riptide_model))]
 pub(crate) mod block;
+pub(crate) mod caller;
 #[cfg(not(riptide_model))]
 pub(crate) mod clock;
 pub(crate) mod exec;
@@ -24,6 +25,7 @@ mod env;
 #[path = "env_model.rs"]
 mod env;
 
+pub(crate) use caller::caller;
 #[cfg(riptide_model)]
 pub(crate) use env::drop_aside_on_threads;
 pub(crate) use env::{BuildRuntime, Deadline, Disarmed, Env, TimerKey};

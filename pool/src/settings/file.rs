@@ -173,12 +173,31 @@ pub(super) fn write_limit<S: Serializer>(
     }
 }
 
-/// One reading function per knob, named as the field, for `deserialize_with`.
+/// Writes a knob whose value serializes as itself (a number, text, a mode).
+pub(super) fn write_plain<V: serde::Serialize, S: Serializer>(
+    v: &Option<V>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(v, s)
+}
+
+/// One module per knob, named as the field, for `serde(with)`: its reader and its writer.
 macro_rules! knobs {
-    ($($knob:ident: $ty:ty => |$r:ident: $read:ty| $out:expr;)*) => {
+    ($($knob:ident: $ty:ty => |$r:ident: $read:ty| $out:expr, $write:ident;)*) => {
         $(
-            pub(super) fn $knob<'de, D: Deserializer<'de>>(d: D) -> Result<Option<$ty>, D::Error> {
-                Ok(optional::<D, $read>(d, stringify!($knob))?.map(|$r| $out))
+            pub(in crate::settings) mod $knob {
+                use super::*;
+                pub(in crate::settings) fn deserialize<'de, D: Deserializer<'de>>(
+                    d: D,
+                ) -> Result<Option<$ty>, D::Error> {
+                    Ok(optional::<D, $read>(d, stringify!($knob))?.map(|$r| $out))
+                }
+                pub(in crate::settings) fn serialize<S: Serializer>(
+                    v: &Option<$ty>,
+                    s: S,
+                ) -> Result<S::Ok, S::Error> {
+                    $write(v, s)
+                }
             }
         )*
     };
@@ -186,19 +205,19 @@ macro_rules! knobs {
 
 // Without `LIMIT` a span is always a duration (`unwrap_or_default` never defaults).
 knobs! {
-    max_size: usize => |n: Whole<usize>| n.0;
-    min_idle: usize => |n: Whole<usize>| n.0;
-    max_uses: u64 => |n: Whole<u64>| n.0;
-    circuit_failures: u32 => |n: Whole<u32>| n.0;
-    name: String => |t: Text| t.0;
-    deadlock_detection: crate::DeadlockDetection => |m: crate::DeadlockDetection| m;
-    acquire_timeout: Duration => |s: Span<false>| s.0.unwrap_or_default();
-    create_timeout: Duration => |s: Span<false>| s.0.unwrap_or_default();
-    validation_interval: Duration => |s: Span<false>| s.0.unwrap_or_default();
-    starvation_threshold: Duration => |s: Span<false>| s.0.unwrap_or_default();
-    circuit_cool_down: Duration => |s: Span<false>| s.0.unwrap_or_default();
-    idle_timeout: Option<Duration> => |s: Span<true>| s.0;
-    max_lifetime: Option<Duration> => |s: Span<true>| s.0;
-    leak_threshold: Option<Duration> => |s: Span<true>| s.0;
-    reclaim_leaked: Option<Duration> => |s: Span<true>| s.0;
+    max_size: usize => |n: Whole<usize>| n.0, write_plain;
+    min_idle: usize => |n: Whole<usize>| n.0, write_plain;
+    max_uses: u64 => |n: Whole<u64>| n.0, write_plain;
+    circuit_failures: u32 => |n: Whole<u32>| n.0, write_plain;
+    name: String => |t: Text| t.0, write_plain;
+    deadlock_detection: crate::DeadlockDetection => |m: crate::DeadlockDetection| m, write_plain;
+    acquire_timeout: Duration => |s: Span<false>| s.0.unwrap_or_default(), write_duration;
+    create_timeout: Duration => |s: Span<false>| s.0.unwrap_or_default(), write_duration;
+    validation_interval: Duration => |s: Span<false>| s.0.unwrap_or_default(), write_duration;
+    starvation_threshold: Duration => |s: Span<false>| s.0.unwrap_or_default(), write_duration;
+    circuit_cool_down: Duration => |s: Span<false>| s.0.unwrap_or_default(), write_duration;
+    idle_timeout: Option<Duration> => |s: Span<true>| s.0, write_limit;
+    max_lifetime: Option<Duration> => |s: Span<true>| s.0, write_limit;
+    leak_threshold: Option<Duration> => |s: Span<true>| s.0, write_limit;
+    reclaim_leaked: Option<Duration> => |s: Span<true>| s.0, write_limit;
 }

@@ -52,106 +52,49 @@ use misspelt::misspelt;
 )]
 pub struct PoolConfig {
     /// `max_size`.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "file::max_size"))]
+    #[cfg_attr(feature = "serde", serde(with = "file::max_size"))]
     pub max_size: Option<usize>,
     /// `min_idle`.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "file::min_idle"))]
+    #[cfg_attr(feature = "serde", serde(with = "file::min_idle"))]
     pub min_idle: Option<usize>,
     /// `acquire_timeout`.
-    #[cfg_attr(
-        feature = "serde",
-        serde(
-            deserialize_with = "file::acquire_timeout",
-            serialize_with = "file::write_duration"
-        )
-    )]
+    #[cfg_attr(feature = "serde", serde(with = "file::acquire_timeout"))]
     pub acquire_timeout: Option<Duration>,
     /// `create_timeout`.
-    #[cfg_attr(
-        feature = "serde",
-        serde(
-            deserialize_with = "file::create_timeout",
-            serialize_with = "file::write_duration"
-        )
-    )]
+    #[cfg_attr(feature = "serde", serde(with = "file::create_timeout"))]
     pub create_timeout: Option<Duration>,
     /// `idle_timeout` (`Some(None)`: off).
-    #[cfg_attr(
-        feature = "serde",
-        serde(
-            deserialize_with = "file::idle_timeout",
-            serialize_with = "file::write_limit"
-        )
-    )]
+    #[cfg_attr(feature = "serde", serde(with = "file::idle_timeout"))]
     pub idle_timeout: Option<Option<Duration>>,
     /// `max_lifetime` (`Some(None)`: off).
-    #[cfg_attr(
-        feature = "serde",
-        serde(
-            deserialize_with = "file::max_lifetime",
-            serialize_with = "file::write_limit"
-        )
-    )]
+    #[cfg_attr(feature = "serde", serde(with = "file::max_lifetime"))]
     pub max_lifetime: Option<Option<Duration>>,
     /// `max_uses`.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "file::max_uses"))]
+    #[cfg_attr(feature = "serde", serde(with = "file::max_uses"))]
     pub max_uses: Option<u64>,
     /// `leak_threshold` (`Some(None)`: off).
-    #[cfg_attr(
-        feature = "serde",
-        serde(
-            deserialize_with = "file::leak_threshold",
-            serialize_with = "file::write_limit"
-        )
-    )]
+    #[cfg_attr(feature = "serde", serde(with = "file::leak_threshold"))]
     pub leak_threshold: Option<Option<Duration>>,
     /// `reclaim_leaked` (`Some(None)`: off).
-    #[cfg_attr(
-        feature = "serde",
-        serde(
-            deserialize_with = "file::reclaim_leaked",
-            serialize_with = "file::write_limit"
-        )
-    )]
+    #[cfg_attr(feature = "serde", serde(with = "file::reclaim_leaked"))]
     pub reclaim_leaked: Option<Option<Duration>>,
     /// `validation_interval`.
-    #[cfg_attr(
-        feature = "serde",
-        serde(
-            deserialize_with = "file::validation_interval",
-            serialize_with = "file::write_duration"
-        )
-    )]
+    #[cfg_attr(feature = "serde", serde(with = "file::validation_interval"))]
     pub validation_interval: Option<Duration>,
     /// `starvation_threshold`.
-    #[cfg_attr(
-        feature = "serde",
-        serde(
-            deserialize_with = "file::starvation_threshold",
-            serialize_with = "file::write_duration"
-        )
-    )]
+    #[cfg_attr(feature = "serde", serde(with = "file::starvation_threshold"))]
     pub starvation_threshold: Option<Duration>,
     /// The circuit breaker's consecutive failures (`Some(0)`: no breaker).
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "file::circuit_failures"))]
+    #[cfg_attr(feature = "serde", serde(with = "file::circuit_failures"))]
     pub circuit_failures: Option<u32>,
     /// The circuit breaker's cool-down.
-    #[cfg_attr(
-        feature = "serde",
-        serde(
-            deserialize_with = "file::circuit_cool_down",
-            serialize_with = "file::write_duration"
-        )
-    )]
+    #[cfg_attr(feature = "serde", serde(with = "file::circuit_cool_down"))]
     pub circuit_cool_down: Option<Duration>,
     /// The pool's name (the `pool` label of its metrics).
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "file::name"))]
+    #[cfg_attr(feature = "serde", serde(with = "file::name"))]
     pub name: Option<String>,
     /// `deadlock_detection`: `off`, `warn` or `error`.
-    #[cfg_attr(
-        feature = "serde",
-        serde(deserialize_with = "file::deadlock_detection")
-    )]
+    #[cfg_attr(feature = "serde", serde(with = "file::deadlock_detection"))]
     pub deadlock_detection: Option<crate::DeadlockDetection>,
 }
 

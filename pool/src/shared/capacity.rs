@@ -2,7 +2,7 @@
 //! gate), giving it back to the best waiter or the pool, the gate's hooks into a partition
 //! (eviction, yielding, offering a freed unit), and retiring an unused partition.
 
-use crate::slots::{Slot, BUSY, IDLE, RECLAIMED, STATE_MASK};
+use crate::shared::slots::{Slot, BUSY, IDLE, RECLAIMED, STATE_MASK};
 use crate::sync::{fence, MutexGuard, Ordering};
 use crate::waiters::{Decision, WaitQueue};
 
@@ -398,7 +398,7 @@ impl<T: Send + 'static> Shared<T> {
         // orders the two) and takes the slow path, which sees the record under this lock.
         let before = slot.reported.load(Ordering::Relaxed);
         slot.reported
-            .store(uses | crate::slots::RECLAIM_MARK, Ordering::Relaxed);
+            .store(uses | crate::shared::slots::RECLAIM_MARK, Ordering::Relaxed);
         self.announce(&q, false); // I4
                                   // A CAS, not a store: its owner may be releasing or destroying it right now
                                   // (`take_out` moves the slot to EMPTY, a scarce return pushes it), and a store

@@ -8,7 +8,7 @@ use std::panic::Location;
 use std::ptr;
 
 use crate::defer::OnDrop;
-use crate::slots::{Slot, BUSY, IDLE, RECLAIMED, RECLAIM_MARK};
+use crate::shared::slots::{Slot, BUSY, IDLE, RECLAIMED, RECLAIM_MARK};
 use crate::stats::DestroyReason;
 use crate::sync::{hint, Ordering};
 
@@ -287,7 +287,7 @@ impl<T: Send + 'static> Shared<T> {
         if self.detects_deadlocks() {
             // Relaxed: read by reports, and by the deadlock check under the queue lock,
             // which the holder takes (and so publishes this store) before it can count.
-            s.holder.store(crate::deadlock::caller(), Ordering::Relaxed);
+            s.holder.store(crate::rt::caller(), Ordering::Relaxed);
         }
         s
     }

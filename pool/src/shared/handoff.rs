@@ -97,13 +97,29 @@ use std::time::Duration;
 
 use crate::error::PoolError;
 use crate::rt::Disarmed;
-use crate::slots::RECLAIMED;
+use crate::shared::slots::RECLAIMED;
 use crate::stats::{DestroyReason, PoolEvent};
 use crate::sync::{Arc, Ordering};
 use crate::waiters::{Decision, WaitQueue, Waiter};
 use crate::Priority;
 
 use super::{Owed, Shared, SharedRef};
+
+/// A caller asking to wait: what its place in the queue and its deadline come from.
+#[derive(Clone, Copy)]
+pub(crate) struct WaitAsk {
+    pub(crate) priority: Priority,
+    /// The start of the acquisition (time since the epoch): aging and the deadline count
+    /// from it.
+    pub(crate) since: Duration,
+    /// The caller queued before in this acquisition (its object was rejected by a
+    /// checkout step): it goes back to its place by `since` rather than to the back.
+    pub(crate) again: bool,
+    /// When it gives up (time since the epoch; `Duration::MAX`: never).
+    pub(crate) deadline: Duration,
+    /// Where it waits (`#[track_caller]`), for the nested-wait report.
+    pub(crate) location: &'static std::panic::Location<'static>,
+}
 
 /// What registering as a waiter produced.
 pub(crate) enum Reg {
@@ -183,18 +199,12 @@ impl<T: Send + 'static> Shared<T> {
     }
 
     /// The waiting path's entry: with nobody queued, a reservation if the pool may grow
-    /// (taken before the lock); otherwise `register`. Aging and the deadline count from
-    /// `since`, the start of the acquisition. A caller that stays queued while it holds a
-    /// checkout of this pool is reported as a nested wait (`nested.rs`); `location` is
-    /// where it waits, `waker` the waiting task's (see `register` for `unused`, `again`).
-    #[allow(clippy::too_many_arguments)]
+    /// (taken before the lock); otherwise `register`. A caller that stays queued while it
+    /// holds a checkout of this pool is reported as a nested wait (`nested.rs`); `waker`
+    /// is the waiting task's (see `register` for `unused`).
     pub(crate) fn reserve_or_register(
         &self,
-        priority: Priority,
-        since: Duration,
-        again: bool,
-        deadline: Duration,
-        location: &'static std::panic::Location<'static>,
+        ask: WaitAsk,
         waker: &Waker,
         unused: &mut Option<Waker>,
     ) -> Result<Reg, PoolError> {
@@ -211,38 +221,35 @@ impl<T: Send + 'static> Shared<T> {
             return Ok(Reg::Permit);
         }
         let holder = self.holder_if_detecting();
-        self.register(
-            priority, since, again, deadline, holder, location, waker, unused,
-        )
+        self.register(ask, holder, waker, unused)
     }
 
     /// Registers a caller that found nothing on the fast path (see the module docs):
     /// the first waiter of an empty queue sweeps, then tries to reserve; otherwise it
-    /// queues. `deadline` (time since the epoch) is enforced by the deadline sweep (I8).
-    /// `holder` is the caller's holder id while deadlock detection is on (else 0) and
-    /// `location` where it waits: a queued caller is then looked at by the nested-wait
-    /// check once it has waited `NESTED_AFTER` (`nested.rs`). A queued caller is woken
-    /// through `waker` once its cell is decided (I9); [`Shared::poll_queued`] replaces it.
+    /// queues. Its deadline is enforced by the deadline sweep (I8). `holder` is the
+    /// caller's holder id while deadlock detection is on (else 0): a queued caller is then
+    /// looked at by the nested-wait check once it has waited `NESTED_AFTER` (`nested.rs`).
+    /// A queued caller is woken through `waker` once its cell is decided (I9);
+    /// [`Shared::poll_queued`] replaces it.
     ///
     /// The waker is cloned before the lock (its code never runs under it). A clone that
     /// is not queued, because the caller got an object or a reservation instead, is left
     /// in `unused`: dropping it runs the waker's code, which may panic, so the caller
     /// drops it only once what it got is held where an unwind gives it back.
-    ///
-    /// `again`: the caller queued before in this acquisition (its object was rejected by
-    /// a checkout step): it goes back to its place by `since` rather than to the back.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn register(
         &self,
-        priority: Priority,
-        since: Duration,
-        again: bool,
-        deadline: Duration,
+        ask: WaitAsk,
         holder: u64,
-        location: &'static std::panic::Location<'static>,
         waker: &Waker,
         unused: &mut Option<Waker>,
     ) -> Result<Reg, PoolError> {
+        let WaitAsk {
+            priority,
+            since,
+            again,
+            deadline,
+            location,
+        } = ask;
         // Allocate, and run the waker's own code, outside the lock.
         let w = if holder == 0 {
             Waiter::new(priority, since, deadline, true)
@@ -364,7 +371,7 @@ impl<T: Send + 'static> Shared<T> {
         // Cloned, and the waker not kept dropped, outside the lock; the polling task is
         // found outside it too.
         let waker = cx.waker().clone();
-        let poller = (w.holder() != 0).then(crate::deadlock::caller);
+        let poller = (w.holder() != 0).then(crate::rt::caller);
         let mut q = self.queue.lock();
         // Polled by another task than the one it queued in (the future was moved): it
         // waits as that task now, as a checkout counts as its poller's.
@@ -428,6 +435,6 @@ impl<T: Send + 'static> Shared<T> {
         let slot = self.slots.get(i);
         st & RECLAIMED != 0
             || slot.reported.load(Ordering::Relaxed)
-                == slot.uses.load(Ordering::Relaxed) | crate::slots::RECLAIM_MARK
+                == slot.uses.load(Ordering::Relaxed) | crate::shared::slots::RECLAIM_MARK
     }
 }

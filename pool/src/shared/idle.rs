@@ -20,7 +20,7 @@
 //! fails (ABA). Slots are never freed while the pool lives, so reading a stale link is
 //! safe.
 
-use crate::slots::{Slots, BUSY, IDLE, RECLAIMED, STACKED, STATE_MASK};
+use crate::shared::slots::{Slots, BUSY, IDLE, RECLAIMED, STACKED, STATE_MASK};
 use crate::sync::{AtomicU64, AtomicUsize, CachePadded, MutexGuard, Ordering};
 use crate::waiters::WaitQueue;
 
@@ -268,7 +268,7 @@ pub(super) fn count(state: &AtomicUsize) -> (usize, usize) {
 
 #[cfg(all(test, not(riptide_model)))]
 mod tests {
-    use crate::slots::{IDLE, STACKED, STATE_MASK};
+    use crate::shared::slots::{IDLE, STACKED, STATE_MASK};
     use crate::sync::Ordering;
     use crate::{Pool, PoolError, Poolable};
 
@@ -320,7 +320,7 @@ mod tests {
     fn busy_slot(p: &Pool<Obj>) -> usize {
         let s = p.shared();
         let busy: Vec<_> = (0..s.slot_count())
-            .filter(|&n| s.slot(n).state.load(Ordering::Relaxed) == crate::slots::BUSY)
+            .filter(|&n| s.slot(n).state.load(Ordering::Relaxed) == crate::shared::slots::BUSY)
             .collect();
         assert_eq!(busy.len(), 1);
         busy[0]
@@ -359,7 +359,7 @@ mod tests {
         // onto the stack of a calm pool: that is what this sets up.
         std::mem::forget(p.try_get().unwrap());
         let i = busy_slot(&p);
-        assert!(s.idle.push(&s.slots, i, crate::slots::BUSY));
+        assert!(s.idle.push(&s.slots, i, crate::shared::slots::BUSY));
         assert_eq!(idle_states(&p), (1, 1));
         // Maintenance turns it back into a plain idle object.
         s.maybe_become_calm(s.coarse_ms(), 60_000);
@@ -367,7 +367,7 @@ mod tests {
         // And a calm claim that scans past every IDLE slot still pops a stacked one.
         std::mem::forget(p.try_get().unwrap());
         let j = busy_slot(&p);
-        assert!(s.idle.push(&s.slots, j, crate::slots::BUSY));
+        assert!(s.idle.push(&s.slots, j, crate::shared::slots::BUSY));
         let b = p.try_get().unwrap();
         let c = p.try_get().unwrap();
         assert!(

@@ -30,13 +30,14 @@ mod objects;
 mod refs;
 mod report;
 mod settle;
+pub(crate) mod slots;
 mod word;
 
 use std::time::Duration;
 
 pub(crate) use capacity::Gate;
 pub(crate) use fast::Release;
-pub(crate) use handoff::Reg;
+pub(crate) use handoff::{Reg, WaitAsk};
 pub(crate) use refs::{resume, Handle, Held, Owed, SharedRef};
 
 use crate::breaker::CircuitBreaker;
@@ -44,7 +45,7 @@ use crate::config::Config;
 use crate::histogram::Histogram;
 use crate::hooks::Hooks;
 use crate::rt::Env;
-use crate::slots::{Slot, Slots, EMPTY, STATE_MASK};
+use crate::shared::slots::{Slot, Slots, EMPTY, STATE_MASK};
 use crate::stats::{DestroyReason, PoolEvent};
 use crate::sync::hazard::Announcer;
 use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, CachePadded, Mutex, Ordering};
@@ -262,8 +263,17 @@ impl<T: Send + 'static> Shared<T> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(crate) fn maint_busy(&self) -> &AtomicUsize {
-        &self.maint_busy
+    /// Starts a maintenance pass: `None` while another runs. The pass ends when the
+    /// returned guard drops (also as a panic unwinds).
+    pub(crate) fn begin_pass(&self) -> Option<crate::defer::OnDrop<impl FnOnce() + '_>> {
+        let busy = &self.maint_busy;
+        // Acquire: this pass sees the previous one's effects (its Release below).
+        busy.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        // Release: the next pass (any thread) sees this one's effects.
+        Some(crate::defer::OnDrop::new(move || {
+            busy.store(0, Ordering::Release)
+        }))
     }
 
     pub(crate) fn jitter_seed(&self) -> u64 {
@@ -344,7 +354,7 @@ impl<T: Send + 'static> Shared<T> {
     /// shrinking destroys idle objects above the new size and marks the rest so they are
     /// destroyed as they come back.
     pub(crate) fn resize(&self, n: usize) {
-        let n = n.clamp(1, crate::slots::MAX_SLOTS);
+        let n = n.clamp(1, crate::shared::slots::MAX_SLOTS);
         let mut q = self.queue.lock();
         if self.is_closed() {
             return;

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::panic::Location;
 
 use super::{Shared, SharedRef};
-use crate::slots::{BUSY, EMPTY, STATE_MASK};
+use crate::shared::slots::{BUSY, EMPTY, STATE_MASK};
 use crate::stats::PoolEvent;
 use crate::sync::Ordering;
 use crate::waiters::{Decision, WaitQueue};
@@ -57,7 +57,7 @@ impl<T: Send + 'static> Shared<T> {
     /// queued cell carries for the nested-wait check. One thread-local read.
     pub(crate) fn holder_if_detecting(&self) -> u64 {
         if self.detects_deadlocks() {
-            crate::deadlock::caller()
+            crate::rt::caller()
         } else {
             0
         }
@@ -230,7 +230,7 @@ mod tests {
     use std::time::Duration;
 
     use super::NESTED_AFTER;
-    use crate::shared::Reg;
+    use crate::shared::{Reg, WaitAsk};
     use crate::{Pool, PoolEvent, Poolable, Priority};
 
     struct Obj;
@@ -238,16 +238,14 @@ mod tests {
 
     fn queue(p: &Pool<Obj>, holder: u64) -> std::sync::Arc<crate::waiters::Waiter> {
         let s = p.shared();
-        match s.register(
-            Priority::Normal,
-            s.now(),
-            false,
-            Duration::MAX,
-            holder,
-            Location::caller(),
-            std::task::Waker::noop(),
-            &mut None,
-        ) {
+        let ask = WaitAsk {
+            priority: Priority::Normal,
+            since: s.now(),
+            again: false,
+            deadline: Duration::MAX,
+            location: Location::caller(),
+        };
+        match s.register(ask, holder, std::task::Waker::noop(), &mut None) {
             Ok(Reg::Queued(w)) => w,
             _ => panic!("expected to queue"),
         }
@@ -265,7 +263,7 @@ mod tests {
         let mut rx = p.events();
         let held = p.get_blocking().unwrap();
         let s = p.shared();
-        let me = crate::deadlock::caller();
+        let me = crate::rt::caller();
         let nested = queue(&p, me);
         let other = queue(&p, me ^ 0x5555);
         // The pool's timer runs the check once the waits are `NESTED_AFTER` old; running

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{Owed, Shared};
-use crate::slots::{BUSY, EMPTY, STATE_MASK};
+use crate::shared::slots::{BUSY, EMPTY, STATE_MASK};
 use crate::stats::{DestroyReason, PoolEvent};
 use crate::sync::Ordering;
 
@@ -93,7 +93,7 @@ impl<T: Send + 'static> Shared<T> {
         self.counters.destroyed.fetch_add(1, Ordering::Release);
         // The mark, not the record: a reclaim marks by CAS, so whether it marked before our
         // CAS is exact here (a mark a fast release overwrote was restored under the lock).
-        (obj, id, st & crate::slots::RECLAIMED != 0)
+        (obj, id, st & crate::shared::slots::RECLAIMED != 0)
     }
 
     /// Destroys the object in owned slot `i` and frees its capacity; the object's
@@ -236,7 +236,7 @@ pub(super) fn drop_object<T>(obj: T, pool: &str) {
 
 #[cfg(all(test, not(riptide_model)))]
 mod tests {
-    use crate::slots::FIRST_SEGMENT;
+    use crate::shared::slots::FIRST_SEGMENT;
     use crate::Pool;
 
     /// A large `max_size` is a bound, not an allocation: a pool allocates slots as its

@@ -18,7 +18,7 @@
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
-use crate::slots::Slot;
+use crate::shared::slots::Slot;
 use crate::sync::{AtomicUsize, Ordering};
 
 use super::Shared;
@@ -256,7 +256,7 @@ impl<T: Send + 'static> Held<T> {
     pub(crate) fn obj(&self) -> &T {
         // SAFETY: the guard owns the slot, which holds an initialised object; no `&mut`
         // to it exists while `self` is borrowed shared.
-        unsafe { &*self.cell().obj() }
+        self.cell().value.with(|p| unsafe { &*p.cast::<T>() })
     }
 
     /// A mutable reference to the object for as long as `self` is borrowed mutably.
@@ -264,7 +264,9 @@ impl<T: Send + 'static> Held<T> {
     pub(crate) fn obj_mut(&mut self) -> &mut T {
         // SAFETY: the guard owns the slot, which holds an initialised object, and `&mut
         // self` makes this the only access.
-        unsafe { &mut *self.cell().obj() }
+        self.cell()
+            .value
+            .with_mut(|p| unsafe { &mut *p.cast::<T>() })
     }
 
     /// Gives up the `owed` references left after the slot was settled. The count only,

@@ -5,7 +5,6 @@ use std::panic::Location;
 use std::time::Duration;
 
 use super::{idle, Shared};
-use crate::slots::{BUSY, STATE_MASK};
 use crate::stats::PoolStats;
 use crate::sync::{Arc, Ordering};
 use crate::waiters::Waiter;
@@ -90,15 +89,10 @@ impl<T: Send + 'static> Shared<T> {
         self.counters.recent_creates.recent(self.coarse_ms())
     }
 
-    /// The caller's location of the checkout holding slot `i`, if a caller holds it.
+    /// When the checkout holding slot `i` began and where its caller took it, if a caller
+    /// holds it.
     pub(crate) fn holder(&self, i: usize) -> Option<(u64, &'static Location<'static>)> {
-        let slot = self.slots.get(i);
-        if slot.state.load(Ordering::Relaxed) & STATE_MASK != BUSY {
-            return None;
-        }
-        let since = slot.held_since()?;
-        let loc = slot.location.load(Ordering::Relaxed);
-        // SAFETY: locations are `&'static Location` stored by `checkout`.
-        unsafe { loc.as_ref() }.map(|l| (since, l))
+        let r = self.slots.get(i).checkout_record()?;
+        r.location.map(|l| (r.since, l))
     }
 }

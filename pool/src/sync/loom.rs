@@ -41,9 +41,23 @@ impl<T> UnsafeCell<T> {
     pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
         self.0.with_mut(f)
     }
-    /// A pointer that outlives the call (a guard's `Deref`): loom sees the access when the
-    /// pointer is taken, not each use of the reference.
-    pub(crate) fn escape(&self) -> *mut T {
-        self.0.with_mut(|p| p)
+    /// Exclusive access held across calls until the returned handle drops: loom tracks
+    /// the whole span as one write access (`MutPtr`), so any other access meanwhile,
+    /// whichever thread makes it, is a failure.
+    pub(crate) fn hold_mut(&self) -> HeldMut<T> {
+        HeldMut(self.0.get_mut())
+    }
+}
+
+/// Exclusive access to an [`UnsafeCell`]'s contents for as long as it lives (`hold_mut`).
+#[derive(Debug)]
+pub(crate) struct HeldMut<T>(loom::cell::MutPtr<T>);
+// SAFETY: the handle stands for exclusive access to a `T`, as a `&mut T` does: sending it
+// sends that access, which is sound for `T: Send`.
+unsafe impl<T: Send> Send for HeldMut<T> {}
+impl<T> HeldMut<T> {
+    /// The pointer to the contents; the holder upholds the aliasing rules.
+    pub(crate) fn ptr(&self) -> *mut T {
+        self.0.with(|p| p)
     }
 }

@@ -29,4 +29,4 @@ pub(crate) type Mutex<T> = super::PoisonFree<std::sync::Mutex<T>>;
 pub(crate) type MutexGuard<'a, T> = std::sync::MutexGuard<'a, T>;
 super::poison_free!(std::sync::Mutex, std::sync::MutexGuard);
 
-pub(crate) use super::plain::{AtomicWaker, UnsafeCell};
+pub(crate) use super::plain::{AtomicWaker, HeldMut, UnsafeCell};

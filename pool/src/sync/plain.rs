@@ -17,10 +17,23 @@ impl<T> UnsafeCell<T> {
     pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
         f(self.0.get())
     }
-    /// A pointer that outlives the call, for a reference handed out by a guard (`Deref`);
-    /// the loom build sees the access when the pointer is taken.
-    pub(crate) fn escape(&self) -> *mut T {
-        self.0.get()
+    /// Exclusive access held across calls (an `.await`, say) until the returned handle
+    /// drops: the loom build tracks the whole span as one write access.
+    pub(crate) fn hold_mut(&self) -> HeldMut<T> {
+        HeldMut(self.0.get())
+    }
+}
+
+/// Exclusive access to an [`UnsafeCell`]'s contents for as long as it lives (`hold_mut`).
+#[derive(Debug)]
+pub(crate) struct HeldMut<T>(*mut T);
+// SAFETY: the handle stands for exclusive access to a `T`, as a `&mut T` does: sending it
+// sends that access, which is sound for `T: Send`.
+unsafe impl<T: Send> Send for HeldMut<T> {}
+impl<T> HeldMut<T> {
+    /// The pointer to the contents; the holder upholds the aliasing rules.
+    pub(crate) fn ptr(&self) -> *mut T {
+        self.0
     }
 }
 

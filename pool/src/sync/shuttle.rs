@@ -13,4 +13,4 @@ pub(crate) type Mutex<T> = super::PoisonFree<shuttle::sync::Mutex<T>>;
 pub(crate) type MutexGuard<'a, T> = shuttle::sync::MutexGuard<'a, T>;
 super::poison_free!(shuttle::sync::Mutex, shuttle::sync::MutexGuard);
 
-pub(crate) use super::plain::{AtomicWaker, UnsafeCell};
+pub(crate) use super::plain::{AtomicWaker, HeldMut, UnsafeCell};

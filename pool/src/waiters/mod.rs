@@ -193,19 +193,10 @@ impl Waiter {
     /// decider may still hold its clone for a moment: then the cell is simply dropped);
     /// its waker is dropped at once, so a kept cell keeps no task alive.
     pub(crate) fn retire(cell: Arc<Self>) {
-        #[cfg(not(riptide_model))]
-        {
-            let mut cell = cell;
-            if let Some(c) = Arc::get_mut(&mut cell) {
-                c.waker = AtomicWaker::new();
-                c.error = Mutex::new(None);
-                spare::put(cell);
-            }
-        }
-        // Under the model checkers there is no spare, and `get_mut` would add an ordering
-        // edge of its own to every model that the protocol does not have.
-        #[cfg(riptide_model)]
-        drop(cell);
+        spare::retire(cell, |c| {
+            c.waker = AtomicWaker::new();
+            c.error = Mutex::new(None);
+        });
     }
 
     /// Whether the nested-wait check has yet to look at this cell.
@@ -296,6 +287,7 @@ impl Waiter {
 }
 
 mod queue;
+mod spare;
 pub(crate) use queue::{Armed, WaitQueue};
 
 /// Wakes every one of `wakers` (callers decided together, once the lock is released),
@@ -334,41 +326,6 @@ impl Wakes {
     /// Whether one panicked (the panic is dropped: for callers that only log it).
     pub(crate) fn panicked(self) -> bool {
         self.0.is_some()
-    }
-}
-
-/// One spare waiter cell per thread: a caller whose wait ends (it is served, gives up, or
-/// its create is settled) leaves its cell here for the next wait on the same thread, so
-/// a pool that keeps going from empty to one waiter and back does not allocate a cell
-/// per wait. Cells are interchangeable (nothing in them belongs to a pool once retired).
-/// Off under the model checkers, whose threads are not the process's: there `take` finds
-/// nothing and `retire` never calls `put`.
-mod spare {
-    use super::Waiter;
-    use crate::sync::Arc;
-
-    #[cfg(not(riptide_model))]
-    std::thread_local! {
-        static SPARE: std::cell::Cell<Option<Arc<Waiter>>> = const { std::cell::Cell::new(None) };
-    }
-
-    /// This thread's spare cell, if it has one (none while its thread-locals are being
-    /// destroyed).
-    #[inline]
-    pub(super) fn take() -> Option<Arc<Waiter>> {
-        #[cfg(not(riptide_model))]
-        return SPARE.try_with(std::cell::Cell::take).ok().flatten();
-        #[cfg(riptide_model)]
-        None
-    }
-
-    /// Keeps `cell` as this thread's spare (dropping any earlier one).
-    #[cfg(not(riptide_model))]
-    #[inline]
-    pub(super) fn put(cell: Arc<Waiter>) {
-        // After its thread-locals are gone, the cell is just dropped.
-        let mut cell = Some(cell);
-        let _ = SPARE.try_with(|s| s.set(cell.take()));
     }
 }
 

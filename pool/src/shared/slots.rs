@@ -10,7 +10,7 @@ use std::mem::MaybeUninit;
 use std::panic::Location;
 use std::ptr;
 
-use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering, UnsafeCell};
+use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, HeldMut, Mutex, Ordering, UnsafeCell};
 
 /// Slot state word. The low two bits are the state, `RECLAIMED` is a flag, and a stacked
 /// slot keeps its link to the next one above `idle.rs`'s `LINK_SHIFT`.
@@ -54,28 +54,28 @@ const SEGMENTS: usize = 24;
 pub(crate) const MAX_SLOTS: usize = BASE << (SEGMENTS - 1);
 
 pub(crate) struct Slot<T> {
-    pub state: AtomicUsize,
-    pub value: UnsafeCell<MaybeUninit<T>>,
+    pub(super) state: AtomicUsize,
+    pub(super) value: UnsafeCell<MaybeUninit<T>>,
     /// Metadata below is written only by the slot's owner (a `BUSY` holder) and read
     /// racily by `stats()`: `Relaxed` suffices, nothing is published through it.
-    pub id: AtomicU64,
+    pub(super) id: AtomicU64,
     /// Checkouts of the current object.
-    pub uses: AtomicU64,
+    pub(super) uses: AtomicU64,
     /// Where the current holder took it (`#[track_caller]`).
-    pub location: AtomicPtr<Location<'static>>,
+    pub(super) location: AtomicPtr<Location<'static>>,
     /// Coarse-clock ms from which on the object is retired: its creation time plus
     /// `Shared::lifetime_ms(id)`, from which `ObjectMeta::age` is derived.
-    pub expires_ms: AtomicU64,
+    pub(super) expires_ms: AtomicU64,
     /// Coarse-clock ms of the checkout that holds the object (leak scans, usage), or, with
     /// `STAMP_IDLE`, of its creation or last return (idle eviction, `validation_interval`).
     /// Read through the methods below.
-    pub stamp_ms: AtomicU64,
+    pub(super) stamp_ms: AtomicU64,
     /// The `uses` value of the checkout already reported as a suspected leak (0: none),
     /// with `RECLAIM_MARK` set once that checkout's capacity was reclaimed.
-    pub reported: AtomicU64,
-    /// Who took the current checkout (`deadlock::caller`; 0: not recorded), written at
+    pub(super) reported: AtomicU64,
+    /// Who took the current checkout (`rt::caller`; 0: not recorded), written at
     /// checkout when deadlock detection is on and read by its checks.
-    pub holder: AtomicU64,
+    pub(super) holder: AtomicU64,
 }
 
 impl<T> Slot<T> {
@@ -154,13 +154,80 @@ impl<T> Slot<T> {
         (s & STAMP_IDLE == 0).then_some(s & !STAMP_CLAIMED)
     }
 
-    /// A pointer to the object that outlives the call: for a guard's `Deref` and for the
-    /// checkout steps that hold the object across `.await`s. Only the slot's owner may
-    /// dereference it. Everything else goes through the closures below, so the loom build
-    /// sees each access.
+    /// The current object's id (racy outside its owner; Relaxed: see above).
     #[inline]
-    pub(crate) fn obj(&self) -> *mut T {
-        self.value.escape().cast::<T>()
+    pub(crate) fn id(&self) -> u64 {
+        self.id.load(Ordering::Relaxed)
+    }
+
+    /// Checkouts of the current object so far (owner only; Relaxed: see above).
+    #[inline]
+    pub(crate) fn uses(&self) -> u64 {
+        self.uses.load(Ordering::Relaxed)
+    }
+
+    /// Where the current holder took the object (owner only; Relaxed: see above).
+    #[inline]
+    pub(crate) fn location(&self) -> Option<&'static Location<'static>> {
+        // SAFETY: the only pointers stored are null and `&'static Location`s (`checkout`).
+        unsafe { self.location.load(Ordering::Relaxed).as_ref() }
+    }
+
+    /// Whether the slot's object sits idle where it was returned (a calm pool's idle
+    /// object; a stacked one is not: only a pop takes it). Relaxed: a hint, confirmed by
+    /// the claim's CAS.
+    #[inline]
+    pub(crate) fn is_idle(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == IDLE
+    }
+
+    /// The checkout a caller holds the object by, read from outside it (leak scans, a
+    /// drain's report): `None` unless a caller holds it.
+    ///
+    /// A checkout is known by its start stamp. The read is a seqlock's: the stamp (none
+    /// while nobody holds the object: being validated or handed over is not being held),
+    /// then the use count and location written before it, then the stamp again. The same
+    /// stamp twice is the same checkout throughout: a later checkout is stamped later.
+    pub(crate) fn checkout_record(&self) -> Option<CheckoutRecord> {
+        let state = self.state.load(Ordering::Relaxed);
+        if state & STATE_MASK != BUSY {
+            return None;
+        }
+        let since = self.held_since()?;
+        let uses = self.uses.load(Ordering::Relaxed);
+        let location = self.location.load(Ordering::Relaxed);
+        // Acquire: orders the two loads above before the re-read (seqlock reader).
+        crate::sync::fence(Ordering::Acquire);
+        if uses == 0 || self.stamp_ms.load(Ordering::Relaxed) != since {
+            return None;
+        }
+        Some(CheckoutRecord {
+            state,
+            since,
+            uses,
+            // SAFETY: as in `location`.
+            location: unsafe { location.as_ref() },
+        })
+    }
+
+    /// Marks checkout number `uses` as reported as a suspected leak; `false` if it was
+    /// already (one report per checkout). Only the maintenance pass writes the record
+    /// outside a reclaim, and passes never overlap (Relaxed: nothing is published).
+    pub(crate) fn report_once(&self, uses: u64) -> bool {
+        if self.reported.load(Ordering::Relaxed) >= uses {
+            return false;
+        }
+        self.reported.store(uses, Ordering::Relaxed);
+        true
+    }
+
+    /// Exclusive access to the object held across calls (a checkout step holds it across
+    /// its `.await`s), which the loom build tracks as one access until the handle drops.
+    /// Only the slot's owner may dereference its pointer (`HeldMut::ptr`, cast to `T`), and
+    /// only while the slot holds an object.
+    #[inline]
+    pub(crate) fn hold_obj(&self) -> HeldMut<MaybeUninit<T>> {
+        self.value.hold_mut()
     }
 
     /// Runs `f` on the object.
@@ -195,6 +262,19 @@ impl<T> Slot<T> {
         // SAFETY: the caller owns the initialised slot and treats it as empty afterwards.
         self.value.with(|p| unsafe { ptr::read(p.cast::<T>()) })
     }
+}
+
+/// A checkout seen from outside its holder ([`Slot::checkout_record`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CheckoutRecord {
+    /// The slot's state word when read (`BUSY`, maybe with flags).
+    pub(crate) state: usize,
+    /// Coarse-clock ms the checkout began.
+    pub(crate) since: u64,
+    /// Which checkout of the object it is.
+    pub(crate) uses: u64,
+    /// Where its holder took it.
+    pub(crate) location: Option<&'static Location<'static>>,
 }
 
 pub(crate) struct Slots<T> {
