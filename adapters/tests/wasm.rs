@@ -973,3 +973,56 @@ async fn an_oversized_url_is_refused_not_a_guest_failure() {
         "{s:?}"
     );
 }
+
+/// The native fallback runs at most `max_fallbacks` extractions at once: with the breaker
+/// open and one allowed, six callers at once get one fallback answer, and the five that
+/// cannot have a turn within `acquire_timeout` get the error that sent them there
+/// (`CircuitOpen`), counted as shed. The unit comes back with the extraction: the next
+/// caller falls back again. `Some(0)` is a config error.
+#[tokio::test]
+async fn fallbacks_are_bounded_by_max_fallbacks() {
+    let mut c = config();
+    c.max_fallbacks = Some(0);
+    assert!(matches!(
+        c.validate(),
+        Err(ConfigError::Invalid {
+            field: "max_fallbacks",
+            ..
+        })
+    ));
+    c.max_fallbacks = Some(1);
+    c.breaker_failures = 1;
+    c.breaker_cool_down = Duration::from_secs(600);
+    c.timeout = Duration::from_millis(50);
+    c.acquire_timeout = Duration::from_millis(5);
+    let pool = pool(c).await;
+    let big = big_document(3 << 20);
+    // The guest times out on it: the breaker opens.
+    let _ = pool
+        .extract(&big, "https://e.com/", ExtractionMode::Full)
+        .await;
+    assert_eq!(pool.stats().circuit, CircuitState::Open);
+    let before = pool.stats();
+    let calls = (0..6).map(|_| pool.extract(&big, "https://e.com/", ExtractionMode::Full));
+    let results = futures_util::future::join_all(calls).await;
+    let answered = results.iter().filter(|r| r.is_ok()).count();
+    let shed = results
+        .iter()
+        .filter(|r| matches!(r, Err(ExtractError::CircuitOpen)))
+        .count();
+    let s = pool.stats();
+    assert_eq!((answered, shed), (1, 5), "{s:?}");
+    assert_eq!(
+        (
+            s.fallbacks - before.fallbacks,
+            s.fallbacks_shed - before.fallbacks_shed
+        ),
+        (1, 5),
+        "{s:?}"
+    );
+    let r = pool
+        .extract("<title>t</title>", "https://e.com/", ExtractionMode::Full)
+        .await;
+    assert_eq!(r.unwrap().title.as_deref(), Some("t"));
+    assert_eq!(pool.stats().fallbacks - before.fallbacks, 2);
+}

@@ -73,6 +73,7 @@ pub enum Diagnostic {
 /// | `reuse_calls` | 1 (fresh store per call) | — |
 /// | `call_mode` | `Async` | — |
 /// | `fallback` | on | — |
+/// | `max_fallbacks` | `max_instances` | — |
 /// | `pooling_allocator` | on | — |
 /// | `epoch_tick` | 1 ms | — |
 /// | `breaker_failures` | 5 | `CB_FAILURE_THRESHOLD` |
@@ -103,6 +104,12 @@ pub struct WasmPoolConfig {
     /// On guest failure, timeout or open breaker, run the native extractor instead of
     /// returning the error.
     pub fallback: bool,
+    /// Most native fallback extractions running at once (`None`: as many as
+    /// `max_instances`), so an open breaker under load costs no more threads and memory
+    /// than the guest would have. A call that falls back while that many run waits for
+    /// one to end, up to `acquire_timeout`; past it, it gets the error that sent it to the
+    /// fallback (counted in [`WasmStats::fallbacks_shed`]).
+    pub max_fallbacks: Option<usize>,
     /// wasmtime's pooling instance allocator, sized to `max_instances` when the pool is
     /// built: with it on, growing the instance pool past `max_instances` (`pool().resize`)
     /// adds instances that cannot be created (each such call fails as a guest failure,
@@ -151,6 +158,7 @@ impl Default for WasmPoolConfig {
             reuse_calls: 1,
             call_mode: CallMode::Async,
             fallback: true,
+            max_fallbacks: None,
             pooling_allocator: true,
             epoch_tick: Duration::from_millis(1),
             breaker_failures: 5,
@@ -275,6 +283,12 @@ impl WasmPoolConfig {
                 "must be between 1 byte and 64 MiB (the guest's own limit)",
             );
         }
+        if self.max_fallbacks == Some(0) {
+            return bad(
+                "max_fallbacks",
+                "must be at least 1 (turn `fallback` off for no fallback)",
+            );
+        }
         if self.breaker_failures == 0 {
             return bad("breaker_failures", "must be at least 1");
         }
@@ -316,6 +330,7 @@ struct Counters {
     refused: AtomicU64,
     failures: AtomicU64,
     fallbacks: AtomicU64,
+    fallbacks_shed: AtomicU64,
     epoch_timeouts: AtomicU64,
     grow_failures: AtomicU64,
     peak_memory_bytes: AtomicU64,
@@ -343,6 +358,9 @@ pub struct WasmStats {
     pub failures: u64,
     /// Extractions answered by the native extractor instead of the guest.
     pub fallbacks: u64,
+    /// Extractions that would have fallen back but found `max_fallbacks` running for all
+    /// of `acquire_timeout`: they got the error that sent them there.
+    pub fallbacks_shed: u64,
     /// Calls stopped at their epoch deadline.
     pub epoch_timeouts: u64,
     /// Memory growth requests refused by the store limit.
@@ -379,6 +397,8 @@ struct Inner {
     config: WasmPoolConfig,
     breaker: CircuitBreaker,
     counters: Counters,
+    /// One unit per native fallback allowed to run at once (`max_fallbacks`).
+    fallback_units: Pool<FallbackUnit>,
     /// Dropped with the last handle, which ends the health-check task.
     _health_stop: tokio::sync::watch::Sender<()>,
 }
@@ -398,6 +418,10 @@ impl std::fmt::Debug for WasmExtractorPool {
             .finish()
     }
 }
+
+/// A permit to run one native fallback (see `WasmPoolConfig::max_fallbacks`).
+struct FallbackUnit;
+impl Poolable for FallbackUnit {}
 
 /// A breaker admission that must be reported. Dropped unreported — the caller's future
 /// was dropped mid-call (or while it waited for an instance), or a panic unwound through
@@ -475,6 +499,11 @@ impl WasmExtractorPool {
     /// [`ConfigError`] for a config that does not [`validate`](WasmPoolConfig::validate),
     /// an engine or component that cannot be set up, or health checks without a tokio
     /// runtime to run on.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes loses nothing but the work: a compilation
+    /// already on the blocking pool runs to its end and its result is dropped.
     pub async fn new(config: WasmPoolConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let no_runtime = |_| ConfigError::Invalid {
@@ -495,7 +524,18 @@ impl WasmExtractorPool {
         }
         .map_err(|e| ConfigError::Wasm(format!("{e:#}")))?;
         let (health_stop, stopped) = tokio::sync::watch::channel(());
+        // A pool of `max_fallbacks` units bounds the fallbacks: waits with a deadline on
+        // any executor, the unit goes back as the extraction ends, even one whose caller
+        // gave up.
+        let fallback_units =
+            Pool::builder(|| async { Ok::<_, std::convert::Infallible>(FallbackUnit) })
+                .name("wasm-fallbacks")
+                .max_size(config.max_fallbacks.unwrap_or(config.max_instances))
+                .acquire_timeout(config.acquire_timeout)
+                .deadlock_detection(riptide_pool::DeadlockDetection::Off)
+                .build()?;
         let inner = Arc::new(Inner {
+            fallback_units,
             runtime: Arc::new(runtime),
             breaker: CircuitBreaker::new(
                 config.breaker_failures,
@@ -598,6 +638,20 @@ impl WasmExtractorPool {
     /// Title, text and links of `html` (a page at `url`), extracted by the guest in a fresh
     /// store (or a warm one in reuse mode). On a trap, timeout or open breaker, the native
     /// extractor answers instead (counted in `fallbacks`) unless `fallback` is off.
+    ///
+    /// # Errors
+    ///
+    /// [`ExtractError::TooLarge`] or [`ExtractError::InvalidUrl`] for input refused before
+    /// the guest or by it; [`ExtractError::Pool`] when no instance could be had within the
+    /// pool's `acquire_timeout`; the guest's failure ([`ExtractError::Timeout`],
+    /// [`ExtractError::Guest`]) or [`ExtractError::CircuitOpen`] when `fallback` is off.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes interrupts the guest at its next epoch tick
+    /// (in `CallMode::Blocking` the call ends on its blocking thread); that instance's store
+    /// is dropped rather than reused, its pool slot goes back, and the breaker counts the
+    /// call neither way.
     pub async fn extract(
         &self,
         html: &str,
@@ -677,6 +731,14 @@ impl WasmExtractorPool {
 
     /// Runs a [`Diagnostic`] export through the pool (deadline, limits and counters apply;
     /// no fallback). For tests and health probes.
+    ///
+    /// # Errors
+    ///
+    /// [`ExtractError::Pool`] when no instance could be had, or the guest's failure.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`extract`](Self::extract).
     pub async fn diagnostic(&self, d: Diagnostic) -> Result<u64, ExtractError> {
         let timeout = self.inner.config.timeout;
         let r = match self.inner.runtime.mode {
@@ -800,14 +862,24 @@ impl WasmExtractorPool {
         if !self.inner.config.fallback {
             return Err(why);
         }
+        let Ok(unit) = self.inner.fallback_units.get().await else {
+            self.inner.counters.fallbacks_shed.fetch_add(1, Relaxed);
+            tracing::debug!("wasm extraction cannot fall back (max_fallbacks running): {why}");
+            return Err(why);
+        };
         self.inner.counters.fallbacks.fetch_add(1, Relaxed);
         tracing::debug!("wasm extraction falls back to native: {why}");
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return crate::doc::extract_doc(html, url, mode).map_err(ExtractError::from);
         };
         let (html, url) = (html.to_owned(), url.to_owned());
+        // The unit goes with the work: it is held until the extraction ends, also when the
+        // caller stops waiting for it.
         match rt
-            .spawn_blocking(move || crate::doc::extract_doc(&html, &url, mode))
+            .spawn_blocking(move || {
+                let _unit = unit;
+                crate::doc::extract_doc(&html, &url, mode)
+            })
             .await
         {
             Ok(r) => r.map_err(ExtractError::from),
@@ -865,6 +937,7 @@ impl WasmExtractorPool {
             refused: c.refused.load(Relaxed),
             failures: c.failures.load(Relaxed),
             fallbacks: c.fallbacks.load(Relaxed),
+            fallbacks_shed: c.fallbacks_shed.load(Relaxed),
             epoch_timeouts: c.epoch_timeouts.load(Relaxed),
             grow_failures: c.grow_failures.load(Relaxed),
             peak_memory_pages: c.peak_memory_bytes.load(Relaxed).div_ceil(65536),
