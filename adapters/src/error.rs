@@ -59,13 +59,17 @@ pub enum ExtractError {
     /// No extractor could be checked out.
     #[error("extractor pool: {0}")]
     Pool(#[from] riptide_pool::PoolError),
-    /// The WASM guest ran past its deadline and was stopped (no fallback configured).
+    /// The WASM guest ran past its deadline and was stopped (no fallback configured, or
+    /// the fallback was shed: `max_fallbacks` busy for all of `acquire_timeout`).
     #[error("the wasm guest ran past its {0:?} deadline and was stopped")]
     Timeout(Duration),
-    /// The WASM guest trapped, ran out of memory, or returned an error (no fallback configured).
+    /// The WASM guest trapped, ran out of memory, or returned an error (no fallback
+    /// configured, or the fallback was shed: `max_fallbacks` busy for all of
+    /// `acquire_timeout`).
     #[error("the wasm guest failed: {0}")]
     Guest(String),
-    /// The WASM circuit breaker is open (no fallback configured).
+    /// The WASM circuit breaker is open (no fallback configured, or the fallback was shed:
+    /// `max_fallbacks` busy for all of `acquire_timeout`).
     #[error("the wasm circuit breaker is open")]
     CircuitOpen,
 }

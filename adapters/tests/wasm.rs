@@ -990,6 +990,14 @@ async fn fallbacks_are_bounded_by_max_fallbacks() {
             ..
         })
     ));
+    c.max_fallbacks = Some(WasmPoolConfig::MAX_INSTANCES + 1);
+    assert!(matches!(
+        c.validate(),
+        Err(ConfigError::Invalid {
+            field: "max_fallbacks",
+            ..
+        })
+    ));
     c.max_fallbacks = Some(1);
     c.breaker_failures = 1;
     c.breaker_cool_down = Duration::from_secs(600);

@@ -12,7 +12,9 @@
 //!   (`epoch_timeouts`). **Memory** is capped per store (`grow_failures`, `peak_memory_pages`).
 //! - On a trap, a timeout, a guest failure or an open **circuit breaker**, extraction falls
 //!   back to the native extractor (`fallbacks`), unless `fallback` is off, in which case the
-//!   caller gets the typed error.
+//!   caller gets the typed error. At most `max_fallbacks` fallbacks run at once; a call
+//!   that cannot have a turn within `acquire_timeout` gets the typed error too
+//!   (`fallbacks_shed`).
 //! - Optional **health checks** ([`WasmPoolConfig::health_check_interval`]): a background
 //!   probe calls the guest on an instance from the pool and reports to the breaker, so a
 //!   broken guest opens it, and a recovered one closes it, without a caller's request.
@@ -102,10 +104,10 @@ pub struct WasmPoolConfig {
     /// How calls run without blocking the executor.
     pub call_mode: CallMode,
     /// On guest failure, timeout or open breaker, run the native extractor instead of
-    /// returning the error.
+    /// returning the error (within `max_fallbacks`).
     pub fallback: bool,
     /// Most native fallback extractions running at once (`None`: as many as
-    /// `max_instances`), so an open breaker under load costs no more threads and memory
+    /// `max_instances`; at most [`MAX_INSTANCES`](Self::MAX_INSTANCES)), so an open breaker under load costs no more threads and memory
     /// than the guest would have. A call that falls back while that many run waits for
     /// one to end, up to `acquire_timeout`; past it, it gets the error that sent it to the
     /// fallback (counted in [`WasmStats::fallbacks_shed`]).
@@ -283,11 +285,20 @@ impl WasmPoolConfig {
                 "must be between 1 byte and 64 MiB (the guest's own limit)",
             );
         }
-        if self.max_fallbacks == Some(0) {
-            return bad(
-                "max_fallbacks",
-                "must be at least 1 (turn `fallback` off for no fallback)",
-            );
+        match self.max_fallbacks {
+            Some(0) if self.fallback => {
+                return bad(
+                    "max_fallbacks",
+                    "must be at least 1 (turn `fallback` off for no fallback)",
+                );
+            }
+            Some(n) if n > Self::MAX_INSTANCES => {
+                return bad(
+                    "max_fallbacks",
+                    "must be at most 8,192 (MAX_INSTANCES: no more than the guest could run)",
+                );
+            }
+            _ => {}
         }
         if self.breaker_failures == 0 {
             return bad("breaker_failures", "must be at least 1");
@@ -530,7 +541,7 @@ impl WasmExtractorPool {
         let fallback_units =
             Pool::builder(|| async { Ok::<_, std::convert::Infallible>(FallbackUnit) })
                 .name("wasm-fallbacks")
-                .max_size(config.max_fallbacks.unwrap_or(config.max_instances))
+                .max_size(config.max_fallbacks.unwrap_or(config.max_instances).max(1))
                 .acquire_timeout(config.acquire_timeout)
                 .deadlock_detection(riptide_pool::DeadlockDetection::Off)
                 .build()?;
@@ -644,7 +655,8 @@ impl WasmExtractorPool {
     /// [`ExtractError::TooLarge`] or [`ExtractError::InvalidUrl`] for input refused before
     /// the guest or by it; [`ExtractError::Pool`] when no instance could be had within the
     /// pool's `acquire_timeout`; the guest's failure ([`ExtractError::Timeout`],
-    /// [`ExtractError::Guest`]) or [`ExtractError::CircuitOpen`] when `fallback` is off.
+    /// [`ExtractError::Guest`]) or [`ExtractError::CircuitOpen`] when `fallback` is off or
+    /// the fallback was shed (`max_fallbacks` running for all of `acquire_timeout`).
     ///
     /// # Cancel safety
     ///
