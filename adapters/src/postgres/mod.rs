@@ -855,23 +855,42 @@ impl PgConn {
         query: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        self.run_cached(
+            query,
+            params,
+            |typed| async move { self.client.query_typed(query, &typed).await },
+            |st| async move { self.client.query(&st, params).await },
+        )
+        .await
+    }
+
+    /// One run of a cached helper. In `Unnamed` mode: `typed` with `params` beside the
+    /// parameter types cached for `query`, or, when their counts differ, `plain` on a
+    /// fresh statement, so the server reports the mismatch in its own words. Otherwise:
+    /// `plain` on the cached statement, prepared once more if the server dropped or
+    /// re-planned it ([`stale_statement`](Self::stale_statement)).
+    async fn run_cached<'p, R, FT, FP>(
+        &self,
+        query: &str,
+        params: &[&'p (dyn ToSql + Sync)],
+        typed: impl FnOnce(Vec<(&'p (dyn ToSql + Sync), Type)>) -> FT,
+        plain: impl Fn(Statement) -> FP,
+    ) -> Result<R, tokio_postgres::Error>
+    where
+        FT: Future<Output = Result<R, tokio_postgres::Error>>,
+        FP: Future<Output = Result<R, tokio_postgres::Error>>,
+    {
         if self.settings.mode == StatementCacheMode::Unnamed {
             let types = self.param_types(query).await?;
-            let typed: Vec<(&(dyn ToSql + Sync), Type)> =
+            let with_types: Vec<(&(dyn ToSql + Sync), Type)> =
                 params.iter().copied().zip(types.iter().cloned()).collect();
-            if typed.len() != params.len() {
-                // Let the server report the count mismatch in its own words.
-                let st = self.prepare_marked(query).await?;
-                return self.client.query(&st, params).await;
+            if with_types.len() != params.len() {
+                return plain(self.prepare_marked(query).await?).await;
             }
-            return self.client.query_typed(query, &typed).await;
+            return typed(with_types).await;
         }
-        let st = self.prepare_cached(query).await?;
-        match self.client.query(&st, params).await {
-            Err(e) if self.stale_statement(&e) => {
-                let st = self.prepare_cached(query).await?;
-                self.client.query(&st, params).await
-            }
+        match plain(self.prepare_cached(query).await?).await {
+            Err(e) if self.stale_statement(&e) => plain(self.prepare_cached(query).await?).await,
             r => r,
         }
     }
@@ -951,22 +970,13 @@ impl PgConn {
         query: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Row, tokio_postgres::Error> {
-        if self.settings.mode == StatementCacheMode::Unnamed {
-            let types = self.param_types(query).await?;
-            let typed: Vec<(&(dyn ToSql + Sync), Type)> =
-                params.iter().copied().zip(types.iter().cloned()).collect();
-            if typed.len() == params.len() {
-                return self.client.query_typed_one(query, &typed).await;
-            }
-        }
-        let st = self.prepare_cached(query).await?;
-        match self.client.query_one(&st, params).await {
-            Err(e) if self.stale_statement(&e) => {
-                let st = self.prepare_cached(query).await?;
-                self.client.query_one(&st, params).await
-            }
-            r => r,
-        }
+        self.run_cached(
+            query,
+            params,
+            |typed| async move { self.client.query_typed_one(query, &typed).await },
+            |st| async move { self.client.query_one(&st, params).await },
+        )
+        .await
     }
 
     /// [`query_cached`](Self::query_cached) for a statement whose row count matters:
@@ -993,22 +1003,13 @@ impl PgConn {
         query: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, tokio_postgres::Error> {
-        if self.settings.mode == StatementCacheMode::Unnamed {
-            let types = self.param_types(query).await?;
-            let typed: Vec<(&(dyn ToSql + Sync), Type)> =
-                params.iter().copied().zip(types.iter().cloned()).collect();
-            if typed.len() == params.len() {
-                return self.client.execute_typed(query, &typed).await;
-            }
-        }
-        let st = self.prepare_cached(query).await?;
-        match self.client.execute(&st, params).await {
-            Err(e) if self.stale_statement(&e) => {
-                let st = self.prepare_cached(query).await?;
-                self.client.execute(&st, params).await
-            }
-            r => r,
-        }
+        self.run_cached(
+            query,
+            params,
+            |typed| async move { self.client.execute_typed(query, &typed).await },
+            |st| async move { self.client.execute(&st, params).await },
+        )
+        .await
     }
 
     /// Asks the server to cancel the query this connection is running (from another task
